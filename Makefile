@@ -1,0 +1,114 @@
+# npsd — build, test, run.  `make run` and `make check` are all a newcomer needs.
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+SANITIZE  ?= 0
+CC        ?= cc
+
+ifeq ($(SANITIZE),1)
+BUILD     ?= build/san
+SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT       := -O1
+else
+BUILD     ?= build
+SANFLAGS  :=
+OPT       := -O2
+endif
+
+PKGS      := libmicrohttpd sqlite3 libcurl jansson inih libsystemd nettle
+DEB_PKGS  := libmicrohttpd-dev libsqlite3-dev libcurl4-gnutls-dev check libjansson-dev \
+             libinih-dev libsystemd-dev pkg-config nettle-dev tzdata
+
+WARN      := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef
+CFLAGS    ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -I$(BUILD) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+LIB_SRC   := $(filter-out src/main.c src/npsctl.c,$(wildcard src/*.c))
+LIB_OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations.o
+UNIT_SRC  := $(wildcard tests/check_*.c)
+IT_SRC    := $(wildcard tests/it_*.c)
+TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC))
+TESTLIB_SRC := $(filter-out $(UNIT_SRC) $(IT_SRC),$(wildcard tests/*.c))
+MIGRATIONS := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
+
+.PHONY: all deps run check unit it lint install clean bench
+all: $(BUILD)/npsd $(BUILD)/npsctl
+
+# Installs only what is missing, so it is quick when everything is there.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/npsd/*.h) | $(BUILD)/obj
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Migrations are compiled in, so an installed npsd needs no sql/ folder.
+$(BUILD)/migrations.c: $(MIGRATIONS) sql/embed.sh | $(BUILD)/obj
+	sh sql/embed.sh $(MIGRATIONS) > $@
+
+$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libnpsd.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/npsd: src/main.c $(BUILD)/libnpsd.a
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/npsctl: src/npsctl.c $(BUILD)/libnpsd.a
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/%.c $(TESTLIB_SRC) $(wildcard tests/*.h) $(BUILD)/libnpsd.a | $(BUILD)/tests
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TESTLIB_SRC) $(BUILD)/libnpsd.a $(CHECK_LIBS) $(LDLIBS_ALL)
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+# Unit tests first (fast), then the integration tests against the real binaries.
+check: deps
+	$(MAKE) all $(TEST_BIN)
+	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC)); do \
+	  echo "== $$t"; NPSD_BIN=$(BUILD)/npsd NPSCTL_BIN=$(BUILD)/npsctl $$t; \
+	done
+
+run: deps all
+	@mkdir -p var
+	@if [ ! -s var/dev-admin.token ]; then \
+	  umask 077; $(BUILD)/npsctl --db var/npsd.db key create --role admin --name dev-admin > var/dev-admin.token; \
+	fi
+	@echo "npsd dev admin token: $$(cat var/dev-admin.token)"
+	@echo "try: curl -s -H \"Authorization: Bearer $$(cat var/dev-admin.token)\" http://127.0.0.1:8080/v1/surveys"
+	exec $(BUILD)/npsd --config etc/npsd.dev.conf
+
+bench: deps all
+	sh bench/run.sh
+
+lint:
+	@! grep -nE '\b(gets|sprintf|strcpy|strcat|strtok|atoi)\s*\(' src/*.c include/npsd/*.h tests/*.c || \
+	  { echo "banned call above"; exit 1; }
+	clang-format --dry-run --Werror src/*.c include/npsd/*.h
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/npsd $(DESTDIR)/etc/npsd \
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(BUILD)/npsd $(BUILD)/npsctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 etc/npsd.conf $(DESTDIR)$(PREFIX)/share/npsd/npsd.conf.sample
+	[ -e $(DESTDIR)/etc/npsd/npsd.conf ] || install -m 640 etc/npsd.conf $(DESTDIR)/etc/npsd/npsd.conf
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/npsd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/npsd.service
+
+clean:
+	rm -rf build

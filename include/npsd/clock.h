@@ -1,0 +1,16 @@
+#ifndef NPSD_CLOCK_H
+#define NPSD_CLOCK_H
+#include <stdint.h>
+
+/*
+ * The one source of wall-clock time, so tests can drive schedules without sleeping.
+ * When the environment variable NPSD_FAKE_CLOCK_FILE names a file (test builds and
+ * integration tests only), the time is read from it: unix seconds as text, re-read when
+ * the file changes. Otherwise it is CLOCK_REALTIME.
+ */
+int64_t clock_now(void);      /* unix seconds */
+int64_t clock_now_ms(void);   /* unix milliseconds */
+/* Monotonic milliseconds for measuring durations; never faked. */
+int64_t clock_mono_ms(void);
+
+#endif

@@ -1,0 +1,89 @@
+#ifndef NPSD_DB_H
+#define NPSD_DB_H
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * The storage layer's plumbing: connections, migrations, statement caching and the writer
+ * thread that does group commit. Only db.c and the store_*.c files see SQL; everything
+ * above calls store functions.
+ *
+ * One writer, many readers. The writer thread owns the only write connection. A write is a
+ * function (`apply`) handed to it with db_submit(); the writer takes every write queued,
+ * runs each inside its own SAVEPOINT within one BEGIN IMMEDIATE ... COMMIT
+ * (synchronous=FULL: the commit is on disk when it returns), then calls each write's `done`.
+ * One write failing rolls back only its savepoint. Readers borrow a connection of their own
+ * from a pool; WAL lets them read beside the writer.
+ */
+
+struct npsd_db;   /* the database: writer thread and reader pool */
+struct db_conn;   /* one SQLite connection with its prepared statements */
+
+/* Error codes: 0 or a negative errno, translated from SQLite at this edge. */
+#define DB_OK 0
+
+struct db_write {
+	/* Runs on the writer thread inside a savepoint. A negative return rolls the savepoint
+	 * back (its writes vanish, the neighbours' stay); 0 or positive keeps them. */
+	int (*apply)(struct db_conn *conn, void *arg);
+	/* Runs on the writer thread once the batch has committed or failed; `result` is apply's
+	 * return, or the commit's error (-EIO, -ENOSPC, -EBUSY) when the whole batch failed.
+	 * It must not block: it wakes whoever waits. */
+	void (*done)(struct db_write *w);
+	void *arg;
+	int result;
+	struct db_write *next; /* the writer's queue link */
+};
+
+/*
+ * Opens (creating if needed) the database at path, applies the pending migrations in one
+ * transaction and starts the writer thread. Returns 0 and *ret_db, which the caller closes
+ * with db_close(), or a negative errno with *ret_error malloc'ed for the caller to free.
+ */
+int db_open(const char *path, struct npsd_db **ret_db, char **ret_error);
+
+/* Drains the queued writes, stops the writer, closes every connection, frees *db and sets
+ * it to NULL. No reader may be borrowed any more. NULL and *db == NULL are no-ops. */
+void db_close(struct npsd_db **db);
+
+/* Queues w for the next batch. w is borrowed until its done() has been called.
+ * After db_close() began, done() runs at once with result -ESHUTDOWN. */
+void db_submit(struct npsd_db *db, struct db_write *w);
+
+/* Submits apply(arg) and waits for its commit; returns its result. For callers off the hot
+ * path (npsctl, the scheduler, tests). */
+int db_write_sync(struct npsd_db *db, int (*apply)(struct db_conn *conn, void *arg), void *arg);
+
+/* Called on the writer thread after every commit that changed something; for waking the
+ * threads that act on new rows. Set before the first write. */
+void db_on_commit(struct npsd_db *db, void (*hook)(void *arg), void *arg);
+
+/* Borrows a read-only connection; give it back with db_reader_put(). Never NULL: waits for
+ * one when all are lent out. */
+struct db_conn *db_reader(struct npsd_db *db);
+void db_reader_put(struct npsd_db *db, struct db_conn *conn);
+
+/* The statement for sql on this connection, prepared once and cached by the address of sql
+ * (so pass a static string), reset and with no bindings. NULL on a preparation error, which
+ * is a bug (logged). Give it back with db_done() before the connection is returned. */
+sqlite3_stmt *db_prepare(struct db_conn *conn, const char *sql);
+void db_done(sqlite3_stmt *stmt);
+
+/* The SQLite result code as a negative errno: BUSY/LOCKED -EBUSY, FULL -ENOSPC,
+ * CONSTRAINT -EEXIST, anything else -EIO. */
+int db_errno(int sqlite_rc);
+
+/* Runs fn inside a nested savepoint of the writer's transaction, rolled back alone when fn
+ * returns a negative value: for a write made of parts that fail one by one. */
+int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg);
+
+sqlite3 *db_handle(struct db_conn *conn);
+/* Number of writes committed since start and batches that carried them (for metrics). */
+void db_write_stats(struct npsd_db *db, uint64_t *ret_writes, uint64_t *ret_batches);
+
+/* Helpers for binding: NULL binds SQL NULL. */
+int db_bind_text(sqlite3_stmt *stmt, int idx, const char *text);
+const char *db_column_text(sqlite3_stmt *stmt, int col); /* NULL for SQL NULL */
+
+#endif

@@ -1,0 +1,106 @@
+#ifndef NPSD_HTTP_H
+#define NPSD_HTTP_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "npsd/auth.h"
+#include "npsd/validate.h"
+
+/*
+ * The HTTP server: libmicrohttpd with a thread pool, the router, bodies and their limits,
+ * and SPEC's JSON replies and error body. Handlers (api_*.c) see only this header, never
+ * MHD: they read the request through the accessors and answer with one http_reply_*().
+ *
+ * A handler that must wait for the writer calls http_suspend() before it submits: the
+ * connection then sleeps without holding a pool thread, the write's done() calls
+ * http_resume(), and the `resumed` function runs on a pool thread to send the reply.
+ */
+
+struct npsd_app;
+struct http_server;
+struct http_request;
+
+enum http_method {
+	HTTP_GET = 1 << 0,
+	HTTP_POST = 1 << 1,
+	HTTP_PUT = 1 << 2,
+	HTTP_PATCH = 1 << 3,
+	HTTP_DELETE = 1 << 4,
+};
+
+enum body_rule {
+	BODY_NONE,     /* a body is ignored */
+	BODY_OPTIONAL, /* JSON when present */
+	BODY_REQUIRED, /* JSON, must be present */
+};
+
+struct route {
+	unsigned method;
+	const char *pattern; /* "/v1/surveys/:id": ":id" matches a positive integer */
+	unsigned roles;      /* enum role bits allowed; 0 = public, no token needed */
+	enum body_rule body;
+	void (*handle)(struct http_request *req);
+};
+
+struct http_options {
+	const char *host;        /* numeric or a name */
+	uint16_t port;           /* 0 = ephemeral */
+	unsigned threads;        /* 0 = one per core */
+	size_t max_body;
+	unsigned connection_timeout;
+	const char *tls_cert_pem, *tls_key_pem; /* file contents, or NULL for plain HTTP */
+};
+
+/* Starts listening. routes (ending with a zeroed entry) and app are borrowed for the
+ * server's lifetime. Returns 0 and *ret_server, or a negative errno. */
+int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
+               struct http_server **ret_server);
+/* The port bound (useful with port 0). */
+uint16_t http_port(const struct http_server *srv);
+/* Stops accepting new connections; in-flight requests go on. */
+void http_quiesce(struct http_server *srv);
+/* Waits until no request is in flight or timeout_ms passed; returns how many are left. */
+unsigned http_drain(struct http_server *srv, int64_t timeout_ms);
+/* Stops the server (closing whatever is left), frees *srv and NULLs it. NULL is a no-op. */
+void http_stop(struct http_server **srv);
+/* Requests being handled now (for metrics and drain). */
+unsigned http_in_flight(const struct http_server *srv);
+
+/* ---- for handlers ---- */
+struct npsd_app *http_app(struct http_request *req);
+const struct principal *http_principal(struct http_request *req);
+int64_t http_path_id(struct http_request *req);           /* the :id, 0 when none */
+const char *http_query(struct http_request *req, const char *key); /* NULL when absent */
+/* The parsed JSON body (BODY_OPTIONAL: NULL when there was none); owned by the request. */
+json_t *http_json(struct http_request *req);
+
+/* Per-request state a handler keeps across suspension; free_fn (may be NULL) runs when
+ * the request ends, whatever happened. */
+void http_set_state(struct http_request *req, void *state, void (*free_fn)(void *state));
+void *http_state(struct http_request *req);
+
+/* Replies. Exactly one per request. body is stolen (freed by the server). */
+void http_reply_json(struct http_request *req, unsigned status, json_t *body);
+void http_reply_empty(struct http_request *req, unsigned status);
+void http_reply_error(struct http_request *req, unsigned status, const char *code, const char *field,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void http_reply_field_error(struct http_request *req, const struct field_error *err);
+/* 503 unavailable with Retry-After, or the right 4xx, for a storage error (negative errno). */
+void http_reply_storage_error(struct http_request *req, int err);
+/* The SPEC error object alone, for per-item results in batch replies. */
+json_t *http_error_object(const char *code, const char *field, const char *message);
+
+/* Suspends the connection; `resumed` will run (on a pool thread) after http_resume(). */
+void http_suspend(struct http_request *req, void (*resumed)(struct http_request *req));
+/* Safe from any thread, once per suspension. */
+void http_resume(struct http_request *req);
+
+/* Helpers for handlers: query parameters. Each returns 0 (value written, or left as is when
+ * absent) or replies 400 naming the parameter and returns -1. */
+int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value);
+int http_query_time(struct http_request *req, const char *key, int64_t *value);
+int http_query_token(struct http_request *req, const char *key, const char **value);
+
+#endif

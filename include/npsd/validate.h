@@ -1,0 +1,61 @@
+#ifndef NPSD_VALIDATE_H
+#define NPSD_VALIDATE_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Pure checks of what clients send: no I/O, no globals, so unit tests need no daemon.
+ */
+
+/* A client error, rendered by the HTTP layer as SPEC's error body. code is a static string
+ * ("invalid_field" or "missing_field"); field is the dotted JSON path ("customer.phone"). */
+struct field_error {
+	const char *code;
+	char field[96];
+	char message[192];
+};
+
+/* One survey answer after validation. Every pointer borrows from the json_t it came from
+ * and lives as long as that document. Absent optional strings are NULL. */
+struct survey_input {
+	const char *response_id;
+	const char *customer_id;
+	const char *customer_name;
+	const char *customer_phone;
+	const char *customer_email;
+	const char *customer_language;
+	const char *touchpoint;
+	const char *channel;
+	const char *comment;
+	int score;
+	int64_t answered_at;     /* unix seconds, UTC; `now` when absent */
+	bool answered_at_given;
+	bool consent;            /* contact_consent, default true */
+	json_t *attributes;      /* borrowed object, NULL when absent or empty */
+};
+
+/*
+ * Checks one answer against every rule of SPEC's Surveys section. now is unix seconds.
+ * Returns 0 and fills *ret, or -1 and fills *err (the first problem found, deterministic
+ * order: top-level unknown fields, then required, then optional fields).
+ */
+int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct field_error *err);
+
+/* "promoter" (9-10), "passive" (7-8) or "detractor" (0-6). */
+const char *survey_category(int score);
+
+/* Field-level checks, exposed for reuse by other resources and for tests. */
+size_t utf8_length(const char *s);                  /* code points; s is valid UTF-8 */
+bool valid_token_name(const char *s);               /* [a-z0-9_.-]{1,64} */
+bool valid_e164(const char *s);                     /* "+" and 8-15 digits */
+bool valid_email(const char *s);
+bool valid_language(const char *s);                 /* BCP 47 shape: "nl", "en-GB" */
+
+/* RFC 3339 ("2026-11-22T10:15:00Z", "+01:00" offsets, fractions dropped) to unix seconds. */
+int time_parse_rfc3339(const char *s, int64_t *ret_seconds);
+/* Writes "2026-11-22T10:15:00Z" (21 bytes with NUL) into buf; returns buf. */
+char *time_format_rfc3339(int64_t seconds, char buf[static 21]);
+
+#endif

@@ -1,0 +1,269 @@
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/api.h"
+#include "npsd/app.h"
+#include "npsd/clock.h"
+#include "npsd/surveys.h"
+
+#define BATCH_MAX 1000
+#define LIST_DEFAULT 50
+#define LIST_MAX 500
+
+/* A POST in flight: its items, the one write that stores them, and the request to wake. */
+struct ingest_request {
+	struct db_write write;
+	struct http_request *req;
+	bool batch;
+	size_t nitems;
+	struct ingest_slot {
+		struct ingest_item item;
+		json_t *error;       /* a validation error object, or NULL when the item was valid */
+	} slots[];
+};
+
+static void ingest_request_free(void *state)
+{
+	struct ingest_request *ir = state;
+	if (!ir)
+		return;
+	for (size_t i = 0; i < ir->nitems; i++)
+		json_decref(ir->slots[i].error);
+	free(ir);
+}
+
+static int ingest_one(struct db_conn *conn, void *arg)
+{
+	struct ingest_item *item = arg;
+	return surveys_ingest(conn, item, clock_now());
+}
+
+/* Runs on the writer thread. A batch is one write, so it commits whole or not at all;
+ * inside it each item has a savepoint of its own. */
+static int ingest_apply(struct db_conn *conn, void *arg)
+{
+	struct ingest_request *ir = arg;
+	for (size_t i = 0; i < ir->nitems; i++) {
+		struct ingest_slot *slot = &ir->slots[i];
+		if (slot->error)
+			continue;
+		int r = ir->batch ? db_isolated(conn, ingest_one, &slot->item) : ingest_one(conn, &slot->item);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void ingest_done(struct db_write *w)
+{
+	struct ingest_request *ir = (struct ingest_request *)w;
+	http_resume(ir->req);
+}
+
+static json_t *callback_json(const struct ingest_item *item)
+{
+	if (!item->has_callback)
+		return json_null();
+	char due[21];
+	return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)item->callback.id, "status",
+	                 item->callback.status, "due_at", time_format_rfc3339(item->callback.due_at, due));
+}
+
+static json_t *item_json(const struct ingest_item *item)
+{
+	return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)item->survey_id, "response_id",
+	                 item->in.response_id, "category", survey_category(item->score), "callback",
+	                 callback_json(item));
+}
+
+static json_t *conflict_error(void)
+{
+	return http_error_object("conflict", "response_id",
+	                         "response_id was already used for a different answer");
+}
+
+static void ingest_resumed(struct http_request *req)
+{
+	struct ingest_request *ir = http_state(req);
+	if (ir->write.result < 0) {
+		http_reply_storage_error(req, ir->write.result);
+		return;
+	}
+	if (!ir->batch) {
+		const struct ingest_item *item = &ir->slots[0].item;
+		if (item->status == 409) {
+			json_t *body = json_object();
+			json_object_set_new(body, "error", conflict_error());
+			http_reply_json(req, 409, body);
+			return;
+		}
+		http_reply_json(req, item->status, item_json(item));
+		return;
+	}
+	json_t *results = json_array();
+	for (size_t i = 0; i < ir->nitems; i++) {
+		const struct ingest_slot *slot = &ir->slots[i];
+		json_t *result;
+		if (slot->error) {
+			result = json_pack("{s:i, s:O}", "status", 400, "error", slot->error);
+		} else if (slot->item.status == 409) {
+			result = json_pack("{s:i, s:o}", "status", 409, "error", conflict_error());
+		} else {
+			result = item_json(&slot->item);
+			json_object_set_new(result, "status", json_integer(slot->item.status));
+		}
+		json_array_append_new(results, result);
+	}
+	http_reply_json(req, 200, results);
+}
+
+static json_t *validation_error(json_t *doc, int64_t now, struct survey_input *in)
+{
+	struct field_error err;
+	if (validate_survey(doc, now, in, &err) == 0)
+		return NULL;
+	return http_error_object(err.code, err.field, err.message);
+}
+
+void api_surveys_post(struct http_request *req)
+{
+	struct npsd_app *app = http_app(req);
+	json_t *doc = http_json(req);
+	bool batch = json_is_array(doc);
+	size_t n = batch ? json_array_size(doc) : 1;
+	if (batch && (n == 0 || n > BATCH_MAX)) {
+		http_reply_error(req, 400, "invalid_field", NULL, "a batch holds 1 to %d answers, not %zu",
+		                 BATCH_MAX, n);
+		return;
+	}
+	struct ingest_request *ir = calloc(1, sizeof *ir + n * sizeof ir->slots[0]);
+	if (!ir) {
+		http_reply_storage_error(req, -ENOMEM);
+		return;
+	}
+	http_set_state(req, ir, ingest_request_free);
+	ir->req = req;
+	ir->batch = batch;
+	ir->nitems = n;
+	int64_t now = clock_now();
+	size_t valid = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ingest_slot *slot = &ir->slots[i];
+		slot->error = validation_error(batch ? json_array_get(doc, i) : doc, now, &slot->item.in);
+		if (slot->error)
+			continue;
+		slot->item.source = http_principal(req)->name;
+		slot->item.cfg = app->cfg;
+		valid++;
+	}
+	if (!batch && ir->slots[0].error) {
+		json_t *body = json_object();
+		json_object_set(body, "error", ir->slots[0].error);
+		http_reply_json(req, 400, body);
+		return;
+	}
+	if (valid == 0) {
+		ingest_resumed(req);
+		return;
+	}
+	ir->write.apply = ingest_apply;
+	ir->write.done = ingest_done;
+	ir->write.arg = ir;
+	/* Suspend before submitting: the writer may finish before this function returns. */
+	http_suspend(req, ingest_resumed);
+	db_submit(app->db, &ir->write);
+}
+
+static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)
+{
+	char answered[21], received[21], updated[21];
+	json_t *attributes = row->attributes ? json_loads(row->attributes, 0, NULL) : NULL;
+	json_t *callback = json_null();
+	struct callback_brief cb;
+	if (row->callback_id && store_callback_brief(conn, row->callback_id, &cb) == 0) {
+		char due[21];
+		json_decref(callback);
+		callback = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)cb.id, "status", cb.status,
+		                     "due_at", time_format_rfc3339(cb.due_at, due));
+	}
+	return json_pack(
+		"{s:I, s:s, s:s, s:{s:s}, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:s?, s:b, s:o, s:b, s:s?, s:o}",
+		"id", (json_int_t)row->id, "response_id", row->response_id, "source", row->source,
+		"customer", "id", row->customer_id, "touchpoint", row->touchpoint, "channel", row->channel,
+		"score", row->score, "category", survey_category(row->score), "comment", row->comment,
+		"answered_at", time_format_rfc3339(row->answered_at, answered),
+		"received_at", time_format_rfc3339(row->received_at, received),
+		"updated_at", row->updated_at ? time_format_rfc3339(row->updated_at, updated) : NULL,
+		"contact_consent", row->consent, "attributes", attributes ? attributes : json_object(),
+		"excluded", row->excluded, "exclude_reason", row->exclude_reason, "callback", callback);
+}
+
+void api_surveys_get(struct http_request *req)
+{
+	struct npsd_app *app = http_app(req);
+	struct db_conn *conn = db_reader(app->db);
+	struct survey_row row;
+	int r = store_survey_get(conn, http_path_id(req), &row);
+	if (r == 0) {
+		http_reply_json(req, 200, survey_json(conn, &row));
+		survey_row_clear(&row);
+	} else if (r == -ENOENT) {
+		http_reply_error(req, 404, "not_found", NULL, "no survey with id %lld", (long long)http_path_id(req));
+	} else {
+		http_reply_storage_error(req, r);
+	}
+	db_reader_put(app->db, conn);
+}
+
+struct list_state {
+	struct db_conn *conn;
+	json_t *items;
+	int64_t last_id;
+};
+
+static int list_add(const struct survey_row *row, void *arg)
+{
+	struct list_state *st = arg;
+	json_array_append_new(st->items, survey_json(st->conn, row));
+	st->last_id = row->id;
+	return 0;
+}
+
+void api_surveys_list(struct http_request *req)
+{
+	struct npsd_app *app = http_app(req);
+	struct survey_filter f = { .max_score = -1, .limit = LIST_DEFAULT };
+	int64_t max_score = -1, limit = LIST_DEFAULT, cursor = 0;
+	if (http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
+	    http_query_int(req, "max_score", 0, 10, &max_score) < 0 ||
+	    http_query_time(req, "from", &f.from) < 0 || http_query_time(req, "to", &f.to) < 0 ||
+	    http_query_int(req, "limit", 1, LIST_MAX, &limit) < 0 ||
+	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0)
+		return;
+	f.customer_id = http_query(req, "customer_id");
+	f.max_score = (int)max_score;
+	f.before_id = cursor;
+	f.limit = (int)limit + 1; /* one more tells whether a next page exists */
+	struct list_state st = { .conn = db_reader(app->db), .items = json_array() };
+	int r = store_survey_list(st.conn, &f, list_add, &st);
+	db_reader_put(app->db, st.conn);
+	if (r < 0) {
+		json_decref(st.items);
+		http_reply_storage_error(req, r);
+		return;
+	}
+	json_t *next = json_null();
+	if (json_array_size(st.items) > (size_t)limit) {
+		json_array_remove(st.items, (size_t)limit);
+		json_t *last = json_array_get(st.items, (size_t)limit - 1);
+		char cursor_text[24];
+		snprintf(cursor_text, sizeof cursor_text, "%lld",
+		         (long long)json_integer_value(json_object_get(last, "id")));
+		json_decref(next);
+		next = json_string(cursor_text);
+	}
+	http_reply_json(req, 200, json_pack("{s:o, s:o}", "surveys", st.items, "next_cursor", next));
+}

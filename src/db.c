@@ -1,0 +1,522 @@
+#include "npsd/db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "npsd/log.h"
+#include "npsd/migrations.h"
+
+#define STMT_SLOTS 512     /* distinct statements per connection; far more than we have */
+#define MAX_READERS 64     /* beyond this, readers wait: each connection costs a page cache */
+#define BUSY_TIMEOUT_MS 5000
+
+struct stmt_slot {
+	const char *sql;
+	sqlite3_stmt *stmt;
+};
+
+struct db_conn {
+	sqlite3 *handle;
+	struct db_conn *next_free;
+	struct stmt_slot slots[STMT_SLOTS];
+};
+
+struct npsd_db {
+	char *path;
+	struct db_conn *writer;
+	pthread_t writer_thread;
+	int writer_running;
+
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_wake;
+	struct db_write *queue_head, *queue_tail;
+	int stopping;
+
+	void (*commit_hook)(void *arg);
+	void *commit_hook_arg;
+
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_wake;
+	struct db_conn *free_readers;
+	struct db_conn *readers[MAX_READERS];
+	size_t nreaders;
+
+	atomic_uint_fast64_t writes_committed, batches_committed;
+};
+
+int db_errno(int sqlite_rc)
+{
+	switch (sqlite_rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+sqlite3 *db_handle(struct db_conn *conn)
+{
+	return conn->handle;
+}
+
+static size_t slot_index(const char *sql)
+{
+	uintptr_t p = (uintptr_t)sql;
+	return (size_t)((p >> 3) * 2654435761u) % STMT_SLOTS;
+}
+
+sqlite3_stmt *db_prepare(struct db_conn *conn, const char *sql)
+{
+	size_t i = slot_index(sql);
+	for (size_t probes = 0; probes < STMT_SLOTS; probes++, i = (i + 1) % STMT_SLOTS) {
+		struct stmt_slot *slot = &conn->slots[i];
+		if (slot->sql == sql)
+			return slot->stmt;
+		if (slot->sql)
+			continue;
+		sqlite3_stmt *stmt;
+		int rc = sqlite3_prepare_v3(conn->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+		if (rc != SQLITE_OK) {
+			log_error("db: cannot prepare statement: %s", sqlite3_errmsg(conn->handle));
+			return NULL;
+		}
+		slot->sql = sql;
+		slot->stmt = stmt;
+		return stmt;
+	}
+	log_error("db: statement cache full");
+	return NULL;
+}
+
+void db_done(sqlite3_stmt *stmt)
+{
+	if (!stmt)
+		return;
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+}
+
+int db_bind_text(sqlite3_stmt *stmt, int idx, const char *text)
+{
+	if (!text)
+		return sqlite3_bind_null(stmt, idx);
+	return sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
+}
+
+const char *db_column_text(sqlite3_stmt *stmt, int col)
+{
+	return (const char *)sqlite3_column_text(stmt, col);
+}
+
+static void conn_close(struct db_conn **conn)
+{
+	if (!conn || !*conn)
+		return;
+	for (size_t i = 0; i < STMT_SLOTS; i++)
+		sqlite3_finalize((*conn)->slots[i].stmt);
+	sqlite3_close((*conn)->handle);
+	free(*conn);
+	*conn = NULL;
+}
+
+/* Runs a fixed statement, e.g. a pragma; returns 0 or a negative errno. */
+static int conn_exec(struct db_conn *conn, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(conn->handle, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		log_error("db: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return db_errno(rc);
+	}
+	return 0;
+}
+
+/* Runs a cached statement that returns no rows. */
+static int conn_step_cached(struct db_conn *conn, const char *sql)
+{
+	sqlite3_stmt *stmt = db_prepare(conn, sql);
+	if (!stmt)
+		return -EIO;
+	int rc = sqlite3_step(stmt);
+	db_done(stmt);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_error("db: %s: %s", sql, sqlite3_errmsg(conn->handle));
+		return db_errno(rc);
+	}
+	return 0;
+}
+
+int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg)
+{
+	int r = conn_step_cached(conn, "SAVEPOINT one_part");
+	if (r < 0)
+		return r;
+	int result = fn(conn, arg);
+	if (sqlite3_get_autocommit(conn->handle))
+		return result < 0 ? result : -EIO; /* the whole transaction is gone */
+	if (result < 0 && (r = conn_step_cached(conn, "ROLLBACK TO one_part")) < 0)
+		return r;
+	r = conn_step_cached(conn, "RELEASE one_part");
+	return r < 0 ? r : result;
+}
+
+static int conn_open(const char *path, int readonly, struct db_conn **ret_conn, char **ret_error)
+{
+	struct db_conn *conn = calloc(1, sizeof *conn);
+	if (!conn)
+		return -ENOMEM;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (readonly ? 0 : SQLITE_OPEN_CREATE);
+	int rc = sqlite3_open_v2(path, &conn->handle, flags, NULL);
+	if (rc != SQLITE_OK) {
+		if (ret_error && asprintf(ret_error, "%s: %s", path,
+		                          conn->handle ? sqlite3_errmsg(conn->handle) : sqlite3_errstr(rc)) < 0)
+			*ret_error = NULL;
+		conn_close(&conn);
+		return db_errno(rc);
+	}
+	sqlite3_busy_timeout(conn->handle, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(conn->handle, 1);
+	/* synchronous=FULL: in WAL mode the log is fsynced at every commit, so a 201 survives a
+	 * power cut. Readers are query_only so a bug can never write outside the writer. */
+	const char *pragmas = readonly
+		? "PRAGMA query_only = 1; PRAGMA foreign_keys = OFF;"
+		: "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;";
+	int r = conn_exec(conn, pragmas);
+	if (r < 0) {
+		if (ret_error && asprintf(ret_error, "%s: cannot set up the connection: %s", path,
+		                          sqlite3_errmsg(conn->handle)) < 0)
+			*ret_error = NULL;
+		conn_close(&conn);
+		return r;
+	}
+	*ret_conn = conn;
+	return 0;
+}
+
+static int read_user_version(struct db_conn *conn, int *ret_version)
+{
+	sqlite3_stmt *stmt;
+	int rc = sqlite3_prepare_v2(conn->handle, "PRAGMA user_version", -1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*ret_version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+/* Applies every migration newer than user_version, all in one transaction, so a failed
+ * start leaves the schema as it was. */
+static int migrate(struct db_conn *conn, char **ret_error)
+{
+	int r = conn_exec(conn, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto fail_msg;
+	int version = 0;
+	r = read_user_version(conn, &version);
+	if (r < 0)
+		goto rollback;
+	int newest = migrations_count ? migrations[migrations_count - 1].version : 0;
+	if (version > newest) {
+		if (asprintf(ret_error, "database schema version %d is newer than this npsd knows (%d)",
+		             version, newest) < 0)
+			*ret_error = NULL;
+		conn_exec(conn, "ROLLBACK");
+		return -EPROTO;
+	}
+	for (size_t i = 0; i < migrations_count; i++) {
+		const struct migration *m = &migrations[i];
+		if (m->version <= version)
+			continue;
+		char *msg = NULL;
+		int rc = sqlite3_exec(conn->handle, m->sql, NULL, NULL, &msg);
+		if (rc != SQLITE_OK) {
+			if (asprintf(ret_error, "migration %s failed: %s", m->name, msg ? msg : sqlite3_errstr(rc)) < 0)
+				*ret_error = NULL;
+			sqlite3_free(msg);
+			conn_exec(conn, "ROLLBACK");
+			return db_errno(rc);
+		}
+		char pragma[64];
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+		r = conn_exec(conn, pragma);
+		if (r < 0)
+			goto rollback;
+		log_info("db: applied migration %s", m->name);
+	}
+	r = conn_exec(conn, "COMMIT");
+	if (r < 0)
+		goto rollback;
+	return 0;
+rollback:
+	conn_exec(conn, "ROLLBACK");
+fail_msg:
+	if (asprintf(ret_error, "cannot migrate the database: %s", sqlite3_errmsg(conn->handle)) < 0)
+		*ret_error = NULL;
+	return r;
+}
+
+static void fail_batch(struct db_write *batch, int result)
+{
+	for (struct db_write *w = batch; w; w = w->next)
+		w->result = result;
+}
+
+/* One transaction for the whole batch: one fsync however many writes it carries. */
+static void run_batch(struct npsd_db *db, struct db_write *batch)
+{
+	struct db_conn *conn = db->writer;
+	sqlite3 *h = conn->handle;
+	uint64_t count = 0;
+	int changes_before = sqlite3_total_changes(h);
+	int r = conn_step_cached(conn, "BEGIN IMMEDIATE");
+	if (r < 0) {
+		fail_batch(batch, r);
+		goto finish;
+	}
+	for (struct db_write *w = batch; w; w = w->next) {
+		count++;
+		r = conn_step_cached(conn, "SAVEPOINT one_write");
+		if (r < 0) {
+			fail_batch(batch, r);
+			goto rollback;
+		}
+		w->result = w->apply(conn, w->arg);
+		if (sqlite3_get_autocommit(h)) {
+			/* SQLite rolled the whole transaction back (disk full, I/O error): every
+			 * write of this batch is gone, so every one of them must hear so. */
+			fail_batch(batch, w->result < 0 ? w->result : -EIO);
+			goto finish;
+		}
+		if (w->result < 0 && (r = conn_step_cached(conn, "ROLLBACK TO one_write")) < 0) {
+			fail_batch(batch, r);
+			goto rollback;
+		}
+		if ((r = conn_step_cached(conn, "RELEASE one_write")) < 0) {
+			fail_batch(batch, r);
+			goto rollback;
+		}
+	}
+	r = conn_step_cached(conn, "COMMIT");
+	if (r < 0) {
+		fail_batch(batch, r);
+		goto rollback;
+	}
+	atomic_fetch_add(&db->writes_committed, count);
+	atomic_fetch_add(&db->batches_committed, 1);
+	if (db->commit_hook && sqlite3_total_changes(h) != changes_before)
+		db->commit_hook(db->commit_hook_arg);
+	goto finish;
+rollback:
+	if (!sqlite3_get_autocommit(h))
+		conn_step_cached(conn, "ROLLBACK");
+finish:
+	for (struct db_write *w = batch, *next; w; w = next) {
+		next = w->next; /* done() may free w */
+		w->done(w);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct npsd_db *db = arg;
+	for (;;) {
+		pthread_mutex_lock(&db->queue_lock);
+		while (!db->queue_head && !db->stopping)
+			pthread_cond_wait(&db->queue_wake, &db->queue_lock);
+		struct db_write *batch = db->queue_head;
+		db->queue_head = db->queue_tail = NULL;
+		pthread_mutex_unlock(&db->queue_lock);
+		if (!batch)
+			break; /* stopping and drained */
+		run_batch(db, batch);
+	}
+	return NULL;
+}
+
+int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
+{
+	*ret_error = NULL;
+	struct npsd_db *db = calloc(1, sizeof *db);
+	if (!db)
+		return -ENOMEM;
+	int r = -ENOMEM;
+	db->path = strdup(path);
+	if (!db->path)
+		goto fail;
+	pthread_mutex_init(&db->queue_lock, NULL);
+	pthread_cond_init(&db->queue_wake, NULL);
+	pthread_mutex_init(&db->pool_lock, NULL);
+	pthread_cond_init(&db->pool_wake, NULL);
+	r = conn_open(path, 0, &db->writer, ret_error);
+	if (r < 0)
+		goto fail;
+	r = migrate(db->writer, ret_error);
+	if (r < 0)
+		goto fail;
+	r = -pthread_create(&db->writer_thread, NULL, writer_main, db);
+	if (r < 0) {
+		if (asprintf(ret_error, "cannot start the writer thread: %s", strerror(-r)) < 0)
+			*ret_error = NULL;
+		goto fail;
+	}
+	db->writer_running = 1;
+	*ret_db = db;
+	return 0;
+fail:
+	db_close(&db);
+	return r;
+}
+
+void db_close(struct npsd_db **dbp)
+{
+	if (!dbp || !*dbp)
+		return;
+	struct npsd_db *db = *dbp;
+	if (db->writer_running) {
+		pthread_mutex_lock(&db->queue_lock);
+		db->stopping = 1;
+		pthread_cond_broadcast(&db->queue_wake);
+		pthread_mutex_unlock(&db->queue_lock);
+		pthread_join(db->writer_thread, NULL);
+	}
+	for (size_t i = 0; i < db->nreaders; i++)
+		conn_close(&db->readers[i]);
+	if (db->writer) /* a clean close checkpoints the WAL, so the file alone is complete */
+		conn_close(&db->writer);
+	pthread_mutex_destroy(&db->queue_lock);
+	pthread_cond_destroy(&db->queue_wake);
+	pthread_mutex_destroy(&db->pool_lock);
+	pthread_cond_destroy(&db->pool_wake);
+	free(db->path);
+	free(db);
+	*dbp = NULL;
+}
+
+void db_submit(struct npsd_db *db, struct db_write *w)
+{
+	w->next = NULL;
+	pthread_mutex_lock(&db->queue_lock);
+	if (db->stopping) {
+		pthread_mutex_unlock(&db->queue_lock);
+		w->result = -ESHUTDOWN;
+		w->done(w);
+		return;
+	}
+	if (db->queue_tail)
+		db->queue_tail->next = w;
+	else
+		db->queue_head = w;
+	db->queue_tail = w;
+	pthread_cond_signal(&db->queue_wake);
+	pthread_mutex_unlock(&db->queue_lock);
+}
+
+struct sync_write {
+	struct db_write w;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int finished;
+};
+
+static void sync_write_done(struct db_write *w)
+{
+	struct sync_write *s = (struct sync_write *)w;
+	pthread_mutex_lock(&s->lock);
+	s->finished = 1;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int db_write_sync(struct npsd_db *db, int (*apply)(struct db_conn *conn, void *arg), void *arg)
+{
+	struct sync_write s = { .w = { .apply = apply, .done = sync_write_done, .arg = arg } };
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	db_submit(db, &s.w);
+	pthread_mutex_lock(&s.lock);
+	while (!s.finished)
+		pthread_cond_wait(&s.cond, &s.lock);
+	pthread_mutex_unlock(&s.lock);
+	pthread_mutex_destroy(&s.lock);
+	pthread_cond_destroy(&s.cond);
+	return s.w.result;
+}
+
+void db_on_commit(struct npsd_db *db, void (*hook)(void *arg), void *arg)
+{
+	db->commit_hook = hook;
+	db->commit_hook_arg = arg;
+}
+
+struct db_conn *db_reader(struct npsd_db *db)
+{
+	pthread_mutex_lock(&db->pool_lock);
+	for (;;) {
+		struct db_conn *conn = db->free_readers;
+		if (conn) {
+			db->free_readers = conn->next_free;
+			pthread_mutex_unlock(&db->pool_lock);
+			return conn;
+		}
+		if (db->nreaders < MAX_READERS) {
+			char *err = NULL;
+			if (conn_open(db->path, 1, &conn, &err) == 0) {
+				db->readers[db->nreaders++] = conn;
+				pthread_mutex_unlock(&db->pool_lock);
+				return conn;
+			}
+			log_error("db: cannot open a reader: %s", err ? err : "out of memory");
+			free(err);
+			if (db->nreaders == 0) {
+				/* Nothing to wait for: fall back on the writer is not allowed, so retry
+				 * after a pause rather than deadlock. */
+				pthread_mutex_unlock(&db->pool_lock);
+				struct timespec pause = { 0, 100 * 1000 * 1000 };
+				nanosleep(&pause, NULL);
+				pthread_mutex_lock(&db->pool_lock);
+				continue;
+			}
+		}
+		pthread_cond_wait(&db->pool_wake, &db->pool_lock);
+	}
+}
+
+void db_reader_put(struct npsd_db *db, struct db_conn *conn)
+{
+	if (!conn)
+		return;
+	pthread_mutex_lock(&db->pool_lock);
+	conn->next_free = db->free_readers;
+	db->free_readers = conn;
+	pthread_cond_signal(&db->pool_wake);
+	pthread_mutex_unlock(&db->pool_lock);
+}
+
+void db_write_stats(struct npsd_db *db, uint64_t *ret_writes, uint64_t *ret_batches)
+{
+	*ret_writes = atomic_load(&db->writes_committed);
+	*ret_batches = atomic_load(&db->batches_committed);
+}

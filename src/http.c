@@ -1,0 +1,640 @@
+#include "npsd/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "npsd/app.h"
+#include "npsd/log.h"
+
+#define MAX_PATH_SEGMENTS 8
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	const struct route *routes;
+	struct npsd_app *app;
+	size_t max_body;
+	uint16_t port;
+	atomic_uint in_flight;
+};
+
+enum request_phase {
+	PHASE_BODY,      /* reading the body */
+	PHASE_SUSPENDED, /* waiting for the writer */
+	PHASE_REPLIED,   /* a reply is queued or ready */
+};
+
+struct http_request {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	const struct route *route;
+	enum request_phase phase;
+	struct principal principal;
+	int64_t path_id;
+
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_large;
+	json_t *json;
+
+	void (*resumed)(struct http_request *req);
+	void *state;
+	void (*state_free)(void *state);
+
+	/* the reply, built by http_reply_*() and queued by the access handler */
+	bool has_reply;
+	unsigned status;
+	char *reply_body;
+	size_t reply_len;
+	const char *allow;    /* methods for a 405 */
+	int retry_after;      /* seconds for a 429/503; 0 = none */
+};
+
+/* ---------- replies ---------- */
+
+static void set_reply(struct http_request *req, unsigned status, char *body, size_t len)
+{
+	if (req->has_reply) {
+		/* A handler bug: keep the first reply, drop this one. */
+		log_error("http: second reply (%u) for one request ignored", status);
+		free(body);
+		return;
+	}
+	req->has_reply = true;
+	req->status = status;
+	req->reply_body = body;
+	req->reply_len = len;
+}
+
+void http_reply_json(struct http_request *req, unsigned status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text) {
+		static const char oom[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}";
+		req->retry_after = 1;
+		set_reply(req, 503, strdup(oom), sizeof oom - 1);
+		return;
+	}
+	set_reply(req, status, text, strlen(text));
+}
+
+void http_reply_empty(struct http_request *req, unsigned status)
+{
+	set_reply(req, status, NULL, 0);
+}
+
+json_t *http_error_object(const char *code, const char *field, const char *message)
+{
+	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (err && field)
+		json_object_set_new(err, "field", json_string(field));
+	return err;
+}
+
+static void reply_error_text(struct http_request *req, unsigned status, const char *code,
+                             const char *field, const char *message)
+{
+	json_t *body = json_object();
+	json_object_set_new(body, "error", http_error_object(code, field, message));
+	http_reply_json(req, status, body);
+}
+
+void http_reply_error(struct http_request *req, unsigned status, const char *code, const char *field,
+                      const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	reply_error_text(req, status, code, field, message);
+}
+
+void http_reply_field_error(struct http_request *req, const struct field_error *err)
+{
+	reply_error_text(req, 400, err->code, err->field, err->message);
+}
+
+void http_reply_storage_error(struct http_request *req, int err)
+{
+	switch (err) {
+	case -ENOENT:
+		http_reply_error(req, 404, "not_found", NULL, "no such object");
+		return;
+	case -EEXIST:
+		http_reply_error(req, 409, "conflict", NULL, "the change conflicts with stored data");
+		return;
+	case -ESHUTDOWN:
+		req->retry_after = 5;
+		http_reply_error(req, 503, "unavailable", NULL, "npsd is shutting down; retry shortly");
+		return;
+	case -ENOSPC:
+		req->retry_after = 60;
+		http_reply_error(req, 503, "unavailable", NULL, "storage is full; nothing was written");
+		return;
+	default:
+		req->retry_after = 1;
+		http_reply_error(req, 503, "unavailable", NULL, "storage is busy; nothing was written");
+		return;
+	}
+}
+
+/* ---------- accessors ---------- */
+
+struct npsd_app *http_app(struct http_request *req)
+{
+	return req->srv->app;
+}
+
+const struct principal *http_principal(struct http_request *req)
+{
+	return &req->principal;
+}
+
+int64_t http_path_id(struct http_request *req)
+{
+	return req->path_id;
+}
+
+const char *http_query(struct http_request *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+json_t *http_json(struct http_request *req)
+{
+	return req->json;
+}
+
+void http_set_state(struct http_request *req, void *state, void (*free_fn)(void *state))
+{
+	req->state = state;
+	req->state_free = free_fn;
+}
+
+void *http_state(struct http_request *req)
+{
+	return req->state;
+}
+
+void http_suspend(struct http_request *req, void (*resumed)(struct http_request *req))
+{
+	req->resumed = resumed;
+	req->phase = PHASE_SUSPENDED;
+	MHD_suspend_connection(req->conn);
+}
+
+void http_resume(struct http_request *req)
+{
+	MHD_resume_connection(req->conn);
+}
+
+int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value)
+{
+	const char *text = http_query(req, key);
+	if (!text)
+		return 0;
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (!*text || *end || errno || v < min || v > max) {
+		http_reply_error(req, 400, "invalid_field", key, "%s must be an integer from %lld to %lld",
+		                 key, (long long)min, (long long)max);
+		return -1;
+	}
+	*value = v;
+	return 0;
+}
+
+int http_query_time(struct http_request *req, const char *key, int64_t *value)
+{
+	const char *text = http_query(req, key);
+	if (!text)
+		return 0;
+	if (time_parse_rfc3339(text, value) < 0) {
+		http_reply_error(req, 400, "invalid_field", key,
+		                 "%s must be an RFC 3339 time such as 2026-11-22T10:15:00Z", key);
+		return -1;
+	}
+	return 0;
+}
+
+int http_query_token(struct http_request *req, const char *key, const char **value)
+{
+	const char *text = http_query(req, key);
+	if (!text)
+		return 0;
+	if (!valid_token_name(text)) {
+		http_reply_error(req, 400, "invalid_field", key, "%s must match [a-z0-9_.-]{1,64}", key);
+		return -1;
+	}
+	*value = text;
+	return 0;
+}
+
+/* ---------- routing ---------- */
+
+static unsigned method_bit(const char *method)
+{
+	static const struct { const char *name; unsigned bit; } methods[] = {
+		{ "GET", HTTP_GET }, { "POST", HTTP_POST }, { "PUT", HTTP_PUT },
+		{ "PATCH", HTTP_PATCH }, { "DELETE", HTTP_DELETE },
+	};
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (strcmp(method, methods[i].name) == 0)
+			return methods[i].bit;
+	return 0;
+}
+
+/* Matches path against pattern; ":id" takes a positive integer into *ret_id. */
+static bool path_matches(const char *pattern, const char *path, int64_t *ret_id)
+{
+	int64_t id = 0;
+	while (*pattern && *path) {
+		if (pattern[0] == ':') {
+			const char *seg_end = strchr(path, '/');
+			size_t len = seg_end ? (size_t)(seg_end - path) : strlen(path);
+			if (len == 0 || len > 18 || path[0] == '0')
+				return false;
+			id = 0;
+			for (size_t i = 0; i < len; i++) {
+				if (path[i] < '0' || path[i] > '9')
+					return false;
+				id = id * 10 + (path[i] - '0');
+			}
+			path += len;
+			pattern = strchr(pattern, '/');
+			if (!pattern)
+				pattern = "";
+			continue;
+		}
+		if (*pattern != *path)
+			return false;
+		pattern++;
+		path++;
+	}
+	if (*pattern || *path)
+		return false;
+	*ret_id = id;
+	return true;
+}
+
+/* Finds the route; for a path known under other methods fills allow and returns NULL. */
+static const struct route *route_find(const struct route *routes, unsigned method, const char *path,
+                                      int64_t *ret_id, char *allow, size_t allow_size)
+{
+	unsigned allowed = 0;
+	for (const struct route *r = routes; r->pattern; r++) {
+		int64_t id;
+		if (!path_matches(r->pattern, path, &id))
+			continue;
+		if (r->method & method) {
+			*ret_id = id;
+			return r;
+		}
+		allowed |= r->method;
+	}
+	allow[0] = '\0';
+	static const char *const names[] = { "GET", "POST", "PUT", "PATCH", "DELETE" };
+	size_t off = 0;
+	for (unsigned i = 0; i < 5; i++) {
+		if (!(allowed & (1u << i)))
+			continue;
+		int n = snprintf(allow + off, allow_size - off, "%s%s", off ? ", " : "", names[i]);
+		if (n < 0 || (size_t)n >= allow_size - off)
+			break;
+		off += (size_t)n;
+	}
+	return NULL;
+}
+
+/* ---------- the MHD side ---------- */
+
+static enum MHD_Result queue_reply(struct http_request *req)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		req->reply_len, req->reply_body, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		return MHD_NO;
+	req->reply_body = NULL; /* the response owns it now */
+	if (req->reply_len)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (req->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
+	if (req->retry_after > 0) {
+		char secs[16];
+		snprintf(secs, sizeof secs, "%d", req->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
+	enum MHD_Result ret = MHD_queue_response(req->conn, req->status, resp);
+	MHD_destroy_response(resp);
+	req->phase = PHASE_REPLIED;
+	return ret;
+}
+
+static bool is_json_type(const char *type)
+{
+	if (!type)
+		return false;
+	while (*type == ' ')
+		type++;
+	static const char want[] = "application/json";
+	if (strncasecmp(type, want, sizeof want - 1) != 0)
+		return false;
+	char next = type[sizeof want - 1];
+	return next == '\0' || next == ';' || next == ' ';
+}
+
+/* Everything decided before the body arrives: route, token, role, declared size and type. */
+static void start_request(struct http_request *req, const char *url, const char *method)
+{
+	struct http_server *srv = req->srv;
+	char allow[64];
+	unsigned bit = method_bit(method);
+	req->route = bit ? route_find(srv->routes, bit, url, &req->path_id, allow, sizeof allow) : NULL;
+	if (!req->route) {
+		if (bit && allow[0]) {
+			static _Thread_local char allow_copy[64];
+			memcpy(allow_copy, allow, sizeof allow_copy);
+			req->allow = allow_copy;
+			http_reply_error(req, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
+			                 method, allow);
+		} else {
+			http_reply_error(req, 404, "not_found", NULL, "no such path");
+		}
+		return;
+	}
+	if (req->route->roles) {
+		const char *authz = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+		                                                MHD_HTTP_HEADER_AUTHORIZATION);
+		const char *token = NULL;
+		if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
+			token = authz + 7;
+			while (*token == ' ')
+				token++;
+		}
+		if (!token || !*token || auth_check(srv->app->auth, token, &req->principal) < 0) {
+			http_reply_error(req, 401, "unauthorized", NULL,
+			                 token ? "unknown or revoked token" : "an Authorization: Bearer token is required");
+			return;
+		}
+		if (!(req->principal.role & (req->route->roles | ROLE_ADMIN))) {
+			http_reply_error(req, 403, "forbidden", NULL, "the %s role may not do this",
+			                 role_name(req->principal.role));
+			return;
+		}
+	}
+	if (req->route->body == BODY_NONE)
+		return;
+	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length && strtoull(length, NULL, 10) > srv->max_body) {
+		http_reply_error(req, 413, "payload_too_large", NULL, "the body is larger than %zu bytes",
+		                 srv->max_body);
+		return;
+	}
+	const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_CONTENT_TYPE);
+	bool has_body = (length && strtoull(length, NULL, 10) > 0) ||
+	                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	if (has_body && !is_json_type(type)) {
+		http_reply_error(req, 415, "unsupported_media_type", NULL,
+		                 "the body must be sent as Content-Type: application/json");
+		return;
+	}
+}
+
+static void take_body(struct http_request *req, const char *data, size_t size)
+{
+	if (req->body_too_large || req->route->body == BODY_NONE)
+		return;
+	if (req->body_len + size > req->srv->max_body) {
+		/* Chunked bodies have no length up front: drop what came, keep reading to the
+		 * end without storing it, then answer 413. */
+		req->body_too_large = true;
+		free(req->body);
+		req->body = NULL;
+		req->body_len = req->body_cap = 0;
+		return;
+	}
+	if (req->body_len + size > req->body_cap) {
+		size_t cap = req->body_cap ? req->body_cap : 1024;
+		while (cap < req->body_len + size)
+			cap *= 2;
+		if (cap > req->srv->max_body)
+			cap = req->srv->max_body;
+		char *body = realloc(req->body, cap);
+		if (!body) {
+			req->body_too_large = true; /* treated as too large: we cannot hold it */
+			return;
+		}
+		req->body = body;
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, size);
+	req->body_len += size;
+}
+
+static void dispatch(struct http_request *req)
+{
+	const struct route *route = req->route;
+	if (req->body_too_large) {
+		http_reply_error(req, 413, "payload_too_large", NULL, "the body is larger than %zu bytes",
+		                 req->srv->max_body);
+		return;
+	}
+	if (route->body != BODY_NONE && req->body_len > 0) {
+		json_error_t jerr;
+		req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!req->json) {
+			http_reply_error(req, 400, "invalid_json", NULL, "the body is not valid JSON: %s at line %d column %d",
+			                 jerr.text, jerr.line, jerr.column);
+			return;
+		}
+	} else if (route->body == BODY_REQUIRED) {
+		http_reply_error(req, 400, "invalid_json", NULL, "a JSON body is required");
+		return;
+	}
+	route->handle(req);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+	if (!req) {
+		req = calloc(1, sizeof *req);
+		if (!req)
+			return MHD_NO;
+		req->srv = srv;
+		req->conn = conn;
+		*con_cls = req;
+		atomic_fetch_add(&srv->in_flight, 1);
+		start_request(req, url, method);
+		/* An early answer (404, 401, 413 by Content-Length ...) is sent without reading a
+		 * body the client may still be sending; MHD closes the connection after it. */
+		return req->has_reply ? queue_reply(req) : MHD_YES;
+	}
+	switch (req->phase) {
+	case PHASE_BODY:
+		if (*upload_data_size) {
+			take_body(req, upload_data, *upload_data_size);
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		dispatch(req);
+		break;
+	case PHASE_SUSPENDED:
+		req->phase = PHASE_BODY; /* resumed: the handler's second half replies */
+		req->resumed(req);
+		break;
+	case PHASE_REPLIED:
+		return MHD_YES;
+	}
+	if (req->phase == PHASE_SUSPENDED)
+		return MHD_YES;
+	if (!req->has_reply) {
+		log_error("http: handler for %s gave no reply", req->route ? req->route->pattern : url);
+		http_reply_error(req, 500, "internal", NULL, "the server gave no answer");
+	}
+	return queue_reply(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	(void)conn;
+	(void)toe;
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+	if (!req)
+		return;
+	if (req->state_free)
+		req->state_free(req->state);
+	json_decref(req->json);
+	free(req->body);
+	free(req->reply_body);
+	free(req);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char line[512];
+	vsnprintf(line, sizeof line, fmt, ap);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_debug("mhd: %s", line);
+}
+
+int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
+               struct http_server **ret_server)
+{
+	struct http_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return -ENOMEM;
+	srv->routes = routes;
+	srv->app = app;
+	srv->max_body = opt->max_body;
+
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof port, "%u", opt->port);
+	int gai = getaddrinfo(opt->host && *opt->host ? opt->host : NULL, port, &hints, &ai);
+	if (gai != 0) {
+		log_error("http: cannot resolve listen address %s: %s", opt->host, gai_strerror(gai));
+		free(srv);
+		return -EINVAL;
+	}
+	unsigned threads = opt->threads;
+	if (threads == 0) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = cores > 0 ? (unsigned)cores : 1;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	                 MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (opt->tls_cert_pem && opt->tls_key_pem)
+		flags |= MHD_USE_TLS;
+	struct MHD_OptionItem tls_opts[] = {
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)opt->tls_cert_pem },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)opt->tls_key_pem },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	srv->daemon = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, srv,
+		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+		MHD_OPTION_CONNECTION_LIMIT, 10000,
+		MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
+		MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!srv->daemon) {
+		free(srv);
+		return -EADDRINUSE;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : opt->port;
+	*ret_server = srv;
+	return 0;
+}
+
+uint16_t http_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+unsigned http_in_flight(const struct http_server *srv)
+{
+	return atomic_load(&((struct http_server *)(uintptr_t)srv)->in_flight);
+}
+
+void http_quiesce(struct http_server *srv)
+{
+	MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+unsigned http_drain(struct http_server *srv, int64_t timeout_ms)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+	for (int64_t waited = 0; waited < timeout_ms; waited += 10) {
+		if (atomic_load(&srv->in_flight) == 0)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return atomic_load(&srv->in_flight);
+}
+
+void http_stop(struct http_server **srv)
+{
+	if (!srv || !*srv)
+		return;
+	MHD_stop_daemon((*srv)->daemon);
+	free(*srv);
+	*srv = NULL;
+}

@@ -1,0 +1,40 @@
+#include "npsd/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum log_level log_threshold = LOG_LVL_INFO;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+/* sd-daemon(3) priority prefixes, so journald files each line at its level. */
+static const char *const level_prefix[] = { "<3>", "<4>", "<6>", "<7>" };
+
+int log_set_level(const char *name)
+{
+	for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			log_threshold = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_write(enum log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	int off = snprintf(line, sizeof line, "%s%s: ", level_prefix[level], level_names[level]);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line + off, sizeof line - (size_t)off - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)off + (n < 0 ? 0 : (size_t)n);
+	if (len > sizeof line - 2)
+		len = sizeof line - 2;
+	line[len++] = '\n';
+	/* One write per line keeps lines from different threads whole. */
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}

@@ -1,0 +1,257 @@
+/* npsd: the daemon. Thin by design: flags, config, wiring, signals, sd_notify. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "npsd/app.h"
+#include "npsd/http.h"
+#include "npsd/log.h"
+#include "npsd/schedule.h"
+
+#define DRAIN_TIMEOUT_MS 10000
+#define NPSD_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: npsd [--config FILE] [--listen HOST:PORT] [--db PATH] [--port-file FILE]\n"
+	        "            [--log-level error|warn|info|debug] [--check-config] [--version]\n"
+	        "With no config file npsd runs on built-in defaults (127.0.0.1:8080, ./var/npsd.db).\n");
+}
+
+/* Reads a whole PEM file for TLS; the caller frees. NULL with errno set on failure. */
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (cap - len < 4096) {
+			if (cap > (1u << 20)) { /* a PEM file is never this big */
+				errno = EFBIG;
+				goto fail;
+			}
+			char *grown = realloc(buf, cap + 8192);
+			if (!grown)
+				goto fail;
+			buf = grown;
+			cap += 8192;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f))
+		goto fail;
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+fail:
+	free(buf);
+	fclose(f);
+	return NULL;
+}
+
+/* The database's folder is made on first start, so `npsd` alone just works. */
+static void ensure_parent_dir(const char *path)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		log_warn("cannot create %s: %s", dir, strerror(errno));
+}
+
+static int write_port_file(const char *path, uint16_t port)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0)
+		return -1;
+	return rename(tmp, path); /* readers never see a half-written file */
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "port-file", required_argument, NULL, 'p' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *listen = NULL, *db_path = NULL, *port_file = NULL;
+	int check_only = 0, opt;
+	while ((opt = getopt_long(argc, argv, "c:l:d:p:L:nVh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'd': db_path = optarg; break;
+		case 'p': port_file = optarg; break;
+		case 'L':
+			if (log_set_level(optarg) < 0) {
+				fprintf(stderr, "npsd: unknown log level %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'n': check_only = 1; break;
+		case 'V': puts("npsd " NPSD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	struct npsd_config cfg = { 0 };
+	config_defaults(&cfg);
+	char *error = NULL;
+	if ((config_path && config_load(&cfg, config_path, &error) < 0) ||
+	    (listen && config_set_listen(&cfg, listen, &error) < 0)) {
+		fprintf(stderr, "npsd: %s\n", error ? error : "out of memory");
+		free(error);
+		config_free(&cfg);
+		return 2;
+	}
+	if (db_path && config_set_db_path(&cfg, db_path) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	if (check_only) {
+		puts("configuration OK");
+		config_free(&cfg);
+		return 0;
+	}
+	if (schedule_set_timezone(cfg.cb_timezone) < 0) {
+		fprintf(stderr, "npsd: cannot use time zone %s\n", cfg.cb_timezone);
+		config_free(&cfg);
+		return 2;
+	}
+
+	/* Signals are taken by sigtimedwait() in this thread; every other thread inherits the
+	 * block, so no handler ever runs inside a worker. */
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int status = 1;
+	struct npsd_app app = { .cfg = &cfg };
+	struct http_server *server = NULL;
+	char *tls_cert = NULL, *tls_key = NULL;
+
+	ensure_parent_dir(cfg.db_path);
+	int r = db_open(cfg.db_path, &app.db, &error);
+	if (r < 0) {
+		log_error("cannot open the database: %s", error ? error : strerror(-r));
+		free(error);
+		goto out;
+	}
+	if (auth_new(app.db, &app.auth) < 0)
+		goto out;
+	if (cfg.tls_cert && cfg.tls_key) {
+		tls_cert = read_file(cfg.tls_cert);
+		tls_key = read_file(cfg.tls_key);
+		if (!tls_cert || !tls_key) {
+			log_error("cannot read the TLS certificate or key: %s", strerror(errno));
+			goto out;
+		}
+	}
+	struct http_options http_opt = {
+		.host = cfg.listen_host,
+		.port = cfg.listen_port,
+		.threads = cfg.threads,
+		.max_body = cfg.max_body,
+		.connection_timeout = (unsigned)cfg.connection_timeout,
+		.tls_cert_pem = tls_cert,
+		.tls_key_pem = tls_key,
+	};
+	r = http_start(&http_opt, api_routes, &app, &server);
+	if (r < 0) {
+		log_error("cannot listen on %s:%u: %s", cfg.listen_host, cfg.listen_port, strerror(-r));
+		goto out;
+	}
+	log_info("listening on %s:%u (%s), database %s", cfg.listen_host, http_port(server),
+	         tls_cert ? "https" : "http", cfg.db_path);
+	if (port_file && write_port_file(port_file, http_port(server)) < 0)
+		log_warn("cannot write the port file %s: %s", port_file, strerror(errno));
+	sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", http_port(server));
+
+	uint64_t watchdog_usec = 0;
+	int watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+	for (;;) {
+		/* Wake at half the watchdog interval to ping it; otherwise only for signals. */
+		struct timespec wait = { .tv_sec = 3600 };
+		if (watchdog) {
+			uint64_t half = watchdog_usec / 2;
+			wait.tv_sec = (time_t)(half / 1000000);
+			wait.tv_nsec = (long)(half % 1000000) * 1000;
+		}
+		int sig = sigtimedwait(&signals, NULL, &wait);
+		if (sig < 0) {
+			if (watchdog)
+				sd_notify(0, "WATCHDOG=1");
+			continue;
+		}
+		if (sig == SIGHUP) {
+			/* The reloadable options are applied by the operations issue; until then a
+			 * reload checks the file so ops hear of a mistake before the next restart. */
+			struct npsd_config fresh = { 0 };
+			config_defaults(&fresh);
+			if (config_path && config_load(&fresh, config_path, &error) < 0) {
+				log_error("reload: %s", error ? error : "out of memory");
+				free(error);
+				error = NULL;
+			} else {
+				log_info("reload: configuration OK; changes apply at the next restart");
+			}
+			config_free(&fresh);
+			continue;
+		}
+		log_info("signal %d: draining and stopping", sig);
+		break;
+	}
+	sd_notify(0, "STOPPING=1");
+	app.shutting_down = 1;
+	http_quiesce(server);
+	unsigned left = http_drain(server, DRAIN_TIMEOUT_MS);
+	if (left)
+		log_warn("%u requests still in flight after %d ms; closing them", left, DRAIN_TIMEOUT_MS);
+	status = 0;
+out:
+	http_stop(&server);
+	auth_free(&app.auth);
+	db_close(&app.db);
+	free(tls_cert);
+	free(tls_key);
+	config_free(&cfg);
+	if (status == 0)
+		log_info("stopped");
+	return status;
+}

@@ -1,0 +1,197 @@
+/* npsctl: the admin CLI, over the same library as the daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "npsd/auth.h"
+#include "npsd/clock.h"
+#include "npsd/config.h"
+#include "npsd/db.h"
+#include "npsd/log.h"
+#include "npsd/store.h"
+#include "npsd/validate.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: npsctl [--db PATH | --config FILE] COMMAND\n"
+	        "  key create --role ingest|agent|manager|admin --name NAME   prints the new token\n"
+	        "  key list                                                 id, role, name, dates\n"
+	        "  key revoke ID\n");
+}
+
+struct key_create {
+	const char *name;
+	enum role role;
+	uint8_t hash[TOKEN_HASH_LEN];
+	int64_t id;
+};
+
+static int apply_key_create(struct db_conn *conn, void *arg)
+{
+	struct key_create *kc = arg;
+	return store_key_insert(conn, kc->name, kc->role, kc->hash, clock_now(), &kc->id);
+}
+
+static int key_create(struct npsd_db *db, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "role", required_argument, NULL, 'r' },
+		{ "name", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *role = NULL;
+	struct key_create kc = { 0 };
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "r:n:", options, NULL)) != -1) {
+		if (opt == 'r')
+			role = optarg;
+		else if (opt == 'n')
+			kc.name = optarg;
+		else
+			return 2;
+	}
+	if (!role || role_parse(role, &kc.role) < 0) {
+		fprintf(stderr, "npsctl: --role must be one of ingest, agent, manager, admin\n");
+		return 2;
+	}
+	if (!kc.name || !*kc.name || strlen(kc.name) > KEY_NAME_MAX) {
+		fprintf(stderr, "npsctl: --name must be 1 to %d characters\n", KEY_NAME_MAX);
+		return 2;
+	}
+	char token[64];
+	if (auth_token_generate(token, sizeof token) < 0) {
+		fprintf(stderr, "npsctl: no randomness available\n");
+		return 1;
+	}
+	auth_token_hash(token, kc.hash);
+	int r = db_write_sync(db, apply_key_create, &kc);
+	if (r < 0) {
+		fprintf(stderr, "npsctl: cannot store the key: %s\n", strerror(-r));
+		return 1;
+	}
+	fprintf(stderr, "created key %lld (%s, %s); the token is shown once:\n", (long long)kc.id,
+	        role, kc.name);
+	printf("%s\n", token);
+	return 0;
+}
+
+static int print_key(const struct key_row *row, void *arg)
+{
+	(void)arg;
+	char created[21], revoked[21];
+	printf("%-6lld %-8s %-25s %s %s\n", (long long)row->id, role_name(row->role), row->name,
+	       time_format_rfc3339(row->created_at, created),
+	       row->revoked_at ? time_format_rfc3339(row->revoked_at, revoked) : "live");
+	return 0;
+}
+
+struct key_revoke {
+	int64_t id;
+};
+
+static int apply_key_revoke(struct db_conn *conn, void *arg)
+{
+	struct key_revoke *kr = arg;
+	return store_key_revoke(conn, kr->id, clock_now());
+}
+
+static int key_command(struct npsd_db *db, int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "create") == 0)
+		return key_create(db, argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0) {
+		printf("%-6s %-8s %-25s %-20s %s\n", "ID", "ROLE", "NAME", "CREATED", "REVOKED");
+		struct db_conn *conn = db_reader(db);
+		int r = store_key_each(conn, false, print_key, NULL);
+		db_reader_put(db, conn);
+		return r < 0 ? 1 : 0;
+	}
+	if (strcmp(argv[1], "revoke") == 0 && argc == 3) {
+		char *end;
+		errno = 0;
+		struct key_revoke kr = { .id = strtoll(argv[2], &end, 10) };
+		if (errno || *end || kr.id <= 0) {
+			fprintf(stderr, "npsctl: key revoke takes a key id (see key list)\n");
+			return 2;
+		}
+		int r = db_write_sync(db, apply_key_revoke, &kr);
+		if (r == -ENOENT) {
+			fprintf(stderr, "npsctl: no key %lld\n", (long long)kr.id);
+			return 1;
+		}
+		if (r == -EALREADY) {
+			fprintf(stderr, "npsctl: key %lld was already revoked\n", (long long)kr.id);
+			return 0;
+		}
+		if (r < 0) {
+			fprintf(stderr, "npsctl: cannot revoke: %s\n", strerror(-r));
+			return 1;
+		}
+		fprintf(stderr, "revoked key %lld\n", (long long)kr.id);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *db_path = NULL, *config_path = NULL;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+			db_path = argv[++i];
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config_path = argv[++i];
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_set_level("warn"); /* stdout carries the answer; only trouble goes to stderr */
+	struct npsd_config cfg = { 0 };
+	config_defaults(&cfg);
+	char *error = NULL;
+	if (config_path && config_load(&cfg, config_path, &error) < 0) {
+		fprintf(stderr, "npsctl: %s\n", error ? error : "out of memory");
+		free(error);
+		config_free(&cfg);
+		return 2;
+	}
+	if (db_path)
+		config_set_db_path(&cfg, db_path);
+	struct npsd_db *db = NULL;
+	int status = 1;
+	int r = db_open(cfg.db_path, &db, &error);
+	if (r < 0) {
+		fprintf(stderr, "npsctl: cannot open %s: %s\n", cfg.db_path, error ? error : strerror(-r));
+		free(error);
+		goto out;
+	}
+	if (strcmp(argv[i], "key") == 0) {
+		status = key_command(db, argc - i, argv + i);
+	} else {
+		usage(stderr);
+		status = 2;
+	}
+out:
+	db_close(&db);
+	config_free(&cfg);
+	return status;
+}

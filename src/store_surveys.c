@@ -1,0 +1,337 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/store.h"
+
+/* strdup of a column, NULL for SQL NULL. Sets *oom when a copy failed. */
+static char *column_dup(sqlite3_stmt *st, int col, int *oom)
+{
+	const char *text = db_column_text(st, col);
+	if (!text)
+		return NULL;
+	char *copy = strdup(text);
+	if (!copy)
+		*oom = 1;
+	return copy;
+}
+
+void customer_row_clear(struct customer_row *row)
+{
+	if (!row)
+		return;
+	free(row->id);
+	free(row->name);
+	free(row->phone);
+	free(row->email);
+	free(row->language);
+	memset(row, 0, sizeof *row);
+}
+
+void survey_row_clear(struct survey_row *row)
+{
+	if (!row)
+		return;
+	free(row->response_id);
+	free(row->source);
+	free(row->customer_id);
+	free(row->touchpoint);
+	free(row->channel);
+	free(row->comment);
+	free(row->attributes);
+	free(row->exclude_reason);
+	memset(row, 0, sizeof *row);
+}
+
+#define CUSTOMER_COLUMNS "id, name, phone, email, language, do_not_call, last_reached_at"
+
+static int read_customer(sqlite3_stmt *st, struct customer_row *ret)
+{
+	int oom = 0;
+	struct customer_row row = {
+		.id = column_dup(st, 0, &oom),
+		.name = column_dup(st, 1, &oom),
+		.phone = column_dup(st, 2, &oom),
+		.email = column_dup(st, 3, &oom),
+		.language = column_dup(st, 4, &oom),
+		.do_not_call = sqlite3_column_int(st, 5) != 0,
+		.last_reached_at = sqlite3_column_int64(st, 6),
+	};
+	if (oom) {
+		customer_row_clear(&row);
+		return -ENOMEM;
+	}
+	*ret = row;
+	return 0;
+}
+
+int store_customer_upsert(struct db_conn *conn, const char *id, const char *name,
+                          const char *phone, const char *email, const char *language,
+                          int64_t now, struct customer_row *ret)
+{
+	static const char sql[] =
+		"INSERT INTO customers (id, name, phone, email, language, created_at, updated_at) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
+		"ON CONFLICT (id) DO UPDATE SET "
+		"name = coalesce(excluded.name, name), phone = coalesce(excluded.phone, phone), "
+		"email = coalesce(excluded.email, email), language = coalesce(excluded.language, language), "
+		"updated_at = excluded.updated_at "
+		"RETURNING " CUSTOMER_COLUMNS;
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, name);
+	db_bind_text(st, 3, phone);
+	db_bind_text(st, 4, email);
+	db_bind_text(st, 5, language);
+	sqlite3_bind_int64(st, 6, now);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? read_customer(st, ret) : db_errno(rc);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st); /* finish the statement so the upsert is complete */
+	db_done(st);
+	if (r == 0 && rc != SQLITE_DONE) {
+		customer_row_clear(ret);
+		r = db_errno(rc);
+	}
+	return r;
+}
+
+int store_customer_get(struct db_conn *conn, const char *id, struct customer_row *ret)
+{
+	static const char sql[] = "SELECT " CUSTOMER_COLUMNS " FROM customers WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, id);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? read_customer(st, ret) : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+#define SURVEY_COLUMNS \
+	"id, response_id, source, customer_id, touchpoint, channel, score, comment, answered_at, " \
+	"received_at, updated_at, consent, attributes, callback_id, excluded, exclude_reason"
+
+static int read_survey(sqlite3_stmt *st, struct survey_row *ret)
+{
+	int oom = 0;
+	struct survey_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.response_id = column_dup(st, 1, &oom),
+		.source = column_dup(st, 2, &oom),
+		.customer_id = column_dup(st, 3, &oom),
+		.touchpoint = column_dup(st, 4, &oom),
+		.channel = column_dup(st, 5, &oom),
+		.score = sqlite3_column_int(st, 6),
+		.comment = column_dup(st, 7, &oom),
+		.answered_at = sqlite3_column_int64(st, 8),
+		.received_at = sqlite3_column_int64(st, 9),
+		.updated_at = sqlite3_column_int64(st, 10),
+		.consent = sqlite3_column_int(st, 11) != 0,
+		.attributes = column_dup(st, 12, &oom),
+		.callback_id = sqlite3_column_int64(st, 13),
+		.excluded = sqlite3_column_int(st, 14) != 0,
+		.exclude_reason = column_dup(st, 15, &oom),
+	};
+	if (oom) {
+		survey_row_clear(&row);
+		return -ENOMEM;
+	}
+	*ret = row;
+	return 0;
+}
+
+static int survey_one(struct db_conn *conn, const char *sql, const char *text_key, int64_t int_key,
+                      struct survey_row *ret)
+{
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	if (text_key)
+		db_bind_text(st, 1, text_key);
+	else
+		sqlite3_bind_int64(st, 1, int_key);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? read_survey(st, ret) : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_survey_by_response_id(struct db_conn *conn, const char *response_id, struct survey_row *ret)
+{
+	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys WHERE response_id = ?";
+	return survey_one(conn, sql, response_id, 0, ret);
+}
+
+int store_survey_get(struct db_conn *conn, int64_t id, struct survey_row *ret)
+{
+	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys WHERE id = ?";
+	return survey_one(conn, sql, NULL, id, ret);
+}
+
+int store_survey_insert(struct db_conn *conn, const struct survey_input *in, const char *source,
+                        const char *attributes, int64_t received_at, int64_t callback_id,
+                        int64_t *ret_id)
+{
+	static const char sql[] =
+		"INSERT INTO surveys (response_id, source, customer_id, touchpoint, channel, score, "
+		"comment, answered_at, received_at, consent, attributes, callback_id) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, in->response_id);
+	db_bind_text(st, 2, source);
+	db_bind_text(st, 3, in->customer_id);
+	db_bind_text(st, 4, in->touchpoint);
+	db_bind_text(st, 5, in->channel);
+	sqlite3_bind_int(st, 6, in->score);
+	db_bind_text(st, 7, in->comment);
+	sqlite3_bind_int64(st, 8, in->answered_at);
+	sqlite3_bind_int64(st, 9, received_at);
+	sqlite3_bind_int(st, 10, in->consent);
+	db_bind_text(st, 11, attributes);
+	if (callback_id)
+		sqlite3_bind_int64(st, 12, callback_id);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	if (rc != SQLITE_DONE)
+		return db_errno(rc);
+	*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+	return 0;
+}
+
+int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment,
+                          const char *attributes, int64_t now)
+{
+	static const char sql[] =
+		"UPDATE surveys SET comment = coalesce(?1, comment), attributes = coalesce(?2, attributes), "
+		"updated_at = ?3 WHERE id = ?4";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, comment);
+	db_bind_text(st, 2, attributes);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, id);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
+                      int (*fn)(const struct survey_row *row, void *arg), void *arg)
+{
+	/* One statement for every filter combination: a NULL parameter switches its test off. */
+	static const char sql[] =
+		"SELECT " SURVEY_COLUMNS " FROM surveys WHERE "
+		"(?1 IS NULL OR touchpoint = ?1) AND (?2 IS NULL OR customer_id = ?2) AND "
+		"(?3 IS NULL OR score <= ?3) AND (?4 IS NULL OR answered_at >= ?4) AND "
+		"(?5 IS NULL OR answered_at < ?5) AND (?6 IS NULL OR id < ?6) "
+		"ORDER BY id DESC LIMIT ?7";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, f->touchpoint);
+	db_bind_text(st, 2, f->customer_id);
+	if (f->max_score >= 0)
+		sqlite3_bind_int(st, 3, f->max_score);
+	if (f->from)
+		sqlite3_bind_int64(st, 4, f->from);
+	if (f->to)
+		sqlite3_bind_int64(st, 5, f->to);
+	if (f->before_id)
+		sqlite3_bind_int64(st, 6, f->before_id);
+	sqlite3_bind_int(st, 7, f->limit);
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct survey_row row;
+		r = read_survey(st, &row);
+		if (r == 0) {
+			r = fn(&row, arg);
+			survey_row_clear(&row);
+		}
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+static int read_brief(struct db_conn *conn, const char *sql, const char *text_key, int64_t int_key,
+                      struct callback_brief *ret)
+{
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	if (text_key)
+		db_bind_text(st, 1, text_key);
+	else
+		sqlite3_bind_int64(st, 1, int_key);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->id = sqlite3_column_int64(st, 0);
+		snprintf(ret->status, sizeof ret->status, "%s", db_column_text(st, 1));
+		ret->due_at = sqlite3_column_int64(st, 2);
+		ret->priority = sqlite3_column_int(st, 3);
+	}
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+int store_callback_open_for(struct db_conn *conn, const char *customer_id, struct callback_brief *ret)
+{
+	static const char sql[] = "SELECT id, status, due_at, priority FROM callbacks "
+	                          "WHERE customer_id = ? AND status IN ('queued', 'claimed')";
+	return read_brief(conn, sql, customer_id, 0, ret);
+}
+
+int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief *ret)
+{
+	static const char sql[] = "SELECT id, status, due_at, priority FROM callbacks WHERE id = ?";
+	return read_brief(conn, sql, NULL, id, ret);
+}
+
+int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority,
+                          const char *touchpoint, int64_t due_at, int64_t sla_deadline,
+                          int max_attempts, int64_t now, int64_t *ret_id)
+{
+	static const char sql[] =
+		"INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
+		"max_attempts, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, customer_id);
+	sqlite3_bind_int(st, 2, priority);
+	db_bind_text(st, 3, touchpoint);
+	sqlite3_bind_int64(st, 4, due_at);
+	sqlite3_bind_int64(st, 5, sla_deadline);
+	sqlite3_bind_int(st, 6, max_attempts);
+	sqlite3_bind_int64(st, 7, now);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	if (rc != SQLITE_DONE)
+		return db_errno(rc);
+	*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+	return 0;
+}
+
+int store_callback_join(struct db_conn *conn, int64_t id, int score)
+{
+	static const char sql[] = "UPDATE callbacks SET priority = min(priority, ?) WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int(st, 1, score);
+	sqlite3_bind_int64(st, 2, id);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}

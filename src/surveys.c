@@ -1,0 +1,159 @@
+#include "npsd/surveys.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/callbacks.h"
+
+static bool same_text(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * Attributes grow, never change: every stored key must come back with the same value.
+ * Returns 1 when `sent` adds keys, 0 when it adds nothing, -1 when a value differs.
+ * *ret_merged receives the union as compact JSON when it grows.
+ */
+static int compare_attributes(const char *stored_text, json_t *sent, char **ret_merged)
+{
+	if (!sent)
+		return 0;
+	json_t *stored = stored_text ? json_loads(stored_text, 0, NULL) : json_object();
+	if (!stored)
+		return -1;
+	int result = 0;
+	const char *key;
+	json_t *value;
+	json_object_foreach(stored, key, value) {
+		json_t *other = json_object_get(sent, key);
+		if (other && !json_equal(value, other)) {
+			result = -1;
+			goto out;
+		}
+	}
+	json_object_foreach(sent, key, value) {
+		if (!json_object_get(stored, key)) {
+			json_object_set(stored, key, value);
+			result = 1;
+		}
+	}
+	if (result == 1) {
+		*ret_merged = json_dumps(stored, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!*ret_merged)
+			result = -1;
+	}
+out:
+	json_decref(stored);
+	return result;
+}
+
+unsigned surveys_compare(const struct survey_row *stored, const struct survey_input *in,
+                         char **ret_attributes)
+{
+	*ret_attributes = NULL;
+	/* What identifies the answer must match exactly. A sender that leaves out
+	 * answered_at or channel on a retry still means the same answer. */
+	if (strcmp(stored->customer_id, in->customer_id) != 0 ||
+	    strcmp(stored->touchpoint, in->touchpoint) != 0 || stored->score != in->score ||
+	    stored->consent != in->consent)
+		return 409;
+	if (in->channel && !same_text(stored->channel, in->channel))
+		return 409;
+	if (in->answered_at_given && stored->answered_at != in->answered_at)
+		return 409;
+	bool grows = false;
+	if (in->comment && !same_text(stored->comment, in->comment)) {
+		if (stored->comment)
+			return 409;
+		grows = true;
+	}
+	int attrs = compare_attributes(stored->attributes, in->attributes, ret_attributes);
+	if (attrs < 0)
+		return 409;
+	if (attrs > 0)
+		grows = true;
+	return grows ? 0 : 200;
+}
+
+static int finish_with_callback(struct db_conn *conn, struct ingest_item *item, int64_t callback_id)
+{
+	item->has_callback = false;
+	if (!callback_id)
+		return 0;
+	int r = store_callback_brief(conn, callback_id, &item->callback);
+	if (r == 0)
+		item->has_callback = true;
+	return r == -ENOENT ? 0 : r;
+}
+
+static int ingest_existing(struct db_conn *conn, struct ingest_item *item,
+                           const struct survey_row *stored, int64_t now)
+{
+	char *attributes = NULL;
+	unsigned verdict = surveys_compare(stored, &item->in, &attributes);
+	item->survey_id = stored->id;
+	item->score = stored->score;
+	if (verdict == 409) {
+		item->status = 409;
+		return 0;
+	}
+	if (verdict == 0) {
+		const char *comment = stored->comment ? NULL : item->in.comment;
+		int r = store_survey_complete(conn, stored->id, comment, attributes, now);
+		free(attributes);
+		if (r < 0)
+			return r;
+	}
+	item->status = 200;
+	return finish_with_callback(conn, item, stored->callback_id);
+}
+
+int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
+{
+	const struct survey_input *in = &item->in;
+	struct survey_row stored;
+	int r = store_survey_by_response_id(conn, in->response_id, &stored);
+	if (r == 0) {
+		r = ingest_existing(conn, item, &stored, now);
+		survey_row_clear(&stored);
+		return r;
+	}
+	if (r != -ENOENT)
+		return r;
+
+	struct customer_row customer;
+	r = store_customer_upsert(conn, in->customer_id, in->customer_name, in->customer_phone,
+	                          in->customer_email, in->customer_language, now, &customer);
+	if (r < 0)
+		return r;
+	item->has_callback = false;
+	if (callbacks_owed(item->cfg, &customer, in->score, in->consent, now)) {
+		r = callbacks_open_or_join(conn, item->cfg, in->customer_id, in->touchpoint, in->score,
+		                           now, &item->callback);
+		if (r < 0)
+			goto out;
+		item->has_callback = true;
+	}
+	char *attributes = NULL;
+	if (in->attributes) {
+		attributes = json_dumps(in->attributes, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!attributes) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	r = store_survey_insert(conn, in, item->source, attributes, now,
+	                        item->has_callback ? item->callback.id : 0, &item->survey_id);
+	free(attributes);
+	if (r < 0)
+		goto out;
+	item->score = in->score;
+	item->status = 201;
+out:
+	customer_row_clear(&customer);
+	return r;
+}

@@ -1,0 +1,322 @@
+#include "testutil.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *bin(const char *env, const char *fallback)
+{
+	const char *v = getenv(env);
+	return v && *v ? v : fallback;
+}
+
+char *read_all(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	size_t n;
+	while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len < 2) {
+			char *grown = realloc(buf, cap * 2);
+			if (!grown) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	return buf;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static int spawn(struct npsd_proc *p)
+{
+	char port_file[256], log_file[256];
+	snprintf(port_file, sizeof port_file, "%s/port", p->dir);
+	snprintf(log_file, sizeof log_file, "%s/npsd.log", p->dir);
+	unlink(port_file);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* The daemon must not outlive a test that failed half-way. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		const char *npsd = bin("NPSD_BIN", "build/npsd");
+		execl(npsd, npsd, "--config", p->config_path, "--port-file", port_file, "--log-level", "debug",
+		      (char *)NULL);
+		_exit(127);
+	}
+	p->pid = pid;
+	for (int i = 0; i < 1000; i++) {
+		char *text = read_all(port_file, NULL);
+		if (text) {
+			p->port = (uint16_t)strtoul(text, NULL, 10);
+			free(text);
+			snprintf(p->base_url, sizeof p->base_url, "http://127.0.0.1:%u", p->port);
+			return 0;
+		}
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			p->pid = 0;
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	return -1;
+}
+
+int npsd_start(struct npsd_proc *p, const char *extra_ini)
+{
+	memset(p, 0, sizeof *p);
+	snprintf(p->dir, sizeof p->dir, "/tmp/npsd-it-XXXXXX");
+	if (!mkdtemp(p->dir))
+		return -1;
+	snprintf(p->db_path, sizeof p->db_path, "%s/npsd.db", p->dir);
+	snprintf(p->config_path, sizeof p->config_path, "%s/npsd.conf", p->dir);
+	FILE *f = fopen(p->config_path, "w");
+	if (!f)
+		return -1;
+	fprintf(f,
+	        "[server]\nlisten = 127.0.0.1:0\nthreads = 2\n"
+	        "[database]\npath = %s\n"
+	        "[callbacks]\nhours = always\n"
+	        "[webhooks]\nallow_private_targets = true\n",
+	        p->db_path);
+	if (extra_ini)
+		fputs(extra_ini, f);
+	fclose(f);
+	return spawn(p);
+}
+
+int npsd_restart(struct npsd_proc *p)
+{
+	return spawn(p);
+}
+
+int npsd_stop(struct npsd_proc *p, int sig)
+{
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	int status = 0;
+	while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	p->pid = 0;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+void npsd_cleanup(struct npsd_proc *p)
+{
+	if (p->pid > 0)
+		npsd_stop(p, SIGKILL);
+	if (!p->dir[0])
+		return;
+	const char *names[] = { "npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", NULL };
+	for (size_t i = 0; names[i]; i++) {
+		char path[256];
+		snprintf(path, sizeof path, "%s/%s", p->dir, names[i]);
+		unlink(path);
+	}
+	rmdir(p->dir);
+}
+
+char *npsd_log(const struct npsd_proc *p)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/npsd.log", p->dir);
+	return read_all(path, NULL);
+}
+
+int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...)
+{
+	const char *argv[32];
+	size_t n = 0;
+	const char *npsctl = bin("NPSCTL_BIN", "build/npsctl");
+	argv[n++] = npsctl;
+	argv[n++] = "--db";
+	argv[n++] = p->db_path;
+	va_list ap;
+	va_start(ap, arg);
+	for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	int pipefd[2];
+	if (pipe(pipefd) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		int devnull = open("/dev/null", O_WRONLY);
+		if (devnull >= 0)
+			dup2(devnull, STDERR_FILENO);
+		execv(npsctl, (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	size_t cap = 1024, len = 0;
+	char *buf = malloc(cap);
+	ssize_t got;
+	while (buf && (got = read(pipefd[0], buf + len, cap - len - 1)) > 0) {
+		len += (size_t)got;
+		if (cap - len < 2) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+		}
+	}
+	close(pipefd[0]);
+	if (buf)
+		buf[len] = '\0';
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name)
+{
+	char *out = NULL;
+	if (npsctl_run(p, &out, "key", "create", "--role", role, "--name", name, (char *)NULL) != 0) {
+		free(out);
+		return NULL;
+	}
+	char *nl = out ? strchr(out, '\n') : NULL;
+	if (nl)
+		*nl = '\0';
+	return out;
+}
+
+struct growbuf {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct growbuf *b = userdata;
+	size_t n = size * nmemb;
+	char *grown = realloc(b->data, b->len + n + 1);
+	if (!grown)
+		return 0;
+	b->data = grown;
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+int http_do(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+            const char *content_type, const char *body, size_t len, struct http_result *ret)
+{
+	memset(ret, 0, sizeof *ret);
+	CURL *curl = curl_easy_init();
+	if (!curl)
+		return -1;
+	char url[512], authz[512], ctype[256];
+	snprintf(url, sizeof url, "%s%s", p->base_url, path);
+	struct curl_slist *headers = NULL;
+	if (token) {
+		snprintf(authz, sizeof authz, "Authorization: Bearer %s", token);
+		headers = curl_slist_append(headers, authz);
+	}
+	if (body) {
+		snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "application/json");
+		headers = curl_slist_append(headers, ctype);
+		headers = curl_slist_append(headers, "Expect:");
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	struct growbuf resp = { 0 }, head = { 0 };
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	ret->curl_code = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ret->status);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	ret->body = resp.data ? resp.data : strdup("");
+	ret->len = resp.len;
+	ret->headers = head.data ? head.data : strdup("");
+	if (ret->len)
+		ret->json = json_loadb(ret->body, ret->len, 0, NULL);
+	return ret->curl_code == CURLE_OK ? 0 : -1;
+}
+
+int http_json(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+              const char *body, struct http_result *ret)
+{
+	return http_do(p, method, path, token, NULL, body, body ? strlen(body) : 0, ret);
+}
+
+void http_result_free(struct http_result *r)
+{
+	free(r->body);
+	free(r->headers);
+	json_decref(r->json);
+	memset(r, 0, sizeof *r);
+}
+
+char *http_header(const struct http_result *r, const char *name)
+{
+	size_t nlen = strlen(name);
+	for (const char *line = r->headers; line && *line;) {
+		const char *end = strstr(line, "\r\n");
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		if (len > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			while (*v == ' ')
+				v++;
+			return strndup(v, len - (size_t)(v - line));
+		}
+		line = end ? end + 2 : NULL;
+	}
+	return NULL;
+}

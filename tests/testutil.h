@@ -1,0 +1,63 @@
+#ifndef NPSD_TESTUTIL_H
+#define NPSD_TESTUTIL_H
+/*
+ * Helpers for the integration tests: run the real build/npsd on an ephemeral loopback port
+ * with a temporary database, make tokens with the real build/npsctl, talk HTTP with libcurl.
+ * NPSD_BIN and NPSCTL_BIN (set by `make check`) name the binaries.
+ */
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct npsd_proc {
+	pid_t pid;
+	uint16_t port;
+	char dir[128];       /* temporary folder: config, database, logs */
+	char db_path[192];
+	char config_path[192];
+	char base_url[64];   /* "http://127.0.0.1:PORT" */
+};
+
+/* Makes the folder and config (extra_ini is appended to it, may be NULL) and starts npsd.
+ * Returns 0 once it listens. The daemon dies with the calling process. */
+int npsd_start(struct npsd_proc *p, const char *extra_ini);
+/* Starts npsd again on the same folder and database (a new port). */
+int npsd_restart(struct npsd_proc *p);
+/* Sends sig, waits, returns the exit status (or 128+signal). */
+int npsd_stop(struct npsd_proc *p, int sig);
+/* Stops it if running and removes the folder. */
+void npsd_cleanup(struct npsd_proc *p);
+/* The daemon's stderr so far (malloc'ed, caller frees). */
+char *npsd_log(const struct npsd_proc *p);
+
+/* Runs npsctl against p's database: a new key's token (malloc'ed), or NULL. */
+char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name);
+/* Runs npsctl with args (NULL-terminated) and returns its exit status; stdout into *out
+ * (malloc'ed) when out is not NULL. */
+int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...);
+
+struct http_result {
+	long status;
+	char *body;
+	size_t len;
+	char *headers;      /* raw response headers */
+	json_t *json;       /* parsed body, or NULL */
+	int curl_code;
+};
+
+/* One request. body may be NULL; content_type NULL means application/json when a body is
+ * given. Returns 0 when a response arrived. */
+int http_do(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+            const char *content_type, const char *body, size_t len, struct http_result *ret);
+/* The same with a JSON body given as text. */
+int http_json(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+              const char *body, struct http_result *ret);
+void http_result_free(struct http_result *r);
+/* The value of a response header (case-insensitive name), malloc'ed, or NULL. */
+char *http_header(const struct http_result *r, const char *name);
+
+/* Reads a whole file; NULL when it cannot. */
+char *read_all(const char *path, size_t *ret_len);
+
+#endif
