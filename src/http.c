@@ -25,6 +25,7 @@ struct http_server {
 	struct npsd_app *app;
 	size_t max_body;
 	uint16_t port;
+	MHD_socket quiesced_fd; /* closed only after MHD_stop_daemon(): MHD still uses it */
 	atomic_uint in_flight;
 };
 
@@ -554,6 +555,7 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	srv->routes = routes;
 	srv->app = app;
 	srv->max_body = opt->max_body;
+	srv->quiesced_fd = MHD_INVALID_SOCKET;
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
 	char port[8];
@@ -614,9 +616,7 @@ unsigned http_in_flight(const struct http_server *srv)
 
 void http_quiesce(struct http_server *srv)
 {
-	MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	srv->quiesced_fd = MHD_quiesce_daemon(srv->daemon);
 }
 
 unsigned http_drain(struct http_server *srv, int64_t timeout_ms)
@@ -635,6 +635,8 @@ void http_stop(struct http_server **srv)
 	if (!srv || !*srv)
 		return;
 	MHD_stop_daemon((*srv)->daemon);
+	if ((*srv)->quiesced_fd != MHD_INVALID_SOCKET)
+		close((*srv)->quiesced_fd);
 	free(*srv);
 	*srv = NULL;
 }

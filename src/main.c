@@ -1,6 +1,7 @@
 /* npsd: the daemon. Thin by design: flags, config, wiring, signals, sd_notify. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,11 @@ int main(int argc, char **argv)
 	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* glibc trims a thread's arena with madvise() whenever its top grows free, which the
+	 * writer's allocation pattern triggers at every batch: measured at a fifth of the
+	 * writer's time. Keep up to 16 MiB for reuse instead. */
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	int status = 1;
 	struct npsd_app app = { .cfg = &cfg };
@@ -243,6 +249,10 @@ int main(int argc, char **argv)
 	unsigned left = http_drain(server, DRAIN_TIMEOUT_MS);
 	if (left)
 		log_warn("%u requests still in flight after %d ms; closing them", left, DRAIN_TIMEOUT_MS);
+	uint64_t writes, batches;
+	db_write_stats(app.db, &writes, &batches);
+	log_info("%llu writes committed in %llu transactions", (unsigned long long)writes,
+	         (unsigned long long)batches);
 	status = 0;
 out:
 	http_stop(&server);
