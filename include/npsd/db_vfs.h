@@ -1,0 +1,12 @@
+#ifndef NPSD_DB_VFS_H
+#define NPSD_DB_VFS_H
+
+/* The VFS npsd opens its database with: the default one, with WAL writes gathered until
+ * the commit's sync (see db_walbuf.c). */
+#define DB_VFS_NAME "npsd-walbuf"
+
+/* Registers it (once; thread-safe). Returns 0, or -EIO when SQLite's default VFS is too
+ * old to wrap, in which case callers open with the default VFS. */
+int db_vfs_register(void);
+
+#endif
