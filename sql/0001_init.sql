@@ -18,6 +18,7 @@ CREATE TABLE customers (
 	language     TEXT,
 	do_not_call  INTEGER NOT NULL DEFAULT 0,
 	last_reached_at INTEGER,                   -- for callbacks.cooldown
+	open_callback_id INTEGER,                  -- the one open (queued/claimed) callback, if any
 	created_at   INTEGER NOT NULL,
 	updated_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -40,11 +41,11 @@ CREATE TABLE surveys (
 	excluded        INTEGER NOT NULL DEFAULT 0,
 	exclude_reason  TEXT
 );
-CREATE INDEX surveys_touchpoint_time ON surveys (touchpoint, answered_at);
+-- Every index below costs a page write per group commit at ingest (bench/README.md), so
+-- there are few: a customer's history (and the answers behind their callback), and time
+-- ranges for the lists and reports.
 CREATE INDEX surveys_customer_time ON surveys (customer_id, answered_at);
-CREATE INDEX surveys_answered ON surveys (answered_at, id);
--- The answers behind a callback (a customer's new low scores join the open one).
-CREATE INDEX surveys_callback ON surveys (callback_id) WHERE callback_id IS NOT NULL;
+CREATE INDEX surveys_answered ON surveys (answered_at);
 
 CREATE TABLE callbacks (
 	id                INTEGER PRIMARY KEY,
@@ -66,11 +67,10 @@ CREATE TABLE callbacks (
 	first_attempt_at  INTEGER,
 	closed_at         INTEGER
 );
--- One open callback per customer: a new low score joins it instead of a second call.
-CREATE UNIQUE INDEX callbacks_one_open ON callbacks (customer_id) WHERE status IN ('queued', 'claimed');
+-- One open callback per customer is kept by customers.open_callback_id, which the ingest
+-- transaction reads anyway: a unique index would cost a random page write per callback.
 -- The claim order: due ones first, then lower score, then older.
 CREATE INDEX callbacks_queue ON callbacks (status, priority, id, due_at);
-CREATE INDEX callbacks_due ON callbacks (status, due_at);
 CREATE INDEX callbacks_lease ON callbacks (lease_expires_at) WHERE status = 'claimed';
 
 -- Every attempt and outcome: the history an agent sees.

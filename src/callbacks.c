@@ -1,6 +1,7 @@
 #include "npsd/callbacks.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "npsd/schedule.h"
 
@@ -18,10 +19,13 @@ bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *cu
 }
 
 int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
-                           const char *customer_id, const char *touchpoint, int score,
+                           const struct customer_row *customer, const char *touchpoint, int score,
                            int64_t now, struct callback_brief *ret)
 {
-	int r = store_callback_open_for(conn, customer_id, ret);
+	int r = customer->open_callback_id ? store_callback_brief(conn, customer->open_callback_id, ret)
+	                                   : -ENOENT;
+	if (r == 0 && strcmp(ret->status, "queued") != 0 && strcmp(ret->status, "claimed") != 0)
+		r = -ENOENT; /* closed since: a new call is owed */
 	if (r == 0) {
 		if (score < ret->priority) {
 			r = store_callback_join(conn, ret->id, score);
@@ -35,7 +39,7 @@ int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
 	if (due < 0)
 		due = now; /* never open: the config validator refuses that, so this is a guard only */
 	int64_t id;
-	r = store_callback_insert(conn, customer_id, score, touchpoint, due, due + cfg->cb_sla,
+	r = store_callback_insert(conn, customer->id, score, touchpoint, due, due + cfg->cb_sla,
 	                          cfg->cb_max_attempts, now, &id);
 	if (r < 0)
 		return r;

@@ -1,6 +1,7 @@
 #include "npsd/db.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "npsd/db_vfs.h"
 #include "npsd/log.h"
@@ -39,6 +41,17 @@ struct npsd_db {
 	pthread_cond_t queue_wake;
 	struct db_write *queue_head, *queue_tail;
 	int stopping;
+
+	/* Commits are made durable off the writer thread: the writer commits with
+	 * synchronous=NORMAL and hands the batch here; this thread fdatasyncs the WAL and only
+	 * then wakes the batch's requests. The writer meanwhile runs the next batch. */
+	pthread_t sync_thread;
+	int sync_running;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_wake;
+	struct db_write *sync_head, *sync_tail;
+	int sync_stopping;
+	int wal_fd;
 
 	void (*commit_hook)(void *arg);
 	void *commit_hook_arg;
@@ -198,11 +211,13 @@ static int conn_open(const char *path, int readonly, struct db_conn **ret_conn, 
 	}
 	sqlite3_busy_timeout(conn->handle, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(conn->handle, 1);
-	/* synchronous=FULL: in WAL mode the log is fsynced at every commit, so a 201 survives a
-	 * power cut. Readers are query_only so a bug can never write outside the writer. */
+	/* synchronous=NORMAL: SQLite syncs the WAL before each checkpoint; the sync of each
+	 * commit is done by the sync thread (see struct npsd_db), so a 201 survives a power
+	 * cut just as with FULL. Readers are query_only so a bug can never write outside the
+	 * writer. */
 	const char *pragmas = readonly
 		? "PRAGMA query_only = 1; PRAGMA foreign_keys = OFF;"
-		: "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; "
+		: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
 		  /* Savepoints journal into memory, not a temp file (two syscalls per page saved).
 		   * A checkpoint copies each page once however often the WAL holds it, so fewer,
 		   * larger checkpoints copy less: 4000 pages measured best (bench/README.md). */
@@ -289,7 +304,75 @@ static void fail_batch(struct db_write *batch, int result)
 		w->result = result;
 }
 
-/* One transaction for the whole batch: one fsync however many writes it carries. */
+static void finish_batch(struct db_write *batch)
+{
+	for (struct db_write *w = batch, *next; w; w = next) {
+		next = w->next; /* done() may free w */
+		w->done(w);
+	}
+}
+
+static void hand_to_sync(struct npsd_db *db, struct db_write *batch)
+{
+	struct db_write *tail = batch;
+	while (tail->next)
+		tail = tail->next;
+	pthread_mutex_lock(&db->sync_lock);
+	if (db->sync_tail)
+		db->sync_tail->next = batch;
+	else
+		db->sync_head = batch;
+	db->sync_tail = tail;
+	pthread_cond_signal(&db->sync_wake);
+	pthread_mutex_unlock(&db->sync_lock);
+}
+
+/* Makes everything committed so far durable. The WAL is opened here, on its first use,
+ * because SQLite creates it at the first write. */
+static int sync_wal(struct npsd_db *db)
+{
+	if (db->wal_fd < 0) {
+		char wal[4096];
+		snprintf(wal, sizeof wal, "%s-wal", db->path);
+		db->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
+		if (db->wal_fd < 0) {
+			log_error("db: cannot open %s to sync it: %s", wal, strerror(errno));
+			return -EIO;
+		}
+	}
+	if (fdatasync(db->wal_fd) < 0) {
+		log_error("db: fdatasync of the WAL failed: %s", strerror(errno));
+		return errno == ENOSPC ? -ENOSPC : -EIO;
+	}
+	int r = db_vfs_take_write_error();
+	if (r < 0)
+		log_error("db: a WAL write failed; the commits since the last sync are not acknowledged");
+	return r;
+}
+
+/* One fdatasync covers every batch committed before it: under load the sync thread takes
+ * several batches at a time. */
+static void *sync_main(void *arg)
+{
+	struct npsd_db *db = arg;
+	for (;;) {
+		pthread_mutex_lock(&db->sync_lock);
+		while (!db->sync_head && !db->sync_stopping)
+			pthread_cond_wait(&db->sync_wake, &db->sync_lock);
+		struct db_write *batch = db->sync_head;
+		db->sync_head = db->sync_tail = NULL;
+		pthread_mutex_unlock(&db->sync_lock);
+		if (!batch)
+			break;
+		int r = sync_wal(db);
+		if (r < 0)
+			fail_batch(batch, r);
+		finish_batch(batch);
+	}
+	return NULL;
+}
+
+/* One transaction for the whole batch; its sync happens on the sync thread. */
 static void run_batch(struct npsd_db *db, struct db_write *batch)
 {
 	struct db_conn *conn = db->writer;
@@ -333,15 +416,13 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 	atomic_fetch_add(&db->batches_committed, 1);
 	if (db->commit_hook && sqlite3_total_changes(h) != changes_before)
 		db->commit_hook(db->commit_hook_arg);
-	goto finish;
+	hand_to_sync(db, batch);
+	return;
 rollback:
 	if (!sqlite3_get_autocommit(h))
 		conn_step_cached(conn, "ROLLBACK");
 finish:
-	for (struct db_write *w = batch, *next; w; w = next) {
-		next = w->next; /* done() may free w */
-		w->done(w);
-	}
+	finish_batch(batch);
 }
 
 static void *writer_main(void *arg)
@@ -375,12 +456,22 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	pthread_cond_init(&db->queue_wake, NULL);
 	pthread_mutex_init(&db->pool_lock, NULL);
 	pthread_cond_init(&db->pool_wake, NULL);
+	pthread_mutex_init(&db->sync_lock, NULL);
+	pthread_cond_init(&db->sync_wake, NULL);
+	db->wal_fd = -1;
 	r = conn_open(path, 0, &db->writer, ret_error);
 	if (r < 0)
 		goto fail;
 	r = migrate(db->writer, ret_error);
 	if (r < 0)
 		goto fail;
+	r = -pthread_create(&db->sync_thread, NULL, sync_main, db);
+	if (r < 0) {
+		if (asprintf(ret_error, "cannot start the sync thread: %s", strerror(-r)) < 0)
+			*ret_error = NULL;
+		goto fail;
+	}
+	db->sync_running = 1;
 	r = -pthread_create(&db->writer_thread, NULL, writer_main, db);
 	if (r < 0) {
 		if (asprintf(ret_error, "cannot start the writer thread: %s", strerror(-r)) < 0)
@@ -407,6 +498,15 @@ void db_close(struct npsd_db **dbp)
 		pthread_mutex_unlock(&db->queue_lock);
 		pthread_join(db->writer_thread, NULL);
 	}
+	if (db->sync_running) { /* after the writer: it drains what the writer handed over */
+		pthread_mutex_lock(&db->sync_lock);
+		db->sync_stopping = 1;
+		pthread_cond_signal(&db->sync_wake);
+		pthread_mutex_unlock(&db->sync_lock);
+		pthread_join(db->sync_thread, NULL);
+	}
+	if (db->wal_fd >= 0)
+		close(db->wal_fd);
 	for (size_t i = 0; i < db->nreaders; i++)
 		conn_close(&db->readers[i]);
 	if (db->writer) /* a clean close checkpoints the WAL, so the file alone is complete */
@@ -415,6 +515,8 @@ void db_close(struct npsd_db **dbp)
 	pthread_cond_destroy(&db->queue_wake);
 	pthread_mutex_destroy(&db->pool_lock);
 	pthread_cond_destroy(&db->pool_wake);
+	pthread_mutex_destroy(&db->sync_lock);
+	pthread_cond_destroy(&db->sync_wake);
 	free(db->path);
 	free(db);
 	*dbp = NULL;

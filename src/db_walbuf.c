@@ -8,14 +8,16 @@
  * thread's time. The frames of a transaction are appended one after another, so they
  * coalesce into a single write.
  *
- * Why it is safe: nothing a buffered write holds is visible to anyone before the sync.
- * SQLite publishes new frames in the wal-index only after syncing the WAL at commit
- * (npsd always runs synchronous=FULL, see db.c), and every other operation on the WAL
- * file (read, size, truncate, close, sync) flushes first. Files other than WALs are
- * passed straight through.
+ * Why it is safe: no reader can see a frame before it is in the file. SQLite publishes a
+ * commit by writing the wal-index header twice with a memory barrier between (readers
+ * only trust the two copies when they agree); the barrier is a call on the main database
+ * file, and there this VFS first flushes the database's WAL buffer. Every other operation
+ * on the WAL file (read, size, truncate, close, sync) flushes first too. Files other than
+ * WALs are passed straight through.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +33,16 @@ struct walbuf_file {
 	sqlite3_file base;  /* must be first: SQLite sees this */
 	sqlite3_file *real; /* the default VFS's file, in the same allocation after us */
 	int is_wal;
+	struct walbuf_file *main_db; /* for a WAL: its database file */
+	struct walbuf_file *wal;     /* for a database: its open WAL, if any */
+	int write_failed; /* a flush at a barrier failed: the next sync reports it */
 	unsigned char *buf;
 	size_t len;
 	sqlite3_int64 offset; /* file offset of buf[0] */
 };
 
 static sqlite3_vfs *real_vfs;
+static atomic_int barrier_flush_failed;
 static sqlite3_vfs walbuf_vfs;
 
 static sqlite3_file *real_of(sqlite3_file *f)
@@ -62,6 +68,10 @@ static int wb_close(sqlite3_file *file)
 {
 	struct walbuf_file *f = (struct walbuf_file *)file;
 	int rc = flush(f);
+	if (f->main_db && f->main_db->wal == f)
+		f->main_db->wal = NULL;
+	if (f->wal)
+		f->wal->main_db = NULL;
 	int rc2 = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
 	free(f->buf);
 	f->buf = NULL;
@@ -107,6 +117,10 @@ static int wb_sync(sqlite3_file *file, int flags)
 {
 	struct walbuf_file *f = (struct walbuf_file *)file;
 	int rc = flush(f);
+	if (f->write_failed) {
+		f->write_failed = 0;
+		return SQLITE_IOERR_WRITE;
+	}
 	return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
 }
 
@@ -141,7 +155,16 @@ static int wb_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
 	return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
 }
-static void wb_shm_barrier(sqlite3_file *f) { real_of(f)->pMethods->xShmBarrier(real_of(f)); }
+/* The barrier in the middle of publishing a commit: the frames go to the file first. */
+static void wb_shm_barrier(sqlite3_file *file)
+{
+	struct walbuf_file *f = (struct walbuf_file *)file;
+	if (f->wal && flush(f->wal) != SQLITE_OK) {
+		f->wal->write_failed = 1;
+		atomic_store(&barrier_flush_failed, 1);
+	}
+	f->real->pMethods->xShmBarrier(f->real);
+}
 static int wb_shm_unmap(sqlite3_file *f, int delete_flag)
 {
 	return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
@@ -188,6 +211,14 @@ static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int f
 	/* SQLite calls xClose only when pMethods is set, so set it only when the real file
 	 * opened; the real VFS follows the same rule for its own file. */
 	f->base.pMethods = rc == SQLITE_OK ? &walbuf_methods : NULL;
+	if (rc == SQLITE_OK && f->is_wal && name) {
+		/* Opened through this VFS too, so the database's file object is ours. */
+		struct walbuf_file *main_db = (struct walbuf_file *)sqlite3_database_file_object(name);
+		if (main_db && main_db->base.pMethods == &walbuf_methods) {
+			f->main_db = main_db;
+			main_db->wal = f;
+		}
+	}
 	return rc;
 }
 
@@ -236,6 +267,10 @@ static int register_result = SQLITE_ERROR;
 
 static void register_once(void)
 {
+	/* Must come before SQLite initialises (sqlite3_vfs_find does): memory statistics take
+	 * a global mutex at every allocation, which the writer does thousands of times a
+	 * second, and npsd never reads them. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	real_vfs = sqlite3_vfs_find(NULL);
 	if (!real_vfs || real_vfs->iVersion < 2)
 		return;
@@ -255,6 +290,11 @@ static void register_once(void)
 		.xCurrentTimeInt64 = wb_current_time64,
 	};
 	register_result = sqlite3_vfs_register(&walbuf_vfs, 0);
+}
+
+int db_vfs_take_write_error(void)
+{
+	return atomic_exchange(&barrier_flush_failed, 0) ? -EIO : 0;
 }
 
 int db_vfs_register(void)

@@ -44,7 +44,7 @@ void survey_row_clear(struct survey_row *row)
 	memset(row, 0, sizeof *row);
 }
 
-#define CUSTOMER_COLUMNS "id, name, phone, email, language, do_not_call, last_reached_at"
+#define CUSTOMER_COLUMNS "id, name, phone, email, language, do_not_call, last_reached_at, open_callback_id"
 
 static int read_customer(sqlite3_stmt *st, struct customer_row *ret)
 {
@@ -57,6 +57,7 @@ static int read_customer(sqlite3_stmt *st, struct customer_row *ret)
 		.language = column_dup(st, 4, &oom),
 		.do_not_call = sqlite3_column_int(st, 5) != 0,
 		.last_reached_at = sqlite3_column_int64(st, 6),
+		.open_callback_id = sqlite3_column_int64(st, 7),
 	};
 	if (oom) {
 		customer_row_clear(&row);
@@ -285,13 +286,6 @@ static int read_brief(struct db_conn *conn, const char *sql, const char *text_ke
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
 }
 
-int store_callback_open_for(struct db_conn *conn, const char *customer_id, struct callback_brief *ret)
-{
-	static const char sql[] = "SELECT id, status, due_at, priority FROM callbacks "
-	                          "WHERE customer_id = ? AND status IN ('queued', 'claimed')";
-	return read_brief(conn, sql, customer_id, 0, ret);
-}
-
 int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief *ret)
 {
 	static const char sql[] = "SELECT id, status, due_at, priority FROM callbacks WHERE id = ?";
@@ -305,6 +299,7 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 	static const char sql[] =
 		"INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
 		"max_attempts, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)";
+	static const char sql_link[] = "UPDATE customers SET open_callback_id = ? WHERE id = ?";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -319,7 +314,17 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 	db_done(st);
 	if (rc != SQLITE_DONE)
 		return db_errno(rc);
-	*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+	int64_t id = sqlite3_last_insert_rowid(db_handle(conn));
+	st = db_prepare(conn, sql_link);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	db_bind_text(st, 2, customer_id);
+	rc = sqlite3_step(st);
+	db_done(st);
+	if (rc != SQLITE_DONE)
+		return db_errno(rc);
+	*ret_id = id;
 	return 0;
 }
 

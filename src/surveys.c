@@ -132,7 +132,7 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 		return r;
 	item->has_callback = false;
 	if (callbacks_owed(item->cfg, &customer, in->score, in->consent, now)) {
-		r = callbacks_open_or_join(conn, item->cfg, in->customer_id, in->touchpoint, in->score,
+		r = callbacks_open_or_join(conn, item->cfg, &customer, in->touchpoint, in->score,
 		                           now, &item->callback);
 		if (r < 0)
 			goto out;

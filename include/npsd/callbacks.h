@@ -19,7 +19,7 @@ bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *cu
  * a lower score). Runs inside the ingest transaction. Fills *ret with the callback.
  */
 int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
-                           const char *customer_id, const char *touchpoint, int score,
+                           const struct customer_row *customer, const char *touchpoint, int score,
                            int64_t now, struct callback_brief *ret);
 
 #endif

@@ -9,4 +9,8 @@
  * old to wrap, in which case callers open with the default VFS. */
 int db_vfs_register(void);
 
+/* -EIO once after a WAL write failed where SQLite cannot hear of it (while publishing a
+ * commit), else 0: the commit it belonged to must not be acknowledged. */
+int db_vfs_take_write_error(void);
+
 #endif

@@ -37,6 +37,7 @@ struct customer_row {
 	char *id, *name, *phone, *email, *language;
 	bool do_not_call;
 	int64_t last_reached_at; /* 0 when never */
+	int64_t open_callback_id; /* 0 when none is open */
 };
 void customer_row_clear(struct customer_row *row);
 
@@ -89,9 +90,8 @@ struct callback_brief {
 	int64_t due_at;
 	int priority;
 };
-/* The customer's open (queued or claimed) callback; -ENOENT when none. */
-int store_callback_open_for(struct db_conn *conn, const char *customer_id, struct callback_brief *ret);
 int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief *ret);
+/* Inserts a queued callback and records it as the customer's open one. */
 int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority,
                           const char *touchpoint, int64_t due_at, int64_t sla_deadline,
                           int max_attempts, int64_t now, int64_t *ret_id);
