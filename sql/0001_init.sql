@@ -72,11 +72,15 @@ CREATE TABLE callbacks (
 -- The claim order: due ones first, then lower score, then older.
 CREATE INDEX callbacks_queue ON callbacks (status, priority, id, due_at);
 CREATE INDEX callbacks_lease ON callbacks (lease_expires_at) WHERE status = 'claimed';
+-- Open callbacks nobody has phoned yet, by SLA deadline: what the scheduler watches.
+CREATE INDEX callbacks_sla ON callbacks (sla_deadline)
+	WHERE sla_breached = 0 AND first_attempt_at IS NULL AND status IN ('queued', 'claimed');
 
 -- Every attempt and outcome: the history an agent sees.
 CREATE TABLE callback_events (
 	id           INTEGER PRIMARY KEY,
 	callback_id  INTEGER NOT NULL REFERENCES callbacks (id),
+	customer_id  TEXT NOT NULL,                -- copied, so a customer's history is one lookup
 	at           INTEGER NOT NULL,
 	kind         TEXT NOT NULL,
 	agent        TEXT,
@@ -84,10 +88,12 @@ CREATE TABLE callback_events (
 	notes        TEXT
 );
 CREATE INDEX callback_events_callback ON callback_events (callback_id, at);
+CREATE INDEX callback_events_customer ON callback_events (customer_id, at);
 
 CREATE TABLE improvements (
 	id           INTEGER PRIMARY KEY,
 	callback_id  INTEGER NOT NULL REFERENCES callbacks (id),
+	touchpoint   TEXT NOT NULL,                -- of the callback, for the reports
 	area         TEXT NOT NULL CHECK (area IN ('process', 'communication', 'service', 'product', 'other')),
 	text         TEXT NOT NULL,
 	created_at   INTEGER NOT NULL

@@ -11,8 +11,33 @@ const struct route api_routes[] = {
 	{ HTTP_POST, "/v1/surveys", ROLE_INGEST, BODY_REQUIRED, api_surveys_post },
 	{ HTTP_GET, "/v1/surveys", ROLE_MANAGER, BODY_NONE, api_surveys_list },
 	{ HTTP_GET, "/v1/surveys/:id", ROLE_MANAGER, BODY_NONE, api_surveys_get },
+	{ HTTP_GET, "/v1/callbacks", ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_callbacks_list },
+	{ HTTP_POST, "/v1/callbacks/claim", ROLE_AGENT, BODY_OPTIONAL, api_callbacks_claim },
+	{ HTTP_GET, "/v1/callbacks/stats", ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_callbacks_stats },
+	{ HTTP_GET, "/v1/callbacks/:id", ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_callbacks_get },
+	{ HTTP_POST, "/v1/callbacks/:id/heartbeat", ROLE_AGENT, BODY_NONE, api_callbacks_heartbeat },
+	{ HTTP_POST, "/v1/callbacks/:id/release", ROLE_AGENT, BODY_NONE, api_callbacks_release },
+	{ HTTP_POST, "/v1/callbacks/:id/complete", ROLE_AGENT, BODY_REQUIRED, api_callbacks_complete },
+	{ HTTP_POST, "/v1/callbacks/:id/cancel", ROLE_MANAGER, BODY_NONE, api_callbacks_cancel },
 	{ 0, NULL, 0, BODY_NONE, NULL },
 };
+
+static void api_write_done(struct db_write *w)
+{
+	http_resume(((struct api_write *)w)->req);
+}
+
+void api_submit(struct http_request *req, struct api_write *w, int (*apply)(struct db_conn *conn, void *arg),
+                void (*resumed)(struct http_request *req))
+{
+	w->req = req;
+	w->write.apply = apply;
+	w->write.done = api_write_done;
+	w->write.arg = w;
+	/* Suspend before submitting: the writer may finish before this function returns. */
+	http_suspend(req, resumed);
+	db_submit(http_app(req)->db, &w->write);
+}
 
 void api_healthz(struct http_request *req)
 {

@@ -15,8 +15,7 @@
 
 /* A POST in flight: its items, the one write that stores them, and the request to wake. */
 struct ingest_request {
-	struct db_write write;
-	struct http_request *req;
+	struct api_write write; /* first: the writer hands it back */
 	bool batch;
 	size_t nitems;
 	struct ingest_slot {
@@ -57,12 +56,6 @@ static int ingest_apply(struct db_conn *conn, void *arg)
 	return 0;
 }
 
-static void ingest_done(struct db_write *w)
-{
-	struct ingest_request *ir = (struct ingest_request *)w;
-	http_resume(ir->req);
-}
-
 static json_t *callback_json(const struct ingest_item *item)
 {
 	if (!item->has_callback)
@@ -88,8 +81,8 @@ static json_t *conflict_error(void)
 static void ingest_resumed(struct http_request *req)
 {
 	struct ingest_request *ir = http_state(req);
-	if (ir->write.result < 0) {
-		http_reply_storage_error(req, ir->write.result);
+	if (ir->write.write.result < 0) {
+		http_reply_storage_error(req, ir->write.write.result);
 		return;
 	}
 	if (!ir->batch) {
@@ -145,7 +138,6 @@ void api_surveys_post(struct http_request *req)
 		return;
 	}
 	http_set_state(req, ir, ingest_request_free);
-	ir->req = req;
 	ir->batch = batch;
 	ir->nitems = n;
 	int64_t now = clock_now();
@@ -169,12 +161,7 @@ void api_surveys_post(struct http_request *req)
 		ingest_resumed(req);
 		return;
 	}
-	ir->write.apply = ingest_apply;
-	ir->write.done = ingest_done;
-	ir->write.arg = ir;
-	/* Suspend before submitting: the writer may finish before this function returns. */
-	http_suspend(req, ingest_resumed);
-	db_submit(app->db, &ir->write);
+	api_submit(req, &ir->write, ingest_apply, ingest_resumed);
 }
 
 static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)

@@ -1,8 +1,11 @@
 #include "npsd/callbacks.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "npsd/outbox.h"
 #include "npsd/schedule.h"
 
 bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *customer,
@@ -18,13 +21,26 @@ bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *cu
 	return true;
 }
 
+static bool is_open(const char *status)
+{
+	return strcmp(status, "queued") == 0 || strcmp(status, "claimed") == 0;
+}
+
+/* When a call may happen at or after t: t itself in opening hours, else the next opening. */
+static int64_t next_open(const struct npsd_config *cfg, int64_t t)
+{
+	int64_t due = schedule_next_open(&cfg->cb_hours, cfg->cb_holidays, cfg->cb_nholidays, t);
+	return due < 0 ? t : due; /* never open within a year: call as soon as asked, not never */
+}
+
 int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
                            const struct customer_row *customer, const char *touchpoint, int score,
-                           int64_t now, struct callback_brief *ret)
+                           int64_t now, struct callback_brief *ret, bool *ret_created)
 {
+	*ret_created = false;
 	int r = customer->open_callback_id ? store_callback_brief(conn, customer->open_callback_id, ret)
 	                                   : -ENOENT;
-	if (r == 0 && strcmp(ret->status, "queued") != 0 && strcmp(ret->status, "claimed") != 0)
+	if (r == 0 && !is_open(ret->status))
 		r = -ENOENT; /* closed since: a new call is owed */
 	if (r == 0) {
 		if (score < ret->priority) {
@@ -35,14 +51,248 @@ int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
 	}
 	if (r != -ENOENT)
 		return r;
-	int64_t due = schedule_next_open(&cfg->cb_hours, cfg->cb_holidays, cfg->cb_nholidays, now);
-	if (due < 0)
-		due = now; /* never open: the config validator refuses that, so this is a guard only */
+	int64_t due = next_open(cfg, now);
 	int64_t id;
 	r = store_callback_insert(conn, customer->id, score, touchpoint, due, due + cfg->cb_sla,
 	                          cfg->cb_max_attempts, now, &id);
 	if (r < 0)
 		return r;
 	*ret = (struct callback_brief){ .id = id, .status = "queued", .due_at = due, .priority = score };
+	*ret_created = true;
 	return 0;
+}
+
+int callbacks_emit_created(struct db_conn *conn, int64_t id, const struct customer_row *customer,
+                           json_t *survey, int64_t now)
+{
+	struct callback_row row;
+	int r = store_callback_get(conn, id, &row);
+	if (r < 0) {
+		json_decref(survey);
+		return r;
+	}
+	json_t *data = json_pack("{s:o, s:o, s:o}", "callback", outbox_callback(&row), "customer",
+	                         outbox_customer(customer->id, customer->name, customer->language),
+	                         "survey", survey);
+	callback_row_clear(&row);
+	return outbox_emit(conn, "callback.created", data, now);
+}
+
+int callbacks_claim(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
+                    const char *touchpoint, int64_t now, int64_t *ret_id)
+{
+	int r = store_callback_claim(conn, touchpoint, agent->name, agent->key_id, now, now + cfg->cb_lease,
+	                             ret_id);
+	if (r < 0)
+		return r;
+	struct callback_row row;
+	r = store_callback_get(conn, *ret_id, &row);
+	if (r < 0)
+		return r;
+	r = store_callback_event_add(conn, row.id, row.customer_id, now, "claimed", agent->name, NULL, NULL);
+	callback_row_clear(&row);
+	return r;
+}
+
+/* Loads the callback and checks that agent holds its claim. */
+static int load_claimed(struct db_conn *conn, const struct principal *agent, int64_t id,
+                        struct callback_row *row)
+{
+	int r = store_callback_get(conn, id, row);
+	if (r < 0)
+		return r;
+	if (strcmp(row->status, "claimed") != 0)
+		r = CALLBACK_WRONG_STATE;
+	else if (row->claimed_key_id != agent->key_id)
+		r = CALLBACK_NOT_YOURS;
+	if (r < 0)
+		callback_row_clear(row);
+	return r;
+}
+
+int callbacks_heartbeat(struct db_conn *conn, const struct npsd_config *cfg,
+                        const struct principal *agent, int64_t id, int64_t now)
+{
+	struct callback_row row;
+	int r = load_claimed(conn, agent, id, &row);
+	if (r < 0)
+		return r;
+	row.lease_expires_at = now + cfg->cb_lease;
+	r = store_callback_save(conn, &row);
+	callback_row_clear(&row);
+	return r;
+}
+
+static void unclaim(struct callback_row *row)
+{
+	free(row->claimed_by);
+	row->claimed_by = NULL;
+	row->claimed_key_id = 0;
+	row->lease_expires_at = 0;
+}
+
+int callbacks_release(struct db_conn *conn, const struct principal *agent, int64_t id, int64_t now)
+{
+	struct callback_row row;
+	int r = load_claimed(conn, agent, id, &row);
+	if (r < 0)
+		return r;
+	unclaim(&row);
+	snprintf(row.status, sizeof row.status, "queued");
+	r = store_callback_save(conn, &row);
+	if (r == 0)
+		r = store_callback_event_add(conn, id, row.customer_id, now, "released", agent->name, NULL, NULL);
+	callback_row_clear(&row);
+	return r;
+}
+
+static int emit_closed(struct db_conn *conn, const char *type, const struct callback_row *row,
+                       const struct complete_input *in, int64_t now)
+{
+	struct customer_row customer;
+	int r = store_customer_get(conn, row->customer_id, &customer);
+	if (r < 0)
+		return r;
+	json_t *improvements = json_array();
+	for (size_t i = 0; in && i < in->nimprovements; i++)
+		json_array_append_new(improvements, json_pack("{s:s, s:s}", "area", in->improvements[i].area,
+		                                              "text", in->improvements[i].text));
+	json_t *data = json_pack("{s:o, s:o, s:s?, s:o}", "callback", outbox_callback(row), "customer",
+	                         outbox_customer(customer.id, customer.name, customer.language), "notes",
+	                         row->notes, "improvements", improvements);
+	customer_row_clear(&customer);
+	return outbox_emit(conn, type, data, now);
+}
+
+/* The retry step after `attempts` failed attempts: the schedule's last step repeats. */
+static int64_t retry_step(const struct npsd_config *cfg, int attempts)
+{
+	if (cfg->cb_nretry == 0)
+		return 3600;
+	size_t i = attempts > 0 ? (size_t)attempts - 1 : 0;
+	return cfg->cb_retry[i < cfg->cb_nretry ? i : cfg->cb_nretry - 1];
+}
+
+static int set_text(char **field, const char *value)
+{
+	free(*field);
+	*field = NULL;
+	if (value && !(*field = strdup(value)))
+		return -ENOMEM;
+	return 0;
+}
+
+int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg,
+                       const struct principal *agent, int64_t id, const struct complete_input *in,
+                       int64_t now)
+{
+	struct callback_row row;
+	int r = load_claimed(conn, agent, id, &row);
+	if (r < 0)
+		return r;
+	const char *o = in->outcome;
+	bool counts_attempt = strcmp(o, "no_answer") == 0 || strcmp(o, "busy") == 0 ||
+	                      strcmp(o, "voicemail") == 0;
+	bool reached = strcmp(o, "reached") == 0 || strcmp(o, "declined") == 0 ||
+	               strcmp(o, "do_not_call") == 0;
+	const char *event = NULL;
+	unclaim(&row);
+	if ((r = set_text(&row.outcome, o)) < 0 || (in->notes && (r = set_text(&row.notes, in->notes)) < 0))
+		goto out;
+	if (!row.first_attempt_at)
+		row.first_attempt_at = now;
+	if (counts_attempt) {
+		row.attempts++;
+		if (row.attempts >= row.max_attempts) {
+			snprintf(row.status, sizeof row.status, "unreachable");
+			event = "callback.unreachable";
+		} else {
+			snprintf(row.status, sizeof row.status, "queued");
+			row.due_at = next_open(cfg, now + retry_step(cfg, row.attempts));
+		}
+	} else if (strcmp(o, "call_later") == 0) {
+		snprintf(row.status, sizeof row.status, "queued");
+		row.due_at = in->retry_at; /* the customer's own choice of time */
+	} else if (strcmp(o, "wrong_number") == 0) {
+		snprintf(row.status, sizeof row.status, "unreachable");
+		event = "callback.unreachable";
+	} else { /* reached, declined, do_not_call */
+		snprintf(row.status, sizeof row.status, "done");
+		event = "callback.completed";
+	}
+	if (!is_open(row.status))
+		row.closed_at = now;
+	if ((r = store_callback_save(conn, &row)) < 0)
+		goto out;
+	if ((r = store_callback_event_add(conn, id, row.customer_id, now, "outcome", agent->name, o,
+	                                  in->notes)) < 0)
+		goto out;
+	for (size_t i = 0; i < in->nimprovements; i++) {
+		r = store_improvement_add(conn, id, row.touchpoint, in->improvements[i].area,
+		                          in->improvements[i].text, now);
+		if (r < 0)
+			goto out;
+	}
+	/* A call_later keeps the callback open: the cooldown starts when it closes. */
+	if (!is_open(row.status) &&
+	    (r = store_customer_callback_closed(conn, row.customer_id, reached ? now : 0,
+	                                        strcmp(o, "do_not_call") == 0)) < 0)
+		goto out;
+	if (event)
+		r = emit_closed(conn, event, &row, in, now);
+out:
+	callback_row_clear(&row);
+	return r;
+}
+
+int callbacks_cancel(struct db_conn *conn, const struct principal *who, int64_t id, int64_t now)
+{
+	struct callback_row row;
+	int r = store_callback_get(conn, id, &row);
+	if (r < 0)
+		return r;
+	if (!is_open(row.status)) {
+		r = CALLBACK_WRONG_STATE;
+		goto out;
+	}
+	unclaim(&row);
+	snprintf(row.status, sizeof row.status, "cancelled");
+	row.closed_at = now;
+	if ((r = store_callback_save(conn, &row)) < 0 ||
+	    (r = store_customer_callback_closed(conn, row.customer_id, 0, false)) < 0)
+		goto out;
+	r = store_callback_event_add(conn, id, row.customer_id, now, "cancelled", who->name, NULL, NULL);
+out:
+	callback_row_clear(&row);
+	return r;
+}
+
+struct tick {
+	struct db_conn *conn;
+	int64_t now;
+	int changed;
+};
+
+static int on_lease_expired(const struct callback_row *row, void *arg)
+{
+	struct tick *t = arg;
+	t->changed++;
+	return store_callback_event_add(t->conn, row->id, row->customer_id, t->now, "lease_expired", NULL,
+	                                NULL, NULL);
+}
+
+static int on_sla_breached(const struct callback_row *row, void *arg)
+{
+	struct tick *t = arg;
+	t->changed++;
+	return emit_closed(t->conn, "callback.sla_breached", row, NULL, t->now);
+}
+
+int callbacks_tick(struct db_conn *conn, int64_t now)
+{
+	struct tick t = { .conn = conn, .now = now };
+	int r = store_callbacks_expire_leases(conn, now, on_lease_expired, &t);
+	if (r == 0)
+		r = store_callbacks_breach_sla(conn, now, on_sla_breached, &t);
+	return r < 0 ? r : t.changed;
 }

@@ -373,7 +373,7 @@ static void *sync_main(void *arg)
 }
 
 /* One transaction for the whole batch; its sync happens on the sync thread. */
-static void run_batch(struct npsd_db *db, struct db_write *batch)
+static void run_batch(struct npsd_db *db, struct db_write *batch, void (*hook)(void *), void *hook_arg)
 {
 	struct db_conn *conn = db->writer;
 	sqlite3 *h = conn->handle;
@@ -414,8 +414,8 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 	}
 	atomic_fetch_add(&db->writes_committed, count);
 	atomic_fetch_add(&db->batches_committed, 1);
-	if (db->commit_hook && sqlite3_total_changes(h) != changes_before)
-		db->commit_hook(db->commit_hook_arg);
+	if (hook && sqlite3_total_changes(h) != changes_before)
+		hook(hook_arg);
 	hand_to_sync(db, batch);
 	return;
 rollback:
@@ -434,10 +434,12 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&db->queue_wake, &db->queue_lock);
 		struct db_write *batch = db->queue_head;
 		db->queue_head = db->queue_tail = NULL;
+		void (*hook)(void *) = db->commit_hook;
+		void *hook_arg = db->commit_hook_arg;
 		pthread_mutex_unlock(&db->queue_lock);
 		if (!batch)
 			break; /* stopping and drained */
-		run_batch(db, batch);
+		run_batch(db, batch, hook, hook_arg);
 	}
 	return NULL;
 }
@@ -574,8 +576,11 @@ int db_write_sync(struct npsd_db *db, int (*apply)(struct db_conn *conn, void *a
 
 void db_on_commit(struct npsd_db *db, void (*hook)(void *arg), void *arg)
 {
+	/* The writer reads the hook under this lock when it takes a batch. */
+	pthread_mutex_lock(&db->queue_lock);
 	db->commit_hook = hook;
 	db->commit_hook_arg = arg;
+	pthread_mutex_unlock(&db->queue_lock);
 }
 
 struct db_conn *db_reader(struct npsd_db *db)

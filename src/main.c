@@ -15,6 +15,7 @@
 #include "npsd/http.h"
 #include "npsd/log.h"
 #include "npsd/schedule.h"
+#include "npsd/scheduler.h"
 
 #define DRAIN_TIMEOUT_MS 10000
 #define NPSD_VERSION "0.1.0"
@@ -170,6 +171,7 @@ int main(int argc, char **argv)
 	int status = 1;
 	struct npsd_app app = { .cfg = &cfg };
 	struct http_server *server = NULL;
+	struct scheduler *scheduler = NULL;
 	char *tls_cert = NULL, *tls_key = NULL;
 
 	ensure_parent_dir(cfg.db_path);
@@ -181,6 +183,12 @@ int main(int argc, char **argv)
 	}
 	if (auth_new(app.db, &app.auth) < 0)
 		goto out;
+	r = scheduler_start(app.db, &scheduler);
+	if (r < 0) {
+		log_error("cannot start the scheduler: %s", strerror(-r));
+		goto out;
+	}
+	db_on_commit(app.db, scheduler_wake, scheduler);
 	if (cfg.tls_cert && cfg.tls_key) {
 		tls_cert = read_file(cfg.tls_cert);
 		tls_key = read_file(cfg.tls_key);
@@ -256,6 +264,9 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	http_stop(&server);
+	if (app.db)
+		db_on_commit(app.db, NULL, NULL);
+	scheduler_stop(&scheduler);
 	auth_free(&app.auth);
 	db_close(&app.db);
 	free(tls_cert);

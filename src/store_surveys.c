@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "npsd/store.h"
+#include "store_internal.h"
 
-/* strdup of a column, NULL for SQL NULL. Sets *oom when a copy failed. */
-static char *column_dup(sqlite3_stmt *st, int col, int *oom)
+char *store_column_dup(sqlite3_stmt *st, int col, int *oom)
 {
 	const char *text = db_column_text(st, col);
 	if (!text)
@@ -50,11 +50,11 @@ static int read_customer(sqlite3_stmt *st, struct customer_row *ret)
 {
 	int oom = 0;
 	struct customer_row row = {
-		.id = column_dup(st, 0, &oom),
-		.name = column_dup(st, 1, &oom),
-		.phone = column_dup(st, 2, &oom),
-		.email = column_dup(st, 3, &oom),
-		.language = column_dup(st, 4, &oom),
+		.id = store_column_dup(st, 0, &oom),
+		.name = store_column_dup(st, 1, &oom),
+		.phone = store_column_dup(st, 2, &oom),
+		.email = store_column_dup(st, 3, &oom),
+		.language = store_column_dup(st, 4, &oom),
 		.do_not_call = sqlite3_column_int(st, 5) != 0,
 		.last_reached_at = sqlite3_column_int64(st, 6),
 		.open_callback_id = sqlite3_column_int64(st, 7),
@@ -122,21 +122,21 @@ static int read_survey(sqlite3_stmt *st, struct survey_row *ret)
 	int oom = 0;
 	struct survey_row row = {
 		.id = sqlite3_column_int64(st, 0),
-		.response_id = column_dup(st, 1, &oom),
-		.source = column_dup(st, 2, &oom),
-		.customer_id = column_dup(st, 3, &oom),
-		.touchpoint = column_dup(st, 4, &oom),
-		.channel = column_dup(st, 5, &oom),
+		.response_id = store_column_dup(st, 1, &oom),
+		.source = store_column_dup(st, 2, &oom),
+		.customer_id = store_column_dup(st, 3, &oom),
+		.touchpoint = store_column_dup(st, 4, &oom),
+		.channel = store_column_dup(st, 5, &oom),
 		.score = sqlite3_column_int(st, 6),
-		.comment = column_dup(st, 7, &oom),
+		.comment = store_column_dup(st, 7, &oom),
 		.answered_at = sqlite3_column_int64(st, 8),
 		.received_at = sqlite3_column_int64(st, 9),
 		.updated_at = sqlite3_column_int64(st, 10),
 		.consent = sqlite3_column_int(st, 11) != 0,
-		.attributes = column_dup(st, 12, &oom),
+		.attributes = store_column_dup(st, 12, &oom),
 		.callback_id = sqlite3_column_int64(st, 13),
 		.excluded = sqlite3_column_int(st, 14) != 0,
-		.exclude_reason = column_dup(st, 15, &oom),
+		.exclude_reason = store_column_dup(st, 15, &oom),
 	};
 	if (oom) {
 		survey_row_clear(&row);
@@ -224,6 +224,8 @@ int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment,
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
+static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row, void *arg), void *arg);
+
 int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
                       int (*fn)(const struct survey_row *row, void *arg), void *arg)
 {
@@ -248,21 +250,7 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
 	if (f->before_id)
 		sqlite3_bind_int64(st, 6, f->before_id);
 	sqlite3_bind_int(st, 7, f->limit);
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct survey_row row;
-		r = read_survey(st, &row);
-		if (r == 0) {
-			r = fn(&row, arg);
-			survey_row_clear(&row);
-		}
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	return survey_rows(st, fn, arg);
 }
 
 static int read_brief(struct db_conn *conn, const char *sql, const char *text_key, int64_t int_key,
@@ -339,4 +327,52 @@ int store_callback_join(struct db_conn *conn, int64_t id, int score)
 	int rc = sqlite3_step(st);
 	db_done(st);
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row, void *arg), void *arg)
+{
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct survey_row row;
+		r = read_survey(st, &row);
+		if (r == 0) {
+			r = fn(&row, arg);
+			survey_row_clear(&row);
+		}
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_callback_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
+                           int (*fn)(const struct survey_row *row, void *arg), void *arg)
+{
+	/* Through the customer's index: a callback's answers are all its customer's. */
+	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys "
+	                          "WHERE customer_id = ? AND callback_id = ? ORDER BY answered_at, id";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, customer_id);
+	sqlite3_bind_int64(st, 2, callback_id);
+	return survey_rows(st, fn, arg);
+}
+
+int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
+                           int limit, int (*fn)(const struct survey_row *row, void *arg), void *arg)
+{
+	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys "
+	                          "WHERE customer_id = ? AND callback_id IS NOT ? "
+	                          "ORDER BY answered_at DESC, id DESC LIMIT ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, customer_id);
+	sqlite3_bind_int64(st, 2, callback_id);
+	sqlite3_bind_int(st, 3, limit);
+	return survey_rows(st, fn, arg);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "npsd/callbacks.h"
+#include "npsd/outbox.h"
 
 static bool same_text(const char *a, const char *b)
 {
@@ -79,6 +80,41 @@ unsigned surveys_compare(const struct survey_row *stored, const struct survey_in
 	return grows ? 0 : 200;
 }
 
+/* The survey as events carry it. */
+static json_t *survey_brief(const struct ingest_item *item)
+{
+	char answered[21];
+	return json_pack("{s:I, s:s, s:s, s:s?, s:i, s:s, s:s?, s:s}", "id", (json_int_t)item->survey_id,
+	                 "response_id", item->in.response_id, "touchpoint", item->in.touchpoint, "channel",
+	                 item->in.channel, "score", item->in.score, "category",
+	                 survey_category(item->in.score), "comment", item->in.comment, "answered_at",
+	                 time_format_rfc3339(item->in.answered_at, answered));
+}
+
+static json_t *attributes_json(const struct survey_input *in)
+{
+	return in->attributes ? json_incref(in->attributes) : json_object();
+}
+
+static int emit_survey_event(struct db_conn *conn, const char *type, const struct ingest_item *item,
+                             const struct customer_row *customer, json_t *attributes, int64_t now)
+{
+	json_t *survey = survey_brief(item);
+	json_object_set_new(survey, "attributes", attributes);
+	json_t *callback = json_null();
+	if (item->has_callback) {
+		char due[21];
+		json_decref(callback);
+		callback = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)item->callback.id, "status",
+		                     item->callback.status, "due_at",
+		                     time_format_rfc3339(item->callback.due_at, due));
+	}
+	json_t *data = json_pack("{s:o, s:o, s:o}", "survey", survey, "customer",
+	                         outbox_customer(customer->id, customer->name, customer->language),
+	                         "callback", callback);
+	return outbox_emit(conn, type, data, now);
+}
+
 static int finish_with_callback(struct db_conn *conn, struct ingest_item *item, int64_t callback_id)
 {
 	item->has_callback = false;
@@ -88,6 +124,32 @@ static int finish_with_callback(struct db_conn *conn, struct ingest_item *item, 
 	if (r == 0)
 		item->has_callback = true;
 	return r == -ENOENT ? 0 : r;
+}
+
+/* survey.updated carries the answer as it now stands. */
+static int emit_updated(struct db_conn *conn, const struct ingest_item *item,
+                        const struct survey_row *before, int64_t now)
+{
+	struct survey_row row;
+	struct customer_row customer;
+	int r = store_survey_get(conn, before->id, &row);
+	if (r < 0)
+		return r;
+	r = store_customer_get(conn, row.customer_id, &customer);
+	if (r < 0) {
+		survey_row_clear(&row);
+		return r;
+	}
+	struct ingest_item updated = *item;
+	updated.in.comment = row.comment;
+	updated.in.channel = row.channel;
+	updated.in.answered_at = row.answered_at;
+	json_t *attributes = row.attributes ? json_loads(row.attributes, 0, NULL) : NULL;
+	r = emit_survey_event(conn, "survey.updated", &updated, &customer,
+	                      attributes ? attributes : json_object(), now);
+	customer_row_clear(&customer);
+	survey_row_clear(&row);
+	return r;
 }
 
 static int ingest_existing(struct db_conn *conn, struct ingest_item *item,
@@ -101,15 +163,16 @@ static int ingest_existing(struct db_conn *conn, struct ingest_item *item,
 		item->status = 409;
 		return 0;
 	}
-	if (verdict == 0) {
-		const char *comment = stored->comment ? NULL : item->in.comment;
-		int r = store_survey_complete(conn, stored->id, comment, attributes, now);
-		free(attributes);
-		if (r < 0)
-			return r;
-	}
 	item->status = 200;
-	return finish_with_callback(conn, item, stored->callback_id);
+	int r = finish_with_callback(conn, item, stored->callback_id);
+	if (r == 0 && verdict == 0) {
+		const char *comment = stored->comment ? NULL : item->in.comment;
+		r = store_survey_complete(conn, stored->id, comment, attributes, now);
+		if (r == 0)
+			r = emit_updated(conn, item, stored, now);
+	}
+	free(attributes);
+	return r;
 }
 
 int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
@@ -131,9 +194,10 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 	if (r < 0)
 		return r;
 	item->has_callback = false;
+	bool created = false;
 	if (callbacks_owed(item->cfg, &customer, in->score, in->consent, now)) {
 		r = callbacks_open_or_join(conn, item->cfg, &customer, in->touchpoint, in->score,
-		                           now, &item->callback);
+		                           now, &item->callback, &created);
 		if (r < 0)
 			goto out;
 		item->has_callback = true;
@@ -153,6 +217,9 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 		goto out;
 	item->score = in->score;
 	item->status = 201;
+	r = emit_survey_event(conn, "survey.received", item, &customer, attributes_json(in), now);
+	if (r == 0 && created)
+		r = callbacks_emit_created(conn, item->callback.id, &customer, survey_brief(item), now);
 out:
 	customer_row_clear(&customer);
 	return r;

@@ -372,6 +372,112 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 	return 0;
 }
 
+#define NOTES_MAX_CHARS 4000
+#define IMPROVEMENT_MAX_CHARS 2000
+#define CALL_LATER_MAX_SECONDS (30 * 86400)
+
+static const char *const outcomes[] = {
+	"reached", "declined", "no_answer", "busy", "voicemail", "call_later", "wrong_number",
+	"do_not_call", NULL,
+};
+static const char *const areas[] = {
+	"process", "communication", "service", "product", "other", NULL,
+};
+
+static int check_improvements(json_t *list, struct complete_input *in, struct field_error *err)
+{
+	if (!json_is_array(list) || json_array_size(list) > IMPROVEMENTS_MAX)
+		return fail(err, INVALID, "improvements", NULL,
+			    "improvements must be an array of at most %d {\"area\", \"text\"} objects",
+			    IMPROVEMENTS_MAX);
+	size_t i;
+	json_t *item;
+	json_array_foreach(list, i, item) {
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, "improvements.%zu.", i);
+		if (!json_is_object(item))
+			return fail(err, INVALID, prefix, NULL, "each improvement must be an object with area and text");
+		static const char *const fields[] = { "area", "text", NULL };
+		if (reject_unknown(item, fields, prefix, "an improvement has only area and text", err) < 0)
+			return -1;
+		json_t *area = member(item, "area"), *text = member(item, "text");
+		if (!area)
+			return fail(err, MISSING, prefix, "area", "area is required");
+		if (!json_is_string(area) || !in_list(json_string_value(area), areas))
+			return fail(err, INVALID, prefix, "area",
+				    "area must be process, communication, service, product or other");
+		if (!text)
+			return fail(err, MISSING, prefix, "text", "text is required");
+		char field[48];
+		snprintf(field, sizeof field, "%stext", prefix);
+		if (string_field(text, field, "text must be a string of 1 to 2000 characters", 1,
+				 IMPROVEMENT_MAX_CHARS, true, &in->improvements[i].text, err) < 0)
+			return -1;
+		in->improvements[i].area = json_string_value(area);
+	}
+	in->nimprovements = json_array_size(list);
+	return 0;
+}
+
+int validate_complete(json_t *doc, int64_t now, struct complete_input *ret, struct field_error *err)
+{
+	static const char *const fields[] = { "outcome", "notes", "improvements", "retry_at", NULL };
+	struct complete_input in = { 0 };
+	if (!json_is_object(doc))
+		return fail(err, INVALID, "", NULL, "the body must be a JSON object");
+	if (reject_unknown(doc, fields, "", "unknown field: allowed are outcome, notes, improvements, retry_at",
+			   err) < 0)
+		return -1;
+	json_t *outcome = member(doc, "outcome");
+	if (!outcome)
+		return fail(err, MISSING, "outcome", NULL, "outcome is required");
+	if (!json_is_string(outcome) || !in_list(json_string_value(outcome), outcomes))
+		return fail(err, INVALID, "outcome", NULL,
+			    "outcome must be one of reached, declined, no_answer, busy, voicemail, "
+			    "call_later, wrong_number, do_not_call");
+	in.outcome = json_string_value(outcome);
+	json_t *notes = member(doc, "notes");
+	if (notes && string_field(notes, "notes", "notes must be a string of at most 4000 characters", 0,
+				  NOTES_MAX_CHARS, true, &in.notes, err) < 0)
+		return -1;
+	if (in.notes && !*in.notes)
+		in.notes = NULL;
+	json_t *improvements = member(doc, "improvements");
+	if (improvements && check_improvements(improvements, &in, err) < 0)
+		return -1;
+	json_t *retry_at = member(doc, "retry_at");
+	if (strcmp(in.outcome, "call_later") == 0) {
+		if (!retry_at)
+			return fail(err, MISSING, "retry_at", NULL, "call_later needs retry_at: when to call again");
+		if (!json_is_string(retry_at) || time_parse_rfc3339(json_string_value(retry_at), &in.retry_at) < 0)
+			return fail(err, INVALID, "retry_at", NULL, "retry_at must be an RFC 3339 time");
+		if (in.retry_at <= now || in.retry_at > now + CALL_LATER_MAX_SECONDS)
+			return fail(err, INVALID, "retry_at", NULL, "retry_at must be in the future and within 30 days");
+	} else if (retry_at) {
+		return fail(err, INVALID, "retry_at", NULL, "retry_at goes only with the outcome call_later");
+	}
+	*ret = in;
+	return 0;
+}
+
+int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error *err)
+{
+	static const char *const fields[] = { "touchpoint", NULL };
+	const char *touchpoint = NULL;
+	if (doc) {
+		if (!json_is_object(doc))
+			return fail(err, INVALID, "", NULL, "the body must be a JSON object");
+		if (reject_unknown(doc, fields, "", "unknown field: the only filter is touchpoint", err) < 0)
+			return -1;
+		json_t *tp = member(doc, "touchpoint");
+		if (tp && shaped_field(tp, "touchpoint", valid_token_name,
+				       "touchpoint must match [a-z0-9_.-]{1,64}", &touchpoint, err) < 0)
+			return -1;
+	}
+	*ret_touchpoint = touchpoint;
+	return 0;
+}
+
 const char *survey_category(int score)
 {
 	if (score >= 9)

@@ -3,6 +3,17 @@
 
 #include "npsd/http.h"
 
+#include "npsd/db.h"
+
+/* A write a handler hands to the writer: the connection sleeps until it is durable, then
+ * `resumed` runs on a pool thread and replies. Embed it first in the handler's state. */
+struct api_write {
+	struct db_write write;
+	struct http_request *req;
+};
+void api_submit(struct http_request *req, struct api_write *w, int (*apply)(struct db_conn *conn, void *arg),
+                void (*resumed)(struct http_request *req));
+
 /* The handlers behind api_routes[] (api.c), one file per resource. */
 void api_healthz(struct http_request *req);
 void api_readyz(struct http_request *req);
@@ -10,5 +21,14 @@ void api_readyz(struct http_request *req);
 void api_surveys_post(struct http_request *req);
 void api_surveys_list(struct http_request *req);
 void api_surveys_get(struct http_request *req);
+
+void api_callbacks_list(struct http_request *req);
+void api_callbacks_claim(struct http_request *req);
+void api_callbacks_get(struct http_request *req);
+void api_callbacks_heartbeat(struct http_request *req);
+void api_callbacks_release(struct http_request *req);
+void api_callbacks_complete(struct http_request *req);
+void api_callbacks_cancel(struct http_request *req);
+void api_callbacks_stats(struct http_request *req);
 
 #endif

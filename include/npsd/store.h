@@ -98,4 +98,84 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 /* A new low score joins the open callback: its priority becomes the lower of the two. */
 int store_callback_join(struct db_conn *conn, int64_t id, int score);
 
+struct callback_row {
+	int64_t id;
+	char *customer_id, *touchpoint, *claimed_by, *outcome, *notes;
+	char status[16];
+	int priority, attempts, max_attempts;
+	bool sla_breached;
+	int64_t due_at, sla_deadline, claimed_key_id, lease_expires_at;
+	int64_t created_at, first_attempt_at, closed_at; /* 0 when not yet */
+};
+void callback_row_clear(struct callback_row *row);
+
+int store_callback_get(struct db_conn *conn, int64_t id, struct callback_row *ret);
+/* Writes back the mutable state of row (status through closed_at). */
+int store_callback_save(struct db_conn *conn, const struct callback_row *row);
+/* Claims the first due callback in queue order (touchpoint NULL = any) for the agent:
+ * one statement, so two claims never get the same one. -ENOENT when none is due. */
+int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent,
+                         int64_t key_id, int64_t now, int64_t lease_until, int64_t *ret_id);
+
+struct callback_filter {
+	const char *status, *touchpoint; /* NULL = any */
+	int64_t now;                      /* what "due" means */
+	bool has_cursor;
+	int64_t cursor_key[3];            /* (not due, priority, id) of the last row seen */
+	int limit;
+};
+/* In queue order: due ones first, then lower score, then older. */
+int store_callback_list(struct db_conn *conn, const struct callback_filter *filter,
+                        int (*fn)(const struct callback_row *row, void *arg), void *arg);
+
+int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const char *customer_id,
+                             int64_t at, const char *kind, const char *agent, const char *outcome,
+                             const char *notes);
+int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint,
+                          const char *area, const char *text, int64_t now);
+/* The customer's callback closed: forget it as the open one; reached_at (0 = keep) and
+ * do_not_call (true sets it, never clears it) as given. */
+int store_customer_callback_closed(struct db_conn *conn, const char *customer_id, int64_t reached_at,
+                                   bool do_not_call);
+
+/* The answers behind a callback, oldest first. */
+int store_callback_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
+                           int (*fn)(const struct survey_row *row, void *arg), void *arg);
+/* A customer's answers not behind callback_id, newest first, at most limit. */
+int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
+                           int limit, int (*fn)(const struct survey_row *row, void *arg), void *arg);
+
+struct call_event {
+	int64_t callback_id, at;
+	const char *kind, *agent, *outcome, *notes;
+};
+/* A customer's calls (outcomes recorded by agents), newest first, at most limit. */
+int store_customer_calls(struct db_conn *conn, const char *customer_id, int limit,
+                         int (*fn)(const struct call_event *ev, void *arg), void *arg);
+/* Improvements recorded on one callback, in order. */
+int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
+                                int (*fn)(const char *area, const char *text, void *arg), void *arg);
+
+/* Claims whose lease ran out go back to the queue; fn sees each. */
+int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
+                                  int (*fn)(const struct callback_row *row, void *arg), void *arg);
+/* Open callbacks not phoned by their SLA deadline are marked breached (once); fn sees each. */
+int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
+                               int (*fn)(const struct callback_row *row, void *arg), void *arg);
+/* The earliest lease expiry or SLA deadline still ahead; 0 when there is none. */
+int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret);
+
+struct callback_stats {
+	int64_t queued, due, claimed, oldest_due_age;  /* seconds */
+	int64_t sla_total, sla_met;                     /* callbacks with a first call or a breach */
+	double median_minutes_to_first_call;            /* -1 when none yet */
+	double median_minutes_to_close;                 /* -1 when none yet */
+	int64_t low_scores, low_scores_reached;         /* callbacks closed, and those reached */
+};
+int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret);
+
+/* ---- outbox ---- */
+int store_event_insert(struct db_conn *conn, const char *type, const char *payload, int64_t now,
+                       int64_t *ret_id);
+
 #endif

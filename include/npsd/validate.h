@@ -43,6 +43,29 @@ struct survey_input {
  */
 int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct field_error *err);
 
+#define IMPROVEMENTS_MAX 20
+
+/* What an agent sends to close a call. Strings borrow from the JSON document. */
+struct complete_input {
+	const char *outcome;     /* one of the SPEC's outcomes */
+	const char *notes;       /* NULL when absent */
+	int64_t retry_at;        /* call_later only: when the customer asked to be called */
+	size_t nimprovements;
+	struct {
+		const char *area;    /* process, communication, service, product, other */
+		const char *text;
+	} improvements[IMPROVEMENTS_MAX];
+};
+
+/* POST /v1/callbacks/{id}/complete: outcome (required), notes (<= 4000), improvements
+ * (<= 20 of {area, text <= 2000}), retry_at (required for call_later, in the future and
+ * within 30 days). Same contract as validate_survey. */
+int validate_complete(json_t *doc, int64_t now, struct complete_input *ret, struct field_error *err);
+
+/* POST /v1/callbacks/claim: the optional body {"touchpoint": "..."}; doc may be NULL.
+ * *ret_touchpoint is NULL when no filter was asked for. */
+int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error *err);
+
 /* "promoter" (9-10), "passive" (7-8) or "detractor" (0-6). */
 const char *survey_category(int score);
 

@@ -1,0 +1,21 @@
+#ifndef NPSD_SCHEDULER_H
+#define NPSD_SCHEDULER_H
+
+#include "npsd/db.h"
+
+/*
+ * The scheduler thread: sleeps until the next lease expiry or SLA deadline, then runs
+ * callbacks_tick() through the writer. Commits wake it to look again (at most a few times
+ * a second: new deadlines are always minutes ahead). With a fake clock (clock.h) it looks
+ * every 100 ms, since the time can jump.
+ */
+struct scheduler;
+
+/* Starts the thread; db is borrowed until scheduler_stop(). */
+int scheduler_start(struct npsd_db *db, struct scheduler **ret);
+/* Safe from any thread; cheap enough for every commit. */
+void scheduler_wake(void *scheduler);
+/* Stops and joins the thread, frees *s, NULLs it. NULL is a no-op. */
+void scheduler_stop(struct scheduler **s);
+
+#endif

@@ -1,0 +1,417 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/store.h"
+#include "store_internal.h"
+
+#define CALLBACK_COLUMNS \
+	"id, customer_id, status, priority, touchpoint, due_at, sla_deadline, sla_breached, " \
+	"attempts, max_attempts, claimed_by, claimed_key_id, lease_expires_at, outcome, notes, " \
+	"created_at, first_attempt_at, closed_at"
+
+void callback_row_clear(struct callback_row *row)
+{
+	if (!row)
+		return;
+	free(row->customer_id);
+	free(row->touchpoint);
+	free(row->claimed_by);
+	free(row->outcome);
+	free(row->notes);
+	memset(row, 0, sizeof *row);
+}
+
+static int read_callback(sqlite3_stmt *st, struct callback_row *ret)
+{
+	int oom = 0;
+	struct callback_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.customer_id = store_column_dup(st, 1, &oom),
+		.priority = sqlite3_column_int(st, 3),
+		.touchpoint = store_column_dup(st, 4, &oom),
+		.due_at = sqlite3_column_int64(st, 5),
+		.sla_deadline = sqlite3_column_int64(st, 6),
+		.sla_breached = sqlite3_column_int(st, 7) != 0,
+		.attempts = sqlite3_column_int(st, 8),
+		.max_attempts = sqlite3_column_int(st, 9),
+		.claimed_by = store_column_dup(st, 10, &oom),
+		.claimed_key_id = sqlite3_column_int64(st, 11),
+		.lease_expires_at = sqlite3_column_int64(st, 12),
+		.outcome = store_column_dup(st, 13, &oom),
+		.notes = store_column_dup(st, 14, &oom),
+		.created_at = sqlite3_column_int64(st, 15),
+		.first_attempt_at = sqlite3_column_int64(st, 16),
+		.closed_at = sqlite3_column_int64(st, 17),
+	};
+	const char *status = db_column_text(st, 2);
+	snprintf(row.status, sizeof row.status, "%s", status ? status : "");
+	if (oom) {
+		callback_row_clear(&row);
+		return -ENOMEM;
+	}
+	*ret = row;
+	return 0;
+}
+
+/* Steps st to its end, calling fn per row; resets st. */
+static int callback_rows(sqlite3_stmt *st, int (*fn)(const struct callback_row *row, void *arg), void *arg)
+{
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct callback_row row;
+		r = read_callback(st, &row);
+		if (r == 0) {
+			r = fn ? fn(&row, arg) : 0;
+			callback_row_clear(&row);
+		}
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_callback_get(struct db_conn *conn, int64_t id, struct callback_row *ret)
+{
+	static const char sql[] = "SELECT " CALLBACK_COLUMNS " FROM callbacks WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? read_callback(st, ret) : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+static void bind_optional_int64(sqlite3_stmt *st, int idx, int64_t v)
+{
+	if (v)
+		sqlite3_bind_int64(st, idx, v);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+int store_callback_save(struct db_conn *conn, const struct callback_row *row)
+{
+	static const char sql[] =
+		"UPDATE callbacks SET status = ?, priority = ?, due_at = ?, sla_breached = ?, attempts = ?, "
+		"claimed_by = ?, claimed_key_id = ?, lease_expires_at = ?, outcome = ?, notes = ?, "
+		"first_attempt_at = ?, closed_at = ? WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, row->status);
+	sqlite3_bind_int(st, 2, row->priority);
+	sqlite3_bind_int64(st, 3, row->due_at);
+	sqlite3_bind_int(st, 4, row->sla_breached);
+	sqlite3_bind_int(st, 5, row->attempts);
+	db_bind_text(st, 6, row->claimed_by);
+	bind_optional_int64(st, 7, row->claimed_key_id);
+	bind_optional_int64(st, 8, row->lease_expires_at);
+	db_bind_text(st, 9, row->outcome);
+	db_bind_text(st, 10, row->notes);
+	bind_optional_int64(st, 11, row->first_attempt_at);
+	bind_optional_int64(st, 12, row->closed_at);
+	sqlite3_bind_int64(st, 13, row->id);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent,
+                         int64_t key_id, int64_t now, int64_t lease_until, int64_t *ret_id)
+{
+	/* The queue index walks (status, priority, id) and carries due_at, so the first due
+	 * row is found without touching the table for the ones not due. */
+	static const char sql[] =
+		"UPDATE callbacks SET status = 'claimed', claimed_by = ?1, claimed_key_id = ?2, "
+		"lease_expires_at = ?3 WHERE id = (SELECT id FROM callbacks INDEXED BY callbacks_queue "
+		"WHERE status = 'queued' AND due_at <= ?4 AND (?5 IS NULL OR touchpoint = ?5) "
+		"ORDER BY priority, id LIMIT 1) RETURNING id";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, agent);
+	sqlite3_bind_int64(st, 2, key_id);
+	sqlite3_bind_int64(st, 3, lease_until);
+	sqlite3_bind_int64(st, 4, now);
+	db_bind_text(st, 5, touchpoint);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_id = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+		db_done(st);
+		return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	}
+	db_done(st);
+	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+int store_callback_list(struct db_conn *conn, const struct callback_filter *f,
+                        int (*fn)(const struct callback_row *row, void *arg), void *arg)
+{
+	static const char sql[] =
+		"SELECT " CALLBACK_COLUMNS " FROM callbacks WHERE (?1 IS NULL OR status = ?1) "
+		"AND (?2 IS NULL OR touchpoint = ?2) "
+		"AND (?4 IS NULL OR (due_at > ?3, priority, id) > (?4, ?5, ?6)) "
+		"ORDER BY due_at > ?3, priority, id LIMIT ?7";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, f->status);
+	db_bind_text(st, 2, f->touchpoint);
+	sqlite3_bind_int64(st, 3, f->now);
+	if (f->has_cursor) {
+		sqlite3_bind_int64(st, 4, f->cursor_key[0]);
+		sqlite3_bind_int64(st, 5, f->cursor_key[1]);
+		sqlite3_bind_int64(st, 6, f->cursor_key[2]);
+	}
+	sqlite3_bind_int(st, 7, f->limit);
+	return callback_rows(st, fn, arg);
+}
+
+int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const char *customer_id,
+                             int64_t at, const char *kind, const char *agent, const char *outcome,
+                             const char *notes)
+{
+	static const char sql[] =
+		"INSERT INTO callback_events (callback_id, customer_id, at, kind, agent, outcome, notes) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, callback_id);
+	db_bind_text(st, 2, customer_id);
+	sqlite3_bind_int64(st, 3, at);
+	db_bind_text(st, 4, kind);
+	db_bind_text(st, 5, agent);
+	db_bind_text(st, 6, outcome);
+	db_bind_text(st, 7, notes);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint,
+                          const char *area, const char *text, int64_t now)
+{
+	static const char sql[] =
+		"INSERT INTO improvements (callback_id, touchpoint, area, text, created_at) VALUES (?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, callback_id);
+	db_bind_text(st, 2, touchpoint);
+	db_bind_text(st, 3, area);
+	db_bind_text(st, 4, text);
+	sqlite3_bind_int64(st, 5, now);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int store_customer_callback_closed(struct db_conn *conn, const char *customer_id, int64_t reached_at,
+                                   bool do_not_call)
+{
+	static const char sql[] =
+		"UPDATE customers SET open_callback_id = NULL, "
+		"last_reached_at = coalesce(?1, last_reached_at), do_not_call = max(do_not_call, ?2) "
+		"WHERE id = ?3";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	bind_optional_int64(st, 1, reached_at);
+	sqlite3_bind_int(st, 2, do_not_call);
+	db_bind_text(st, 3, customer_id);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int store_customer_calls(struct db_conn *conn, const char *customer_id, int limit,
+                         int (*fn)(const struct call_event *ev, void *arg), void *arg)
+{
+	static const char sql[] =
+		"SELECT callback_id, at, kind, agent, outcome, notes FROM callback_events "
+		"WHERE customer_id = ? AND kind = 'outcome' ORDER BY at DESC, id DESC LIMIT ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, customer_id);
+	sqlite3_bind_int(st, 2, limit);
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct call_event ev = {
+			.callback_id = sqlite3_column_int64(st, 0),
+			.at = sqlite3_column_int64(st, 1),
+			.kind = db_column_text(st, 2),
+			.agent = db_column_text(st, 3),
+			.outcome = db_column_text(st, 4),
+			.notes = db_column_text(st, 5),
+		};
+		if ((r = fn(&ev, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
+                                int (*fn)(const char *area, const char *text, void *arg), void *arg)
+{
+	static const char sql[] = "SELECT area, text FROM improvements WHERE callback_id = ? ORDER BY id";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, callback_id);
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = fn(db_column_text(st, 0), db_column_text(st, 1), arg)) != 0)
+			break;
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
+                                  int (*fn)(const struct callback_row *row, void *arg), void *arg)
+{
+	static const char sql[] =
+		"UPDATE callbacks SET status = 'queued', claimed_by = NULL, claimed_key_id = NULL, "
+		"lease_expires_at = NULL WHERE status = 'claimed' AND lease_expires_at <= ? "
+		"RETURNING " CALLBACK_COLUMNS;
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	return callback_rows(st, fn, arg);
+}
+
+int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
+                               int (*fn)(const struct callback_row *row, void *arg), void *arg)
+{
+	static const char sql[] =
+		"UPDATE callbacks SET sla_breached = 1 WHERE sla_breached = 0 AND first_attempt_at IS NULL "
+		"AND status IN ('queued', 'claimed') AND sla_deadline <= ? RETURNING " CALLBACK_COLUMNS;
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	return callback_rows(st, fn, arg);
+}
+
+int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret)
+{
+	static const char sql[] =
+		"SELECT min(coalesce((SELECT min(lease_expires_at) FROM callbacks WHERE status = 'claimed'), "
+		"9223372036854775807), coalesce((SELECT min(sla_deadline) FROM callbacks WHERE sla_breached = 0 "
+		"AND first_attempt_at IS NULL AND status IN ('queued', 'claimed')), 9223372036854775807))";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	db_done(st);
+	if (rc != SQLITE_ROW)
+		return db_errno(rc);
+	*ret = v == INT64_MAX ? 0 : v;
+	return 0;
+}
+
+static double median_of(struct db_conn *conn, const char *sql, int64_t since)
+{
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, since);
+	double v = -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_double(st, 0) / 60.0;
+	db_done(st);
+	return v;
+}
+
+int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret)
+{
+	static const char sql_counts[] =
+		"SELECT count(*) FILTER (WHERE status = 'queued'), "
+		"count(*) FILTER (WHERE status = 'queued' AND due_at <= ?1), "
+		"count(*) FILTER (WHERE status = 'claimed'), "
+		"min(due_at) FILTER (WHERE status = 'queued' AND due_at <= ?1) "
+		"FROM callbacks WHERE status IN ('queued', 'claimed')";
+	static const char sql_sla[] =
+		"SELECT count(*), count(*) FILTER (WHERE first_attempt_at <= sla_deadline), "
+		"count(*) FILTER (WHERE status IN ('done', 'unreachable')), "
+		"count(*) FILTER (WHERE status = 'done' AND outcome IN ('reached', 'declined', 'do_not_call')) "
+		"FROM callbacks WHERE created_at >= ?1 AND (first_attempt_at IS NOT NULL OR sla_breached = 1)";
+	/* The middle row of the ordered values: exact for odd counts, the upper middle else. */
+	static const char sql_first_call[] =
+		"SELECT first_attempt_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
+		"first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
+		"WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL)";
+	static const char sql_close[] =
+		"SELECT closed_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
+		"closed_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
+		"WHERE created_at >= ?1 AND closed_at IS NOT NULL)";
+	struct callback_stats s = { 0 };
+	int64_t since = now - 30 * 86400; /* the loop figures cover the last 30 days */
+	sqlite3_stmt *st = db_prepare(conn, sql_counts);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		s.queued = sqlite3_column_int64(st, 0);
+		s.due = sqlite3_column_int64(st, 1);
+		s.claimed = sqlite3_column_int64(st, 2);
+		s.oldest_due_age = sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : now - sqlite3_column_int64(st, 3);
+	}
+	db_done(st);
+	if (rc != SQLITE_ROW)
+		return db_errno(rc);
+	st = db_prepare(conn, sql_sla);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, since);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		s.sla_total = sqlite3_column_int64(st, 0);
+		s.sla_met = sqlite3_column_int64(st, 1);
+		s.low_scores = sqlite3_column_int64(st, 2);
+		s.low_scores_reached = sqlite3_column_int64(st, 3);
+	}
+	db_done(st);
+	if (rc != SQLITE_ROW)
+		return db_errno(rc);
+	s.median_minutes_to_first_call = median_of(conn, sql_first_call, since);
+	s.median_minutes_to_close = median_of(conn, sql_close, since);
+	*ret = s;
+	return 0;
+}
+
+int store_event_insert(struct db_conn *conn, const char *type, const char *payload, int64_t now,
+                       int64_t *ret_id)
+{
+	static const char sql[] = "INSERT INTO events (type, payload, created_at) VALUES (?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, type);
+	db_bind_text(st, 2, payload);
+	sqlite3_bind_int64(st, 3, now);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	if (rc != SQLITE_DONE)
+		return db_errno(rc);
+	if (ret_id)
+		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+	return 0;
+}
