@@ -113,6 +113,7 @@ CREATE TABLE webhooks (
 	digest_at    TEXT,
 	active       INTEGER NOT NULL DEFAULT 1,
 	disabled_reason TEXT,
+	failing_since INTEGER,                     -- first failed attempt since the last success
 	created_at   INTEGER NOT NULL,
 	updated_at   INTEGER NOT NULL
 );

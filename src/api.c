@@ -19,6 +19,14 @@ const struct route api_routes[] = {
 	{ HTTP_POST, "/v1/callbacks/:id/release", ROLE_AGENT, BODY_NONE, api_callbacks_release },
 	{ HTTP_POST, "/v1/callbacks/:id/complete", ROLE_AGENT, BODY_REQUIRED, api_callbacks_complete },
 	{ HTTP_POST, "/v1/callbacks/:id/cancel", ROLE_MANAGER, BODY_NONE, api_callbacks_cancel },
+	{ HTTP_POST, "/v1/webhooks", ROLE_MANAGER, BODY_REQUIRED, api_webhooks_create },
+	{ HTTP_GET, "/v1/webhooks", ROLE_MANAGER, BODY_NONE, api_webhooks_list },
+	{ HTTP_GET, "/v1/webhooks/:id", ROLE_MANAGER, BODY_NONE, api_webhooks_get },
+	{ HTTP_PATCH, "/v1/webhooks/:id", ROLE_MANAGER, BODY_REQUIRED, api_webhooks_patch },
+	{ HTTP_DELETE, "/v1/webhooks/:id", ROLE_MANAGER, BODY_NONE, api_webhooks_delete },
+	{ HTTP_POST, "/v1/webhooks/:id/test", ROLE_MANAGER, BODY_NONE, api_webhooks_test },
+	{ HTTP_GET, "/v1/webhooks/:id/deliveries", ROLE_MANAGER, BODY_NONE, api_webhooks_deliveries },
+	{ HTTP_POST, "/v1/deliveries/:id/retry", ROLE_MANAGER, BODY_NONE, api_deliveries_retry },
 	{ 0, NULL, 0, BODY_NONE, NULL },
 };
 

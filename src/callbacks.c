@@ -74,8 +74,10 @@ int callbacks_emit_created(struct db_conn *conn, int64_t id, const struct custom
 	json_t *data = json_pack("{s:o, s:o, s:o}", "callback", outbox_callback(&row), "customer",
 	                         outbox_customer(customer->id, customer->name, customer->language),
 	                         "survey", survey);
+	struct event_facts facts = { .score = row.priority, .touchpoint = row.touchpoint };
+	r = outbox_emit(conn, "callback.created", data, facts, now);
 	callback_row_clear(&row);
-	return outbox_emit(conn, "callback.created", data, now);
+	return r;
 }
 
 int callbacks_claim(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
@@ -161,7 +163,8 @@ static int emit_closed(struct db_conn *conn, const char *type, const struct call
 	                         outbox_customer(customer.id, customer.name, customer.language), "notes",
 	                         row->notes, "improvements", improvements);
 	customer_row_clear(&customer);
-	return outbox_emit(conn, type, data, now);
+	struct event_facts facts = { .score = row->priority, .touchpoint = row->touchpoint };
+	return outbox_emit(conn, type, data, facts, now);
 }
 
 /* The retry step after `attempts` failed attempts: the schedule's last step repeats. */

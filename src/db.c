@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ struct npsd_db {
 	pthread_mutex_t sync_lock;
 	pthread_cond_t sync_wake;
 	struct db_write *sync_head, *sync_tail;
+	int sync_dirty; /* a commit with changes was handed over since the last sync */
 	int sync_stopping;
 	int wal_fd;
 
@@ -312,7 +314,10 @@ static void finish_batch(struct db_write *batch)
 	}
 }
 
-static void hand_to_sync(struct npsd_db *db, struct db_write *batch)
+/* Every batch goes through the sync thread, even one that changed nothing: its answers
+ * (say, the 200 of a retry) may speak of rows an earlier batch wrote, which must be on disk
+ * first. Only the fdatasync is skipped when nothing new was committed. */
+static void hand_to_sync(struct npsd_db *db, struct db_write *batch, bool changed)
 {
 	struct db_write *tail = batch;
 	while (tail->next)
@@ -323,6 +328,8 @@ static void hand_to_sync(struct npsd_db *db, struct db_write *batch)
 	else
 		db->sync_head = batch;
 	db->sync_tail = tail;
+	if (changed)
+		db->sync_dirty = 1;
 	pthread_cond_signal(&db->sync_wake);
 	pthread_mutex_unlock(&db->sync_lock);
 }
@@ -360,11 +367,13 @@ static void *sync_main(void *arg)
 		while (!db->sync_head && !db->sync_stopping)
 			pthread_cond_wait(&db->sync_wake, &db->sync_lock);
 		struct db_write *batch = db->sync_head;
+		int dirty = db->sync_dirty;
 		db->sync_head = db->sync_tail = NULL;
+		db->sync_dirty = 0;
 		pthread_mutex_unlock(&db->sync_lock);
 		if (!batch)
 			break;
-		int r = sync_wal(db);
+		int r = dirty ? sync_wal(db) : 0;
 		if (r < 0)
 			fail_batch(batch, r);
 		finish_batch(batch);
@@ -414,9 +423,10 @@ static void run_batch(struct npsd_db *db, struct db_write *batch, void (*hook)(v
 	}
 	atomic_fetch_add(&db->writes_committed, count);
 	atomic_fetch_add(&db->batches_committed, 1);
-	if (hook && sqlite3_total_changes(h) != changes_before)
+	bool changed = sqlite3_total_changes(h) != changes_before;
+	if (hook && changed)
 		hook(hook_arg);
-	hand_to_sync(db, batch);
+	hand_to_sync(db, batch, changed);
 	return;
 rollback:
 	if (!sqlite3_get_autocommit(h))

@@ -26,6 +26,7 @@ struct http_server {
 	size_t max_body;
 	uint16_t port;
 	MHD_socket quiesced_fd; /* closed only after MHD_stop_daemon(): MHD still uses it */
+	atomic_bool stopping;
 	atomic_uint in_flight;
 };
 
@@ -59,6 +60,7 @@ struct http_request {
 	size_t reply_len;
 	const char *allow;    /* methods for a 405 */
 	int retry_after;      /* seconds for a 429/503; 0 = none */
+	bool close_after;     /* shutting down: no keep-alive */
 };
 
 /* ---------- replies ---------- */
@@ -333,6 +335,8 @@ static enum MHD_Result queue_reply(struct http_request *req)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (req->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
+	if (req->close_after || atomic_load(&req->srv->stopping))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (req->retry_after > 0) {
 		char secs[16];
 		snprintf(secs, sizeof secs, "%d", req->retry_after);
@@ -362,6 +366,14 @@ static void start_request(struct http_request *req, const char *url, const char 
 {
 	struct http_server *srv = req->srv;
 	char allow[64];
+	if (atomic_load(&srv->stopping)) {
+		/* Draining: a keep-alive connection must not start new work, or the drain never
+		 * ends and MHD would stop with a connection still suspended. */
+		req->close_after = true;
+		req->retry_after = 5;
+		http_reply_error(req, 503, "unavailable", NULL, "npsd is shutting down; retry shortly");
+		return;
+	}
 	unsigned bit = method_bit(method);
 	req->route = bit ? route_find(srv->routes, bit, url, &req->path_id, allow, sizeof allow) : NULL;
 	if (!req->route) {
@@ -616,6 +628,7 @@ unsigned http_in_flight(const struct http_server *srv)
 
 void http_quiesce(struct http_server *srv)
 {
+	atomic_store(&srv->stopping, true);
 	srv->quiesced_fd = MHD_quiesce_daemon(srv->daemon);
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "npsd/app.h"
+#include "npsd/deliver.h"
 #include "npsd/http.h"
 #include "npsd/log.h"
 #include "npsd/schedule.h"
@@ -88,6 +89,19 @@ static int write_port_file(const char *path, uint16_t port)
 	if (fclose(f) != 0)
 		return -1;
 	return rename(tmp, path); /* readers never see a half-written file */
+}
+
+struct commit_listeners {
+	struct scheduler *scheduler;
+	struct deliver *deliver;
+};
+
+/* Every commit may bring a new deadline or a new outbox row. */
+static void on_commit(void *arg)
+{
+	struct commit_listeners *l = arg;
+	scheduler_wake(l->scheduler);
+	deliver_wake(l->deliver);
 }
 
 int main(int argc, char **argv)
@@ -172,6 +186,7 @@ int main(int argc, char **argv)
 	struct npsd_app app = { .cfg = &cfg };
 	struct http_server *server = NULL;
 	struct scheduler *scheduler = NULL;
+	struct deliver *deliver = NULL;
 	char *tls_cert = NULL, *tls_key = NULL;
 
 	ensure_parent_dir(cfg.db_path);
@@ -188,7 +203,13 @@ int main(int argc, char **argv)
 		log_error("cannot start the scheduler: %s", strerror(-r));
 		goto out;
 	}
-	db_on_commit(app.db, scheduler_wake, scheduler);
+	r = deliver_start(app.db, &cfg, &deliver);
+	if (r < 0) {
+		log_error("cannot start the delivery thread: %s", strerror(-r));
+		goto out;
+	}
+	struct commit_listeners listeners = { scheduler, deliver };
+	db_on_commit(app.db, on_commit, &listeners);
 	if (cfg.tls_cert && cfg.tls_key) {
 		tls_cert = read_file(cfg.tls_cert);
 		tls_key = read_file(cfg.tls_key);
@@ -267,6 +288,7 @@ out:
 	if (app.db)
 		db_on_commit(app.db, NULL, NULL);
 	scheduler_stop(&scheduler);
+	deliver_stop(&deliver);
 	auth_free(&app.auth);
 	db_close(&app.db);
 	free(tls_cert);

@@ -1,11 +1,100 @@
 #include "npsd/outbox.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "npsd/validate.h"
+#include "npsd/webhooks.h"
 
-int outbox_emit(struct db_conn *conn, const char *type, json_t *data, int64_t now)
+/* The active subscriptions, as the writer thread last read them. */
+struct subscription {
+	int64_t id;
+	uint32_t events;
+	int min_score, max_score;  /* -1 = no bound */
+	json_t *touchpoints;       /* array, or NULL for any */
+};
+
+static struct {
+	bool loaded;
+	struct subscription *subs;
+	size_t n;
+} cache;
+
+void outbox_webhooks_changed(void)
+{
+	for (size_t i = 0; i < cache.n; i++)
+		json_decref(cache.subs[i].touchpoints);
+	free(cache.subs);
+	cache.subs = NULL;
+	cache.n = 0;
+	cache.loaded = false;
+}
+
+static int cache_add(const struct webhook_row *row, void *arg)
+{
+	(void)arg;
+	if (!row->active)
+		return 0;
+	struct subscription *subs = realloc(cache.subs, (cache.n + 1) * sizeof *subs);
+	if (!subs)
+		return -ENOMEM;
+	cache.subs = subs;
+	struct subscription *sub = &subs[cache.n++];
+	*sub = (struct subscription){ .id = row->id, .min_score = -1, .max_score = -1 };
+	json_t *events = row->events ? json_loads(row->events, 0, NULL) : NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(events, i, e)
+		sub->events |= json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
+	json_decref(events);
+	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
+	json_t *v;
+	if ((v = json_object_get(filter, "min_score")) && json_is_integer(v))
+		sub->min_score = (int)json_integer_value(v);
+	if ((v = json_object_get(filter, "max_score")) && json_is_integer(v))
+		sub->max_score = (int)json_integer_value(v);
+	if ((v = json_object_get(filter, "touchpoints")) && json_is_array(v))
+		sub->touchpoints = json_incref(v);
+	json_decref(filter);
+	return 0;
+}
+
+static int cache_load(struct db_conn *conn)
+{
+	if (cache.loaded)
+		return 0;
+	int r = store_webhook_each(conn, cache_add, NULL);
+	if (r < 0) {
+		outbox_webhooks_changed();
+		return r;
+	}
+	cache.loaded = true;
+	return 0;
+}
+
+/* Filters speak of answers: an event without a score (webhook.disabled) passes them. */
+static bool passes(const struct subscription *sub, struct event_facts facts)
+{
+	if (facts.score >= 0) {
+		if (sub->min_score >= 0 && facts.score < sub->min_score)
+			return false;
+		if (sub->max_score >= 0 && facts.score > sub->max_score)
+			return false;
+	}
+	if (sub->touchpoints && facts.touchpoint) {
+		size_t i;
+		json_t *tp;
+		json_array_foreach(sub->touchpoints, i, tp)
+			if (strcmp(json_string_value(tp), facts.touchpoint) == 0)
+				return true;
+		return false;
+	}
+	return true;
+}
+
+static int insert_event(struct db_conn *conn, const char *type, json_t *data, int64_t now, int64_t *ret_id)
 {
 	if (!data)
 		return -ENOMEM;
@@ -13,9 +102,34 @@ int outbox_emit(struct db_conn *conn, const char *type, json_t *data, int64_t no
 	json_decref(data);
 	if (!payload)
 		return -ENOMEM;
-	int r = store_event_insert(conn, type, payload, now, NULL);
+	int r = store_event_insert(conn, type, payload, now, ret_id);
 	free(payload);
 	return r;
+}
+
+int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts,
+                int64_t now)
+{
+	int r = cache_load(conn);
+	if (r < 0) {
+		json_decref(data);
+		return r;
+	}
+	int64_t event_id;
+	r = insert_event(conn, type, data, now, &event_id);
+	uint32_t bit = webhook_event_bit(type);
+	for (size_t i = 0; r == 0 && i < cache.n; i++)
+		if ((cache.subs[i].events & bit) && passes(&cache.subs[i], facts))
+			r = store_delivery_insert(conn, event_id, cache.subs[i].id, now, NULL);
+	return r;
+}
+
+int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id,
+                   int64_t now, int64_t *ret_delivery_id)
+{
+	int64_t event_id;
+	int r = insert_event(conn, type, data, now, &event_id);
+	return r < 0 ? r : store_delivery_insert(conn, event_id, webhook_id, now, ret_delivery_id);
 }
 
 json_t *outbox_customer(const char *id, const char *name, const char *language)

@@ -112,7 +112,8 @@ static int emit_survey_event(struct db_conn *conn, const char *type, const struc
 	json_t *data = json_pack("{s:o, s:o, s:o}", "survey", survey, "customer",
 	                         outbox_customer(customer->id, customer->name, customer->language),
 	                         "callback", callback);
-	return outbox_emit(conn, type, data, now);
+	struct event_facts facts = { .score = item->score, .touchpoint = item->in.touchpoint };
+	return outbox_emit(conn, type, data, facts, now);
 }
 
 static int finish_with_callback(struct db_conn *conn, struct ingest_item *item, int64_t callback_id)

@@ -393,7 +393,7 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 	size_t i;
 	json_t *item;
 	json_array_foreach(list, i, item) {
-		char prefix[32];
+		char prefix[48];
 		snprintf(prefix, sizeof prefix, "improvements.%zu.", i);
 		if (!json_is_object(item))
 			return fail(err, INVALID, prefix, NULL, "each improvement must be an object with area and text");
@@ -408,7 +408,7 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 				    "area must be process, communication, service, product or other");
 		if (!text)
 			return fail(err, MISSING, prefix, "text", "text is required");
-		char field[48];
+		char field[64];
 		snprintf(field, sizeof field, "%stext", prefix);
 		if (string_field(text, field, "text must be a string of 1 to 2000 characters", 1,
 				 IMPROVEMENT_MAX_CHARS, true, &in->improvements[i].text, err) < 0)

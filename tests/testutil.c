@@ -102,6 +102,11 @@ static int spawn(struct npsd_proc *p)
 
 int npsd_start(struct npsd_proc *p, const char *extra_ini)
 {
+	return npsd_start_callbacks(p, "hours = always\n", extra_ini);
+}
+
+int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const char *extra_ini)
+{
 	memset(p, 0, sizeof *p);
 	snprintf(p->dir, sizeof p->dir, "/tmp/npsd-it-XXXXXX");
 	if (!mkdtemp(p->dir))
@@ -114,9 +119,10 @@ int npsd_start(struct npsd_proc *p, const char *extra_ini)
 	fprintf(f,
 	        "[server]\nlisten = 127.0.0.1:0\nthreads = 2\n"
 	        "[database]\npath = %s\n"
-	        "[callbacks]\nhours = always\n"
+	        "[callbacks]\n%s%s"
 	        "[webhooks]\nallow_private_targets = true\n",
-	        p->db_path);
+	        p->db_path, callbacks_ini ? callbacks_ini : "",
+	        callbacks_ini && *callbacks_ini && callbacks_ini[strlen(callbacks_ini) - 1] != '\n' ? "\n" : "");
 	if (extra_ini)
 		fputs(extra_ini, f);
 	fclose(f);

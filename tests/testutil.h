@@ -22,6 +22,11 @@ struct npsd_proc {
 /* Makes the folder and config (extra_ini is appended to it, may be NULL) and starts npsd.
  * Returns 0 once it listens. The daemon dies with the calling process. */
 int npsd_start(struct npsd_proc *p, const char *extra_ini);
+/* The same, with callbacks_ini as the whole body of the [callbacks] section instead of the
+ * default "hours = always" (the config parser rejects a key set twice, so a test of opening
+ * hours replaces the section rather than appending to it). NULL or "" leaves the section
+ * empty: the built-in defaults apply. */
+int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const char *extra_ini);
 /* Starts npsd again on the same folder and database (a new port). */
 int npsd_restart(struct npsd_proc *p);
 /* Sends sig, waits, returns the exit status (or 128+signal). */

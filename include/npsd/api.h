@@ -31,4 +31,13 @@ void api_callbacks_complete(struct http_request *req);
 void api_callbacks_cancel(struct http_request *req);
 void api_callbacks_stats(struct http_request *req);
 
+void api_webhooks_create(struct http_request *req);
+void api_webhooks_list(struct http_request *req);
+void api_webhooks_get(struct http_request *req);
+void api_webhooks_patch(struct http_request *req);
+void api_webhooks_delete(struct http_request *req);
+void api_webhooks_test(struct http_request *req);
+void api_webhooks_deliveries(struct http_request *req);
+void api_deliveries_retry(struct http_request *req);
+
 #endif

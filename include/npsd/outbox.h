@@ -11,8 +11,27 @@
  * the change that caused it, so a crash can never lose it. The delivery thread reads it.
  */
 
-/* Writes the event; data (the event's "data" object) is stolen. Runs on the writer. */
-int outbox_emit(struct db_conn *conn, const char *type, json_t *data, int64_t now);
+/* What webhook filters look at: the score (-1 when the event has none) and touchpoint. */
+struct event_facts {
+	int score;
+	const char *touchpoint;
+};
+#define NO_FACTS ((struct event_facts){ .score = -1, .touchpoint = NULL })
+
+/*
+ * Writes the event and one pending delivery per active webhook that subscribes to its type
+ * and whose filter it passes; data (the event's "data" object) is stolen. Runs on the
+ * writer thread only: the subscriptions are cached there.
+ */
+int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts,
+                int64_t now);
+/* The same for one webhook only, whatever it subscribes to (webhook.test); the delivery's
+ * id in *ret_delivery_id. */
+int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id,
+                   int64_t now, int64_t *ret_delivery_id);
+/* Webhooks were created, changed or deleted: the cache is read again at the next event.
+ * Writer thread only. */
+void outbox_webhooks_changed(void);
 
 /* Pieces of event payloads, shared by the modules that emit them. Each returns a new
  * reference. Names are passed on because alerts greet the customer by first name; phone

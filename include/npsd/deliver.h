@@ -1,0 +1,21 @@
+#ifndef NPSD_DELIVER_H
+#define NPSD_DELIVER_H
+
+#include "npsd/config.h"
+#include "npsd/db.h"
+
+/*
+ * The delivery thread: the libcurl multi loop that takes due deliveries from the outbox
+ * (leased, so a crash means a resend, never a loss), sends them in their webhook's format,
+ * records every attempt, and schedules retries. Nothing is sent from a request thread.
+ */
+struct deliver;
+
+/* cfg and db are borrowed until deliver_stop(). */
+int deliver_start(struct npsd_db *db, const struct npsd_config *cfg, struct deliver **ret);
+/* New outbox rows were committed: look now. Safe from any thread. */
+void deliver_wake(void *deliver);
+/* Stops: transfers in flight are abandoned (their leases run out, they are sent again). */
+void deliver_stop(struct deliver **d);
+
+#endif

@@ -1,0 +1,106 @@
+#ifndef NPSD_WEBHOOKS_H
+#define NPSD_WEBHOOKS_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "npsd/auth.h"
+#include "npsd/db.h"
+#include "npsd/validate.h"
+
+/*
+ * Webhook subscriptions: what managers send, the SSRF guard, and the rows behind them.
+ * Deliveries are deliver.c's; the outbox fan-out is outbox.c's.
+ */
+
+/* Every event type a webhook may subscribe to (NULL-terminated). */
+extern const char *const webhook_event_types[];
+/* Its bit in a subscription mask, or 0 for an unknown type. */
+uint32_t webhook_event_bit(const char *type);
+
+/* A create or a patch, validated. Strings and JSON borrow from the request document. */
+struct webhook_input {
+	const char *url, *format, *auth, *description;
+	uint32_t events;       /* mask of webhook_event_bit() */
+	json_t *events_json;   /* the array as sent */
+	json_t *filter;        /* object, or NULL */
+	int active;            /* -1 when not given */
+	bool has_url, has_events, has_filter, has_auth, has_description, has_format;
+};
+
+/*
+ * POST (patch false: url and events required) or PATCH (every field optional) body of
+ * /v1/webhooks. URLs: http or https, a host, no user info; with allow_private false a host
+ * that is (or resolves to) a loopback, private, link-local, CGNAT, multicast or unspecified
+ * address is refused. Returns 0 or -1 with *err.
+ */
+int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
+                      struct field_error *err);
+
+/* The SSRF guard's test, for create time and for every connect. */
+bool webhooks_address_blocked(const struct sockaddr *addr);
+
+struct webhook_row {
+	int64_t id;
+	char *url, *format, *events, *filter, *auth, *secret, *description, *disabled_reason;
+	bool active;
+	int64_t created_at, updated_at, failing_since;
+};
+void webhook_row_clear(struct webhook_row *row);
+
+int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, const char *secret,
+                         int64_t now, int64_t *ret_id);
+int store_webhook_get(struct db_conn *conn, int64_t id, struct webhook_row *ret);
+int store_webhook_each(struct db_conn *conn, int (*fn)(const struct webhook_row *row, void *arg), void *arg);
+/* Applies the fields a patch carries. -ENOENT when there is no such webhook. */
+int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_input *in, int64_t now);
+/* Deletes the webhook with its deliveries and their attempts. */
+int store_webhook_delete(struct db_conn *conn, int64_t id);
+int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, int64_t now);
+/* since 0 clears it (a success); else it is set unless already set. */
+int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since);
+
+struct delivery_row {
+	int64_t id, event_id, webhook_id;
+	char status[16];
+	int attempts;
+	int64_t next_attempt_at, lease_until, created_at, updated_at;
+	int last_http_status;
+	char *last_error, *event_type;
+};
+void delivery_row_clear(struct delivery_row *row);
+
+int store_delivery_insert(struct db_conn *conn, int64_t event_id, int64_t webhook_id, int64_t now,
+                          int64_t *ret_id);
+int store_delivery_get(struct db_conn *conn, int64_t id, struct delivery_row *ret);
+/* Newest first, ids below before_id (0 = from the newest). */
+int store_delivery_list(struct db_conn *conn, int64_t webhook_id, int64_t before_id, int limit,
+                        int (*fn)(const struct delivery_row *row, void *arg), void *arg);
+/* A failed or pending delivery is due again now. -ENOENT, or -EALREADY when delivered. */
+int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now);
+
+struct attempt_row {
+	int64_t at;
+	int http_status, duration_ms;
+	const char *error, *response_head;
+};
+/* The attempts of one delivery, oldest first, at most limit. */
+int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
+                       int (*fn)(const struct attempt_row *row, void *arg), void *arg);
+
+/* Leases up to limit due deliveries until lease_until; fn sees each claimed one. */
+int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_until, int limit,
+                           int (*fn)(const struct delivery_row *row, void *arg), void *arg);
+/* Records an attempt and the delivery's new state, only while lease_until is still ours.
+ * Returns 0, or -ESTALE when the lease was lost (nothing written). */
+int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until, const char *status,
+                          int attempts, int64_t next_attempt_at, const struct attempt_row *attempt,
+                          int64_t now);
+/* The earliest next_attempt_at of a pending delivery; 0 when none. */
+int store_deliveries_next_due(struct db_conn *conn, int64_t *ret);
+/* An event's type, payload (malloc'ed, caller frees) and time. */
+int store_event_get(struct db_conn *conn, int64_t id, char **ret_type, char **ret_payload,
+                    int64_t *ret_created_at);
+
+#endif

@@ -1,0 +1,509 @@
+#include "npsd/deliver.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include "npsd/clock.h"
+#include "npsd/log.h"
+#include "npsd/outbox.h"
+#include "npsd/webhook_format.h"
+#include "npsd/webhooks.h"
+
+#define MAX_IN_FLIGHT 64        /* transfers at once; more would only queue in the receiver */
+#define RESPONSE_HEAD_MAX 4096  /* SPEC: the first 4 KiB of every answer is kept */
+#define LEASE_SLACK_S 30        /* a lease outlives the attempt's timeout by this much */
+#define IDLE_POLL_MS 60000      /* with nothing due, look again every minute anyway */
+
+struct transfer {
+	CURL *easy;
+	struct curl_slist *headers;
+	struct webhook_request request;
+	int64_t delivery_id, webhook_id, lease_until;
+	int attempts;               /* before this one */
+	int64_t started_ms;
+	char head[RESPONSE_HEAD_MAX + 1];
+	size_t head_len;
+	char error[CURL_ERROR_SIZE];
+	long retry_after;           /* seconds from a Retry-After header, 0 when none */
+	bool blocked;               /* the SSRF guard refused the address */
+};
+
+struct deliver {
+	struct npsd_db *db;
+	const struct npsd_config *cfg;
+	CURLM *multi;
+	pthread_t thread;
+	atomic_bool stopping;
+	struct transfer *active[MAX_IN_FLIGHT];
+	size_t nactive;
+};
+
+/* ---------- one round with the writer: record what finished, claim what is due ---------- */
+
+struct finished {
+	int64_t delivery_id, webhook_id, lease_until;
+	int attempts;
+	struct attempt_row attempt;
+	long retry_after;
+	char error[CURL_ERROR_SIZE];
+	char *head;
+};
+
+struct round {
+	const struct npsd_config *cfg;
+	struct finished *finished;
+	size_t nfinished;
+	size_t want;                 /* how many new deliveries to claim */
+	struct delivery_row *claimed;
+	size_t nclaimed;
+	int64_t now;
+};
+
+static int64_t jittered(int64_t step)
+{
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != sizeof r)
+		r = 0x80000000u;
+	/* +-20%: spreads the retries of many deliveries that failed together. */
+	double factor = 0.8 + 0.4 * ((double)r / 4294967296.0);
+	int64_t v = (int64_t)((double)step * factor);
+	return v > 0 ? v : 1;
+}
+
+static int disable_webhook(struct db_conn *conn, int64_t id, const char *reason, int64_t now)
+{
+	struct webhook_row row;
+	int r = store_webhook_get(conn, id, &row);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	bool was_active = row.active;
+	r = was_active ? store_webhook_disable(conn, id, reason, now) : 0;
+	if (r == 0 && was_active) {
+		outbox_webhooks_changed();
+		json_t *data = json_pack("{s:{s:I, s:s, s:s}}", "webhook", "id", (json_int_t)id, "url", row.url,
+		                         "reason", reason);
+		/* Tells the other webhooks, so a person hears of it: this one is inactive now. */
+		r = outbox_emit(conn, "webhook.disabled", data, NO_FACTS, now);
+		log_warn("webhook %lld disabled: %s", (long long)id, reason);
+	}
+	webhook_row_clear(&row);
+	return r;
+}
+
+static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, struct finished *f,
+                           int64_t now)
+{
+	int status = f->attempt.http_status;
+	int attempts = f->attempts + 1;
+	const char *state;
+	int64_t next = now;
+	bool success = status >= 200 && status < 300;
+	if (success) {
+		state = "delivered";
+	} else if (status == 410 || (size_t)attempts > cfg->wh_nretry) {
+		state = "failed";
+	} else {
+		int64_t step = cfg->wh_retry[attempts - 1];
+		int64_t delay = jittered(step);
+		if (f->retry_after > 0) /* honoured, but never beyond twice the step */
+			delay = f->retry_after < 2 * step ? f->retry_after : 2 * step;
+		state = "pending";
+		next = now + delay;
+	}
+	int r = store_delivery_finish(conn, f->delivery_id, f->lease_until, state, attempts, next, &f->attempt,
+	                              now);
+	if (r == -ESTALE)
+		return 0; /* someone else holds it now: their attempt counts, not ours */
+	if (r < 0)
+		return r;
+	if (success)
+		return store_webhook_failing(conn, f->webhook_id, 0);
+	if (status == 410)
+		return disable_webhook(conn, f->webhook_id, "the receiver answered 410 Gone", now);
+	r = store_webhook_failing(conn, f->webhook_id, now);
+	if (r < 0)
+		return r;
+	struct webhook_row row;
+	if (store_webhook_get(conn, f->webhook_id, &row) == 0) {
+		bool too_long = row.failing_since && now - row.failing_since >= cfg->wh_disable_after;
+		webhook_row_clear(&row);
+		if (too_long)
+			return disable_webhook(conn, f->webhook_id,
+			                       "every delivery failed for webhooks.disable_after", now);
+	}
+	return 0;
+}
+
+static int collect_claimed(const struct delivery_row *row, void *arg)
+{
+	struct round *round = arg;
+	struct delivery_row *copy = &round->claimed[round->nclaimed++];
+	*copy = *row;
+	/* The row's strings stay with it (freed by the store); the copy needs none. */
+	copy->last_error = NULL;
+	copy->event_type = NULL;
+	return 0;
+}
+
+struct record_arg {
+	const struct npsd_config *cfg;
+	struct finished *f;
+	int64_t now;
+};
+
+static int record_one(struct db_conn *conn, void *arg)
+{
+	struct record_arg *ra = arg;
+	return record_finished(conn, ra->cfg, ra->f, ra->now);
+}
+
+/* Runs on the writer: each finished attempt in a savepoint of its own (one that cannot be
+ * recorded leaves its lease to run out: a resend), then the claim. */
+static int round_apply(struct db_conn *conn, void *arg)
+{
+	struct round *round = arg;
+	for (size_t i = 0; i < round->nfinished; i++) {
+		struct record_arg ra = { round->cfg, &round->finished[i], round->now };
+		int r = db_isolated(conn, record_one, &ra);
+		if (r < 0)
+			log_warn("deliver: cannot record delivery %lld: %s",
+			         (long long)round->finished[i].delivery_id, strerror(-r));
+	}
+	if (round->want == 0)
+		return 0;
+	int64_t lease_until = round->now + round->cfg->wh_timeout + LEASE_SLACK_S;
+	return store_deliveries_claim(conn, round->now, lease_until, (int)round->want, collect_claimed, round);
+}
+
+/* ---------- transfers ---------- */
+
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	struct transfer *t = clientp;
+	(void)purpose;
+	/* After DNS, before connect: a name that resolved to a private address is refused here
+	 * too, not only at create time (DNS answers change). */
+	if (webhooks_address_blocked(&address->addr)) {
+		t->blocked = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct transfer *t = userdata;
+	size_t n = size * nmemb;
+	size_t room = RESPONSE_HEAD_MAX - t->head_len;
+	size_t take = n < room ? n : room;
+	memcpy(t->head + t->head_len, data, take);
+	t->head_len += take;
+	return n; /* the rest is read and dropped */
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct transfer *t = userdata;
+	size_t n = size * nmemb;
+	static const char name[] = "retry-after:";
+	if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+		char value[64];
+		size_t len = n - (sizeof name - 1);
+		if (len >= sizeof value)
+			len = sizeof value - 1;
+		memcpy(value, data + sizeof name - 1, len);
+		value[len] = '\0';
+		char *end;
+		long secs = strtol(value, &end, 10);
+		if (end != value && secs >= 0) {
+			t->retry_after = secs;
+		} else {
+			time_t when = curl_getdate(value, NULL);
+			if (when > 0 && when > (time_t)clock_now())
+				t->retry_after = (long)(when - (time_t)clock_now());
+		}
+	}
+	return n;
+}
+
+static void transfer_free(struct transfer *t)
+{
+	if (!t)
+		return;
+	curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	webhook_request_clear(&t->request);
+	free(t);
+}
+
+/* Loads the event and webhook and builds the transfer. Returns NULL and fills *fail with an
+ * attempt that failed before sending (a bad secret, a disabled webhook). */
+static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, const struct delivery_row *row,
+                                     struct finished *fail, bool *ret_failed)
+{
+	*ret_failed = false;
+	struct webhook_row hook;
+	char *type = NULL, *payload = NULL;
+	int64_t created_at = 0;
+	struct transfer *t = NULL;
+	const char *why = NULL;
+	if (store_webhook_get(conn, row->webhook_id, &hook) < 0)
+		return NULL; /* deleted with its deliveries: nothing to do */
+	if (!hook.active) {
+		why = "the webhook is disabled";
+		goto failed;
+	}
+	if (store_event_get(conn, row->event_id, &type, &payload, &created_at) < 0) {
+		why = "the event is gone";
+		goto failed;
+	}
+	json_t *data = json_loads(payload, 0, NULL);
+	t = calloc(1, sizeof *t);
+	struct webhook_target target = { .secret = hook.secret, .auth = hook.auth, .public_url = d->cfg->public_url };
+	struct webhook_event event = { .id = row->event_id, .type = type, .created_at = created_at, .data = data };
+	char message_id[40];
+	snprintf(message_id, sizeof message_id, "msg_%lld", (long long)row->id);
+	int r = t && data && webhook_format_parse(hook.format, &target.format) == 0
+		? webhook_format_build(&target, &event, message_id, clock_now(), &t->request)
+		: -ENOMEM;
+	json_decref(data);
+	if (r < 0) {
+		why = r == -EINVAL ? "the webhook's secret is malformed" : "out of memory";
+		free(t);
+		t = NULL;
+		goto failed;
+	}
+	t->delivery_id = row->id;
+	t->webhook_id = row->webhook_id;
+	t->lease_until = row->lease_until;
+	t->attempts = row->attempts;
+	t->easy = curl_easy_init();
+	for (size_t i = 0; i < t->request.nheaders; i++)
+		t->headers = curl_slist_append(t->headers, t->request.headers[i]);
+	t->headers = curl_slist_append(t->headers, "Expect:"); /* no 100-continue round trip */
+	CURL *e = t->easy;
+	curl_easy_setopt(e, CURLOPT_URL, hook.url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->request.body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(d->cfg->wh_timeout * 1000));
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "npsd-webhooks/0.1");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	if (!d->cfg->wh_allow_private_targets) {
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+	}
+	goto out;
+failed:
+	*ret_failed = true;
+	*fail = (struct finished){
+		.delivery_id = row->id, .webhook_id = row->webhook_id, .lease_until = row->lease_until,
+		/* An attempt that cannot even be built will not improve: fail it for good. */
+		.attempts = (int)d->cfg->wh_nretry,
+		.attempt = { .at = clock_now(), .error = why },
+	};
+out:
+	free(type);
+	free(payload);
+	webhook_row_clear(&hook);
+	return t;
+}
+
+static void finish_transfer(struct transfer *t, CURLcode code, struct finished *f)
+{
+	long status = 0;
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	*f = (struct finished){
+		.delivery_id = t->delivery_id, .webhook_id = t->webhook_id, .lease_until = t->lease_until,
+		.attempts = t->attempts, .retry_after = t->retry_after,
+	};
+	if (code != CURLE_OK) {
+		snprintf(f->error, sizeof f->error, "%s",
+		         t->blocked ? "refused: the address is loopback, private, link-local or multicast"
+		                    : t->error[0] ? t->error : curl_easy_strerror(code));
+		status = 0;
+	} else if (status < 200 || status >= 300) {
+		snprintf(f->error, sizeof f->error, "HTTP %ld", status);
+	}
+	t->head[t->head_len] = '\0';
+	f->head = t->head_len ? strndup(t->head, t->head_len) : NULL;
+	f->attempt = (struct attempt_row){
+		.at = clock_now(),
+		.http_status = (int)status,
+		.duration_ms = (int)(clock_mono_ms() - t->started_ms),
+		.error = f->error[0] ? f->error : NULL,
+		.response_head = f->head,
+	};
+}
+
+/* ---------- the loop ---------- */
+
+static atomic_bool wake_pending;
+
+void deliver_wake(void *arg)
+{
+	struct deliver *d = arg;
+	atomic_store(&wake_pending, true);
+	curl_multi_wakeup(d->multi);
+}
+
+static void *deliver_main(void *arg)
+{
+	struct deliver *d = arg;
+	struct finished finished[MAX_IN_FLIGHT * 2];
+	struct delivery_row claimed[MAX_IN_FLIGHT];
+	bool look = true; /* at start: resume what a previous run left pending */
+	while (!atomic_load(&d->stopping)) {
+		int running = 0;
+		curl_multi_perform(d->multi, &running);
+		size_t nfinished = 0;
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(d->multi, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct transfer *t = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+			finish_transfer(t, msg->data.result, &finished[nfinished++]);
+			curl_multi_remove_handle(d->multi, t->easy);
+			for (size_t i = 0; i < d->nactive; i++) {
+				if (d->active[i] == t) {
+					d->active[i] = d->active[--d->nactive];
+					break;
+				}
+			}
+			transfer_free(t);
+		}
+		if (atomic_exchange(&wake_pending, false))
+			look = true;
+		int64_t now = clock_now();
+		size_t want = 0;
+		if (look && d->nactive < MAX_IN_FLIGHT) {
+			/* Ask a reader first: most commits (answers without subscribers) bring nothing due,
+			 * and a claim costs a write. */
+			int64_t next_due = 0;
+			struct db_conn *conn = db_reader(d->db);
+			int r = store_deliveries_next_due(conn, &next_due);
+			db_reader_put(d->db, conn);
+			if (r == 0 && next_due && next_due <= now)
+				want = MAX_IN_FLIGHT - d->nactive;
+		}
+		look = false;
+		struct round round = { .cfg = d->cfg, .finished = finished, .nfinished = nfinished, .want = want,
+		                       .claimed = claimed, .now = now };
+		if (nfinished || want) {
+			int r = db_write_sync(d->db, round_apply, &round);
+			if (r < 0) {
+				log_warn("deliver: round failed: %s", strerror(-r));
+				round.nclaimed = 0;
+			}
+			if (want && round.nclaimed == want)
+				look = true; /* there may be more due */
+		}
+		for (size_t i = 0; i < nfinished; i++)
+			free(finished[i].head);
+		nfinished = 0;
+		if (round.nclaimed) {
+			struct db_conn *conn = db_reader(d->db);
+			for (size_t i = 0; i < round.nclaimed; i++) {
+				bool failed;
+				struct transfer *t = transfer_new(d, conn, &claimed[i], &finished[nfinished], &failed);
+				if (failed) {
+					nfinished++;
+					continue;
+				}
+				if (!t)
+					continue;
+				t->started_ms = clock_mono_ms();
+				curl_multi_add_handle(d->multi, t->easy);
+				d->active[d->nactive++] = t;
+			}
+			db_reader_put(d->db, conn);
+			if (nfinished) {
+				struct round fail_round = { .cfg = d->cfg, .finished = finished, .nfinished = nfinished,
+				                            .claimed = claimed, .now = clock_now() };
+				int r = db_write_sync(d->db, round_apply, &fail_round);
+				if (r < 0)
+					log_warn("deliver: cannot record failed deliveries: %s", strerror(-r));
+			}
+			continue; /* start the new transfers at once */
+		}
+		/* Sleep until a transfer needs us, a commit wakes us, or the next retry is due. */
+		int timeout_ms = IDLE_POLL_MS;
+		int64_t next_due = 0;
+		struct db_conn *conn = db_reader(d->db);
+		if (store_deliveries_next_due(conn, &next_due) == 0 && next_due) {
+			int64_t wait = (next_due - clock_now()) * 1000;
+			if (wait < 0)
+				wait = 0;
+			if (wait < timeout_ms)
+				timeout_ms = (int)wait;
+			if (wait == 0)
+				look = true;
+		}
+		db_reader_put(d->db, conn);
+		if (getenv("NPSD_FAKE_CLOCK_FILE") && timeout_ms > 100)
+			timeout_ms = 100; /* the time can jump under a fake clock */
+		if (!look)
+			curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
+		if (timeout_ms == 0 || next_due <= clock_now())
+			look = look || (next_due && next_due <= clock_now());
+	}
+	return NULL;
+}
+
+int deliver_start(struct npsd_db *db, const struct npsd_config *cfg, struct deliver **ret)
+{
+	struct deliver *d = calloc(1, sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	d->db = db;
+	d->cfg = cfg;
+	d->multi = curl_multi_init();
+	if (!d->multi) {
+		free(d);
+		return -ENOMEM;
+	}
+	curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MAX_IN_FLIGHT);
+	int r = -pthread_create(&d->thread, NULL, deliver_main, d);
+	if (r < 0) {
+		curl_multi_cleanup(d->multi);
+		free(d);
+		return r;
+	}
+	*ret = d;
+	return 0;
+}
+
+void deliver_stop(struct deliver **dp)
+{
+	if (!dp || !*dp)
+		return;
+	struct deliver *d = *dp;
+	atomic_store(&d->stopping, true);
+	curl_multi_wakeup(d->multi);
+	pthread_join(d->thread, NULL);
+	for (size_t i = 0; i < d->nactive; i++) {
+		curl_multi_remove_handle(d->multi, d->active[i]->easy);
+		transfer_free(d->active[i]);
+	}
+	curl_multi_cleanup(d->multi);
+	free(d);
+	*dp = NULL;
+}

@@ -1,0 +1,464 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/webhooks.h"
+#include "store_internal.h"
+
+#define WEBHOOK_COLUMNS \
+	"id, url, format, events, filter, auth, secret, description, disabled_reason, active, " \
+	"created_at, updated_at, failing_since"
+
+void webhook_row_clear(struct webhook_row *row)
+{
+	if (!row)
+		return;
+	free(row->url);
+	free(row->format);
+	free(row->events);
+	free(row->filter);
+	free(row->auth);
+	free(row->secret);
+	free(row->description);
+	free(row->disabled_reason);
+	memset(row, 0, sizeof *row);
+}
+
+static int read_webhook(sqlite3_stmt *st, struct webhook_row *ret)
+{
+	int oom = 0;
+	struct webhook_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.url = store_column_dup(st, 1, &oom),
+		.format = store_column_dup(st, 2, &oom),
+		.events = store_column_dup(st, 3, &oom),
+		.filter = store_column_dup(st, 4, &oom),
+		.auth = store_column_dup(st, 5, &oom),
+		.secret = store_column_dup(st, 6, &oom),
+		.description = store_column_dup(st, 7, &oom),
+		.disabled_reason = store_column_dup(st, 8, &oom),
+		.active = sqlite3_column_int(st, 9) != 0,
+		.created_at = sqlite3_column_int64(st, 10),
+		.updated_at = sqlite3_column_int64(st, 11),
+		.failing_since = sqlite3_column_int64(st, 12),
+	};
+	if (oom) {
+		webhook_row_clear(&row);
+		return -ENOMEM;
+	}
+	*ret = row;
+	return 0;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+/* Binds a JSON value as compact text; NULL binds SQL NULL. The text is freed by SQLite. */
+static void bind_json(sqlite3_stmt *st, int idx, json_t *value)
+{
+	char *text = value ? json_dumps(value, JSON_COMPACT) : NULL;
+	if (text)
+		sqlite3_bind_text(st, idx, text, -1, free);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, const char *secret,
+                         int64_t now, int64_t *ret_id)
+{
+	static const char sql[] =
+		"INSERT INTO webhooks (url, format, events, filter, auth, secret, description, active, "
+		"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, in->url);
+	db_bind_text(st, 2, in->format ? in->format : "standard");
+	bind_json(st, 3, in->events_json);
+	bind_json(st, 4, in->filter);
+	db_bind_text(st, 5, in->auth);
+	db_bind_text(st, 6, secret);
+	db_bind_text(st, 7, in->description);
+	sqlite3_bind_int(st, 8, in->active != 0);
+	sqlite3_bind_int64(st, 9, now);
+	sqlite3_bind_int64(st, 10, now);
+	int r = step_done(st);
+	if (r == 0)
+		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+	return r;
+}
+
+int store_webhook_get(struct db_conn *conn, int64_t id, struct webhook_row *ret)
+{
+	static const char sql[] = "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? read_webhook(st, ret) : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_webhook_each(struct db_conn *conn, int (*fn)(const struct webhook_row *row, void *arg), void *arg)
+{
+	static const char sql[] = "SELECT " WEBHOOK_COLUMNS " FROM webhooks ORDER BY id";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct webhook_row row;
+		r = read_webhook(st, &row);
+		if (r == 0) {
+			r = fn(&row, arg);
+			webhook_row_clear(&row);
+		}
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_input *in, int64_t now)
+{
+	/* One statement for any patch: a flag per field says whether to take the new value.
+	 * Re-activating a webhook also forgets why it was disabled and its failure streak. */
+	static const char sql[] =
+		"UPDATE webhooks SET "
+		"url = CASE WHEN ?1 THEN ?2 ELSE url END, format = CASE WHEN ?3 THEN ?4 ELSE format END, "
+		"events = CASE WHEN ?5 THEN ?6 ELSE events END, filter = CASE WHEN ?7 THEN ?8 ELSE filter END, "
+		"auth = CASE WHEN ?9 THEN ?10 ELSE auth END, "
+		"description = CASE WHEN ?11 THEN ?12 ELSE description END, "
+		"active = CASE WHEN ?13 >= 0 THEN ?13 ELSE active END, "
+		"disabled_reason = CASE WHEN ?13 = 1 THEN NULL ELSE disabled_reason END, "
+		"failing_since = CASE WHEN ?13 = 1 THEN NULL ELSE failing_since END, "
+		"updated_at = ?14 WHERE id = ?15";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int(st, 1, in->has_url);
+	db_bind_text(st, 2, in->url);
+	sqlite3_bind_int(st, 3, in->has_format);
+	db_bind_text(st, 4, in->format);
+	sqlite3_bind_int(st, 5, in->has_events);
+	bind_json(st, 6, in->events_json);
+	sqlite3_bind_int(st, 7, in->has_filter);
+	bind_json(st, 8, in->filter);
+	sqlite3_bind_int(st, 9, in->has_auth);
+	db_bind_text(st, 10, in->auth);
+	sqlite3_bind_int(st, 11, in->has_description);
+	db_bind_text(st, 12, in->description);
+	sqlite3_bind_int(st, 13, in->active);
+	sqlite3_bind_int64(st, 14, now);
+	sqlite3_bind_int64(st, 15, id);
+	int r = step_done(st);
+	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
+		return -ENOENT;
+	return r;
+}
+
+int store_webhook_delete(struct db_conn *conn, int64_t id)
+{
+	static const char sql_attempts[] =
+		"DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = ?)";
+	static const char sql_deliveries[] = "DELETE FROM deliveries WHERE webhook_id = ?";
+	static const char sql_webhook[] = "DELETE FROM webhooks WHERE id = ?";
+	const char *const steps[] = { sql_attempts, sql_deliveries, sql_webhook };
+	for (size_t i = 0; i < 3; i++) {
+		sqlite3_stmt *st = db_prepare(conn, steps[i]);
+		if (!st)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, id);
+		int r = step_done(st);
+		if (r < 0)
+			return r;
+	}
+	return sqlite3_changes(db_handle(conn)) ? 0 : -ENOENT;
+}
+
+int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, int64_t now)
+{
+	static const char sql[] =
+		"UPDATE webhooks SET active = 0, disabled_reason = ?, updated_at = ? WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, reason);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, id);
+	return step_done(st);
+}
+
+int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since)
+{
+	static const char sql[] =
+		"UPDATE webhooks SET failing_since = CASE WHEN ?1 = 0 THEN NULL "
+		"ELSE coalesce(failing_since, ?1) END WHERE id = ?2";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 2, id);
+	return step_done(st);
+}
+
+#define DELIVERY_COLUMNS \
+	"d.id, d.event_id, d.webhook_id, d.status, d.attempts, d.next_attempt_at, d.lease_until, " \
+	"d.created_at, d.updated_at, d.last_http_status, d.last_error, e.type"
+
+void delivery_row_clear(struct delivery_row *row)
+{
+	if (!row)
+		return;
+	free(row->last_error);
+	free(row->event_type);
+	memset(row, 0, sizeof *row);
+}
+
+static int read_delivery(sqlite3_stmt *st, struct delivery_row *ret)
+{
+	int oom = 0;
+	struct delivery_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.event_id = sqlite3_column_int64(st, 1),
+		.webhook_id = sqlite3_column_int64(st, 2),
+		.attempts = sqlite3_column_int(st, 4),
+		.next_attempt_at = sqlite3_column_int64(st, 5),
+		.lease_until = sqlite3_column_int64(st, 6),
+		.created_at = sqlite3_column_int64(st, 7),
+		.updated_at = sqlite3_column_int64(st, 8),
+		.last_http_status = sqlite3_column_int(st, 9),
+		.last_error = store_column_dup(st, 10, &oom),
+		.event_type = store_column_dup(st, 11, &oom),
+	};
+	const char *status = db_column_text(st, 3);
+	snprintf(row.status, sizeof row.status, "%s", status ? status : "");
+	if (oom) {
+		delivery_row_clear(&row);
+		return -ENOMEM;
+	}
+	*ret = row;
+	return 0;
+}
+
+static int delivery_rows(sqlite3_stmt *st, int (*fn)(const struct delivery_row *row, void *arg), void *arg)
+{
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct delivery_row row;
+		r = read_delivery(st, &row);
+		if (r == 0) {
+			r = fn(&row, arg);
+			delivery_row_clear(&row);
+		}
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_delivery_insert(struct db_conn *conn, int64_t event_id, int64_t webhook_id, int64_t now,
+                          int64_t *ret_id)
+{
+	static const char sql[] =
+		"INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at, created_at, updated_at) "
+		"VALUES (?1, ?2, 'pending', ?3, ?3, ?3)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, event_id);
+	sqlite3_bind_int64(st, 2, webhook_id);
+	sqlite3_bind_int64(st, 3, now);
+	int r = step_done(st);
+	if (r == 0 && ret_id)
+		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+	return r;
+}
+
+int store_delivery_get(struct db_conn *conn, int64_t id, struct delivery_row *ret)
+{
+	static const char sql[] = "SELECT " DELIVERY_COLUMNS " FROM deliveries d JOIN events e "
+	                          "ON e.id = d.event_id WHERE d.id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? read_delivery(st, ret) : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_delivery_list(struct db_conn *conn, int64_t webhook_id, int64_t before_id, int limit,
+                        int (*fn)(const struct delivery_row *row, void *arg), void *arg)
+{
+	static const char sql[] = "SELECT " DELIVERY_COLUMNS " FROM deliveries d JOIN events e "
+	                          "ON e.id = d.event_id WHERE d.webhook_id = ?1 AND (?2 = 0 OR d.id < ?2) "
+	                          "ORDER BY d.id DESC LIMIT ?3";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, webhook_id);
+	sqlite3_bind_int64(st, 2, before_id);
+	sqlite3_bind_int(st, 3, limit);
+	return delivery_rows(st, fn, arg);
+}
+
+int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now)
+{
+	struct delivery_row row;
+	int r = store_delivery_get(conn, id, &row);
+	if (r < 0)
+		return r;
+	bool delivered = strcmp(row.status, "delivered") == 0;
+	delivery_row_clear(&row);
+	if (delivered)
+		return -EALREADY;
+	static const char sql[] =
+		"UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL, "
+		"updated_at = ?1 WHERE id = ?2";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, id);
+	return step_done(st);
+}
+
+int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
+                       int (*fn)(const struct attempt_row *row, void *arg), void *arg)
+{
+	static const char sql[] = "SELECT at, http_status, duration_ms, error, response_head FROM attempts "
+	                          "WHERE delivery_id = ? ORDER BY id LIMIT ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, delivery_id);
+	sqlite3_bind_int(st, 2, limit);
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct attempt_row row = {
+			.at = sqlite3_column_int64(st, 0),
+			.http_status = sqlite3_column_int(st, 1),
+			.duration_ms = sqlite3_column_int(st, 2),
+			.error = db_column_text(st, 3),
+			.response_head = db_column_text(st, 4),
+		};
+		if ((r = fn(&row, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
+int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_until, int limit,
+                           int (*fn)(const struct delivery_row *row, void *arg), void *arg)
+{
+	/* A lease left by a crashed npsd has run out, so its delivery is claimed again: a resend,
+	 * never a loss. */
+	static const char sql[] =
+		"UPDATE deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM deliveries "
+		"WHERE status = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) "
+		"ORDER BY next_attempt_at, id LIMIT ?3) "
+		"RETURNING id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until, created_at, "
+		"updated_at, last_http_status, last_error, NULL";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, lease_until);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int(st, 3, limit);
+	return delivery_rows(st, fn, arg);
+}
+
+int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until, const char *status,
+                          int attempts, int64_t next_attempt_at, const struct attempt_row *a, int64_t now)
+{
+	static const char sql_update[] =
+		"UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL, "
+		"last_http_status = ?4, last_error = ?5, updated_at = ?6 WHERE id = ?7 AND lease_until = ?8";
+	static const char sql_attempt[] =
+		"INSERT INTO attempts (delivery_id, at, http_status, duration_ms, error, response_head) "
+		"VALUES (?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = db_prepare(conn, sql_update);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, status);
+	sqlite3_bind_int(st, 2, attempts);
+	sqlite3_bind_int64(st, 3, next_attempt_at);
+	if (a->http_status)
+		sqlite3_bind_int(st, 4, a->http_status);
+	db_bind_text(st, 5, a->error);
+	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int64(st, 7, id);
+	sqlite3_bind_int64(st, 8, lease_until);
+	int r = step_done(st);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(db_handle(conn)) == 0)
+		return -ESTALE;
+	st = db_prepare(conn, sql_attempt);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, a->at);
+	if (a->http_status)
+		sqlite3_bind_int(st, 3, a->http_status);
+	sqlite3_bind_int(st, 4, a->duration_ms);
+	db_bind_text(st, 5, a->error);
+	db_bind_text(st, 6, a->response_head);
+	return step_done(st);
+}
+
+int store_deliveries_next_due(struct db_conn *conn, int64_t *ret)
+{
+	static const char sql[] = "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+int store_event_get(struct db_conn *conn, int64_t id, char **ret_type, char **ret_payload,
+                    int64_t *ret_created_at)
+{
+	static const char sql[] = "SELECT type, payload, created_at FROM events WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	if (r == 0) {
+		int oom = 0;
+		*ret_type = store_column_dup(st, 0, &oom);
+		*ret_payload = store_column_dup(st, 1, &oom);
+		*ret_created_at = sqlite3_column_int64(st, 2);
+		if (oom) {
+			free(*ret_type);
+			free(*ret_payload);
+			r = -ENOMEM;
+		}
+	}
+	db_done(st);
+	return r;
+}

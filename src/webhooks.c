@@ -1,0 +1,257 @@
+#include "npsd/webhooks.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "npsd/webhook_format.h"
+
+const char *const webhook_event_types[] = {
+	"survey.received", "survey.updated", "callback.created", "callback.completed",
+	"callback.sla_breached", "callback.unreachable", "webhook.disabled", "webhook.test",
+	"loop.silent", "loop.nps_drop", NULL,
+};
+
+uint32_t webhook_event_bit(const char *type)
+{
+	for (size_t i = 0; webhook_event_types[i]; i++)
+		if (strcmp(type, webhook_event_types[i]) == 0)
+			return (uint32_t)1 << i;
+	return 0;
+}
+
+#define URL_MAX 2048
+#define AUTH_MAX 1024
+#define DESCRIPTION_MAX 200
+#define TOUCHPOINTS_MAX 64
+
+static int fail(struct field_error *err, const char *code, const char *field, const char *message)
+{
+	err->code = code;
+	snprintf(err->field, sizeof err->field, "%s", field);
+	snprintf(err->message, sizeof err->message, "%s", message);
+	return -1;
+}
+
+static bool v4_blocked(uint32_t a)
+{
+	return (a >> 24) == 0 ||                  /* 0.0.0.0/8 this network, unspecified */
+	       (a >> 24) == 10 ||                 /* 10/8 private */
+	       (a >> 24) == 127 ||                /* loopback */
+	       (a >> 22) == ((100u << 2) | 1) ||  /* 100.64/10 CGNAT */
+	       (a >> 16) == ((169u << 8) | 254) ||/* link-local */
+	       (a >> 20) == ((172u << 4) | 1) ||  /* 172.16/12 private */
+	       (a >> 16) == ((192u << 8) | 168) ||/* 192.168/16 private */
+	       (a >> 8) == ((192u << 16) | 0) ||  /* 192.0.0/24 protocol assignments */
+	       (a >> 17) == ((198u << 7) | 9) ||  /* 198.18/15 benchmarking */
+	       (a >> 28) >= 14;                   /* 224/4 multicast, 240/4 reserved, broadcast */
+}
+
+bool webhooks_address_blocked(const struct sockaddr *addr)
+{
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
+		return v4_blocked(ntohl(in->sin_addr.s_addr));
+	}
+	if (addr->sa_family != AF_INET6)
+		return true;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
+		uint32_t v4;
+		memcpy(&v4, &a->s6_addr[12], 4);
+		return v4_blocked(ntohl(v4));
+	}
+	return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
+	       IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) ||
+	       (a->s6_addr[0] & 0xfe) == 0xfc; /* fc00::/7 unique local */
+}
+
+/* http(s), a host, no credentials in the URL; the host's addresses pass the SSRF guard.
+ * A name that does not resolve now is accepted: the guard runs again at every connect. */
+static int check_url(const char *url, bool allow_private, struct field_error *err)
+{
+	if (strlen(url) > URL_MAX)
+		return fail(err, "invalid_field", "url", "url must be at most 2048 characters");
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *user = NULL;
+	int r = 0;
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+		r = fail(err, "invalid_field", "url", "url must be an absolute http or https URL with a host");
+		goto out;
+	}
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		r = fail(err, "invalid_field", "url", "url must use http or https");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
+		r = fail(err, "invalid_field", "url", "put credentials in auth, not in the url");
+		goto out;
+	}
+	if (!allow_private) {
+		/* curl gives IPv6 hosts in brackets. */
+		char bare[256];
+		size_t len = strlen(host);
+		if (host[0] == '[' && len > 2 && len - 2 < sizeof bare) {
+			memcpy(bare, host + 1, len - 2);
+			bare[len - 2] = '\0';
+		} else {
+			snprintf(bare, sizeof bare, "%s", host);
+		}
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+		if (getaddrinfo(bare, NULL, &hints, &ai) == 0) {
+			for (struct addrinfo *p = ai; p; p = p->ai_next) {
+				if (webhooks_address_blocked(p->ai_addr)) {
+					r = fail(err, "invalid_field", "url",
+					         "url points to a loopback, private, link-local or multicast address "
+					         "(set webhooks.allow_private_targets to allow it)");
+					break;
+				}
+			}
+			freeaddrinfo(ai);
+		}
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return r;
+}
+
+static int check_filter(json_t *filter, struct field_error *err)
+{
+	if (!json_is_object(filter))
+		return fail(err, "invalid_field", "filter", "filter must be an object");
+	const char *key;
+	json_t *v;
+	json_object_foreach(filter, key, v) {
+		char field[96];
+		snprintf(field, sizeof field, "filter.%s", key);
+		if (strcmp(key, "max_score") == 0 || strcmp(key, "min_score") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10)
+				return fail(err, "invalid_field", field, "scores in a filter are integers from 0 to 10");
+		} else if (strcmp(key, "touchpoints") == 0) {
+			if (!json_is_array(v) || json_array_size(v) > TOUCHPOINTS_MAX)
+				return fail(err, "invalid_field", field, "touchpoints must be an array of touchpoint names");
+			size_t i;
+			json_t *tp;
+			json_array_foreach(v, i, tp) {
+				if (!json_is_string(tp) || !valid_token_name(json_string_value(tp)))
+					return fail(err, "invalid_field", field,
+					            "each touchpoint must match [a-z0-9_.-]{1,64}");
+			}
+		} else {
+			return fail(err, "invalid_field", field,
+			            "unknown filter: use max_score, min_score or touchpoints");
+		}
+	}
+	return 0;
+}
+
+static int optional_string(json_t *doc, const char *key, size_t max, const char **ret, bool *has,
+                           struct field_error *err)
+{
+	json_t *v = json_object_get(doc, key);
+	if (!v)
+		return 0;
+	*has = true;
+	if (json_is_null(v)) {
+		*ret = NULL;
+		return 0;
+	}
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		char message[96];
+		snprintf(message, sizeof message, "%s must be a string of at most %zu characters", key, max);
+		return fail(err, "invalid_field", key, message);
+	}
+	*ret = json_string_value(v);
+	return 0;
+}
+
+int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
+                      struct field_error *err)
+{
+	static const char *const allowed[] = { "url", "format", "events", "filter", "auth", "description",
+		                               "active", "digest", "digest_at", NULL };
+	struct webhook_input in = { .active = -1 };
+	if (!json_is_object(doc))
+		return fail(err, "invalid_field", "", "the body must be a JSON object");
+	const char *key;
+	json_t *v;
+	json_object_foreach(doc, key, v) {
+		bool known = false;
+		for (size_t i = 0; allowed[i]; i++)
+			known = known || strcmp(key, allowed[i]) == 0;
+		if (!known)
+			return fail(err, "invalid_field", key, "unknown field");
+	}
+	if (json_object_get(doc, "digest") || json_object_get(doc, "digest_at"))
+		return fail(err, "invalid_field", json_object_get(doc, "digest") ? "digest" : "digest_at",
+		            "digests are not supported by this version yet; subscribe to events");
+	v = json_object_get(doc, "url");
+	if (v) {
+		if (!json_is_string(v))
+			return fail(err, "invalid_field", "url", "url must be a string");
+		in.url = json_string_value(v);
+		in.has_url = true;
+		if (check_url(in.url, allow_private, err) < 0)
+			return -1;
+	} else if (!patch) {
+		return fail(err, "missing_field", "url", "url is required");
+	}
+	v = json_object_get(doc, "format");
+	if (v) {
+		enum webhook_format_kind kind;
+		if (!json_is_string(v) || webhook_format_parse(json_string_value(v), &kind) < 0)
+			return fail(err, "invalid_field", "format", "format must be standard, ntfy or slack");
+		in.format = json_string_value(v);
+		in.has_format = true;
+	}
+	v = json_object_get(doc, "events");
+	if (v) {
+		if (!json_is_array(v) || json_array_size(v) == 0)
+			return fail(err, "invalid_field", "events", "events must be a non-empty array of event types");
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e) {
+			uint32_t bit = json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
+			if (!bit) {
+				char field[32];
+				snprintf(field, sizeof field, "events.%zu", i);
+				return fail(err, "invalid_field", field, "unknown event type");
+			}
+			in.events |= bit;
+		}
+		in.events_json = v;
+		in.has_events = true;
+	} else if (!patch) {
+		return fail(err, "missing_field", "events", "events is required");
+	}
+	v = json_object_get(doc, "filter");
+	if (v && !json_is_null(v)) {
+		if (check_filter(v, err) < 0)
+			return -1;
+		in.filter = v;
+	}
+	in.has_filter = v != NULL;
+	if (optional_string(doc, "auth", AUTH_MAX, &in.auth, &in.has_auth, err) < 0 ||
+	    optional_string(doc, "description", DESCRIPTION_MAX, &in.description, &in.has_description, err) < 0)
+		return -1;
+	if (in.auth && strpbrk(in.auth, "\r\n"))
+		return fail(err, "invalid_field", "auth", "auth must be one header value, without line breaks");
+	v = json_object_get(doc, "active");
+	if (v) {
+		if (!json_is_boolean(v))
+			return fail(err, "invalid_field", "active", "active must be true or false");
+		in.active = json_is_true(v);
+	}
+	*ret = in;
+	return 0;
+}
