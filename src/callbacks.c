@@ -151,6 +151,8 @@ int callbacks_release(struct db_conn *conn, const struct principal *agent, int64
 static int emit_closed(struct db_conn *conn, const char *type, const struct callback_row *row,
                        const struct complete_input *in, int64_t now)
 {
+	if (!outbox_wanted(conn, type))
+		return 0;
 	struct customer_row customer;
 	int r = store_customer_get(conn, row->customer_id, &customer);
 	if (r < 0)

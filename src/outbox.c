@@ -107,6 +107,18 @@ static int insert_event(struct db_conn *conn, const char *type, json_t *data, in
 	return r;
 }
 
+bool outbox_wanted(struct db_conn *conn, const char *type)
+{
+	/* A cache that cannot load says yes: emitting then reports the storage error. */
+	if (cache_load(conn) < 0)
+		return true;
+	uint32_t bit = webhook_event_bit(type);
+	for (size_t i = 0; i < cache.n; i++)
+		if (cache.subs[i].events & bit)
+			return true;
+	return false;
+}
+
 int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts,
                 int64_t now)
 {
@@ -114,6 +126,10 @@ int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct eve
 	if (r < 0) {
 		json_decref(data);
 		return r;
+	}
+	if (!outbox_wanted(conn, type)) {
+		json_decref(data);
+		return 0;
 	}
 	int64_t event_id;
 	r = insert_event(conn, type, data, now, &event_id);

@@ -99,6 +99,10 @@ static json_t *attributes_json(const struct survey_input *in)
 static int emit_survey_event(struct db_conn *conn, const char *type, const struct ingest_item *item,
                              const struct customer_row *customer, json_t *attributes, int64_t now)
 {
+	if (!outbox_wanted(conn, type)) {
+		json_decref(attributes);
+		return 0;
+	}
 	json_t *survey = survey_brief(item);
 	json_object_set_new(survey, "attributes", attributes);
 	json_t *callback = json_null();
@@ -131,6 +135,8 @@ static int finish_with_callback(struct db_conn *conn, struct ingest_item *item, 
 static int emit_updated(struct db_conn *conn, const struct ingest_item *item,
                         const struct survey_row *before, int64_t now)
 {
+	if (!outbox_wanted(conn, "survey.updated"))
+		return 0;
 	struct survey_row row;
 	struct customer_row customer;
 	int r = store_survey_get(conn, before->id, &row);
@@ -219,7 +225,7 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 	item->score = in->score;
 	item->status = 201;
 	r = emit_survey_event(conn, "survey.received", item, &customer, attributes_json(in), now);
-	if (r == 0 && created)
+	if (r == 0 && created && outbox_wanted(conn, "callback.created"))
 		r = callbacks_emit_created(conn, item->callback.id, &customer, survey_brief(item), now);
 out:
 	customer_row_clear(&customer);

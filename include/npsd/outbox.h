@@ -1,6 +1,7 @@
 #ifndef NPSD_OUTBOX_H
 #define NPSD_OUTBOX_H
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "npsd/db.h"
@@ -25,6 +26,10 @@ struct event_facts {
  */
 int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts,
                 int64_t now);
+/* Whether any active webhook subscribes to type: an event nobody hears of is not written
+ * (ingest at full speed pays for no outbox rows), so callers ask before building one. */
+bool outbox_wanted(struct db_conn *conn, const char *type);
+
 /* The same for one webhook only, whatever it subscribes to (webhook.test); the delivery's
  * id in *ret_delivery_id. */
 int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id,
