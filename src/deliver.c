@@ -363,71 +363,89 @@ void deliver_wake(void *arg)
 	curl_multi_wakeup(d->multi);
 }
 
+/* Sends what finished to the writer and claims up to `want` due deliveries. */
+static size_t run_round(struct deliver *d, struct finished *finished, size_t nfinished, size_t want,
+                        struct delivery_row *claimed)
+{
+	struct round round = { .cfg = d->cfg, .finished = finished, .nfinished = nfinished, .want = want,
+	                       .claimed = claimed, .now = clock_now() };
+	if (!nfinished && !want)
+		return 0;
+	int r = db_write_sync(d->db, round_apply, &round);
+	for (size_t i = 0; i < nfinished; i++)
+		free(finished[i].head);
+	if (r < 0) {
+		/* What finished stays leased; the lease runs out and it is sent again. */
+		log_warn("deliver: round failed: %s", strerror(-r));
+		return 0;
+	}
+	return round.nclaimed;
+}
+
+/* Moves every finished transfer into `finished`; returns how many. */
+static size_t reap(struct deliver *d, struct finished *finished)
+{
+	size_t n = 0;
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(d->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct transfer *t = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		finish_transfer(t, msg->data.result, &finished[n++]);
+		curl_multi_remove_handle(d->multi, t->easy);
+		for (size_t i = 0; i < d->nactive; i++) {
+			if (d->active[i] == t) {
+				d->active[i] = d->active[--d->nactive];
+				break;
+			}
+		}
+		transfer_free(t);
+	}
+	return n;
+}
+
+/* The next time a delivery becomes claimable (0: none pending), read on a reader: most
+ * commits (answers nobody subscribes to) bring nothing, and a claim costs a write. */
+static int64_t next_due(struct deliver *d)
+{
+	int64_t next = 0;
+	struct db_conn *conn = db_reader(d->db);
+	if (store_deliveries_next_due(conn, &next) < 0)
+		next = clock_now() + 1;
+	db_reader_put(d->db, conn);
+	return next;
+}
+
 static void *deliver_main(void *arg)
 {
 	struct deliver *d = arg;
-	struct finished finished[MAX_IN_FLIGHT * 2];
+	struct finished finished[MAX_IN_FLIGHT];
 	struct delivery_row claimed[MAX_IN_FLIGHT];
-	bool look = true; /* at start: resume what a previous run left pending */
+	int64_t due = next_due(d); /* at start: resume what a previous run left pending */
+	bool fake_clock = getenv("NPSD_FAKE_CLOCK_FILE") != NULL;
 	while (!atomic_load(&d->stopping)) {
 		int running = 0;
 		curl_multi_perform(d->multi, &running);
-		size_t nfinished = 0;
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(d->multi, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct transfer *t = NULL;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-			finish_transfer(t, msg->data.result, &finished[nfinished++]);
-			curl_multi_remove_handle(d->multi, t->easy);
-			for (size_t i = 0; i < d->nactive; i++) {
-				if (d->active[i] == t) {
-					d->active[i] = d->active[--d->nactive];
-					break;
-				}
-			}
-			transfer_free(t);
-		}
+		size_t nfinished = reap(d, finished);
 		if (atomic_exchange(&wake_pending, false))
-			look = true;
-		int64_t now = clock_now();
+			due = next_due(d);
 		size_t want = 0;
-		if (look && d->nactive < MAX_IN_FLIGHT) {
-			/* Ask a reader first: most commits (answers without subscribers) bring nothing due,
-			 * and a claim costs a write. */
-			int64_t next_due = 0;
-			struct db_conn *conn = db_reader(d->db);
-			int r = store_deliveries_next_due(conn, &next_due);
-			db_reader_put(d->db, conn);
-			if (r == 0 && next_due && next_due <= now)
-				want = MAX_IN_FLIGHT - d->nactive;
-		}
-		look = false;
-		struct round round = { .cfg = d->cfg, .finished = finished, .nfinished = nfinished, .want = want,
-		                       .claimed = claimed, .now = now };
-		if (nfinished || want) {
-			int r = db_write_sync(d->db, round_apply, &round);
-			if (r < 0) {
-				log_warn("deliver: round failed: %s", strerror(-r));
-				round.nclaimed = 0;
-			}
-			if (want && round.nclaimed == want)
-				look = true; /* there may be more due */
-		}
-		for (size_t i = 0; i < nfinished; i++)
-			free(finished[i].head);
+		if (due && due <= clock_now() && d->nactive < MAX_IN_FLIGHT)
+			want = MAX_IN_FLIGHT - d->nactive;
+		size_t nclaimed = run_round(d, finished, nfinished, want, claimed);
+		if (want || nfinished)
+			due = next_due(d);
+		/* Start the claimed transfers; those that cannot even be built fail at once. */
 		nfinished = 0;
-		if (round.nclaimed) {
+		if (nclaimed) {
 			struct db_conn *conn = db_reader(d->db);
-			for (size_t i = 0; i < round.nclaimed; i++) {
+			for (size_t i = 0; i < nclaimed; i++) {
 				bool failed;
 				struct transfer *t = transfer_new(d, conn, &claimed[i], &finished[nfinished], &failed);
-				if (failed) {
+				if (failed)
 					nfinished++;
-					continue;
-				}
 				if (!t)
 					continue;
 				t->started_ms = clock_mono_ms();
@@ -435,35 +453,19 @@ static void *deliver_main(void *arg)
 				d->active[d->nactive++] = t;
 			}
 			db_reader_put(d->db, conn);
-			if (nfinished) {
-				struct round fail_round = { .cfg = d->cfg, .finished = finished, .nfinished = nfinished,
-				                            .claimed = claimed, .now = clock_now() };
-				int r = db_write_sync(d->db, round_apply, &fail_round);
-				if (r < 0)
-					log_warn("deliver: cannot record failed deliveries: %s", strerror(-r));
-			}
+			run_round(d, finished, nfinished, 0, claimed);
 			continue; /* start the new transfers at once */
 		}
-		/* Sleep until a transfer needs us, a commit wakes us, or the next retry is due. */
-		int timeout_ms = IDLE_POLL_MS;
-		int64_t next_due = 0;
-		struct db_conn *conn = db_reader(d->db);
-		if (store_deliveries_next_due(conn, &next_due) == 0 && next_due) {
-			int64_t wait = (next_due - clock_now()) * 1000;
-			if (wait < 0)
-				wait = 0;
-			if (wait < timeout_ms)
-				timeout_ms = (int)wait;
-			if (wait == 0)
-				look = true;
+		/* Sleep until a transfer needs us, a commit wakes us, or the next delivery is due. */
+		int64_t wait_ms = IDLE_POLL_MS;
+		if (due) {
+			int64_t until = (due - clock_now()) * 1000;
+			wait_ms = until < 0 ? 0 : until < wait_ms ? until : wait_ms;
 		}
-		db_reader_put(d->db, conn);
-		if (getenv("NPSD_FAKE_CLOCK_FILE") && timeout_ms > 100)
-			timeout_ms = 100; /* the time can jump under a fake clock */
-		if (!look)
-			curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
-		if (timeout_ms == 0 || next_due <= clock_now())
-			look = look || (next_due && next_due <= clock_now());
+		if (fake_clock && wait_ms > 100)
+			wait_ms = 100; /* the time can jump under a fake clock */
+		if (wait_ms > 0 || d->nactive == MAX_IN_FLIGHT)
+			curl_multi_poll(d->multi, NULL, 0, (int)(wait_ms > 0 ? wait_ms : 100), NULL);
 	}
 	return NULL;
 }

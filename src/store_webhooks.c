@@ -427,7 +427,9 @@ int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until,
 
 int store_deliveries_next_due(struct db_conn *conn, int64_t *ret)
 {
-	static const char sql[] = "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'";
+	/* A delivery in flight is claimable again only when its lease runs out. */
+	static const char sql[] = "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) "
+	                          "FROM deliveries WHERE status = 'pending'";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;

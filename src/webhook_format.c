@@ -513,14 +513,15 @@ static void callback_alert(struct alert *a, const char *type, json_t *data)
 	if (strcmp(what, "sla_breached") == 0) {
 		const char *status = member_text(callback, "status");
 		const char *agent = member_text(callback, "claimed_by");
-		if (status || agent) {
+		/* Who holds it is who to ask; else it still waits for anyone. */
+		if (agent) {
+			buf_puts(&a->body, a->body.len > line ? "\n" : "");
+			buf_puts(&a->body, "Claimed by ");
+			buf_add_clean(&a->body, agent, WORD_MAX_CHARS);
+		} else if (status) {
 			buf_puts(&a->body, a->body.len > line ? "\n" : "");
 			buf_puts(&a->body, "Status: ");
-			buf_add_clean(&a->body, status ? status : "claimed", WORD_MAX_CHARS);
-			if (agent) {
-				buf_puts(&a->body, ", claimed by ");
-				buf_add_clean(&a->body, agent, WORD_MAX_CHARS);
-			}
+			buf_add_clean(&a->body, status, WORD_MAX_CHARS);
 		}
 	} else if (strcmp(what, "unreachable") == 0 && outcome) {
 		buf_puts(&a->body, a->body.len > line ? "\n" : "");

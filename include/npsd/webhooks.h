@@ -97,7 +97,8 @@ int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_unti
 int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until, const char *status,
                           int attempts, int64_t next_attempt_at, const struct attempt_row *attempt,
                           int64_t now);
-/* The earliest next_attempt_at of a pending delivery; 0 when none. */
+/* When the next pending delivery may be claimed (its next_attempt_at, or its lease's end
+ * while one is held); 0 when none is pending. */
 int store_deliveries_next_due(struct db_conn *conn, int64_t *ret);
 /* An event's type, payload (malloc'ed, caller frees) and time. */
 int store_event_get(struct db_conn *conn, int64_t id, char **ret_type, char **ret_payload,
