@@ -1,0 +1,223 @@
+/* The writer: group commit with a savepoint per write, isolation of failures, migrations. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "npsd/db.h"
+#include "npsd/log.h"
+#include "npsd/migrations.h"
+#include "npsd/store.h"
+
+static char dir[64];
+static char path[128];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/npsd-check-db-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/t.db", dir);
+}
+
+static void teardown(void)
+{
+	char file[160];
+	const char *suffixes[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+		unlink(file);
+	}
+	rmdir(dir);
+}
+
+struct key_write {
+	struct db_write w;
+	int n;
+	bool fail;
+	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
+	int *done;
+};
+
+/* Inserts a key, then fails on purpose when asked: its row must vanish, no other. */
+static int insert_key(struct db_conn *conn, void *arg)
+{
+	struct key_write *kw = arg;
+	char name[32];
+	uint8_t hash[TOKEN_HASH_LEN] = { 0 };
+	snprintf(name, sizeof name, "k%d", kw->n);
+	memcpy(hash, &kw->n, sizeof kw->n);
+	int64_t id;
+	int r = store_key_insert(conn, name, ROLE_AGENT, hash, 1, &id);
+	if (r < 0)
+		return r;
+	return kw->fail ? -EINVAL : 0;
+}
+
+static void key_done(struct db_write *w)
+{
+	struct key_write *kw = (struct key_write *)w;
+	pthread_mutex_lock(kw->lock);
+	(*kw->done)++;
+	pthread_cond_signal(kw->cond);
+	pthread_mutex_unlock(kw->lock);
+}
+
+static int count_key(const struct key_row *row, void *arg)
+{
+	int *count = arg;
+	int n;
+	ck_assert_int_eq(sscanf(row->name, "k%d", &n), 1);
+	ck_assert_msg(n % 3 != 0, "the failed write k%d was kept", n);
+	(*count)++;
+	return 0;
+}
+
+START_TEST(failed_writes_roll_back_alone)
+{
+	enum { N = 300 };
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	int done = 0;
+	struct key_write *writes = calloc(N, sizeof *writes);
+	for (int i = 0; i < N; i++) {
+		writes[i] = (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = &writes[i] },
+		                                .n = i, .fail = i % 3 == 0, .lock = &lock, .cond = &cond, .done = &done };
+		db_submit(db, &writes[i].w);
+	}
+	pthread_mutex_lock(&lock);
+	while (done < N)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(writes[i].w.result, i % 3 == 0 ? -EINVAL : 0);
+	uint64_t committed, batches;
+	db_write_stats(db, &committed, &batches);
+	ck_assert_uint_eq(committed, N);
+	ck_assert_uint_lt(batches, N); /* they were grouped */
+	int count = 0;
+	struct db_conn *conn = db_reader(db);
+	ck_assert_int_eq(store_key_each(conn, false, count_key, &count), 0);
+	db_reader_put(db, conn);
+	ck_assert_int_eq(count, N - N / 3);
+	free(writes);
+	db_close(&db);
+	ck_assert_ptr_null(db);
+}
+END_TEST
+
+struct parts {
+	int kept;
+};
+
+static int part_ok(struct db_conn *conn, void *arg)
+{
+	(void)arg;
+	uint8_t hash[TOKEN_HASH_LEN] = { 1 };
+	int64_t id;
+	return store_key_insert(conn, "kept", ROLE_ADMIN, hash, 1, &id);
+}
+
+static int part_bad(struct db_conn *conn, void *arg)
+{
+	(void)arg;
+	uint8_t hash[TOKEN_HASH_LEN] = { 2 };
+	int64_t id;
+	store_key_insert(conn, "dropped", ROLE_ADMIN, hash, 1, &id);
+	return -EINVAL;
+}
+
+static int two_parts(struct db_conn *conn, void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(db_isolated(conn, part_ok, NULL), 0);
+	ck_assert_int_eq(db_isolated(conn, part_bad, NULL), -EINVAL);
+	return 0;
+}
+
+static int names(const struct key_row *row, void *arg)
+{
+	ck_assert_str_eq(row->name, "kept");
+	(*(int *)arg)++;
+	return 0;
+}
+
+START_TEST(isolated_parts_fail_alone)
+{
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	ck_assert_int_eq(db_write_sync(db, two_parts, NULL), 0);
+	int n = 0;
+	struct db_conn *conn = db_reader(db);
+	ck_assert_int_eq(store_key_each(conn, false, names, &n), 0);
+	db_reader_put(db, conn);
+	ck_assert_int_eq(n, 1);
+	db_close(&db);
+}
+END_TEST
+
+static int read_version(struct db_conn *conn, void *arg)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	*(int *)arg = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+START_TEST(migrations_apply_once_and_data_survives)
+{
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	ck_assert_int_eq(db_write_sync(db, part_ok, NULL), 0);
+	db_close(&db);
+	ck_assert_int_eq(db_open(path, &db, &error), 0); /* a second start: nothing to apply */
+	int version = 0, n = 0;
+	ck_assert_int_eq(db_write_sync(db, read_version, &version), 0);
+	ck_assert_int_eq(version, migrations[migrations_count - 1].version);
+	struct db_conn *conn = db_reader(db);
+	ck_assert_int_eq(store_key_each(conn, false, names, &n), 0);
+	db_reader_put(db, conn);
+	ck_assert_int_eq(n, 1);
+	db_close(&db);
+}
+END_TEST
+
+START_TEST(open_reports_a_bad_path)
+{
+	struct npsd_db *db = NULL;
+	char *error = NULL;
+	ck_assert_int_lt(db_open("/nonexistent-dir/x/y.db", &db, &error), 0);
+	ck_assert_ptr_null(db);
+	ck_assert_ptr_nonnull(error);
+	free(error);
+}
+END_TEST
+
+int main(void)
+{
+	log_set_level("warn"); /* migrations log at info; the summary is what matters here */
+	Suite *s = suite_create("db");
+	TCase *tc = tcase_create("writer");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, failed_writes_roll_back_alone);
+	tcase_add_test(tc, isolated_parts_fail_alone);
+	tcase_add_test(tc, migrations_apply_once_and_data_survives);
+	tcase_add_test(tc, open_reports_a_bad_path);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

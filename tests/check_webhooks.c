@@ -1,0 +1,165 @@
+/* The SSRF guard and the subscription validator: pure, so no daemon needed. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/webhooks.h"
+
+static bool blocked(const char *ip)
+{
+	struct sockaddr_storage ss = { 0 };
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		ck_assert_int_eq(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+	}
+	return webhooks_address_blocked((struct sockaddr *)&ss);
+}
+
+START_TEST(guard_refuses_private_ranges)
+{
+	static const char *const refused[] = {
+		"127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255",
+		"192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.0.0.0", "224.0.0.1",
+		"239.255.255.250", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1",
+		"ff02::1", "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		ck_assert_msg(blocked(refused[i]), "%s should be refused", refused[i]);
+}
+END_TEST
+
+START_TEST(guard_allows_public_addresses)
+{
+	static const char *const allowed[] = {
+		"1.1.1.1", "8.8.8.8", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
+		"192.167.1.1", "169.253.1.1", "2001:4860:4860::8888", "2a00:1450::1", "::ffff:8.8.8.8",
+	};
+	for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+		ck_assert_msg(!blocked(allowed[i]), "%s should be allowed", allowed[i]);
+}
+END_TEST
+
+static int validate_text(const char *text, bool patch, bool allow_private, struct webhook_input *in,
+                         struct field_error *err, json_t **doc)
+{
+	*doc = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(*doc);
+	return webhooks_validate(*doc, patch, allow_private, in, err);
+}
+
+static void expect_error(const char *text, bool allow_private, const char *code, const char *field)
+{
+	struct webhook_input in;
+	struct field_error err;
+	json_t *doc;
+	ck_assert_int_eq(validate_text(text, false, allow_private, &in, &err, &doc), -1);
+	ck_assert_str_eq(err.code, code);
+	ck_assert_str_eq(err.field, field);
+	json_decref(doc);
+}
+
+START_TEST(validator_accepts_a_full_subscription)
+{
+	struct webhook_input in;
+	struct field_error err;
+	json_t *doc;
+	ck_assert_int_eq(validate_text("{\"url\":\"https://ntfy.example/nps\",\"format\":\"ntfy\","
+	                               "\"events\":[\"callback.created\",\"survey.received\"],"
+	                               "\"filter\":{\"max_score\":6,\"touchpoints\":[\"claim\"]},"
+	                               "\"auth\":\"Bearer tk_x\",\"description\":\"claims team\"}",
+	                               false, false, &in, &err, &doc),
+	                 0);
+	ck_assert_str_eq(in.url, "https://ntfy.example/nps");
+	ck_assert_str_eq(in.format, "ntfy");
+	ck_assert_uint_eq(in.events, webhook_event_bit("callback.created") | webhook_event_bit("survey.received"));
+	ck_assert_str_eq(in.auth, "Bearer tk_x");
+	ck_assert_int_eq(in.active, -1);
+	json_decref(doc);
+}
+END_TEST
+
+START_TEST(validator_names_the_field)
+{
+	expect_error("{\"events\":[\"survey.received\"]}", true, "missing_field", "url");
+	expect_error("{\"url\":\"https://x.example/\"}", true, "missing_field", "events");
+	expect_error("{\"url\":\"ftp://x.example/\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
+	expect_error("{\"url\":\"not a url\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
+	expect_error("{\"url\":\"https://u:p@x.example/\",\"events\":[\"survey.received\"]}", true,
+	             "invalid_field", "url");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\",\"nope\"]}", true,
+	             "invalid_field", "events.1");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[]}", true, "invalid_field", "events");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"format\":\"xml\"}", true,
+	             "invalid_field", "format");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"filter\":{\"max_score\":11}}",
+	             true, "invalid_field", "filter.max_score");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"filter\":{\"touchpoints\":[\"Claim!\"]}}",
+	             true, "invalid_field", "filter.touchpoints");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"filter\":{\"colour\":1}}",
+	             true, "invalid_field", "filter.colour");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"auth\":\"a\\r\\nX: y\"}",
+	             true, "invalid_field", "auth");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"extra\":1}", true,
+	             "invalid_field", "extra");
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"digest\":\"daily\"}", true,
+	             "invalid_field", "digest");
+}
+END_TEST
+
+START_TEST(validator_applies_the_ssrf_guard_unless_allowed)
+{
+	static const char *const urls[] = {
+		"http://127.0.0.1:9/", "http://10.0.0.1/", "http://169.254.169.254/latest", "http://[::1]:80/",
+		"http://100.64.0.1/", "http://224.0.0.1/", "http://0.0.0.0/",
+	};
+	for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		char text[256];
+		snprintf(text, sizeof text, "{\"url\":\"%s\",\"events\":[\"survey.received\"]}", urls[i]);
+		expect_error(text, false, "invalid_field", "url");
+		struct webhook_input in;
+		struct field_error err;
+		json_t *doc;
+		ck_assert_int_eq(validate_text(text, false, true, &in, &err, &doc), 0);
+		json_decref(doc);
+	}
+}
+END_TEST
+
+START_TEST(patch_takes_any_subset)
+{
+	struct webhook_input in;
+	struct field_error err;
+	json_t *doc;
+	ck_assert_int_eq(validate_text("{\"active\":false}", true, false, &in, &err, &doc), 0);
+	ck_assert_int_eq(in.active, 0);
+	ck_assert(!in.has_url && !in.has_events && !in.has_filter);
+	json_decref(doc);
+	ck_assert_int_eq(validate_text("{\"filter\":null,\"auth\":null}", true, false, &in, &err, &doc), 0);
+	ck_assert(in.has_filter && in.filter == NULL && in.has_auth && in.auth == NULL);
+	json_decref(doc);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("webhooks");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, guard_refuses_private_ranges);
+	tcase_add_test(tc, guard_allows_public_addresses);
+	tcase_add_test(tc, validator_accepts_a_full_subscription);
+	tcase_add_test(tc, validator_names_the_field);
+	tcase_add_test(tc, validator_applies_the_ssrf_guard_unless_allowed);
+	tcase_add_test(tc, patch_takes_any_subset);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
