@@ -88,8 +88,9 @@ static int disable_webhook(struct db_conn *conn, int64_t id, const char *reason,
 	r = was_active ? store_webhook_disable(conn, id, reason, now) : 0;
 	if (r == 0 && was_active) {
 		outbox_webhooks_changed();
-		json_t *data = json_pack("{s:{s:I, s:s, s:s}}", "webhook", "id", (json_int_t)id, "url", row.url,
-		                         "reason", reason);
+		/* No URL: for ntfy and chat webhooks the URL itself is the credential to post. */
+		json_t *data = json_pack("{s:{s:I, s:s?, s:s}}", "webhook", "id", (json_int_t)id, "description",
+		                         row.description, "reason", reason);
 		/* Tells the other webhooks, so a person hears of it: this one is inactive now. */
 		r = outbox_emit(conn, "webhook.disabled", data, NO_FACTS, now);
 		log_warn("webhook %lld disabled: %s", (long long)id, reason);

@@ -55,24 +55,27 @@ static int read_callback(sqlite3_stmt *st, struct callback_row *ret)
 	return 0;
 }
 
-/* Steps st to its end, calling fn per row; resets st. */
+struct callback_visit {
+	int (*fn)(const struct callback_row *row, void *arg);
+	void *arg;
+};
+
+static int visit_callback(sqlite3_stmt *st, void *arg)
+{
+	struct callback_visit *v = arg;
+	struct callback_row row;
+	int r = read_callback(st, &row);
+	if (r == 0) {
+		r = v->fn ? v->fn(&row, v->arg) : 0;
+		callback_row_clear(&row);
+	}
+	return r;
+}
+
 static int callback_rows(sqlite3_stmt *st, int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct callback_row row;
-		r = read_callback(st, &row);
-		if (r == 0) {
-			r = fn ? fn(&row, arg) : 0;
-			callback_row_clear(&row);
-		}
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct callback_visit v = { fn, arg };
+	return store_rows(st, visit_callback, &v);
 }
 
 int store_callback_get(struct db_conn *conn, int64_t id, struct callback_row *ret)
@@ -118,9 +121,7 @@ int store_callback_save(struct db_conn *conn, const struct callback_row *row)
 	bind_optional_int64(st, 11, row->first_attempt_at);
 	bind_optional_int64(st, 12, row->closed_at);
 	sqlite3_bind_int64(st, 13, row->id);
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return store_step_done(st);
 }
 
 int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent,
@@ -192,9 +193,7 @@ int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const ch
 	db_bind_text(st, 5, agent);
 	db_bind_text(st, 6, outcome);
 	db_bind_text(st, 7, notes);
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return store_step_done(st);
 }
 
 int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint,
@@ -210,9 +209,7 @@ int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char 
 	db_bind_text(st, 3, area);
 	db_bind_text(st, 4, text);
 	sqlite3_bind_int64(st, 5, now);
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return store_step_done(st);
 }
 
 int store_customer_callback_closed(struct db_conn *conn, const char *customer_id, int64_t reached_at,
@@ -228,9 +225,26 @@ int store_customer_callback_closed(struct db_conn *conn, const char *customer_id
 	bind_optional_int64(st, 1, reached_at);
 	sqlite3_bind_int(st, 2, do_not_call);
 	db_bind_text(st, 3, customer_id);
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return store_step_done(st);
+}
+
+struct call_visit {
+	int (*fn)(const struct call_event *ev, void *arg);
+	void *arg;
+};
+
+static int visit_call(sqlite3_stmt *st, void *arg)
+{
+	struct call_visit *v = arg;
+	struct call_event ev = {
+		.callback_id = sqlite3_column_int64(st, 0),
+		.at = sqlite3_column_int64(st, 1),
+		.kind = db_column_text(st, 2),
+		.agent = db_column_text(st, 3),
+		.outcome = db_column_text(st, 4),
+		.notes = db_column_text(st, 5),
+	};
+	return v->fn(&ev, v->arg);
 }
 
 int store_customer_calls(struct db_conn *conn, const char *customer_id, int limit,
@@ -244,23 +258,19 @@ int store_customer_calls(struct db_conn *conn, const char *customer_id, int limi
 		return -EIO;
 	db_bind_text(st, 1, customer_id);
 	sqlite3_bind_int(st, 2, limit);
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct call_event ev = {
-			.callback_id = sqlite3_column_int64(st, 0),
-			.at = sqlite3_column_int64(st, 1),
-			.kind = db_column_text(st, 2),
-			.agent = db_column_text(st, 3),
-			.outcome = db_column_text(st, 4),
-			.notes = db_column_text(st, 5),
-		};
-		if ((r = fn(&ev, arg)) != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct call_visit v = { fn, arg };
+	return store_rows(st, visit_call, &v);
+}
+
+struct improvement_visit {
+	int (*fn)(const char *area, const char *text, void *arg);
+	void *arg;
+};
+
+static int visit_improvement(sqlite3_stmt *st, void *arg)
+{
+	struct improvement_visit *v = arg;
+	return v->fn(db_column_text(st, 0), db_column_text(st, 1), v->arg);
 }
 
 int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
@@ -271,14 +281,8 @@ int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, callback_id);
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((r = fn(db_column_text(st, 0), db_column_text(st, 1), arg)) != 0)
-			break;
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct improvement_visit v = { fn, arg };
+	return store_rows(st, visit_improvement, &v);
 }
 
 int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "npsd/store.h"
+#include "store_internal.h"
 
 int store_key_insert(struct db_conn *conn, const char *name, enum role role,
                      const uint8_t hash[TOKEN_HASH_LEN], int64_t now, int64_t *ret_id)
@@ -51,6 +52,26 @@ int store_key_revoke(struct db_conn *conn, int64_t id, int64_t now)
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
+struct key_visit {
+	int (*fn)(const struct key_row *row, void *arg);
+	void *arg;
+};
+
+static int visit_key(sqlite3_stmt *st, void *arg)
+{
+	struct key_visit *v = arg;
+	struct key_row row = { .id = sqlite3_column_int64(st, 0) };
+	const char *name = db_column_text(st, 1);
+	snprintf(row.name, sizeof row.name, "%s", name ? name : "");
+	/* A row this version cannot read is skipped, not fatal: the others still work. */
+	if (role_parse(db_column_text(st, 2), &row.role) < 0 || sqlite3_column_bytes(st, 3) != TOKEN_HASH_LEN)
+		return 0;
+	memcpy(row.hash, sqlite3_column_blob(st, 3), TOKEN_HASH_LEN);
+	row.created_at = sqlite3_column_int64(st, 4);
+	row.revoked_at = sqlite3_column_int64(st, 5);
+	return v->fn(&row, v->arg);
+}
+
 int store_key_each(struct db_conn *conn, bool live_only,
                    int (*fn)(const struct key_row *row, void *arg), void *arg)
 {
@@ -62,24 +83,6 @@ int store_key_each(struct db_conn *conn, bool live_only,
 	sqlite3_stmt *st = db_prepare(conn, live_only ? sql_live : sql_all);
 	if (!st)
 		return -EIO;
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct key_row row = { .id = sqlite3_column_int64(st, 0) };
-		const char *name = db_column_text(st, 1);
-		snprintf(row.name, sizeof row.name, "%s", name ? name : "");
-		if (role_parse(db_column_text(st, 2), &row.role) < 0)
-			continue;
-		if (sqlite3_column_bytes(st, 3) != TOKEN_HASH_LEN)
-			continue;
-		memcpy(row.hash, sqlite3_column_blob(st, 3), TOKEN_HASH_LEN);
-		row.created_at = sqlite3_column_int64(st, 4);
-		row.revoked_at = sqlite3_column_int64(st, 5);
-		r = fn(&row, arg);
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct key_visit v = { fn, arg };
+	return store_rows(st, visit_key, &v);
 }

@@ -17,6 +17,25 @@ char *store_column_dup(sqlite3_stmt *st, int col, int *oom)
 	return copy;
 }
 
+int store_step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int store_rows(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *arg), void *arg)
+{
+	int r = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = visit(st, arg)) != 0)
+			break;
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = db_errno(rc);
+	db_done(st);
+	return r;
+}
+
 void customer_row_clear(struct customer_row *row)
 {
 	if (!row)
@@ -219,9 +238,7 @@ int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment,
 	db_bind_text(st, 2, attributes);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_int64(st, 4, id);
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return store_step_done(st);
 }
 
 static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row, void *arg), void *arg);
@@ -324,28 +341,30 @@ int store_callback_join(struct db_conn *conn, int64_t id, int score)
 		return -EIO;
 	sqlite3_bind_int(st, 1, score);
 	sqlite3_bind_int64(st, 2, id);
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+	return store_step_done(st);
+}
+
+struct survey_visit {
+	int (*fn)(const struct survey_row *row, void *arg);
+	void *arg;
+};
+
+static int visit_survey(sqlite3_stmt *st, void *arg)
+{
+	struct survey_visit *v = arg;
+	struct survey_row row;
+	int r = read_survey(st, &row);
+	if (r == 0) {
+		r = v->fn(&row, v->arg);
+		survey_row_clear(&row);
+	}
+	return r;
 }
 
 static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row, void *arg), void *arg)
 {
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct survey_row row;
-		r = read_survey(st, &row);
-		if (r == 0) {
-			r = fn(&row, arg);
-			survey_row_clear(&row);
-		}
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct survey_visit v = { fn, arg };
+	return store_rows(st, visit_survey, &v);
 }
 
 int store_callback_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,

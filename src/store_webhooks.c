@@ -51,13 +51,6 @@ static int read_webhook(sqlite3_stmt *st, struct webhook_row *ret)
 	return 0;
 }
 
-static int step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	db_done(st);
-	return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
 /* Binds a JSON value as compact text; NULL binds SQL NULL. The text is freed by SQLite. */
 static void bind_json(sqlite3_stmt *st, int idx, json_t *value)
 {
@@ -87,7 +80,7 @@ int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, c
 	sqlite3_bind_int(st, 8, in->active != 0);
 	sqlite3_bind_int64(st, 9, now);
 	sqlite3_bind_int64(st, 10, now);
-	int r = step_done(st);
+	int r = store_step_done(st);
 	if (r == 0)
 		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
 	return r;
@@ -106,27 +99,31 @@ int store_webhook_get(struct db_conn *conn, int64_t id, struct webhook_row *ret)
 	return r;
 }
 
+struct webhook_visit {
+	int (*fn)(const struct webhook_row *row, void *arg);
+	void *arg;
+};
+
+static int visit_webhook(sqlite3_stmt *st, void *arg)
+{
+	struct webhook_visit *v = arg;
+	struct webhook_row row;
+	int r = read_webhook(st, &row);
+	if (r == 0) {
+		r = v->fn(&row, v->arg);
+		webhook_row_clear(&row);
+	}
+	return r;
+}
+
 int store_webhook_each(struct db_conn *conn, int (*fn)(const struct webhook_row *row, void *arg), void *arg)
 {
 	static const char sql[] = "SELECT " WEBHOOK_COLUMNS " FROM webhooks ORDER BY id";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct webhook_row row;
-		r = read_webhook(st, &row);
-		if (r == 0) {
-			r = fn(&row, arg);
-			webhook_row_clear(&row);
-		}
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct webhook_visit v = { fn, arg };
+	return store_rows(st, visit_webhook, &v);
 }
 
 int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_input *in, int64_t now)
@@ -161,7 +158,7 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	sqlite3_bind_int(st, 13, in->active);
 	sqlite3_bind_int64(st, 14, now);
 	sqlite3_bind_int64(st, 15, id);
-	int r = step_done(st);
+	int r = store_step_done(st);
 	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
 		return -ENOENT;
 	return r;
@@ -179,7 +176,7 @@ int store_webhook_delete(struct db_conn *conn, int64_t id)
 		if (!st)
 			return -EIO;
 		sqlite3_bind_int64(st, 1, id);
-		int r = step_done(st);
+		int r = store_step_done(st);
 		if (r < 0)
 			return r;
 	}
@@ -196,7 +193,7 @@ int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, 
 	db_bind_text(st, 1, reason);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, id);
-	return step_done(st);
+	return store_step_done(st);
 }
 
 int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since)
@@ -209,7 +206,7 @@ int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, since);
 	sqlite3_bind_int64(st, 2, id);
-	return step_done(st);
+	return store_step_done(st);
 }
 
 #define DELIVERY_COLUMNS \
@@ -251,23 +248,27 @@ static int read_delivery(sqlite3_stmt *st, struct delivery_row *ret)
 	return 0;
 }
 
+struct delivery_visit {
+	int (*fn)(const struct delivery_row *row, void *arg);
+	void *arg;
+};
+
+static int visit_delivery(sqlite3_stmt *st, void *arg)
+{
+	struct delivery_visit *v = arg;
+	struct delivery_row row;
+	int r = read_delivery(st, &row);
+	if (r == 0) {
+		r = v->fn(&row, v->arg);
+		delivery_row_clear(&row);
+	}
+	return r;
+}
+
 static int delivery_rows(sqlite3_stmt *st, int (*fn)(const struct delivery_row *row, void *arg), void *arg)
 {
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct delivery_row row;
-		r = read_delivery(st, &row);
-		if (r == 0) {
-			r = fn(&row, arg);
-			delivery_row_clear(&row);
-		}
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct delivery_visit v = { fn, arg };
+	return store_rows(st, visit_delivery, &v);
 }
 
 int store_delivery_insert(struct db_conn *conn, int64_t event_id, int64_t webhook_id, int64_t now,
@@ -282,7 +283,7 @@ int store_delivery_insert(struct db_conn *conn, int64_t event_id, int64_t webhoo
 	sqlite3_bind_int64(st, 1, event_id);
 	sqlite3_bind_int64(st, 2, webhook_id);
 	sqlite3_bind_int64(st, 3, now);
-	int r = step_done(st);
+	int r = store_step_done(st);
 	if (r == 0 && ret_id)
 		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
 	return r;
@@ -335,7 +336,25 @@ int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, id);
-	return step_done(st);
+	return store_step_done(st);
+}
+
+struct attempt_visit {
+	int (*fn)(const struct attempt_row *row, void *arg);
+	void *arg;
+};
+
+static int visit_attempt(sqlite3_stmt *st, void *arg)
+{
+	struct attempt_visit *v = arg;
+	struct attempt_row row = {
+		.at = sqlite3_column_int64(st, 0),
+		.http_status = sqlite3_column_int(st, 1),
+		.duration_ms = sqlite3_column_int(st, 2),
+		.error = db_column_text(st, 3),
+		.response_head = db_column_text(st, 4),
+	};
+	return v->fn(&row, v->arg);
 }
 
 int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
@@ -348,22 +367,8 @@ int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
 		return -EIO;
 	sqlite3_bind_int64(st, 1, delivery_id);
 	sqlite3_bind_int(st, 2, limit);
-	int r = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct attempt_row row = {
-			.at = sqlite3_column_int64(st, 0),
-			.http_status = sqlite3_column_int(st, 1),
-			.duration_ms = sqlite3_column_int(st, 2),
-			.error = db_column_text(st, 3),
-			.response_head = db_column_text(st, 4),
-		};
-		if ((r = fn(&row, arg)) != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = db_errno(rc);
-	db_done(st);
-	return r;
+	struct attempt_visit v = { fn, arg };
+	return store_rows(st, visit_attempt, &v);
 }
 
 int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_until, int limit,
@@ -407,7 +412,7 @@ int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until,
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int64(st, 7, id);
 	sqlite3_bind_int64(st, 8, lease_until);
-	int r = step_done(st);
+	int r = store_step_done(st);
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(db_handle(conn)) == 0)
@@ -422,7 +427,7 @@ int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until,
 	sqlite3_bind_int(st, 4, a->duration_ms);
 	db_bind_text(st, 5, a->error);
 	db_bind_text(st, 6, a->response_head);
-	return step_done(st);
+	return store_step_done(st);
 }
 
 int store_deliveries_next_due(struct db_conn *conn, int64_t *ret)

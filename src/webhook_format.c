@@ -237,7 +237,6 @@ static void buf_cut_bytes(struct buf *b, size_t max)
 	buf_puts(b, ELLIPSIS);
 }
 
-
 /* Whether s has anything a person would see: blank or control-only text counts as absent. */
 static bool has_text(const char *s)
 {
@@ -375,9 +374,9 @@ static bool add_first_name(struct buf *b, json_t *customer)
 		return false;
 	struct buf all = { 0 };
 	buf_add_clean(&all, name, SIZE_MAX);
-	if (all.failed) {
+	if (all.failed || !all.data) {
+		b->failed |= all.failed;
 		free(all.data);
-		b->failed = true;
 		return false;
 	}
 	char *space = strchr(all.data, ' ');
@@ -610,7 +609,7 @@ static void plain_alert(struct alert *a, const char *type, json_t *data)
 		a->tags = "chart_with_downwards_trend";
 	} else {
 		buf_puts(&a->title, "npsd: ");
-		buf_add_clean(&a->title, type[0] ? type : "event", WORD_MAX_CHARS);
+		buf_add_clean(&a->title, has_text(type) ? type : "event", WORD_MAX_CHARS);
 		fallback = "An npsd event without a text of its own.";
 		a->tags = "bell";
 	}
