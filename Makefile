@@ -104,11 +104,13 @@ lint:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/npsd $(DESTDIR)/etc/npsd \
-	  $(DESTDIR)$(PREFIX)/lib/systemd/system
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/npsd
 	install -m 755 $(BUILD)/npsd $(BUILD)/npsctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 etc/npsd.conf $(DESTDIR)$(PREFIX)/share/npsd/npsd.conf.sample
 	[ -e $(DESTDIR)/etc/npsd/npsd.conf ] || install -m 640 etc/npsd.conf $(DESTDIR)/etc/npsd/npsd.conf
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/npsd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/npsd.service
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/npsd/README.md
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DOCDIR@|$(PREFIX)/share/doc/npsd|g' systemd/npsd.service \
+	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/npsd.service
 
 clean:
 	rm -rf build
