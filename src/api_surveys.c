@@ -176,10 +176,20 @@ static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)
 		callback = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)cb.id, "status", cb.status,
 		                     "due_at", time_format_rfc3339(cb.due_at, due));
 	}
+	/* Managers read who answered; the contact details are the customer's latest. */
+	json_t *customer = NULL;
+	struct customer_row c;
+	if (store_customer_get(conn, row->customer_id, &c) == 0) {
+		customer = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:b}", "id", c.id, "name", c.name, "phone",
+		                     c.phone, "email", c.email, "language", c.language, "do_not_call", c.do_not_call);
+		customer_row_clear(&c);
+	}
+	if (!customer)
+		customer = json_pack("{s:s}", "id", row->customer_id);
 	return json_pack(
-		"{s:I, s:s, s:s, s:{s:s}, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:s?, s:b, s:o, s:b, s:s?, s:o}",
+		"{s:I, s:s, s:s, s:o, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:s?, s:b, s:o, s:b, s:s?, s:o}",
 		"id", (json_int_t)row->id, "response_id", row->response_id, "source", row->source,
-		"customer", "id", row->customer_id, "touchpoint", row->touchpoint, "channel", row->channel,
+		"customer", customer, "touchpoint", row->touchpoint, "channel", row->channel,
 		"score", row->score, "category", survey_category(row->score), "comment", row->comment,
 		"answered_at", time_format_rfc3339(row->answered_at, answered),
 		"received_at", time_format_rfc3339(row->received_at, received),

@@ -13,7 +13,6 @@
 #include "npsd/store.h"
 
 #define RELOAD_EVERY_MS 1000
-#define MISS_RELOAD_MIN_MS 100
 
 static const char *const role_names[] = { "ingest", "agent", "manager", "admin" };
 
@@ -173,9 +172,16 @@ int auth_check(struct auth *auth, const char *token, struct principal *ret)
 	if (auth->loaded_ms == 0 || now - auth->loaded_ms >= RELOAD_EVERY_MS)
 		reload(auth);
 	const struct key_row *key = find(auth, hash);
-	if (!key && now - auth->loaded_ms >= MISS_RELOAD_MIN_MS) {
-		reload(auth);
-		key = find(auth, hash);
+	if (!key) {
+		/* Not cached: perhaps a key created since the last reload. One indexed lookup
+		 * tells; only a hit pays for a reload, so unknown tokens cannot force reloads. */
+		struct db_conn *conn = db_reader(auth->db);
+		int r = store_key_live(conn, hash);
+		db_reader_put(auth->db, conn);
+		if (r == 0) {
+			reload(auth);
+			key = find(auth, hash);
+		}
 	}
 	if (key) {
 		ret->key_id = key->id;

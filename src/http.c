@@ -47,6 +47,7 @@ struct http_request {
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_large;
+	uint64_t received;    /* body bytes seen, kept or dropped */
 	json_t *json;
 
 	void (*resumed)(struct http_request *req);
@@ -100,7 +101,7 @@ void http_reply_empty(struct http_request *req, unsigned status)
 json_t *http_error_object(const char *code, const char *field, const char *message)
 {
 	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
-	if (err && field)
+	if (err && field && *field) /* "" would name no field: leave it out */
 		json_object_set_new(err, "field", json_string(field));
 	return err;
 }
@@ -251,7 +252,8 @@ int http_query_token(struct http_request *req, const char *key, const char **val
 static unsigned method_bit(const char *method)
 {
 	static const struct { const char *name; unsigned bit; } methods[] = {
-		{ "GET", HTTP_GET }, { "POST", HTTP_POST }, { "PUT", HTTP_PUT },
+		/* HEAD is a GET whose body MHD leaves out. */
+		{ "GET", HTTP_GET }, { "HEAD", HTTP_GET }, { "POST", HTTP_POST }, { "PUT", HTTP_PUT },
 		{ "PATCH", HTTP_PATCH }, { "DELETE", HTTP_DELETE },
 	};
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
@@ -302,7 +304,7 @@ static const struct route *route_find(const struct route *routes, unsigned metho
 		int64_t id;
 		if (!path_matches(r->pattern, path, &id))
 			continue;
-		if (r->method & method) {
+		if (method && (r->method & method)) {
 			*ret_id = id;
 			return r;
 		}
@@ -375,9 +377,10 @@ static void start_request(struct http_request *req, const char *url, const char 
 		return;
 	}
 	unsigned bit = method_bit(method);
-	req->route = bit ? route_find(srv->routes, bit, url, &req->path_id, allow, sizeof allow) : NULL;
+	/* An unknown method (OPTIONS, TRACE ...) still learns which ones the path takes. */
+	req->route = route_find(srv->routes, bit, url, &req->path_id, allow, sizeof allow);
 	if (!req->route) {
-		if (bit && allow[0]) {
+		if (allow[0]) {
 			static _Thread_local char allow_copy[64];
 			memcpy(allow_copy, allow, sizeof allow_copy);
 			req->allow = allow_copy;
@@ -483,6 +486,21 @@ static void dispatch(struct http_request *req)
 	route->handle(req);
 }
 
+#define DRAIN_MAX (64u << 20) /* read and drop at most this much of a refused body */
+
+static bool body_worth_draining(struct http_request *req)
+{
+	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length) {
+		unsigned long long n = strtoull(length, NULL, 10);
+		return n > 0 && n <= DRAIN_MAX;
+	}
+	/* chunked: its size is unknown; take_body drops it piece by piece */
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -499,18 +517,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
 		start_request(req, url, method);
-		/* An early answer (404, 401, 413 by Content-Length ...) is sent without reading a
-		 * body the client may still be sending; MHD closes the connection after it. */
-		return req->has_reply ? queue_reply(req) : MHD_YES;
+		/* An early answer (404, 401, 413 ...) waits until the body the client is sending has
+		 * been read and dropped: answering mid-upload makes clients see a broken pipe instead
+		 * of the answer. Only a body too large to be worth reading is cut off. */
+		if (req->has_reply && !body_worth_draining(req))
+			return queue_reply(req);
+		return MHD_YES;
 	}
 	switch (req->phase) {
 	case PHASE_BODY:
 		if (*upload_data_size) {
-			take_body(req, upload_data, *upload_data_size);
+			req->received += *upload_data_size;
+			if (req->received > DRAIN_MAX && (req->has_reply || req->body_too_large))
+				return MHD_NO; /* an endless refused upload: cut the connection */
+			if (!req->has_reply)
+				take_body(req, upload_data, *upload_data_size);
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		dispatch(req);
+		if (!req->has_reply)
+			dispatch(req);
 		break;
 	case PHASE_SUSPENDED:
 		req->phase = PHASE_BODY; /* resumed: the handler's second half replies */

@@ -52,6 +52,18 @@ int store_key_revoke(struct db_conn *conn, int64_t id, int64_t now)
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
+int store_key_live(struct db_conn *conn, const uint8_t hash[TOKEN_HASH_LEN])
+{
+	static const char sql[] = "SELECT 1 FROM api_keys WHERE token_hash = ? AND revoked_at IS NULL";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_blob(st, 1, hash, TOKEN_HASH_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
 struct key_visit {
 	int (*fn)(const struct key_row *row, void *arg);
 	void *arg;

@@ -38,10 +38,10 @@ int auth_token_generate(char *buf, size_t size);
 void auth_token_hash(const char *token, uint8_t ret_hash[TOKEN_HASH_LEN]);
 
 /*
- * The cache of API keys. Each check costs a hash and a lookup in memory, not a query: the
- * keys are reloaded from the database at most once a second, and at once (at most every
- * 100 ms) for a token not known yet, so a new key works at once and a revoked one stops
- * within a second. Owned by the caller, freed with auth_free().
+ * The cache of API keys. A known token costs a hash and a lookup in memory, not a query:
+ * the keys are reloaded from the database once a second, so a revoked one stops within a
+ * second. A token not in the cache is looked up in the database, so a new key works at
+ * once. Owned by the caller, freed with auth_free().
  */
 int auth_new(struct npsd_db *db, struct auth **ret_auth);
 void auth_free(struct auth **auth);

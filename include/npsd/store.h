@@ -27,6 +27,8 @@ int store_key_insert(struct db_conn *conn, const char *name, enum role role,
                      const uint8_t hash[TOKEN_HASH_LEN], int64_t now, int64_t *ret_id);
 /* 0 when revoked now, -ENOENT when there is no such key, -EALREADY when it already was. */
 int store_key_revoke(struct db_conn *conn, int64_t id, int64_t now);
+/* The live key with this token hash: 0, or -ENOENT. */
+int store_key_live(struct db_conn *conn, const uint8_t hash[TOKEN_HASH_LEN]);
 /* Calls fn for every key (live keys only when live_only), in id order; stops early and
  * returns fn's value when it is nonzero. */
 int store_key_each(struct db_conn *conn, bool live_only,
