@@ -55,6 +55,9 @@ struct npsd_db {
 	int sync_stopping;
 	int wal_fd;
 
+	/* Held while the hook runs, and to replace it: once db_on_commit() returns, the old
+	 * hook is neither running nor will run again. */
+	pthread_mutex_t hook_lock;
 	void (*commit_hook)(void *arg);
 	void *commit_hook_arg;
 
@@ -382,7 +385,7 @@ static void *sync_main(void *arg)
 }
 
 /* One transaction for the whole batch; its sync happens on the sync thread. */
-static void run_batch(struct npsd_db *db, struct db_write *batch, void (*hook)(void *), void *hook_arg)
+static void run_batch(struct npsd_db *db, struct db_write *batch)
 {
 	struct db_conn *conn = db->writer;
 	sqlite3 *h = conn->handle;
@@ -424,8 +427,12 @@ static void run_batch(struct npsd_db *db, struct db_write *batch, void (*hook)(v
 	atomic_fetch_add(&db->writes_committed, count);
 	atomic_fetch_add(&db->batches_committed, 1);
 	bool changed = sqlite3_total_changes(h) != changes_before;
-	if (hook && changed)
-		hook(hook_arg);
+	if (changed) {
+		pthread_mutex_lock(&db->hook_lock);
+		if (db->commit_hook)
+			db->commit_hook(db->commit_hook_arg);
+		pthread_mutex_unlock(&db->hook_lock);
+	}
 	hand_to_sync(db, batch, changed);
 	return;
 rollback:
@@ -444,12 +451,10 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&db->queue_wake, &db->queue_lock);
 		struct db_write *batch = db->queue_head;
 		db->queue_head = db->queue_tail = NULL;
-		void (*hook)(void *) = db->commit_hook;
-		void *hook_arg = db->commit_hook_arg;
 		pthread_mutex_unlock(&db->queue_lock);
 		if (!batch)
 			break; /* stopping and drained */
-		run_batch(db, batch, hook, hook_arg);
+		run_batch(db, batch);
 	}
 	return NULL;
 }
@@ -469,6 +474,7 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	pthread_mutex_init(&db->pool_lock, NULL);
 	pthread_cond_init(&db->pool_wake, NULL);
 	pthread_mutex_init(&db->sync_lock, NULL);
+	pthread_mutex_init(&db->hook_lock, NULL);
 	pthread_cond_init(&db->sync_wake, NULL);
 	db->wal_fd = -1;
 	r = conn_open(path, 0, &db->writer, ret_error);
@@ -528,6 +534,7 @@ void db_close(struct npsd_db **dbp)
 	pthread_mutex_destroy(&db->pool_lock);
 	pthread_cond_destroy(&db->pool_wake);
 	pthread_mutex_destroy(&db->sync_lock);
+	pthread_mutex_destroy(&db->hook_lock);
 	pthread_cond_destroy(&db->sync_wake);
 	free(db->path);
 	free(db);
@@ -586,11 +593,10 @@ int db_write_sync(struct npsd_db *db, int (*apply)(struct db_conn *conn, void *a
 
 void db_on_commit(struct npsd_db *db, void (*hook)(void *arg), void *arg)
 {
-	/* The writer reads the hook under this lock when it takes a batch. */
-	pthread_mutex_lock(&db->queue_lock);
+	pthread_mutex_lock(&db->hook_lock);
 	db->commit_hook = hook;
 	db->commit_hook_arg = arg;
-	pthread_mutex_unlock(&db->queue_lock);
+	pthread_mutex_unlock(&db->hook_lock);
 }
 
 struct db_conn *db_reader(struct npsd_db *db)

@@ -287,8 +287,8 @@ out:
 	http_stop(&server);
 	if (app.db)
 		db_on_commit(app.db, NULL, NULL);
+	deliver_stop(&deliver); /* its last writes may still wake the scheduler */
 	scheduler_stop(&scheduler);
-	deliver_stop(&deliver);
 	auth_free(&app.auth);
 	db_close(&app.db);
 	free(tls_cert);

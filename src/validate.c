@@ -395,8 +395,10 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 	json_array_foreach(list, i, item) {
 		char prefix[48];
 		snprintf(prefix, sizeof prefix, "improvements.%zu.", i);
-		if (!json_is_object(item))
+		if (!json_is_object(item)) {
+			prefix[strlen(prefix) - 1] = '\0'; /* the item itself: no trailing dot */
 			return fail(err, INVALID, prefix, NULL, "each improvement must be an object with area and text");
+		}
 		static const char *const fields[] = { "area", "text", NULL };
 		if (reject_unknown(item, fields, prefix, "an improvement has only area and text", err) < 0)
 			return -1;

@@ -105,7 +105,14 @@ int npsd_start(struct npsd_proc *p, const char *extra_ini)
 	return npsd_start_callbacks(p, "hours = always\n", extra_ini);
 }
 
-int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const char *extra_ini)
+/* Ends a section body given as text with a newline when it lacks one. */
+static const char *section_end(const char *body)
+{
+	return body && *body && body[strlen(body) - 1] != '\n' ? "\n" : "";
+}
+
+static int start_with(struct npsd_proc *p, const char *callbacks_ini, const char *webhooks_ini,
+                      const char *extra_ini)
 {
 	memset(p, 0, sizeof *p);
 	snprintf(p->dir, sizeof p->dir, "/tmp/npsd-it-XXXXXX");
@@ -120,13 +127,23 @@ int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const c
 	        "[server]\nlisten = 127.0.0.1:0\nthreads = 2\n"
 	        "[database]\npath = %s\n"
 	        "[callbacks]\n%s%s"
-	        "[webhooks]\nallow_private_targets = true\n",
-	        p->db_path, callbacks_ini ? callbacks_ini : "",
-	        callbacks_ini && *callbacks_ini && callbacks_ini[strlen(callbacks_ini) - 1] != '\n' ? "\n" : "");
+	        "[webhooks]\n%s%s",
+	        p->db_path, callbacks_ini ? callbacks_ini : "", section_end(callbacks_ini),
+	        webhooks_ini ? webhooks_ini : "", section_end(webhooks_ini));
 	if (extra_ini)
 		fputs(extra_ini, f);
 	fclose(f);
 	return spawn(p);
+}
+
+int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const char *extra_ini)
+{
+	return start_with(p, callbacks_ini, "allow_private_targets = true\n", extra_ini);
+}
+
+int npsd_start_webhooks(struct npsd_proc *p, const char *webhooks_ini, const char *extra_ini)
+{
+	return start_with(p, "hours = always\n", webhooks_ini, extra_ini);
 }
 
 int npsd_restart(struct npsd_proc *p)

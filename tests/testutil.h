@@ -27,6 +27,10 @@ int npsd_start(struct npsd_proc *p, const char *extra_ini);
  * hours replaces the section rather than appending to it). NULL or "" leaves the section
  * empty: the built-in defaults apply. */
 int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const char *extra_ini);
+/* The same, with webhooks_ini as the whole body of the [webhooks] section instead of the
+ * default "allow_private_targets = true" ([callbacks] keeps "hours = always"). NULL or ""
+ * leaves the section empty: the built-in defaults apply, so private targets are refused. */
+int npsd_start_webhooks(struct npsd_proc *p, const char *webhooks_ini, const char *extra_ini);
 /* Starts npsd again on the same folder and database (a new port). */
 int npsd_restart(struct npsd_proc *p);
 /* Sends sig, waits, returns the exit status (or 128+signal). */

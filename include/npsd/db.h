@@ -56,7 +56,8 @@ void db_submit(struct npsd_db *db, struct db_write *w);
 int db_write_sync(struct npsd_db *db, int (*apply)(struct db_conn *conn, void *arg), void *arg);
 
 /* Called on the writer thread after every commit that changed something; for waking the
- * threads that act on new rows. Set before the first write. */
+ * threads that act on new rows. NULL removes it: once this returns, the old hook is not
+ * running and will not run again. */
 void db_on_commit(struct npsd_db *db, void (*hook)(void *arg), void *arg);
 
 /* Borrows a read-only connection; give it back with db_reader_put(). Never NULL: waits for

@@ -1,0 +1,1759 @@
+/*
+ * Webhooks against the real daemon (issue 4, SPEC "Webhooks" and the [webhooks] config), with a
+ * real receiver inside the test (libmicrohttpd on 127.0.0.1, an ephemeral port) that records
+ * every request and answers from a script (status, delay, Retry-After, Location, body):
+ *  - the subscriptions API: create (secret shown once), list, get, patch, delete, validation
+ *    400s naming the field, roles;
+ *  - standard format: the envelope, webhook-id / webhook-timestamp, and webhook-signature
+ *    verified here independently with nettle;
+ *  - retries (503 then 200, the same webhook-id), Retry-After capped at twice the step,
+ *    redirects not followed, every attempt logged (status, error, first 4 KiB of the answer);
+ *  - 410 Gone disables the webhook and tells the webhook.disabled subscribers; so does
+ *    webhooks.disable_after of nothing but failures (fake clock);
+ *  - a receiver that hangs past webhooks.timeout: a timed-out attempt, then a retry;
+ *  - filters (max_score, min_score, touchpoints);
+ *  - ntfy (plain text, Title, Priority, Tags, Click/Actions with server.public_url, auth as
+ *    Authorization) and slack ({"text"}) shapes;
+ *  - at least once across kill -9: between commit and send, and in the middle of a send;
+ *  - the SSRF guard at create time and at connect time;
+ *  - the test and retry endpoints.
+ */
+#include <check.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <nettle/base64.h>
+#include <nettle/hmac.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define WAIT_MS 8000   /* how long a delivery gets to arrive */
+#define QUIET_MS 700   /* how long we watch for a request that must not come */
+#define PHONE "+31612345678"
+
+/* ---------- small helpers ---------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *sget(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static json_int_t iget(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	ck_assert_msg(json_is_integer(v), "\"%s\" is not an integer", key);
+	return json_integer_value(v);
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+	return hay && strcasestr(hay, needle) != NULL;
+}
+
+/* ---------- the receiver ---------- */
+
+#define RX_MAX_REQ 128
+#define RX_MAX_HDR 48
+#define RX_MAX_SCRIPT 32
+
+struct rx_header {
+	char *name, *value;
+};
+
+struct rx_req {
+	char method[16];
+	char path[128];
+	struct rx_header h[RX_MAX_HDR];
+	size_t nh;
+	char *body;
+	size_t len;
+	double at;      /* monotonic seconds, when the whole request had arrived */
+	int status;     /* what it was (or will be) answered */
+};
+
+/* One scripted answer for requests to path ("" = any path), count times (-1 = always). */
+struct rx_answer {
+	char path[128];
+	int status;
+	int count;
+	int delay_ms;
+	const char *retry_after;
+	const char *location;
+	const char *body;   /* NULL = "ok" */
+};
+
+struct rx_upload {
+	char *data;
+	size_t len;
+};
+
+struct receiver {
+	struct MHD_Daemon *d;
+	uint16_t port;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stopping;
+	struct rx_req req[RX_MAX_REQ];
+	size_t n;
+	struct rx_answer script[RX_MAX_SCRIPT];
+	size_t nscript;
+};
+
+static enum MHD_Result rx_collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct rx_req *r = cls;
+	(void)kind;
+	if (r->nh < RX_MAX_HDR) {
+		r->h[r->nh].name = strdup(key);
+		r->h[r->nh].value = strdup(value ? value : "");
+		r->nh++;
+	}
+	return MHD_YES;
+}
+
+static const char *rx_header(const struct rx_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->nh; i++)
+		if (strcasecmp(r->h[i].name, name) == 0)
+			return r->h[i].value;
+	return NULL;
+}
+
+static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct receiver *rx = cls;
+	struct rx_upload *up = *con_cls;
+	(void)version;
+	if (!up) {
+		up = calloc(1, sizeof *up);
+		*con_cls = up;
+		return up ? MHD_YES : MHD_NO;
+	}
+	if (*upload_size) {
+		char *grown = realloc(up->data, up->len + *upload_size + 1);
+		if (!grown)
+			return MHD_NO;
+		up->data = grown;
+		memcpy(up->data + up->len, upload, *upload_size);
+		up->len += *upload_size;
+		up->data[up->len] = '\0';
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	/* The whole request is here: record it, pick the answer. */
+	struct rx_answer answer = { .status = 200 };
+	pthread_mutex_lock(&rx->mu);
+	if (rx->n < RX_MAX_REQ) {
+		struct rx_req *r = &rx->req[rx->n];
+		snprintf(r->method, sizeof r->method, "%s", method);
+		snprintf(r->path, sizeof r->path, "%s", url);
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, rx_collect_header, r);
+		r->body = up->data ? up->data : strdup("");
+		r->len = up->len;
+		up->data = NULL;
+		r->at = mono_s();
+		for (size_t i = 0; i < rx->nscript; i++) {
+			struct rx_answer *a = &rx->script[i];
+			if (a->count == 0 || (a->path[0] && strcmp(a->path, url) != 0))
+				continue;
+			answer = *a;
+			if (a->count > 0)
+				a->count--;
+			break;
+		}
+		r->status = answer.status;
+		rx->n++;
+	}
+	pthread_cond_broadcast(&rx->cv);
+	/* A receiver that is slow to answer: waits, but gives way when the test stops it. */
+	double until = mono_s() + answer.delay_ms / 1000.0;
+	while (!rx->stopping && mono_s() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&rx->cv, &rx->mu, &ts);
+	}
+	pthread_mutex_unlock(&rx->mu);
+
+	char *text = strdup(answer.body ? answer.body : "ok");
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (answer.retry_after)
+		MHD_add_response_header(resp, "Retry-After", answer.retry_after);
+	if (answer.location)
+		MHD_add_response_header(resp, "Location", answer.location);
+	MHD_add_response_header(resp, "Content-Type", "text/plain");
+	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)answer.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void rx_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	struct rx_upload *up = *con_cls;
+	if (up) {
+		free(up->data);
+		free(up);
+		*con_cls = NULL;
+	}
+}
+
+static struct receiver *rx_start(void)
+{
+	struct receiver *rx = calloc(1, sizeof *rx);
+	ck_assert_ptr_nonnull(rx);
+	pthread_mutex_init(&rx->mu, NULL);
+	pthread_cond_init(&rx->cv, NULL);
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rx->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+	                         rx_handler, rx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	                         MHD_OPTION_NOTIFY_COMPLETED, rx_completed, rx, MHD_OPTION_END);
+	ck_assert_msg(rx->d != NULL, "the receiver does not start");
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(rx->d, MHD_DAEMON_INFO_BIND_PORT);
+	ck_assert_msg(info && info->port, "the receiver has no port");
+	rx->port = info->port;
+	return rx;
+}
+
+static void rx_stop(struct receiver *rx)
+{
+	if (!rx)
+		return;
+	pthread_mutex_lock(&rx->mu);
+	rx->stopping = true;
+	pthread_cond_broadcast(&rx->cv);
+	pthread_mutex_unlock(&rx->mu);
+	MHD_stop_daemon(rx->d);
+	for (size_t i = 0; i < rx->n; i++) {
+		for (size_t j = 0; j < rx->req[i].nh; j++) {
+			free(rx->req[i].h[j].name);
+			free(rx->req[i].h[j].value);
+		}
+		free(rx->req[i].body);
+	}
+	pthread_mutex_destroy(&rx->mu);
+	pthread_cond_destroy(&rx->cv);
+	free(rx);
+}
+
+/* Adds an answer to the script: answers are taken in the order given, the first that
+ * matches the path and is not used up. Without a match the answer is 200 "ok". */
+static void rx_push(struct receiver *rx, struct rx_answer a)
+{
+	pthread_mutex_lock(&rx->mu);
+	ck_assert_uint_lt(rx->nscript, RX_MAX_SCRIPT);
+	rx->script[rx->nscript++] = a;
+	pthread_mutex_unlock(&rx->mu);
+}
+
+static void rx_answer(struct receiver *rx, const char *path, int status, int count)
+{
+	struct rx_answer a = { .status = status, .count = count };
+	snprintf(a.path, sizeof a.path, "%s", path ? path : "");
+	rx_push(rx, a);
+}
+
+/* Forgets the script: from now on every request is answered 200. */
+static void rx_clear_script(struct receiver *rx)
+{
+	pthread_mutex_lock(&rx->mu);
+	rx->nscript = 0;
+	pthread_mutex_unlock(&rx->mu);
+}
+
+static size_t rx_count_locked(struct receiver *rx, const char *path)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < rx->n; i++)
+		if (!path || strcmp(rx->req[i].path, path) == 0)
+			n++;
+	return n;
+}
+
+static size_t rx_count(struct receiver *rx, const char *path)
+{
+	pthread_mutex_lock(&rx->mu);
+	size_t n = rx_count_locked(rx, path);
+	pthread_mutex_unlock(&rx->mu);
+	return n;
+}
+
+/* Waits until path (NULL = any) got at least n requests; returns how many it got. */
+static size_t rx_wait(struct receiver *rx, const char *path, size_t n, long ms)
+{
+	double until = mono_s() + ms / 1000.0;
+	pthread_mutex_lock(&rx->mu);
+	size_t got;
+	while ((got = rx_count_locked(rx, path)) < n && mono_s() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&rx->cv, &rx->mu, &ts);
+	}
+	pthread_mutex_unlock(&rx->mu);
+	return got;
+}
+
+/* The i-th request to path (NULL = any). Recorded requests never change, so the pointer
+ * stays good until rx_stop. */
+static const struct rx_req *rx_get(struct receiver *rx, const char *path, size_t i)
+{
+	const struct rx_req *found = NULL;
+	pthread_mutex_lock(&rx->mu);
+	for (size_t k = 0, seen = 0; k < rx->n; k++) {
+		if (path && strcmp(rx->req[k].path, path) != 0)
+			continue;
+		if (seen++ == i) {
+			found = &rx->req[k];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rx->mu);
+	return found;
+}
+
+/* The first request to path whose body contains text, or NULL. */
+static const struct rx_req *rx_find(struct receiver *rx, const char *path, const char *text)
+{
+	const struct rx_req *found = NULL;
+	pthread_mutex_lock(&rx->mu);
+	for (size_t k = 0; k < rx->n && !found; k++)
+		if ((!path || strcmp(rx->req[k].path, path) == 0) && strstr(rx->req[k].body, text))
+			found = &rx->req[k];
+	pthread_mutex_unlock(&rx->mu);
+	return found;
+}
+
+static const struct rx_req *rx_wait_find(struct receiver *rx, const char *path, const char *text, long ms)
+{
+	double until = mono_s() + ms / 1000.0;
+	const struct rx_req *r;
+	while (!(r = rx_find(rx, path, text)) && mono_s() < until)
+		sleep_ms(20);
+	return r;
+}
+
+static char *rx_url(const struct receiver *rx, const char *path)
+{
+	char *url = malloc(256);
+	snprintf(url, 256, "http://127.0.0.1:%u%s", rx->port, path);
+	return url;
+}
+
+/* ---------- the daemon: tokens, webhooks, surveys, deliveries ---------- */
+
+struct env {
+	struct npsd_proc p;
+	char *mgr, *ingest, *agent, *admin;
+};
+
+static void tokens(struct env *e)
+{
+	e->mgr = npsctl_key(&e->p, "manager", "boss");
+	e->ingest = npsctl_key(&e->p, "ingest", "survey-tool");
+	e->agent = npsctl_key(&e->p, "agent", "anna");
+	e->admin = npsctl_key(&e->p, "admin", "ops");
+	ck_assert_msg(e->mgr && e->ingest && e->agent && e->admin, "npsctl key create failed");
+}
+
+static void env_start(struct env *e, const char *extra_ini)
+{
+	memset(e, 0, sizeof *e);
+	ck_assert_int_eq(npsd_start(&e->p, extra_ini), 0);
+	tokens(e);
+}
+
+static void env_start_webhooks(struct env *e, const char *webhooks_ini, const char *extra_ini)
+{
+	memset(e, 0, sizeof *e);
+	ck_assert_int_eq(npsd_start_webhooks(&e->p, webhooks_ini, extra_ini), 0);
+	tokens(e);
+}
+
+static void env_end(struct env *e)
+{
+	npsd_cleanup(&e->p);
+	free(e->mgr);
+	free(e->ingest);
+	free(e->agent);
+	free(e->admin);
+}
+
+/* Asserts the status, with the body in the message. */
+static void expect_status(const struct http_result *r, long want, const char *what)
+{
+	ck_assert_msg(r->status == want, "%s: status %ld, want %ld; body: %s", what, r->status, want,
+	              r->body ? r->body : "(none)");
+}
+
+/* Asserts a 400 with error.code and error.field. */
+static void expect_field_error(const struct http_result *r, const char *code, const char *field, const char *what)
+{
+	expect_status(r, 400, what);
+	json_t *err = json_object_get(r->json, "error");
+	ck_assert_msg(json_is_object(err), "%s: no error object in %s", what, r->body);
+	ck_assert_msg(sget(err, "code") && strcmp(sget(err, "code"), code) == 0, "%s: code %s, want %s (%s)", what,
+	              sget(err, "code"), code, r->body);
+	ck_assert_msg(sget(err, "field") && strcmp(sget(err, "field"), field) == 0, "%s: field %s, want %s (%s)",
+	              what, sget(err, "field"), field, r->body);
+	ck_assert_msg(sget(err, "message") && *sget(err, "message"), "%s: no message", what);
+}
+
+/* Creates a webhook from a JSON text (with "%URL%" replaced by url); returns the 201 body. */
+static json_t *create_webhook(struct env *e, const char *url, const char *fields)
+{
+	char body[2048];
+	snprintf(body, sizeof body, "{\"url\":\"%s\",%s}", url, fields);
+	struct http_result r;
+	http_json(&e->p, "POST", "/v1/webhooks", e->mgr, body, &r);
+	expect_status(&r, 201, "create webhook");
+	ck_assert_ptr_nonnull(r.json);
+	json_t *doc = json_incref(r.json);
+	http_result_free(&r);
+	return doc;
+}
+
+static json_int_t create_webhook_id(struct env *e, struct receiver *rx, const char *path, const char *fields)
+{
+	char *url = rx_url(rx, path);
+	json_t *doc = create_webhook(e, url, fields);
+	json_int_t id = iget(doc, "id");
+	json_decref(doc);
+	free(url);
+	return id;
+}
+
+/* Posts one answer; returns the 201 body. */
+static json_t *post_survey(struct env *e, const char *rid, const char *customer, const char *touchpoint,
+                           int score, const char *comment)
+{
+	char body[8192];
+	snprintf(body, sizeof body,
+	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"%s\",\"name\":\"Jan Jansen\",\"phone\":\"" PHONE
+	         "\",\"email\":\"jan@example.nl\",\"language\":\"nl\"},\"touchpoint\":\"%s\",\"channel\":\"web\","
+	         "\"score\":%d%s%s%s}",
+	         rid, customer, touchpoint, score, comment ? ",\"comment\":\"" : "", comment ? comment : "",
+	         comment ? "\"" : "");
+	struct http_result r;
+	http_json(&e->p, "POST", "/v1/surveys", e->ingest, body, &r);
+	expect_status(&r, 201, "post survey");
+	json_t *doc = json_incref(r.json);
+	http_result_free(&r);
+	return doc;
+}
+
+static void post_survey_quiet(struct env *e, const char *rid, const char *customer, const char *touchpoint,
+                              int score, const char *comment)
+{
+	json_decref(post_survey(e, rid, customer, touchpoint, score, comment));
+}
+
+/* The webhook's deliveries log (newest first), owned by the caller. */
+static json_t *deliveries(struct env *e, json_int_t wid)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/deliveries", (long long)wid);
+	struct http_result r;
+	http_json(&e->p, "GET", path, e->mgr, NULL, &r);
+	expect_status(&r, 200, "deliveries");
+	json_t *list = json_object_get(r.json, "deliveries");
+	ck_assert_msg(json_is_array(list), "no deliveries array: %s", r.body);
+	json_incref(list);
+	http_result_free(&r);
+	return list;
+}
+
+/* Waits until the webhook's delivery (did, or the newest when 0) has status and at least
+ * min_attempts attempts; returns it (owned) or fails with the last seen state. */
+static json_t *wait_delivery(struct env *e, json_int_t wid, json_int_t did, const char *status, int min_attempts,
+                             long ms)
+{
+	double until = mono_s() + ms / 1000.0;
+	char last[4096] = "(none)";
+	for (;;) {
+		json_t *list = deliveries(e, wid);
+		size_t i;
+		json_t *d;
+		json_array_foreach(list, i, d) {
+			if (did && iget(d, "id") != did)
+				continue;
+			if (!did && i > 0)
+				break;
+			char *text = json_dumps(d, JSON_COMPACT);
+			snprintf(last, sizeof last, "%s", text ? text : "?");
+			free(text);
+			if ((!status || (sget(d, "status") && strcmp(sget(d, "status"), status) == 0)) &&
+			    iget(d, "attempts") >= min_attempts) {
+				json_incref(d);
+				json_decref(list);
+				return d;
+			}
+		}
+		json_decref(list);
+		ck_assert_msg(mono_s() < until, "webhook %lld: no delivery %s with %d attempts in time; last: %s",
+		              (long long)wid, status ? status : "", min_attempts, last);
+		sleep_ms(50);
+	}
+}
+
+static json_t *get_webhook(struct env *e, json_int_t id)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)id);
+	struct http_result r;
+	http_json(&e->p, "GET", path, e->mgr, NULL, &r);
+	expect_status(&r, 200, "get webhook");
+	json_t *doc = json_incref(r.json);
+	http_result_free(&r);
+	return doc;
+}
+
+/* The HTTP statuses in a delivery's attempt_log, as "503,200" (0 for none). */
+static void attempt_statuses(json_t *delivery, char *out, size_t size)
+{
+	json_t *log = json_object_get(delivery, "attempt_log");
+	ck_assert_msg(json_is_array(log), "no attempt_log");
+	out[0] = '\0';
+	size_t i, len = 0;
+	json_t *a;
+	json_array_foreach(log, i, a) {
+		json_t *s = json_object_get(a, "http_status");
+		len += (size_t)snprintf(out + len, size - len, "%s%lld", i ? "," : "",
+		                        json_is_integer(s) ? (long long)json_integer_value(s) : 0LL);
+		if (len >= size)
+			break;
+	}
+}
+
+/* ---------- Standard Webhooks, checked independently ---------- */
+
+/* Whether sig_header ("v1,BASE64 v1,BASE64 ...") holds the HMAC-SHA256 of id.ts.body keyed
+ * with the base64-decoded part of the whsec_ secret. */
+static bool signature_ok(const char *secret, const char *id, const char *ts, const char *body, size_t len,
+                         const char *sig_header)
+{
+	if (!secret || strncmp(secret, "whsec_", 6) != 0 || !id || !ts || !sig_header)
+		return false;
+	const char *b64 = secret + 6;
+	size_t b64_len = strlen(b64);
+	uint8_t key[BASE64_DECODE_LENGTH(256)];
+	if (b64_len > 256)
+		return false;
+	struct base64_decode_ctx dctx;
+	size_t key_len = 0;
+	base64_decode_init(&dctx);
+	if (!base64_decode_update(&dctx, &key_len, key, b64_len, b64) || !base64_decode_final(&dctx))
+		return false;
+	struct hmac_sha256_ctx h;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	hmac_sha256_set_key(&h, key_len, key);
+	hmac_sha256_update(&h, strlen(id), (const uint8_t *)id);
+	hmac_sha256_update(&h, 1, (const uint8_t *)".");
+	hmac_sha256_update(&h, strlen(ts), (const uint8_t *)ts);
+	hmac_sha256_update(&h, 1, (const uint8_t *)".");
+	hmac_sha256_update(&h, len, (const uint8_t *)body);
+	hmac_sha256_digest(&h, sizeof digest, digest);
+	char want[BASE64_ENCODE_RAW_LENGTH(SHA256_DIGEST_SIZE) + 1];
+	base64_encode_raw(want, sizeof digest, digest);
+	want[sizeof want - 1] = '\0';
+	/* Space-separated "version,signature" pairs; any v1 that matches will do. */
+	for (const char *s = sig_header; *s;) {
+		while (*s == ' ')
+			s++;
+		const char *end = strchr(s, ' ');
+		size_t n = end ? (size_t)(end - s) : strlen(s);
+		if (n == 3 + strlen(want) && strncmp(s, "v1,", 3) == 0 && strncmp(s + 3, want, strlen(want)) == 0)
+			return true;
+		s += n;
+	}
+	return false;
+}
+
+/* Checks a standard-format request: headers, signature, envelope; returns the envelope. */
+static json_t *check_standard(const struct rx_req *r, const char *secret, const char *want_type)
+{
+	ck_assert_str_eq(r->method, "POST");
+	const char *ctype = rx_header(r, "Content-Type");
+	ck_assert_msg(ctype && strncmp(ctype, "application/json", 16) == 0, "Content-Type %s", ctype);
+	const char *id = rx_header(r, "webhook-id");
+	const char *ts = rx_header(r, "webhook-timestamp");
+	const char *sig = rx_header(r, "webhook-signature");
+	ck_assert_msg(id && *id, "no webhook-id");
+	ck_assert_msg(ts && *ts, "no webhook-timestamp");
+	ck_assert_msg(sig && strncmp(sig, "v1,", 3) == 0, "webhook-signature %s", sig);
+	for (const char *c = ts; *c; c++)
+		ck_assert_msg(isdigit((unsigned char)*c), "webhook-timestamp is not unix seconds: %s", ts);
+	ck_assert_msg(signature_ok(secret, id, ts, r->body, r->len, sig), "signature %s does not verify for id %s ts %s body %s",
+	              sig, id, ts, r->body);
+	json_error_t jerr;
+	json_t *env = json_loadb(r->body, r->len, 0, &jerr);
+	ck_assert_msg(json_is_object(env), "body is not a JSON object: %s", r->body);
+	ck_assert_msg(json_object_size(env) == 3, "the envelope has other keys than type, timestamp, data: %s", r->body);
+	ck_assert_msg(sget(env, "type") && strcmp(sget(env, "type"), want_type) == 0, "type %s, want %s",
+	              sget(env, "type"), want_type);
+	const char *stamp = sget(env, "timestamp");
+	struct tm tm = { 0 };
+	const char *end = stamp ? strptime(stamp, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	ck_assert_msg(end && (*end == 'Z' || *end == '.'), "timestamp is not RFC 3339 UTC: %s", stamp);
+	ck_assert_msg(json_is_object(json_object_get(env, "data")), "no data object: %s", r->body);
+	return env;
+}
+
+/* ---------- ntfy helpers ---------- */
+
+/* The Title header as text: RFC 2047 "=?UTF-8?B?...?=" words decoded, else as is. */
+static char *decode_title(const char *title)
+{
+	if (!title)
+		return NULL;
+	if (!strstr(title, "=?"))
+		return strdup(title);
+	char *out = calloc(1, strlen(title) + 1);
+	size_t len = 0;
+	for (const char *s = title; (s = strstr(s, "=?UTF-8?B?")) != NULL;) {
+		s += strlen("=?UTF-8?B?");
+		const char *end = strstr(s, "?=");
+		if (!end)
+			break;
+		struct base64_decode_ctx ctx;
+		size_t n = 0;
+		uint8_t buf[256];
+		base64_decode_init(&ctx);
+		if ((size_t)(end - s) < 300 && base64_decode_update(&ctx, &n, buf, (size_t)(end - s), s) &&
+		    base64_decode_final(&ctx)) {
+			memcpy(out + len, buf, n);
+			len += n;
+		}
+		s = end + 2;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* ---------- the subscriptions API ---------- */
+
+START_TEST(create_list_get_patch_delete)
+{
+	struct env e;
+	env_start(&e, NULL);
+
+	/* Create: 201 with the stored webhook and its secret, once. */
+	json_t *doc = create_webhook(&e, "https://ntfy.example/nps-claims",
+	                             "\"format\":\"ntfy\",\"events\":[\"callback.created\",\"survey.received\"],"
+	                             "\"filter\":{\"max_score\":6,\"touchpoints\":[\"claim\"]},"
+	                             "\"auth\":\"Bearer tk_supersecret\",\"description\":\"claims team\"");
+	json_int_t id = iget(doc, "id");
+	ck_assert_int_gt(id, 0);
+	const char *secret = sget(doc, "secret");
+	ck_assert_msg(secret && strncmp(secret, "whsec_", 6) == 0, "secret %s", secret);
+	{
+		struct base64_decode_ctx ctx;
+		uint8_t key[256];
+		size_t n = 0;
+		const char *b64 = secret + 6;
+		ck_assert_uint_lt(strlen(b64), 300);
+		base64_decode_init(&ctx);
+		ck_assert(base64_decode_update(&ctx, &n, key, strlen(b64), b64) && base64_decode_final(&ctx));
+		ck_assert_msg(n >= 24, "the secret has %zu random bytes, want 24 or more", n);
+	}
+	char *secret_copy = strdup(secret);
+	ck_assert_str_eq(sget(doc, "url"), "https://ntfy.example/nps-claims");
+	ck_assert_str_eq(sget(doc, "format"), "ntfy");
+	ck_assert_str_eq(sget(doc, "description"), "claims team");
+	ck_assert(json_is_true(json_object_get(doc, "active")));
+	ck_assert_uint_eq(json_array_size(json_object_get(doc, "events")), 2);
+	ck_assert_int_eq(iget(json_object_get(doc, "filter"), "max_score"), 6);
+	ck_assert_msg(!json_object_get(doc, "auth"), "the auth value is shown back");
+	{
+		char *text = json_dumps(doc, JSON_COMPACT);
+		ck_assert_msg(text && !strstr(text, "tk_supersecret"), "the auth value is shown back: %s", text);
+		free(text);
+	}
+	json_decref(doc);
+
+	/* The default format is standard. */
+	doc = create_webhook(&e, "http://hooks.example/std", "\"events\":[\"survey.received\"]");
+	json_int_t id2 = iget(doc, "id");
+	ck_assert_str_eq(sget(doc, "format"), "standard");
+	json_decref(doc);
+
+	/* GET and the list never show the secret or the auth value. */
+	struct http_result r;
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)id);
+	http_json(&e.p, "GET", path, e.mgr, NULL, &r);
+	expect_status(&r, 200, "get");
+	ck_assert_int_eq(iget(r.json, "id"), id);
+	ck_assert_msg(!json_object_get(r.json, "secret"), "GET shows the secret: %s", r.body);
+	ck_assert_msg(!strstr(r.body, secret_copy), "GET shows the secret: %s", r.body);
+	ck_assert_msg(!strstr(r.body, "tk_supersecret"), "GET shows the auth header: %s", r.body);
+	ck_assert_str_eq(sget(r.json, "description"), "claims team");
+	http_result_free(&r);
+
+	http_json(&e.p, "GET", "/v1/webhooks", e.mgr, NULL, &r);
+	expect_status(&r, 200, "list");
+	json_t *list = json_object_get(r.json, "webhooks");
+	ck_assert_msg(json_is_array(list) && json_array_size(list) == 2, "list: %s", r.body);
+	size_t i;
+	json_t *w;
+	json_array_foreach(list, i, w)
+		ck_assert_msg(!json_object_get(w, "secret"), "the list shows a secret: %s", r.body);
+	ck_assert_msg(!strstr(r.body, secret_copy), "the list shows the secret: %s", r.body);
+	ck_assert_msg(!strstr(r.body, "tk_supersecret"), "the list shows the auth header: %s", r.body);
+	http_result_free(&r);
+
+	/* PATCH changes what it names and nothing else. */
+	http_json(&e.p, "PATCH", path, e.mgr,
+	          "{\"description\":\"claims, nights\",\"filter\":{\"min_score\":0,\"max_score\":4},"
+	          "\"events\":[\"survey.received\"]}",
+	          &r);
+	expect_status(&r, 200, "patch");
+	ck_assert_str_eq(sget(r.json, "description"), "claims, nights");
+	ck_assert_str_eq(sget(r.json, "url"), "https://ntfy.example/nps-claims");
+	ck_assert_str_eq(sget(r.json, "format"), "ntfy");
+	ck_assert_int_eq(iget(json_object_get(r.json, "filter"), "max_score"), 4);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "events")), 1);
+	ck_assert_msg(!json_object_get(r.json, "secret"), "PATCH shows the secret");
+	http_result_free(&r);
+
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"url\":\"https://ntfy.example/other\",\"active\":false}", &r);
+	expect_status(&r, 200, "patch url and active");
+	ck_assert_str_eq(sget(r.json, "url"), "https://ntfy.example/other");
+	ck_assert(json_is_false(json_object_get(r.json, "active")));
+	http_result_free(&r);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":true}", &r);
+	expect_status(&r, 200, "patch active");
+	ck_assert(json_is_true(json_object_get(r.json, "active")));
+	http_result_free(&r);
+
+	/* PATCH validates like create. */
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"url\":\"gopher://x.example/\"}", &r);
+	expect_field_error(&r, "invalid_field", "url", "patch bad url");
+	http_result_free(&r);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"events\":[\"survey.received\",\"survey.deleted\"]}", &r);
+	expect_field_error(&r, "invalid_field", "events.1", "patch unknown event");
+	http_result_free(&r);
+	http_json(&e.p, "PATCH", "/v1/webhooks/999999", e.mgr, "{\"active\":false}", &r);
+	expect_status(&r, 404, "patch unknown");
+	http_result_free(&r);
+
+	/* DELETE: 204, then it is gone. */
+	http_json(&e.p, "DELETE", path, e.mgr, NULL, &r);
+	expect_status(&r, 204, "delete");
+	http_result_free(&r);
+	http_json(&e.p, "GET", path, e.mgr, NULL, &r);
+	expect_status(&r, 404, "get deleted");
+	ck_assert_str_eq(sget(json_object_get(r.json, "error"), "code"), "not_found");
+	http_result_free(&r);
+	http_json(&e.p, "DELETE", path, e.mgr, NULL, &r);
+	expect_status(&r, 404, "delete twice");
+	http_result_free(&r);
+	http_json(&e.p, "GET", "/v1/webhooks", e.mgr, NULL, &r);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "webhooks")), 1);
+	ck_assert_int_eq(iget(json_array_get(json_object_get(r.json, "webhooks"), 0), "id"), id2);
+	http_result_free(&r);
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/deliveries", (long long)id);
+	http_json(&e.p, "GET", path, e.mgr, NULL, &r);
+	expect_status(&r, 404, "deliveries of a deleted webhook");
+	http_result_free(&r);
+
+	free(secret_copy);
+	env_end(&e);
+}
+END_TEST
+
+START_TEST(validation_names_the_field)
+{
+	struct env e;
+	env_start(&e, NULL);
+	static const struct {
+		const char *body, *code, *field;
+	} cases[] = {
+		{ "{\"url\":\"ftp://files.example/hook\",\"events\":[\"survey.received\"]}", "invalid_field", "url" },
+		{ "{\"url\":\"not a url\",\"events\":[\"survey.received\"]}", "invalid_field", "url" },
+		{ "{\"url\":\"http://\",\"events\":[\"survey.received\"]}", "invalid_field", "url" },
+		{ "{\"url\":42,\"events\":[\"survey.received\"]}", "invalid_field", "url" },
+		{ "{\"events\":[\"survey.received\"]}", "missing_field", "url" },
+		{ "{\"url\":\"https://hooks.example/a\"}", "missing_field", "events" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[]}", "invalid_field", "events" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":\"survey.received\"}", "invalid_field", "events" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.exploded\"]}", "invalid_field", "events.0" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\",7]}", "invalid_field", "events.1" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"format\":\"xml\"}",
+		  "invalid_field", "format" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"filter\":{\"max_score\":11}}",
+		  "invalid_field", "filter.max_score" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"filter\":{\"min_score\":\"3\"}}",
+		  "invalid_field", "filter.min_score" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"filter\":{\"colour\":\"red\"}}",
+		  "invalid_field", "filter.colour" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],"
+		  "\"filter\":{\"touchpoints\":\"claim\"}}",
+		  "invalid_field", "filter.touchpoints" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],"
+		  "\"filter\":{\"touchpoints\":[\"Claim Desk\"]}}",
+		  "invalid_field", "filter.touchpoints" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"filter\":[6]}", "invalid_field",
+		  "filter" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"active\":\"yes\"}",
+		  "invalid_field", "active" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"colour\":\"red\"}",
+		  "invalid_field", "colour" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"auth\":\"Bearer a\\r\\nX-Evil: 1\"}",
+		  "invalid_field", "auth" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr, cases[i].body, &r);
+		expect_field_error(&r, cases[i].code, cases[i].field, cases[i].body);
+		http_result_free(&r);
+	}
+	struct http_result r;
+	http_json(&e.p, "POST", "/v1/webhooks", e.mgr, "{\"url\":", &r);
+	expect_status(&r, 400, "broken JSON");
+	ck_assert_str_eq(sget(json_object_get(r.json, "error"), "code"), "invalid_json");
+	http_result_free(&r);
+	/* Nothing was stored by any of them. */
+	http_json(&e.p, "GET", "/v1/webhooks", e.mgr, NULL, &r);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "webhooks")), 0);
+	http_result_free(&r);
+	env_end(&e);
+}
+END_TEST
+
+START_TEST(roles)
+{
+	struct env e;
+	env_start(&e, NULL);
+	json_t *doc = create_webhook(&e, "https://hooks.example/a", "\"events\":[\"survey.received\"]");
+	json_int_t id = iget(doc, "id");
+	json_decref(doc);
+	char one[64], test[80], dels[80];
+	snprintf(one, sizeof one, "/v1/webhooks/%lld", (long long)id);
+	snprintf(test, sizeof test, "/v1/webhooks/%lld/test", (long long)id);
+	snprintf(dels, sizeof dels, "/v1/webhooks/%lld/deliveries", (long long)id);
+	static const char body[] = "{\"url\":\"https://hooks.example/b\",\"events\":[\"survey.received\"]}";
+	const struct {
+		const char *method, *path, *body;
+	} calls[] = {
+		{ "POST", "/v1/webhooks", body }, { "GET", "/v1/webhooks", NULL },   { "GET", one, NULL },
+		{ "PATCH", one, "{\"active\":false}" }, { "DELETE", one, NULL },      { "POST", test, NULL },
+		{ "GET", dels, NULL },                  { "POST", "/v1/deliveries/1/retry", NULL },
+	};
+	for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+		const char *who[] = { e.agent, e.ingest };
+		for (size_t k = 0; k < 2; k++) {
+			struct http_result r;
+			http_json(&e.p, calls[i].method, calls[i].path, who[k], calls[i].body, &r);
+			char what[160];
+			snprintf(what, sizeof what, "%s %s as %s", calls[i].method, calls[i].path, k ? "ingest" : "agent");
+			expect_status(&r, 403, what);
+			ck_assert_str_eq(sget(json_object_get(r.json, "error"), "code"), "forbidden");
+			http_result_free(&r);
+		}
+		struct http_result r;
+		http_json(&e.p, calls[i].method, calls[i].path, NULL, calls[i].body, &r);
+		expect_status(&r, 401, "no token");
+		http_result_free(&r);
+	}
+	/* An admin may do everything. */
+	struct http_result r;
+	http_json(&e.p, "POST", "/v1/webhooks", e.admin, body, &r);
+	expect_status(&r, 201, "admin creates");
+	http_result_free(&r);
+	http_json(&e.p, "GET", one, e.admin, NULL, &r);
+	expect_status(&r, 200, "admin reads");
+	http_result_free(&r);
+	env_end(&e);
+}
+END_TEST
+
+/* ---------- delivery ---------- */
+
+START_TEST(standard_format_is_signed_and_enveloped)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	char *url = rx_url(rx, "/hooks/std");
+	json_t *hook = create_webhook(&e, url, "\"events\":[\"survey.received\"]");
+	json_int_t wid = iget(hook, "id");
+	char *secret = strdup(sget(hook, "secret"));
+	json_decref(hook);
+
+	time_t before = time(NULL);
+	json_t *survey = post_survey(&e, "std-1", "C-1", "claim", 3, "Took three weeks to pay out");
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/std", 1, WAIT_MS), 1);
+	const struct rx_req *r = rx_get(rx, "/hooks/std", 0);
+	json_t *env = check_standard(r, secret, "survey.received");
+
+	/* webhook-timestamp is now, in unix seconds. */
+	long long ts = strtoll(rx_header(r, "webhook-timestamp"), NULL, 10);
+	ck_assert_msg(ts >= (long long)before - 5 && ts <= (long long)time(NULL) + 5, "webhook-timestamp %lld", ts);
+	/* data carries the answer. */
+	json_t *data = json_object_get(env, "data");
+	json_t *s = json_object_get(data, "survey");
+	ck_assert_msg(json_is_object(s), "no data.survey: %s", r->body);
+	ck_assert_int_eq(iget(s, "score"), 3);
+	ck_assert_str_eq(sget(s, "response_id"), "std-1");
+	ck_assert_str_eq(sget(s, "touchpoint"), "claim");
+	ck_assert_int_eq(iget(s, "id"), iget(survey, "id"));
+	ck_assert_str_eq(sget(json_object_get(data, "customer"), "id"), "C-1");
+
+	/* The signature check is real: a changed body or another secret fails it. */
+	char *tampered = strdup(r->body);
+	char *digit = strstr(tampered, "\"score\":3");
+	ck_assert_ptr_nonnull(digit);
+	digit[8] = '4';
+	ck_assert(!signature_ok(secret, rx_header(r, "webhook-id"), rx_header(r, "webhook-timestamp"), tampered, r->len,
+	                        rx_header(r, "webhook-signature")));
+	ck_assert(!signature_ok("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", rx_header(r, "webhook-id"),
+	                        rx_header(r, "webhook-timestamp"), r->body, r->len, rx_header(r, "webhook-signature")));
+	free(tampered);
+
+	/* webhook-id is msg_<delivery id>, and the delivery is logged as delivered. */
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 1, WAIT_MS);
+	char want_id[40];
+	snprintf(want_id, sizeof want_id, "msg_%lld", (long long)iget(d, "id"));
+	ck_assert_str_eq(rx_header(r, "webhook-id"), want_id);
+	ck_assert_str_eq(sget(d, "event_type"), "survey.received");
+	ck_assert_int_eq(iget(d, "attempts"), 1);
+	ck_assert_int_eq(iget(d, "last_http_status"), 200);
+	ck_assert_int_eq(iget(d, "webhook_id"), wid);
+	json_t *log = json_object_get(d, "attempt_log");
+	ck_assert_uint_eq(json_array_size(log), 1);
+	ck_assert_int_eq(iget(json_array_get(log, 0), "http_status"), 200);
+	ck_assert_str_eq(sget(json_array_get(log, 0), "response_head"), "ok");
+	ck_assert(json_is_integer(json_object_get(json_array_get(log, 0), "duration_ms")));
+
+	/* One answer, one push: nothing more arrives. */
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, NULL), 1);
+
+	json_decref(d);
+	json_decref(env);
+	json_decref(survey);
+	free(secret);
+	free(url);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(retries_503_then_200_with_the_same_id)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	/* A first answer of 503 with a body longer than 4 KiB: only the first 4 KiB is kept. */
+	char *big = malloc(6001);
+	memset(big, 'x', 6000);
+	big[6000] = '\0';
+	struct rx_answer busy = { .path = "/hooks/flaky", .status = 503, .count = 1, .body = big };
+	rx_push(rx, busy);
+	char *url = rx_url(rx, "/hooks/flaky");
+	json_t *hook = create_webhook(&e, url, "\"events\":[\"survey.received\"]");
+	json_int_t wid = iget(hook, "id");
+	char *secret = strdup(sget(hook, "secret"));
+	json_decref(hook);
+
+	post_survey_quiet(&e, "retry-1", "C-1", "claim", 5, "meh");
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/flaky", 2, WAIT_MS), 2);
+	const struct rx_req *first = rx_get(rx, "/hooks/flaky", 0), *second = rx_get(rx, "/hooks/flaky", 1);
+	ck_assert_int_eq(first->status, 503);
+	ck_assert_int_eq(second->status, 200);
+	json_decref(check_standard(first, secret, "survey.received"));
+	json_decref(check_standard(second, secret, "survey.received"));
+	ck_assert_str_eq(rx_header(first, "webhook-id"), rx_header(second, "webhook-id"));
+	ck_assert_msg(strcmp(first->body, second->body) == 0, "the retry sent another body:\n%s\n%s", first->body,
+	              second->body);
+
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 2, WAIT_MS);
+	char statuses[64];
+	attempt_statuses(d, statuses, sizeof statuses);
+	ck_assert_str_eq(statuses, "503,200");
+	ck_assert_int_eq(iget(d, "attempts"), 2);
+	ck_assert_int_eq(iget(d, "last_http_status"), 200);
+	json_t *a0 = json_array_get(json_object_get(d, "attempt_log"), 0);
+	const char *head = sget(a0, "response_head");
+	ck_assert_msg(head && strlen(head) == 4096 && head[0] == 'x', "response_head of %zu bytes, want 4096",
+	              head ? strlen(head) : 0);
+	ck_assert_msg(sget(a0, "at") != NULL, "an attempt without its time");
+	char want_id[40];
+	snprintf(want_id, sizeof want_id, "msg_%lld", (long long)iget(d, "id"));
+	ck_assert_str_eq(rx_header(first, "webhook-id"), want_id);
+
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, NULL), 2);
+	json_decref(d);
+	free(secret);
+	free(url);
+	env_end(&e);
+	rx_stop(rx);
+	free(big);
+}
+END_TEST
+
+START_TEST(retry_after_is_honoured_up_to_twice_the_step)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	/* A step of 2s (1.6 to 2.4 with jitter); Retry-After: 100 is capped at 4s. */
+	env_start(&e, "[webhooks]\nretry = 2s, 2s\n");
+	struct rx_answer later = { .path = "/hooks/later", .status = 503, .count = 1, .retry_after = "100" };
+	rx_push(rx, later);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/later", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "ra-1", "C-1", "claim", 9, NULL);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/later", 2, 9000), 2);
+	double gap = rx_get(rx, "/hooks/later", 1)->at - rx_get(rx, "/hooks/later", 0)->at;
+	ck_assert_msg(gap >= 2.9, "the retry came %.2fs after a Retry-After: 100 (step 2s): want about 4s", gap);
+	ck_assert_msg(gap <= 6.5, "the retry came %.2fs after a Retry-After: 100 (step 2s): want at most 2x the step", gap);
+	json_decref(wait_delivery(&e, wid, 0, "delivered", 2, WAIT_MS));
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(redirects_are_not_followed)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s\n");
+	char *moved = rx_url(rx, "/hooks/moved");
+	struct rx_answer redirect = { .path = "/hooks/old", .status = 302, .count = 1, .location = moved };
+	rx_push(rx, redirect);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/old", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "redir-1", "C-1", "claim", 9, NULL);
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 2, WAIT_MS);
+	char statuses[64];
+	attempt_statuses(d, statuses, sizeof statuses);
+	ck_assert_str_eq(statuses, "302,200");
+	ck_assert_uint_eq(rx_count(rx, "/hooks/moved"), 0);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/old"), 2);
+	json_decref(d);
+	free(moved);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(gone_disables_and_tells_the_others)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	rx_answer(rx, "/hooks/gone", 410, -1);
+	json_int_t gone = create_webhook_id(&e, rx, "/hooks/gone", "\"events\":[\"survey.received\"]");
+	json_int_t ops = create_webhook_id(&e, rx, "/hooks/ops", "\"events\":[\"webhook.disabled\"]");
+	/* A second subscriber in the slack format: it hears of it too. */
+	create_webhook_id(&e, rx, "/hooks/ops-slack", "\"format\":\"slack\",\"events\":[\"webhook.disabled\"]");
+
+	post_survey_quiet(&e, "gone-1", "C-1", "claim", 2, "bad");
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/gone", 1, WAIT_MS), 1);
+	json_t *d = wait_delivery(&e, gone, 0, "failed", 1, WAIT_MS);
+	ck_assert_int_eq(iget(d, "attempts"), 1); /* no retry after a 410 */
+	ck_assert_int_eq(iget(d, "last_http_status"), 410);
+	json_decref(d);
+
+	json_t *w = get_webhook(&e, gone);
+	ck_assert_msg(json_is_false(json_object_get(w, "active")), "a webhook answered 410 is still active");
+	ck_assert_msg(sget(w, "disabled_reason") && *sget(w, "disabled_reason"), "no disabled_reason");
+	json_decref(w);
+
+	/* The others hear of it. */
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/ops", 1, WAIT_MS), 1);
+	const struct rx_req *r = rx_get(rx, "/hooks/ops", 0);
+	json_t *env = json_loadb(r->body, r->len, 0, NULL);
+	ck_assert_msg(env && sget(env, "type") && strcmp(sget(env, "type"), "webhook.disabled") == 0,
+	              "the ops webhook got %s", r->body);
+	json_t *data = json_object_get(env, "data");
+	ck_assert_msg(json_is_integer(json_object_get(json_object_get(data, "webhook"), "id")) &&
+	                  json_integer_value(json_object_get(json_object_get(data, "webhook"), "id")) == gone,
+	              "webhook.disabled names another webhook: %s", r->body);
+	json_decref(env);
+	json_t *od = wait_delivery(&e, ops, 0, "delivered", 1, WAIT_MS);
+	ck_assert_str_eq(sget(od, "event_type"), "webhook.disabled");
+	json_decref(od);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/ops-slack", 1, WAIT_MS), 1);
+	json_t *slack = json_loads(rx_get(rx, "/hooks/ops-slack", 0)->body, 0, NULL);
+	ck_assert_msg(json_is_string(json_object_get(slack, "text")), "slack webhook.disabled without text");
+	json_decref(slack);
+
+	/* Disabled: the next answer is not sent there, and the ops hook got only the one event. */
+	post_survey_quiet(&e, "gone-2", "C-2", "claim", 1, "worse");
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/gone"), 1);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/ops"), 1);
+	json_t *list = deliveries(&e, gone);
+	ck_assert_uint_eq(json_array_size(list), 1);
+	json_decref(list);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* The fake clock: unix seconds in a file the daemon re-reads; written whole (rename). */
+static char clock_path[64];
+
+static void fake_clock_set(int64_t t)
+{
+	char tmp[80];
+	snprintf(tmp, sizeof tmp, "%s.tmp", clock_path);
+	FILE *f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%lld\n", (long long)t);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, clock_path), 0);
+}
+
+static int64_t fake_clock_init(void)
+{
+	snprintf(clock_path, sizeof clock_path, "/tmp/npsd-it-clock-%d", (int)getpid());
+	int64_t t0 = (int64_t)time(NULL);
+	fake_clock_set(t0);
+	setenv("NPSD_FAKE_CLOCK_FILE", clock_path, 1);
+	return t0;
+}
+
+START_TEST(disable_after_only_failures_disables_and_tells)
+{
+	int64_t t0 = fake_clock_init();
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 30s, 30s, 30s, 30s, 30s\ndisable_after = 1m\n");
+	rx_answer(rx, "/hooks/down", 503, -1);
+	json_int_t down = create_webhook_id(&e, rx, "/hooks/down", "\"events\":[\"survey.received\"]");
+	json_int_t ops = create_webhook_id(&e, rx, "/hooks/ops", "\"events\":[\"webhook.disabled\"]");
+
+	post_survey_quiet(&e, "down-1", "C-1", "claim", 4, NULL);
+	json_decref(wait_delivery(&e, down, 0, "pending", 1, WAIT_MS));
+	/* Each step is 30s +-20%: 40s later the next attempt is due. 40s of failures: still on. */
+	fake_clock_set(t0 + 40);
+	json_decref(wait_delivery(&e, down, 0, "pending", 2, WAIT_MS));
+	json_t *w = get_webhook(&e, down);
+	ck_assert_msg(json_is_true(json_object_get(w, "active")), "disabled after 40s of failures (disable_after 1m)");
+	ck_assert_msg(json_is_string(json_object_get(w, "failing_since")) || !json_object_get(w, "failing_since"),
+	              "failing_since is not a time");
+	json_decref(w);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/ops"), 0);
+	/* 80s of nothing but failures: disabled, and the ops webhook hears of it. */
+	fake_clock_set(t0 + 80);
+	json_decref(wait_delivery(&e, down, 0, NULL, 3, WAIT_MS));
+	double until = mono_s() + WAIT_MS / 1000.0;
+	for (;;) {
+		w = get_webhook(&e, down);
+		bool off = json_is_false(json_object_get(w, "active"));
+		if (off) {
+			ck_assert_msg(sget(w, "disabled_reason") && *sget(w, "disabled_reason"), "no disabled_reason");
+			json_decref(w);
+			break;
+		}
+		json_decref(w);
+		ck_assert_msg(mono_s() < until, "still active after 80s of failures (disable_after 1m)");
+		sleep_ms(50);
+	}
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/ops", 1, WAIT_MS), 1);
+	const struct rx_req *r = rx_get(rx, "/hooks/ops", 0);
+	json_t *env = json_loadb(r->body, r->len, 0, NULL);
+	ck_assert_msg(env && sget(env, "type") && strcmp(sget(env, "type"), "webhook.disabled") == 0, "ops got %s",
+	              r->body);
+	json_decref(env);
+	json_decref(wait_delivery(&e, ops, 0, "delivered", 1, WAIT_MS));
+	env_end(&e);
+	rx_stop(rx);
+	unlink(clock_path);
+}
+END_TEST
+
+START_TEST(a_receiver_that_hangs_times_out_and_is_retried)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\ntimeout = 1s\nretry = 1s, 1s, 1s\n");
+	struct rx_answer hang = { .path = "/hooks/slow", .status = 200, .count = 1, .delay_ms = 4000 };
+	rx_push(rx, hang);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/slow", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "slow-1", "C-1", "claim", 7, NULL);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/slow", 2, WAIT_MS), 2);
+	ck_assert_str_eq(rx_header(rx_get(rx, "/hooks/slow", 0), "webhook-id"),
+	                 rx_header(rx_get(rx, "/hooks/slow", 1), "webhook-id"));
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 2, WAIT_MS);
+	json_t *a0 = json_array_get(json_object_get(d, "attempt_log"), 0);
+	ck_assert_msg(a0 && json_is_null(json_object_get(a0, "http_status")), "the timed-out attempt has a status");
+	const char *err = sget(a0, "error");
+	ck_assert_msg(contains_ci(err, "timed out") || contains_ci(err, "timeout"), "the attempt's error is %s",
+	              err ? err : "(null)");
+	json_int_t ms = iget(a0, "duration_ms");
+	ck_assert_msg(ms >= 900 && ms < 3500, "the timed-out attempt took %lld ms, webhooks.timeout is 1s", (long long)ms);
+	ck_assert_int_eq(iget(json_array_get(json_object_get(d, "attempt_log"), 1), "http_status"), 200);
+	json_decref(d);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(filters_pick_the_answers)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_int_t low = create_webhook_id(&e, rx, "/low", "\"events\":[\"survey.received\"],\"filter\":{\"max_score\":6}");
+	json_int_t high = create_webhook_id(&e, rx, "/high", "\"events\":[\"survey.received\"],\"filter\":{\"min_score\":9}");
+	json_int_t claims = create_webhook_id(&e, rx, "/claims",
+	                                      "\"events\":[\"survey.received\"],\"filter\":{\"touchpoints\":[\"claim\",\"renewal\"]}");
+	json_int_t both = create_webhook_id(
+		&e, rx, "/both", "\"events\":[\"survey.received\"],\"filter\":{\"max_score\":6,\"touchpoints\":[\"claim\"]}");
+	json_int_t all = create_webhook_id(&e, rx, "/all", "\"events\":[\"survey.received\"]");
+	json_int_t other = create_webhook_id(&e, rx, "/callbacks-only", "\"events\":[\"callback.completed\"]");
+
+	post_survey_quiet(&e, "f-3-purchase", "C-1", "purchase", 3, NULL);
+	post_survey_quiet(&e, "f-9-claim", "C-2", "claim", 9, NULL);
+	post_survey_quiet(&e, "f-6-claim", "C-3", "claim", 6, NULL);
+	post_survey_quiet(&e, "f-7-renewal", "C-4", "renewal", 7, NULL);
+
+	/* The delivery rows are written with the answer, so the log knows at once. */
+	struct {
+		json_int_t id;
+		const char *path;
+		size_t n;
+		const char *got[4];
+	} want[] = {
+		{ low, "/low", 2, { "f-3-purchase", "f-6-claim" } },
+		{ high, "/high", 1, { "f-9-claim" } },
+		{ claims, "/claims", 3, { "f-9-claim", "f-6-claim", "f-7-renewal" } },
+		{ both, "/both", 1, { "f-6-claim" } },
+		{ all, "/all", 4, { "f-3-purchase", "f-9-claim", "f-6-claim", "f-7-renewal" } },
+		{ other, "/callbacks-only", 0, { NULL } },
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		json_t *list = deliveries(&e, want[i].id);
+		ck_assert_msg(json_array_size(list) == want[i].n, "%s: %zu deliveries, want %zu", want[i].path,
+		              json_array_size(list), want[i].n);
+		json_decref(list);
+	}
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		ck_assert_msg(rx_wait(rx, want[i].path, want[i].n, WAIT_MS) >= want[i].n, "%s got %zu of %zu", want[i].path,
+		              rx_count(rx, want[i].path), want[i].n);
+		for (size_t k = 0; k < want[i].n; k++) {
+			char quoted[64];
+			snprintf(quoted, sizeof quoted, "\"%s\"", want[i].got[k]);
+			ck_assert_msg(rx_find(rx, want[i].path, quoted), "%s did not get %s", want[i].path, want[i].got[k]);
+		}
+	}
+	sleep_ms(QUIET_MS);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		ck_assert_msg(rx_count(rx, want[i].path) == want[i].n, "%s got %zu requests, want %zu", want[i].path,
+		              rx_count(rx, want[i].path), want[i].n);
+	/* max_score 6 got the 3 but not the 9. */
+	ck_assert_ptr_null(rx_find(rx, "/low", "\"f-9-claim\""));
+
+	/* An inactive webhook gets nothing. */
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)all);
+	struct http_result r;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":false}", &r);
+	expect_status(&r, 200, "deactivate");
+	http_result_free(&r);
+	post_survey_quiet(&e, "f-10-claim", "C-5", "claim", 10, NULL);
+	json_t *list = deliveries(&e, all);
+	ck_assert_uint_eq(json_array_size(list), 4);
+	json_decref(list);
+	ck_assert_uint_eq(rx_wait(rx, "/high", 2, WAIT_MS), 2);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/all"), 4);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* ---------- ntfy and slack ---------- */
+
+static const struct rx_req *ntfy_for(struct receiver *rx, const char *path, const char *comment)
+{
+	const struct rx_req *r = rx_wait_find(rx, path, comment, WAIT_MS);
+	ck_assert_msg(r != NULL, "%s got no push with \"%s\"", path, comment);
+	return r;
+}
+
+static void check_ntfy(const struct rx_req *r, const char *priority, const char *score)
+{
+	ck_assert_str_eq(r->method, "POST");
+	const char *ctype = rx_header(r, "Content-Type");
+	ck_assert_msg(ctype && strncmp(ctype, "text/plain", 10) == 0, "ntfy Content-Type %s", ctype);
+	ck_assert_msg(r->len > 0 && r->len <= 4096, "ntfy body of %zu bytes", r->len);
+	json_t *maybe = json_loadb(r->body, r->len, 0, NULL);
+	ck_assert_msg(!maybe, "the ntfy body is JSON, not text for a person: %s", r->body);
+	ck_assert_msg(!strchr(r->body, '{'), "the ntfy body looks like JSON: %s", r->body);
+	/* The customer's first name only; no phone or email on a lock screen. */
+	ck_assert_msg(strstr(r->body, "Jan"), "the push does not name the customer: %s", r->body);
+	ck_assert_msg(!strstr(r->body, "Jansen"), "the push shows the full name: %s", r->body);
+	ck_assert_msg(!strstr(r->body, PHONE) && !strstr(r->body, "jan@example.nl"), "the push shows contact data: %s",
+	              r->body);
+	char *title = decode_title(rx_header(r, "Title"));
+	ck_assert_msg(title && *title, "no Title");
+	ck_assert_msg(strstr(title, score), "the Title does not show the score %s: %s", score, title);
+	char both[8192];
+	snprintf(both, sizeof both, "%s\n%s", title, r->body);
+	ck_assert_msg(strstr(both, "claim"), "neither Title nor body shows the touchpoint: %s", both);
+	free(title);
+	const char *prio = rx_header(r, "Priority");
+	ck_assert_msg(prio && strcmp(prio, priority) == 0, "Priority %s, want %s", prio, priority);
+	const char *tags = rx_header(r, "Tags");
+	ck_assert_msg(tags && *tags, "no Tags");
+}
+
+START_TEST(ntfy_shape_with_public_url_and_auth)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[server]\npublic_url = https://nps.example.com\n");
+	json_int_t nid = create_webhook_id(&e, rx, "/nps-claims",
+	                                   "\"format\":\"ntfy\",\"events\":[\"survey.received\"],"
+	                                   "\"auth\":\"Bearer tk_ntfy_123\"");
+	char long_comment[3201];
+	for (size_t i = 0; i < 3200; i++)
+		long_comment[i] = "Slow and unclear "[i % 17];
+	long_comment[3200] = '\0';
+	memcpy(long_comment, "Okay5 ", 6);
+
+	json_t *s3 = post_survey(&e, "n-3", "C-3", "claim", 3, "Took three weeks to pay out");
+	json_t *s5 = post_survey(&e, "n-5", "C-5", "claim", 5, long_comment);
+	json_t *s9 = post_survey(&e, "n-9", "C-9", "claim", 9, "Great service");
+
+	const struct rx_req *r3 = ntfy_for(rx, "/nps-claims", "Took three weeks to pay out");
+	check_ntfy(r3, "urgent", "3");
+	const struct rx_req *r5 = ntfy_for(rx, "/nps-claims", "Okay5");
+	check_ntfy(r5, "high", "5");
+	ck_assert_msg(r5->len < 3200, "a 3200-character comment was not cut (%zu bytes)", r5->len);
+	const struct rx_req *r9 = ntfy_for(rx, "/nps-claims", "Great service");
+	check_ntfy(r9, "default", "9");
+
+	/* auth goes out as Authorization, on every push. */
+	const struct rx_req *all[] = { r3, r5, r9 };
+	for (size_t i = 0; i < 3; i++) {
+		const char *authz = rx_header(all[i], "Authorization");
+		ck_assert_msg(authz && strcmp(authz, "Bearer tk_ntfy_123") == 0, "Authorization %s", authz);
+	}
+	/* With server.public_url: Click and an Actions view button to that callback's page. */
+	json_t *cb = json_object_get(s3, "callback");
+	ck_assert_msg(json_is_object(cb), "a score of 3 with a phone queued no callback");
+	char cb_id[32];
+	snprintf(cb_id, sizeof cb_id, "%lld", (long long)iget(cb, "id"));
+	const char *click = rx_header(r3, "Click");
+	ck_assert_msg(click && strncmp(click, "https://nps.example.com/", 24) == 0 && strstr(click, cb_id),
+	              "Click %s for callback %s", click, cb_id);
+	const char *actions = rx_header(r3, "Actions");
+	ck_assert_msg(actions && strstr(actions, "view") && strstr(actions, "https://nps.example.com/") &&
+	                  strstr(actions, cb_id),
+	              "Actions %s", actions);
+
+	json_t *d = wait_delivery(&e, nid, 0, "delivered", 1, WAIT_MS);
+	json_decref(d);
+	json_decref(s3);
+	json_decref(s5);
+	json_decref(s9);
+	env_end(&e);
+
+	/* Without server.public_url: no links; without auth: no Authorization. */
+	env_start(&e, NULL);
+	create_webhook_id(&e, rx, "/nps-plain", "\"format\":\"ntfy\",\"events\":[\"survey.received\"]");
+	json_t *s = post_survey(&e, "p-3", "C-3", "claim", 3, "Nobody called back");
+	ck_assert_msg(json_is_object(json_object_get(s, "callback")), "no callback queued");
+	json_decref(s);
+	const struct rx_req *rp = ntfy_for(rx, "/nps-plain", "Nobody called back");
+	check_ntfy(rp, "urgent", "3");
+	ck_assert_msg(!rx_header(rp, "Click"), "Click without server.public_url: %s", rx_header(rp, "Click"));
+	ck_assert_msg(!rx_header(rp, "Actions"), "Actions without server.public_url: %s", rx_header(rp, "Actions"));
+	ck_assert_msg(!rx_header(rp, "Authorization"), "Authorization without auth: %s", rx_header(rp, "Authorization"));
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(slack_shape)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_int_t sid = create_webhook_id(&e, rx, "/slack", "\"format\":\"slack\",\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "s-2", "C-2", "claim", 2, "Three weeks <waiting> & nothing");
+	ck_assert_uint_eq(rx_wait(rx, "/slack", 1, WAIT_MS), 1);
+	const struct rx_req *r = rx_get(rx, "/slack", 0);
+	const char *ctype = rx_header(r, "Content-Type");
+	ck_assert_msg(ctype && strncmp(ctype, "application/json", 16) == 0, "slack Content-Type %s", ctype);
+	json_t *doc = json_loadb(r->body, r->len, 0, NULL);
+	ck_assert_msg(json_is_object(doc), "slack body is not a JSON object: %s", r->body);
+	const char *text = sget(doc, "text");
+	ck_assert_msg(text && *text, "no text: %s", r->body);
+	ck_assert_msg(strstr(text, "2"), "the text has no score: %s", text);
+	ck_assert_msg(strstr(text, "Three weeks"), "the text has no comment: %s", text);
+	ck_assert_msg(strstr(text, "Jan") && !strstr(text, "Jansen"), "the text should have the first name only: %s",
+	              text);
+	ck_assert_msg(strstr(text, "claim"), "the text has no touchpoint: %s", text);
+	json_decref(doc);
+	json_decref(wait_delivery(&e, sid, 0, "delivered", 1, WAIT_MS));
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* ---------- at least once across kill -9 ---------- */
+
+START_TEST(kill_9_between_commit_and_send_still_delivers)
+{
+	int64_t t0 = fake_clock_init();
+	struct receiver *rx = rx_start();
+	rx_answer(rx, "/hooks/crash", 503, -1);
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/crash", "\"events\":[\"survey.received\"]");
+
+	json_t *s = post_survey(&e, "crash-1", "C-1", "claim", 4, "lost?");
+	json_int_t survey_id = iget(s, "id");
+	json_decref(s);
+	ck_assert_int_eq(npsd_stop(&e.p, SIGKILL), 128 + SIGKILL);
+
+	/* Whatever the daemon had done (nothing, a 503, or a send cut short), after the restart,
+	 * with a clock past any retry or lease, the receiver answering 200 gets it. */
+	rx_clear_script(rx);
+	size_t before = rx_count(rx, "/hooks/crash");
+	fake_clock_set(t0 + 600);
+	ck_assert_int_eq(npsd_restart(&e.p), 0);
+	ck_assert_uint_gt(rx_wait(rx, "/hooks/crash", before + 1, WAIT_MS), before);
+	const struct rx_req *r = rx_wait_find(rx, "/hooks/crash", "\"crash-1\"", WAIT_MS);
+	ck_assert_ptr_nonnull(r);
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 1, WAIT_MS);
+	char want_id[40];
+	snprintf(want_id, sizeof want_id, "msg_%lld", (long long)iget(d, "id"));
+	for (size_t i = 0; i < rx_count(rx, "/hooks/crash"); i++)
+		ck_assert_str_eq(rx_header(rx_get(rx, "/hooks/crash", i), "webhook-id"), want_id);
+	ck_assert_int_eq(rx_get(rx, "/hooks/crash", rx_count(rx, "/hooks/crash") - 1)->status, 200);
+	json_decref(d);
+
+	/* The answer itself survived too. */
+	char path[64];
+	snprintf(path, sizeof path, "/v1/surveys/%lld", (long long)survey_id);
+	struct http_result hr;
+	http_json(&e.p, "GET", path, e.mgr, NULL, &hr);
+	expect_status(&hr, 200, "survey after kill -9");
+	http_result_free(&hr);
+	env_end(&e);
+	rx_stop(rx);
+	unlink(clock_path);
+}
+END_TEST
+
+START_TEST(kill_9_in_the_middle_of_a_send_resends)
+{
+	int64_t t0 = fake_clock_init();
+	struct receiver *rx = rx_start();
+	/* The first request hangs: npsd is killed while it waits for the answer. */
+	struct rx_answer hang = { .path = "/hooks/mid", .status = 200, .count = 1, .delay_ms = 3000 };
+	rx_push(rx, hang);
+	struct env e;
+	env_start(&e, "[webhooks]\ntimeout = 10s\nretry = 1s, 1s, 1s\n");
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/mid", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "mid-1", "C-1", "claim", 6, "half sent");
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/mid", 1, WAIT_MS), 1);
+	ck_assert_int_eq(npsd_stop(&e.p, SIGKILL), 128 + SIGKILL);
+
+	/* Past any lease: the delivery is claimed again and resent with the same webhook-id. */
+	fake_clock_set(t0 + 600);
+	ck_assert_int_eq(npsd_restart(&e.p), 0);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/mid", 2, WAIT_MS), 2);
+	const struct rx_req *a = rx_get(rx, "/hooks/mid", 0), *b = rx_get(rx, "/hooks/mid", 1);
+	ck_assert_str_eq(rx_header(a, "webhook-id"), rx_header(b, "webhook-id"));
+	ck_assert_msg(strstr(b->body, "\"mid-1\""), "the resend is another event: %s", b->body);
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 1, WAIT_MS);
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/mid"), 2);
+	env_end(&e);
+	rx_stop(rx);
+	unlink(clock_path);
+}
+END_TEST
+
+/* ---------- the SSRF guard ---------- */
+
+START_TEST(ssrf_guard_at_create_time)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start_webhooks(&e, "allow_private_targets = false\n", NULL);
+	char loopback[96];
+	snprintf(loopback, sizeof loopback, "http://127.0.0.1:%u/hooks", rx->port);
+	const char *refused[] = {
+		loopback,
+		"http://10.0.0.1/",
+		"http://169.254.169.254/latest/meta-data/",
+		"http://[::1]/",
+		"http://100.64.0.1/",
+		"http://224.0.0.1/",
+		"http://0.0.0.0/",
+		"http://192.168.1.10/",
+		"http://172.16.5.4:8080/",
+		"http://[fd00::1]/",
+		"http://[fe80::1]/",
+		"http://[::ffff:127.0.0.1]/",
+		"http://localhost:9/",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"url\":\"%s\",\"events\":[\"survey.received\"]}", refused[i]);
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+		expect_field_error(&r, "invalid_field", "url", refused[i]);
+		http_result_free(&r);
+	}
+	/* A public address is fine, and PATCH cannot point it at a private one. */
+	json_t *doc = create_webhook(&e, "https://93.184.216.34/hook", "\"events\":[\"survey.received\"]");
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)iget(doc, "id"));
+	json_decref(doc);
+	struct http_result r;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"url\":\"http://10.1.2.3/\"}", &r);
+	expect_field_error(&r, "invalid_field", "url", "patch to a private address");
+	http_result_free(&r);
+	ck_assert_uint_eq(rx_count(rx, NULL), 0);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* Replaces the first from in p's config file with to. */
+static void config_replace(const struct npsd_proc *p, const char *from, const char *to)
+{
+	char *text = read_all(p->config_path, NULL);
+	ck_assert_ptr_nonnull(text);
+	char *at = strstr(text, from);
+	ck_assert_msg(at != NULL, "%s not in the config:\n%s", from, text);
+	FILE *f = fopen(p->config_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fwrite(text, 1, (size_t)(at - text), f);
+	fputs(to, f);
+	fputs(at + strlen(from), f);
+	fclose(f);
+	free(text);
+}
+
+START_TEST(ssrf_guard_at_connect_time)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/inside", "\"events\":[\"survey.received\"]");
+	/* The same webhook, now with the guard on: it was created while allowed. */
+	ck_assert_int_eq(npsd_stop(&e.p, SIGTERM), 0);
+	config_replace(&e.p, "allow_private_targets = true", "allow_private_targets = false");
+	ck_assert_int_eq(npsd_restart(&e.p), 0);
+
+	post_survey_quiet(&e, "ssrf-1", "C-1", "claim", 3, NULL);
+	json_t *d = wait_delivery(&e, wid, 0, NULL, 1, WAIT_MS);
+	json_t *a0 = json_array_get(json_object_get(d, "attempt_log"), 0);
+	ck_assert_msg(a0 != NULL, "no attempt logged");
+	ck_assert_msg(json_is_null(json_object_get(a0, "http_status")), "the refused attempt has an HTTP status");
+	const char *err = sget(a0, "error");
+	ck_assert_msg(contains_ci(err, "refus"), "the attempt's error does not say it was refused: %s",
+	              err ? err : "(null)");
+	ck_assert_msg(contains_ci(sget(d, "last_error"), "refus"), "last_error %s", sget(d, "last_error"));
+	json_decref(d);
+	/* Also the test call. */
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/test", (long long)wid);
+	struct http_result r;
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "test call");
+	json_int_t tid = iget(r.json, "id");
+	http_result_free(&r);
+	d = wait_delivery(&e, wid, tid, NULL, 1, WAIT_MS);
+	ck_assert_msg(contains_ci(sget(d, "last_error"), "refus"), "test call: last_error %s", sget(d, "last_error"));
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	ck_assert_msg(rx_count(rx, NULL) == 0, "the guarded receiver got %zu requests", rx_count(rx, NULL));
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* ---------- the test and retry endpoints ---------- */
+
+START_TEST(test_endpoint_sends_webhook_test)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	char *url = rx_url(rx, "/hooks/t");
+	/* Subscribed to something else: the test call is sent anyway. */
+	json_t *hook = create_webhook(&e, url, "\"events\":[\"callback.completed\"]");
+	json_int_t wid = iget(hook, "id");
+	char *secret = strdup(sget(hook, "secret"));
+	json_decref(hook);
+
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/test", (long long)wid);
+	struct http_result r;
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "test");
+	json_int_t did = iget(r.json, "id");
+	ck_assert_str_eq(sget(r.json, "event_type"), "webhook.test");
+	ck_assert_int_eq(iget(r.json, "webhook_id"), wid);
+	http_result_free(&r);
+
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/t", 1, WAIT_MS), 1);
+	const struct rx_req *req = rx_get(rx, "/hooks/t", 0);
+	json_decref(check_standard(req, secret, "webhook.test"));
+	char want_id[40];
+	snprintf(want_id, sizeof want_id, "msg_%lld", (long long)did);
+	ck_assert_str_eq(rx_header(req, "webhook-id"), want_id);
+	json_decref(wait_delivery(&e, wid, did, "delivered", 1, WAIT_MS));
+
+	/* ntfy: a readable test push. */
+	json_int_t nid = create_webhook_id(&e, rx, "/hooks/t-ntfy", "\"format\":\"ntfy\",\"events\":[\"survey.received\"]");
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/test", (long long)nid);
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "ntfy test");
+	http_result_free(&r);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/t-ntfy", 1, WAIT_MS), 1);
+	req = rx_get(rx, "/hooks/t-ntfy", 0);
+	ck_assert_msg(req->len > 0 && rx_header(req, "Title"), "ntfy test push without text or Title");
+
+	http_json(&e.p, "POST", "/v1/webhooks/987654/test", e.mgr, NULL, &r);
+	expect_status(&r, 404, "test of an unknown webhook");
+	http_result_free(&r);
+	free(secret);
+	free(url);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(retry_endpoint_resends_a_failed_delivery)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	/* One retry step: two attempts, then failed. */
+	env_start(&e, "[webhooks]\nretry = 1s\n");
+	rx_answer(rx, "/hooks/r", 503, 2);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/r", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "rt-1", "C-1", "claim", 8, NULL);
+	json_t *d = wait_delivery(&e, wid, 0, "failed", 2, WAIT_MS);
+	json_int_t did = iget(d, "id");
+	ck_assert_int_eq(iget(d, "attempts"), 2);
+	ck_assert_int_eq(iget(d, "last_http_status"), 503);
+	ck_assert_msg(json_is_null(json_object_get(d, "next_attempt_at")) || !json_object_get(d, "next_attempt_at"),
+	              "a failed delivery has a next attempt");
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/r"), 2);
+
+	/* The receiver is fixed; a manager retries. */
+	char path[64];
+	snprintf(path, sizeof path, "/v1/deliveries/%lld/retry", (long long)did);
+	struct http_result r;
+	http_json(&e.p, "POST", path, e.agent, NULL, &r);
+	expect_status(&r, 403, "agent retries");
+	http_result_free(&r);
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "retry");
+	ck_assert_int_eq(iget(r.json, "id"), did);
+	http_result_free(&r);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/r", 3, WAIT_MS), 3);
+	ck_assert_str_eq(rx_header(rx_get(rx, "/hooks/r", 0), "webhook-id"),
+	                 rx_header(rx_get(rx, "/hooks/r", 2), "webhook-id"));
+	d = wait_delivery(&e, wid, did, "delivered", 3, WAIT_MS);
+	char statuses[64];
+	attempt_statuses(d, statuses, sizeof statuses);
+	ck_assert_str_eq(statuses, "503,503,200");
+	json_decref(d);
+
+	/* A delivered one is not sent again; an unknown one is 404. */
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 409, "retry of a delivered delivery");
+	http_result_free(&r);
+	http_json(&e.p, "POST", "/v1/deliveries/987654/retry", e.mgr, NULL, &r);
+	expect_status(&r, 404, "retry of an unknown delivery");
+	http_result_free(&r);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/r"), 3);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+static Suite *webhooks_suite(void)
+{
+	Suite *s = suite_create("webhooks");
+	TCase *tc = tcase_create("webhooks");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, create_list_get_patch_delete);
+	tcase_add_test(tc, validation_names_the_field);
+	tcase_add_test(tc, roles);
+	tcase_add_test(tc, standard_format_is_signed_and_enveloped);
+	tcase_add_test(tc, retries_503_then_200_with_the_same_id);
+	tcase_add_test(tc, retry_after_is_honoured_up_to_twice_the_step);
+	tcase_add_test(tc, redirects_are_not_followed);
+	tcase_add_test(tc, gone_disables_and_tells_the_others);
+	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
+	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
+	tcase_add_test(tc, filters_pick_the_answers);
+	tcase_add_test(tc, ntfy_shape_with_public_url_and_auth);
+	tcase_add_test(tc, slack_shape);
+	tcase_add_test(tc, kill_9_between_commit_and_send_still_delivers);
+	tcase_add_test(tc, kill_9_in_the_middle_of_a_send_resends);
+	tcase_add_test(tc, ssrf_guard_at_create_time);
+	tcase_add_test(tc, ssrf_guard_at_connect_time);
+	tcase_add_test(tc, test_endpoint_sends_webhook_test);
+	tcase_add_test(tc, retry_endpoint_resends_a_failed_delivery);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	SRunner *sr = srunner_create(webhooks_suite());
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
