@@ -1,6 +1,8 @@
 #include "npsd/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,10 +24,21 @@ int log_set_level(const char *name)
 	return -1;
 }
 
+/* journald reads the <N> priority prefix; a terminal shows it as noise. systemd sets
+ * JOURNAL_STREAM when stderr goes to the journal. */
+static bool to_journal(void)
+{
+	static int cached = -1;
+	if (cached < 0)
+		cached = getenv("JOURNAL_STREAM") != NULL;
+	return cached;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	char line[1024];
-	int off = snprintf(line, sizeof line, "%s%s: ", level_prefix[level], level_names[level]);
+	int off = snprintf(line, sizeof line, "%s%s: ", to_journal() ? level_prefix[level] : "",
+	                   level_names[level]);
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line + off, sizeof line - (size_t)off - 1, fmt, ap);
