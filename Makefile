@@ -34,7 +34,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC))
 TESTLIB_SRC := $(filter-out $(UNIT_SRC) $(IT_SRC),$(wildcard tests/*.c))
 MIGRATIONS := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all deps run check unit it lint install clean bench
+.PHONY: all deps run check valgrind lint install clean bench
 all: $(BUILD)/npsd $(BUILD)/npsctl
 
 # Installs only what is missing, so it is quick when everything is there.
@@ -83,6 +83,14 @@ check: deps
 	$(MAKE) all $(TEST_BIN)
 	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC)); do \
 	  echo "== $$t"; NPSD_BIN=$(BUILD)/npsd NPSCTL_BIN=$(BUILD)/npsctl $$t; \
+	done
+
+# The unit tests in-process (CK_FORK=no) under valgrind: leaks and bad reads fail it.
+valgrind: deps
+	$(MAKE) all $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC)); do \
+	  echo "== valgrind $$t"; CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite $$t; \
 	done
 
 run: deps all
