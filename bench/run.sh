@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# `make bench`: durable ingest throughput of npsd against a libmicrohttpd server that does
-# nothing (the ceiling), both driven by the same wrk command and Lua script in the same run.
+# `make bench`: three measurements against the real daemon, each on a fresh database:
+#   ingest    durable ingest throughput of npsd against a libmicrohttpd server that does
+#             nothing (the ceiling), both driven by the same wrk command and Lua script (issue 5)
+#   claim     POST /v1/callbacks/claim latency with 100,000 callbacks queued (issue 3)
+#   webhooks  alert latency from POST of a survey to a local receiver getting it, with ingest
+#             at 1,000 surveys/s, and the fan-out rate to several webhooks (issue 4)
 # Method and results: bench/README.md.
 #
 # Environment:
+#   BENCH_PHASES    which measurements to run (default "ingest claim webhooks")
 #   BENCH_SECONDS   length of each measured wrk run (default 15)
 #   BENCH_WARMUP    length of the warm-up run before each measured run (default 2)
 #   BENCH_THREADS   wrk threads (default 2)      BENCH_CONNECTIONS  wrk connections (default 64)
+#   BENCH_CLAIM_QUEUE     callbacks queued before the claims (default 100000)
+#   BENCH_CLAIM_REQUESTS  measured claims in each of the two claim runs (default 2000)
+#   BENCH_CLAIM_THREADS   agents claiming at once in the concurrent run (default 4)
+#   BENCH_ALERT_RATE      surveys/s posted during the alert-latency run (default 1000)
+#   BENCH_ALERT_SECONDS   length of that run (default 10)
+#   BENCH_FANOUT_WEBHOOKS webhooks in the fan-out run (default 5)
+#   BENCH_FANOUT_SURVEYS  surveys posted in the fan-out run (default 5000)
+#   BENCH_WAIT_TIMEOUT    how long to wait for every delivery to arrive (default 60 s)
 #   NPSD_BIN, NPSCTL_BIN   the binaries to measure (default build/npsd, build/npsctl)
-#   BENCH_TMPDIR    where the fresh database goes (default $TMPDIR or /tmp; must be a real
+#   BENCH_TMPDIR    where the fresh databases go (default $TMPDIR or /tmp; must be a real
 #                   disk: on tmpfs an fsync costs nothing and the figure means nothing)
 #
-# Exit status: 0 when every 201 is a row in the database, 1 on a MISMATCH, 2 on a failure to
-# build or start something.
+# Exit status: 0 when every 201 is a row in the database and every acknowledged survey's
+# alert reached the receiver, 1 on a MISMATCH or a LOST alert, 2 on a failure to build or
+# start something. Figures that miss their targets are reported, not an error.
 
 # The Makefile runs `sh bench/run.sh`: carry on under bash whatever sh is.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
@@ -29,9 +43,24 @@ NPSD=${NPSD_BIN:-build/npsd}
 NPSCTL=${NPSCTL_BIN:-build/npsctl}
 OUT=bench/out
 LUA=bench/ingest.lua
+PHASES=" ${BENCH_PHASES:-ingest claim webhooks} "
+CLAIM_QUEUE=${BENCH_CLAIM_QUEUE:-100000}
+CLAIM_REQUESTS=${BENCH_CLAIM_REQUESTS:-2000}
+CLAIM_THREADS=${BENCH_CLAIM_THREADS:-4}
+CLAIM_WARMUP=20          # unmeasured claims per agent first (connection set-up, caches)
+ALERT_RATE=${BENCH_ALERT_RATE:-1000}
+ALERT_SECONDS=${BENCH_ALERT_SECONDS:-10}
+FANOUT_WEBHOOKS=${BENCH_FANOUT_WEBHOOKS:-5}
+FANOUT_SURVEYS=${BENCH_FANOUT_SURVEYS:-5000}
+WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-60}
+LOAD=build/bench/npsload
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
+phase() { [[ $PHASES == *" $1 "* ]]; }
+for p in $PHASES; do
+	case $p in ingest | claim | webhooks) ;; *) die "unknown phase in BENCH_PHASES: $p" ;; esac
+done
 
 # --- tools -------------------------------------------------------------------------------
 need=""
@@ -49,17 +78,26 @@ fi
 [ -x "$NPSD" ] || die "$NPSD is missing: run make all first"
 [ -x "$NPSCTL" ] || die "$NPSCTL is missing: run make all first"
 
-say "building the no-op server"
+say "building the no-op server, the webhook receiver and the load client"
 mkdir -p build/bench "$OUT"
 # shellcheck disable=SC2046
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/noop_server.c \
 	$(pkg-config --cflags --libs libmicrohttpd) -o build/bench/noop_server ||
 	die "cannot build bench/noop_server.c"
+# shellcheck disable=SC2046
+cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/hook_receiver.c \
+	$(pkg-config --cflags --libs libmicrohttpd jansson) -lpthread -o build/bench/hook_receiver ||
+	die "cannot build bench/hook_receiver.c"
+# shellcheck disable=SC2046
+cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/npsload.c \
+	$(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$LOAD" ||
+	die "cannot build bench/npsload.c"
 
 # --- scratch space, cleanup --------------------------------------------------------------
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/npsd-bench.XXXXXX")
 NPSD_PID=""
 NOOP_PID=""
+RECV_PID=""
 stop_pid() { # stop_pid PID: SIGTERM, up to 20 s to go, then SIGKILL; returns its status
 	local pid=$1 i rc=0
 	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; return "$rc"; }
@@ -80,7 +118,11 @@ cleanup() {
 	trap - EXIT INT TERM
 	[ -n "$NPSD_PID" ] && { stop_pid "$NPSD_PID" || true; }
 	[ -n "$NOOP_PID" ] && { stop_pid "$NOOP_PID" || true; }
-	[ -f "$TMP/npsd.log" ] && { cp "$TMP/npsd.log" "$OUT/npsd.log" 2>/dev/null || true; }
+	[ -n "$RECV_PID" ] && { stop_pid "$RECV_PID" || true; }
+	local f
+	for f in "$TMP"/npsd*.log "$TMP"/webhooks/hooks.txt "$TMP"/webhooks/sends.txt; do
+		[ -f "$f" ] && { cp "$f" "$OUT/" 2>/dev/null || true; }
+	done
 	rm -rf "$TMP"
 	exit "$rc"
 }
@@ -126,9 +168,10 @@ wait_for_port() { # wait_for_port FILE PID: up to 15 s for a port number in FILE
 	return 1
 }
 
-# --- npsd --------------------------------------------------------------------------------
-CFG=$TMP/npsd.conf
-cat >"$CFG" <<EOF
+# --- ingest: npsd ----------------------------------------------------------------------
+if phase ingest; then
+	CFG=$TMP/npsd.conf
+	cat >"$CFG" <<EOF
 ; written by bench/run.sh
 [server]
 listen = 127.0.0.1:0
@@ -139,94 +182,303 @@ path = $TMP/npsd.db
 hours = always
 EOF
 
-TOKEN=$("$NPSCTL" --db "$TMP/npsd.db" key create --role ingest --name bench) ||
-	die "npsctl key create failed"
-[ -n "$TOKEN" ] || die "npsctl printed no token"
+	TOKEN=$("$NPSCTL" --db "$TMP/npsd.db" key create --role ingest --name bench) ||
+		die "npsctl key create failed"
+	[ -n "$TOKEN" ] || die "npsctl printed no token"
 
-NPSD_CMD=("$NPSD" --config "$CFG" --port-file "$TMP/port" --log-level warn)
-say "starting: ${NPSD_CMD[*]}"
-"${NPSD_CMD[@]}" 2>"$TMP/npsd.log" &
-NPSD_PID=$!
-PORT=$(wait_for_port "$TMP/port" "$NPSD_PID") || {
-	cat "$TMP/npsd.log" >&2
-	die "npsd did not start"
-}
-URL=http://127.0.0.1:$PORT/v1/surveys
+	NPSD_CMD=("$NPSD" --config "$CFG" --port-file "$TMP/port" --log-level warn)
+	say "starting: ${NPSD_CMD[*]}"
+	"${NPSD_CMD[@]}" 2>"$TMP/npsd.log" &
+	NPSD_PID=$!
+	PORT=$(wait_for_port "$TMP/port" "$NPSD_PID") || {
+		cat "$TMP/npsd.log" >&2
+		die "npsd did not start"
+	}
+	URL=http://127.0.0.1:$PORT/v1/surveys
 
-say "npsd warm-up, ${WARMUP}s"
-run_wrk npsd-warmup "$URL" "$WARMUP"
-warm_201=$B_s201 warm_unanswered=$B_unanswered warm_non2xx=$B_non2xx
+	say "npsd warm-up, ${WARMUP}s"
+	run_wrk npsd-warmup "$URL" "$WARMUP"
+	warm_201=$B_s201 warm_unanswered=$B_unanswered warm_non2xx=$B_non2xx
 
-WRK_SHOWN="wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $URL"
-say "npsd measured run: $WRK_SHOWN"
-run_wrk npsd "$URL" "$SECONDS_RUN"
-n_rps=$B_rps n_201=$B_s201 n_non2xx=$B_non2xx n_p50=$B_p50_ms n_p90=$B_p90_ms n_p99=$B_p99_ms
-n_unanswered=$B_unanswered n_errors=$B_errors n_secs=$B_seconds
+	WRK_SHOWN="wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $URL"
+	say "npsd measured run: $WRK_SHOWN"
+	run_wrk npsd "$URL" "$SECONDS_RUN"
+	n_rps=$B_rps n_201=$B_s201 n_non2xx=$B_non2xx n_p50=$B_p50_ms n_p90=$B_p90_ms n_p99=$B_p99_ms
+	n_unanswered=$B_unanswered n_errors=$B_errors n_secs=$B_seconds
 
-hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$NPSD_PID/status" 2>/dev/null || echo 0)
-rss_mib=$(awk -v k="${hwm_kb:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
+	hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$NPSD_PID/status" 2>/dev/null || echo 0)
+	rss_mib=$(awk -v k="${hwm_kb:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
 
-say "stopping npsd (SIGTERM)"
-npsd_rc=0
-stop_pid "$NPSD_PID" || npsd_rc=$?
-NPSD_PID=""
-[ "$npsd_rc" -eq 0 ] || echo "bench: WARNING: npsd exited with status $npsd_rc after SIGTERM" >&2
-if [ -s "$TMP/npsd.log" ]; then
-	say "npsd's log (warn and above):"
-	sed 's/^/   /' "$TMP/npsd.log" | tail -n 20 >&2
+	say "stopping npsd (SIGTERM)"
+	npsd_rc=0
+	stop_pid "$NPSD_PID" || npsd_rc=$?
+	NPSD_PID=""
+	[ "$npsd_rc" -eq 0 ] || echo "bench: WARNING: npsd exited with status $npsd_rc after SIGTERM" >&2
+	if [ -s "$TMP/npsd.log" ]; then
+		say "npsd's log (warn and above):"
+		sed 's/^/   /' "$TMP/npsd.log" | tail -n 20 >&2
+	fi
+
+	rows=$(sqlite3 "$TMP/npsd.db" 'select count(*) from surveys') || die "cannot count the rows"
+	counted=$((warm_201 + n_201))
+	unanswered=$((warm_unanswered + n_unanswered))
+	extra=$((rows - counted))
+	if [ "$extra" -eq 0 ]; then
+		verdict=OK
+	elif [ "$extra" -gt 0 ] && [ "$extra" -le "$unanswered" ]; then
+		# Requests wrk wrote but stopped waiting for when its time was up: the server may well
+		# have stored them. Not an acknowledged answer lost, so not a mismatch.
+		verdict="OK  (+$extra stored whose answer wrk never read: in flight when it stopped)"
+	else
+		verdict=MISMATCH
+	fi
+
+	# --- the ceiling -------------------------------------------------------------------------
+	say "starting the no-op server"
+	build/bench/noop_server 0 >"$TMP/noop.port" 2>"$TMP/noop.log" &
+	NOOP_PID=$!
+	NOOP_PORT=$(wait_for_port "$TMP/noop.port" "$NOOP_PID") || {
+		cat "$TMP/noop.log" >&2
+		die "the no-op server did not start"
+	}
+	NOOP_URL=http://127.0.0.1:$NOOP_PORT/v1/surveys
+	say "no-op warm-up, ${WARMUP}s"
+	run_wrk noop-warmup "$NOOP_URL" "$WARMUP"
+	say "no-op measured run: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $NOOP_URL"
+	run_wrk noop "$NOOP_URL" "$SECONDS_RUN"
+	c_rps=$B_rps c_p50=$B_p50_ms c_p99=$B_p99_ms c_non2xx=$B_non2xx
+	stop_pid "$NOOP_PID" || true
+	NOOP_PID=""
+
+	ratio=$(awk -v a="$n_rps" -v b="$c_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+	durable=$(awk -v n="$n_201" -v s="$n_secs" 'BEGIN { printf "%.0f", n / s }')
 fi
 
-rows=$(sqlite3 "$TMP/npsd.db" 'select count(*) from surveys') || die "cannot count the rows"
-counted=$((warm_201 + n_201))
-unanswered=$((warm_unanswered + n_unanswered))
-extra=$((rows - counted))
-if [ "$extra" -eq 0 ]; then
-	verdict=OK
-elif [ "$extra" -gt 0 ] && [ "$extra" -le "$unanswered" ]; then
-	# Requests wrk wrote but stopped waiting for when its time was up: the server may well
-	# have stored them. Not an acknowledged answer lost, so not a mismatch.
-	verdict="OK  (+$extra stored whose answer wrk never read: in flight when it stopped)"
-else
-	verdict=MISMATCH
+# --- helpers for the claim and webhook phases ---------------------------------------------
+
+# kv PREFIX LINE: for every key=value in LINE (a "WORD k=v k=v ..." line of npsload), sets
+# the shell variable PREFIXkey to value.
+kv() {
+	local prefix=$1 pair
+	for pair in ${2#* }; do
+		case $pair in *=*) printf -v "$prefix${pair%%=*}" '%s' "${pair#*=}" ;; esac
+	done
+}
+
+# load PREFIX NAME TIMEOUT_S ARGS...: runs the load client `npsload ARGS...` (killed after
+# TIMEOUT_S), shows its output and sets PREFIXkey=value from its result line ("WORD k=v ...").
+load() {
+	local prefix=$1 name=$2 limit=$3 line
+	shift 3
+	timeout --foreground -k 5 "$limit" "$LOAD" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || {
+		cat "$TMP/$name.out" "$TMP/$name.err" >&2
+		die "npsload $1 failed or timed out ($name)"
+	}
+	sed 's/^/   /' "$TMP/$name.err" "$TMP/$name.out" >&2
+	line=$(grep -E '^[A-Z]+ ' "$TMP/$name.out" | tail -n1) || die "npsload printed no result ($name)"
+	kv "$prefix" "$line"
+}
+
+# start_npsd DIR [EXTRA_CONFIG]: a fresh npsd on DIR/npsd.db, as the ingest phase starts it,
+# plus EXTRA_CONFIG lines; sets NPSD_PID and PORT. Its log goes to $TMP/npsd-NAME.log.
+start_npsd() {
+	local dir=$1 extra=${2:-} name
+	name=$(basename "$dir")
+	cat >"$dir/npsd.conf" <<EOF
+; written by bench/run.sh ($name)
+[server]
+listen = 127.0.0.1:0
+threads = 0
+[database]
+path = $dir/npsd.db
+[callbacks]
+hours = always
+$extra
+EOF
+	say "starting: $NPSD --config $dir/npsd.conf --port-file $dir/port --log-level warn"
+	"$NPSD" --config "$dir/npsd.conf" --port-file "$dir/port" --log-level warn 2>"$TMP/npsd-$name.log" &
+	NPSD_PID=$!
+	PORT=$(wait_for_port "$dir/port" "$NPSD_PID") || {
+		cat "$TMP/npsd-$name.log" >&2
+		die "npsd did not start ($name)"
+	}
+}
+
+# stop_npsd NAME: peak RSS into RSS_MIB, SIGTERM, the tail of its log.
+stop_npsd() {
+	local name=$1 kb rc=0
+	kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$NPSD_PID/status" 2>/dev/null || echo 0)
+	RSS_MIB=$(awk -v k="${kb:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
+	say "stopping npsd (SIGTERM)"
+	stop_pid "$NPSD_PID" || rc=$?
+	NPSD_PID=""
+	[ "$rc" -eq 0 ] || echo "bench: WARNING: npsd exited with status $rc after SIGTERM ($name)" >&2
+	if [ -s "$TMP/npsd-$name.log" ]; then
+		say "npsd's log (warn and above):"
+		sed 's/^/   /' "$TMP/npsd-$name.log" | tail -n 20 >&2
+	fi
+}
+
+new_key() { # new_key DB ROLE NAME: prints a new token
+	local t
+	t=$("$NPSCTL" --db "$1" key create --role "$2" --name "$3" 2>/dev/null) || die "npsctl key create failed"
+	[ -n "$t" ] || die "npsctl printed no token"
+	printf '%s\n' "$t"
+}
+
+cpu_s() { # cpu_s PID: user + system CPU seconds so far
+	awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' \
+		"/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+target() { # target VALUE OP LIMIT: OK or MISSED
+	awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
+		ok = (op == "<") ? (v + 0 < l + 0) : (v + 0 >= l + 0)
+		print ok ? "OK" : "MISSED" }'
+}
+
+# --- claim: p99 with 100,000 queued callbacks ---------------------------------------------
+if phase claim; then
+	D=$TMP/claim
+	mkdir -p "$D"
+	ING=$(new_key "$D/npsd.db" ingest bench-fill)
+	AGENTS=()
+	for i in $(seq 1 "$CLAIM_THREADS"); do
+		AGENTS+=("$(new_key "$D/npsd.db" agent "bench-agent-$i")")
+	done
+	start_npsd "$D"
+	BASE=http://127.0.0.1:$PORT
+
+	say "claim: queueing $CLAIM_QUEUE callbacks (batches of 1000, 2 in flight)"
+	load F_ claim-fill 600 fill "$BASE" "$ING" "queue-$$" "$CLAIM_QUEUE" 1000 2
+	cq_depth=$(sqlite3 "$D/npsd.db" "select count(*) from callbacks where status = 'queued'" 2>/dev/null || echo '?')
+	say "claim: queue depth $cq_depth"
+
+	per=$((CLAIM_REQUESTS / CLAIM_THREADS))
+	[ "$per" -ge 1 ] || per=1
+	say "claim: 1 agent, $CLAIM_WARMUP + $CLAIM_REQUESTS claims one after the other"
+	load C1_ claim-seq 150 claim "$BASE" 120 "$CLAIM_REQUESTS" "$CLAIM_WARMUP" "${AGENTS[0]}"
+	say "claim: $CLAIM_THREADS agents at once, $CLAIM_WARMUP + $per claims each"
+	load C4_ claim-conc 150 claim "$BASE" 120 "$per" "$CLAIM_WARMUP" "${AGENTS[@]}"
+	cq_after=$(sqlite3 "$D/npsd.db" "select count(*) from callbacks where status = 'queued'" 2>/dev/null || echo '?')
+	stop_npsd claim
+	cq_rss=$RSS_MIB
 fi
 
-# --- the ceiling -------------------------------------------------------------------------
-say "starting the no-op server"
-build/bench/noop_server 0 >"$TMP/noop.port" 2>"$TMP/noop.log" &
-NOOP_PID=$!
-NOOP_PORT=$(wait_for_port "$TMP/noop.port" "$NOOP_PID") || {
-	cat "$TMP/noop.log" >&2
-	die "the no-op server did not start"
-}
-NOOP_URL=http://127.0.0.1:$NOOP_PORT/v1/surveys
-say "no-op warm-up, ${WARMUP}s"
-run_wrk noop-warmup "$NOOP_URL" "$WARMUP"
-say "no-op measured run: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $NOOP_URL"
-run_wrk noop "$NOOP_URL" "$SECONDS_RUN"
-c_rps=$B_rps c_p50=$B_p50_ms c_p99=$B_p99_ms c_non2xx=$B_non2xx
-stop_pid "$NOOP_PID" || true
-NOOP_PID=""
+# --- webhooks: alert latency at 1,000 surveys/s, then fan-out -----------------------------
+alerts_lost=0
+if phase webhooks; then
+	D=$TMP/webhooks
+	mkdir -p "$D"
+	ING=$(new_key "$D/npsd.db" ingest bench-stream)
+	MGR=$(new_key "$D/npsd.db" manager bench-manager)
+	start_npsd "$D" "[webhooks]
+allow_private_targets = true"
+	BASE=http://127.0.0.1:$PORT
 
-ratio=$(awk -v a="$n_rps" -v b="$c_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-durable=$(awk -v n="$n_201" -v s="$n_secs" 'BEGIN { printf "%.0f", n / s }')
+	say "starting the webhook receiver"
+	build/bench/hook_receiver 0 "$D/hooks.txt" >"$D/receiver.port" 2>"$D/receiver.log" &
+	RECV_PID=$!
+	RPORT=$(wait_for_port "$D/receiver.port" "$RECV_PID") || {
+		cat "$D/receiver.log" >&2
+		die "the webhook receiver did not start"
+	}
+	RBASE=http://127.0.0.1:$RPORT
+
+	alert_wh=$(timeout 30 "$LOAD" webhook "$BASE" "$MGR" "$RBASE/hook/alert") ||
+		die "cannot create the alert webhook"
+	say "alert latency: $ALERT_RATE surveys/s for ${ALERT_SECONDS}s, webhook $alert_wh -> $RBASE/hook/alert"
+	load S_ alert-stream $((ALERT_SECONDS + 60)) stream "$BASE" "$ING" "alert-$$" \
+		"$ALERT_RATE" "$ALERT_SECONDS" "$D/sends.txt"
+	say "alert latency: waiting for $S_s201 alerts (up to ${WAIT_TIMEOUT}s)"
+	load AW_ alert-wait $((WAIT_TIMEOUT + 30)) wait "$RBASE" /hook/alert "$S_s201" "$WAIT_TIMEOUT"
+	timeout 30 "$LOAD" webhook-off "$BASE" "$MGR" "$alert_wh" ||
+		echo "bench: WARNING: cannot switch the alert webhook off; it keeps receiving during the fan-out" >&2
+
+	say "fan-out: $FANOUT_WEBHOOKS webhooks, $FANOUT_SURVEYS surveys in batches of 1000"
+	for i in $(seq 1 "$FANOUT_WEBHOOKS"); do
+		timeout 30 "$LOAD" webhook "$BASE" "$MGR" "$RBASE/hook/fan$i" >/dev/null ||
+			die "cannot create fan-out webhook $i"
+	done
+	cpu0_npsd=$(cpu_s "$NPSD_PID") cpu0_recv=$(cpu_s "$RECV_PID") t0=$(date +%s.%N)
+	load FF_ fanout-fill 300 fill "$BASE" "$ING" "fan-$$" "$FANOUT_SURVEYS" 1000 2
+	fan_expected=$((FF_s201 * FANOUT_WEBHOOKS))
+	say "fan-out: waiting for $fan_expected deliveries (up to ${WAIT_TIMEOUT}s)"
+	load FW_ fanout-wait $((WAIT_TIMEOUT + 30)) wait "$RBASE" /hook/fan "$fan_expected" "$WAIT_TIMEOUT"
+	cpu1_npsd=$(cpu_s "$NPSD_PID") cpu1_recv=$(cpu_s "$RECV_PID") t1=$(date +%s.%N)
+	fan_cpu=$(awk -v a="$cpu0_npsd" -v b="$cpu1_npsd" -v c="$cpu0_recv" -v d="$cpu1_recv" \
+		-v t0="$t0" -v t1="$t1" 'BEGIN { printf "npsd %.1f s, receiver %.1f s CPU in %.1f s", b - a, d - c, t1 - t0 }')
+
+	say "stopping the webhook receiver (SIGTERM)"
+	recv_rc=0
+	stop_pid "$RECV_PID" || recv_rc=$?
+	RECV_PID=""
+	[ "$recv_rc" -eq 0 ] || echo "bench: WARNING: the receiver exited with status $recv_rc" >&2
+	stop_npsd webhooks
+	wh_rss=$RSS_MIB
+
+	load A_ alert-report 60 alert-report "$D/sends.txt" "$D/hooks.txt" /hook/alert
+	load FO_ fanout-report 60 fanout-report "$D/hooks.txt" /hook/fan "$FF_start_ns" "$fan_expected"
+	wh_db=$(sqlite3 -separator ' ' "$D/npsd.db" \
+		"select group_concat(status || ' ' || n, ', ') from (select status, count(*) n from deliveries group by status)" \
+		2>/dev/null || echo '?')
+	wh_retried=$(sqlite3 "$D/npsd.db" "select count(*) from deliveries where attempts > 1" 2>/dev/null || echo '?')
+	[ "$A_missing" -eq 0 ] || alerts_lost=1
+	[ "$FO_missing" -eq 0 ] || alerts_lost=1
+fi
 
 # --- summary -----------------------------------------------------------------------------
 {
-	echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
-		" $(nproc) cores  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (+${WARMUP}s warm-up)"
-	printf 'npsd ingest:   %s req/s  (201s: %s, non-2xx: %s)  p50 %s ms  p99 %s ms  peak RSS %s MiB\n' \
-		"$n_rps" "$n_201" "$n_non2xx" "$n_p50" "$n_p99" "$rss_mib"
-	printf 'noop ceiling:  %s req/s  (non-2xx: %s)  p50 %s ms  p99 %s ms\n' \
-		"$c_rps" "$c_non2xx" "$c_p50" "$c_p99"
-	printf 'ratio:         %s\n' "$ratio"
-	printf 'rows in db:    %s  (201s counted: %s)  %s\n' "$rows" "$counted" "$verdict"
-	printf 'details:       durable 201s/s %s, p90 %s ms, socket errors %s, warm-up 201s %s (non-2xx %s)\n' \
-		"$durable" "$n_p90" "$n_errors" "$warm_201" "$warm_non2xx"
+	if phase ingest; then
+		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
+			" $(nproc) cores  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (+${WARMUP}s warm-up)"
+		printf 'npsd ingest:   %s req/s  (201s: %s, non-2xx: %s)  p50 %s ms  p99 %s ms  peak RSS %s MiB\n' \
+			"$n_rps" "$n_201" "$n_non2xx" "$n_p50" "$n_p99" "$rss_mib"
+		printf 'noop ceiling:  %s req/s  (non-2xx: %s)  p50 %s ms  p99 %s ms\n' \
+			"$c_rps" "$c_non2xx" "$c_p50" "$c_p99"
+		printf 'ratio:         %s\n' "$ratio"
+		printf 'rows in db:    %s  (201s counted: %s)  %s\n' "$rows" "$counted" "$verdict"
+		printf 'details:       durable 201s/s %s, p90 %s ms, socket errors %s, warm-up 201s %s (non-2xx %s)\n' \
+			"$durable" "$n_p90" "$n_errors" "$warm_201" "$warm_non2xx"
+	else
+		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
+			" $(nproc) cores  phases:$PHASES"
+	fi
+	if phase claim; then
+		printf 'claim:         p99 %s ms  p50 %s ms  max %s ms  (1 agent, %s claims one after the other, queue depth %s)  target p99 < 5 ms: %s\n' \
+			"$C1_p99_ms" "$C1_p50_ms" "$C1_max_ms" "$C1_requests" "$cq_depth" "$(target "$C1_p99_ms" '<' 5)"
+		printf 'claim x%s:      p99 %s ms  p50 %s ms  max %s ms  (%s agents at once, %s claims, %s claims/s)  target p99 < 5 ms: %s\n' \
+			"$CLAIM_THREADS" "$C4_p99_ms" "$C4_p50_ms" "$C4_max_ms" "$C4_threads" "$C4_requests" "$C4_rps" \
+			"$(target "$C4_p99_ms" '<' 5)"
+		printf 'claim details: answers 1 agent 200:%s 204:%s 5xx:%s other:%s failed:%s, %s agents 200:%s 204:%s 5xx:%s other:%s failed:%s; queue %s -> %s; filled %s callbacks in %s s (%s surveys/s, item errors %s, batch errors %s); peak RSS %s MiB\n' \
+			"$C1_s200" "$C1_s204" "$C1_s5xx" "$C1_other" "$C1_failed" "$CLAIM_THREADS" "$C4_s200" "$C4_s204" \
+			"$C4_s5xx" "$C4_other" "$C4_failed" "$cq_depth" "$cq_after" "$F_callbacks" "$F_seconds" "$F_rate" \
+			"$F_other" "$F_http_errors" "$cq_rss"
+	fi
+	if phase webhooks; then
+		printf 'alert latency: p99 %s ms  p50 %s ms  max %s ms  (%s surveys/s for %s s: %s alerts for %s 201s, missing %s, resent %s)  target p99 < 100 ms: %s\n' \
+			"$A_p99_ms" "$A_p50_ms" "$A_max_ms" "$ALERT_RATE" "$ALERT_SECONDS" "$A_matched" "$A_sent201" \
+			"$A_missing" "$A_duplicates" "$(target "$A_p99_ms" '<' 100)"
+		printf 'fan-out:       %s deliveries/s  (%s webhooks x %s surveys = %s deliveries in %s s, first to last arrival; %s/s from the first POST; missing %s)  target 5000/s: %s\n' \
+			"$FO_recv_rate" "$FANOUT_WEBHOOKS" "$FF_s201" "$FO_unique" "$FO_recv_seconds" "$FO_e2e_rate" \
+			"$FO_missing" "$(target "$FO_recv_rate" '>=' 5000)"
+		printf 'hook details:  stream %s sent, 201s %s, non-2xx %s, errors %s, answer p99 %s ms, sends at most %s ms late; alert after the 201 p50 %s ms p99 %s ms; deliveries in db: %s, retried %s; fan-out posts %s s, %s; peak RSS %s MiB%s\n' \
+			"$S_sent" "$S_s201" "$S_non2xx" "$S_errors" "$S_p99_ms" "$S_max_late_ms" "$A_after201_p50_ms" \
+			"$A_after201_p99_ms" "$wh_db" "$wh_retried" \
+			"$FF_seconds" "$fan_cpu" "$wh_rss" \
+			"$([ "$alerts_lost" -eq 0 ] || echo '  LOST: alerts that did not arrive within the wait')"
+	fi
 } >"$OUT/last.txt"
 echo
 cat "$OUT/last.txt"
 
-case "$verdict" in
-MISMATCH) echo "bench: MISMATCH: $rows rows for $counted acknowledged answers" >&2; exit 1 ;;
-esac
-exit 0
+rc=0
+if phase ingest && [ "$verdict" = MISMATCH ]; then
+	echo "bench: MISMATCH: $rows rows for $counted acknowledged answers" >&2
+	rc=1
+fi
+if [ "$alerts_lost" -ne 0 ]; then
+	echo "bench: LOST: alerts missing after ${WAIT_TIMEOUT}s: latency run $A_missing, fan-out $FO_missing" >&2
+	rc=1
+fi
+exit "$rc"
