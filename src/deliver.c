@@ -17,7 +17,7 @@
 #include "npsd/webhook_format.h"
 #include "npsd/webhooks.h"
 
-#define MAX_IN_FLIGHT 64        /* transfers at once; more would only queue in the receiver */
+#define MAX_IN_FLIGHT 256       /* transfers at once, over reused connections */
 #define RESPONSE_HEAD_MAX 4096  /* SPEC: the first 4 KiB of every answer is kept */
 #define LEASE_SLACK_S 30        /* a lease outlives the attempt's timeout by this much */
 #define IDLE_POLL_MS 60000      /* with nothing due, look again every minute anyway */
