@@ -47,6 +47,18 @@ void api_submit(struct http_request *req, struct api_write *w, int (*apply)(stru
 	db_submit(http_app(req)->db, &w->write);
 }
 
+json_t *api_time(int64_t t)
+{
+	char buf[21];
+	return t ? json_string(time_format_rfc3339(t, buf)) : json_null();
+}
+
+void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor)
+{
+	http_reply_json(req, 200, json_pack("{s:o, s:o}", name, items, "next_cursor",
+	                                    next_cursor ? json_string(next_cursor) : json_null()));
+}
+
 void api_healthz(struct http_request *req)
 {
 	http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));

@@ -14,12 +14,6 @@
 #define LIST_MAX 500
 #define HISTORY_MAX 20
 
-static json_t *time_or_null(int64_t t)
-{
-	char buf[21];
-	return t ? json_string(time_format_rfc3339(t, buf)) : json_null();
-}
-
 static json_t *callback_json(const struct callback_row *row)
 {
 	char due[21], sla[21], created[21];
@@ -28,10 +22,10 @@ static json_t *callback_json(const struct callback_row *row)
 	                 "touchpoint", row->touchpoint, "due_at", time_format_rfc3339(row->due_at, due),
 	                 "sla_deadline", time_format_rfc3339(row->sla_deadline, sla), "sla_breached",
 	                 row->sla_breached, "attempts", row->attempts, "max_attempts", row->max_attempts,
-	                 "claimed_by", row->claimed_by, "lease_expires_at", time_or_null(row->lease_expires_at),
+	                 "claimed_by", row->claimed_by, "lease_expires_at", api_time(row->lease_expires_at),
 	                 "outcome", row->outcome, "notes", row->notes, "created_at",
 	                 time_format_rfc3339(row->created_at, created), "first_attempt_at",
-	                 time_or_null(row->first_attempt_at), "closed_at", time_or_null(row->closed_at));
+	                 api_time(row->first_attempt_at), "closed_at", api_time(row->closed_at));
 }
 
 static json_t *survey_brief_json(const struct survey_row *row)
@@ -367,16 +361,13 @@ void api_callbacks_list(struct http_request *req)
 		http_reply_storage_error(req, r);
 		return;
 	}
-	json_t *next = json_null();
+	char next[80] = "";
 	if (json_array_size(st.items) > (size_t)limit) {
 		json_array_remove(st.items, (size_t)limit);
-		char text[80];
-		snprintf(text, sizeof text, "%" PRId64 ".%" PRId64 ".%" PRId64, st.keys[0][0], st.keys[0][1],
+		snprintf(next, sizeof next, "%" PRId64 ".%" PRId64 ".%" PRId64, st.keys[0][0], st.keys[0][1],
 		         st.keys[0][2]);
-		json_decref(next);
-		next = json_string(text);
 	}
-	http_reply_json(req, 200, json_pack("{s:o, s:o}", "callbacks", st.items, "next_cursor", next));
+	api_reply_page(req, "callbacks", st.items, next[0] ? next : NULL);
 }
 
 void api_callbacks_stats(struct http_request *req)

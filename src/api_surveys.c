@@ -166,7 +166,7 @@ void api_surveys_post(struct http_request *req)
 
 static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)
 {
-	char answered[21], received[21], updated[21];
+	char answered[21], received[21];
 	json_t *attributes = row->attributes ? json_loads(row->attributes, 0, NULL) : NULL;
 	json_t *callback = json_null();
 	struct callback_brief cb;
@@ -187,13 +187,13 @@ static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)
 	if (!customer)
 		customer = json_pack("{s:s}", "id", row->customer_id);
 	return json_pack(
-		"{s:I, s:s, s:s, s:o, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:s?, s:b, s:o, s:b, s:s?, s:o}",
+		"{s:I, s:s, s:s, s:o, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:o, s:b, s:o, s:b, s:s?, s:o}",
 		"id", (json_int_t)row->id, "response_id", row->response_id, "source", row->source,
 		"customer", customer, "touchpoint", row->touchpoint, "channel", row->channel,
 		"score", row->score, "category", survey_category(row->score), "comment", row->comment,
 		"answered_at", time_format_rfc3339(row->answered_at, answered),
 		"received_at", time_format_rfc3339(row->received_at, received),
-		"updated_at", row->updated_at ? time_format_rfc3339(row->updated_at, updated) : NULL,
+		"updated_at", api_time(row->updated_at),
 		"contact_consent", row->consent, "attributes", attributes ? attributes : json_object(),
 		"excluded", row->excluded, "exclude_reason", row->exclude_reason, "callback", callback);
 }
@@ -218,14 +218,15 @@ void api_surveys_get(struct http_request *req)
 struct list_state {
 	struct db_conn *conn;
 	json_t *items;
-	int64_t last_id;
+	int64_t ids[2]; /* of the last two rows: a cursor names the one before the extra */
 };
 
 static int list_add(const struct survey_row *row, void *arg)
 {
 	struct list_state *st = arg;
 	json_array_append_new(st->items, survey_json(st->conn, row));
-	st->last_id = row->id;
+	st->ids[0] = st->ids[1];
+	st->ids[1] = row->id;
 	return 0;
 }
 
@@ -252,15 +253,10 @@ void api_surveys_list(struct http_request *req)
 		http_reply_storage_error(req, r);
 		return;
 	}
-	json_t *next = json_null();
+	char next[24] = "";
 	if (json_array_size(st.items) > (size_t)limit) {
 		json_array_remove(st.items, (size_t)limit);
-		json_t *last = json_array_get(st.items, (size_t)limit - 1);
-		char cursor_text[24];
-		snprintf(cursor_text, sizeof cursor_text, "%lld",
-		         (long long)json_integer_value(json_object_get(last, "id")));
-		json_decref(next);
-		next = json_string(cursor_text);
+		snprintf(next, sizeof next, "%lld", (long long)st.ids[0]);
 	}
-	http_reply_json(req, 200, json_pack("{s:o, s:o}", "surveys", st.items, "next_cursor", next));
+	api_reply_page(req, "surveys", st.items, next[0] ? next : NULL);
 }

@@ -16,12 +16,6 @@
 #define LIST_MAX 200
 #define ATTEMPTS_SHOWN 20
 
-static json_t *time_or_null(int64_t t)
-{
-	char buf[21];
-	return t ? json_string(time_format_rfc3339(t, buf)) : json_null();
-}
-
 /* The secret is shown once, at creation; the receiver's auth header never. */
 static json_t *webhook_json(const struct webhook_row *row)
 {
@@ -35,7 +29,7 @@ static json_t *webhook_json(const struct webhook_row *row)
 	                 "disabled_reason", row->disabled_reason, "created_at",
 	                 time_format_rfc3339(row->created_at, created), "updated_at",
 	                 time_format_rfc3339(row->updated_at, updated), "failing_since",
-	                 time_or_null(row->failing_since));
+	                 api_time(row->failing_since));
 }
 
 static void reply_webhook(struct http_request *req, unsigned status, int64_t id, const char *secret)
@@ -284,7 +278,7 @@ static json_t *delivery_json(struct db_conn *conn, const struct delivery_row *ro
 	                 "event_type", row->event_type, "status", row->status, "attempts", row->attempts,
 	                 "last_http_status", row->last_http_status ? json_integer(row->last_http_status) : json_null(),
 	                 "last_error", row->last_error, "next_attempt_at",
-	                 pending ? time_or_null(row->next_attempt_at) : json_null(), "created_at",
+	                 pending ? api_time(row->next_attempt_at) : json_null(), "created_at",
 	                 time_format_rfc3339(row->created_at, created), "attempt_log", attempts);
 }
 

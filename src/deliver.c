@@ -14,6 +14,7 @@
 #include "npsd/clock.h"
 #include "npsd/log.h"
 #include "npsd/outbox.h"
+#include "npsd/validate.h"
 #include "npsd/webhook_format.h"
 #include "npsd/webhooks.h"
 
@@ -342,6 +343,9 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 	} else if (status < 200 || status >= 300) {
 		snprintf(f->error, sizeof f->error, "HTTP %ld", status);
 	}
+	/* The answer is kept as text and shown in JSON: whatever the receiver sent, it must be
+	 * valid UTF-8 without NULs, or the attempt would vanish from the log. */
+	utf8_scrub(t->head, t->head_len);
 	t->head[t->head_len] = '\0';
 	f->head = t->head_len ? strndup(t->head, t->head_len) : NULL;
 	f->attempt = (struct attempt_row){

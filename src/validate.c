@@ -489,6 +489,55 @@ const char *survey_category(int score)
 	return "detractor";
 }
 
+/* Decodes one code point from s (n > 0 bytes available). Returns its length, or 0 when the
+ * bytes are not well-formed UTF-8 (overlong forms and surrogates included). */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret)
+{
+	uint32_t cp;
+	size_t len;
+	if (s[0] < 0x80) {
+		*ret = s[0];
+		return 1;
+	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		cp = s[0] & 0x1f;
+		len = 2;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		cp = s[0] & 0x0f;
+		len = 3;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		cp = s[0] & 0x07;
+		len = 4;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*ret = cp;
+	return len;
+}
+
+void utf8_scrub(char *s, size_t len)
+{
+	unsigned char *p = (unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = p[i] ? utf8_decode(p + i, len - i, &cp) : 0;
+		if (n == 0) {
+			p[i++] = '?';
+			continue;
+		}
+		i += n;
+	}
+}
+
 size_t utf8_length(const char *s)
 {
 	size_t n = 0;

@@ -170,41 +170,6 @@ static char *buf_take(struct buf *b)
 
 /* --- UTF-8 --- */
 
-/* Decodes one code point from s (n > 0 bytes available). Returns its length, or 0 when the
- * bytes are not well-formed UTF-8 (overlong forms and surrogates included). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret)
-{
-	uint32_t cp;
-	size_t len;
-	if (s[0] < 0x80) {
-		*ret = s[0];
-		return 1;
-	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		cp = s[0] & 0x1f;
-		len = 2;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		cp = s[0] & 0x0f;
-		len = 3;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		cp = s[0] & 0x07;
-		len = 4;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret = cp;
-	return len;
-}
-
 /* What a lock screen shows as a break or nothing at all: C0 and C1 controls, DEL, Unicode
  * spaces and line separators. They become one plain space. */
 static bool is_blank(uint32_t cp)

@@ -14,6 +14,12 @@ struct api_write {
 void api_submit(struct http_request *req, struct api_write *w, int (*apply)(struct db_conn *conn, void *arg),
                 void (*resumed)(struct http_request *req));
 
+/* A JSON string with the RFC 3339 form of t, or null for 0 (not yet). New reference. */
+json_t *api_time(int64_t t);
+
+/* Replies 200 with {"<name>": items, "next_cursor": next_cursor or null}; steals items. */
+void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor);
+
 /* The handlers behind api_routes[] (api.c), one file per resource. */
 void api_healthz(struct http_request *req);
 void api_readyz(struct http_request *req);

@@ -71,6 +71,12 @@ const char *survey_category(int score);
 
 /* Field-level checks, exposed for reuse by other resources and for tests. */
 size_t utf8_length(const char *s);                  /* code points; s is valid UTF-8 */
+/* Decodes one code point from s (n > 0 bytes available): its length, or 0 when the bytes
+ * are not well-formed UTF-8 (overlong forms and surrogates included). */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret);
+/* Makes s valid UTF-8 in place: a NUL or a byte of a malformed sequence becomes '?'.
+ * For text from outside (a receiver's answer) that must go into JSON. */
+void utf8_scrub(char *s, size_t len);
 bool valid_token_name(const char *s);               /* [a-z0-9_.-]{1,64} */
 bool valid_e164(const char *s);                     /* "+" and 8-15 digits */
 bool valid_email(const char *s);
