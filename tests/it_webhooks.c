@@ -407,13 +407,27 @@ static void env_start_webhooks(struct env *e, const char *webhooks_ini, const ch
 	tokens(e);
 }
 
+/* Stops the daemon and removes its folder; fails when its log shows a sanitizer report
+ * (SANITIZE=1 builds), with the end of that log. */
 static void env_end(struct env *e)
 {
+	char *log = npsd_log(&e->p);
+	const char *report = NULL;
+	if (log) {
+		const char *marks[] = { "AddressSanitizer", "LeakSanitizer", "runtime error:" };
+		for (size_t i = 0; i < 3 && !report; i++)
+			report = strstr(log, marks[i]);
+	}
+	char excerpt[3000] = "";
+	if (report)
+		snprintf(excerpt, sizeof excerpt, "%s", report);
+	free(log);
 	npsd_cleanup(&e->p);
 	free(e->mgr);
 	free(e->ingest);
 	free(e->agent);
 	free(e->admin);
+	ck_assert_msg(!excerpt[0], "npsd reported a sanitizer error:\n%s", excerpt);
 }
 
 /* Asserts the status, with the body in the message. */
@@ -448,6 +462,14 @@ static json_t *create_webhook(struct env *e, const char *url, const char *fields
 	json_t *doc = json_incref(r.json);
 	http_result_free(&r);
 	return doc;
+}
+
+/* The secret of a 201 body, copied (the caller frees). */
+static char *hook_secret(json_t *doc)
+{
+	const char *secret = sget(doc, "secret");
+	ck_assert_msg(secret && strncmp(secret, "whsec_", 6) == 0, "no whsec_ secret in the 201 body");
+	return strdup(secret);
 }
 
 static json_int_t create_webhook_id(struct env *e, struct receiver *rx, const char *path, const char *fields)
@@ -915,13 +937,16 @@ START_TEST(standard_format_is_signed_and_enveloped)
 	char *url = rx_url(rx, "/hooks/std");
 	json_t *hook = create_webhook(&e, url, "\"events\":[\"survey.received\"]");
 	json_int_t wid = iget(hook, "id");
-	char *secret = strdup(sget(hook, "secret"));
+	char *secret = hook_secret(hook);
 	json_decref(hook);
 
 	time_t before = time(NULL);
+	double posted = mono_s();
 	json_t *survey = post_survey(&e, "std-1", "C-1", "claim", 3, "Took three weeks to pay out");
 	ck_assert_uint_eq(rx_wait(rx, "/hooks/std", 1, WAIT_MS), 1);
 	const struct rx_req *r = rx_get(rx, "/hooks/std", 0);
+	/* The commit wakes the delivery thread: the push is there at once, not at its next poll. */
+	ck_assert_msg(r->at - posted < 2.0, "the push came %.2fs after the answer was posted", r->at - posted);
 	json_t *env = check_standard(r, secret, "survey.received");
 
 	/* webhook-timestamp is now, in unix seconds. */
@@ -991,7 +1016,7 @@ START_TEST(retries_503_then_200_with_the_same_id)
 	char *url = rx_url(rx, "/hooks/flaky");
 	json_t *hook = create_webhook(&e, url, "\"events\":[\"survey.received\"]");
 	json_int_t wid = iget(hook, "id");
-	char *secret = strdup(sget(hook, "secret"));
+	char *secret = hook_secret(hook);
 	json_decref(hook);
 
 	post_survey_quiet(&e, "retry-1", "C-1", "claim", 5, "meh");
@@ -1028,6 +1053,37 @@ START_TEST(retries_503_then_200_with_the_same_id)
 	env_end(&e);
 	rx_stop(rx);
 	free(big);
+}
+END_TEST
+
+/* What a receiver answers is not ours: bytes that are not UTF-8, or a 4 KiB cut through a
+ * character, must not break the deliveries log. */
+START_TEST(odd_answers_do_not_break_the_log)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	char *cut = malloc(4100);
+	memset(cut, 'a', 4095);
+	memcpy(cut + 4095, "\xc3\xa9", 3); /* "é" across the 4096th byte */
+	struct rx_answer binary = { .path = "/hooks/odd", .status = 503, .count = 1, .body = "\xff\xfe\x01 not text" };
+	struct rx_answer split = { .path = "/hooks/odd", .status = 500, .count = 1, .body = cut };
+	rx_push(rx, binary);
+	rx_push(rx, split);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/odd", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "odd-1", "C-1", "claim", 9, NULL);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/odd", 3, WAIT_MS), 3);
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 3, WAIT_MS);
+	char statuses[64];
+	attempt_statuses(d, statuses, sizeof statuses);
+	char *text = json_dumps(d, JSON_COMPACT);
+	ck_assert_msg(strcmp(statuses, "503,500,200") == 0, "attempt_log statuses %s, want 503,500,200: %.600s", statuses,
+	              text);
+	free(text);
+	json_decref(d);
+	env_end(&e);
+	rx_stop(rx);
+	free(cut);
 }
 END_TEST
 
@@ -1080,7 +1136,8 @@ START_TEST(gone_disables_and_tells_the_others)
 	struct env e;
 	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
 	rx_answer(rx, "/hooks/gone", 410, -1);
-	json_int_t gone = create_webhook_id(&e, rx, "/hooks/gone", "\"events\":[\"survey.received\"]");
+	/* Also subscribed to webhook.disabled: it must not be told of itself (it is off). */
+	json_int_t gone = create_webhook_id(&e, rx, "/hooks/gone", "\"events\":[\"survey.received\",\"webhook.disabled\"]");
 	json_int_t ops = create_webhook_id(&e, rx, "/hooks/ops", "\"events\":[\"webhook.disabled\"]");
 	/* A second subscriber in the slack format: it hears of it too. */
 	create_webhook_id(&e, rx, "/hooks/ops-slack", "\"format\":\"slack\",\"events\":[\"webhook.disabled\"]");
@@ -1121,6 +1178,7 @@ START_TEST(gone_disables_and_tells_the_others)
 	sleep_ms(QUIET_MS);
 	ck_assert_uint_eq(rx_count(rx, "/hooks/gone"), 1);
 	ck_assert_uint_eq(rx_count(rx, "/hooks/ops"), 1);
+	ck_assert_ptr_null(rx_find(rx, "/hooks/ops", "survey.received"));
 	json_t *list = deliveries(&e, gone);
 	ck_assert_uint_eq(json_array_size(list), 1);
 	json_decref(list);
@@ -1224,6 +1282,33 @@ START_TEST(a_receiver_that_hangs_times_out_and_is_retried)
 	ck_assert_msg(ms >= 900 && ms < 3500, "the timed-out attempt took %lld ms, webhooks.timeout is 1s", (long long)ms);
 	ck_assert_int_eq(iget(json_array_get(json_object_get(d, "attempt_log"), 1), "http_status"), 200);
 	json_decref(d);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(a_deleted_webhook_gets_nothing_more)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s, 1s\n");
+	rx_answer(rx, "/hooks/bye", 503, -1);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/bye", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "bye-1", "C-1", "claim", 9, NULL);
+	json_decref(wait_delivery(&e, wid, 0, "pending", 1, WAIT_MS));
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)wid);
+	struct http_result r;
+	http_json(&e.p, "DELETE", path, e.mgr, NULL, &r);
+	expect_status(&r, 204, "delete");
+	http_result_free(&r);
+	size_t n = rx_count(rx, "/hooks/bye");
+	sleep_ms(2500); /* two retry steps */
+	ck_assert_msg(rx_count(rx, "/hooks/bye") <= n + 1, "a deleted webhook got %zu more requests",
+	              rx_count(rx, "/hooks/bye") - n);
+	post_survey_quiet(&e, "bye-2", "C-2", "claim", 9, NULL);
+	sleep_ms(QUIET_MS);
+	ck_assert_ptr_null(rx_find(rx, "/hooks/bye", "\"bye-2\""));
 	env_end(&e);
 	rx_stop(rx);
 }
@@ -1427,8 +1512,95 @@ START_TEST(slack_shape)
 	ck_assert_msg(strstr(text, "Jan") && !strstr(text, "Jansen"), "the text should have the first name only: %s",
 	              text);
 	ck_assert_msg(strstr(text, "claim"), "the text has no touchpoint: %s", text);
+	/* Slack reads <...> as links and mentions: the comment's are escaped as Slack asks. */
+	ck_assert_msg(!strstr(text, "<waiting>") && strstr(text, "&lt;waiting&gt;"), "unescaped for Slack: %s", text);
 	json_decref(doc);
 	json_decref(wait_delivery(&e, sid, 0, "delivered", 1, WAIT_MS));
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(survey_updated_goes_out)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	char *url = rx_url(rx, "/hooks/upd");
+	json_t *hook = create_webhook(&e, url, "\"events\":[\"survey.updated\"]");
+	char *secret = hook_secret(hook);
+	json_decref(hook);
+	/* The score first, the comment a minute later: 200, and survey.updated goes out. */
+	post_survey_quiet(&e, "upd-1", "C-1", "claim", 6, NULL);
+	const char *body = "{\"response_id\":\"upd-1\",\"customer\":{\"id\":\"C-1\",\"name\":\"Jan Jansen\","
+	                   "\"phone\":\"" PHONE "\",\"email\":\"jan@example.nl\",\"language\":\"nl\"},"
+	                   "\"touchpoint\":\"claim\",\"channel\":\"web\",\"score\":6,\"comment\":\"Added later\"}";
+	struct http_result r;
+	http_json(&e.p, "POST", "/v1/surveys", e.ingest, body, &r);
+	expect_status(&r, 200, "completing an answer");
+	http_result_free(&r);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/upd", 1, WAIT_MS), 1);
+	json_t *env = check_standard(rx_get(rx, "/hooks/upd", 0), secret, "survey.updated");
+	json_t *sv = json_object_get(json_object_get(env, "data"), "survey");
+	ck_assert_msg(sget(sv, "comment") && strcmp(sget(sv, "comment"), "Added later") == 0, "survey.updated: %s",
+	              rx_get(rx, "/hooks/upd", 0)->body);
+	json_decref(env);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/upd"), 1);
+	free(secret);
+	free(url);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(callback_events_in_ntfy)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[server]\npublic_url = https://nps.example.com/\n");
+	create_webhook_id(&e, rx, "/cb",
+	                  "\"format\":\"ntfy\",\"events\":[\"callback.created\",\"callback.completed\"]");
+	json_t *s = post_survey(&e, "cb-4", "C-4", "claim", 4, "Nobody told me anything");
+	json_t *cb = json_object_get(s, "callback");
+	ck_assert_msg(json_is_object(cb), "no callback for a 4");
+	json_int_t cb_id = iget(cb, "id");
+	json_decref(s);
+	char cb_text[32];
+	snprintf(cb_text, sizeof cb_text, "%lld", (long long)cb_id);
+
+	/* callback.created: loud for a 4, with a link to the callback. */
+	const struct rx_req *created = ntfy_for(rx, "/cb", "Nobody told me anything");
+	check_ntfy(created, "urgent", "4");
+	const char *click = rx_header(created, "Click");
+	ck_assert_msg(click && strncmp(click, "https://nps.example.com/", 24) == 0 && !strstr(click, ".com//") &&
+	                  strstr(click, cb_text),
+	              "Click %s for callback %s", click, cb_text);
+
+	/* An agent reaches the customer and records what to improve. */
+	struct http_result r;
+	http_json(&e.p, "POST", "/v1/callbacks/claim", e.agent, NULL, &r);
+	expect_status(&r, 200, "claim");
+	ck_assert_int_eq(iget(r.json, "id"), cb_id);
+	http_result_free(&r);
+	char path[96];
+	snprintf(path, sizeof path, "/v1/callbacks/%lld/complete", (long long)cb_id);
+	http_json(&e.p, "POST", path, e.agent,
+	          "{\"outcome\":\"reached\",\"notes\":\"Apologised for the wait\","
+	          "\"improvements\":[{\"area\":\"process\",\"text\":\"Pay claims within a week\"}]}",
+	          &r);
+	expect_status(&r, 200, "complete");
+	http_result_free(&r);
+	const struct rx_req *done = ntfy_for(rx, "/cb", "Pay claims within a week");
+	char *title = decode_title(rx_header(done, "Title"));
+	char both[8192];
+	snprintf(both, sizeof both, "%s\n%s", title ? title : "", done->body);
+	free(title);
+	ck_assert_msg(strstr(both, "reached"), "callback.completed push without the outcome: %s", both);
+	ck_assert_msg(strstr(both, "Jan") && !strstr(both, "Jansen"), "callback.completed push: %s", both);
+	ck_assert_msg(rx_header(done, "Priority") && rx_header(done, "Tags"), "callback.completed without Priority/Tags");
+	click = rx_header(done, "Click");
+	ck_assert_msg(click && strstr(click, cb_text), "callback.completed Click %s", click);
 	env_end(&e);
 	rx_stop(rx);
 }
@@ -1534,6 +1706,9 @@ START_TEST(ssrf_guard_at_create_time)
 		"http://[fe80::1]/",
 		"http://[::ffff:127.0.0.1]/",
 		"http://localhost:9/",
+		"http://2130706433/",
+		"http://127.1/",
+		"http://0x7f.0.0.1/",
 	};
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
 		char body[256];
@@ -1624,7 +1799,7 @@ START_TEST(test_endpoint_sends_webhook_test)
 	/* Subscribed to something else: the test call is sent anyway. */
 	json_t *hook = create_webhook(&e, url, "\"events\":[\"callback.completed\"]");
 	json_int_t wid = iget(hook, "id");
-	char *secret = strdup(sget(hook, "secret"));
+	char *secret = hook_secret(hook);
 	json_decref(hook);
 
 	char path[64];
@@ -1728,14 +1903,18 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, roles);
 	tcase_add_test(tc, standard_format_is_signed_and_enveloped);
 	tcase_add_test(tc, retries_503_then_200_with_the_same_id);
+	tcase_add_test(tc, odd_answers_do_not_break_the_log);
 	tcase_add_test(tc, retry_after_is_honoured_up_to_twice_the_step);
 	tcase_add_test(tc, redirects_are_not_followed);
 	tcase_add_test(tc, gone_disables_and_tells_the_others);
 	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
+	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);
 	tcase_add_test(tc, filters_pick_the_answers);
 	tcase_add_test(tc, ntfy_shape_with_public_url_and_auth);
 	tcase_add_test(tc, slack_shape);
+	tcase_add_test(tc, survey_updated_goes_out);
+	tcase_add_test(tc, callback_events_in_ntfy);
 	tcase_add_test(tc, kill_9_between_commit_and_send_still_delivers);
 	tcase_add_test(tc, kill_9_in_the_middle_of_a_send_resends);
 	tcase_add_test(tc, ssrf_guard_at_create_time);
