@@ -108,7 +108,7 @@ bench: deps all
 lint:
 	@! grep -nE '\b(gets|sprintf|strcpy|strcat|strtok|atoi)\s*\(' src/*.c include/npsd/*.h tests/*.c || \
 	  { echo "banned call above"; exit 1; }
-	clang-format --dry-run --Werror src/*.c include/npsd/*.h
+	clang-format --dry-run --Werror src/*.c src/*.h include/npsd/*.h
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/npsd $(DESTDIR)/etc/npsd \

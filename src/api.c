@@ -55,8 +55,9 @@ json_t *api_time(int64_t t)
 
 void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor)
 {
-	http_reply_json(req, 200, json_pack("{s:o, s:o}", name, items, "next_cursor",
-	                                    next_cursor ? json_string(next_cursor) : json_null()));
+	http_reply_json(req, 200,
+	                json_pack("{s:o, s:o}", name, items, "next_cursor",
+	                          next_cursor ? json_string(next_cursor) : json_null()));
 }
 
 void api_healthz(struct http_request *req)

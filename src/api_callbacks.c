@@ -17,15 +17,15 @@
 static json_t *callback_json(const struct callback_row *row)
 {
 	char due[21], sla[21], created[21];
-	return json_pack("{s:I, s:s, s:i, s:s, s:s, s:s, s:b, s:i, s:i, s:s?, s:o, s:s?, s:s?, s:s, s:o, s:o}",
-	                 "id", (json_int_t)row->id, "status", row->status, "priority", row->priority,
-	                 "touchpoint", row->touchpoint, "due_at", time_format_rfc3339(row->due_at, due),
-	                 "sla_deadline", time_format_rfc3339(row->sla_deadline, sla), "sla_breached",
-	                 row->sla_breached, "attempts", row->attempts, "max_attempts", row->max_attempts,
-	                 "claimed_by", row->claimed_by, "lease_expires_at", api_time(row->lease_expires_at),
-	                 "outcome", row->outcome, "notes", row->notes, "created_at",
-	                 time_format_rfc3339(row->created_at, created), "first_attempt_at",
-	                 api_time(row->first_attempt_at), "closed_at", api_time(row->closed_at));
+	return json_pack(
+	        "{s:I, s:s, s:i, s:s, s:s, s:s, s:b, s:i, s:i, s:s?, s:o, s:s?, s:s?, s:s, s:o, s:o}", "id",
+	        (json_int_t)row->id, "status", row->status, "priority", row->priority, "touchpoint",
+	        row->touchpoint, "due_at", time_format_rfc3339(row->due_at, due), "sla_deadline",
+	        time_format_rfc3339(row->sla_deadline, sla), "sla_breached", row->sla_breached, "attempts",
+	        row->attempts, "max_attempts", row->max_attempts, "claimed_by", row->claimed_by,
+	        "lease_expires_at", api_time(row->lease_expires_at), "outcome", row->outcome, "notes",
+	        row->notes, "created_at", time_format_rfc3339(row->created_at, created), "first_attempt_at",
+	        api_time(row->first_attempt_at), "closed_at", api_time(row->closed_at));
 }
 
 static json_t *survey_brief_json(const struct survey_row *row)
@@ -34,7 +34,8 @@ static json_t *survey_brief_json(const struct survey_row *row)
 	return json_pack("{s:I, s:s, s:s, s:s?, s:i, s:s, s:s?, s:s}", "id", (json_int_t)row->id,
 	                 "response_id", row->response_id, "touchpoint", row->touchpoint, "channel",
 	                 row->channel, "score", row->score, "category", survey_category(row->score),
-	                 "comment", row->comment, "answered_at", time_format_rfc3339(row->answered_at, answered));
+	                 "comment", row->comment, "answered_at",
+	                 time_format_rfc3339(row->answered_at, answered));
 }
 
 static int add_survey(const struct survey_row *row, void *arg)
@@ -202,7 +203,8 @@ static void callback_resumed(struct http_request *req)
 			http_reply_error(req, 404, "not_found", NULL, "no callback with id %" PRId64, op->id);
 		return;
 	case CALLBACK_NOT_YOURS:
-		http_reply_error(req, 409, "conflict", NULL, "callback %" PRId64 " is claimed by another agent", op->id);
+		http_reply_error(req, 409, "conflict", NULL,
+		                 "callback %" PRId64 " is claimed by another agent", op->id);
 		return;
 	case CALLBACK_WRONG_STATE:
 		http_reply_error(req, 409, "conflict", NULL,
@@ -305,8 +307,9 @@ static int list_add(const struct callback_row *row, void *arg)
 	json_t *item = callback_json(row);
 	struct customer_row customer;
 	if (store_customer_get(st->lookup.conn, row->customer_id, &customer) == 0) {
-		json_object_set_new(item, "customer", json_pack("{s:s, s:s?, s:s?}", "id", customer.id, "name",
-		                                                customer.name, "language", customer.language));
+		json_object_set_new(item, "customer",
+		                    json_pack("{s:s, s:s?, s:s?}", "id", customer.id, "name", customer.name,
+		                              "language", customer.language));
 		customer_row_clear(&customer);
 	}
 	json_array_append_new(st->items, item);
@@ -343,7 +346,8 @@ void api_callbacks_list(struct http_request *req)
 		long long a, b, c;
 		char tail;
 		if (sscanf(cursor, "%lld.%lld.%lld%c", &a, &b, &c, &tail) != 3) {
-			http_reply_error(req, 400, "invalid_field", "cursor", "cursor must be a next_cursor value");
+			http_reply_error(req, 400, "invalid_field", "cursor",
+			                 "cursor must be a next_cursor value");
 			return;
 		}
 		f.has_cursor = true;
@@ -382,10 +386,12 @@ void api_callbacks_stats(struct http_request *req)
 		return;
 	}
 	json_t *sla = s.sla_total ? json_real(100.0 * (double)s.sla_met / (double)s.sla_total) : json_null();
-	json_t *first = s.median_minutes_to_first_call >= 0 ? json_real(s.median_minutes_to_first_call) : json_null();
+	json_t *first =
+	        s.median_minutes_to_first_call >= 0 ? json_real(s.median_minutes_to_first_call) : json_null();
 	json_t *close = s.median_minutes_to_close >= 0 ? json_real(s.median_minutes_to_close) : json_null();
-	json_t *reached = s.low_scores ? json_real(100.0 * (double)s.low_scores_reached / (double)s.low_scores)
-	                               : json_null();
+	json_t *reached = s.low_scores
+	                          ? json_real(100.0 * (double)s.low_scores_reached / (double)s.low_scores)
+	                          : json_null();
 	http_reply_json(req, 200,
 	                json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "queue_depth",
 	                          (json_int_t)s.queued, "due", (json_int_t)s.due, "claimed",

@@ -20,7 +20,7 @@ struct ingest_request {
 	size_t nitems;
 	struct ingest_slot {
 		struct ingest_item item;
-		json_t *error;       /* a validation error object, or NULL when the item was valid */
+		json_t *error; /* a validation error object, or NULL when the item was valid */
 	} slots[];
 };
 
@@ -49,7 +49,8 @@ static int ingest_apply(struct db_conn *conn, void *arg)
 		struct ingest_slot *slot = &ir->slots[i];
 		if (slot->error)
 			continue;
-		int r = ir->batch ? db_isolated(conn, ingest_one, &slot->item) : ingest_one(conn, &slot->item);
+		int r = ir->batch ? db_isolated(conn, ingest_one, &slot->item)
+		                  : ingest_one(conn, &slot->item);
 		if (r < 0)
 			return r;
 	}
@@ -180,22 +181,22 @@ static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)
 	json_t *customer = NULL;
 	struct customer_row c;
 	if (store_customer_get(conn, row->customer_id, &c) == 0) {
-		customer = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:b}", "id", c.id, "name", c.name, "phone",
-		                     c.phone, "email", c.email, "language", c.language, "do_not_call", c.do_not_call);
+		customer = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:b}", "id", c.id, "name", c.name,
+		                     "phone", c.phone, "email", c.email, "language", c.language,
+		                     "do_not_call", c.do_not_call);
 		customer_row_clear(&c);
 	}
 	if (!customer)
 		customer = json_pack("{s:s}", "id", row->customer_id);
 	return json_pack(
-		"{s:I, s:s, s:s, s:o, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:o, s:b, s:o, s:b, s:s?, s:o}",
-		"id", (json_int_t)row->id, "response_id", row->response_id, "source", row->source,
-		"customer", customer, "touchpoint", row->touchpoint, "channel", row->channel,
-		"score", row->score, "category", survey_category(row->score), "comment", row->comment,
-		"answered_at", time_format_rfc3339(row->answered_at, answered),
-		"received_at", time_format_rfc3339(row->received_at, received),
-		"updated_at", api_time(row->updated_at),
-		"contact_consent", row->consent, "attributes", attributes ? attributes : json_object(),
-		"excluded", row->excluded, "exclude_reason", row->exclude_reason, "callback", callback);
+	        "{s:I, s:s, s:s, s:o, s:s, s:s?, s:i, s:s, s:s?, s:s, s:s, s:o, s:b, s:o, s:b, s:s?, s:o}",
+	        "id", (json_int_t)row->id, "response_id", row->response_id, "source", row->source, "customer",
+	        customer, "touchpoint", row->touchpoint, "channel", row->channel, "score", row->score,
+	        "category", survey_category(row->score), "comment", row->comment, "answered_at",
+	        time_format_rfc3339(row->answered_at, answered), "received_at",
+	        time_format_rfc3339(row->received_at, received), "updated_at", api_time(row->updated_at),
+	        "contact_consent", row->consent, "attributes", attributes ? attributes : json_object(),
+	        "excluded", row->excluded, "exclude_reason", row->exclude_reason, "callback", callback);
 }
 
 void api_surveys_get(struct http_request *req)
@@ -208,7 +209,8 @@ void api_surveys_get(struct http_request *req)
 		http_reply_json(req, 200, survey_json(conn, &row));
 		survey_row_clear(&row);
 	} else if (r == -ENOENT) {
-		http_reply_error(req, 404, "not_found", NULL, "no survey with id %lld", (long long)http_path_id(req));
+		http_reply_error(req, 404, "not_found", NULL, "no survey with id %lld",
+		                 (long long)http_path_id(req));
 	} else {
 		http_reply_storage_error(req, r);
 	}

@@ -22,14 +22,13 @@ static json_t *webhook_json(const struct webhook_row *row)
 	char created[21], updated[21];
 	json_t *events = row->events ? json_loads(row->events, 0, NULL) : NULL;
 	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
-	return json_pack("{s:I, s:s, s:s, s:o, s:o, s:b, s:s?, s:b, s:s?, s:s, s:s, s:o}", "id",
-	                 (json_int_t)row->id, "url", row->url, "format", row->format, "events",
-	                 events ? events : json_array(), "filter", filter ? filter : json_object(), "auth_set",
-	                 row->auth != NULL, "description", row->description, "active", row->active,
-	                 "disabled_reason", row->disabled_reason, "created_at",
-	                 time_format_rfc3339(row->created_at, created), "updated_at",
-	                 time_format_rfc3339(row->updated_at, updated), "failing_since",
-	                 api_time(row->failing_since));
+	return json_pack(
+	        "{s:I, s:s, s:s, s:o, s:o, s:b, s:s?, s:b, s:s?, s:s, s:s, s:o}", "id", (json_int_t)row->id,
+	        "url", row->url, "format", row->format, "events", events ? events : json_array(), "filter",
+	        filter ? filter : json_object(), "auth_set", row->auth != NULL, "description",
+	        row->description, "active", row->active, "disabled_reason", row->disabled_reason,
+	        "created_at", time_format_rfc3339(row->created_at, created), "updated_at",
+	        time_format_rfc3339(row->updated_at, updated), "failing_since", api_time(row->failing_since));
 }
 
 static void reply_webhook(struct http_request *req, unsigned status, int64_t id, const char *secret)
@@ -87,8 +86,9 @@ static int webhook_apply(struct db_conn *conn, void *arg)
 			return r;
 		webhook_row_clear(&row);
 		char at[21];
-		json_t *data = json_pack("{s:s, s:I, s:s}", "message", "npsd test alert: this webhook works",
-		                         "webhook_id", (json_int_t)op->id, "sent_at", time_format_rfc3339(now, at));
+		json_t *data =
+		        json_pack("{s:s, s:I, s:s}", "message", "npsd test alert: this webhook works",
+		                  "webhook_id", (json_int_t)op->id, "sent_at", time_format_rfc3339(now, at));
 		return outbox_emit_to(conn, "webhook.test", data, op->id, now, &op->delivery_id);
 	}
 	case ACT_RETRY:
@@ -109,7 +109,8 @@ static void webhook_resumed(struct http_request *req)
 	int r = op->write.write.result;
 	if (r == -ENOENT) {
 		if (op->action == ACT_RETRY)
-			http_reply_error(req, 404, "not_found", NULL, "no delivery with id %" PRId64, op->delivery_id);
+			http_reply_error(req, 404, "not_found", NULL, "no delivery with id %" PRId64,
+			                 op->delivery_id);
 		else
 			http_reply_error(req, 404, "not_found", NULL, "no webhook with id %" PRId64, op->id);
 		return;
@@ -260,10 +261,11 @@ void api_webhooks_list(struct http_request *req)
 static int add_attempt(const struct attempt_row *a, void *arg)
 {
 	char at[21];
-	json_array_append_new(arg, json_pack("{s:s, s:o, s:i, s:s?, s:s?}", "at", time_format_rfc3339(a->at, at),
-	                                     "http_status", a->http_status ? json_integer(a->http_status) : json_null(),
-	                                     "duration_ms", a->duration_ms, "error", a->error, "response_head",
-	                                     a->response_head));
+	json_array_append_new(arg, json_pack("{s:s, s:o, s:i, s:s?, s:s?}", "at",
+	                                     time_format_rfc3339(a->at, at), "http_status",
+	                                     a->http_status ? json_integer(a->http_status) : json_null(),
+	                                     "duration_ms", a->duration_ms, "error", a->error,
+	                                     "response_head", a->response_head));
 	return 0;
 }
 
@@ -273,10 +275,11 @@ static json_t *delivery_json(struct db_conn *conn, const struct delivery_row *ro
 	json_t *attempts = json_array();
 	store_attempt_list(conn, row->id, ATTEMPTS_SHOWN, add_attempt, attempts);
 	bool pending = strcmp(row->status, "pending") == 0;
-	return json_pack("{s:I, s:I, s:I, s:s?, s:s, s:i, s:o, s:s?, s:o, s:s, s:o}", "id", (json_int_t)row->id,
-	                 "webhook_id", (json_int_t)row->webhook_id, "event_id", (json_int_t)row->event_id,
-	                 "event_type", row->event_type, "status", row->status, "attempts", row->attempts,
-	                 "last_http_status", row->last_http_status ? json_integer(row->last_http_status) : json_null(),
+	return json_pack("{s:I, s:I, s:I, s:s?, s:s, s:i, s:o, s:s?, s:o, s:s, s:o}", "id",
+	                 (json_int_t)row->id, "webhook_id", (json_int_t)row->webhook_id, "event_id",
+	                 (json_int_t)row->event_id, "event_type", row->event_type, "status", row->status,
+	                 "attempts", row->attempts, "last_http_status",
+	                 row->last_http_status ? json_integer(row->last_http_status) : json_null(),
 	                 "last_error", row->last_error, "next_attempt_at",
 	                 pending ? api_time(row->next_attempt_at) : json_null(), "created_at",
 	                 time_format_rfc3339(row->created_at, created), "attempt_log", attempts);
@@ -308,13 +311,15 @@ void api_webhooks_deliveries(struct http_request *req)
 	int r = store_webhook_get(list.conn, http_path_id(req), &hook);
 	if (r == 0) {
 		webhook_row_clear(&hook);
-		r = store_delivery_list(list.conn, http_path_id(req), cursor, (int)limit, add_delivery, &list);
+		r = store_delivery_list(list.conn, http_path_id(req), cursor, (int)limit, add_delivery,
+		                        &list);
 	}
 	db_reader_put(app->db, list.conn);
 	if (r < 0) {
 		json_decref(list.items);
 		if (r == -ENOENT)
-			http_reply_error(req, 404, "not_found", NULL, "no webhook with id %" PRId64, http_path_id(req));
+			http_reply_error(req, 404, "not_found", NULL, "no webhook with id %" PRId64,
+			                 http_path_id(req));
 		else
 			http_reply_storage_error(req, r);
 		return;

@@ -68,7 +68,7 @@ struct auth {
 	pthread_mutex_t lock;
 	struct key_row *keys; /* live keys, sorted by hash */
 	size_t nkeys;
-	int64_t loaded_ms;    /* monotonic; 0 = never */
+	int64_t loaded_ms; /* monotonic; 0 = never */
 };
 
 struct key_list {

@@ -8,8 +8,8 @@
 #include "npsd/outbox.h"
 #include "npsd/schedule.h"
 
-bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *customer,
-                    int score, bool consent, int64_t now)
+bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *customer, int score,
+                    bool consent, int64_t now)
 {
 	if (score > cfg->cb_max_score || !consent)
 		return false;
@@ -72,8 +72,8 @@ int callbacks_emit_created(struct db_conn *conn, int64_t id, const struct custom
 		return r;
 	}
 	json_t *data = json_pack("{s:o, s:o, s:o}", "callback", outbox_callback(&row), "customer",
-	                         outbox_customer(customer->id, customer->name, customer->language),
-	                         "survey", survey);
+	                         outbox_customer(customer->id, customer->name, customer->language), "survey",
+	                         survey);
 	struct event_facts facts = { .score = row.priority, .touchpoint = row.touchpoint };
 	r = outbox_emit(conn, "callback.created", data, facts, now);
 	callback_row_clear(&row);
@@ -112,8 +112,8 @@ static int load_claimed(struct db_conn *conn, const struct principal *agent, int
 	return r;
 }
 
-int callbacks_heartbeat(struct db_conn *conn, const struct npsd_config *cfg,
-                        const struct principal *agent, int64_t id, int64_t now)
+int callbacks_heartbeat(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
+                        int64_t id, int64_t now)
 {
 	struct callback_row row;
 	int r = load_claimed(conn, agent, id, &row);
@@ -143,7 +143,8 @@ int callbacks_release(struct db_conn *conn, const struct principal *agent, int64
 	snprintf(row.status, sizeof row.status, "queued");
 	r = store_callback_save(conn, &row);
 	if (r == 0)
-		r = store_callback_event_add(conn, id, row.customer_id, now, "released", agent->name, NULL, NULL);
+		r = store_callback_event_add(conn, id, row.customer_id, now, "released", agent->name, NULL,
+		                             NULL);
 	callback_row_clear(&row);
 	return r;
 }
@@ -187,19 +188,18 @@ static int set_text(char **field, const char *value)
 	return 0;
 }
 
-int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg,
-                       const struct principal *agent, int64_t id, const struct complete_input *in,
-                       int64_t now)
+int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
+                       int64_t id, const struct complete_input *in, int64_t now)
 {
 	struct callback_row row;
 	int r = load_claimed(conn, agent, id, &row);
 	if (r < 0)
 		return r;
 	const char *o = in->outcome;
-	bool counts_attempt = strcmp(o, "no_answer") == 0 || strcmp(o, "busy") == 0 ||
-	                      strcmp(o, "voicemail") == 0;
-	bool reached = strcmp(o, "reached") == 0 || strcmp(o, "declined") == 0 ||
-	               strcmp(o, "do_not_call") == 0;
+	bool counts_attempt =
+	        strcmp(o, "no_answer") == 0 || strcmp(o, "busy") == 0 || strcmp(o, "voicemail") == 0;
+	bool reached =
+	        strcmp(o, "reached") == 0 || strcmp(o, "declined") == 0 || strcmp(o, "do_not_call") == 0;
 	const char *event = NULL;
 	unclaim(&row);
 	if ((r = set_text(&row.outcome, o)) < 0 || (in->notes && (r = set_text(&row.notes, in->notes)) < 0))

@@ -53,11 +53,11 @@ enum opt_type {
 struct option {
 	const char *section, *key;
 	enum opt_type type;
-	int64_t min, max;   /* value bounds; see enum opt_type for what they bound */
-	const char *def;    /* the default, as text, parsed like the file's values */
-	bool reloadable;    /* SIGHUP applies it; the others need a restart */
-	size_t offset;      /* of the value in struct npsd_config */
-	size_t count_off;   /* lists: of their size_t count */
+	int64_t min, max; /* value bounds; see enum opt_type for what they bound */
+	const char *def;  /* the default, as text, parsed like the file's values */
+	bool reloadable;  /* SIGHUP applies it; the others need a restart */
+	size_t offset;    /* of the value in struct npsd_config */
+	size_t count_off; /* lists: of their size_t count */
 };
 
 #define OFF(field) offsetof(struct npsd_config, field)
@@ -70,50 +70,49 @@ struct option {
  */
 static const struct option options[] = {
 	/* section, key, type, min, max, default, reloadable, offset, count offset */
-	{"server", "listen", OPT_LISTEN, 0, 0, "127.0.0.1:8080", false, OFF(listen_host), 0},
-	{"server", "threads", OPT_UINT, 0, 256, "0", false, OFF(threads), 0},
-	{"server", "max_body", OPT_SIZE, KIB, GIB, "1M", true, OFF(max_body), 0},
-	{"server", "public_url", OPT_URL, 0, 2048, "", true, OFF(public_url), 0},
-	{"server", "tls_cert", OPT_STRING, 0, STRING_MAX, "", false, OFF(tls_cert), 0},
-	{"server", "tls_key", OPT_STRING, 0, STRING_MAX, "", false, OFF(tls_key), 0},
-	{"server", "connection_timeout", OPT_DURATION, 1 * SEC, 1 * HOUR, "30s", false,
-	 OFF(connection_timeout), 0},
-	{"server", "rate_limit", OPT_DOUBLE, 0, 1000000, "0", true, OFF(rate_limit), 0},
-	{"database", "path", OPT_STRING, 1, STRING_MAX, "./var/npsd.db", false, OFF(db_path), 0},
-	{"callbacks", "max_score", OPT_INT, 0, 10, "8", true, OFF(cb_max_score), 0},
-	{"callbacks", "timezone", OPT_TIMEZONE, 0, 0, "Europe/Amsterdam", false,
-	 OFF(cb_timezone), 0},
-	{"callbacks", "hours", OPT_HOURS, 0, 0, "mon-fri 08:00-20:00, sat 09:00-13:00", true,
-	 OFF(cb_hours), 0},
-	{"callbacks", "holidays", OPT_DATES, 0, CONFIG_MAX_HOLIDAYS, "", true, OFF(cb_holidays),
-	 OFF(cb_nholidays)},
-	{"callbacks", "sla", OPT_DURATION, 1 * MINUTE, 30 * DAY, "1h", true, OFF(cb_sla), 0},
-	{"callbacks", "lease", OPT_DURATION, 1 * MINUTE, 24 * HOUR, "15m", true, OFF(cb_lease), 0},
-	{"callbacks", "retry", OPT_DURATIONS, 1 * SEC, 30 * DAY, "30m, 2h, 1d", true,
-	 OFF(cb_retry), OFF(cb_nretry)},
-	{"callbacks", "max_attempts", OPT_INT, 1, 20, "3", true, OFF(cb_max_attempts), 0},
-	{"callbacks", "cooldown", OPT_DURATION, 0, 365 * DAY, "0", true, OFF(cb_cooldown), 0},
-	{"webhooks", "timeout", OPT_DURATION, 1 * SEC, 5 * MINUTE, "10s", true, OFF(wh_timeout), 0},
-	{"webhooks", "retry", OPT_DURATIONS, 1 * SEC, 7 * DAY,
-	 "5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h", true, OFF(wh_retry), OFF(wh_nretry)},
-	{"webhooks", "disable_after", OPT_DURATION, 1 * MINUTE, 365 * DAY, "72h", true,
-	 OFF(wh_disable_after), 0},
-	{"webhooks", "allow_private_targets", OPT_BOOL, 0, 1, "false", true,
-	 OFF(wh_allow_private_targets), 0},
-	{"alerts", "silence_after", OPT_DURATION, 0, 30 * DAY, "2h", true,
-	 OFF(alerts_silence_after), 0},
-	{"alerts", "window", OPT_DURATION, 1 * HOUR, 365 * DAY, "7d", true, OFF(alerts_window), 0},
-	{"alerts", "nps_drop", OPT_DOUBLE, 0, 200, "15", true, OFF(alerts_nps_drop), 0},
-	{"alerts", "min_responses", OPT_INT, 1, 1000000, "30", true, OFF(alerts_min_responses), 0},
-	{"retention", "days", OPT_INT, 1, 36500, "730", true, OFF(retention_days), 0},
+	{ "server", "listen", OPT_LISTEN, 0, 0, "127.0.0.1:8080", false, OFF(listen_host), 0 },
+	{ "server", "threads", OPT_UINT, 0, 256, "0", false, OFF(threads), 0 },
+	{ "server", "max_body", OPT_SIZE, KIB, GIB, "1M", true, OFF(max_body), 0 },
+	{ "server", "public_url", OPT_URL, 0, 2048, "", true, OFF(public_url), 0 },
+	{ "server", "tls_cert", OPT_STRING, 0, STRING_MAX, "", false, OFF(tls_cert), 0 },
+	{ "server", "tls_key", OPT_STRING, 0, STRING_MAX, "", false, OFF(tls_key), 0 },
+	{ "server", "connection_timeout", OPT_DURATION, 1 * SEC, 1 * HOUR, "30s", false,
+	  OFF(connection_timeout), 0 },
+	{ "server", "rate_limit", OPT_DOUBLE, 0, 1000000, "0", true, OFF(rate_limit), 0 },
+	{ "database", "path", OPT_STRING, 1, STRING_MAX, "./var/npsd.db", false, OFF(db_path), 0 },
+	{ "callbacks", "max_score", OPT_INT, 0, 10, "8", true, OFF(cb_max_score), 0 },
+	{ "callbacks", "timezone", OPT_TIMEZONE, 0, 0, "Europe/Amsterdam", false, OFF(cb_timezone), 0 },
+	{ "callbacks", "hours", OPT_HOURS, 0, 0, "mon-fri 08:00-20:00, sat 09:00-13:00", true, OFF(cb_hours),
+	  0 },
+	{ "callbacks", "holidays", OPT_DATES, 0, CONFIG_MAX_HOLIDAYS, "", true, OFF(cb_holidays),
+	  OFF(cb_nholidays) },
+	{ "callbacks", "sla", OPT_DURATION, 1 * MINUTE, 30 * DAY, "1h", true, OFF(cb_sla), 0 },
+	{ "callbacks", "lease", OPT_DURATION, 1 * MINUTE, 24 * HOUR, "15m", true, OFF(cb_lease), 0 },
+	{ "callbacks", "retry", OPT_DURATIONS, 1 * SEC, 30 * DAY, "30m, 2h, 1d", true, OFF(cb_retry),
+	  OFF(cb_nretry) },
+	{ "callbacks", "max_attempts", OPT_INT, 1, 20, "3", true, OFF(cb_max_attempts), 0 },
+	{ "callbacks", "cooldown", OPT_DURATION, 0, 365 * DAY, "0", true, OFF(cb_cooldown), 0 },
+	{ "webhooks", "timeout", OPT_DURATION, 1 * SEC, 5 * MINUTE, "10s", true, OFF(wh_timeout), 0 },
+	{ "webhooks", "retry", OPT_DURATIONS, 1 * SEC, 7 * DAY, "5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h",
+	  true, OFF(wh_retry), OFF(wh_nretry) },
+	{ "webhooks", "disable_after", OPT_DURATION, 1 * MINUTE, 365 * DAY, "72h", true,
+	  OFF(wh_disable_after), 0 },
+	{ "webhooks", "allow_private_targets", OPT_BOOL, 0, 1, "false", true, OFF(wh_allow_private_targets),
+	  0 },
+	{ "alerts", "silence_after", OPT_DURATION, 0, 30 * DAY, "2h", true, OFF(alerts_silence_after), 0 },
+	{ "alerts", "window", OPT_DURATION, 1 * HOUR, 365 * DAY, "7d", true, OFF(alerts_window), 0 },
+	{ "alerts", "nps_drop", OPT_DOUBLE, 0, 200, "15", true, OFF(alerts_nps_drop), 0 },
+	{ "alerts", "min_responses", OPT_INT, 1, 1000000, "30", true, OFF(alerts_min_responses), 0 },
+	{ "retention", "days", OPT_INT, 1, 36500, "730", true, OFF(retention_days), 0 },
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-static const char *const sections[] = {"server", "database", "callbacks", "webhooks", "alerts",
-				       "retention"};
+static const char *const sections[] = {
+	"server", "database", "callbacks", "webhooks", "alerts", "retention"
+};
 
-static const char *const day_names[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+static const char *const day_names[7] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
 
 /* ---- small helpers ---- */
 
@@ -127,8 +126,7 @@ static const void *cfield(const struct npsd_config *cfg, size_t offset)
 	return (const char *)cfg + offset;
 }
 
-static void why_set(char *why, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void why_set(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Writes the reason for a failure when the caller asked for one (why may be NULL). */
 static void why_set(char *why, size_t size, const char *fmt, ...)
@@ -270,11 +268,20 @@ int config_parse_duration(const char *text, int64_t *ret_seconds)
 	if (len < 2 || !all_digits(text, n))
 		return -1;
 	switch (text[n]) {
-	case 's': unit = SEC; break;
-	case 'm': unit = MINUTE; break;
-	case 'h': unit = HOUR; break;
-	case 'd': unit = DAY; break;
-	default: return -1;
+	case 's':
+		unit = SEC;
+		break;
+	case 'm':
+		unit = MINUTE;
+		break;
+	case 'h':
+		unit = HOUR;
+		break;
+	case 'd':
+		unit = DAY;
+		break;
+	default:
+		return -1;
 	}
 	/* A cap of 10^12 units keeps the product far inside int64_t, and no sane value nears it. */
 	if (digits_value(text, n, INT64_C(1000000000000), &v) < 0)
@@ -295,10 +302,20 @@ int config_parse_size(const char *text, size_t *ret_bytes)
 	if (len > 0 && !isdigit((unsigned char)text[len - 1])) {
 		n = len - 1;
 		switch (text[n]) {
-		case 'K': case 'k': unit = KIB; break;
-		case 'M': case 'm': unit = MIB; break;
-		case 'G': case 'g': unit = GIB; break;
-		default: return -1;
+		case 'K':
+		case 'k':
+			unit = KIB;
+			break;
+		case 'M':
+		case 'm':
+			unit = MIB;
+			break;
+		case 'G':
+		case 'g':
+			unit = GIB;
+			break;
+		default:
+			return -1;
 		}
 	}
 	if (!all_digits(text, n) || digits_value(text, n, INT64_C(1000000000000), &v) < 0)
@@ -311,8 +328,8 @@ int config_parse_size(const char *text, size_t *ret_bytes)
 
 /* The list parsers below accept one trailing comma when trailing_ok, so a list in the file
  * may go on over the next, indented line: "holidays = 2026-12-25,\n  2026-12-26". */
-static int parse_durations(const char *text, int64_t *list, size_t max, size_t *ret_n,
-			   bool trailing_ok, char *why, size_t whysize)
+static int parse_durations(const char *text, int64_t *list, size_t max, size_t *ret_n, bool trailing_ok,
+                           char *why, size_t whysize)
 {
 	char item[ITEM_MAX];
 	const char *p = text;
@@ -369,7 +386,7 @@ static bool is_leap(int y)
 
 static int days_in_month(int y, int m)
 {
-	static const int len[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int len[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
 	return m == 2 && is_leap(y) ? 29 : len[m - 1];
 }
@@ -379,8 +396,8 @@ static int parse_date(const char *s, struct civil_date *ret)
 {
 	int64_t y = 0, m = 0, d = 0;
 
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !all_digits(s, 4) ||
-	    !all_digits(s + 5, 2) || !all_digits(s + 8, 2))
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !all_digits(s, 4) || !all_digits(s + 5, 2) ||
+	    !all_digits(s + 8, 2))
 		return -1;
 	digits_value(s, 4, 9999, &y);
 	digits_value(s + 5, 2, 99, &m);
@@ -394,8 +411,8 @@ static int parse_date(const char *s, struct civil_date *ret)
 }
 
 /* Appends the dates in text to list[*n .. max), skipping ones already there. */
-static int parse_dates(const char *text, struct civil_date *list, size_t max, size_t *n,
-		       bool trailing_ok, char *why, size_t whysize)
+static int parse_dates(const char *text, struct civil_date *list, size_t max, size_t *n, bool trailing_ok,
+                       char *why, size_t whysize)
 {
 	char item[ITEM_MAX];
 	const char *p = text;
@@ -413,8 +430,7 @@ static int parse_dates(const char *text, struct civil_date *list, size_t max, si
 			return -1;
 		}
 		if (parse_date(item, &d) < 0) {
-			why_set(why, whysize, "%s is not a date (use YYYY-MM-DD, a day that exists)",
-				item);
+			why_set(why, whysize, "%s is not a date (use YYYY-MM-DD, a day that exists)", item);
 			return -1;
 		}
 		for (i = 0; i < count; i++)
@@ -468,7 +484,7 @@ static int parse_clock(const char *s, size_t len, bool close, int *ret)
 /* Monday first, as people read "mon-fri"; returns 0 (mon) .. 6 (sun) or -1. */
 static int parse_day(const char *s, size_t len)
 {
-	static const char *const iso[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+	static const char *const iso[7] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
 
 	if (len != 3)
 		return -1;
@@ -500,16 +516,15 @@ static int hours_add_item(struct opening_hours *h, const char *item, char *why, 
 	}
 	if (first < 0 || last < 0 || *times == '\0') {
 		why_set(why, whysize,
-			"\"%s\" is not DAYS HH:MM-HH:MM (e.g. mon-fri 08:00-20:00, sat 09:00-13:00)",
-			item);
+		        "\"%s\" is not DAYS HH:MM-HH:MM (e.g. mon-fri 08:00-20:00, sat 09:00-13:00)", item);
 		return -1;
 	}
 	/* A range that wraps past Sunday ("fri-mon") is more likely a typo for "mon-fri" than
 	 * what was meant, so it is refused rather than guessed at. */
 	if (first > last) {
 		why_set(why, whysize,
-			"\"%s\": a day range runs forward from mon to sun (write fri-sun, mon as two items)",
-			item);
+		        "\"%s\": a day range runs forward from mon to sun (write fri-sun, mon as two items)",
+		        item);
 		return -1;
 	}
 	dash = strchr(times, '-');
@@ -520,7 +535,7 @@ static int hours_add_item(struct opening_hours *h, const char *item, char *why, 
 	}
 	if (close <= open) {
 		why_set(why, whysize,
-			"\"%s\": a window closes after it opens (split one past midnight in two)", item);
+		        "\"%s\": a window closes after it opens (split one past midnight in two)", item);
 		return -1;
 	}
 	for (int iso = first; iso <= last; iso++) {
@@ -532,8 +547,8 @@ static int hours_add_item(struct opening_hours *h, const char *item, char *why, 
 		for (int i = 0; i < n; i++) {
 			if (open < w[i].close_min && w[i].open_min < close) {
 				why_set(why, whysize, "\"%s\" overlaps %02d:%02d-%02d:%02d on %s", item,
-					w[i].open_min / 60, w[i].open_min % 60, w[i].close_min / 60,
-					w[i].close_min % 60, day_names[wday]);
+				        w[i].open_min / 60, w[i].open_min % 60, w[i].close_min / 60,
+				        w[i].close_min % 60, day_names[wday]);
 				return -1;
 			}
 			if (w[i].open_min < open)
@@ -541,7 +556,7 @@ static int hours_add_item(struct opening_hours *h, const char *item, char *why, 
 		}
 		if (n == HOURS_MAX_WINDOWS) {
 			why_set(why, whysize, "more than %d windows on %s", HOURS_MAX_WINDOWS,
-				day_names[wday]);
+			        day_names[wday]);
 			return -1;
 		}
 		memmove(&w[at + 1], &w[at], (size_t)(n - at) * sizeof w[0]);
@@ -553,8 +568,7 @@ static int hours_add_item(struct opening_hours *h, const char *item, char *why, 
 }
 
 /* Adds the items of text to *h (which may hold earlier ones). On failure *h holds a part. */
-static int hours_add(struct opening_hours *h, const char *text, bool trailing_ok, char *why,
-		     size_t whysize)
+static int hours_add(struct opening_hours *h, const char *text, bool trailing_ok, char *why, size_t whysize)
 {
 	char item[ITEM_MAX];
 	const char *p = text;
@@ -564,8 +578,7 @@ static int hours_add(struct opening_hours *h, const char *text, bool trailing_ok
 	for (int d = 0; d < 7; d++)
 		had_windows |= h->nwindows[d] > 0;
 	if (blank(text)) {
-		why_set(why, whysize,
-			"empty: use always, or e.g. mon-fri 08:00-20:00, sat 09:00-13:00");
+		why_set(why, whysize, "empty: use always, or e.g. mon-fri 08:00-20:00, sat 09:00-13:00");
 		return -1;
 	}
 	while ((r = next_item(&p, item, sizeof item)) > 0) {
@@ -633,16 +646,15 @@ bool config_timezone_valid(const char *tz)
 		return false;
 	/* zoneinfo also holds tables (zone.tab, iso3166.tab); only TZif files are zones. */
 	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	     read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
-	     memcmp(magic, "TZif", 4) == 0;
+	     read(fd, magic, sizeof magic) == (ssize_t)sizeof magic && memcmp(magic, "TZif", 4) == 0;
 	close(fd);
 	return ok;
 }
 
 static int parse_bool(const char *s, bool *ret)
 {
-	static const char *const yes[] = {"true", "yes", "on", "1"};
-	static const char *const no[] = {"false", "no", "off", "0"};
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
 
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
@@ -683,8 +695,8 @@ static int parse_decimal(const char *s, double *ret)
 }
 
 /* Writes the host (brackets stripped, "" for ":PORT") into host and the port into *port. */
-static int parse_listen(const char *text, char *host, size_t hostsize, uint16_t *port,
-			char *why, size_t whysize)
+static int parse_listen(const char *text, char *host, size_t hostsize, uint16_t *port, char *why,
+                        size_t whysize)
 {
 	const char *colon, *h, *h_end;
 	unsigned char addr[16];
@@ -709,8 +721,7 @@ static int parse_listen(const char *text, char *host, size_t hostsize, uint16_t 
 		}
 	}
 	plen = strlen(colon + 1);
-	if (plen > 5 || !all_digits(colon + 1, plen) ||
-	    digits_value(colon + 1, plen, 65535, &p) < 0) {
+	if (plen > 5 || !all_digits(colon + 1, plen) || digits_value(colon + 1, plen, 65535, &p) < 0) {
 		why_set(why, whysize, "the port is a number from 0 to 65535");
 		return -1;
 	}
@@ -731,7 +742,7 @@ static int parse_listen(const char *text, char *host, size_t hostsize, uint16_t 
 		snprintf(host, hostsize, "127.0.0.1");
 	} else if (inet_pton(AF_INET, host, addr) != 1) {
 		why_set(why, whysize, "%s is not an IP address (names other than localhost are not resolved)",
-			host);
+		        host);
 		return -1;
 	}
 	*port = (uint16_t)p;
@@ -769,8 +780,8 @@ static int set_string(char **slot, const char *text, char *why, size_t whysize)
  * Parses text as option o and stores it in cfg; append adds to a list instead of replacing
  * it (an indented continuation line). Leaves cfg unchanged and writes why on failure.
  */
-static int opt_set(const struct option *o, struct npsd_config *cfg, const char *text,
-		   bool append, char *why, size_t whysize)
+static int opt_set(const struct option *o, struct npsd_config *cfg, const char *text, bool append, char *why,
+                   size_t whysize)
 {
 	void *slot = field(cfg, o->offset);
 	char lo[32], hi[32];
@@ -812,8 +823,8 @@ static int opt_set(const struct option *o, struct npsd_config *cfg, const char *
 			return -1;
 		}
 		if ((int64_t)sz < o->min || (int64_t)sz > o->max) {
-			why_set(why, whysize, "must be from %s to %s",
-				format_size(o->min, lo, sizeof lo), format_size(o->max, hi, sizeof hi));
+			why_set(why, whysize, "must be from %s to %s", format_size(o->min, lo, sizeof lo),
+			        format_size(o->max, hi, sizeof hi));
 			return -1;
 		}
 		*(size_t *)slot = sz;
@@ -835,9 +846,8 @@ static int opt_set(const struct option *o, struct npsd_config *cfg, const char *
 			return -1;
 		}
 		if (i64 < o->min || i64 > o->max) {
-			why_set(why, whysize, "must be from %s to %s",
-				format_duration(o->min, lo, sizeof lo),
-				format_duration(o->max, hi, sizeof hi));
+			why_set(why, whysize, "must be from %s to %s", format_duration(o->min, lo, sizeof lo),
+			        format_duration(o->max, hi, sizeof hi));
 			return -1;
 		}
 		*(int64_t *)slot = i64;
@@ -855,15 +865,14 @@ static int opt_set(const struct option *o, struct npsd_config *cfg, const char *
 			return -1;
 		}
 		if (have + n == 0) {
-			why_set(why, whysize, "needs 1 to %d steps (e.g. 30m, 2h, 1d)",
-				CONFIG_MAX_STEPS);
+			why_set(why, whysize, "needs 1 to %d steps (e.g. 30m, 2h, 1d)", CONFIG_MAX_STEPS);
 			return -1;
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (tmp[i] < o->min || tmp[i] > o->max) {
 				why_set(why, whysize, "each step must be from %s to %s",
-					format_duration(o->min, lo, sizeof lo),
-					format_duration(o->max, hi, sizeof hi));
+				        format_duration(o->min, lo, sizeof lo),
+				        format_duration(o->max, hi, sizeof hi));
 				return -1;
 			}
 		}
@@ -919,8 +928,8 @@ static int opt_set(const struct option *o, struct npsd_config *cfg, const char *
 	}
 	case OPT_TIMEZONE:
 		if (!config_timezone_valid(text)) {
-			why_set(why, whysize, "%s is not a time zone in %s (e.g. Europe/Amsterdam)",
-				text, ZONEINFO_DIR);
+			why_set(why, whysize, "%s is not a time zone in %s (e.g. Europe/Amsterdam)", text,
+			        ZONEINFO_DIR);
 			return -1;
 		}
 		return set_string(slot, text, why, whysize);
@@ -982,8 +991,7 @@ void config_defaults(struct npsd_config *cfg)
 		/* The defaults are constants that the unit tests parse; only running out of memory
 		 * for a few short strings can fail here, at start, with nothing to fall back on. */
 		if (opt_set(&options[i], cfg, options[i].def, false, why, sizeof why) < 0) {
-			fprintf(stderr, "npsd: default %s.%s: %s\n", options[i].section,
-				options[i].key, why);
+			fprintf(stderr, "npsd: default %s.%s: %s\n", options[i].section, options[i].key, why);
 			abort();
 		}
 	}
@@ -1038,7 +1046,7 @@ struct load_ctx {
 static char oom_marker[] = "out of memory";
 
 static void fail(struct load_ctx *ctx, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Records the first error only: it is the one the user fixes first. */
 static void fail(struct load_ctx *ctx, const char *key, const char *fmt, ...)
@@ -1053,7 +1061,7 @@ static void fail(struct load_ctx *ctx, const char *key, const char *fmt, ...)
 	va_end(ap);
 	ctx->error_line = ctx->lineno;
 	ctx->error = key ? str_printf("%s:%d: %s: %s", ctx->path, ctx->lineno, key, what)
-			 : str_printf("%s:%d: %s", ctx->path, ctx->lineno, what);
+	                 : str_printf("%s:%d: %s", ctx->path, ctx->lineno, what);
 	if (ctx->error == NULL)
 		ctx->error = oom_marker; /* still a failure; config_load reports it */
 }
@@ -1083,8 +1091,10 @@ static char *read_line(char *str, int num, void *stream)
 		int c = getc(ctx->file);
 
 		if (c != EOF) {
-			fail(ctx, NULL, "line longer than %d characters (a list may go on over "
-					"indented lines)", num - 2);
+			fail(ctx, NULL,
+			     "line longer than %d characters (a list may go on over "
+			     "indented lines)",
+			     num - 2);
 			return NULL;
 		}
 	}
@@ -1101,8 +1111,9 @@ static char *read_line(char *str, int num, void *stream)
 		if (end) {
 			ctx->last = NULL;
 			if (!known_section(p + 1, (size_t)(end - p - 1))) {
-				fail(ctx, NULL, "[%.*s]: unknown section (known: server, database, "
-						"callbacks, webhooks, alerts, retention)",
+				fail(ctx, NULL,
+				     "[%.*s]: unknown section (known: server, database, "
+				     "callbacks, webhooks, alerts, retention)",
 				     (int)(end - p - 1 > 64 ? 64 : end - p - 1), p + 1);
 				return NULL;
 			}
@@ -1146,8 +1157,9 @@ static int on_value(void *user, const char *section, const char *name, const cha
 	if (ctx->continuation) {
 		o = ctx->last;
 		if (!is_list(o)) {
-			fail(ctx, o->key, "only a list (hours, holidays, retry) may go on over an "
-					  "indented line");
+			fail(ctx, o->key,
+			     "only a list (hours, holidays, retry) may go on over an "
+			     "indented line");
 			return 0;
 		}
 		if (opt_set(o, ctx->cfg, value, true, why, sizeof why) < 0) {
@@ -1197,8 +1209,7 @@ static void check_together(struct load_ctx *ctx)
 		if (ctx->lineno == 0)
 			ctx->lineno = ctx->set_on[cert ? ikey : icert];
 		fail(ctx, cert ? "tls_cert" : "tls_key",
-		     "set without %s (HTTPS needs both, plain HTTP neither)",
-		     cert ? "tls_key" : "tls_cert");
+		     "set without %s (HTTPS needs both, plain HTTP neither)", cert ? "tls_key" : "tls_cert");
 	}
 }
 
@@ -1248,22 +1259,26 @@ out:
 
 /* ---- reload ---- */
 
-static bool opt_equal(const struct option *o, const struct npsd_config *a,
-		      const struct npsd_config *b)
+static bool opt_equal(const struct option *o, const struct npsd_config *a, const struct npsd_config *b)
 {
 	const void *x = cfield(a, o->offset), *y = cfield(b, o->offset);
 
 	switch (o->type) {
 	case OPT_LISTEN:
-		return a->listen_port == b->listen_port &&
-		       strcmp(a->listen_host ? a->listen_host : "",
-			      b->listen_host ? b->listen_host : "") == 0;
-	case OPT_UINT: return *(const unsigned *)x == *(const unsigned *)y;
-	case OPT_INT: return *(const int *)x == *(const int *)y;
-	case OPT_SIZE: return *(const size_t *)x == *(const size_t *)y;
-	case OPT_DOUBLE: return *(const double *)x == *(const double *)y;
-	case OPT_DURATION: return *(const int64_t *)x == *(const int64_t *)y;
-	case OPT_BOOL: return *(const bool *)x == *(const bool *)y;
+		return a->listen_port == b->listen_port && strcmp(a->listen_host ? a->listen_host : "",
+		                                                  b->listen_host ? b->listen_host : "") == 0;
+	case OPT_UINT:
+		return *(const unsigned *)x == *(const unsigned *)y;
+	case OPT_INT:
+		return *(const int *)x == *(const int *)y;
+	case OPT_SIZE:
+		return *(const size_t *)x == *(const size_t *)y;
+	case OPT_DOUBLE:
+		return *(const double *)x == *(const double *)y;
+	case OPT_DURATION:
+		return *(const int64_t *)x == *(const int64_t *)y;
+	case OPT_BOOL:
+		return *(const bool *)x == *(const bool *)y;
 	case OPT_STRING:
 	case OPT_URL:
 	case OPT_TIMEZONE: {
@@ -1285,8 +1300,8 @@ static bool opt_equal(const struct option *o, const struct npsd_config *a,
 			return false;
 		for (int d = 0; d < 7; d++)
 			if (g->nwindows[d] != h->nwindows[d] ||
-			    memcmp(g->windows[d], h->windows[d],
-				   g->nwindows[d] * sizeof g->windows[d][0]) != 0)
+			    memcmp(g->windows[d], h->windows[d], g->nwindows[d] * sizeof g->windows[d][0]) !=
+			            0)
 				return false;
 		return true;
 	}
@@ -1295,8 +1310,7 @@ static bool opt_equal(const struct option *o, const struct npsd_config *a,
 }
 
 /* Copies option o from src to dst; strings are duplicated. */
-static int opt_copy(const struct option *o, struct npsd_config *dst,
-		    const struct npsd_config *src)
+static int opt_copy(const struct option *o, struct npsd_config *dst, const struct npsd_config *src)
 {
 	void *x = field(dst, o->offset);
 	const void *y = cfield(src, o->offset);
@@ -1304,8 +1318,7 @@ static int opt_copy(const struct option *o, struct npsd_config *dst,
 	switch (o->type) {
 	case OPT_LISTEN:
 		dst->listen_port = src->listen_port;
-		return set_string(&dst->listen_host, src->listen_host ? src->listen_host : "", NULL,
-				  0);
+		return set_string(&dst->listen_host, src->listen_host ? src->listen_host : "", NULL, 0);
 	case OPT_STRING:
 	case OPT_URL:
 	case OPT_TIMEZONE: {
@@ -1313,13 +1326,27 @@ static int opt_copy(const struct option *o, struct npsd_config *dst,
 
 		return set_string(x, s ? s : "", NULL, 0);
 	}
-	case OPT_UINT: memcpy(x, y, sizeof(unsigned)); break;
-	case OPT_INT: memcpy(x, y, sizeof(int)); break;
-	case OPT_SIZE: memcpy(x, y, sizeof(size_t)); break;
-	case OPT_DOUBLE: memcpy(x, y, sizeof(double)); break;
-	case OPT_DURATION: memcpy(x, y, sizeof(int64_t)); break;
-	case OPT_BOOL: memcpy(x, y, sizeof(bool)); break;
-	case OPT_HOURS: memcpy(x, y, sizeof(struct opening_hours)); break;
+	case OPT_UINT:
+		memcpy(x, y, sizeof(unsigned));
+		break;
+	case OPT_INT:
+		memcpy(x, y, sizeof(int));
+		break;
+	case OPT_SIZE:
+		memcpy(x, y, sizeof(size_t));
+		break;
+	case OPT_DOUBLE:
+		memcpy(x, y, sizeof(double));
+		break;
+	case OPT_DURATION:
+		memcpy(x, y, sizeof(int64_t));
+		break;
+	case OPT_BOOL:
+		memcpy(x, y, sizeof(bool));
+		break;
+	case OPT_HOURS:
+		memcpy(x, y, sizeof(struct opening_hours));
+		break;
 	case OPT_DURATIONS:
 		memcpy(x, y, CONFIG_MAX_STEPS * sizeof(int64_t));
 		memcpy(field(dst, o->count_off), cfield(src, o->count_off), sizeof(size_t));
@@ -1332,8 +1359,8 @@ static int opt_copy(const struct option *o, struct npsd_config *dst,
 	return 0;
 }
 
-int config_reload_merge(struct npsd_config *fresh, const struct npsd_config *running,
-			char *changed, size_t size)
+int config_reload_merge(struct npsd_config *fresh, const struct npsd_config *running, char *changed,
+                        size_t size)
 {
 	size_t used = 0;
 	int n = 0;
@@ -1346,8 +1373,8 @@ int config_reload_merge(struct npsd_config *fresh, const struct npsd_config *run
 		if (o->reloadable || opt_equal(o, fresh, running))
 			continue;
 		if (changed && used < size) {
-			int w = snprintf(changed + used, size - used, "%s%s.%s", n ? ", " : "",
-					 o->section, o->key);
+			int w = snprintf(changed + used, size - used, "%s%s.%s", n ? ", " : "", o->section,
+			                 o->key);
 
 			used += w > 0 ? (size_t)w : 0;
 		}

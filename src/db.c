@@ -17,8 +17,8 @@
 #include "npsd/log.h"
 #include "npsd/migrations.h"
 
-#define STMT_SLOTS 512     /* distinct statements per connection; far more than we have */
-#define MAX_READERS 64     /* beyond this, readers wait: each connection costs a page cache */
+#define STMT_SLOTS 512 /* distinct statements per connection; far more than we have */
+#define MAX_READERS 64 /* beyond this, readers wait: each connection costs a page cache */
 #define BUSY_TIMEOUT_MS 5000
 
 struct stmt_slot {
@@ -208,8 +208,9 @@ static int conn_open(const char *path, int readonly, struct db_conn **ret_conn, 
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (readonly ? 0 : SQLITE_OPEN_CREATE);
 	int rc = sqlite3_open_v2(path, &conn->handle, flags, db_vfs_register() == 0 ? DB_VFS_NAME : NULL);
 	if (rc != SQLITE_OK) {
-		if (ret_error && asprintf(ret_error, "%s: %s", path,
-		                          conn->handle ? sqlite3_errmsg(conn->handle) : sqlite3_errstr(rc)) < 0)
+		if (ret_error &&
+		    asprintf(ret_error, "%s: %s", path,
+		             conn->handle ? sqlite3_errmsg(conn->handle) : sqlite3_errstr(rc)) < 0)
 			*ret_error = NULL;
 		conn_close(&conn);
 		return db_errno(rc);
@@ -220,13 +221,14 @@ static int conn_open(const char *path, int readonly, struct db_conn **ret_conn, 
 	 * commit is done by the sync thread (see struct npsd_db), so a 201 survives a power
 	 * cut just as with FULL. Readers are query_only so a bug can never write outside the
 	 * writer. */
-	const char *pragmas = readonly
-		? "PRAGMA query_only = 1; PRAGMA foreign_keys = OFF;"
-		: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
-		  /* Savepoints journal into memory, not a temp file (two syscalls per page saved).
-		   * A checkpoint copies each page once however often the WAL holds it, so fewer,
-		   * larger checkpoints copy less: 4000 pages measured best (bench/README.md). */
-		  "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;";
+	const char *pragmas =
+	        readonly ? "PRAGMA query_only = 1; PRAGMA foreign_keys = OFF;"
+	                 : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = "
+	                   "OFF; "
+	                   /* Savepoints journal into memory, not a temp file (two syscalls per page saved).
+	                    * A checkpoint copies each page once however often the WAL holds it, so fewer,
+	                    * larger checkpoints copy less: 4000 pages measured best (bench/README.md). */
+	                   "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;";
 	int r = conn_exec(conn, pragmas);
 	if (r < 0) {
 		if (ret_error && asprintf(ret_error, "%s: cannot set up the connection: %s", path,
@@ -278,7 +280,8 @@ static int migrate(struct db_conn *conn, char **ret_error)
 		char *msg = NULL;
 		int rc = sqlite3_exec(conn->handle, m->sql, NULL, NULL, &msg);
 		if (rc != SQLITE_OK) {
-			if (asprintf(ret_error, "migration %s failed: %s", m->name, msg ? msg : sqlite3_errstr(rc)) < 0)
+			if (asprintf(ret_error, "migration %s failed: %s", m->name,
+			             msg ? msg : sqlite3_errstr(rc)) < 0)
 				*ret_error = NULL;
 			sqlite3_free(msg);
 			conn_exec(conn, "ROLLBACK");

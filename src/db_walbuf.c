@@ -35,7 +35,7 @@ struct walbuf_file {
 	int is_wal;
 	struct walbuf_file *main_db; /* for a WAL: its database file */
 	struct walbuf_file *wal;     /* for a database: its open WAL, if any */
-	int write_failed; /* a flush at a barrier failed: the next sync reports it */
+	int write_failed;            /* a flush at a barrier failed: the next sync reports it */
 	unsigned char *buf;
 	size_t len;
 	sqlite3_int64 offset; /* file offset of buf[0] */
@@ -92,7 +92,8 @@ static int wb_write(sqlite3_file *file, const void *data, int amount, sqlite3_in
 	struct walbuf_file *f = (struct walbuf_file *)file;
 	if (!f->is_wal)
 		return f->real->pMethods->xWrite(f->real, data, amount, offset);
-	if (f->len > 0 && (offset != f->offset + (sqlite3_int64)f->len || f->len + (size_t)amount > WALBUF_CAP)) {
+	if (f->len > 0 &&
+	    (offset != f->offset + (sqlite3_int64)f->len || f->len + (size_t)amount > WALBUF_CAP)) {
 		int rc = flush(f);
 		if (rc != SQLITE_OK)
 			return rc;
@@ -132,8 +133,14 @@ static int wb_file_size(sqlite3_file *file, sqlite3_int64 *ret_size)
 }
 
 /* The rest passes through unchanged. */
-static int wb_lock(sqlite3_file *f, int level) { return real_of(f)->pMethods->xLock(real_of(f), level); }
-static int wb_unlock(sqlite3_file *f, int level) { return real_of(f)->pMethods->xUnlock(real_of(f), level); }
+static int wb_lock(sqlite3_file *f, int level)
+{
+	return real_of(f)->pMethods->xLock(real_of(f), level);
+}
+static int wb_unlock(sqlite3_file *f, int level)
+{
+	return real_of(f)->pMethods->xUnlock(real_of(f), level);
+}
 static int wb_check_reserved(sqlite3_file *f, int *out)
 {
 	return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
@@ -142,7 +149,10 @@ static int wb_file_control(sqlite3_file *f, int op, void *arg)
 {
 	return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
 }
-static int wb_sector_size(sqlite3_file *f) { return real_of(f)->pMethods->xSectorSize(real_of(f)); }
+static int wb_sector_size(sqlite3_file *f)
+{
+	return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
 static int wb_device_characteristics(sqlite3_file *f)
 {
 	return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));

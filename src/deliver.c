@@ -18,23 +18,23 @@
 #include "npsd/webhook_format.h"
 #include "npsd/webhooks.h"
 
-#define MAX_IN_FLIGHT 256       /* transfers at once, over reused connections */
-#define RESPONSE_HEAD_MAX 4096  /* SPEC: the first 4 KiB of every answer is kept */
-#define LEASE_SLACK_S 30        /* a lease outlives the attempt's timeout by this much */
-#define IDLE_POLL_MS 60000      /* with nothing due, look again every minute anyway */
+#define MAX_IN_FLIGHT 256      /* transfers at once, over reused connections */
+#define RESPONSE_HEAD_MAX 4096 /* SPEC: the first 4 KiB of every answer is kept */
+#define LEASE_SLACK_S 30       /* a lease outlives the attempt's timeout by this much */
+#define IDLE_POLL_MS 60000     /* with nothing due, look again every minute anyway */
 
 struct transfer {
 	CURL *easy;
 	struct curl_slist *headers;
 	struct webhook_request request;
 	int64_t delivery_id, webhook_id, lease_until;
-	int attempts;               /* before this one */
+	int attempts; /* before this one */
 	int64_t started_ms;
 	char head[RESPONSE_HEAD_MAX + 1];
 	size_t head_len;
 	char error[CURL_ERROR_SIZE];
-	long retry_after;           /* seconds from a Retry-After header, 0 when none */
-	bool blocked;               /* the SSRF guard refused the address */
+	long retry_after; /* seconds from a Retry-After header, 0 when none */
+	bool blocked;     /* the SSRF guard refused the address */
 };
 
 struct deliver {
@@ -62,7 +62,7 @@ struct round {
 	const struct npsd_config *cfg;
 	struct finished *finished;
 	size_t nfinished;
-	size_t want;                 /* how many new deliveries to claim */
+	size_t want; /* how many new deliveries to claim */
 	struct delivery_row *claimed;
 	size_t nclaimed;
 	int64_t now;
@@ -90,8 +90,8 @@ static int disable_webhook(struct db_conn *conn, int64_t id, const char *reason,
 	if (r == 0 && was_active) {
 		outbox_webhooks_changed();
 		/* No URL: for ntfy and chat webhooks the URL itself is the credential to post. */
-		json_t *data = json_pack("{s:{s:I, s:s?, s:s}}", "webhook", "id", (json_int_t)id, "description",
-		                         row.description, "reason", reason);
+		json_t *data = json_pack("{s:{s:I, s:s?, s:s}}", "webhook", "id", (json_int_t)id,
+		                         "description", row.description, "reason", reason);
 		/* Tells the other webhooks, so a person hears of it: this one is inactive now. */
 		r = outbox_emit(conn, "webhook.disabled", data, NO_FACTS, now);
 		log_warn("webhook %lld disabled: %s", (long long)id, reason);
@@ -120,8 +120,8 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 		state = "pending";
 		next = now + delay;
 	}
-	int r = store_delivery_finish(conn, f->delivery_id, f->lease_until, state, attempts, next, &f->attempt,
-	                              now);
+	int r = store_delivery_finish(conn, f->delivery_id, f->lease_until, state, attempts, next,
+	                              &f->attempt, now);
 	if (r == -ESTALE)
 		return 0; /* someone else holds it now: their attempt counts, not ours */
 	if (r < 0)
@@ -182,7 +182,8 @@ static int round_apply(struct db_conn *conn, void *arg)
 	if (round->want == 0)
 		return 0;
 	int64_t lease_until = round->now + round->cfg->wh_timeout + LEASE_SLACK_S;
-	return store_deliveries_claim(conn, round->now, lease_until, (int)round->want, collect_claimed, round);
+	return store_deliveries_claim(conn, round->now, lease_until, (int)round->want, collect_claimed,
+	                              round);
 }
 
 /* ---------- transfers ---------- */
@@ -269,13 +270,17 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	}
 	json_t *data = json_loads(payload, 0, NULL);
 	t = calloc(1, sizeof *t);
-	struct webhook_target target = { .secret = hook.secret, .auth = hook.auth, .public_url = d->cfg->public_url };
-	struct webhook_event event = { .id = row->event_id, .type = type, .created_at = created_at, .data = data };
+	struct webhook_target target = { .secret = hook.secret,
+		                         .auth = hook.auth,
+		                         .public_url = d->cfg->public_url };
+	struct webhook_event event = {
+		.id = row->event_id, .type = type, .created_at = created_at, .data = data
+	};
 	char message_id[40];
 	snprintf(message_id, sizeof message_id, "msg_%lld", (long long)row->id);
 	int r = t && data && webhook_format_parse(hook.format, &target.format) == 0
-		? webhook_format_build(&target, &event, message_id, clock_now(), &t->request)
-		: -ENOMEM;
+	                ? webhook_format_build(&target, &event, message_id, clock_now(), &t->request)
+	                : -ENOMEM;
 	json_decref(data);
 	if (r < 0) {
 		why = r == -EINVAL ? "the webhook's secret is malformed" : "out of memory";
@@ -315,7 +320,9 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 failed:
 	*ret_failed = true;
 	*fail = (struct finished){
-		.delivery_id = row->id, .webhook_id = row->webhook_id, .lease_until = row->lease_until,
+		.delivery_id = row->id,
+		.webhook_id = row->webhook_id,
+		.lease_until = row->lease_until,
 		/* An attempt that cannot even be built will not improve: fail it for good. */
 		.attempts = (int)d->cfg->wh_nretry,
 		.attempt = { .at = clock_now(), .error = why },
@@ -332,13 +339,17 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 	long status = 0;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
 	*f = (struct finished){
-		.delivery_id = t->delivery_id, .webhook_id = t->webhook_id, .lease_until = t->lease_until,
-		.attempts = t->attempts, .retry_after = t->retry_after,
+		.delivery_id = t->delivery_id,
+		.webhook_id = t->webhook_id,
+		.lease_until = t->lease_until,
+		.attempts = t->attempts,
+		.retry_after = t->retry_after,
 	};
 	if (code != CURLE_OK) {
 		snprintf(f->error, sizeof f->error, "%s",
-		         t->blocked ? "refused: the address is loopback, private, link-local or multicast"
-		                    : t->error[0] ? t->error : curl_easy_strerror(code));
+		         t->blocked    ? "refused: the address is loopback, private, link-local or multicast"
+		         : t->error[0] ? t->error
+		                       : curl_easy_strerror(code));
 		status = 0;
 	} else if (status < 200 || status >= 300) {
 		snprintf(f->error, sizeof f->error, "HTTP %ld", status);
@@ -372,8 +383,12 @@ void deliver_wake(void *arg)
 static size_t run_round(struct deliver *d, struct finished *finished, size_t nfinished, size_t want,
                         struct delivery_row *claimed)
 {
-	struct round round = { .cfg = d->cfg, .finished = finished, .nfinished = nfinished, .want = want,
-	                       .claimed = claimed, .now = clock_now() };
+	struct round round = { .cfg = d->cfg,
+		               .finished = finished,
+		               .nfinished = nfinished,
+		               .want = want,
+		               .claimed = claimed,
+		               .now = clock_now() };
 	if (!nfinished && !want)
 		return 0;
 	int r = db_write_sync(d->db, round_apply, &round);
@@ -448,7 +463,8 @@ static void *deliver_main(void *arg)
 			struct db_conn *conn = db_reader(d->db);
 			for (size_t i = 0; i < nclaimed; i++) {
 				bool failed;
-				struct transfer *t = transfer_new(d, conn, &claimed[i], &finished[nfinished], &failed);
+				struct transfer *t =
+				        transfer_new(d, conn, &claimed[i], &finished[nfinished], &failed);
 				if (failed)
 					nfinished++;
 				if (!t)

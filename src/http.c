@@ -47,7 +47,7 @@ struct http_request {
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_large;
-	uint64_t received;    /* body bytes seen, kept or dropped */
+	uint64_t received; /* body bytes seen, kept or dropped */
 	json_t *json;
 
 	void (*resumed)(struct http_request *req);
@@ -59,9 +59,9 @@ struct http_request {
 	unsigned status;
 	char *reply_body;
 	size_t reply_len;
-	const char *allow;    /* methods for a 405 */
-	int retry_after;      /* seconds for a 429/503; 0 = none */
-	bool close_after;     /* shutting down: no keep-alive */
+	const char *allow; /* methods for a 405 */
+	int retry_after;   /* seconds for a 429/503; 0 = none */
+	bool close_after;  /* shutting down: no keep-alive */
 };
 
 /* ---------- replies ---------- */
@@ -85,7 +85,8 @@ void http_reply_json(struct http_request *req, unsigned status, json_t *body)
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (!text) {
-		static const char oom[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}";
+		static const char oom[] =
+		        "{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}";
 		req->retry_after = 1;
 		set_reply(req, 503, strdup(oom), sizeof oom - 1);
 		return;
@@ -106,8 +107,8 @@ json_t *http_error_object(const char *code, const char *field, const char *messa
 	return err;
 }
 
-static void reply_error_text(struct http_request *req, unsigned status, const char *code,
-                             const char *field, const char *message)
+static void reply_error_text(struct http_request *req, unsigned status, const char *code, const char *field,
+                             const char *message)
 {
 	json_t *body = json_object();
 	json_object_set_new(body, "error", http_error_object(code, field, message));
@@ -251,10 +252,13 @@ int http_query_token(struct http_request *req, const char *key, const char **val
 
 static unsigned method_bit(const char *method)
 {
-	static const struct { const char *name; unsigned bit; } methods[] = {
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} methods[] = {
 		/* HEAD is a GET whose body MHD leaves out. */
-		{ "GET", HTTP_GET }, { "HEAD", HTTP_GET }, { "POST", HTTP_POST }, { "PUT", HTTP_PUT },
-		{ "PATCH", HTTP_PATCH }, { "DELETE", HTTP_DELETE },
+		{ "GET", HTTP_GET }, { "HEAD", HTTP_GET },    { "POST", HTTP_POST },
+		{ "PUT", HTTP_PUT }, { "PATCH", HTTP_PATCH }, { "DELETE", HTTP_DELETE },
 	};
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
 		if (strcmp(method, methods[i].name) == 0)
@@ -328,8 +332,8 @@ static const struct route *route_find(const struct route *routes, unsigned metho
 
 static enum MHD_Result queue_reply(struct http_request *req)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		req->reply_len, req->reply_body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *resp =
+	        MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		return MHD_NO;
 	req->reply_body = NULL; /* the response owns it now */
@@ -384,8 +388,8 @@ static void start_request(struct http_request *req, const char *url, const char 
 			static _Thread_local char allow_copy[64];
 			memcpy(allow_copy, allow, sizeof allow_copy);
 			req->allow = allow_copy;
-			http_reply_error(req, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
-			                 method, allow);
+			http_reply_error(req, 405, "method_not_allowed", NULL,
+			                 "%s is not allowed here; use %s", method, allow);
 		} else {
 			http_reply_error(req, 404, "not_found", NULL, "no such path");
 		}
@@ -402,7 +406,8 @@ static void start_request(struct http_request *req, const char *url, const char 
 		}
 		if (!token || !*token || auth_check(srv->app->auth, token, &req->principal) < 0) {
 			http_reply_error(req, 401, "unauthorized", NULL,
-			                 token ? "unknown or revoked token" : "an Authorization: Bearer token is required");
+			                 token ? "unknown or revoked token"
+			                       : "an Authorization: Bearer token is required");
 			return;
 		}
 		if (!(req->principal.role & (req->route->roles | ROLE_ADMIN))) {
@@ -413,15 +418,15 @@ static void start_request(struct http_request *req, const char *url, const char 
 	}
 	if (req->route->body == BODY_NONE)
 		return;
-	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *length =
+	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (length && strtoull(length, NULL, 10) > srv->max_body) {
 		http_reply_error(req, 413, "payload_too_large", NULL, "the body is larger than %zu bytes",
 		                 srv->max_body);
 		return;
 	}
-	const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                               MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *type =
+	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	bool has_body = (length && strtoull(length, NULL, 10) > 0) ||
 	                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 	                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
@@ -475,8 +480,9 @@ static void dispatch(struct http_request *req)
 		json_error_t jerr;
 		req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!req->json) {
-			http_reply_error(req, 400, "invalid_json", NULL, "the body is not valid JSON: %s at line %d column %d",
-			                 jerr.text, jerr.line, jerr.column);
+			http_reply_error(req, 400, "invalid_json", NULL,
+			                 "the body is not valid JSON: %s at line %d column %d", jerr.text,
+			                 jerr.line, jerr.column);
 			return;
 		}
 	} else if (route->body == BODY_REQUIRED) {
@@ -490,20 +496,20 @@ static void dispatch(struct http_request *req)
 
 static bool body_worth_draining(struct http_request *req)
 {
-	const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *length =
+	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (length) {
 		unsigned long long n = strtoull(length, NULL, 10);
 		return n > 0 && n <= DRAIN_MAX;
 	}
 	/* chunked: its size is unknown; take_body drops it piece by piece */
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+	       NULL;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
 {
 	(void)version;
 	struct http_server *srv = cls;
@@ -621,16 +627,11 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	srv->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, srv,
-		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-		MHD_OPTION_CONNECTION_LIMIT, 10000,
-		MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
-		MHD_OPTION_END);
+	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout,
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, 10000, MHD_OPTION_ARRAY,
+	        (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->daemon) {
 		free(srv);

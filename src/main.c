@@ -23,10 +23,9 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: npsd [--config FILE] [--listen HOST:PORT] [--db PATH] [--port-file FILE]\n"
-	        "            [--log-level error|warn|info|debug] [--check-config] [--version]\n"
-	        "With no config file npsd runs on built-in defaults (127.0.0.1:8080, ./var/npsd.db).\n");
+	fprintf(out, "usage: npsd [--config FILE] [--listen HOST:PORT] [--db PATH] [--port-file FILE]\n"
+	             "            [--log-level error|warn|info|debug] [--check-config] [--version]\n"
+	             "With no config file npsd runs on built-in defaults (127.0.0.1:8080, ./var/npsd.db).\n");
 }
 
 /* Reads a whole PEM file for TLS; the caller frees. NULL with errno set on failure. */
@@ -121,20 +120,36 @@ int main(int argc, char **argv)
 	int check_only = 0, opt;
 	while ((opt = getopt_long(argc, argv, "c:l:d:p:L:nVh", options, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'd': db_path = optarg; break;
-		case 'p': port_file = optarg; break;
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'd':
+			db_path = optarg;
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
 		case 'L':
 			if (log_set_level(optarg) < 0) {
 				fprintf(stderr, "npsd: unknown log level %s\n", optarg);
 				return 2;
 			}
 			break;
-		case 'n': check_only = 1; break;
-		case 'V': puts("npsd " NPSD_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'n':
+			check_only = 1;
+			break;
+		case 'V':
+			puts("npsd " NPSD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {

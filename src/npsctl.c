@@ -16,11 +16,10 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: npsctl [--db PATH | --config FILE] COMMAND\n"
-	        "  key create --role ingest|agent|manager|admin --name NAME   prints the new token\n"
-	        "  key list                                                 id, role, name, dates\n"
-	        "  key revoke ID\n");
+	fprintf(out, "usage: npsctl [--db PATH | --config FILE] COMMAND\n"
+	             "  key create --role ingest|agent|manager|admin --name NAME   prints the new token\n"
+	             "  key list                                                 id, role, name, dates\n"
+	             "  key revoke ID\n");
 }
 
 struct key_create {
@@ -74,8 +73,8 @@ static int key_create(struct npsd_db *db, int argc, char **argv)
 		fprintf(stderr, "npsctl: cannot store the key: %s\n", strerror(-r));
 		return 1;
 	}
-	fprintf(stderr, "created key %lld (%s, %s); the token is shown once:\n", (long long)kc.id,
-	        role, kc.name);
+	fprintf(stderr, "created key %lld (%s, %s); the token is shown once:\n", (long long)kc.id, role,
+	        kc.name);
 	printf("%s\n", token);
 	return 0;
 }

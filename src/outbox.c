@@ -12,8 +12,8 @@
 struct subscription {
 	int64_t id;
 	uint32_t events;
-	int min_score, max_score;  /* -1 = no bound */
-	json_t *touchpoints;       /* array, or NULL for any */
+	int min_score, max_score; /* -1 = no bound */
+	json_t *touchpoints;      /* array, or NULL for any */
 };
 
 static struct {
@@ -46,8 +46,8 @@ static int cache_add(const struct webhook_row *row, void *arg)
 	json_t *events = row->events ? json_loads(row->events, 0, NULL) : NULL;
 	size_t i;
 	json_t *e;
-	json_array_foreach(events, i, e)
-		sub->events |= json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
+	json_array_foreach(events, i, e) sub->events |=
+	        json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
 	json_decref(events);
 	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
 	json_t *v;
@@ -86,9 +86,8 @@ static bool passes(const struct subscription *sub, struct event_facts facts)
 	if (sub->touchpoints && facts.touchpoint) {
 		size_t i;
 		json_t *tp;
-		json_array_foreach(sub->touchpoints, i, tp)
-			if (strcmp(json_string_value(tp), facts.touchpoint) == 0)
-				return true;
+		json_array_foreach(sub->touchpoints, i,
+		                   tp) if (strcmp(json_string_value(tp), facts.touchpoint) == 0) return true;
 		return false;
 	}
 	return true;
@@ -119,8 +118,7 @@ bool outbox_wanted(struct db_conn *conn, const char *type)
 	return false;
 }
 
-int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts,
-                int64_t now)
+int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts, int64_t now)
 {
 	int r = cache_load(conn);
 	if (r < 0) {
@@ -140,8 +138,8 @@ int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct eve
 	return r;
 }
 
-int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id,
-                   int64_t now, int64_t *ret_delivery_id)
+int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id, int64_t now,
+                   int64_t *ret_delivery_id)
 {
 	int64_t event_id;
 	int r = insert_event(conn, type, data, now, &event_id);

@@ -82,8 +82,7 @@ static bool is_holiday(const struct civil_date *holidays, size_t n, int64_t days
 	struct civil_date c = civil_from_days(days);
 
 	for (size_t i = 0; i < n; i++)
-		if (holidays[i].year == c.year && holidays[i].month == c.month &&
-		    holidays[i].day == c.day)
+		if (holidays[i].year == c.year && holidays[i].month == c.month && holidays[i].day == c.day)
 			return true;
 	return false;
 }
@@ -93,7 +92,7 @@ static bool is_holiday(const struct civil_date *holidays, size_t n, int64_t days
  * day's windows being sorted and disjoint, as config_parse_hours() leaves them.
  */
 static int64_t next_open_wall(const struct opening_hours *h, const struct civil_date *holidays,
-			      size_t nholidays, int64_t w0, int64_t w1)
+                              size_t nholidays, int64_t w0, int64_t w1)
 {
 	for (int64_t day = floor_div(w0, DAY_SECS); day * DAY_SECS < w1; day++) {
 		int wd = weekday(day);
@@ -122,8 +121,8 @@ static bool has_windows(const struct opening_hours *h)
 	return false;
 }
 
-bool schedule_is_open(const struct opening_hours *h, const struct civil_date *holidays,
-		      size_t nholidays, int64_t t)
+bool schedule_is_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
+                      int64_t t)
 {
 	int64_t w;
 
@@ -133,8 +132,8 @@ bool schedule_is_open(const struct opening_hours *h, const struct civil_date *ho
 	return next_open_wall(h, holidays, nholidays, w, w + 1) == w;
 }
 
-int64_t schedule_next_open(const struct opening_hours *h, const struct civil_date *holidays,
-			   size_t nholidays, int64_t t)
+int64_t schedule_next_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
+                           int64_t t)
 {
 	int64_t x = t, limit = t + (SEARCH_DAYS + 1) * DAY_SECS;
 

@@ -12,8 +12,8 @@
 #include "npsd/log.h"
 #include "npsd/store.h"
 
-#define IDLE_RECHECK_S 3600     /* with nothing pending, look again hourly anyway */
-#define WAKE_COALESCE_MS 200    /* commits come in thousands a second; deadlines minutes ahead */
+#define IDLE_RECHECK_S 3600  /* with nothing pending, look again hourly anyway */
+#define WAKE_COALESCE_MS 200 /* commits come in thousands a second; deadlines minutes ahead */
 #define FAKE_CLOCK_POLL_MS 100
 
 struct scheduler {

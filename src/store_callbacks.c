@@ -6,8 +6,8 @@
 #include "npsd/store.h"
 #include "store_internal.h"
 
-#define CALLBACK_COLUMNS \
-	"id, customer_id, status, priority, touchpoint, due_at, sla_deadline, sla_breached, " \
+#define CALLBACK_COLUMNS                                                                         \
+	"id, customer_id, status, priority, touchpoint, due_at, sla_deadline, sla_breached, "    \
 	"attempts, max_attempts, claimed_by, claimed_key_id, lease_expires_at, outcome, notes, " \
 	"created_at, first_attempt_at, closed_at"
 
@@ -102,9 +102,9 @@ static void bind_optional_int64(sqlite3_stmt *st, int idx, int64_t v)
 int store_callback_save(struct db_conn *conn, const struct callback_row *row)
 {
 	static const char sql[] =
-		"UPDATE callbacks SET status = ?, priority = ?, due_at = ?, sla_breached = ?, attempts = ?, "
-		"claimed_by = ?, claimed_key_id = ?, lease_expires_at = ?, outcome = ?, notes = ?, "
-		"first_attempt_at = ?, closed_at = ? WHERE id = ?";
+	        "UPDATE callbacks SET status = ?, priority = ?, due_at = ?, sla_breached = ?, attempts = ?, "
+	        "claimed_by = ?, claimed_key_id = ?, lease_expires_at = ?, outcome = ?, notes = ?, "
+	        "first_attempt_at = ?, closed_at = ? WHERE id = ?";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -124,16 +124,16 @@ int store_callback_save(struct db_conn *conn, const struct callback_row *row)
 	return store_step_done(st);
 }
 
-int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent,
-                         int64_t key_id, int64_t now, int64_t lease_until, int64_t *ret_id)
+int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent, int64_t key_id,
+                         int64_t now, int64_t lease_until, int64_t *ret_id)
 {
 	/* The queue index walks (status, priority, id) and carries due_at, so the first due
 	 * row is found without touching the table for the ones not due. */
 	static const char sql[] =
-		"UPDATE callbacks SET status = 'claimed', claimed_by = ?1, claimed_key_id = ?2, "
-		"lease_expires_at = ?3 WHERE id = (SELECT id FROM callbacks INDEXED BY callbacks_queue "
-		"WHERE status = 'queued' AND due_at <= ?4 AND (?5 IS NULL OR touchpoint = ?5) "
-		"ORDER BY priority, id LIMIT 1) RETURNING id";
+	        "UPDATE callbacks SET status = 'claimed', claimed_by = ?1, claimed_key_id = ?2, "
+	        "lease_expires_at = ?3 WHERE id = (SELECT id FROM callbacks INDEXED BY callbacks_queue "
+	        "WHERE status = 'queued' AND due_at <= ?4 AND (?5 IS NULL OR touchpoint = ?5) "
+	        "ORDER BY priority, id LIMIT 1) RETURNING id";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -157,10 +157,10 @@ int store_callback_list(struct db_conn *conn, const struct callback_filter *f,
                         int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
 	static const char sql[] =
-		"SELECT " CALLBACK_COLUMNS " FROM callbacks WHERE (?1 IS NULL OR status = ?1) "
-		"AND (?2 IS NULL OR touchpoint = ?2) "
-		"AND (?4 IS NULL OR (due_at > ?3, priority, id) > (?4, ?5, ?6)) "
-		"ORDER BY due_at > ?3, priority, id LIMIT ?7";
+	        "SELECT " CALLBACK_COLUMNS " FROM callbacks WHERE (?1 IS NULL OR status = ?1) "
+	        "AND (?2 IS NULL OR touchpoint = ?2) "
+	        "AND (?4 IS NULL OR (due_at > ?3, priority, id) > (?4, ?5, ?6)) "
+	        "ORDER BY due_at > ?3, priority, id LIMIT ?7";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -176,13 +176,12 @@ int store_callback_list(struct db_conn *conn, const struct callback_filter *f,
 	return callback_rows(st, fn, arg);
 }
 
-int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const char *customer_id,
-                             int64_t at, const char *kind, const char *agent, const char *outcome,
-                             const char *notes)
+int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const char *customer_id, int64_t at,
+                             const char *kind, const char *agent, const char *outcome, const char *notes)
 {
 	static const char sql[] =
-		"INSERT INTO callback_events (callback_id, customer_id, at, kind, agent, outcome, notes) "
-		"VALUES (?, ?, ?, ?, ?, ?, ?)";
+	        "INSERT INTO callback_events (callback_id, customer_id, at, kind, agent, outcome, notes) "
+	        "VALUES (?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -196,11 +195,11 @@ int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const ch
 	return store_step_done(st);
 }
 
-int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint,
-                          const char *area, const char *text, int64_t now)
+int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint, const char *area,
+                          const char *text, int64_t now)
 {
-	static const char sql[] =
-		"INSERT INTO improvements (callback_id, touchpoint, area, text, created_at) VALUES (?, ?, ?, ?, ?)";
+	static const char sql[] = "INSERT INTO improvements (callback_id, touchpoint, area, text, "
+	                          "created_at) VALUES (?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -216,9 +215,9 @@ int store_customer_callback_closed(struct db_conn *conn, const char *customer_id
                                    bool do_not_call)
 {
 	static const char sql[] =
-		"UPDATE customers SET open_callback_id = NULL, "
-		"last_reached_at = coalesce(?1, last_reached_at), do_not_call = max(do_not_call, ?2) "
-		"WHERE id = ?3";
+	        "UPDATE customers SET open_callback_id = NULL, "
+	        "last_reached_at = coalesce(?1, last_reached_at), do_not_call = max(do_not_call, ?2) "
+	        "WHERE id = ?3";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -251,8 +250,8 @@ int store_customer_calls(struct db_conn *conn, const char *customer_id, int limi
                          int (*fn)(const struct call_event *ev, void *arg), void *arg)
 {
 	static const char sql[] =
-		"SELECT callback_id, at, kind, agent, outcome, notes FROM callback_events "
-		"WHERE customer_id = ? AND kind = 'outcome' ORDER BY at DESC, id DESC LIMIT ?";
+	        "SELECT callback_id, at, kind, agent, outcome, notes FROM callback_events "
+	        "WHERE customer_id = ? AND kind = 'outcome' ORDER BY at DESC, id DESC LIMIT ?";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -289,9 +288,9 @@ int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
                                   int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
 	static const char sql[] =
-		"UPDATE callbacks SET status = 'queued', claimed_by = NULL, claimed_key_id = NULL, "
-		"lease_expires_at = NULL WHERE status = 'claimed' AND lease_expires_at <= ? "
-		"RETURNING " CALLBACK_COLUMNS;
+	        "UPDATE callbacks SET status = 'queued', claimed_by = NULL, claimed_key_id = NULL, "
+	        "lease_expires_at = NULL WHERE status = 'claimed' AND lease_expires_at <= ? "
+	        "RETURNING " CALLBACK_COLUMNS;
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -303,8 +302,8 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
                                int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
 	static const char sql[] =
-		"UPDATE callbacks SET sla_breached = 1 WHERE sla_breached = 0 AND first_attempt_at IS NULL "
-		"AND status IN ('queued', 'claimed') AND sla_deadline <= ? RETURNING " CALLBACK_COLUMNS;
+	        "UPDATE callbacks SET sla_breached = 1 WHERE sla_breached = 0 AND first_attempt_at IS NULL "
+	        "AND status IN ('queued', 'claimed') AND sla_deadline <= ? RETURNING " CALLBACK_COLUMNS;
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -315,9 +314,10 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
 int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret)
 {
 	static const char sql[] =
-		"SELECT min(coalesce((SELECT min(lease_expires_at) FROM callbacks WHERE status = 'claimed'), "
-		"9223372036854775807), coalesce((SELECT min(sla_deadline) FROM callbacks WHERE sla_breached = 0 "
-		"AND first_attempt_at IS NULL AND status IN ('queued', 'claimed')), 9223372036854775807))";
+	        "SELECT min(coalesce((SELECT min(lease_expires_at) FROM callbacks WHERE status = 'claimed'), "
+	        "9223372036854775807), coalesce((SELECT min(sla_deadline) FROM callbacks WHERE sla_breached "
+	        "= 0 "
+	        "AND first_attempt_at IS NULL AND status IN ('queued', 'claimed')), 9223372036854775807))";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -345,26 +345,27 @@ static double median_of(struct db_conn *conn, const char *sql, int64_t since)
 
 int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret)
 {
-	static const char sql_counts[] =
-		"SELECT count(*) FILTER (WHERE status = 'queued'), "
-		"count(*) FILTER (WHERE status = 'queued' AND due_at <= ?1), "
-		"count(*) FILTER (WHERE status = 'claimed'), "
-		"min(due_at) FILTER (WHERE status = 'queued' AND due_at <= ?1) "
-		"FROM callbacks WHERE status IN ('queued', 'claimed')";
+	static const char sql_counts[] = "SELECT count(*) FILTER (WHERE status = 'queued'), "
+	                                 "count(*) FILTER (WHERE status = 'queued' AND due_at <= ?1), "
+	                                 "count(*) FILTER (WHERE status = 'claimed'), "
+	                                 "min(due_at) FILTER (WHERE status = 'queued' AND due_at <= ?1) "
+	                                 "FROM callbacks WHERE status IN ('queued', 'claimed')";
 	static const char sql_sla[] =
-		"SELECT count(*), count(*) FILTER (WHERE first_attempt_at <= sla_deadline), "
-		"count(*) FILTER (WHERE status IN ('done', 'unreachable')), "
-		"count(*) FILTER (WHERE status = 'done' AND outcome IN ('reached', 'declined', 'do_not_call')) "
-		"FROM callbacks WHERE created_at >= ?1 AND (first_attempt_at IS NOT NULL OR sla_breached = 1)";
+	        "SELECT count(*), count(*) FILTER (WHERE first_attempt_at <= sla_deadline), "
+	        "count(*) FILTER (WHERE status IN ('done', 'unreachable')), "
+	        "count(*) FILTER (WHERE status = 'done' AND outcome IN ('reached', 'declined', "
+	        "'do_not_call')) "
+	        "FROM callbacks WHERE created_at >= ?1 AND (first_attempt_at IS NOT NULL OR sla_breached = "
+	        "1)";
 	/* The middle row of the ordered values: exact for odd counts, the upper middle else. */
 	static const char sql_first_call[] =
-		"SELECT first_attempt_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
-		"first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
-		"WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL)";
+	        "SELECT first_attempt_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
+	        "first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
+	        "WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL)";
 	static const char sql_close[] =
-		"SELECT closed_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
-		"closed_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
-		"WHERE created_at >= ?1 AND closed_at IS NOT NULL)";
+	        "SELECT closed_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
+	        "closed_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
+	        "WHERE created_at >= ?1 AND closed_at IS NOT NULL)";
 	struct callback_stats s = { 0 };
 	int64_t since = now - 30 * 86400; /* the loop figures cover the last 30 days */
 	sqlite3_stmt *st = db_prepare(conn, sql_counts);
@@ -376,7 +377,8 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 		s.queued = sqlite3_column_int64(st, 0);
 		s.due = sqlite3_column_int64(st, 1);
 		s.claimed = sqlite3_column_int64(st, 2);
-		s.oldest_due_age = sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : now - sqlite3_column_int64(st, 3);
+		s.oldest_due_age =
+		        sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : now - sqlite3_column_int64(st, 3);
 	}
 	db_done(st);
 	if (rc != SQLITE_ROW)

@@ -9,7 +9,7 @@ int store_key_insert(struct db_conn *conn, const char *name, enum role role,
                      const uint8_t hash[TOKEN_HASH_LEN], int64_t now, int64_t *ret_id)
 {
 	static const char sql[] =
-		"INSERT INTO api_keys (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)";
+	        "INSERT INTO api_keys (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -28,7 +28,8 @@ int store_key_insert(struct db_conn *conn, const char *name, enum role role,
 int store_key_revoke(struct db_conn *conn, int64_t id, int64_t now)
 {
 	static const char sql_get[] = "SELECT revoked_at FROM api_keys WHERE id = ?";
-	static const char sql_set[] = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+	static const char sql_set[] =
+	        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
 	sqlite3_stmt *st = db_prepare(conn, sql_get);
 	if (!st)
 		return -EIO;
@@ -84,14 +85,14 @@ static int visit_key(sqlite3_stmt *st, void *arg)
 	return v->fn(&row, v->arg);
 }
 
-int store_key_each(struct db_conn *conn, bool live_only,
-                   int (*fn)(const struct key_row *row, void *arg), void *arg)
+int store_key_each(struct db_conn *conn, bool live_only, int (*fn)(const struct key_row *row, void *arg),
+                   void *arg)
 {
 	static const char sql_all[] =
-		"SELECT id, name, role, token_hash, created_at, revoked_at FROM api_keys ORDER BY id";
+	        "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_keys ORDER BY id";
 	static const char sql_live[] =
-		"SELECT id, name, role, token_hash, created_at, revoked_at FROM api_keys "
-		"WHERE revoked_at IS NULL ORDER BY id";
+	        "SELECT id, name, role, token_hash, created_at, revoked_at FROM api_keys "
+	        "WHERE revoked_at IS NULL ORDER BY id";
 	sqlite3_stmt *st = db_prepare(conn, live_only ? sql_live : sql_all);
 	if (!st)
 		return -EIO;

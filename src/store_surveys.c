@@ -86,18 +86,17 @@ static int read_customer(sqlite3_stmt *st, struct customer_row *ret)
 	return 0;
 }
 
-int store_customer_upsert(struct db_conn *conn, const char *id, const char *name,
-                          const char *phone, const char *email, const char *language,
-                          int64_t now, struct customer_row *ret)
+int store_customer_upsert(struct db_conn *conn, const char *id, const char *name, const char *phone,
+                          const char *email, const char *language, int64_t now, struct customer_row *ret)
 {
 	static const char sql[] =
-		"INSERT INTO customers (id, name, phone, email, language, created_at, updated_at) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
-		"ON CONFLICT (id) DO UPDATE SET "
-		"name = coalesce(excluded.name, name), phone = coalesce(excluded.phone, phone), "
-		"email = coalesce(excluded.email, email), language = coalesce(excluded.language, language), "
-		"updated_at = excluded.updated_at "
-		"RETURNING " CUSTOMER_COLUMNS;
+	        "INSERT INTO customers (id, name, phone, email, language, created_at, updated_at) "
+	        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
+	        "ON CONFLICT (id) DO UPDATE SET "
+	        "name = coalesce(excluded.name, name), phone = coalesce(excluded.phone, phone), "
+	        "email = coalesce(excluded.email, email), language = coalesce(excluded.language, language), "
+	        "updated_at = excluded.updated_at "
+	        "RETURNING " CUSTOMER_COLUMNS;
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -132,7 +131,7 @@ int store_customer_get(struct db_conn *conn, const char *id, struct customer_row
 	return r;
 }
 
-#define SURVEY_COLUMNS \
+#define SURVEY_COLUMNS                                                                             \
 	"id, response_id, source, customer_id, touchpoint, channel, score, comment, answered_at, " \
 	"received_at, updated_at, consent, attributes, callback_id, excluded, exclude_reason"
 
@@ -194,13 +193,12 @@ int store_survey_get(struct db_conn *conn, int64_t id, struct survey_row *ret)
 }
 
 int store_survey_insert(struct db_conn *conn, const struct survey_input *in, const char *source,
-                        const char *attributes, int64_t received_at, int64_t callback_id,
-                        int64_t *ret_id)
+                        const char *attributes, int64_t received_at, int64_t callback_id, int64_t *ret_id)
 {
 	static const char sql[] =
-		"INSERT INTO surveys (response_id, source, customer_id, touchpoint, channel, score, "
-		"comment, answered_at, received_at, consent, attributes, callback_id) "
-		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	        "INSERT INTO surveys (response_id, source, customer_id, touchpoint, channel, score, "
+	        "comment, answered_at, received_at, consent, attributes, callback_id) "
+	        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -225,12 +223,12 @@ int store_survey_insert(struct db_conn *conn, const struct survey_input *in, con
 	return 0;
 }
 
-int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment,
-                          const char *attributes, int64_t now)
+int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment, const char *attributes,
+                          int64_t now)
 {
 	static const char sql[] =
-		"UPDATE surveys SET comment = coalesce(?1, comment), attributes = coalesce(?2, attributes), "
-		"updated_at = ?3 WHERE id = ?4";
+	        "UPDATE surveys SET comment = coalesce(?1, comment), attributes = coalesce(?2, attributes), "
+	        "updated_at = ?3 WHERE id = ?4";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -247,12 +245,11 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
                       int (*fn)(const struct survey_row *row, void *arg), void *arg)
 {
 	/* One statement for every filter combination: a NULL parameter switches its test off. */
-	static const char sql[] =
-		"SELECT " SURVEY_COLUMNS " FROM surveys WHERE "
-		"(?1 IS NULL OR touchpoint = ?1) AND (?2 IS NULL OR customer_id = ?2) AND "
-		"(?3 IS NULL OR score <= ?3) AND (?4 IS NULL OR answered_at >= ?4) AND "
-		"(?5 IS NULL OR answered_at < ?5) AND (?6 IS NULL OR id < ?6) "
-		"ORDER BY id DESC LIMIT ?7";
+	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys WHERE "
+	                          "(?1 IS NULL OR touchpoint = ?1) AND (?2 IS NULL OR customer_id = ?2) AND "
+	                          "(?3 IS NULL OR score <= ?3) AND (?4 IS NULL OR answered_at >= ?4) AND "
+	                          "(?5 IS NULL OR answered_at < ?5) AND (?6 IS NULL OR id < ?6) "
+	                          "ORDER BY id DESC LIMIT ?7";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -297,13 +294,13 @@ int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief
 	return read_brief(conn, sql, NULL, id, ret);
 }
 
-int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority,
-                          const char *touchpoint, int64_t due_at, int64_t sla_deadline,
-                          int max_attempts, int64_t now, int64_t *ret_id)
+int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority, const char *touchpoint,
+                          int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t now,
+                          int64_t *ret_id)
 {
 	static const char sql[] =
-		"INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
-		"max_attempts, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)";
+	        "INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
+	        "max_attempts, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)";
 	static const char sql_link[] = "UPDATE customers SET open_callback_id = ? WHERE id = ?";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
@@ -381,8 +378,8 @@ int store_callback_surveys(struct db_conn *conn, const char *customer_id, int64_
 	return survey_rows(st, fn, arg);
 }
 
-int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
-                           int limit, int (*fn)(const struct survey_row *row, void *arg), void *arg)
+int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id, int limit,
+                           int (*fn)(const struct survey_row *row, void *arg), void *arg)
 {
 	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys "
 	                          "WHERE customer_id = ? AND callback_id IS NOT ? "

@@ -6,7 +6,7 @@
 #include "npsd/webhooks.h"
 #include "store_internal.h"
 
-#define WEBHOOK_COLUMNS \
+#define WEBHOOK_COLUMNS                                                                         \
 	"id, url, format, events, filter, auth, secret, description, disabled_reason, active, " \
 	"created_at, updated_at, failing_since"
 
@@ -65,8 +65,8 @@ int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, c
                          int64_t now, int64_t *ret_id)
 {
 	static const char sql[] =
-		"INSERT INTO webhooks (url, format, events, filter, auth, secret, description, active, "
-		"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	        "INSERT INTO webhooks (url, format, events, filter, auth, secret, description, active, "
+	        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -131,15 +131,16 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	/* One statement for any patch: a flag per field says whether to take the new value.
 	 * Re-activating a webhook also forgets why it was disabled and its failure streak. */
 	static const char sql[] =
-		"UPDATE webhooks SET "
-		"url = CASE WHEN ?1 THEN ?2 ELSE url END, format = CASE WHEN ?3 THEN ?4 ELSE format END, "
-		"events = CASE WHEN ?5 THEN ?6 ELSE events END, filter = CASE WHEN ?7 THEN ?8 ELSE filter END, "
-		"auth = CASE WHEN ?9 THEN ?10 ELSE auth END, "
-		"description = CASE WHEN ?11 THEN ?12 ELSE description END, "
-		"active = CASE WHEN ?13 >= 0 THEN ?13 ELSE active END, "
-		"disabled_reason = CASE WHEN ?13 = 1 THEN NULL ELSE disabled_reason END, "
-		"failing_since = CASE WHEN ?13 = 1 THEN NULL ELSE failing_since END, "
-		"updated_at = ?14 WHERE id = ?15";
+	        "UPDATE webhooks SET "
+	        "url = CASE WHEN ?1 THEN ?2 ELSE url END, format = CASE WHEN ?3 THEN ?4 ELSE format END, "
+	        "events = CASE WHEN ?5 THEN ?6 ELSE events END, filter = CASE WHEN ?7 THEN ?8 ELSE filter "
+	        "END, "
+	        "auth = CASE WHEN ?9 THEN ?10 ELSE auth END, "
+	        "description = CASE WHEN ?11 THEN ?12 ELSE description END, "
+	        "active = CASE WHEN ?13 >= 0 THEN ?13 ELSE active END, "
+	        "disabled_reason = CASE WHEN ?13 = 1 THEN NULL ELSE disabled_reason END, "
+	        "failing_since = CASE WHEN ?13 = 1 THEN NULL ELSE failing_since END, "
+	        "updated_at = ?14 WHERE id = ?15";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -167,7 +168,7 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 int store_webhook_delete(struct db_conn *conn, int64_t id)
 {
 	static const char sql_attempts[] =
-		"DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = ?)";
+	        "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = ?)";
 	static const char sql_deliveries[] = "DELETE FROM deliveries WHERE webhook_id = ?";
 	static const char sql_webhook[] = "DELETE FROM webhooks WHERE id = ?";
 	const char *const steps[] = { sql_attempts, sql_deliveries, sql_webhook };
@@ -186,7 +187,7 @@ int store_webhook_delete(struct db_conn *conn, int64_t id)
 int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, int64_t now)
 {
 	static const char sql[] =
-		"UPDATE webhooks SET active = 0, disabled_reason = ?, updated_at = ? WHERE id = ?";
+	        "UPDATE webhooks SET active = 0, disabled_reason = ?, updated_at = ? WHERE id = ?";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -198,9 +199,8 @@ int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, 
 
 int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since)
 {
-	static const char sql[] =
-		"UPDATE webhooks SET failing_since = CASE WHEN ?1 = 0 THEN NULL "
-		"ELSE coalesce(failing_since, ?1) END WHERE id = ?2";
+	static const char sql[] = "UPDATE webhooks SET failing_since = CASE WHEN ?1 = 0 THEN NULL "
+	                          "ELSE coalesce(failing_since, ?1) END WHERE id = ?2";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -209,7 +209,7 @@ int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since)
 	return store_step_done(st);
 }
 
-#define DELIVERY_COLUMNS \
+#define DELIVERY_COLUMNS                                                                           \
 	"d.id, d.event_id, d.webhook_id, d.status, d.attempts, d.next_attempt_at, d.lease_until, " \
 	"d.created_at, d.updated_at, d.last_http_status, d.last_error, e.type"
 
@@ -274,9 +274,9 @@ static int delivery_rows(sqlite3_stmt *st, int (*fn)(const struct delivery_row *
 int store_delivery_insert(struct db_conn *conn, int64_t event_id, int64_t webhook_id, int64_t now,
                           int64_t *ret_id)
 {
-	static const char sql[] =
-		"INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at, created_at, updated_at) "
-		"VALUES (?1, ?2, 'pending', ?3, ?3, ?3)";
+	static const char sql[] = "INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at, "
+	                          "created_at, updated_at) "
+	                          "VALUES (?1, ?2, 'pending', ?3, ?3, ?3)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -329,8 +329,8 @@ int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now)
 	if (delivered)
 		return -EALREADY;
 	static const char sql[] =
-		"UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL, "
-		"updated_at = ?1 WHERE id = ?2";
+	        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL, "
+	        "updated_at = ?1 WHERE id = ?2";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -377,11 +377,13 @@ int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_unti
 	/* A lease left by a crashed npsd has run out, so its delivery is claimed again: a resend,
 	 * never a loss. */
 	static const char sql[] =
-		"UPDATE deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM deliveries "
-		"WHERE status = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) "
-		"ORDER BY next_attempt_at, id LIMIT ?3) "
-		"RETURNING id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until, created_at, "
-		"updated_at, last_http_status, last_error, NULL";
+	        "UPDATE deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM deliveries "
+	        "WHERE status = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until "
+	        "<= ?2) "
+	        "ORDER BY next_attempt_at, id LIMIT ?3) "
+	        "RETURNING id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until, "
+	        "created_at, "
+	        "updated_at, last_http_status, last_error, NULL";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -395,11 +397,11 @@ int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until,
                           int attempts, int64_t next_attempt_at, const struct attempt_row *a, int64_t now)
 {
 	static const char sql_update[] =
-		"UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL, "
-		"last_http_status = ?4, last_error = ?5, updated_at = ?6 WHERE id = ?7 AND lease_until = ?8";
+	        "UPDATE deliveries SET status = ?1, attempts = ?2, next_attempt_at = ?3, lease_until = NULL, "
+	        "last_http_status = ?4, last_error = ?5, updated_at = ?6 WHERE id = ?7 AND lease_until = ?8";
 	static const char sql_attempt[] =
-		"INSERT INTO attempts (delivery_id, at, http_status, duration_ms, error, response_head) "
-		"VALUES (?, ?, ?, ?, ?, ?)";
+	        "INSERT INTO attempts (delivery_id, at, http_status, duration_ms, error, response_head) "
+	        "VALUES (?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql_update);
 	if (!st)
 		return -EIO;

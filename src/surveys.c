@@ -29,14 +29,16 @@ static int compare_attributes(const char *stored_text, json_t *sent, char **ret_
 	int result = 0;
 	const char *key;
 	json_t *value;
-	json_object_foreach(stored, key, value) {
+	json_object_foreach(stored, key, value)
+	{
 		json_t *other = json_object_get(sent, key);
 		if (other && !json_equal(value, other)) {
 			result = -1;
 			goto out;
 		}
 	}
-	json_object_foreach(sent, key, value) {
+	json_object_foreach(sent, key, value)
+	{
 		if (!json_object_get(stored, key)) {
 			json_object_set(stored, key, value);
 			result = 1;
@@ -132,8 +134,8 @@ static int finish_with_callback(struct db_conn *conn, struct ingest_item *item, 
 }
 
 /* survey.updated carries the answer as it now stands. */
-static int emit_updated(struct db_conn *conn, const struct ingest_item *item,
-                        const struct survey_row *before, int64_t now)
+static int emit_updated(struct db_conn *conn, const struct ingest_item *item, const struct survey_row *before,
+                        int64_t now)
 {
 	if (!outbox_wanted(conn, "survey.updated"))
 		return 0;
@@ -159,8 +161,8 @@ static int emit_updated(struct db_conn *conn, const struct ingest_item *item,
 	return r;
 }
 
-static int ingest_existing(struct db_conn *conn, struct ingest_item *item,
-                           const struct survey_row *stored, int64_t now)
+static int ingest_existing(struct db_conn *conn, struct ingest_item *item, const struct survey_row *stored,
+                           int64_t now)
 {
 	char *attributes = NULL;
 	unsigned verdict = surveys_compare(stored, &item->in, &attributes);
@@ -203,8 +205,8 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 	item->has_callback = false;
 	bool created = false;
 	if (callbacks_owed(item->cfg, &customer, in->score, in->consent, now)) {
-		r = callbacks_open_or_join(conn, item->cfg, &customer, in->touchpoint, in->score,
-		                           now, &item->callback, &created);
+		r = callbacks_open_or_join(conn, item->cfg, &customer, in->touchpoint, in->score, now,
+		                           &item->callback, &created);
 		if (r < 0)
 			goto out;
 		item->has_callback = true;

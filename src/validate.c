@@ -33,8 +33,8 @@
 #define TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 static const char *const survey_fields[] = {
-	"response_id", "customer", "touchpoint", "channel", "score", "comment",
-	"answered_at", "contact_consent", "attributes", NULL,
+	"response_id", "customer",    "touchpoint",      "channel",    "score",
+	"comment",     "answered_at", "contact_consent", "attributes", NULL,
 };
 static const char *const customer_fields[] = {
 	"id", "name", "phone", "email", "language", NULL,
@@ -80,9 +80,9 @@ static void utf8_trim_tail(char *s)
  * `return fail(...)`.
  */
 static int fail(struct field_error *err, const char *code, const char *prefix, const char *key,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int fail(struct field_error *err, const char *code, const char *prefix, const char *key,
-		const char *fmt, ...)
+                const char *fmt, ...)
 {
 	va_list ap;
 
@@ -139,8 +139,8 @@ static bool has_control(const char *s, bool keep_lines)
  * an embedded NUL (only possible for documents built in code: the parser refuses \u0000)
  * counts as holding a control character. On success *ret borrows the string from v.
  */
-static int string_field(json_t *v, const char *field, const char *rule, size_t min_chars,
-			size_t max_chars, bool keep_lines, const char **ret, struct field_error *err)
+static int string_field(json_t *v, const char *field, const char *rule, size_t min_chars, size_t max_chars,
+                        bool keep_lines, const char **ret, struct field_error *err)
 {
 	const char *s;
 	size_t n;
@@ -149,8 +149,8 @@ static int string_field(json_t *v, const char *field, const char *rule, size_t m
 		return fail(err, INVALID, field, NULL, "%s", rule);
 	s = json_string_value(v);
 	if (strlen(s) != json_string_length(v) || has_control(s, keep_lines))
-		return fail(err, INVALID, field, NULL, "%s must not contain control characters%s",
-			    field, keep_lines ? " other than newline, carriage return and tab" : "");
+		return fail(err, INVALID, field, NULL, "%s must not contain control characters%s", field,
+		            keep_lines ? " other than newline, carriage return and tab" : "");
 	n = utf8_length(s);
 	if (n < min_chars || n > max_chars)
 		return fail(err, INVALID, field, NULL, "%s", rule);
@@ -160,7 +160,7 @@ static int string_field(json_t *v, const char *field, const char *rule, size_t m
 
 /* Checks that v is a string that check() accepts; *ret borrows it. rule is the message. */
 static int shaped_field(json_t *v, const char *field, bool (*check)(const char *), const char *rule,
-			const char **ret, struct field_error *err)
+                        const char **ret, struct field_error *err)
 {
 	const char *s;
 
@@ -175,13 +175,14 @@ static int shaped_field(json_t *v, const char *field, bool (*check)(const char *
 }
 
 /* Rejects any key of obj not in allowed, naming it prefix + key, in document order. */
-static int reject_unknown(json_t *obj, const char *const *allowed, const char *prefix,
-			  const char *message, struct field_error *err)
+static int reject_unknown(json_t *obj, const char *const *allowed, const char *prefix, const char *message,
+                          struct field_error *err)
 {
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		if (!in_list(key, allowed))
 			return fail(err, INVALID, prefix, key, "%s", message);
 	}
@@ -197,51 +198,49 @@ static int check_attributes(json_t *attrs, struct field_error *err)
 
 	if (!json_is_object(attrs))
 		return fail(err, INVALID, "attributes", NULL,
-			    "attributes must be an object with string, number or boolean values");
+		            "attributes must be an object with string, number or boolean values");
 	if (json_object_size(attrs) > ATTR_MAX_KEYS)
 		return fail(err, INVALID, "attributes", NULL, "attributes may have at most %d keys",
-			    ATTR_MAX_KEYS);
-	json_object_foreach(attrs, key, v) {
+		            ATTR_MAX_KEYS);
+	json_object_foreach(attrs, key, v)
+	{
 		n = utf8_length(key);
 		if (n < 1 || n > ATTR_KEY_MAX_CHARS)
 			return fail(err, INVALID, "attributes.", key,
-				    "attribute names must be 1 to %d characters", ATTR_KEY_MAX_CHARS);
+			            "attribute names must be 1 to %d characters", ATTR_KEY_MAX_CHARS);
 		if (has_control(key, false))
 			return fail(err, INVALID, "attributes.", key,
-				    "attribute names must not contain control characters");
+			            "attribute names must not contain control characters");
 		if (json_is_number(v) || json_is_boolean(v))
 			continue;
 		if (!json_is_string(v))
 			return fail(err, INVALID, "attributes.", key,
-				    "attribute values must be a string, number or boolean "
-				    "(not null, an array or an object)");
+			            "attribute values must be a string, number or boolean "
+			            "(not null, an array or an object)");
 		s = json_string_value(v);
 		if (strlen(s) != json_string_length(v) || has_control(s, false))
 			return fail(err, INVALID, "attributes.", key,
-				    "attribute values must not contain control characters");
+			            "attribute values must not contain control characters");
 		if (utf8_length(s) > ATTR_VALUE_MAX_CHARS)
 			return fail(err, INVALID, "attributes.", key,
-				    "attribute values must be at most %d characters",
-				    ATTR_VALUE_MAX_CHARS);
+			            "attribute values must be at most %d characters", ATTR_VALUE_MAX_CHARS);
 	}
 	return 0;
 }
 
-static int check_answered_at(json_t *v, int64_t now, struct survey_input *in,
-			     struct field_error *err)
+static int check_answered_at(json_t *v, int64_t now, struct survey_input *in, struct field_error *err)
 {
 	int64_t t;
 
 	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
 	    time_parse_rfc3339(json_string_value(v), &t) < 0)
 		return fail(err, INVALID, "answered_at", NULL,
-			    "answered_at must be an RFC 3339 time such as 2026-11-22T10:15:00Z");
+		            "answered_at must be an RFC 3339 time such as 2026-11-22T10:15:00Z");
 	if (t > now + FUTURE_SLACK_SECONDS)
 		return fail(err, INVALID, "answered_at", NULL,
-			    "answered_at must not be more than 5 minutes in the future");
+		            "answered_at must not be more than 5 minutes in the future");
 	if (t < EPOCH_2000)
-		return fail(err, INVALID, "answered_at", NULL,
-			    "answered_at must not be before 2000-01-01");
+		return fail(err, INVALID, "answered_at", NULL, "answered_at must not be before 2000-01-01");
 	in->answered_at = t;
 	in->answered_at_given = true;
 	return 0;
@@ -256,26 +255,25 @@ static int check_customer_optional(json_t *cust, struct survey_input *in, struct
 	json_t *v;
 
 	if ((v = member(cust, "name")) &&
-	    string_field(v, "customer.name", "customer.name must be a string of at most 200 characters",
-			 0, NAME_MAX_CHARS, false, &in->customer_name, err) < 0)
+	    string_field(v, "customer.name", "customer.name must be a string of at most 200 characters", 0,
+	                 NAME_MAX_CHARS, false, &in->customer_name, err) < 0)
 		return -1;
 	if (in->customer_name && in->customer_name[0] == '\0')
 		in->customer_name = NULL;
 	if ((v = member(cust, "phone")) &&
 	    shaped_field(v, "customer.phone", valid_e164,
-			 "customer.phone must be E.164: + and 8 to 15 digits", &in->customer_phone,
-			 err) < 0)
+	                 "customer.phone must be E.164: + and 8 to 15 digits", &in->customer_phone, err) < 0)
 		return -1;
 	if ((v = member(cust, "email")) &&
 	    shaped_field(v, "customer.email", valid_email,
-			 "customer.email must be an email address such as name@example.com, "
-			 "at most 254 bytes, without spaces",
-			 &in->customer_email, err) < 0)
+	                 "customer.email must be an email address such as name@example.com, "
+	                 "at most 254 bytes, without spaces",
+	                 &in->customer_email, err) < 0)
 		return -1;
 	if ((v = member(cust, "language")) &&
 	    shaped_field(v, "customer.language", valid_language,
-			 "customer.language must be a BCP 47 language tag such as \"nl\" or \"en-GB\"",
-			 &in->customer_language, err) < 0)
+	                 "customer.language must be a BCP 47 language tag such as \"nl\" or \"en-GB\"",
+	                 &in->customer_language, err) < 0)
 		return -1;
 	return 0;
 }
@@ -293,39 +291,37 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 	if (!json_is_object(doc))
 		return fail(err, INVALID, "", NULL, "a survey answer must be a JSON object");
 	if (reject_unknown(doc, survey_fields, "",
-			   "unknown field; a survey answer has only response_id, customer, "
-			   "touchpoint, channel, score, comment, answered_at, contact_consent "
-			   "and attributes",
-			   err) < 0)
+	                   "unknown field; a survey answer has only response_id, customer, "
+	                   "touchpoint, channel, score, comment, answered_at, contact_consent "
+	                   "and attributes",
+	                   err) < 0)
 		return -1;
 
 	/* Required fields. */
 	if (!(v = member(doc, "response_id")))
 		return fail(err, MISSING, "response_id", NULL, "response_id is required");
 	if (string_field(v, "response_id", "response_id must be a string of 1 to 128 characters", 1,
-			 ID_MAX_CHARS, false, &in.response_id, err) < 0)
+	                 ID_MAX_CHARS, false, &in.response_id, err) < 0)
 		return -1;
 
 	if (!(cust = member(doc, "customer")))
 		return fail(err, MISSING, "customer", NULL, "customer is required");
 	if (!json_is_object(cust))
-		return fail(err, INVALID, "customer", NULL,
-			    "customer must be an object with at least an id");
+		return fail(err, INVALID, "customer", NULL, "customer must be an object with at least an id");
 	if (reject_unknown(cust, customer_fields, "customer.",
-			   "unknown field; customer has only id, name, phone, email and language",
-			   err) < 0)
+	                   "unknown field; customer has only id, name, phone, email and language", err) < 0)
 		return -1;
 	if (!(v = member(cust, "id")))
 		return fail(err, MISSING, "customer.id", NULL, "customer.id is required");
 	if (string_field(v, "customer.id", "customer.id must be a string of 1 to 128 characters", 1,
-			 ID_MAX_CHARS, false, &in.customer_id, err) < 0)
+	                 ID_MAX_CHARS, false, &in.customer_id, err) < 0)
 		return -1;
 
 	if (!(v = member(doc, "touchpoint")))
 		return fail(err, MISSING, "touchpoint", NULL, "touchpoint is required");
 	if (shaped_field(v, "touchpoint", valid_token_name,
-			 "touchpoint must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-'",
-			 &in.touchpoint, err) < 0)
+	                 "touchpoint must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-'",
+	                 &in.touchpoint, err) < 0)
 		return -1;
 
 	if (!(v = member(doc, "score")))
@@ -342,12 +338,12 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 		return -1;
 	if ((v = member(doc, "channel")) &&
 	    shaped_field(v, "channel", valid_token_name,
-			 "channel must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-'",
-			 &in.channel, err) < 0)
+	                 "channel must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-'", &in.channel,
+	                 err) < 0)
 		return -1;
 	if ((v = member(doc, "comment")) &&
 	    string_field(v, "comment", "comment must be a string of at most 4000 characters", 0,
-			 COMMENT_MAX_CHARS, true, &in.comment, err) < 0)
+	                 COMMENT_MAX_CHARS, true, &in.comment, err) < 0)
 		return -1;
 	/* Survey tools send "" for "no comment"; storing NULL keeps "has a comment" one test,
 	 * which the comment-completes-an-answer rule of idempotent retries relies on. */
@@ -358,7 +354,7 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 	if ((v = member(doc, "contact_consent"))) {
 		if (!json_is_boolean(v))
 			return fail(err, INVALID, "contact_consent", NULL,
-				    "contact_consent must be true or false");
+			            "contact_consent must be true or false");
 		in.consent = json_is_true(v);
 	}
 	if ((v = member(doc, "attributes"))) {
@@ -377,8 +373,8 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 #define CALL_LATER_MAX_SECONDS (30 * 86400)
 
 static const char *const outcomes[] = {
-	"reached", "declined", "no_answer", "busy", "voicemail", "call_later", "wrong_number",
-	"do_not_call", NULL,
+	"reached",    "declined",     "no_answer",   "busy", "voicemail",
+	"call_later", "wrong_number", "do_not_call", NULL,
 };
 static const char *const areas[] = {
 	"process", "communication", "service", "product", "other", NULL,
@@ -388,16 +384,18 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 {
 	if (!json_is_array(list) || json_array_size(list) > IMPROVEMENTS_MAX)
 		return fail(err, INVALID, "improvements", NULL,
-			    "improvements must be an array of at most %d {\"area\", \"text\"} objects",
-			    IMPROVEMENTS_MAX);
+		            "improvements must be an array of at most %d {\"area\", \"text\"} objects",
+		            IMPROVEMENTS_MAX);
 	size_t i;
 	json_t *item;
-	json_array_foreach(list, i, item) {
+	json_array_foreach(list, i, item)
+	{
 		char prefix[48];
 		snprintf(prefix, sizeof prefix, "improvements.%zu.", i);
 		if (!json_is_object(item)) {
 			prefix[strlen(prefix) - 1] = '\0'; /* the item itself: no trailing dot */
-			return fail(err, INVALID, prefix, NULL, "each improvement must be an object with area and text");
+			return fail(err, INVALID, prefix, NULL,
+			            "each improvement must be an object with area and text");
 		}
 		static const char *const fields[] = { "area", "text", NULL };
 		if (reject_unknown(item, fields, prefix, "an improvement has only area and text", err) < 0)
@@ -407,13 +405,13 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 			return fail(err, MISSING, prefix, "area", "area is required");
 		if (!json_is_string(area) || !in_list(json_string_value(area), areas))
 			return fail(err, INVALID, prefix, "area",
-				    "area must be process, communication, service, product or other");
+			            "area must be process, communication, service, product or other");
 		if (!text)
 			return fail(err, MISSING, prefix, "text", "text is required");
 		char field[64];
 		snprintf(field, sizeof field, "%stext", prefix);
 		if (string_field(text, field, "text must be a string of 1 to 2000 characters", 1,
-				 IMPROVEMENT_MAX_CHARS, true, &in->improvements[i].text, err) < 0)
+		                 IMPROVEMENT_MAX_CHARS, true, &in->improvements[i].text, err) < 0)
 			return -1;
 		in->improvements[i].area = json_string_value(area);
 	}
@@ -427,20 +425,20 @@ int validate_complete(json_t *doc, int64_t now, struct complete_input *ret, stru
 	struct complete_input in = { 0 };
 	if (!json_is_object(doc))
 		return fail(err, INVALID, "", NULL, "the body must be a JSON object");
-	if (reject_unknown(doc, fields, "", "unknown field: allowed are outcome, notes, improvements, retry_at",
-			   err) < 0)
+	if (reject_unknown(doc, fields, "",
+	                   "unknown field: allowed are outcome, notes, improvements, retry_at", err) < 0)
 		return -1;
 	json_t *outcome = member(doc, "outcome");
 	if (!outcome)
 		return fail(err, MISSING, "outcome", NULL, "outcome is required");
 	if (!json_is_string(outcome) || !in_list(json_string_value(outcome), outcomes))
 		return fail(err, INVALID, "outcome", NULL,
-			    "outcome must be one of reached, declined, no_answer, busy, voicemail, "
-			    "call_later, wrong_number, do_not_call");
+		            "outcome must be one of reached, declined, no_answer, busy, voicemail, "
+		            "call_later, wrong_number, do_not_call");
 	in.outcome = json_string_value(outcome);
 	json_t *notes = member(doc, "notes");
 	if (notes && string_field(notes, "notes", "notes must be a string of at most 4000 characters", 0,
-				  NOTES_MAX_CHARS, true, &in.notes, err) < 0)
+	                          NOTES_MAX_CHARS, true, &in.notes, err) < 0)
 		return -1;
 	if (in.notes && !*in.notes)
 		in.notes = NULL;
@@ -450,11 +448,14 @@ int validate_complete(json_t *doc, int64_t now, struct complete_input *ret, stru
 	json_t *retry_at = member(doc, "retry_at");
 	if (strcmp(in.outcome, "call_later") == 0) {
 		if (!retry_at)
-			return fail(err, MISSING, "retry_at", NULL, "call_later needs retry_at: when to call again");
-		if (!json_is_string(retry_at) || time_parse_rfc3339(json_string_value(retry_at), &in.retry_at) < 0)
+			return fail(err, MISSING, "retry_at", NULL,
+			            "call_later needs retry_at: when to call again");
+		if (!json_is_string(retry_at) ||
+		    time_parse_rfc3339(json_string_value(retry_at), &in.retry_at) < 0)
 			return fail(err, INVALID, "retry_at", NULL, "retry_at must be an RFC 3339 time");
 		if (in.retry_at <= now || in.retry_at > now + CALL_LATER_MAX_SECONDS)
-			return fail(err, INVALID, "retry_at", NULL, "retry_at must be in the future and within 30 days");
+			return fail(err, INVALID, "retry_at", NULL,
+			            "retry_at must be in the future and within 30 days");
 	} else if (retry_at) {
 		return fail(err, INVALID, "retry_at", NULL, "retry_at goes only with the outcome call_later");
 	}
@@ -473,7 +474,7 @@ int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error 
 			return -1;
 		json_t *tp = member(doc, "touchpoint");
 		if (tp && shaped_field(tp, "touchpoint", valid_token_name,
-				       "touchpoint must match [a-z0-9_.-]{1,64}", &touchpoint, err) < 0)
+		                       "touchpoint must match [a-z0-9_.-]{1,64}", &touchpoint, err) < 0)
 			return -1;
 	}
 	*ret_touchpoint = touchpoint;
@@ -594,8 +595,7 @@ bool valid_email(const char *s)
 			return false;
 	dom = at + 1;
 	dlen = strlen(dom);
-	if (dlen < 3 || !strchr(dom, '.') || dom[0] == '.' || dom[dlen - 1] == '.' ||
-	    strstr(dom, ".."))
+	if (dlen < 3 || !strchr(dom, '.') || dom[0] == '.' || dom[dlen - 1] == '.' || strstr(dom, ".."))
 		return false;
 	return true;
 }
@@ -641,7 +641,7 @@ static bool read_digits(const char *s, int n, int *ret)
 
 static int days_in_month(int year, int month)
 {
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 
 	return month == 2 && leap ? 29 : days[month - 1];
@@ -660,10 +660,10 @@ int time_parse_rfc3339(const char *s, int64_t *ret_seconds)
 	struct tm tm;
 	const char *p;
 
-	if (!read_digits(s, 4, &year) || s[4] != '-' || !read_digits(s + 5, 2, &mon) ||
-	    s[7] != '-' || !read_digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-	    !read_digits(s + 11, 2, &hour) || s[13] != ':' || !read_digits(s + 14, 2, &min) ||
-	    s[16] != ':' || !read_digits(s + 17, 2, &sec))
+	if (!read_digits(s, 4, &year) || s[4] != '-' || !read_digits(s + 5, 2, &mon) || s[7] != '-' ||
+	    !read_digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
+	    !read_digits(s + 11, 2, &hour) || s[13] != ':' || !read_digits(s + 14, 2, &min) || s[16] != ':' ||
+	    !read_digits(s + 17, 2, &sec))
 		return -EINVAL;
 	p = s + 19;
 	if (*p == '.') {
@@ -684,8 +684,8 @@ int time_parse_rfc3339(const char *s, int64_t *ret_seconds)
 	}
 	if (*p != '\0')
 		return -EINVAL;
-	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 ||
-	    min > 59 || sec > 60 || off_h > 23 || off_m > 59)
+	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+	    sec > 60 || off_h > 23 || off_m > 59)
 		return -EINVAL;
 	if (sec == 60)
 		sec = 59;

@@ -46,7 +46,7 @@
 #define NOTES_MAX_CHARS 280
 #define IMPROVEMENT_MAX_CHARS 140
 #define NAME_MAX_CHARS 40
-#define WORD_MAX_CHARS 64        /* touchpoint, status, outcome, area, agent */
+#define WORD_MAX_CHARS 64 /* touchpoint, status, outcome, area, agent */
 #define REASON_MAX_CHARS 160
 #define TITLE_MAX_BYTES 250
 /* ntfy turns a longer message into an attachment. */
@@ -54,9 +54,9 @@
 /* RFC 2047 words are at most 75 characters: "=?UTF-8?B?" + 60 base64 characters + "?=". */
 #define RFC2047_CHUNK_BYTES 45
 
-#define ELLIPSIS "\xe2\x80\xa6"  /* U+2026 … */
-#define MIDDOT "\xc2\xb7"        /* U+00B7 · */
-#define DASH "\xe2\x80\x94"      /* U+2014 — */
+#define ELLIPSIS "\xe2\x80\xa6" /* U+2026 … */
+#define MIDDOT "\xc2\xb7"       /* U+00B7 · */
+#define DASH "\xe2\x80\x94"     /* U+2014 — */
 
 int webhook_format_parse(const char *name, enum webhook_format_kind *ret)
 {
@@ -174,9 +174,8 @@ static char *buf_take(struct buf *b)
  * spaces and line separators. They become one plain space. */
 static bool is_blank(uint32_t cp)
 {
-	return cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0x1680 ||
-	       (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
-	       cp == 0x205f || cp == 0x3000 || cp == 0xfeff;
+	return cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+	       cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000 || cp == 0xfeff;
 }
 
 /* The largest length <= max that does not split a character of the valid UTF-8 in s. */
@@ -497,7 +496,8 @@ static void callback_alert(struct alert *a, const char *type, json_t *data)
 	json_t *improvements = json_object_get(data, "improvements");
 	size_t i;
 	json_t *item;
-	json_array_foreach(improvements, i, item) {
+	json_array_foreach(improvements, i, item)
+	{
 		const char *area = member_text(item, "area");
 		const char *text = member_text(item, "text");
 		if (!text)
@@ -628,8 +628,8 @@ char *webhook_text(const struct webhook_event *event, char **ret_title, const ch
 
 static bool is_base64_char(char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+	       c == '/';
 }
 
 /*
@@ -759,8 +759,7 @@ static bool header_safe(const char *s)
 	return true;
 }
 
-__attribute__((format(printf, 2, 3))) static int add_header(struct webhook_request *req,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int add_header(struct webhook_request *req, const char *fmt, ...)
 {
 	if (req->nheaders >= WEBHOOK_MAX_HEADERS)
 		return -ENOSPC;
@@ -914,8 +913,8 @@ static int build_ntfy(const struct webhook_target *target, const struct webhook_
 	if (base > 0 && id > 0) {
 		/* ntfy's action syntax splits on "," and ";": such a URL goes in quotes. */
 		const char *q = strpbrk(target->public_url, ",;") ? "\"" : "";
-		if ((r = add_header(req, "Click: %.*s/ui/#/callbacks/%" PRId64, (int)base,
-		                    target->public_url, id)) < 0 ||
+		if ((r = add_header(req, "Click: %.*s/ui/#/callbacks/%" PRId64, (int)base, target->public_url,
+		                    id)) < 0 ||
 		    (r = add_header(req, "Actions: view, Open callback, %s%.*s/ui/#/callbacks/%" PRId64 "%s",
 		                    q, (int)base, target->public_url, id, q)) < 0)
 			return r;

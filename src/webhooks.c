@@ -11,9 +11,17 @@
 #include "npsd/webhook_format.h"
 
 const char *const webhook_event_types[] = {
-	"survey.received", "survey.updated", "callback.created", "callback.completed",
-	"callback.sla_breached", "callback.unreachable", "webhook.disabled", "webhook.test",
-	"loop.silent", "loop.nps_drop", NULL,
+	"survey.received",
+	"survey.updated",
+	"callback.created",
+	"callback.completed",
+	"callback.sla_breached",
+	"callback.unreachable",
+	"webhook.disabled",
+	"webhook.test",
+	"loop.silent",
+	"loop.nps_drop",
+	NULL,
 };
 
 uint32_t webhook_event_bit(const char *type)
@@ -39,16 +47,16 @@ static int fail(struct field_error *err, const char *code, const char *field, co
 
 static bool v4_blocked(uint32_t a)
 {
-	return (a >> 24) == 0 ||                  /* 0.0.0.0/8 this network, unspecified */
-	       (a >> 24) == 10 ||                 /* 10/8 private */
-	       (a >> 24) == 127 ||                /* loopback */
-	       (a >> 22) == ((100u << 2) | 1) ||  /* 100.64/10 CGNAT */
-	       (a >> 16) == ((169u << 8) | 254) ||/* link-local */
-	       (a >> 20) == ((172u << 4) | 1) ||  /* 172.16/12 private */
-	       (a >> 16) == ((192u << 8) | 168) ||/* 192.168/16 private */
-	       (a >> 8) == ((192u << 16) | 0) ||  /* 192.0.0/24 protocol assignments */
-	       (a >> 17) == ((198u << 7) | 9) ||  /* 198.18/15 benchmarking */
-	       (a >> 28) >= 14;                   /* 224/4 multicast, 240/4 reserved, broadcast */
+	return (a >> 24) == 0 ||                   /* 0.0.0.0/8 this network, unspecified */
+	       (a >> 24) == 10 ||                  /* 10/8 private */
+	       (a >> 24) == 127 ||                 /* loopback */
+	       (a >> 22) == ((100u << 2) | 1) ||   /* 100.64/10 CGNAT */
+	       (a >> 16) == ((169u << 8) | 254) || /* link-local */
+	       (a >> 20) == ((172u << 4) | 1) ||   /* 172.16/12 private */
+	       (a >> 16) == ((192u << 8) | 168) || /* 192.168/16 private */
+	       (a >> 8) == ((192u << 16) | 0) ||   /* 192.0.0/24 protocol assignments */
+	       (a >> 17) == ((198u << 7) | 9) ||   /* 198.18/15 benchmarking */
+	       (a >> 28) >= 14;                    /* 224/4 multicast, 240/4 reserved, broadcast */
 }
 
 bool webhooks_address_blocked(const struct sockaddr *addr)
@@ -82,7 +90,8 @@ static int check_url(const char *url, bool allow_private, struct field_error *er
 	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
-		r = fail(err, "invalid_field", "url", "url must be an absolute http or https URL with a host");
+		r = fail(err, "invalid_field", "url",
+		         "url must be an absolute http or https URL with a host");
 		goto out;
 	}
 	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
@@ -108,7 +117,8 @@ static int check_url(const char *url, bool allow_private, struct field_error *er
 			for (struct addrinfo *p = ai; p; p = p->ai_next) {
 				if (webhooks_address_blocked(p->ai_addr)) {
 					r = fail(err, "invalid_field", "url",
-					         "url points to a loopback, private, link-local or multicast address "
+					         "url points to a loopback, private, link-local or multicast "
+					         "address "
 					         "(set webhooks.allow_private_targets to allow it)");
 					break;
 				}
@@ -130,18 +140,22 @@ static int check_filter(json_t *filter, struct field_error *err)
 		return fail(err, "invalid_field", "filter", "filter must be an object");
 	const char *key;
 	json_t *v;
-	json_object_foreach(filter, key, v) {
+	json_object_foreach(filter, key, v)
+	{
 		char field[96];
 		snprintf(field, sizeof field, "filter.%s", key);
 		if (strcmp(key, "max_score") == 0 || strcmp(key, "min_score") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10)
-				return fail(err, "invalid_field", field, "scores in a filter are integers from 0 to 10");
+				return fail(err, "invalid_field", field,
+				            "scores in a filter are integers from 0 to 10");
 		} else if (strcmp(key, "touchpoints") == 0) {
 			if (!json_is_array(v) || json_array_size(v) > TOUCHPOINTS_MAX)
-				return fail(err, "invalid_field", field, "touchpoints must be an array of touchpoint names");
+				return fail(err, "invalid_field", field,
+				            "touchpoints must be an array of touchpoint names");
 			size_t i;
 			json_t *tp;
-			json_array_foreach(v, i, tp) {
+			json_array_foreach(v, i, tp)
+			{
 				if (!json_is_string(tp) || !valid_token_name(json_string_value(tp)))
 					return fail(err, "invalid_field", field,
 					            "each touchpoint must match [a-z0-9_.-]{1,64}");
@@ -178,14 +192,15 @@ static int optional_string(json_t *doc, const char *key, size_t max, const char 
 int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
                       struct field_error *err)
 {
-	static const char *const allowed[] = { "url", "format", "events", "filter", "auth", "description",
-		                               "active", "digest", "digest_at", NULL };
+	static const char *const allowed[] = { "url",         "format", "events", "filter",    "auth",
+		                               "description", "active", "digest", "digest_at", NULL };
 	struct webhook_input in = { .active = -1 };
 	if (!json_is_object(doc))
 		return fail(err, "invalid_field", "", "the body must be a JSON object");
 	const char *key;
 	json_t *v;
-	json_object_foreach(doc, key, v) {
+	json_object_foreach(doc, key, v)
+	{
 		bool known = false;
 		for (size_t i = 0; allowed[i]; i++)
 			known = known || strcmp(key, allowed[i]) == 0;
@@ -217,10 +232,12 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 	v = json_object_get(doc, "events");
 	if (v) {
 		if (!json_is_array(v) || json_array_size(v) == 0)
-			return fail(err, "invalid_field", "events", "events must be a non-empty array of event types");
+			return fail(err, "invalid_field", "events",
+			            "events must be a non-empty array of event types");
 		size_t i;
 		json_t *e;
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			uint32_t bit = json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
 			if (!bit) {
 				char field[32];
@@ -242,10 +259,12 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 	}
 	in.has_filter = v != NULL;
 	if (optional_string(doc, "auth", AUTH_MAX, &in.auth, &in.has_auth, err) < 0 ||
-	    optional_string(doc, "description", DESCRIPTION_MAX, &in.description, &in.has_description, err) < 0)
+	    optional_string(doc, "description", DESCRIPTION_MAX, &in.description, &in.has_description, err) <
+	            0)
 		return -1;
 	if (in.auth && strpbrk(in.auth, "\r\n"))
-		return fail(err, "invalid_field", "auth", "auth must be one header value, without line breaks");
+		return fail(err, "invalid_field", "auth",
+		            "auth must be one header value, without line breaks");
 	v = json_object_get(doc, "active");
 	if (v) {
 		if (!json_is_boolean(v))

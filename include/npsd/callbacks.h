@@ -16,15 +16,15 @@
  */
 
 /* Errors beyond the storage ones, for the API to answer 409. */
-#define CALLBACK_NOT_YOURS (-EPERM)       /* claimed by another agent */
-#define CALLBACK_WRONG_STATE (-EALREADY)  /* e.g. completing a callback nobody claimed */
+#define CALLBACK_NOT_YOURS (-EPERM)      /* claimed by another agent */
+#define CALLBACK_WRONG_STATE (-EALREADY) /* e.g. completing a callback nobody claimed */
 
 /*
  * Whether an answer owes a phone call, per SPEC: score <= callbacks.max_score, consent
  * given, a phone known, not do-not-call, not reached within callbacks.cooldown.
  */
-bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *customer,
-                    int score, bool consent, int64_t now);
+bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *customer, int score,
+                    bool consent, int64_t now);
 
 /*
  * Opens a callback for the answer, or joins the customer's open one (its priority rises for
@@ -43,14 +43,13 @@ int callbacks_emit_created(struct db_conn *conn, int64_t id, const struct custom
 int callbacks_claim(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
                     const char *touchpoint, int64_t now, int64_t *ret_id);
 /* Renews the agent's lease. */
-int callbacks_heartbeat(struct db_conn *conn, const struct npsd_config *cfg,
-                        const struct principal *agent, int64_t id, int64_t now);
+int callbacks_heartbeat(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
+                        int64_t id, int64_t now);
 /* Back to the queue, no attempt counted. */
 int callbacks_release(struct db_conn *conn, const struct principal *agent, int64_t id, int64_t now);
 /* Records the outcome: done, a retry in business hours, unreachable, call later. */
-int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg,
-                       const struct principal *agent, int64_t id, const struct complete_input *in,
-                       int64_t now);
+int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
+                       int64_t id, const struct complete_input *in, int64_t now);
 /* A manager takes an open callback off the queue. */
 int callbacks_cancel(struct db_conn *conn, const struct principal *who, int64_t id, int64_t now);
 

@@ -8,8 +8,8 @@
  * integration tests only), the time is read from it: unix seconds as text, re-read when
  * the file changes. Otherwise it is CLOCK_REALTIME.
  */
-int64_t clock_now(void);      /* unix seconds */
-int64_t clock_now_ms(void);   /* unix milliseconds */
+int64_t clock_now(void);    /* unix seconds */
+int64_t clock_now_ms(void); /* unix milliseconds */
 /* Monotonic milliseconds for measuring durations; never faked. */
 int64_t clock_mono_ms(void);
 

@@ -10,9 +10,9 @@
  * freed by config_free().
  */
 
-#define CONFIG_MAX_STEPS 16     /* retry schedules */
+#define CONFIG_MAX_STEPS 16 /* retry schedules */
 #define CONFIG_MAX_HOLIDAYS 128
-#define HOURS_MAX_WINDOWS 4     /* opening windows per weekday */
+#define HOURS_MAX_WINDOWS 4 /* opening windows per weekday */
 
 /* Weekly opening hours; minutes since local midnight, close exclusive, open < close. */
 struct hours_window {
@@ -31,14 +31,14 @@ struct civil_date {
 
 struct npsd_config {
 	/* [server] */
-	char *listen_host;         /* "127.0.0.1" or "::1" (brackets stripped) */
-	uint16_t listen_port;      /* 0 = ephemeral */
-	unsigned threads;          /* 0 = one per core */
-	size_t max_body;           /* bytes */
-	char *public_url;          /* NULL when empty */
-	char *tls_cert, *tls_key;  /* NULL when empty */
+	char *listen_host;        /* "127.0.0.1" or "::1" (brackets stripped) */
+	uint16_t listen_port;     /* 0 = ephemeral */
+	unsigned threads;         /* 0 = one per core */
+	size_t max_body;          /* bytes */
+	char *public_url;         /* NULL when empty */
+	char *tls_cert, *tls_key; /* NULL when empty */
 	int64_t connection_timeout;
-	double rate_limit;         /* requests/s per token; 0 = off */
+	double rate_limit; /* requests/s per token; 0 = off */
 	/* [database] */
 	char *db_path;
 	/* [callbacks] */
@@ -51,7 +51,7 @@ struct npsd_config {
 	int64_t cb_retry[CONFIG_MAX_STEPS];
 	size_t cb_nretry;
 	int cb_max_attempts;
-	int64_t cb_cooldown;       /* 0 = off */
+	int64_t cb_cooldown; /* 0 = off */
 	/* [webhooks] */
 	int64_t wh_timeout;
 	int64_t wh_retry[CONFIG_MAX_STEPS];
@@ -95,16 +95,17 @@ void config_free(struct npsd_config *cfg);
  * be NULL) for the caller to log. Returns how many differed, or -1 when out of memory
  * (fresh must then only be freed).
  */
-int config_reload_merge(struct npsd_config *fresh, const struct npsd_config *running,
-			char *changed, size_t size);
+int config_reload_merge(struct npsd_config *fresh, const struct npsd_config *running, char *changed,
+                        size_t size);
 
 /* Parsers, exposed for reuse and tests. Each returns 0 on success or -1, writing the
  * ret_* only on success. */
-int config_parse_duration(const char *text, int64_t *ret_seconds);   /* "30s" "15m" "2h" "1d" "0" */
-int config_parse_size(const char *text, size_t *ret_bytes);          /* "512", "64K", "1M", "1G" */
+int config_parse_duration(const char *text, int64_t *ret_seconds); /* "30s" "15m" "2h" "1d" "0" */
+int config_parse_size(const char *text, size_t *ret_bytes);        /* "512", "64K", "1M", "1G" */
 int config_parse_durations(const char *text, int64_t *ret_list, size_t max, size_t *ret_n);
-int config_parse_hours(const char *text, struct opening_hours *ret);  /* "always" or "mon-fri 08:00-20:00, sat 09:00-13:00" */
+int config_parse_hours(const char *text,
+                       struct opening_hours *ret); /* "always" or "mon-fri 08:00-20:00, sat 09:00-13:00" */
 int config_parse_dates(const char *text, struct civil_date *ret_list, size_t max, size_t *ret_n);
-bool config_timezone_valid(const char *tz);  /* an IANA name found under /usr/share/zoneinfo */
+bool config_timezone_valid(const char *tz); /* an IANA name found under /usr/share/zoneinfo */
 
 #endif

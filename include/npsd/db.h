@@ -17,8 +17,8 @@
  * from a pool; WAL lets them read beside the writer.
  */
 
-struct npsd_db;   /* the database: writer thread and reader pool */
-struct db_conn;   /* one SQLite connection with its prepared statements */
+struct npsd_db; /* the database: writer thread and reader pool */
+struct db_conn; /* one SQLite connection with its prepared statements */
 
 /* Error codes: 0 or a negative errno, translated from SQLite at this edge. */
 #define DB_OK 0

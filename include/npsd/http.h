@@ -45,9 +45,9 @@ struct route {
 };
 
 struct http_options {
-	const char *host;        /* numeric or a name */
-	uint16_t port;           /* 0 = ephemeral */
-	unsigned threads;        /* 0 = one per core */
+	const char *host; /* numeric or a name */
+	uint16_t port;    /* 0 = ephemeral */
+	unsigned threads; /* 0 = one per core */
 	size_t max_body;
 	unsigned connection_timeout;
 	const char *tls_cert_pem, *tls_key_pem; /* file contents, or NULL for plain HTTP */
@@ -71,7 +71,7 @@ unsigned http_in_flight(const struct http_server *srv);
 /* ---- for handlers ---- */
 struct npsd_app *http_app(struct http_request *req);
 const struct principal *http_principal(struct http_request *req);
-int64_t http_path_id(struct http_request *req);           /* the :id, 0 when none */
+int64_t http_path_id(struct http_request *req);                    /* the :id, 0 when none */
 const char *http_query(struct http_request *req, const char *key); /* NULL when absent */
 /* The parsed JSON body (BODY_OPTIONAL: NULL when there was none); owned by the request. */
 json_t *http_json(struct http_request *req);

@@ -15,7 +15,11 @@ int log_set_level(const char *name);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(lvl, ...) do { if ((lvl) <= log_threshold) log_write((lvl), __VA_ARGS__); } while (0)
+#define log_at(lvl, ...)                               \
+	do {                                           \
+		if ((lvl) <= log_threshold)            \
+			log_write((lvl), __VA_ARGS__); \
+	} while (0)
 #define log_error(...) log_at(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_LVL_WARN, __VA_ARGS__)
 #define log_info(...) log_at(LOG_LVL_INFO, __VA_ARGS__)

@@ -24,16 +24,15 @@ struct event_facts {
  * and whose filter it passes; data (the event's "data" object) is stolen. Runs on the
  * writer thread only: the subscriptions are cached there.
  */
-int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts,
-                int64_t now);
+int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct event_facts facts, int64_t now);
 /* Whether any active webhook subscribes to type: an event nobody hears of is not written
  * (ingest at full speed pays for no outbox rows), so callers ask before building one. */
 bool outbox_wanted(struct db_conn *conn, const char *type);
 
 /* The same for one webhook only, whatever it subscribes to (webhook.test); the delivery's
  * id in *ret_delivery_id. */
-int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id,
-                   int64_t now, int64_t *ret_delivery_id);
+int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id, int64_t now,
+                   int64_t *ret_delivery_id);
 /* Webhooks were created, changed or deleted: the cache is read again at the next event.
  * Writer thread only. */
 void outbox_webhooks_changed(void);

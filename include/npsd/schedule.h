@@ -28,12 +28,12 @@
 int schedule_set_timezone(const char *iana_name);
 
 /* True when the call centre is open at unix time t. */
-bool schedule_is_open(const struct opening_hours *h, const struct civil_date *holidays,
-		      size_t nholidays, int64_t t);
+bool schedule_is_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
+                      int64_t t);
 
 /* t itself when open, else the next opening instant (unix seconds) after t; searches up to
  * 366 days ahead and returns -1 if never open in that span (e.g. all days closed). */
-int64_t schedule_next_open(const struct opening_hours *h, const struct civil_date *holidays,
-			   size_t nholidays, int64_t t);
+int64_t schedule_next_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
+                           int64_t t);
 
 #endif

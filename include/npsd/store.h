@@ -31,14 +31,14 @@ int store_key_revoke(struct db_conn *conn, int64_t id, int64_t now);
 int store_key_live(struct db_conn *conn, const uint8_t hash[TOKEN_HASH_LEN]);
 /* Calls fn for every key (live keys only when live_only), in id order; stops early and
  * returns fn's value when it is nonzero. */
-int store_key_each(struct db_conn *conn, bool live_only,
-                   int (*fn)(const struct key_row *row, void *arg), void *arg);
+int store_key_each(struct db_conn *conn, bool live_only, int (*fn)(const struct key_row *row, void *arg),
+                   void *arg);
 
 /* ---- customers and surveys ---- */
 struct customer_row {
 	char *id, *name, *phone, *email, *language;
 	bool do_not_call;
-	int64_t last_reached_at; /* 0 when never */
+	int64_t last_reached_at;  /* 0 when never */
 	int64_t open_callback_id; /* 0 when none is open */
 };
 void customer_row_clear(struct customer_row *row);
@@ -49,7 +49,7 @@ struct survey_row {
 	int score;
 	int64_t answered_at, received_at, updated_at;
 	bool consent;
-	char *attributes; /* compact JSON object text, NULL when none */
+	char *attributes;    /* compact JSON object text, NULL when none */
 	int64_t callback_id; /* 0 when none */
 	bool excluded;
 	char *exclude_reason;
@@ -58,9 +58,8 @@ void survey_row_clear(struct survey_row *row);
 
 /* Upserts the customer: fields given (non-NULL) replace the stored ones, NULL keeps them.
  * Fills *ret with the row as stored afterwards. */
-int store_customer_upsert(struct db_conn *conn, const char *id, const char *name,
-                          const char *phone, const char *email, const char *language,
-                          int64_t now, struct customer_row *ret);
+int store_customer_upsert(struct db_conn *conn, const char *id, const char *name, const char *phone,
+                          const char *email, const char *language, int64_t now, struct customer_row *ret);
 int store_customer_get(struct db_conn *conn, const char *id, struct customer_row *ret);
 
 int store_survey_by_response_id(struct db_conn *conn, const char *response_id, struct survey_row *ret);
@@ -68,17 +67,16 @@ int store_survey_get(struct db_conn *conn, int64_t id, struct survey_row *ret);
 /* Inserts a validated answer; attributes is its compact JSON text or NULL, callback_id 0
  * for none. */
 int store_survey_insert(struct db_conn *conn, const struct survey_input *in, const char *source,
-                        const char *attributes, int64_t received_at, int64_t callback_id,
-                        int64_t *ret_id);
+                        const char *attributes, int64_t received_at, int64_t callback_id, int64_t *ret_id);
 /* Completes an answer with a comment and/or attributes (NULL leaves a field as is). */
-int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment,
-                          const char *attributes, int64_t now);
+int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment, const char *attributes,
+                          int64_t now);
 
 struct survey_filter {
 	const char *touchpoint, *customer_id;
-	int max_score;          /* -1 = any */
-	int64_t from, to;       /* answered_at range, inclusive from, exclusive to; 0 = open */
-	int64_t before_id;      /* cursor: only ids below this; 0 = from the newest */
+	int max_score;     /* -1 = any */
+	int64_t from, to;  /* answered_at range, inclusive from, exclusive to; 0 = open */
+	int64_t before_id; /* cursor: only ids below this; 0 = from the newest */
 	int limit;
 };
 /* Newest first. Calls fn per row; stops early when fn returns nonzero. */
@@ -94,9 +92,9 @@ struct callback_brief {
 };
 int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief *ret);
 /* Inserts a queued callback and records it as the customer's open one. */
-int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority,
-                          const char *touchpoint, int64_t due_at, int64_t sla_deadline,
-                          int max_attempts, int64_t now, int64_t *ret_id);
+int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority, const char *touchpoint,
+                          int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t now,
+                          int64_t *ret_id);
 /* A new low score joins the open callback: its priority becomes the lower of the two. */
 int store_callback_join(struct db_conn *conn, int64_t id, int score);
 
@@ -116,25 +114,24 @@ int store_callback_get(struct db_conn *conn, int64_t id, struct callback_row *re
 int store_callback_save(struct db_conn *conn, const struct callback_row *row);
 /* Claims the first due callback in queue order (touchpoint NULL = any) for the agent:
  * one statement, so two claims never get the same one. -ENOENT when none is due. */
-int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent,
-                         int64_t key_id, int64_t now, int64_t lease_until, int64_t *ret_id);
+int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent, int64_t key_id,
+                         int64_t now, int64_t lease_until, int64_t *ret_id);
 
 struct callback_filter {
 	const char *status, *touchpoint; /* NULL = any */
-	int64_t now;                      /* what "due" means */
+	int64_t now;                     /* what "due" means */
 	bool has_cursor;
-	int64_t cursor_key[3];            /* (not due, priority, id) of the last row seen */
+	int64_t cursor_key[3]; /* (not due, priority, id) of the last row seen */
 	int limit;
 };
 /* In queue order: due ones first, then lower score, then older. */
 int store_callback_list(struct db_conn *conn, const struct callback_filter *filter,
                         int (*fn)(const struct callback_row *row, void *arg), void *arg);
 
-int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const char *customer_id,
-                             int64_t at, const char *kind, const char *agent, const char *outcome,
-                             const char *notes);
-int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint,
-                          const char *area, const char *text, int64_t now);
+int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const char *customer_id, int64_t at,
+                             const char *kind, const char *agent, const char *outcome, const char *notes);
+int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint, const char *area,
+                          const char *text, int64_t now);
 /* The customer's callback closed: forget it as the open one; reached_at (0 = keep) and
  * do_not_call (true sets it, never clears it) as given. */
 int store_customer_callback_closed(struct db_conn *conn, const char *customer_id, int64_t reached_at,
@@ -144,8 +141,8 @@ int store_customer_callback_closed(struct db_conn *conn, const char *customer_id
 int store_callback_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
                            int (*fn)(const struct survey_row *row, void *arg), void *arg);
 /* A customer's answers not behind callback_id, newest first, at most limit. */
-int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id,
-                           int limit, int (*fn)(const struct survey_row *row, void *arg), void *arg);
+int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_t callback_id, int limit,
+                           int (*fn)(const struct survey_row *row, void *arg), void *arg);
 
 struct call_event {
 	int64_t callback_id, at;
@@ -168,11 +165,11 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
 int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret);
 
 struct callback_stats {
-	int64_t queued, due, claimed, oldest_due_age;  /* seconds */
-	int64_t sla_total, sla_met;                     /* callbacks with a first call or a breach */
-	double median_minutes_to_first_call;            /* -1 when none yet */
-	double median_minutes_to_close;                 /* -1 when none yet */
-	int64_t low_scores, low_scores_reached;         /* callbacks closed, and those reached */
+	int64_t queued, due, claimed, oldest_due_age; /* seconds */
+	int64_t sla_total, sla_met;                   /* callbacks with a first call or a breach */
+	double median_minutes_to_first_call;          /* -1 when none yet */
+	double median_minutes_to_close;               /* -1 when none yet */
+	int64_t low_scores, low_scores_reached;       /* callbacks closed, and those reached */
 };
 int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret);
 

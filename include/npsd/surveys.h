@@ -10,11 +10,11 @@
 
 /* One answer to store, and what became of it. */
 struct ingest_item {
-	struct survey_input in;   /* validated; borrows from the request's JSON */
-	const char *source;       /* the ingest token's name */
+	struct survey_input in; /* validated; borrows from the request's JSON */
+	const char *source;     /* the ingest token's name */
 	const struct npsd_config *cfg;
 	/* filled by surveys_ingest() on the writer thread */
-	unsigned status;          /* 201 stored, 200 retry or completion, 409 conflict */
+	unsigned status; /* 201 stored, 200 retry or completion, 409 conflict */
 	int64_t survey_id;
 	int score;
 	bool has_callback;

@@ -30,10 +30,10 @@ struct survey_input {
 	const char *channel;
 	const char *comment;
 	int score;
-	int64_t answered_at;     /* unix seconds, UTC; `now` when absent */
+	int64_t answered_at; /* unix seconds, UTC; `now` when absent */
 	bool answered_at_given;
-	bool consent;            /* contact_consent, default true */
-	json_t *attributes;      /* borrowed object, NULL when absent or empty */
+	bool consent;       /* contact_consent, default true */
+	json_t *attributes; /* borrowed object, NULL when absent or empty */
 };
 
 /*
@@ -47,12 +47,12 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 
 /* What an agent sends to close a call. Strings borrow from the JSON document. */
 struct complete_input {
-	const char *outcome;     /* one of the SPEC's outcomes */
-	const char *notes;       /* NULL when absent */
-	int64_t retry_at;        /* call_later only: when the customer asked to be called */
+	const char *outcome; /* one of the SPEC's outcomes */
+	const char *notes;   /* NULL when absent */
+	int64_t retry_at;    /* call_later only: when the customer asked to be called */
 	size_t nimprovements;
 	struct {
-		const char *area;    /* process, communication, service, product, other */
+		const char *area; /* process, communication, service, product, other */
 		const char *text;
 	} improvements[IMPROVEMENTS_MAX];
 };
@@ -70,17 +70,17 @@ int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error 
 const char *survey_category(int score);
 
 /* Field-level checks, exposed for reuse by other resources and for tests. */
-size_t utf8_length(const char *s);                  /* code points; s is valid UTF-8 */
+size_t utf8_length(const char *s); /* code points; s is valid UTF-8 */
 /* Decodes one code point from s (n > 0 bytes available): its length, or 0 when the bytes
  * are not well-formed UTF-8 (overlong forms and surrogates included). */
 size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret);
 /* Makes s valid UTF-8 in place: a NUL or a byte of a malformed sequence becomes '?'.
  * For text from outside (a receiver's answer) that must go into JSON. */
 void utf8_scrub(char *s, size_t len);
-bool valid_token_name(const char *s);               /* [a-z0-9_.-]{1,64} */
-bool valid_e164(const char *s);                     /* "+" and 8-15 digits */
+bool valid_token_name(const char *s); /* [a-z0-9_.-]{1,64} */
+bool valid_e164(const char *s);       /* "+" and 8-15 digits */
 bool valid_email(const char *s);
-bool valid_language(const char *s);                 /* BCP 47 shape: "nl", "en-GB" */
+bool valid_language(const char *s); /* BCP 47 shape: "nl", "en-GB" */
 
 /* RFC 3339 ("2026-11-22T10:15:00Z", "+01:00" offsets, fractions dropped) to unix seconds. */
 int time_parse_rfc3339(const char *s, int64_t *ret_seconds);

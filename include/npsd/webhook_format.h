@@ -17,17 +17,17 @@ const char *webhook_format_name(enum webhook_format_kind kind);
 
 /* The event being delivered. payload is the event's "data" object (borrowed). */
 struct webhook_event {
-	int64_t id;              /* events.id */
-	const char *type;        /* "survey.received", ... */
-	int64_t created_at;      /* unix seconds */
+	int64_t id;         /* events.id */
+	const char *type;   /* "survey.received", ... */
+	int64_t created_at; /* unix seconds */
 	json_t *data;
 };
 
 struct webhook_target {
 	enum webhook_format_kind format;
-	const char *secret;      /* "whsec_" + base64 of the key bytes */
-	const char *auth;        /* Authorization header value for the receiver, or NULL */
-	const char *public_url;  /* server.public_url without trailing slash, or NULL */
+	const char *secret;     /* "whsec_" + base64 of the key bytes */
+	const char *auth;       /* Authorization header value for the receiver, or NULL */
+	const char *public_url; /* server.public_url without trailing slash, or NULL */
 };
 
 #define WEBHOOK_MAX_HEADERS 12

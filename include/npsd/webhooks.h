@@ -22,10 +22,10 @@ uint32_t webhook_event_bit(const char *type);
 /* A create or a patch, validated. Strings and JSON borrow from the request document. */
 struct webhook_input {
 	const char *url, *format, *auth, *description;
-	uint32_t events;       /* mask of webhook_event_bit() */
-	json_t *events_json;   /* the array as sent */
-	json_t *filter;        /* object, or NULL */
-	int active;            /* -1 when not given */
+	uint32_t events;     /* mask of webhook_event_bit() */
+	json_t *events_json; /* the array as sent */
+	json_t *filter;      /* object, or NULL */
+	int active;          /* -1 when not given */
 	bool has_url, has_events, has_filter, has_auth, has_description, has_format;
 };
 
