@@ -55,18 +55,6 @@ static const char *utc(int64_t t, char buf[32])
 	return buf;
 }
 
-static const char *sget(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-static json_int_t iget(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-	ck_assert_msg(json_is_integer(v), "\"%s\" is not an integer", key);
-	return json_integer_value(v);
-}
-
 /* Asserts that obj's key is the UTC time t. */
 static void assert_time(json_t *obj, const char *key, int64_t t)
 {

@@ -58,18 +58,6 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *sget(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-static json_int_t iget(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-	ck_assert_msg(json_is_integer(v), "\"%s\" is not an integer", key);
-	return json_integer_value(v);
-}
-
 static bool contains_ci(const char *hay, const char *needle)
 {
 	return hay && strcasestr(hay, needle) != NULL;

@@ -66,6 +66,11 @@ void http_result_free(struct http_result *r);
 /* The value of a response header (case-insensitive name), malloc'ed, or NULL. */
 char *http_header(const struct http_result *r, const char *name);
 
+/* obj's string member key, or NULL. */
+const char *sget(json_t *obj, const char *key);
+/* obj's integer member key; fails the test when it is not an integer. */
+json_int_t iget(json_t *obj, const char *key);
+
 /* Reads a whole file; NULL when it cannot. */
 char *read_all(const char *path, size_t *ret_len);
 
