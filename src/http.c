@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "npsd/app.h"
+#include "npsd/clock.h"
 #include "npsd/log.h"
 
 #define MAX_PATH_SEGMENTS 8
@@ -413,6 +414,17 @@ static void start_request(struct http_request *req, const char *url, const char 
 		if (!(req->principal.role & (req->route->roles | ROLE_ADMIN))) {
 			http_reply_error(req, 403, "forbidden", NULL, "the %s role may not do this",
 			                 role_name(req->principal.role));
+			return;
+		}
+		int wait = srv->app->ratelimit ? ratelimit_take(srv->app->ratelimit, req->principal.key_id,
+		                                                clock_mono_ms())
+		                               : 0;
+		if (wait > 0) {
+			req->retry_after = wait;
+			http_reply_error(
+			        req, 429, "rate_limited", NULL,
+			        "more than server.rate_limit requests a second for this key; retry in %d s",
+			        wait);
 			return;
 		}
 	}

@@ -213,6 +213,8 @@ int main(int argc, char **argv)
 	}
 	if (auth_new(app.db, &app.auth) < 0)
 		goto out;
+	if (cfg.rate_limit > 0 && ratelimit_new(cfg.rate_limit, &app.ratelimit) < 0)
+		goto out;
 	r = scheduler_start(app.db, &scheduler);
 	if (r < 0) {
 		log_error("cannot start the scheduler: %s", strerror(-r));
@@ -305,6 +307,7 @@ out:
 	deliver_stop(&deliver); /* its last writes may still wake the scheduler */
 	scheduler_stop(&scheduler);
 	auth_free(&app.auth);
+	ratelimit_free(&app.ratelimit);
 	db_close(&app.db);
 	free(tls_cert);
 	free(tls_key);

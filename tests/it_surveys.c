@@ -107,6 +107,11 @@ static void setup_max_score_6(void)
 	start_with("[callbacks]\nmax_score = 6\n");
 }
 
+static void setup_rate_limit_2(void)
+{
+	start_with("[server]\nrate_limit = 2\n");
+}
+
 /* Stops npsd with SIGTERM: it must exit 0, and its log must hold no sanitizer report (with
  * SANITIZE=1 a leak or a UBSan error at any point shows here). */
 static void teardown(void)
@@ -456,6 +461,41 @@ START_TEST(callbacks_max_score_6_from_config)
 	expect_queued_callback(json_object_get(res, "callback"), "score 6 with max_score = 6");
 	json_decref(res);
 	free(body);
+}
+END_TEST
+
+/* rate_limit = 2: bursts of 4 per key, then 429 with Retry-After; other keys unaffected. */
+START_TEST(rate_limit_answers_429_per_key)
+{
+	long statuses[8];
+	struct http_result r;
+	char *retry_after = NULL;
+	int limited_at = -1;
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(http_json(&D, "GET", "/v1/surveys", T_MANAGER, NULL, &r), 0);
+		statuses[i] = r.status;
+		if (r.status == 429 && limited_at < 0) {
+			limited_at = i;
+			expect_error(&r, 429, "rate_limited", NULL);
+			retry_after = http_header(&r, "Retry-After");
+		}
+		http_result_free(&r);
+	}
+	/* A slow machine may refill a token between requests: at least the burst of 4 passes,
+	 * and within 8 quick requests the limit must bite. */
+	ck_assert_msg(limited_at >= 4, "limited after %d requests, want at least the burst of 4", limited_at);
+	for (int i = 0; i < limited_at; i++)
+		ck_assert_int_eq(statuses[i], 200);
+	ck_assert_ptr_nonnull(retry_after);
+	ck_assert_int_ge(strtol(retry_after, NULL, 10), 1);
+	free(retry_after);
+	ck_assert_int_eq(http_json(&D, "GET", "/v1/surveys", T_ADMIN, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200); /* another key has its own bucket */
+	http_result_free(&r);
+	sleep_ms(1100); /* two tokens back at 2/s */
+	ck_assert_int_eq(http_json(&D, "GET", "/v1/surveys", T_MANAGER, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	http_result_free(&r);
 }
 END_TEST
 
@@ -1620,6 +1660,12 @@ static Suite *surveys_suite(void)
 	tcase_add_checked_fixture(cfg, setup_max_score_6, teardown);
 	tcase_add_test(cfg, callbacks_max_score_6_from_config);
 	suite_add_tcase(s, cfg);
+
+	TCase *rl = tcase_create("rate_limit");
+	tcase_set_timeout(rl, 60);
+	tcase_add_checked_fixture(rl, setup_rate_limit_2, teardown);
+	tcase_add_test(rl, rate_limit_answers_429_per_key);
+	suite_add_tcase(s, rl);
 	return s;
 }
 

@@ -5,12 +5,14 @@
 #include "npsd/config.h"
 #include "npsd/db.h"
 #include "npsd/http.h"
+#include "npsd/ratelimit.h"
 
 /* What every handler may reach: wired by main, borrowed by everyone else. */
 struct npsd_app {
 	const struct npsd_config *cfg;
 	struct npsd_db *db;
 	struct auth *auth;
+	struct ratelimit *ratelimit; /* NULL when server.rate_limit is 0 */
 	volatile int shutting_down;
 };
 

@@ -1,0 +1,19 @@
+#ifndef NPSD_RATELIMIT_H
+#define NPSD_RATELIMIT_H
+#include <stdint.h>
+
+/*
+ * server.rate_limit: a token bucket per API key, refilled at `rate` requests a second and
+ * holding at most twice that (the burst SPEC allows). Thread-safe.
+ */
+struct ratelimit;
+
+/* rate must be > 0. Returns 0 and *ret, or -ENOMEM. Free with ratelimit_free(). */
+int ratelimit_new(double rate, struct ratelimit **ret);
+void ratelimit_free(struct ratelimit **rl);
+
+/* Takes one request for key_id at now_ms (monotonic). Returns 0 when it may go ahead, else
+ * the whole seconds to wait before the next one would (at least 1), for Retry-After. */
+int ratelimit_take(struct ratelimit *rl, int64_t key_id, int64_t now_ms);
+
+#endif
