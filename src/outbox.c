@@ -46,8 +46,8 @@ static int cache_add(const struct webhook_row *row, void *arg)
 	json_t *events = row->events ? json_loads(row->events, 0, NULL) : NULL;
 	size_t i;
 	json_t *e;
-	json_array_foreach(events, i, e) sub->events |=
-	        json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
+	json_array_foreach (events, i, e)
+		sub->events |= json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
 	json_decref(events);
 	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
 	json_t *v;
@@ -86,8 +86,9 @@ static bool passes(const struct subscription *sub, struct event_facts facts)
 	if (sub->touchpoints && facts.touchpoint) {
 		size_t i;
 		json_t *tp;
-		json_array_foreach(sub->touchpoints, i,
-		                   tp) if (strcmp(json_string_value(tp), facts.touchpoint) == 0) return true;
+		json_array_foreach (sub->touchpoints, i, tp)
+			if (strcmp(json_string_value(tp), facts.touchpoint) == 0)
+				return true;
 		return false;
 	}
 	return true;

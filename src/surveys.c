@@ -29,16 +29,14 @@ static int compare_attributes(const char *stored_text, json_t *sent, char **ret_
 	int result = 0;
 	const char *key;
 	json_t *value;
-	json_object_foreach(stored, key, value)
-	{
+	json_object_foreach (stored, key, value) {
 		json_t *other = json_object_get(sent, key);
 		if (other && !json_equal(value, other)) {
 			result = -1;
 			goto out;
 		}
 	}
-	json_object_foreach(sent, key, value)
-	{
+	json_object_foreach (sent, key, value) {
 		if (!json_object_get(stored, key)) {
 			json_object_set(stored, key, value);
 			result = 1;

@@ -181,8 +181,7 @@ static int reject_unknown(json_t *obj, const char *const *allowed, const char *p
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v)
-	{
+	json_object_foreach (obj, key, v) {
 		if (!in_list(key, allowed))
 			return fail(err, INVALID, prefix, key, "%s", message);
 	}
@@ -202,8 +201,7 @@ static int check_attributes(json_t *attrs, struct field_error *err)
 	if (json_object_size(attrs) > ATTR_MAX_KEYS)
 		return fail(err, INVALID, "attributes", NULL, "attributes may have at most %d keys",
 		            ATTR_MAX_KEYS);
-	json_object_foreach(attrs, key, v)
-	{
+	json_object_foreach (attrs, key, v) {
 		n = utf8_length(key);
 		if (n < 1 || n > ATTR_KEY_MAX_CHARS)
 			return fail(err, INVALID, "attributes.", key,
@@ -388,8 +386,7 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 		            IMPROVEMENTS_MAX);
 	size_t i;
 	json_t *item;
-	json_array_foreach(list, i, item)
-	{
+	json_array_foreach (list, i, item) {
 		char prefix[48];
 		snprintf(prefix, sizeof prefix, "improvements.%zu.", i);
 		if (!json_is_object(item)) {

@@ -496,8 +496,7 @@ static void callback_alert(struct alert *a, const char *type, json_t *data)
 	json_t *improvements = json_object_get(data, "improvements");
 	size_t i;
 	json_t *item;
-	json_array_foreach(improvements, i, item)
-	{
+	json_array_foreach (improvements, i, item) {
 		const char *area = member_text(item, "area");
 		const char *text = member_text(item, "text");
 		if (!text)

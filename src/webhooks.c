@@ -140,8 +140,7 @@ static int check_filter(json_t *filter, struct field_error *err)
 		return fail(err, "invalid_field", "filter", "filter must be an object");
 	const char *key;
 	json_t *v;
-	json_object_foreach(filter, key, v)
-	{
+	json_object_foreach (filter, key, v) {
 		char field[96];
 		snprintf(field, sizeof field, "filter.%s", key);
 		if (strcmp(key, "max_score") == 0 || strcmp(key, "min_score") == 0) {
@@ -154,8 +153,7 @@ static int check_filter(json_t *filter, struct field_error *err)
 				            "touchpoints must be an array of touchpoint names");
 			size_t i;
 			json_t *tp;
-			json_array_foreach(v, i, tp)
-			{
+			json_array_foreach (v, i, tp) {
 				if (!json_is_string(tp) || !valid_token_name(json_string_value(tp)))
 					return fail(err, "invalid_field", field,
 					            "each touchpoint must match [a-z0-9_.-]{1,64}");
@@ -199,8 +197,7 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 		return fail(err, "invalid_field", "", "the body must be a JSON object");
 	const char *key;
 	json_t *v;
-	json_object_foreach(doc, key, v)
-	{
+	json_object_foreach (doc, key, v) {
 		bool known = false;
 		for (size_t i = 0; allowed[i]; i++)
 			known = known || strcmp(key, allowed[i]) == 0;
@@ -236,8 +233,7 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 			            "events must be a non-empty array of event types");
 		size_t i;
 		json_t *e;
-		json_array_foreach(v, i, e)
-		{
+		json_array_foreach (v, i, e) {
 			uint32_t bit = json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
 			if (!bit) {
 				char field[32];
