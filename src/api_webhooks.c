@@ -92,7 +92,10 @@ static int webhook_apply(struct db_conn *conn, void *arg)
 		return outbox_emit_to(conn, "webhook.test", data, op->id, now, &op->delivery_id);
 	}
 	case ACT_RETRY:
-		return store_delivery_retry(conn, op->delivery_id, now);
+		r = store_delivery_retry(conn, op->delivery_id, now);
+		if (r == 0)
+			outbox_delivery_requeued(); /* wakes the delivery thread after the commit */
+		return r;
 	default:
 		return -EINVAL;
 	}

@@ -371,10 +371,15 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 /* ---------- the loop ---------- */
 
 static atomic_bool wake_pending;
+static atomic_uint_fast64_t deliveries_seen;
 
 void deliver_wake(void *arg)
 {
 	struct deliver *d = arg;
+	/* Most commits (answers nobody subscribes to) wrote no delivery: nothing to look at. */
+	uint64_t written = outbox_deliveries_written();
+	if (atomic_exchange(&deliveries_seen, written) == written)
+		return;
 	atomic_store(&wake_pending, true);
 	curl_multi_wakeup(d->multi);
 }

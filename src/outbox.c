@@ -1,6 +1,7 @@
 #include "npsd/outbox.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,18 @@ struct subscription {
 	int min_score, max_score; /* -1 = no bound */
 	json_t *touchpoints;      /* array, or NULL for any */
 };
+
+static atomic_uint_fast64_t deliveries_written;
+
+uint64_t outbox_deliveries_written(void)
+{
+	return atomic_load(&deliveries_written);
+}
+
+void outbox_delivery_requeued(void)
+{
+	atomic_fetch_add(&deliveries_written, 1);
+}
 
 static struct {
 	bool loaded;
@@ -134,8 +147,10 @@ int outbox_emit(struct db_conn *conn, const char *type, json_t *data, struct eve
 	r = insert_event(conn, type, data, now, &event_id);
 	uint32_t bit = webhook_event_bit(type);
 	for (size_t i = 0; r == 0 && i < cache.n; i++)
-		if ((cache.subs[i].events & bit) && passes(&cache.subs[i], facts))
+		if ((cache.subs[i].events & bit) && passes(&cache.subs[i], facts)) {
 			r = store_delivery_insert(conn, event_id, cache.subs[i].id, now, NULL);
+			atomic_fetch_add(&deliveries_written, 1);
+		}
 	return r;
 }
 
@@ -144,7 +159,10 @@ int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t
 {
 	int64_t event_id;
 	int r = insert_event(conn, type, data, now, &event_id);
-	return r < 0 ? r : store_delivery_insert(conn, event_id, webhook_id, now, ret_delivery_id);
+	if (r < 0)
+		return r;
+	atomic_fetch_add(&deliveries_written, 1);
+	return store_delivery_insert(conn, event_id, webhook_id, now, ret_delivery_id);
 }
 
 json_t *outbox_customer(const char *id, const char *name, const char *language)

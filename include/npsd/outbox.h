@@ -33,6 +33,12 @@ bool outbox_wanted(struct db_conn *conn, const char *type);
  * id in *ret_delivery_id. */
 int outbox_emit_to(struct db_conn *conn, const char *type, json_t *data, int64_t webhook_id, int64_t now,
                    int64_t *ret_delivery_id);
+/* Counts delivery rows written so far (they may still roll back). The delivery thread
+ * looks for work only when it moved, not at every commit. */
+uint64_t outbox_deliveries_written(void);
+/* A delivery was made due again (a manual retry): counts as one written. */
+void outbox_delivery_requeued(void);
+
 /* Webhooks were created, changed or deleted: the cache is read again at the next event.
  * Writer thread only. */
 void outbox_webhooks_changed(void);
