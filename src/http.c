@@ -26,7 +26,6 @@ struct http_server {
 	struct npsd_app *app;
 	size_t max_body;
 	uint16_t port;
-	MHD_socket quiesced_fd; /* closed only after MHD_stop_daemon(): MHD still uses it */
 	atomic_bool stopping;
 	atomic_uint in_flight;
 };
@@ -611,7 +610,6 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	srv->routes = routes;
 	srv->app = app;
 	srv->max_body = opt->max_body;
-	srv->quiesced_fd = MHD_INVALID_SOCKET;
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
 	char port[8];
@@ -667,8 +665,10 @@ unsigned http_in_flight(const struct http_server *srv)
 
 void http_quiesce(struct http_server *srv)
 {
+	/* Not MHD_quiesce_daemon(): in libmicrohttpd 0.9.75 it races with the epoll workers
+	 * removing the same listen socket and aborts the process now and then. New requests,
+	 * on new connections or kept-alive ones, get a 503 with Connection: close instead. */
 	atomic_store(&srv->stopping, true);
-	srv->quiesced_fd = MHD_quiesce_daemon(srv->daemon);
 }
 
 unsigned http_drain(struct http_server *srv, int64_t timeout_ms)
@@ -687,8 +687,6 @@ void http_stop(struct http_server **srv)
 	if (!srv || !*srv)
 		return;
 	MHD_stop_daemon((*srv)->daemon);
-	if ((*srv)->quiesced_fd != MHD_INVALID_SOCKET)
-		close((*srv)->quiesced_fd);
 	free(*srv);
 	*srv = NULL;
 }

@@ -59,7 +59,8 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
                struct http_server **ret_server);
 /* The port bound (useful with port 0). */
 uint16_t http_port(const struct http_server *srv);
-/* Stops accepting new connections; in-flight requests go on. */
+/* Stops taking new work: every new request is answered 503 (Retry-After, Connection:
+ * close); in-flight requests go on. */
 void http_quiesce(struct http_server *srv);
 /* Waits until no request is in flight or timeout_ms passed; returns how many are left. */
 unsigned http_drain(struct http_server *srv, int64_t timeout_ms);
