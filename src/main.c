@@ -293,8 +293,15 @@ int main(int argc, char **argv)
 	app.shutting_down = 1;
 	http_quiesce(server);
 	unsigned left = http_drain(server, DRAIN_TIMEOUT_MS);
-	if (left)
-		log_warn("%u requests still in flight after %d ms; closing them", left, DRAIN_TIMEOUT_MS);
+	if (left) {
+		/* They wait for the writer (a slow disk): stopping MHD with connections suspended
+		 * would abort, and their writes may still commit. Wait on; systemd's
+		 * TimeoutStopSec ends a truly stuck process. */
+		log_warn("%u requests still in flight after %d ms; waiting for storage", left,
+		         DRAIN_TIMEOUT_MS);
+		while (http_drain(server, DRAIN_TIMEOUT_MS))
+			;
+	}
 	uint64_t writes, batches;
 	db_write_stats(app.db, &writes, &batches);
 	log_info("%llu writes committed in %llu transactions", (unsigned long long)writes,
