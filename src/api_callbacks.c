@@ -220,7 +220,7 @@ static void callback_resumed(struct http_request *req)
 static void submit_op(struct http_request *req, enum callback_action action, struct callback_op *op)
 {
 	op->action = action;
-	op->cfg = http_app(req)->cfg;
+	op->cfg = app_config(http_app(req));
 	op->who = *http_principal(req);
 	if (action != ACT_CLAIM)
 		op->id = http_path_id(req);

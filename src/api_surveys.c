@@ -142,6 +142,7 @@ void api_surveys_post(struct http_request *req)
 	ir->batch = batch;
 	ir->nitems = n;
 	int64_t now = clock_now();
+	const struct npsd_config *cfg = app_config(app);
 	size_t valid = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct ingest_slot *slot = &ir->slots[i];
@@ -149,7 +150,7 @@ void api_surveys_post(struct http_request *req)
 		if (slot->error)
 			continue;
 		slot->item.source = http_principal(req)->name;
-		slot->item.cfg = app->cfg;
+		slot->item.cfg = cfg;
 		valid++;
 	}
 	if (!batch && ir->slots[0].error) {

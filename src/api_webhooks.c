@@ -179,7 +179,8 @@ void api_webhooks_create(struct http_request *req)
 	struct npsd_app *app = http_app(req);
 	struct webhook_input in;
 	struct field_error err;
-	if (webhooks_validate(http_json(req), false, app->cfg->wh_allow_private_targets, &in, &err) < 0) {
+	if (webhooks_validate(http_json(req), false, app_config(app)->wh_allow_private_targets, &in, &err) <
+	    0) {
 		http_reply_field_error(req, &err);
 		return;
 	}
@@ -201,7 +202,8 @@ void api_webhooks_patch(struct http_request *req)
 	struct npsd_app *app = http_app(req);
 	struct webhook_input in;
 	struct field_error err;
-	if (webhooks_validate(http_json(req), true, app->cfg->wh_allow_private_targets, &in, &err) < 0) {
+	if (webhooks_validate(http_json(req), true, app_config(app)->wh_allow_private_targets, &in, &err) <
+	    0) {
 		http_reply_field_error(req, &err);
 		return;
 	}

@@ -39,7 +39,8 @@ struct transfer {
 
 struct deliver {
 	struct npsd_db *db;
-	const struct npsd_config *cfg;
+	_Atomic(const struct npsd_config *) *cfg_in_force;
+	const struct npsd_config *cfg; /* as loaded at the start of this round */
 	CURLM *multi;
 	pthread_t thread;
 	atomic_bool stopping;
@@ -451,6 +452,7 @@ static void *deliver_main(void *arg)
 	int64_t due = next_due(d); /* at start: resume what a previous run left pending */
 	bool fake_clock = getenv("NPSD_FAKE_CLOCK_FILE") != NULL;
 	while (!atomic_load(&d->stopping)) {
+		d->cfg = atomic_load(d->cfg_in_force);
 		int running = 0;
 		curl_multi_perform(d->multi, &running);
 		size_t nfinished = reap(d, finished);
@@ -496,13 +498,14 @@ static void *deliver_main(void *arg)
 	return NULL;
 }
 
-int deliver_start(struct npsd_db *db, const struct npsd_config *cfg, struct deliver **ret)
+int deliver_start(struct npsd_db *db, _Atomic(const struct npsd_config *) *cfg, struct deliver **ret)
 {
 	struct deliver *d = calloc(1, sizeof *d);
 	if (!d)
 		return -ENOMEM;
 	d->db = db;
-	d->cfg = cfg;
+	d->cfg_in_force = cfg;
+	d->cfg = atomic_load(cfg);
 	d->multi = curl_multi_init();
 	if (!d->multi) {
 		free(d);

@@ -24,7 +24,6 @@ struct http_server {
 	struct MHD_Daemon *daemon;
 	const struct route *routes;
 	struct npsd_app *app;
-	size_t max_body;
 	uint16_t port;
 	atomic_bool stopping;
 	atomic_uint in_flight;
@@ -46,6 +45,7 @@ struct http_request {
 
 	char *body;
 	size_t body_len, body_cap;
+	size_t max_body; /* server.max_body when the request began */
 	bool body_too_large;
 	uint64_t received; /* body bytes seen, kept or dropped */
 	json_t *json;
@@ -372,6 +372,7 @@ static void start_request(struct http_request *req, const char *url, const char 
 {
 	struct http_server *srv = req->srv;
 	char allow[64];
+	req->max_body = app_config(srv->app)->max_body;
 	if (atomic_load(&srv->stopping)) {
 		/* Draining: a keep-alive connection must not start new work, or the drain never
 		 * ends and MHD would stop with a connection still suspended. */
@@ -431,9 +432,9 @@ static void start_request(struct http_request *req, const char *url, const char 
 		return;
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (length && strtoull(length, NULL, 10) > srv->max_body) {
+	if (length && strtoull(length, NULL, 10) > req->max_body) {
 		http_reply_error(req, 413, "payload_too_large", NULL, "the body is larger than %zu bytes",
-		                 srv->max_body);
+		                 req->max_body);
 		return;
 	}
 	const char *type =
@@ -452,7 +453,7 @@ static void take_body(struct http_request *req, const char *data, size_t size)
 {
 	if (req->body_too_large || req->route->body == BODY_NONE)
 		return;
-	if (req->body_len + size > req->srv->max_body) {
+	if (req->body_len + size > req->max_body) {
 		/* Chunked bodies have no length up front: drop what came, keep reading to the
 		 * end without storing it, then answer 413. */
 		req->body_too_large = true;
@@ -465,8 +466,8 @@ static void take_body(struct http_request *req, const char *data, size_t size)
 		size_t cap = req->body_cap ? req->body_cap : 1024;
 		while (cap < req->body_len + size)
 			cap *= 2;
-		if (cap > req->srv->max_body)
-			cap = req->srv->max_body;
+		if (cap > req->max_body)
+			cap = req->max_body;
 		char *body = realloc(req->body, cap);
 		if (!body) {
 			req->body_too_large = true; /* treated as too large: we cannot hold it */
@@ -484,7 +485,7 @@ static void dispatch(struct http_request *req)
 	const struct route *route = req->route;
 	if (req->body_too_large) {
 		http_reply_error(req, 413, "payload_too_large", NULL, "the body is larger than %zu bytes",
-		                 req->srv->max_body);
+		                 req->max_body);
 		return;
 	}
 	if (route->body != BODY_NONE && req->body_len > 0) {
@@ -609,7 +610,6 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		return -ENOMEM;
 	srv->routes = routes;
 	srv->app = app;
-	srv->max_body = opt->max_body;
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
 	char port[8];

@@ -90,6 +90,57 @@ static int write_port_file(const char *path, uint16_t port)
 	return rename(tmp, path); /* readers never see a half-written file */
 }
 
+/* A config replaced by a reload: requests begun before may still read it, so it lives on
+ * until exit. Reloads are rare; each costs one config. */
+struct retired {
+	struct npsd_config *cfg;
+	struct retired *next;
+};
+
+/*
+ * SIGHUP: reads the file again and, when it is valid, puts it in force whole. Options that
+ * need a restart keep their running values (and are named in the log); a bad file changes
+ * nothing and says why.
+ */
+static void reload(struct npsd_app *app, const char *config_path, const char *listen, const char *db_path,
+                   struct retired **retired)
+{
+	struct npsd_config *fresh = calloc(1, sizeof *fresh);
+	struct retired *old = calloc(1, sizeof *old);
+	char *error = NULL;
+	char changed[256] = "";
+	const struct npsd_config *running = app_config(app);
+	if (!fresh || !old)
+		goto fail;
+	config_defaults(fresh);
+	if ((config_path && config_load(fresh, config_path, &error) < 0) ||
+	    (listen && config_set_listen(fresh, listen, &error) < 0) ||
+	    (db_path && config_set_db_path(fresh, db_path) < 0))
+		goto fail;
+	int restart = config_reload_merge(fresh, running, changed, sizeof changed);
+	if (restart < 0)
+		goto fail;
+	old->cfg = (struct npsd_config *)(uintptr_t)running;
+	old->next = *retired;
+	*retired = old;
+	ratelimit_set_rate(app->ratelimit, fresh->rate_limit);
+	atomic_store(&app->cfg, fresh);
+	if (restart > 0)
+		log_warn("reload: configuration applied; these need a restart and kept their old values: %s",
+		         changed);
+	else
+		log_info("reload: configuration applied");
+	return;
+fail:
+	log_error("reload: %s; the running configuration stays", error ? error : "out of memory");
+	free(error);
+	if (fresh) {
+		config_free(fresh);
+		free(fresh);
+	}
+	free(old);
+}
+
 struct commit_listeners {
 	struct scheduler *scheduler;
 	struct deliver *deliver;
@@ -198,7 +249,9 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	int status = 1;
-	struct npsd_app app = { .cfg = &cfg };
+	struct npsd_app app = { 0 };
+	atomic_init(&app.cfg, &cfg);
+	struct retired *retired = NULL; /* configs replaced by SIGHUP, freed at exit */
 	struct http_server *server = NULL;
 	struct scheduler *scheduler = NULL;
 	struct deliver *deliver = NULL;
@@ -213,14 +266,14 @@ int main(int argc, char **argv)
 	}
 	if (auth_new(app.db, &app.auth) < 0)
 		goto out;
-	if (cfg.rate_limit > 0 && ratelimit_new(cfg.rate_limit, &app.ratelimit) < 0)
+	if (ratelimit_new(cfg.rate_limit, &app.ratelimit) < 0)
 		goto out;
 	r = scheduler_start(app.db, &scheduler);
 	if (r < 0) {
 		log_error("cannot start the scheduler: %s", strerror(-r));
 		goto out;
 	}
-	r = deliver_start(app.db, &cfg, &deliver);
+	r = deliver_start(app.db, &app.cfg, &deliver);
 	if (r < 0) {
 		log_error("cannot start the delivery thread: %s", strerror(-r));
 		goto out;
@@ -239,7 +292,6 @@ int main(int argc, char **argv)
 		.host = cfg.listen_host,
 		.port = cfg.listen_port,
 		.threads = cfg.threads,
-		.max_body = cfg.max_body,
 		.connection_timeout = (unsigned)cfg.connection_timeout,
 		.tls_cert_pem = tls_cert,
 		.tls_key_pem = tls_key,
@@ -272,18 +324,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			/* The reloadable options are applied by the operations issue; until then a
-			 * reload checks the file so ops hear of a mistake before the next restart. */
-			struct npsd_config fresh = { 0 };
-			config_defaults(&fresh);
-			if (config_path && config_load(&fresh, config_path, &error) < 0) {
-				log_error("reload: %s", error ? error : "out of memory");
-				free(error);
-				error = NULL;
-			} else {
-				log_info("reload: configuration OK; changes apply at the next restart");
-			}
-			config_free(&fresh);
+			reload(&app, config_path, listen, db_path, &retired);
 			continue;
 		}
 		log_info("signal %d: draining and stopping", sig);
@@ -318,6 +359,20 @@ out:
 	db_close(&app.db);
 	free(tls_cert);
 	free(tls_key);
+	while (retired) {
+		struct retired *next = retired->next;
+		if (retired->cfg != &cfg) {
+			config_free(retired->cfg);
+			free(retired->cfg);
+		}
+		free(retired);
+		retired = next;
+	}
+	if (atomic_load(&app.cfg) != &cfg) {
+		struct npsd_config *current = (struct npsd_config *)(uintptr_t)atomic_load(&app.cfg);
+		config_free(current);
+		free(current);
+	}
 	config_free(&cfg);
 	if (status == 0)
 		log_info("stopped");

@@ -23,17 +23,25 @@ int ratelimit_new(double rate, struct ratelimit **ret)
 	struct ratelimit *rl = calloc(1, sizeof *rl);
 	if (!rl)
 		return -ENOMEM;
-	rl->rate = rate;
-	rl->burst = 2 * rate < 1 ? 1 : 2 * rate; /* a rate below 0.5/s still lets one through */
+	pthread_mutex_init(&rl->lock, NULL);
 	rl->cap = 64;
 	rl->slots = calloc(rl->cap, sizeof *rl->slots);
 	if (!rl->slots) {
+		pthread_mutex_destroy(&rl->lock);
 		free(rl);
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&rl->lock, NULL);
+	ratelimit_set_rate(rl, rate);
 	*ret = rl;
 	return 0;
+}
+
+void ratelimit_set_rate(struct ratelimit *rl, double rate)
+{
+	pthread_mutex_lock(&rl->lock);
+	rl->rate = rate;
+	rl->burst = 2 * rate < 1 ? 1 : 2 * rate; /* a rate below 0.5/s still lets one through */
+	pthread_mutex_unlock(&rl->lock);
 }
 
 void ratelimit_free(struct ratelimit **rl)
@@ -74,6 +82,8 @@ int ratelimit_take(struct ratelimit *rl, int64_t key_id, int64_t now_ms)
 {
 	int wait = 0;
 	pthread_mutex_lock(&rl->lock);
+	if (rl->rate <= 0)
+		goto out;
 	if (rl->used * 2 >= rl->cap && grow(rl) < 0)
 		goto out; /* out of memory: let the request through rather than refuse everyone */
 	struct bucket *b = slot_for(rl->slots, rl->cap, key_id);

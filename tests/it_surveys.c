@@ -464,6 +464,63 @@ START_TEST(callbacks_max_score_6_from_config)
 }
 END_TEST
 
+static bool log_has(const char *needle)
+{
+	char *log = npsd_log(&D);
+	bool found = log && strstr(log, needle);
+	free(log);
+	return found;
+}
+
+static void wait_for_log(const char *needle)
+{
+	for (int i = 0; i < 300 && !log_has(needle); i++)
+		sleep_ms(10);
+	ck_assert_msg(log_has(needle), "the log never said: %s", needle);
+}
+
+static void append_to_config(const char *text)
+{
+	FILE *f = fopen(D.config_path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* SIGHUP puts a valid file in force; a broken one changes nothing and says why. */
+START_TEST(sighup_reloads_the_config)
+{
+	char *body = survey("hup-1", "C-hup-1", "+31611111101", "claim", 7, NULL);
+	json_t *res = post_201(body);
+	expect_queued_callback(json_object_get(res, "callback"), "score 7 with the default max_score 8");
+	json_decref(res);
+	free(body);
+
+	append_to_config("[callbacks]\nmax_score = 6\n");
+	kill(D.pid, SIGHUP);
+	wait_for_log("reload: configuration applied");
+	body = survey("hup-2", "C-hup-2", "+31611111102", "claim", 7, NULL);
+	res = post_201(body);
+	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "score 7 after max_score = 6: callback owed");
+	json_decref(res);
+	free(body);
+
+	append_to_config("this line is not a key\n");
+	kill(D.pid, SIGHUP);
+	wait_for_log("the running configuration stays");
+	body = survey("hup-3", "C-hup-3", "+31611111103", "claim", 7, NULL);
+	res = post_201(body);
+	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "a broken reload changed max_score");
+	json_decref(res);
+	free(body);
+	body = survey("hup-4", "C-hup-4", "+31611111104", "claim", 6, NULL);
+	res = post_201(body);
+	expect_queued_callback(json_object_get(res, "callback"), "score 6 with max_score 6");
+	json_decref(res);
+	free(body);
+}
+END_TEST
+
 /* rate_limit = 2: bursts of 4 per key, then 429 with Retry-After; other keys unaffected. */
 START_TEST(rate_limit_answers_429_per_key)
 {
@@ -1660,6 +1717,12 @@ static Suite *surveys_suite(void)
 	tcase_add_checked_fixture(cfg, setup_max_score_6, teardown);
 	tcase_add_test(cfg, callbacks_max_score_6_from_config);
 	suite_add_tcase(s, cfg);
+
+	TCase *hup = tcase_create("reload");
+	tcase_set_timeout(hup, 60);
+	tcase_add_checked_fixture(hup, setup, teardown);
+	tcase_add_test(hup, sighup_reloads_the_config);
+	suite_add_tcase(s, hup);
 
 	TCase *rl = tcase_create("rate_limit");
 	tcase_set_timeout(rl, 60);

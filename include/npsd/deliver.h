@@ -1,6 +1,8 @@
 #ifndef NPSD_DELIVER_H
 #define NPSD_DELIVER_H
 
+#include <stdatomic.h>
+
 #include "npsd/config.h"
 #include "npsd/db.h"
 
@@ -11,8 +13,9 @@
  */
 struct deliver;
 
-/* cfg and db are borrowed until deliver_stop(). */
-int deliver_start(struct npsd_db *db, const struct npsd_config *cfg, struct deliver **ret);
+/* cfg points to the config in force (replaced whole on reload; read at each round); it and
+ * db are borrowed until deliver_stop(). */
+int deliver_start(struct npsd_db *db, _Atomic(const struct npsd_config *) *cfg, struct deliver **ret);
 /* New outbox rows were committed: look now. Safe from any thread. */
 void deliver_wake(void *deliver);
 /* Stops: transfers in flight are abandoned (their leases run out, they are sent again). */

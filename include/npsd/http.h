@@ -48,7 +48,6 @@ struct http_options {
 	const char *host; /* numeric or a name */
 	uint16_t port;    /* 0 = ephemeral */
 	unsigned threads; /* 0 = one per core */
-	size_t max_body;
 	unsigned connection_timeout;
 	const char *tls_cert_pem, *tls_key_pem; /* file contents, or NULL for plain HTTP */
 };

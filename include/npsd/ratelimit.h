@@ -8,9 +8,12 @@
  */
 struct ratelimit;
 
-/* rate must be > 0. Returns 0 and *ret, or -ENOMEM. Free with ratelimit_free(). */
+/* rate 0 lets everything through (server.rate_limit = 0). Returns 0 and *ret, or -ENOMEM.
+ * Free with ratelimit_free(). */
 int ratelimit_new(double rate, struct ratelimit **ret);
 void ratelimit_free(struct ratelimit **rl);
+/* A new rate (a config reload); buckets keep their tokens, capped at the new burst. */
+void ratelimit_set_rate(struct ratelimit *rl, double rate);
 
 /* Takes one request for key_id at now_ms (monotonic). Returns 0 when it may go ahead, else
  * the whole seconds to wait before the next one would (at least 1), for Retry-After. */
