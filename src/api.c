@@ -8,6 +8,7 @@
 const struct route api_routes[] = {
 	{ HTTP_GET, "/healthz", 0, BODY_NONE, api_healthz },
 	{ HTTP_GET, "/readyz", 0, BODY_NONE, api_readyz },
+	{ HTTP_GET, "/metrics", 0, BODY_NONE, api_metrics },
 	{ HTTP_POST, "/v1/surveys", ROLE_INGEST, BODY_REQUIRED, api_surveys_post },
 	{ HTTP_GET, "/v1/surveys", ROLE_MANAGER, BODY_NONE, api_surveys_list },
 	{ HTTP_GET, "/v1/surveys/:id", ROLE_MANAGER, BODY_NONE, api_surveys_get },

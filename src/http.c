@@ -59,9 +59,10 @@ struct http_request {
 	unsigned status;
 	char *reply_body;
 	size_t reply_len;
-	const char *allow; /* methods for a 405 */
-	int retry_after;   /* seconds for a 429/503; 0 = none */
-	bool close_after;  /* shutting down: no keep-alive */
+	const char *allow;        /* methods for a 405 */
+	const char *content_type; /* NULL = application/json */
+	int retry_after;          /* seconds for a 429/503; 0 = none */
+	bool close_after;         /* shutting down: no keep-alive */
 };
 
 /* ---------- replies ---------- */
@@ -92,6 +93,12 @@ void http_reply_json(struct http_request *req, unsigned status, json_t *body)
 		return;
 	}
 	set_reply(req, status, text, strlen(text));
+}
+
+void http_reply_text(struct http_request *req, unsigned status, const char *content_type, char *body)
+{
+	req->content_type = content_type;
+	set_reply(req, status, body, body ? strlen(body) : 0);
 }
 
 void http_reply_empty(struct http_request *req, unsigned status)
@@ -338,7 +345,8 @@ static enum MHD_Result queue_reply(struct http_request *req)
 		return MHD_NO;
 	req->reply_body = NULL; /* the response owns it now */
 	if (req->reply_len)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        req->content_type ? req->content_type : "application/json");
 	if (req->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
 	if (req->close_after || atomic_load(&req->srv->stopping))

@@ -471,3 +471,22 @@ int store_event_get(struct db_conn *conn, int64_t id, char **ret_type, char **re
 	db_done(st);
 	return r;
 }
+
+int store_delivery_counts(struct db_conn *conn, int64_t *ret_pending, int64_t *ret_delivered,
+                          int64_t *ret_failed)
+{
+	static const char sql[] = "SELECT count(*) FILTER (WHERE status = 'pending'), "
+	                          "count(*) FILTER (WHERE status = 'delivered'), "
+	                          "count(*) FILTER (WHERE status = 'failed') FROM deliveries";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_pending = sqlite3_column_int64(st, 0);
+		*ret_delivered = sqlite3_column_int64(st, 1);
+		*ret_failed = sqlite3_column_int64(st, 2);
+	}
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}

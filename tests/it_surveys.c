@@ -521,6 +521,26 @@ START_TEST(sighup_reloads_the_config)
 }
 END_TEST
 
+/* /metrics needs no token and speaks Prometheus text; the figures follow the data. */
+START_TEST(metrics_are_public_prometheus_text)
+{
+	char *body = survey("met-1", "C-met-1", "+31611111201", "claim", 4, NULL);
+	json_decref(post_201(body));
+	free(body);
+	struct http_result r;
+	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	char *ctype = http_header(&r, "Content-Type");
+	ck_assert_msg(ctype && strncmp(ctype, "text/plain", 10) == 0, "Content-Type %s", ctype ? ctype : "(none)");
+	free(ctype);
+	ck_assert_msg(strstr(r.body, "# TYPE npsd_db_writes_total counter\n"), "no writes counter: %s", r.body);
+	ck_assert_msg(strstr(r.body, "npsd_callbacks{state=\"queued\"} 1\n"), "queued is not 1: %s", r.body);
+	ck_assert_msg(strstr(r.body, "npsd_deliveries{status=\"pending\"} 0\n"), "no deliveries line: %s", r.body);
+	ck_assert_msg(!strstr(r.body, "+31611111201") && !strstr(r.body, "C-met-1"), "PII in metrics");
+	http_result_free(&r);
+}
+END_TEST
+
 /* rate_limit = 2: bursts of 4 per key, then 429 with Retry-After; other keys unaffected. */
 START_TEST(rate_limit_answers_429_per_key)
 {
@@ -1722,6 +1742,7 @@ static Suite *surveys_suite(void)
 	tcase_set_timeout(hup, 60);
 	tcase_add_checked_fixture(hup, setup, teardown);
 	tcase_add_test(hup, sighup_reloads_the_config);
+	tcase_add_test(hup, metrics_are_public_prometheus_text);
 	suite_add_tcase(s, hup);
 
 	TCase *rl = tcase_create("rate_limit");

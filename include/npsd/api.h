@@ -23,6 +23,7 @@ void api_reply_page(struct http_request *req, const char *name, json_t *items, c
 /* The handlers behind api_routes[] (api.c), one file per resource. */
 void api_healthz(struct http_request *req);
 void api_readyz(struct http_request *req);
+void api_metrics(struct http_request *req);
 
 void api_surveys_post(struct http_request *req);
 void api_surveys_list(struct http_request *req);

@@ -84,6 +84,8 @@ void *http_state(struct http_request *req);
 /* Replies. Exactly one per request. body is stolen (freed by the server). */
 void http_reply_json(struct http_request *req, unsigned status, json_t *body);
 void http_reply_empty(struct http_request *req, unsigned status);
+/* A non-JSON body (e.g. Prometheus text); body (malloc'ed) is stolen. */
+void http_reply_text(struct http_request *req, unsigned status, const char *content_type, char *body);
 void http_reply_error(struct http_request *req, unsigned status, const char *code, const char *field,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void http_reply_field_error(struct http_request *req, const struct field_error *err);

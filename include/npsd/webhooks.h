@@ -100,6 +100,9 @@ int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until,
 /* When the next pending delivery may be claimed (its next_attempt_at, or its lease's end
  * while one is held); 0 when none is pending. */
 int store_deliveries_next_due(struct db_conn *conn, int64_t *ret);
+/* Deliveries by status: pending, delivered, failed. */
+int store_delivery_counts(struct db_conn *conn, int64_t *ret_pending, int64_t *ret_delivered,
+                          int64_t *ret_failed);
 /* An event's type, payload (malloc'ed, caller frees) and time. */
 int store_event_get(struct db_conn *conn, int64_t id, char **ret_type, char **ret_payload,
                     int64_t *ret_created_at);

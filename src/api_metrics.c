@@ -1,0 +1,99 @@
+/* GET /metrics: Prometheus text exposition, no token (SPEC), no PII: counts only. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/api.h"
+#include "npsd/app.h"
+#include "npsd/clock.h"
+#include "npsd/store.h"
+#include "npsd/webhooks.h"
+
+#define METRICS_MAX 8192 /* a fixed set of lines: far less than this */
+
+struct text {
+	char buf[METRICS_MAX];
+	size_t len;
+};
+
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->len, sizeof t->buf - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len += (size_t)n < sizeof t->buf - t->len ? (size_t)n : sizeof t->buf - t->len - 1;
+}
+
+static void metric(struct text *t, const char *name, const char *type, const char *help, double value)
+{
+	add(t, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+void api_metrics(struct http_request *req)
+{
+	struct npsd_app *app = http_app(req);
+	struct text *t = calloc(1, sizeof *t);
+	if (!t) {
+		http_reply_storage_error(req, -ENOMEM);
+		return;
+	}
+	uint64_t writes, commits;
+	db_write_stats(app->db, &writes, &commits);
+	metric(t, "npsd_db_writes_total", "counter", "Writes committed by the writer thread.",
+	       (double)writes);
+	metric(t, "npsd_db_commits_total", "counter", "Transactions (group commits) that carried them.",
+	       (double)commits);
+	struct callback_stats cs;
+	int64_t pending = 0, delivered = 0, failed = 0;
+	struct db_conn *conn = db_reader(app->db);
+	int r = store_callback_stats(conn, clock_now(), &cs);
+	if (r == 0)
+		r = store_delivery_counts(conn, &pending, &delivered, &failed);
+	db_reader_put(app->db, conn);
+	if (r < 0) {
+		free(t);
+		http_reply_storage_error(req, r);
+		return;
+	}
+	add(t, "# HELP npsd_callbacks Open callbacks by state.\n# TYPE npsd_callbacks gauge\n");
+	add(t, "npsd_callbacks{state=\"queued\"} %lld\n", (long long)cs.queued);
+	add(t, "npsd_callbacks{state=\"due\"} %lld\n", (long long)cs.due);
+	add(t, "npsd_callbacks{state=\"claimed\"} %lld\n", (long long)cs.claimed);
+	metric(t, "npsd_callbacks_oldest_due_age_seconds", "gauge",
+	       "How long the oldest due callback has waited for a call.", (double)cs.oldest_due_age);
+	if (cs.sla_total)
+		metric(t, "npsd_callbacks_sla_met_ratio", "gauge",
+		       "Share of callbacks (last 30 days) first called within their SLA.",
+		       (double)cs.sla_met / (double)cs.sla_total);
+	if (cs.median_minutes_to_first_call >= 0)
+		metric(t, "npsd_callbacks_minutes_to_first_call", "gauge",
+		       "Median minutes from queueing to the first call attempt (last 30 days).",
+		       cs.median_minutes_to_first_call);
+	if (cs.median_minutes_to_close >= 0)
+		metric(t, "npsd_callbacks_minutes_to_close", "gauge",
+		       "Median minutes from queueing to closing (last 30 days).", cs.median_minutes_to_close);
+	if (cs.low_scores)
+		metric(t, "npsd_callbacks_reached_ratio", "gauge",
+		       "Share of closed callbacks (last 30 days) in which the customer was reached.",
+		       (double)cs.low_scores_reached / (double)cs.low_scores);
+	add(t, "# HELP npsd_deliveries Webhook deliveries by status.\n# TYPE npsd_deliveries gauge\n");
+	add(t, "npsd_deliveries{status=\"pending\"} %lld\n", (long long)pending);
+	add(t, "npsd_deliveries{status=\"delivered\"} %lld\n", (long long)delivered);
+	add(t, "npsd_deliveries{status=\"failed\"} %lld\n", (long long)failed);
+	char *body = malloc(t->len + 1);
+	if (body) {
+		memcpy(body, t->buf, t->len);
+		body[t->len] = '\0';
+	}
+	free(t);
+	if (!body) {
+		http_reply_storage_error(req, -ENOMEM);
+		return;
+	}
+	http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+}
