@@ -633,8 +633,12 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = cores > 0 ? (unsigned)cores : 1;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-	                 MHD_USE_ERROR_LOG;
+	/* poll(), not epoll: every write suspends its connection until the commit is durable, and
+	 * libmicrohttpd takes a suspended socket out of its epoll set and puts it back on resume,
+	 * two epoll_ctl calls per request; poll() over a worker's connections costs less at the
+	 * connection counts npsd serves (bench/README.md). */
+	unsigned flags =
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (opt->tls_cert_pem && opt->tls_key_pem)
@@ -673,9 +677,9 @@ unsigned http_in_flight(const struct http_server *srv)
 
 void http_quiesce(struct http_server *srv)
 {
-	/* Not MHD_quiesce_daemon(): in libmicrohttpd 0.9.75 it races with the epoll workers
-	 * removing the same listen socket and aborts the process now and then. New requests,
-	 * on new connections or kept-alive ones, get a 503 with Connection: close instead. */
+	/* Not MHD_quiesce_daemon(): in libmicrohttpd 0.9.75 it races with the worker threads
+	 * removing the same listen socket and aborted the process now and then (seen with epoll). New
+	 * requests, on new connections or kept-alive ones, get a 503 with Connection: close instead. */
 	atomic_store(&srv->stopping, true);
 }
 
