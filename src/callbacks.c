@@ -33,9 +33,9 @@ static int64_t next_open(const struct npsd_config *cfg, int64_t t)
 	return due < 0 ? t : due; /* never open within a year: call as soon as asked, not never */
 }
 
-int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
-                           const struct customer_row *customer, const char *touchpoint, int score,
-                           int64_t now, struct callback_brief *ret, bool *ret_created)
+int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg, struct customer_row *customer,
+                           const char *touchpoint, int score, int64_t now, struct callback_brief *ret,
+                           bool *ret_created)
 {
 	*ret_created = false;
 	int r = customer->open_callback_id ? store_callback_brief(conn, customer->open_callback_id, ret)
@@ -58,6 +58,7 @@ int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg,
 	if (r < 0)
 		return r;
 	*ret = (struct callback_brief){ .id = id, .status = "queued", .due_at = due, .priority = score };
+	customer->open_callback_id = id;
 	*ret_created = true;
 	return 0;
 }

@@ -86,36 +86,41 @@ static int read_customer(sqlite3_stmt *st, struct customer_row *ret)
 	return 0;
 }
 
-int store_customer_upsert(struct db_conn *conn, const char *id, const char *name, const char *phone,
-                          const char *email, const char *language, int64_t now, struct customer_row *ret)
+static void bind_customer(sqlite3_stmt *st, const struct customer_row *c, int64_t now)
+{
+	db_bind_text(st, 1, c->id);
+	db_bind_text(st, 2, c->name);
+	db_bind_text(st, 3, c->phone);
+	db_bind_text(st, 4, c->email);
+	db_bind_text(st, 5, c->language);
+	if (c->open_callback_id)
+		sqlite3_bind_int64(st, 6, c->open_callback_id);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int64(st, 7, now);
+}
+
+int store_customer_insert(struct db_conn *conn, const struct customer_row *c, int64_t now)
 {
 	static const char sql[] =
-	        "INSERT INTO customers (id, name, phone, email, language, created_at, updated_at) "
-	        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
-	        "ON CONFLICT (id) DO UPDATE SET "
-	        "name = coalesce(excluded.name, name), phone = coalesce(excluded.phone, phone), "
-	        "email = coalesce(excluded.email, email), language = coalesce(excluded.language, language), "
-	        "updated_at = excluded.updated_at "
-	        "RETURNING " CUSTOMER_COLUMNS;
+	        "INSERT INTO customers (id, name, phone, email, language, open_callback_id, created_at, "
+	        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, name);
-	db_bind_text(st, 3, phone);
-	db_bind_text(st, 4, email);
-	db_bind_text(st, 5, language);
-	sqlite3_bind_int64(st, 6, now);
-	int rc = sqlite3_step(st);
-	int r = rc == SQLITE_ROW ? read_customer(st, ret) : db_errno(rc);
-	if (rc == SQLITE_ROW)
-		rc = sqlite3_step(st); /* finish the statement so the upsert is complete */
-	db_done(st);
-	if (r == 0 && rc != SQLITE_DONE) {
-		customer_row_clear(ret);
-		r = db_errno(rc);
-	}
-	return r;
+	bind_customer(st, c, now);
+	return store_step_done(st);
+}
+
+int store_customer_update(struct db_conn *conn, const struct customer_row *c, int64_t now)
+{
+	static const char sql[] = "UPDATE customers SET name = ?2, phone = ?3, email = ?4, language = ?5, "
+	                          "open_callback_id = ?6, updated_at = ?7 WHERE id = ?1";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	bind_customer(st, c, now);
+	return store_step_done(st);
 }
 
 int store_customer_get(struct db_conn *conn, const char *id, struct customer_row *ret)
@@ -301,7 +306,6 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 	static const char sql[] =
 	        "INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
 	        "max_attempts, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)";
-	static const char sql_link[] = "UPDATE customers SET open_callback_id = ? WHERE id = ?";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -316,17 +320,7 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 	db_done(st);
 	if (rc != SQLITE_DONE)
 		return db_errno(rc);
-	int64_t id = sqlite3_last_insert_rowid(db_handle(conn));
-	st = db_prepare(conn, sql_link);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	db_bind_text(st, 2, customer_id);
-	rc = sqlite3_step(st);
-	db_done(st);
-	if (rc != SQLITE_DONE)
-		return db_errno(rc);
-	*ret_id = id;
+	*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
 	return 0;
 }
 

@@ -182,6 +182,42 @@ static int ingest_existing(struct db_conn *conn, struct ingest_item *item, const
 	return r;
 }
 
+/* Replaces *field with a copy of value when the answer gives one: what the customer tells
+ * now is newer than what is stored. */
+static int take_newer(char **field, const char *value)
+{
+	if (!value)
+		return 0;
+	char *copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* The customer as stored (*ret_known) or new, with the contact fields the answer gives. */
+static int customer_with_answer(struct db_conn *conn, const struct survey_input *in, struct customer_row *ret,
+                                bool *ret_known)
+{
+	int r = store_customer_get(conn, in->customer_id, ret);
+	*ret_known = r == 0;
+	if (r == -ENOENT) {
+		*ret = (struct customer_row){ .id = strdup(in->customer_id) };
+		r = ret->id ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return r;
+	if (take_newer(&ret->name, in->customer_name) < 0 ||
+	    take_newer(&ret->phone, in->customer_phone) < 0 ||
+	    take_newer(&ret->email, in->customer_email) < 0 ||
+	    take_newer(&ret->language, in->customer_language) < 0) {
+		customer_row_clear(ret);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 {
 	const struct survey_input *in = &item->in;
@@ -196,8 +232,8 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 		return r;
 
 	struct customer_row customer;
-	r = store_customer_upsert(conn, in->customer_id, in->customer_name, in->customer_phone,
-	                          in->customer_email, in->customer_language, now, &customer);
+	bool known;
+	r = customer_with_answer(conn, in, &customer, &known);
 	if (r < 0)
 		return r;
 	item->has_callback = false;
@@ -209,6 +245,9 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 			goto out;
 		item->has_callback = true;
 	}
+	r = known ? store_customer_update(conn, &customer, now) : store_customer_insert(conn, &customer, now);
+	if (r < 0)
+		goto out;
 	char *attributes = NULL;
 	if (in->attributes) {
 		attributes = json_dumps(in->attributes, JSON_COMPACT | JSON_SORT_KEYS);

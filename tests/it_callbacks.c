@@ -31,11 +31,11 @@
 
 /* 2026-11-18T17:06:40Z, a Wednesday; the queue is open "always" unless a test says not. */
 #define T0 INT64_C(1795000000)
-#define LEASE 900          /* callbacks.lease default, 15m */
-#define SLA 3600           /* callbacks.sla default, 1h */
-#define RETRY1 1800        /* callbacks.retry default: 30m, 2h, 1d */
+#define LEASE 900   /* callbacks.lease default, 15m */
+#define SLA 3600    /* callbacks.sla default, 1h */
+#define RETRY1 1800 /* callbacks.retry default: 30m, 2h, 1d */
 #define RETRY2 7200
-#define WAIT_MS 3000       /* how long the scheduler gets to act on a new fake time */
+#define WAIT_MS 3000 /* how long the scheduler gets to act on a new fake time */
 #define PHONE "+31612345678"
 
 /* ---------- small helpers ---------- */
@@ -81,7 +81,8 @@ static void assert_error(json_t *body, const char *code, const char *field)
 	ck_assert_msg(json_is_string(json_object_get(err, "message")), "error without a message");
 	if (field)
 		ck_assert_msg(sget(err, "field") && strcmp(sget(err, "field"), field) == 0,
-		              "error field %s, want %s", sget(err, "field") ? sget(err, "field") : "(none)", field);
+		              "error field %s, want %s", sget(err, "field") ? sget(err, "field") : "(none)",
+		              field);
 }
 
 /* ---------- the daemon on a fake clock ---------- */
@@ -125,7 +126,7 @@ static void note_dir(const char *dir)
 
 static void sweep_run_dir(void)
 {
-	char path[sizeof run_dir + 264], line[sizeof ((struct npsd_proc *)0)->dir];
+	char path[sizeof run_dir + 264], line[sizeof((struct npsd_proc *)0)->dir];
 	snprintf(path, sizeof path, "%s/dirs", run_dir);
 	FILE *f = fopen(path, "r");
 	while (f && fgets(line, sizeof line, f)) {
@@ -191,7 +192,8 @@ static void fx_stop(struct fx *f)
 	if (status != 0) {
 		char *log = npsd_log(&f->p);
 		size_t len = log ? strlen(log) : 0;
-		fprintf(stderr, "npsd exited %d; log tail:\n%s\n", status, log ? log + (len > 4000 ? len - 4000 : 0) : "");
+		fprintf(stderr, "npsd exited %d; log tail:\n%s\n", status,
+		        log ? log + (len > 4000 ? len - 4000 : 0) : "");
 		free(log);
 	}
 	npsd_cleanup(&f->p);
@@ -238,8 +240,8 @@ static json_t *post_answer(struct fx *f, const char *customer, int score, const 
 	snprintf(rid, sizeof rid, "resp-%d", ++f->seq);
 	json_t *doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:s, s:s, s:i, s:b, s:s}", "response_id", rid,
 	                        "customer", "id", customer, "name", "Test Customer", "language", "nl",
-	                        "touchpoint", touchpoint, "channel", "web", "score", score,
-	                        "contact_consent", consent, "comment", "a comment");
+	                        "touchpoint", touchpoint, "channel", "web", "score", score, "contact_consent",
+	                        consent, "comment", "a comment");
 	ck_assert_ptr_nonnull(doc);
 	if (phone)
 		json_object_set_new(json_object_get(doc, "customer"), "phone", json_string(phone));
@@ -336,8 +338,8 @@ static json_t *wait_for(struct fx *f, int64_t id, const char *key, const char *w
 			break;
 		if (waited >= WAIT_MS) {
 			char *got = json_dumps(json_object_get(cb, key), JSON_ENCODE_ANY);
-			ck_abort_msg("callback %lld: \"%s\" is still %s after %d ms, want %s", (long long)id, key,
-			             got ? got : "(absent)", WAIT_MS, want_text);
+			ck_abort_msg("callback %lld: \"%s\" is still %s after %d ms, want %s", (long long)id,
+			             key, got ? got : "(absent)", WAIT_MS, want_text);
 		}
 		json_decref(cb);
 		sleep_ms(50);
@@ -354,7 +356,8 @@ static size_t list_ids(json_t *reply, int64_t *ids, size_t max)
 	ck_assert_uint_le(json_array_size(items), max);
 	size_t i;
 	json_t *item;
-	json_array_foreach(items, i, item) ids[i] = iget(item, "id");
+	json_array_foreach (items, i, item)
+		ids[i] = iget(item, "id");
 	return json_array_size(items);
 }
 
@@ -374,11 +377,12 @@ static void assert_ids(const int64_t *got, size_t ngot, const int64_t *want, siz
 static void fx_subscribe(struct fx *f)
 {
 	json_t *reply = NULL;
-	long status = call(f, "POST", "/v1/webhooks", f->manager,
-	                   "{\"url\":\"http://127.0.0.1:9/hook\",\"format\":\"standard\","
-	                   "\"events\":[\"callback.created\",\"callback.completed\",\"callback.sla_breached\","
-	                   "\"callback.unreachable\"],\"description\":\"it_callbacks outbox probe\"}",
-	                   &reply);
+	long status =
+	        call(f, "POST", "/v1/webhooks", f->manager,
+	             "{\"url\":\"http://127.0.0.1:9/hook\",\"format\":\"standard\","
+	             "\"events\":[\"callback.created\",\"callback.completed\",\"callback.sla_breached\","
+	             "\"callback.unreachable\"],\"description\":\"it_callbacks outbox probe\"}",
+	             &reply);
 	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
 	ck_assert_msg(status == 201, "POST /v1/webhooks answered %ld: %s", status, text ? text : "");
 	free(text);
@@ -413,11 +417,12 @@ static json_t *event_payload(struct fx *f, const char *type, int64_t id)
 	ck_assert_int_eq(sqlite3_open_v2(f->p.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	sqlite3_stmt *st = NULL;
-	ck_assert_int_eq(sqlite3_prepare_v2(db,
-	                                    "SELECT payload FROM events WHERE type = ?1 AND "
-	                                    "json_extract(payload, '$.callback.id') = ?2 ORDER BY id DESC LIMIT 1",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
+	ck_assert_int_eq(
+	        sqlite3_prepare_v2(db,
+	                           "SELECT payload FROM events WHERE type = ?1 AND "
+	                           "json_extract(payload, '$.callback.id') = ?2 ORDER BY id DESC LIMIT 1",
+	                           -1, &st, NULL),
+	        SQLITE_OK);
 	sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, id);
 	json_t *payload = NULL;
@@ -493,7 +498,8 @@ START_TEST(claim_order_filter_and_list_pagination)
 		}
 		ck_assert_msg(json_is_string(next), "next_cursor must be a string or null");
 		ck_assert_uint_eq(n, 2);
-		snprintf(path, sizeof path, "/v1/callbacks?status=queued&limit=2&cursor=%s", json_string_value(next));
+		snprintf(path, sizeof path, "/v1/callbacks?status=queued&limit=2&cursor=%s",
+		         json_string_value(next));
 		json_decref(list);
 		ck_assert_uint_le(pages, 5);
 	}
@@ -502,8 +508,9 @@ START_TEST(claim_order_filter_and_list_pagination)
 
 	/* A touchpoint filter on the list. */
 	const int64_t purchase[] = { d2, c8, f0 };
-	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=queued&touchpoint=purchase", f.agent_a, NULL, &list),
-	                 200);
+	ck_assert_int_eq(
+	        call(&f, "GET", "/v1/callbacks?status=queued&touchpoint=purchase", f.agent_a, NULL, &list),
+	        200);
 	assert_ids(ids, list_ids(list, ids, 16), purchase, 3, "the purchase queue");
 	json_decref(list);
 
@@ -531,7 +538,8 @@ START_TEST(claim_order_filter_and_list_pagination)
 	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), 0);
 
 	/* The claimed ones are listed as such. */
-	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=claimed&limit=500", f.manager, NULL, &list), 200);
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=claimed&limit=500", f.manager, NULL, &list),
+	                 200);
 	ck_assert_uint_eq(json_array_size(json_object_get(list, "callbacks")), 1);
 	json_decref(list);
 	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=done&limit=500", f.manager, NULL, &list), 200);
@@ -630,9 +638,9 @@ START_TEST(concurrent_claims_never_hand_out_one_twice)
 		char rid[32], cust[32];
 		snprintf(rid, sizeof rid, "conc-%d", i);
 		snprintf(cust, sizeof cust, "C-conc-%d", i);
-		json_array_append_new(batch, json_pack("{s:s, s:{s:s, s:s}, s:s, s:i}", "response_id", rid, "customer",
-		                                       "id", cust, "phone", PHONE, "touchpoint", "claim", "score",
-		                                       i % 9));
+		json_array_append_new(batch, json_pack("{s:s, s:{s:s, s:s}, s:s, s:i}", "response_id", rid,
+		                                       "customer", "id", cust, "phone", PHONE, "touchpoint",
+		                                       "claim", "score", i % 9));
 	}
 	char *text = json_dumps(batch, JSON_COMPACT);
 	json_decref(batch);
@@ -671,7 +679,9 @@ START_TEST(concurrent_claims_never_hand_out_one_twice)
 	struct claimer c[CLAIMERS];
 	pthread_t tids[CLAIMERS];
 	for (int i = 0; i < CLAIMERS; i++) {
-		c[i] = (struct claimer){ .p = &f.p, .token = tokens[i % AGENTS], .agent = names[i % AGENTS], .start = &start };
+		c[i] = (struct claimer){
+			.p = &f.p, .token = tokens[i % AGENTS], .agent = names[i % AGENTS], .start = &start
+		};
 		ck_assert_int_eq(pthread_create(&tids[i], NULL, claimer_main, &c[i]), 0);
 	}
 	for (int i = 0; i < CLAIMERS; i++)
@@ -686,9 +696,11 @@ START_TEST(concurrent_claims_never_hand_out_one_twice)
 		bool known = false;
 		for (int q = 0; q < QUEUE_SIZE; q++)
 			known = known || queued[q] == c[i].id;
-		ck_assert_msg(known, "claimer %d got %lld, which is not one of the 60", i, (long long)c[i].id);
+		ck_assert_msg(known, "claimer %d got %lld, which is not one of the 60", i,
+		              (long long)c[i].id);
 		for (int j = 0; j < i; j++)
-			ck_assert_msg(c[j].id != c[i].id, "callback %lld handed out twice (claimers %d and %d)",
+			ck_assert_msg(c[j].id != c[i].id,
+			              "callback %lld handed out twice (claimers %d and %d)",
 			              (long long)c[i].id, j, i);
 	}
 
@@ -708,13 +720,15 @@ START_TEST(concurrent_claims_never_hand_out_one_twice)
 	json_decref(stats);
 	json_t *list = NULL;
 	int64_t left[QUEUE_SIZE];
-	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=queued&limit=500", f.agent_a, NULL, &list), 200);
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=queued&limit=500", f.agent_a, NULL, &list),
+	                 200);
 	size_t nleft = list_ids(list, left, QUEUE_SIZE);
 	json_decref(list);
 	ck_assert_uint_eq(nleft, QUEUE_SIZE - CLAIMERS);
 	for (size_t l = 0; l < nleft; l++)
 		for (int i = 0; i < CLAIMERS; i++)
-			ck_assert_msg(left[l] != c[i].id, "%lld is both queued and claimed", (long long)left[l]);
+			ck_assert_msg(left[l] != c[i].id, "%lld is both queued and claimed",
+			              (long long)left[l]);
 	/* The rest can still be claimed, then the queue is empty. */
 	for (size_t l = 0; l < nleft; l++)
 		ck_assert_int_gt(claim(&f, f.agent_a, NULL, NULL), 0);
@@ -975,7 +989,8 @@ START_TEST(call_later_wrong_number_do_not_call_reached)
 	json_t *err = complete(&f, f.agent_a, later, "{\"outcome\":\"call_later\"}", 400);
 	assert_error(err, "missing_field", "retry_at");
 	json_decref(err);
-	snprintf(body, sizeof body, "{\"outcome\":\"call_later\",\"retry_at\":\"%s\"}", utc(T0 + 31 * 86400, when));
+	snprintf(body, sizeof body, "{\"outcome\":\"call_later\",\"retry_at\":\"%s\"}",
+	         utc(T0 + 31 * 86400, when));
 	err = complete(&f, f.agent_a, later, body, 400);
 	assert_error(err, "invalid_field", "retry_at");
 	json_decref(err);
@@ -988,7 +1003,8 @@ START_TEST(call_later_wrong_number_do_not_call_reached)
 	assert_error(err, "invalid_field", "retry_at");
 	json_decref(err);
 	const int64_t retry_at = T0 + 3 * 86400 + 5400;
-	snprintf(body, sizeof body, "{\"outcome\":\"call_later\",\"retry_at\":\"%s\",\"notes\":\"after the holiday\"}",
+	snprintf(body, sizeof body,
+	         "{\"outcome\":\"call_later\",\"retry_at\":\"%s\",\"notes\":\"after the holiday\"}",
 	         utc(retry_at, when));
 	json_t *cb = complete(&f, f.agent_a, later, body, 200);
 	ck_assert_str_eq(sget(cb, "status"), "queued");
@@ -1009,7 +1025,8 @@ START_TEST(call_later_wrong_number_do_not_call_reached)
 	/* do_not_call: done, and the customer is never queued again (still stored). */
 	int64_t dnc = post_low(&f, "C-dnc", 6, "t-dnc");
 	ck_assert_int_eq(claim(&f, f.agent_b, "{\"touchpoint\":\"t-dnc\"}", NULL), dnc);
-	cb = complete(&f, f.agent_b, dnc, "{\"outcome\":\"do_not_call\",\"notes\":\"asked not to be called\"}", 200);
+	cb = complete(&f, f.agent_b, dnc,
+	              "{\"outcome\":\"do_not_call\",\"notes\":\"asked not to be called\"}", 200);
 	ck_assert_str_eq(sget(cb, "status"), "done");
 	ck_assert_str_eq(sget(cb, "outcome"), "do_not_call");
 	json_decref(cb);
@@ -1162,7 +1179,8 @@ START_TEST(history_of_a_returning_customer)
 	fx_at(&f, T0 + 150 + RETRY1);
 	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), first);
 	fx_at(&f, T0 + 150 + RETRY1 + 60);
-	json_decref(complete(&f, f.agent_b, first, "{\"outcome\":\"reached\",\"notes\":\"Unhappy about the wait\"}", 200));
+	json_decref(complete(&f, f.agent_b, first,
+	                     "{\"outcome\":\"reached\",\"notes\":\"Unhappy about the wait\"}", 200));
 
 	fx_at(&f, T0 + 86400);
 	int64_t second = post_low(&f, "C-ret", 4, "claim");
@@ -1197,6 +1215,51 @@ START_TEST(history_of_a_returning_customer)
 	ck_assert_str_eq(sget(h3, "type"), "survey");
 	ck_assert_int_eq(iget(h3, "score"), 9);
 	assert_time(h3, "at", T0);
+	json_decref(cb);
+	fx_stop(&f);
+}
+END_TEST
+
+/* Posts a raw answer body and returns the callback id of its 201 (0 when none). */
+static int64_t post_raw(struct fx *f, const char *body)
+{
+	json_t *reply = NULL;
+	long status = call(f, "POST", "/v1/surveys", f->ingest, body, &reply);
+	ck_assert_msg(status == 201, "POST /v1/surveys answered %ld for %s", status, body);
+	int64_t id = callback_of(reply);
+	json_decref(reply);
+	return id;
+}
+
+START_TEST(contact_fields_an_answer_gives_replace_the_stored_ones)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	/* No phone yet: no call, but the customer and their name are kept. */
+	ck_assert_int_eq(post_raw(&f, "{\"response_id\":\"cf-1\",\"customer\":{\"id\":\"C-cf\",\"name\":\"A. "
+	                              "Eerst\",\"language\":\"nl\"},\"touchpoint\":\"claim\",\"score\":3}"),
+	                 0);
+	/* The phone comes with a later answer: now a call is owed; the name stays. */
+	int64_t id = post_raw(&f, "{\"response_id\":\"cf-2\",\"customer\":{\"id\":\"C-cf\",\"phone\":\"" PHONE
+	                          "\"},\"touchpoint\":\"claim\",\"score\":4}");
+	ck_assert_int_gt(id, 0);
+	json_t *cb = get_cb(&f, id);
+	json_t *customer = json_object_get(cb, "customer");
+	ck_assert_str_eq(sget(customer, "name"), "A. Eerst");
+	ck_assert_str_eq(sget(customer, "phone"), PHONE);
+	ck_assert_str_eq(sget(customer, "language"), "nl");
+	json_decref(cb);
+	/* A new name and language replace the old ones; the answer joins the open call. */
+	ck_assert_int_eq(post_raw(&f, "{\"response_id\":\"cf-3\",\"customer\":{\"id\":\"C-cf\",\"name\":\"A. "
+	                              "Later\",\"language\":\"en\"},\"touchpoint\":\"claim\",\"score\":2}"),
+	                 id);
+	cb = get_cb(&f, id);
+	customer = json_object_get(cb, "customer");
+	ck_assert_str_eq(sget(customer, "name"), "A. Later");
+	ck_assert_str_eq(sget(customer, "language"), "en");
+	ck_assert_str_eq(sget(customer, "phone"), PHONE);
+	ck_assert_int_eq(iget(cb, "priority"), 2);
+	ck_assert_uint_eq(json_array_size(json_object_get(cb, "surveys")), 2);
 	json_decref(cb);
 	fx_stop(&f);
 }
@@ -1254,10 +1317,10 @@ END_TEST
 /* ---------- opening hours ---------- */
 
 /* Europe/Amsterdam is CET (UTC+1) in November. */
-#define FRI_1945_CET INT64_C(1795200300)  /* 2026-11-20T18:45:00Z, Friday 19:45 local */
-#define FRI_2000_CET INT64_C(1795201200)  /* 2026-11-20T19:00:00Z, Friday 20:00 local */
-#define SAT_1200_CET INT64_C(1795258800)  /* 2026-11-21T11:00:00Z, Saturday noon local */
-#define MON_0800_CET INT64_C(1795417200)  /* 2026-11-23T07:00:00Z, Monday 08:00 local */
+#define FRI_1945_CET INT64_C(1795200300) /* 2026-11-20T18:45:00Z, Friday 19:45 local */
+#define FRI_2000_CET INT64_C(1795201200) /* 2026-11-20T19:00:00Z, Friday 20:00 local */
+#define SAT_1200_CET INT64_C(1795258800) /* 2026-11-21T11:00:00Z, Saturday noon local */
+#define MON_0800_CET INT64_C(1795417200) /* 2026-11-23T07:00:00Z, Monday 08:00 local */
 
 START_TEST(business_hours_in_winter)
 {
@@ -1421,7 +1484,8 @@ START_TEST(roles)
 	json_decref(err);
 
 	/* ingest may not touch the queue. */
-	static const char *const ingest_get[] = { "/v1/callbacks", "/v1/callbacks/stats", "/v1/callbacks/1", NULL };
+	static const char *const ingest_get[] = { "/v1/callbacks", "/v1/callbacks/stats", "/v1/callbacks/1",
+		                                  NULL };
 	for (size_t i = 0; ingest_get[i]; i++) {
 		ck_assert_int_eq(call(&f, "GET", ingest_get[i], f.ingest, NULL, &err), 403);
 		assert_error(err, "forbidden", NULL);
@@ -1442,7 +1506,8 @@ START_TEST(roles)
 	json_decref(err);
 	ck_assert_int_eq(cb_call(&f, "POST", a, "release", f.manager, NULL, &err), 403);
 	json_decref(err);
-	ck_assert_int_eq(cb_call(&f, "POST", a, "complete", f.manager, "{\"outcome\":\"reached\"}", &err), 403);
+	ck_assert_int_eq(cb_call(&f, "POST", a, "complete", f.manager, "{\"outcome\":\"reached\"}", &err),
+	                 403);
 	assert_error(err, "forbidden", NULL);
 	json_decref(err);
 
@@ -1503,9 +1568,15 @@ START_TEST(stats_after_some_work)
 	fx_start(&f, T0, NULL);
 	json_t *s = NULL;
 	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.agent_a, NULL, &s), 200);
-	static const char *const fields[] = { "queue_depth", "due", "claimed", "oldest_due_age_seconds",
-		                              "sla_met_percent", "median_minutes_to_first_call",
-		                              "median_minutes_to_close", "low_scores_reached_percent", NULL };
+	static const char *const fields[] = { "queue_depth",
+		                              "due",
+		                              "claimed",
+		                              "oldest_due_age_seconds",
+		                              "sla_met_percent",
+		                              "median_minutes_to_first_call",
+		                              "median_minutes_to_close",
+		                              "low_scores_reached_percent",
+		                              NULL };
 	for (size_t i = 0; fields[i]; i++)
 		ck_assert_msg(json_object_get(s, fields[i]) != NULL, "stats lack \"%s\"", fields[i]);
 	ck_assert_int_eq(iget(s, "queue_depth"), 0);
@@ -1533,9 +1604,11 @@ START_TEST(stats_after_some_work)
 	ck_assert_int_eq(iget(s, "oldest_due_age_seconds"), 1200);
 	ck_assert_msg(json_is_number(json_object_get(s, "sla_met_percent")), "sla_met_percent not a number");
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "sla_met_percent")), 100.0, 1e-9);
-	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_first_call")), 10.0, 1e-9);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_first_call")), 10.0,
+	                        1e-9);
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_close")), 10.0, 1e-9);
-	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 100.0, 1e-9);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 100.0,
+	                        1e-9);
 	json_decref(s);
 	fx_stop(&f);
 }
@@ -1559,17 +1632,19 @@ START_TEST(bad_requests_name_the_field)
 		{ "{\"outcome\":\"reached\",\"mood\":\"good\"}", "invalid_field", "mood" },
 		{ "{\"outcome\":\"reached\",\"notes\":12}", "invalid_field", "notes" },
 		{ "{\"outcome\":\"reached\",\"improvements\":{}}", "invalid_field", "improvements" },
-		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"billing\",\"text\":\"x\"}]}", "invalid_field",
-		  "improvements.0.area" },
+		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"billing\",\"text\":\"x\"}]}",
+		  "invalid_field", "improvements.0.area" },
 		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"ok\"},"
 		  "{\"area\":\"Service\",\"text\":\"x\"}]}",
 		  "invalid_field", "improvements.1.area" },
-		{ "{\"outcome\":\"reached\",\"improvements\":[{\"text\":\"x\"}]}", "missing_field", "improvements.0.area" },
+		{ "{\"outcome\":\"reached\",\"improvements\":[{\"text\":\"x\"}]}", "missing_field",
+		  "improvements.0.area" },
 		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\"}]}", "missing_field",
 		  "improvements.0.text" },
-		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"\"}]}", "invalid_field",
-		  "improvements.0.text" },
-		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"x\",\"who\":1}]}",
+		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"\"}]}",
+		  "invalid_field", "improvements.0.text" },
+		{ "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"x\",\"who\":1}"
+		  "]}",
 		  "invalid_field", "improvements.0.who" },
 		{ "{\"outcome\":\"call_later\",\"retry_at\":\"tomorrow\"}", "invalid_field", "retry_at" },
 		{ NULL, NULL, NULL },
@@ -1591,7 +1666,9 @@ START_TEST(bad_requests_name_the_field)
 	json_decref(cb);
 
 	/* Claim filters and list parameters. */
-	ck_assert_int_eq(call(&f, "POST", "/v1/callbacks/claim", f.agent_b, "{\"touchpoint\":\"Not Valid\"}", &err), 400);
+	ck_assert_int_eq(
+	        call(&f, "POST", "/v1/callbacks/claim", f.agent_b, "{\"touchpoint\":\"Not Valid\"}", &err),
+	        400);
 	assert_error(err, "invalid_field", "touchpoint");
 	json_decref(err);
 	ck_assert_int_eq(call(&f, "POST", "/v1/callbacks/claim", f.agent_b, "{\"queue\":\"x\"}", &err), 400);
@@ -1625,6 +1702,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, one_open_callback_per_customer);
 	tcase_add_test(tc, no_callback_without_consent_phone_or_low_score);
 	tcase_add_test(tc, history_of_a_returning_customer);
+	tcase_add_test(tc, contact_fields_an_answer_gives_replace_the_stored_ones);
 	tcase_add_test(tc, history_keeps_the_newest_20);
 	tcase_add_test(tc, cooldown_after_a_reached_call);
 	tcase_add_test(tc, business_hours_in_winter);

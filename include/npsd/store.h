@@ -56,11 +56,12 @@ struct survey_row {
 };
 void survey_row_clear(struct survey_row *row);
 
-/* Upserts the customer: fields given (non-NULL) replace the stored ones, NULL keeps them.
- * Fills *ret with the row as stored afterwards. */
-int store_customer_upsert(struct db_conn *conn, const char *id, const char *name, const char *phone,
-                          const char *email, const char *language, int64_t now, struct customer_row *ret);
 int store_customer_get(struct db_conn *conn, const char *id, struct customer_row *ret);
+/* Writes the contact fields and open_callback_id of a customer that is new (insert) or
+ * known (update). Ingest reads the row, merges the answer into it and calls this once:
+ * cheaper than an upsert returning the row and a second update to link the callback. */
+int store_customer_insert(struct db_conn *conn, const struct customer_row *c, int64_t now);
+int store_customer_update(struct db_conn *conn, const struct customer_row *c, int64_t now);
 
 int store_survey_by_response_id(struct db_conn *conn, const char *response_id, struct survey_row *ret);
 int store_survey_get(struct db_conn *conn, int64_t id, struct survey_row *ret);
@@ -91,7 +92,7 @@ struct callback_brief {
 	int priority;
 };
 int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief *ret);
-/* Inserts a queued callback and records it as the customer's open one. */
+/* Inserts a queued callback. The caller records it as the customer's open one. */
 int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority, const char *touchpoint,
                           int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t now,
                           int64_t *ret_id);
