@@ -155,6 +155,28 @@ run_wrk() {
 	done
 }
 
+# http_get PORT PATH: the body of a GET to 127.0.0.1:PORT, over bash's /dev/tcp (no curl
+# needed); HTTP/1.0, so the server closes when it has answered.
+http_get() {
+	local port=$1 path=$2
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&3
+	sed '1,/^\r$/d' <&3
+	exec 3<&-
+}
+
+# thread_cpu PID: CPU time (clock ticks, user + system) per thread name, summed over the
+# threads of that name, one "name ticks" line each.
+thread_cpu() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		printf '%s %s\n' "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+	done | awk '{ a[$1] += $2 } END { for (k in a) print k, a[k] }' | sort
+}
+
+# idle_ticks: the machine's idle + iowait time so far (clock ticks, all cores).
+idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
+
 wait_for_port() { # wait_for_port FILE PID: up to 15 s for a port number in FILE
 	local file=$1 pid=$2 i
 	for i in $(seq 1 150); do
@@ -202,9 +224,48 @@ EOF
 
 	WRK_SHOWN="wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $URL"
 	say "npsd measured run: $WRK_SHOWN"
+	http_get "$PORT" /metrics >"$TMP/metrics-before.txt" || true
+	thread_cpu "$NPSD_PID" >"$TMP/cpu-before.txt"
+	idle_before=$(idle_ticks)
 	run_wrk npsd "$URL" "$SECONDS_RUN"
 	n_rps=$B_rps n_201=$B_s201 n_non2xx=$B_non2xx n_p50=$B_p50_ms n_p90=$B_p90_ms n_p99=$B_p99_ms
 	n_unanswered=$B_unanswered n_errors=$B_errors n_secs=$B_seconds
+	idle_after=$(idle_ticks)
+	thread_cpu "$NPSD_PID" >"$TMP/cpu-after.txt"
+	http_get "$PORT" /metrics >"$TMP/metrics-after.txt" || true
+	cp "$TMP"/metrics-*.txt "$OUT/" 2>/dev/null || true
+
+	# Where an answer's time went during the measured run (npsd's own stage timings from
+	# /metrics, the change over the run), and what its threads cost per answer.
+	stages=$(awk '
+		match($0, /^npsd_(write|http)_stage_seconds_(sum|count)\{stage="[a-z]+"\} /) {
+			split($0, p, "\"")
+			kind = ($0 ~ /_sum\{/) ? "sum" : "count"
+			v[FILENAME == ARGV[1] ? 0 : 1, kind, p[2]] = $NF
+		}
+		END {
+			n = split("queue batch sync resume send", order, " ")
+			for (i = 1; i <= n; i++) {
+				s = order[i]
+				c = v[1, "count", s] - v[0, "count", s]
+				ms = c > 0 ? (v[1, "sum", s] - v[0, "sum", s]) / c * 1000 : 0
+				total += ms
+				out = out sprintf("%s%s %.2f", i > 1 ? ", " : "", s, ms)
+			}
+			printf "%s ms (sum %.2f ms)", out, total
+		}' "$TMP/metrics-before.txt" "$TMP/metrics-after.txt" 2>/dev/null || echo "n/a")
+	per_commit=$(awk '
+		/^npsd_db_writes_total / { w[FILENAME == ARGV[1]] = $2 }
+		/^npsd_db_commits_total / { c[FILENAME == ARGV[1]] = $2 }
+		END { d = c[0] - c[1]; if (d > 0) printf "%.1f", (w[0] - w[1]) / d; else print "n/a" }' \
+		"$TMP/metrics-before.txt" "$TMP/metrics-after.txt" 2>/dev/null || echo "n/a")
+	cycle_ms=$(awk -v c="$CONNS" -v r="$n_rps" 'BEGIN { if (r > 0) printf "%.2f", c / r * 1000; else print "n/a" }')
+	requests=$(awk -v r="$n_rps" -v s="$n_secs" 'BEGIN { printf "%.0f", r * s }')
+	cpu_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" '
+		n > 0 { us = ($3 - $2) * 1e6 / hz / n; total += us; if (us >= 0.5) out = out sprintf(" %s %.0f", $1, us) }
+		END { printf "%.0f us per answer (%s)", total, substr(out, 2) }')
+	idle_pct=$(awk -v a="$idle_before" -v b="$idle_after" -v s="$n_secs" -v hz="$(getconf CLK_TCK)" -v c="$(nproc)" \
+		'BEGIN { printf "%.0f", (b - a) / hz / s / c * 100 }')
 
 	hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$NPSD_PID/status" 2>/dev/null || echo 0)
 	rss_mib=$(awk -v k="${hwm_kb:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -440,6 +501,9 @@ fi
 		printf 'rows in db:    %s  (201s counted: %s)  %s\n' "$rows" "$counted" "$verdict"
 		printf 'details:       durable 201s/s %s, p90 %s ms, socket errors %s, warm-up 201s %s (non-2xx %s)\n' \
 			"$durable" "$n_p90" "$n_errors" "$warm_201" "$warm_non2xx"
+		printf 'stages:        %s; a connection'"'"'s round trip %s ms (%s connections / req/s); %s answers per commit\n' \
+			"$stages" "$cycle_ms" "$CONNS" "$per_commit"
+		printf 'cpu:           npsd %s; machine idle %s%%\n' "$cpu_line" "$idle_pct"
 	else
 		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
 			" $(nproc) cores  phases:$PHASES"

@@ -34,6 +34,12 @@ static void metric(struct text *t, const char *name, const char *type, const cha
 	add(t, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
 }
 
+static void stage(struct text *t, const char *name, const char *stage, uint64_t ns, uint64_t count)
+{
+	add(t, "%s_sum{stage=\"%s\"} %.9f\n%s_count{stage=\"%s\"} %llu\n", name, stage, (double)ns / 1e9,
+	    name, stage, (unsigned long long)count);
+}
+
 void api_metrics(struct http_request *req)
 {
 	struct npsd_app *app = http_app(req);
@@ -42,12 +48,27 @@ void api_metrics(struct http_request *req)
 		http_reply_storage_error(req, -ENOMEM);
 		return;
 	}
-	uint64_t writes, commits;
-	db_write_stats(app->db, &writes, &commits);
+	struct db_write_stats ws;
+	db_write_stats(app->db, &ws);
 	metric(t, "npsd_db_writes_total", "counter", "Writes committed by the writer thread.",
-	       (double)writes);
+	       (double)ws.writes);
 	metric(t, "npsd_db_commits_total", "counter", "Transactions (group commits) that carried them.",
-	       (double)commits);
+	       (double)ws.batches);
+	/* Where a write's time goes, stage by stage: averages are _sum / _count. */
+	add(t, "# HELP npsd_write_stage_seconds Time committed writes spent waiting for the writer "
+	       "(queue), in their batch's statements and commit (batch), and in the fdatasync that made "
+	       "them durable (sync).\n# TYPE npsd_write_stage_seconds summary\n");
+	stage(t, "npsd_write_stage_seconds", "queue", ws.queue_ns, ws.writes);
+	stage(t, "npsd_write_stage_seconds", "batch", ws.batch_ns, ws.writes);
+	stage(t, "npsd_write_stage_seconds", "sync", ws.sync_ns, ws.writes);
+	struct http_stage_stats hs;
+	http_stage_stats(req, &hs);
+	add(t, "# HELP npsd_http_stage_seconds Time requests that waited on storage spent after it: "
+	       "from the write being durable to their handler running again (resume), and from the "
+	       "reply being queued to its last byte sent (send).\n# TYPE npsd_http_stage_seconds "
+	       "summary\n");
+	stage(t, "npsd_http_stage_seconds", "resume", hs.resume_ns, hs.resumed);
+	stage(t, "npsd_http_stage_seconds", "send", hs.send_ns, hs.sent);
 	struct callback_stats cs;
 	int64_t pending = 0, delivered = 0, failed = 0;
 	struct db_conn *conn = db_reader(app->db);

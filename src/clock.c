@@ -50,6 +50,13 @@ int64_t clock_now(void)
 	return clock_now_ms() / 1000;
 }
 
+int64_t clock_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t clock_mono_ms(void)
 {
 	struct timespec ts;

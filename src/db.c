@@ -1,5 +1,7 @@
 #include "npsd/db.h"
 
+#include "npsd/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/clock.h"
 #include "npsd/db_vfs.h"
 #include "npsd/log.h"
 #include "npsd/migrations.h"
@@ -68,6 +71,7 @@ struct npsd_db {
 	size_t nreaders;
 
 	atomic_uint_fast64_t writes_committed, batches_committed;
+	atomic_uint_fast64_t queue_ns, batch_ns, sync_ns; /* see struct db_write_stats */
 };
 
 int db_errno(int sqlite_rc)
@@ -323,11 +327,14 @@ static void finish_batch(struct db_write *batch)
 /* Every batch goes through the sync thread, even one that changed nothing: its answers
  * (say, the 200 of a retry) may speak of rows an earlier batch wrote, which must be on disk
  * first. Only the fdatasync is skipped when nothing new was committed. */
-static void hand_to_sync(struct npsd_db *db, struct db_write *batch, bool changed)
+static void hand_to_sync(struct npsd_db *db, struct db_write *batch, bool changed, int64_t committed_ns)
 {
 	struct db_write *tail = batch;
-	while (tail->next)
+	tail->stage_ns = committed_ns;
+	while (tail->next) {
 		tail = tail->next;
+		tail->stage_ns = committed_ns;
+	}
 	pthread_mutex_lock(&db->sync_lock);
 	if (db->sync_tail)
 		db->sync_tail->next = batch;
@@ -368,6 +375,7 @@ static int sync_wal(struct npsd_db *db)
 static void *sync_main(void *arg)
 {
 	struct npsd_db *db = arg;
+	pthread_setname_np(pthread_self(), "npsd-sync");
 	for (;;) {
 		pthread_mutex_lock(&db->sync_lock);
 		while (!db->sync_head && !db->sync_stopping)
@@ -380,8 +388,15 @@ static void *sync_main(void *arg)
 		if (!batch)
 			break;
 		int r = dirty ? sync_wal(db) : 0;
-		if (r < 0)
+		if (r < 0) {
 			fail_batch(batch, r);
+		} else {
+			int64_t synced = clock_mono_ns();
+			uint64_t waited = 0;
+			for (struct db_write *w = batch; w; w = w->next)
+				waited += (uint64_t)(synced - w->stage_ns);
+			atomic_fetch_add(&db->sync_ns, waited);
+		}
 		finish_batch(batch);
 	}
 	return NULL;
@@ -392,7 +407,8 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 {
 	struct db_conn *conn = db->writer;
 	sqlite3 *h = conn->handle;
-	uint64_t count = 0;
+	uint64_t count = 0, queued_ns = 0;
+	int64_t started = clock_mono_ns();
 	int changes_before = sqlite3_total_changes(h);
 	int r = conn_step_cached(conn, "BEGIN IMMEDIATE");
 	if (r < 0) {
@@ -401,6 +417,7 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 	}
 	for (struct db_write *w = batch; w; w = w->next) {
 		count++;
+		queued_ns += (uint64_t)(started - w->stage_ns);
 		r = conn_step_cached(conn, "SAVEPOINT one_write");
 		if (r < 0) {
 			fail_batch(batch, r);
@@ -427,8 +444,11 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 		fail_batch(batch, r);
 		goto rollback;
 	}
+	int64_t committed = clock_mono_ns();
 	atomic_fetch_add(&db->writes_committed, count);
 	atomic_fetch_add(&db->batches_committed, 1);
+	atomic_fetch_add(&db->queue_ns, queued_ns);
+	atomic_fetch_add(&db->batch_ns, count * (uint64_t)(committed - started));
 	bool changed = sqlite3_total_changes(h) != changes_before;
 	if (changed) {
 		pthread_mutex_lock(&db->hook_lock);
@@ -436,7 +456,7 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 			db->commit_hook(db->commit_hook_arg);
 		pthread_mutex_unlock(&db->hook_lock);
 	}
-	hand_to_sync(db, batch, changed);
+	hand_to_sync(db, batch, changed, committed);
 	return;
 rollback:
 	if (!sqlite3_get_autocommit(h))
@@ -448,6 +468,7 @@ finish:
 static void *writer_main(void *arg)
 {
 	struct npsd_db *db = arg;
+	pthread_setname_np(pthread_self(), "npsd-writer");
 	for (;;) {
 		pthread_mutex_lock(&db->queue_lock);
 		while (!db->queue_head && !db->stopping)
@@ -547,6 +568,7 @@ void db_close(struct npsd_db **dbp)
 void db_submit(struct npsd_db *db, struct db_write *w)
 {
 	w->next = NULL;
+	w->stage_ns = clock_mono_ns();
 	pthread_mutex_lock(&db->queue_lock);
 	if (db->stopping) {
 		pthread_mutex_unlock(&db->queue_lock);
@@ -646,8 +668,13 @@ void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 	pthread_mutex_unlock(&db->pool_lock);
 }
 
-void db_write_stats(struct npsd_db *db, uint64_t *ret_writes, uint64_t *ret_batches)
+void db_write_stats(struct npsd_db *db, struct db_write_stats *ret)
 {
-	*ret_writes = atomic_load(&db->writes_committed);
-	*ret_batches = atomic_load(&db->batches_committed);
+	*ret = (struct db_write_stats){
+		.writes = atomic_load(&db->writes_committed),
+		.batches = atomic_load(&db->batches_committed),
+		.queue_ns = atomic_load(&db->queue_ns),
+		.batch_ns = atomic_load(&db->batch_ns),
+		.sync_ns = atomic_load(&db->sync_ns),
+	};
 }

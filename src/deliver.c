@@ -448,6 +448,7 @@ static void *deliver_main(void *arg)
 {
 	struct deliver *d = arg;
 	struct finished finished[MAX_IN_FLIGHT];
+	pthread_setname_np(pthread_self(), "npsd-deliver");
 	struct delivery_row claimed[MAX_IN_FLIGHT];
 	int64_t due = next_due(d); /* at start: resume what a previous run left pending */
 	bool fake_clock = getenv("NPSD_FAKE_CLOCK_FILE") != NULL;

@@ -27,6 +27,8 @@ struct http_server {
 	uint16_t port;
 	atomic_bool stopping;
 	atomic_uint in_flight;
+	/* see struct http_stage_stats */
+	atomic_uint_fast64_t resumed, resume_ns, sent, send_ns;
 };
 
 enum request_phase {
@@ -63,6 +65,8 @@ struct http_request {
 	const char *content_type; /* NULL = application/json */
 	int retry_after;          /* seconds for a 429/503; 0 = none */
 	bool close_after;         /* shutting down: no keep-alive */
+	int64_t resumed_ns;       /* when storage answered a suspended request; 0 = never suspended */
+	int64_t replied_ns;       /* when such a request's reply was queued */
 };
 
 /* ---------- replies ---------- */
@@ -207,8 +211,20 @@ void http_suspend(struct http_request *req, void (*resumed)(struct http_request 
 	MHD_suspend_connection(req->conn);
 }
 
+void http_stage_stats(struct http_request *req, struct http_stage_stats *ret)
+{
+	struct http_server *srv = req->srv;
+	*ret = (struct http_stage_stats){
+		.resumed = atomic_load(&srv->resumed),
+		.resume_ns = atomic_load(&srv->resume_ns),
+		.sent = atomic_load(&srv->sent),
+		.send_ns = atomic_load(&srv->send_ns),
+	};
+}
+
 void http_resume(struct http_request *req)
 {
+	req->resumed_ns = clock_mono_ns();
 	MHD_resume_connection(req->conn);
 }
 
@@ -356,6 +372,8 @@ static enum MHD_Result queue_reply(struct http_request *req)
 		snprintf(secs, sizeof secs, "%d", req->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
 	}
+	if (req->resumed_ns)
+		req->replied_ns = clock_mono_ns();
 	enum MHD_Result ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
 	req->phase = PHASE_REPLIED;
@@ -565,6 +583,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			dispatch(req);
 		break;
 	case PHASE_SUSPENDED:
+		atomic_fetch_add(&req->srv->resume_ns, (uint64_t)(clock_mono_ns() - req->resumed_ns));
+		atomic_fetch_add(&req->srv->resumed, 1);
 		req->phase = PHASE_BODY; /* resumed: the handler's second half replies */
 		req->resumed(req);
 		break;
@@ -584,11 +604,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	(void)conn;
-	(void)toe;
 	struct http_server *srv = cls;
 	struct http_request *req = *con_cls;
 	if (!req)
 		return;
+	if (req->replied_ns && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		atomic_fetch_add(&srv->send_ns, (uint64_t)(clock_mono_ns() - req->replied_ns));
+		atomic_fetch_add(&srv->sent, 1);
+	}
 	if (req->state_free)
 		req->state_free(req->state);
 	json_decref(req->json);

@@ -343,10 +343,10 @@ int main(int argc, char **argv)
 		while (http_drain(server, DRAIN_TIMEOUT_MS))
 			;
 	}
-	uint64_t writes, batches;
-	db_write_stats(app.db, &writes, &batches);
-	log_info("%llu writes committed in %llu transactions", (unsigned long long)writes,
-	         (unsigned long long)batches);
+	struct db_write_stats ws;
+	db_write_stats(app.db, &ws);
+	log_info("%llu writes committed in %llu transactions", (unsigned long long)ws.writes,
+	         (unsigned long long)ws.batches);
 	status = 0;
 out:
 	http_stop(&server);

@@ -69,6 +69,7 @@ static int64_t run_once(struct scheduler *s)
 static void *scheduler_main(void *arg)
 {
 	struct scheduler *s = arg;
+	pthread_setname_np(pthread_self(), "npsd-scheduler");
 	for (;;) {
 		int64_t sleep_ms = run_once(s);
 		struct timespec until = mono_after_ms(sleep_ms);

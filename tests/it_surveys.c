@@ -36,7 +36,7 @@
 	" \"customer\": {\"id\": \"C-1001\", \"name\": \"J. Jansen\", \"phone\": \"+31612345678\",\n" \
 	"              \"email\": \"j@example.nl\", \"language\": \"nl\"},\n"                         \
 	" \"touchpoint\": \"claim\", \"channel\": \"web\", \"score\": 7,\n"                           \
-	" \"comment\": \"Took three weeks to pay out\", \"answered_at\": \"2026-11-22T10:15:00Z\",\n"  \
+	" \"comment\": \"Took three weeks to pay out\", \"answered_at\": \"2026-11-22T10:15:00Z\",\n" \
 	" \"contact_consent\": true, \"attributes\": {\"policy\": \"AUTO-88\", \"product\": \"car\"}}"
 
 /* ---------- the fixture: one daemon and a token per role ---------- */
@@ -89,8 +89,8 @@ static void start_with(const char *extra_ini)
 	T_AGENT = npsctl_key(&D, "agent", "agent-anna");
 	T_MANAGER = npsctl_key(&D, "manager", "manager-mo");
 	T_ADMIN = npsctl_key(&D, "admin", ADMIN_NAME);
-	ck_assert_msg(T_INGEST && *T_INGEST && T_AGENT && *T_AGENT && T_MANAGER && *T_MANAGER &&
-	                  T_ADMIN && *T_ADMIN,
+	ck_assert_msg(T_INGEST && *T_INGEST && T_AGENT && *T_AGENT && T_MANAGER && *T_MANAGER && T_ADMIN &&
+	                      *T_ADMIN,
 	              "npsctl key create failed");
 }
 
@@ -120,8 +120,8 @@ static void teardown(void)
 		int status = npsd_stop(&D, SIGTERM);
 		char *log = npsd_log(&D);
 		bool bad = false;
-		static const char *const marks[] = { "AddressSanitizer", "LeakSanitizer", "runtime error:",
-			                             "ERROR: ", NULL };
+		static const char *const marks[] = { "AddressSanitizer", "LeakSanitizer",
+			                             "runtime error:", "ERROR: ", NULL };
 		for (size_t i = 0; log && marks[i]; i++)
 			bad = bad || strstr(log, marks[i]) != NULL;
 		if (status != 0 || bad)
@@ -172,11 +172,11 @@ static char *survey(const char *rid, const char *customer, const char *phone, co
 }
 
 /* A request that must get an answer. */
-#define REQ(r, method, path, token, body)                                                         \
-	do {                                                                                      \
-		http_json(&D, method, path, token, body, r);                                      \
-		ck_assert_msg((r)->curl_code == 0 && (r)->status > 0, "%s %s: no answer (curl %d)", \
-		              method, path, (r)->curl_code);                                      \
+#define REQ(r, method, path, token, body)                                                                   \
+	do {                                                                                                \
+		http_json(&D, method, path, token, body, r);                                                \
+		ck_assert_msg((r)->curl_code == 0 && (r)->status > 0, "%s %s: no answer (curl %d)", method, \
+		              path, (r)->curl_code);                                                        \
 	} while (0)
 
 static const char *obj_str(json_t *obj, const char *key)
@@ -226,15 +226,15 @@ static void format_utc(int64_t t, char buf[static 21])
 static void expect_error_at(int line, const struct http_result *r, long status, const char *code,
                             const char *field)
 {
-	ck_assert_msg(r->status == status, "line %d: status %ld, want %ld; body: %.400s", line,
-	              r->status, status, r->body);
+	ck_assert_msg(r->status == status, "line %d: status %ld, want %ld; body: %.400s", line, r->status,
+	              status, r->body);
 	char *ctype = http_header(r, "Content-Type");
 	ck_assert_msg(ctype && strncmp(ctype, "application/json", 16) == 0,
 	              "line %d: Content-Type %s, want application/json", line, ctype ? ctype : "(none)");
 	free(ctype);
 	ck_assert_msg(json_is_object(r->json), "line %d: body is not a JSON object: %.400s", line, r->body);
-	ck_assert_msg(json_object_size(r->json) == 1, "line %d: body has more than \"error\": %.400s",
-	              line, r->body);
+	ck_assert_msg(json_object_size(r->json) == 1, "line %d: body has more than \"error\": %.400s", line,
+	              r->body);
 	json_t *err = json_object_get(r->json, "error");
 	ck_assert_msg(json_is_object(err), "line %d: no error object: %.400s", line, r->body);
 	const char *got_code = obj_str(err, "code");
@@ -248,11 +248,12 @@ static void expect_error_at(int line, const struct http_result *r, long status, 
 		              "line %d: field %s, want %s; body: %.400s", line,
 		              json_is_string(f) ? json_string_value(f) : "(none)", field, r->body);
 	} else {
-		ck_assert_msg(!f || json_is_null(f), "line %d: unexpected field; body: %.400s", line, r->body);
+		ck_assert_msg(!f || json_is_null(f), "line %d: unexpected field; body: %.400s", line,
+		              r->body);
 	}
 	const char *k;
 	json_t *v;
-	json_object_foreach(err, k, v) {
+	json_object_foreach (err, k, v) {
 		ck_assert_msg(strcmp(k, "code") == 0 || strcmp(k, "message") == 0 || strcmp(k, "field") == 0,
 		              "line %d: unexpected key %s in error: %.400s", line, k, r->body);
 	}
@@ -260,16 +261,15 @@ static void expect_error_at(int line, const struct http_result *r, long status, 
 
 /* POSTs one answer as ingest and expects `status`; returns the response (caller frees). */
 #define post_expect(r, body, status) post_expect_at(__LINE__, r, T_INGEST, body, status)
-static void post_expect_at(int line, struct http_result *r, const char *token, const char *body,
-                           long status)
+static void post_expect_at(int line, struct http_result *r, const char *token, const char *body, long status)
 {
 	http_json(&D, "POST", "/v1/surveys", token, body, r);
 	ck_assert_msg(r->curl_code == 0, "line %d: no answer (curl %d)", line, r->curl_code);
 	ck_assert_msg(r->status == status, "line %d: status %ld, want %ld; sent %.300s; got %.400s", line,
 	              r->status, status, body, r->body);
 	if (status < 300)
-		ck_assert_msg(json_is_object(r->json) || json_is_array(r->json), "line %d: body not JSON: %.400s",
-		              line, r->body);
+		ck_assert_msg(json_is_object(r->json) || json_is_array(r->json),
+		              "line %d: body not JSON: %.400s", line, r->body);
 }
 
 /* GET /v1/surveys/{id} as manager; returns the parsed survey (caller decrefs). */
@@ -298,8 +298,8 @@ static json_int_t expect_queued_callback(json_t *cb, const char *ctx)
 	int64_t due = rfc3339_utc(obj_str(cb, "due_at"));
 	ck_assert_msg(due > 0, "%s: callback.due_at %s is not RFC 3339 UTC", ctx, obj_str(cb, "due_at"));
 	int64_t now = (int64_t)time(NULL);
-	ck_assert_msg(due >= now - 120 && due <= now + 120, "%s: due_at %s is not now (hours = always)",
-	              ctx, obj_str(cb, "due_at"));
+	ck_assert_msg(due >= now - 120 && due <= now + 120, "%s: due_at %s is not now (hours = always)", ctx,
+	              obj_str(cb, "due_at"));
 	return id;
 }
 
@@ -357,7 +357,8 @@ START_TEST(post_spec_example_201_and_get_returns_every_field)
 	              "received_at %s", obj_str(s, "received_at"));
 	json_t *cb = json_object_get(s, "callback");
 	ck_assert_int_eq(expect_queued_callback(cb, "GET"), cb_id);
-	ck_assert_msg(json_equal(cb, json_object_get(body, "callback")), "GET callback differs from the 201's");
+	ck_assert_msg(json_equal(cb, json_object_get(body, "callback")),
+	              "GET callback differs from the 201's");
 	json_decref(s);
 	http_result_free(&r);
 
@@ -378,7 +379,7 @@ START_TEST(category_for_every_score_and_promoters_get_no_callback)
 {
 	static const char *const want[11] = {
 		"detractor", "detractor", "detractor", "detractor", "detractor", "detractor",
-		"detractor", "passive", "passive", "promoter", "promoter",
+		"detractor", "passive",   "passive",   "promoter",  "promoter",
 	};
 	for (int score = 0; score <= 10; score++) {
 		char rid[32], cust[32];
@@ -386,8 +387,8 @@ START_TEST(category_for_every_score_and_promoters_get_no_callback)
 		snprintf(cust, sizeof cust, "C-cat-%d", score);
 		char *body = survey(rid, cust, "+31612340000", "purchase", score, NULL);
 		json_t *res = post_201(body);
-		ck_assert_msg(strcmp(obj_str(res, "category"), want[score]) == 0, "score %d: category %s, want %s",
-		              score, obj_str(res, "category"), want[score]);
+		ck_assert_msg(strcmp(obj_str(res, "category"), want[score]) == 0,
+		              "score %d: category %s, want %s", score, obj_str(res, "category"), want[score]);
 		json_t *cb = json_object_get(res, "callback");
 		ck_assert_msg(cb != NULL, "score %d: no callback member", score);
 		if (score >= 9)
@@ -452,7 +453,8 @@ START_TEST(callbacks_max_score_6_from_config)
 	char *body = survey("m6-7", "C-m6-7", "+31644444444", "claim", 7, NULL);
 	json_t *res = post_201(body);
 	ck_assert_str_eq(obj_str(res, "category"), "passive");
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "score 7 with max_score = 6: callback owed");
+	ck_assert_msg(json_is_null(json_object_get(res, "callback")),
+	              "score 7 with max_score = 6: callback owed");
 	json_decref(res);
 	free(body);
 
@@ -501,7 +503,8 @@ START_TEST(sighup_reloads_the_config)
 	wait_for_log("reload: configuration applied");
 	body = survey("hup-2", "C-hup-2", "+31611111102", "claim", 7, NULL);
 	res = post_201(body);
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "score 7 after max_score = 6: callback owed");
+	ck_assert_msg(json_is_null(json_object_get(res, "callback")),
+	              "score 7 after max_score = 6: callback owed");
 	json_decref(res);
 	free(body);
 
@@ -521,6 +524,16 @@ START_TEST(sighup_reloads_the_config)
 }
 END_TEST
 
+/* The value of NAME{stage="STAGE"} in a /metrics text; fails the test when it is missing. */
+static double metric_value(const char *text, const char *name, const char *stage)
+{
+	char key[128];
+	snprintf(key, sizeof key, "\n%s{stage=\"%s\"} ", name, stage);
+	const char *at = strstr(text, key);
+	ck_assert_msg(at != NULL, "no %s in /metrics", key + 1);
+	return strtod(at + strlen(key), NULL);
+}
+
 /* /metrics needs no token and speaks Prometheus text; the figures follow the data. */
 START_TEST(metrics_are_public_prometheus_text)
 {
@@ -531,12 +544,29 @@ START_TEST(metrics_are_public_prometheus_text)
 	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	char *ctype = http_header(&r, "Content-Type");
-	ck_assert_msg(ctype && strncmp(ctype, "text/plain", 10) == 0, "Content-Type %s", ctype ? ctype : "(none)");
+	ck_assert_msg(ctype && strncmp(ctype, "text/plain", 10) == 0, "Content-Type %s",
+	              ctype ? ctype : "(none)");
 	free(ctype);
-	ck_assert_msg(strstr(r.body, "# TYPE npsd_db_writes_total counter\n"), "no writes counter: %s", r.body);
+	ck_assert_msg(strstr(r.body, "# TYPE npsd_db_writes_total counter\n"), "no writes counter: %s",
+	              r.body);
 	ck_assert_msg(strstr(r.body, "npsd_callbacks{state=\"queued\"} 1\n"), "queued is not 1: %s", r.body);
-	ck_assert_msg(strstr(r.body, "npsd_deliveries{status=\"pending\"} 0\n"), "no deliveries line: %s", r.body);
+	ck_assert_msg(strstr(r.body, "npsd_deliveries{status=\"pending\"} 0\n"), "no deliveries line: %s",
+	              r.body);
 	ck_assert_msg(!strstr(r.body, "+31611111201") && !strstr(r.body, "C-met-1"), "PII in metrics");
+	/* The answer's write went through every stage: its time is counted in each. */
+	ck_assert_msg(strstr(r.body, "# TYPE npsd_write_stage_seconds summary\n"), "no write stages: %s",
+	              r.body);
+	static const char *const write_stages[] = { "queue", "batch", "sync" };
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_uint_ge(metric_value(r.body, "npsd_write_stage_seconds_count", write_stages[i]), 1);
+		if (i > 0)
+			ck_assert_msg(metric_value(r.body, "npsd_write_stage_seconds_sum", write_stages[i]) >
+			                      0,
+			              "no time in %s", write_stages[i]);
+	}
+	ck_assert_uint_ge(metric_value(r.body, "npsd_http_stage_seconds_count", "resume"), 1);
+	ck_assert_msg(metric_value(r.body, "npsd_http_stage_seconds_count", "send") >= 0, "no send stage: %s",
+	              r.body);
 	http_result_free(&r);
 }
 END_TEST
@@ -616,13 +646,15 @@ START_TEST(identical_retry_is_200_with_the_same_body)
 	              "retry body not byte-identical: %s vs %s", r1.body, r2.body);
 	/* The same content in another key order and spacing is still the same answer. */
 	const char *reordered =
-		"{\"score\":7,\"touchpoint\":\"claim\",\"response_id\":\"allsecur-2026-000123\","
-		"\"attributes\":{\"product\":\"car\",\"policy\":\"AUTO-88\"},\"channel\":\"web\","
-		"\"comment\":\"Took three weeks to pay out\",\"contact_consent\":true,"
-		"\"answered_at\":\"2026-11-22T10:15:00Z\",\"customer\":{\"language\":\"nl\",\"id\":\"C-1001\","
-		"\"email\":\"j@example.nl\",\"phone\":\"+31612345678\",\"name\":\"J. Jansen\"}}";
+	        "{\"score\":7,\"touchpoint\":\"claim\",\"response_id\":\"allsecur-2026-000123\","
+	        "\"attributes\":{\"product\":\"car\",\"policy\":\"AUTO-88\"},\"channel\":\"web\","
+	        "\"comment\":\"Took three weeks to pay out\",\"contact_consent\":true,"
+	        "\"answered_at\":\"2026-11-22T10:15:00Z\",\"customer\":{\"language\":\"nl\",\"id\":\"C-"
+	        "1001\","
+	        "\"email\":\"j@example.nl\",\"phone\":\"+31612345678\",\"name\":\"J. Jansen\"}}";
 	post_expect(&r3, reordered, 200);
-	ck_assert_msg(json_equal(r1.json, r3.json), "reordered retry body differs: %s vs %s", r1.body, r3.body);
+	ck_assert_msg(json_equal(r1.json, r3.json), "reordered retry body differs: %s vs %s", r1.body,
+	              r3.body);
 	http_result_free(&r1);
 	http_result_free(&r2);
 	http_result_free(&r3);
@@ -632,7 +664,8 @@ END_TEST
 START_TEST(retry_with_a_comment_completes_the_answer)
 {
 	char *first = survey("cmt-1", "C-cmt", "+31666666666", "claim", 4, NULL);
-	char *second = survey("cmt-1", "C-cmt", "+31666666666", "claim", 4, ",\"comment\":\"Nobody called back\"");
+	char *second =
+	        survey("cmt-1", "C-cmt", "+31666666666", "claim", 4, ",\"comment\":\"Nobody called back\"");
 	struct http_result r1, r2;
 	post_expect(&r1, first, 201);
 	json_int_t id = obj_int(r1.json, "id");
@@ -701,7 +734,8 @@ START_TEST(retry_with_new_attributes_merges_them)
 	json_decref(s);
 
 	/* A stored key with another value: conflict. */
-	char *fourth = survey("att-1", "C-att", NULL, "renewal", 9, ",\"attributes\":{\"policy\":\"HOME-2\"}");
+	char *fourth =
+	        survey("att-1", "C-att", NULL, "renewal", 9, ",\"attributes\":{\"policy\":\"HOME-2\"}");
 	post_expect(&r, fourth, 409);
 	expect_error(&r, 409, "conflict", "response_id");
 	http_result_free(&r);
@@ -753,7 +787,8 @@ static json_t *batch_results(struct http_result *r, size_t n)
 {
 	ck_assert_msg(r->status == 200, "batch: status %ld: %.400s", r->status, r->body);
 	ck_assert_msg(json_is_array(r->json), "batch: not an array: %.400s", r->body);
-	ck_assert_msg(json_array_size(r->json) == n, "batch: %zu results, want %zu", json_array_size(r->json), n);
+	ck_assert_msg(json_array_size(r->json) == n, "batch: %zu results, want %zu", json_array_size(r->json),
+	              n);
 	return r->json;
 }
 
@@ -796,7 +831,9 @@ START_TEST(batch_with_a_bad_item_answers_per_item_in_order)
 	http_result_free(&r);
 
 	/* A batch of bad items only: still 200, every item a 400 naming its field. */
-	post_expect(&r, "[{\"response_id\":\"b-x\",\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\"}, 42]", 200);
+	post_expect(&r,
+	            "[{\"response_id\":\"b-x\",\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\"}, 42]",
+	            200);
 	res = batch_results(&r, 2);
 	ck_assert_int_eq(obj_int(json_array_get(res, 0), "status"), 400);
 	ck_assert_str_eq(obj_str(json_object_get(json_array_get(res, 0), "error"), "code"), "missing_field");
@@ -857,7 +894,8 @@ START_TEST(batch_duplicates_conflicts_and_limits)
 	http_result_free(&r);
 	REQ(&r, "GET", "/v1/surveys?customer_id=C-bulk-0", T_MANAGER, NULL);
 	ck_assert_int_eq(r.status, 200);
-	ck_assert_msg(json_array_size(json_object_get(r.json, "surveys")) == 0, "the 1001 batch stored answers");
+	ck_assert_msg(json_array_size(json_object_get(r.json, "surveys")) == 0,
+	              "the 1001 batch stored answers");
 	http_result_free(&r);
 
 	/* Cut the last item off: 1000 answers. */
@@ -872,7 +910,7 @@ START_TEST(batch_duplicates_conflicts_and_limits)
 		char rid[32];
 		snprintf(rid, sizeof rid, "bulk-%zu", i);
 		ck_assert_msg(obj_int(item, "status") == 201 && obj_str(item, "response_id") &&
-		                  strcmp(obj_str(item, "response_id"), rid) == 0,
+		                      strcmp(obj_str(item, "response_id"), rid) == 0,
 		              "item %zu: %s", i, json_dumps(item, JSON_COMPACT));
 	}
 	http_result_free(&r);
@@ -1098,7 +1136,8 @@ START_TEST(options_on_a_known_path_is_405_not_404)
 	REQ(&r, "OPTIONS", "/v1/surveys", T_ADMIN, NULL);
 	expect_error(&r, 405, "method_not_allowed", NULL);
 	char *allow = http_header(&r, "Allow");
-	ck_assert_msg(allow && strstr(allow, "GET") && strstr(allow, "POST"), "Allow: %s", allow ? allow : "(none)");
+	ck_assert_msg(allow && strstr(allow, "GET") && strstr(allow, "POST"), "Allow: %s",
+	              allow ? allow : "(none)");
 	free(allow);
 	http_result_free(&r);
 }
@@ -1111,14 +1150,16 @@ START_TEST(content_type_must_be_json_415)
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "text/plain", body, strlen(body), &r);
 	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
-	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/x-www-form-urlencoded", body, strlen(body), &r);
+	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/x-www-form-urlencoded", body, strlen(body),
+	        &r);
 	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/jsonx", body, strlen(body), &r);
 	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
 	/* With a charset it is JSON. */
-	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=utf-8", body, strlen(body), &r);
+	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=utf-8", body, strlen(body),
+	        &r);
 	ck_assert_msg(r.status == 201, "json with charset: %ld %s", r.status, r.body);
 	http_result_free(&r);
 	free(body);
@@ -1172,8 +1213,8 @@ static size_t collect_headers(char *ptr, size_t size, size_t nmemb, void *userda
 }
 
 enum send_mode {
-	SEND_CHUNKED,      /* Transfer-Encoding: chunked, no Content-Length */
-	SEND_EXPECT_100,   /* Content-Length and Expect: 100-continue, as curl sends large bodies */
+	SEND_CHUNKED,    /* Transfer-Encoding: chunked, no Content-Length */
+	SEND_EXPECT_100, /* Content-Length and Expect: 100-continue, as curl sends large bodies */
 };
 
 static void post_streamed(const char *token, const char *data, size_t len, enum send_mode mode,
@@ -1255,8 +1296,8 @@ static void post_too_large(const char *body, size_t len)
 		        r.curl_code);
 		http_result_free(&r);
 	}
-	ck_assert_msg(r.status == 413, "%zu bytes with Content-Length: status %ld (curl %d) %s", len, r.status,
-	              r.curl_code, r.body);
+	ck_assert_msg(r.status == 413, "%zu bytes with Content-Length: status %ld (curl %d) %s", len,
+	              r.status, r.curl_code, r.body);
 	expect_error(&r, 413, "payload_too_large", NULL);
 	http_result_free(&r);
 }
@@ -1270,13 +1311,14 @@ START_TEST(bodies_over_max_body_are_413)
 	post_too_large(big, two_mib);
 	/* The same with Expect: 100-continue: the 413 comes before any of the body is sent. */
 	post_streamed(T_INGEST, big, two_mib, SEND_EXPECT_100, &r);
-	ck_assert_msg(r.status == 413, "2 MiB with Expect: 100-continue: status %ld (curl %d) %s",
-	              r.status, r.curl_code, r.body);
+	ck_assert_msg(r.status == 413, "2 MiB with Expect: 100-continue: status %ld (curl %d) %s", r.status,
+	              r.curl_code, r.body);
 	expect_error(&r, 413, "payload_too_large", NULL);
 	http_result_free(&r);
 	/* Chunked, no length up front: refused once it grows past the limit. */
 	post_streamed(T_INGEST, big, two_mib, SEND_CHUNKED, &r);
-	ck_assert_msg(r.status == 413, "2 MiB chunked: status %ld (curl %d) %s", r.status, r.curl_code, r.body);
+	ck_assert_msg(r.status == 413, "2 MiB chunked: status %ld (curl %d) %s", r.status, r.curl_code,
+	              r.body);
 	expect_error(&r, 413, "payload_too_large", NULL);
 	http_result_free(&r);
 	free(big);
@@ -1297,7 +1339,8 @@ START_TEST(bodies_over_max_body_are_413)
 	free(big);
 	big = padded_survey("big-4", one_mib);
 	post_streamed(T_INGEST, big, one_mib, SEND_CHUNKED, &r);
-	ck_assert_msg(r.status == 201, "1 MiB chunked: status %ld (curl %d) %s", r.status, r.curl_code, r.body);
+	ck_assert_msg(r.status == 201, "1 MiB chunked: status %ld (curl %d) %s", r.status, r.curl_code,
+	              r.body);
 	http_result_free(&r);
 	free(big);
 
@@ -1329,7 +1372,10 @@ START_TEST(bad_bodies_are_400_with_the_right_code_and_field)
 	expect_error(&r, 400, "invalid_json", NULL);
 	http_result_free(&r);
 	/* Duplicate keys make the answer ambiguous. */
-	post_expect(&r, "{\"response_id\":\"d\",\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\",\"score\":1,\"score\":9}", 400);
+	post_expect(&r,
+	            "{\"response_id\":\"d\",\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\",\"score\":1,"
+	            "\"score\":9}",
+	            400);
 	expect_error(&r, 400, "invalid_json", NULL);
 	http_result_free(&r);
 
@@ -1339,7 +1385,10 @@ START_TEST(bad_bodies_are_400_with_the_right_code_and_field)
 	post_expect(&r, "{\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\",\"score\":3}", 400);
 	expect_error(&r, 400, "missing_field", "response_id");
 	http_result_free(&r);
-	post_expect(&r, "{\"response_id\":\"m2\",\"customer\":{\"name\":\"X\"},\"touchpoint\":\"claim\",\"score\":3}", 400);
+	post_expect(
+	        &r,
+	        "{\"response_id\":\"m2\",\"customer\":{\"name\":\"X\"},\"touchpoint\":\"claim\",\"score\":3}",
+	        400);
 	expect_error(&r, 400, "missing_field", "customer.id");
 	http_result_free(&r);
 	post_expect(&r, "{\"response_id\":\"m3\",\"customer\":{\"id\":\"C\"},\"score\":3}", 400);
@@ -1369,13 +1418,22 @@ START_TEST(bad_bodies_are_400_with_the_right_code_and_field)
 		http_result_free(&r);
 		free(b);
 	}
-	post_expect(&r, "{\"response_id\":\"v2\",\"customer\":{\"id\":\"C\",\"phone\":\"0612345678\"},\"touchpoint\":\"claim\",\"score\":3}", 400);
+	post_expect(&r,
+	            "{\"response_id\":\"v2\",\"customer\":{\"id\":\"C\",\"phone\":\"0612345678\"},"
+	            "\"touchpoint\":\"claim\",\"score\":3}",
+	            400);
 	expect_error(&r, 400, "invalid_field", "customer.phone");
 	http_result_free(&r);
-	post_expect(&r, "{\"response_id\":\"v3\",\"customer\":{\"id\":\"C\",\"age\":3},\"touchpoint\":\"claim\",\"score\":3}", 400);
+	post_expect(&r,
+	            "{\"response_id\":\"v3\",\"customer\":{\"id\":\"C\",\"age\":3},\"touchpoint\":\"claim\","
+	            "\"score\":3}",
+	            400);
 	expect_error(&r, 400, "invalid_field", "customer.age");
 	http_result_free(&r);
-	post_expect(&r, "{\"response_id\":\"v4\",\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\",\"score\":7.5}", 400);
+	post_expect(
+	        &r,
+	        "{\"response_id\":\"v4\",\"customer\":{\"id\":\"C\"},\"touchpoint\":\"claim\",\"score\":7.5}",
+	        400);
 	expect_error(&r, 400, "invalid_field", "score");
 	http_result_free(&r);
 
@@ -1437,7 +1495,8 @@ END_TEST
  * 2026-11-0i at 10:00; touchpoints claim x3, purchase x2, renewal x2; customers C-A (1, 4, 6)
  * and C-B; scores 0 3 6 7 8 9 10. */
 static const int list_scores[8] = { 0, 0, 3, 6, 7, 8, 9, 10 };
-static const char *const list_tps[8] = { "", "claim", "claim", "claim", "purchase", "purchase", "renewal", "renewal" };
+static const char *const list_tps[8] = { "",         "claim",    "claim",   "claim",
+	                                 "purchase", "purchase", "renewal", "renewal" };
 static const char *const list_custs[8] = { "", "C-A", "C-B", "C-B", "C-A", "C-B", "C-A", "C-B" };
 
 static void post_seven(json_int_t ids[8])
@@ -1464,11 +1523,12 @@ static char *list_rids(const char *query, json_t **ret_next)
 	ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
 	json_t *items = json_object_get(r.json, "surveys");
 	ck_assert_msg(json_is_array(items), "GET %s: no surveys array: %s", path, r.body);
-	ck_assert_msg(json_object_get(r.json, "next_cursor") != NULL, "GET %s: no next_cursor: %s", path, r.body);
+	ck_assert_msg(json_object_get(r.json, "next_cursor") != NULL, "GET %s: no next_cursor: %s", path,
+	              r.body);
 	char *out = calloc(1, 512);
 	size_t i;
 	json_t *item;
-	json_array_foreach(items, i, item) {
+	json_array_foreach (items, i, item) {
 		size_t len = strlen(out);
 		snprintf(out + len, 512 - len, "%s%s", i ? "," : "", obj_str(item, "response_id"));
 	}
@@ -1478,12 +1538,11 @@ static char *list_rids(const char *query, json_t **ret_next)
 	return out;
 }
 
-#define expect_list(query, want)                                                               \
-	do {                                                                                   \
-		char *got_ = list_rids(query, NULL);                                           \
-		ck_assert_msg(strcmp(got_, want) == 0, "GET /v1/surveys%s: %s, want %s", query, got_, \
-		              want);                                                           \
-		free(got_);                                                                    \
+#define expect_list(query, want)                                                                             \
+	do {                                                                                                 \
+		char *got_ = list_rids(query, NULL);                                                         \
+		ck_assert_msg(strcmp(got_, want) == 0, "GET /v1/surveys%s: %s, want %s", query, got_, want); \
+		free(got_);                                                                                  \
 	} while (0)
 
 START_TEST(list_filters)
@@ -1536,14 +1595,14 @@ START_TEST(list_pagination_by_cursor)
 		REQ(&r, "GET", path, T_MANAGER, NULL);
 		ck_assert_msg(r.status == 200, "page %d: %ld %s", page, r.status, r.body);
 		json_t *items = json_object_get(r.json, "surveys");
-		ck_assert_msg(json_array_size(items) == want_sizes[page], "page %d: %zu items, want %zu: %s", page,
-		              json_array_size(items), want_sizes[page], r.body);
+		ck_assert_msg(json_array_size(items) == want_sizes[page], "page %d: %zu items, want %zu: %s",
+		              page, json_array_size(items), want_sizes[page], r.body);
 		size_t i;
 		json_t *item;
-		json_array_foreach(items, i, item) {
+		json_array_foreach (items, i, item) {
 			json_int_t id = obj_int(item, "id");
-			ck_assert_msg(id < prev, "page %d: not newest first (%lld after %lld)", page, (long long)id,
-			              (long long)prev);
+			ck_assert_msg(id < prev, "page %d: not newest first (%lld after %lld)", page,
+			              (long long)id, (long long)prev);
 			prev = id;
 			for (size_t k = 0; k < nseen; k++)
 				ck_assert_msg(seen[k] != id, "id %lld listed twice", (long long)id);
@@ -1551,13 +1610,14 @@ START_TEST(list_pagination_by_cursor)
 		}
 		json_t *next = json_object_get(r.json, "next_cursor");
 		if (page < 2) {
-			ck_assert_msg(json_is_string(next) && *json_string_value(next), "page %d: next_cursor %s", page,
-			              r.body);
+			ck_assert_msg(json_is_string(next) && *json_string_value(next),
+			              "page %d: next_cursor %s", page, r.body);
 			char *esc = curl_easy_escape(NULL, json_string_value(next), 0);
 			snprintf(query, sizeof query, "?limit=3&cursor=%s", esc);
 			curl_free(esc);
 		} else {
-			ck_assert_msg(next && json_is_null(next), "last page: next_cursor not null: %s", r.body);
+			ck_assert_msg(next && json_is_null(next), "last page: next_cursor not null: %s",
+			              r.body);
 		}
 		http_result_free(&r);
 	}
@@ -1664,15 +1724,16 @@ START_TEST(malformed_corpus_is_4xx_json_and_the_daemon_stays_up)
 		http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json", body, len, &r);
 		json_t *err = json_object_get(r.json, "error");
 		const char *code = obj_str(err, "code");
-		bool ok = r.curl_code == 0 && r.status >= 400 && r.status < 500 && json_is_object(err) && code &&
-		          obj_str(err, "message");
+		bool ok = r.curl_code == 0 && r.status >= 400 && r.status < 500 && json_is_object(err) &&
+		          code && obj_str(err, "message");
 		/* Every one is a body problem: a 400 with one of the three body codes. */
 		ok = ok && r.status == 400 &&
 		     (strcmp(code, "invalid_json") == 0 || strcmp(code, "invalid_field") == 0 ||
 		      strcmp(code, "missing_field") == 0);
 		if (!ok) {
 			failed++;
-			flen += (size_t)snprintf(failures + flen, flen < sizeof failures ? sizeof failures - flen : 0,
+			flen += (size_t)snprintf(failures + flen,
+			                         flen < sizeof failures ? sizeof failures - flen : 0,
 			                         "\n  %s: curl %d status %ld body %.160s", names[i]->d_name,
 			                         r.curl_code, r.status, r.body);
 			if (flen >= sizeof failures)

@@ -12,5 +12,7 @@ int64_t clock_now(void);    /* unix seconds */
 int64_t clock_now_ms(void); /* unix milliseconds */
 /* Monotonic milliseconds for measuring durations; never faked. */
 int64_t clock_mono_ms(void);
+/* The same in nanoseconds, for stage timings. */
+int64_t clock_mono_ns(void);
 
 #endif

@@ -34,6 +34,7 @@ struct db_write {
 	void *arg;
 	int result;
 	struct db_write *next; /* the writer's queue link */
+	int64_t stage_ns;      /* db's own: when the write entered its current stage */
 };
 
 /*
@@ -80,8 +81,14 @@ int db_errno(int sqlite_rc);
 int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg);
 
 sqlite3 *db_handle(struct db_conn *conn);
-/* Number of writes committed since start and batches that carried them (for metrics). */
-void db_write_stats(struct npsd_db *db, uint64_t *ret_writes, uint64_t *ret_batches);
+/* Since start: writes committed, the batches (transactions) that carried them, and where
+ * their time went, summed over the writes: waiting for the writer (queue), their batch's
+ * statements and commit (batch), the fdatasync that made them durable (sync). */
+struct db_write_stats {
+	uint64_t writes, batches;
+	uint64_t queue_ns, batch_ns, sync_ns;
+};
+void db_write_stats(struct npsd_db *db, struct db_write_stats *ret);
 
 /* Helpers for binding: NULL binds SQL NULL. */
 int db_bind_text(sqlite3_stmt *stmt, int idx, const char *text);

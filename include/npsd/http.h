@@ -99,6 +99,15 @@ void http_suspend(struct http_request *req, void (*resumed)(struct http_request 
 /* Safe from any thread, once per suspension. */
 void http_resume(struct http_request *req);
 
+/* Since start, for requests that waited on storage: how many were resumed and the time from
+ * storage answering to their handler running again (resume), and how many replies went out
+ * whole and the time from queueing each to its last byte sent (send). For /metrics. */
+struct http_stage_stats {
+	uint64_t resumed, resume_ns;
+	uint64_t sent, send_ns;
+};
+void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
+
 /* Helpers for handlers: query parameters. Each returns 0 (value written, or left as is when
  * absent) or replies 400 naming the parameter and returns -1. */
 int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value);
