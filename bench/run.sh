@@ -174,8 +174,8 @@ thread_cpu() {
 	done | awk '{ a[$1] += $2 } END { for (k in a) print k, a[k] }' | sort
 }
 
-# idle_ticks: the machine's idle + iowait time so far (clock ticks, all cores).
-idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
+# cpu_ticks: the machine's busy and idle (+ iowait) time so far, clock ticks over all cores.
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 
 wait_for_port() { # wait_for_port FILE PID: up to 15 s for a port number in FILE
 	local file=$1 pid=$2 i
@@ -226,11 +226,11 @@ EOF
 	say "npsd measured run: $WRK_SHOWN"
 	http_get "$PORT" /metrics >"$TMP/metrics-before.txt" || true
 	thread_cpu "$NPSD_PID" >"$TMP/cpu-before.txt"
-	idle_before=$(idle_ticks)
+	machine_before=$(cpu_ticks)
 	run_wrk npsd "$URL" "$SECONDS_RUN"
 	n_rps=$B_rps n_201=$B_s201 n_non2xx=$B_non2xx n_p50=$B_p50_ms n_p90=$B_p90_ms n_p99=$B_p99_ms
 	n_unanswered=$B_unanswered n_errors=$B_errors n_secs=$B_seconds
-	idle_after=$(idle_ticks)
+	machine_after=$(cpu_ticks)
 	thread_cpu "$NPSD_PID" >"$TMP/cpu-after.txt"
 	http_get "$PORT" /metrics >"$TMP/metrics-after.txt" || true
 	cp "$TMP"/metrics-*.txt "$OUT/" 2>/dev/null || true
@@ -261,11 +261,20 @@ EOF
 		"$TMP/metrics-before.txt" "$TMP/metrics-after.txt" 2>/dev/null || echo "n/a")
 	cycle_ms=$(awk -v c="$CONNS" -v r="$n_rps" 'BEGIN { if (r > 0) printf "%.2f", c / r * 1000; else print "n/a" }')
 	requests=$(awk -v r="$n_rps" -v s="$n_secs" 'BEGIN { printf "%.0f", r * s }')
-	cpu_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" '
-		n > 0 { us = ($3 - $2) * 1e6 / hz / n; total += us; if (us >= 0.5) out = out sprintf(" %s %.0f", $1, us) }
-		END { printf "%.0f us per answer (%s)", total, substr(out, 2) }')
-	idle_pct=$(awk -v a="$idle_before" -v b="$idle_after" -v s="$n_secs" -v hz="$(getconf CLK_TCK)" -v c="$(nproc)" \
-		'BEGIN { printf "%.0f", (b - a) / hz / s / c * 100 }')
+	# npsd's CPU per answer by thread, the rest of the machine's (wrk, the kernel's share
+	# outside npsd), the idle share, and the rate two never-idle cores would carry at these
+	# costs: the CPU bound of this closed loop.
+	cpu_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+		-v m0="$machine_before" -v m1="$machine_after" -v cores="$(nproc)" '
+		n > 0 { us = ($3 - $2) * 1e6 / hz / n; npsd += us; if (us >= 0.5) out = out sprintf(" %s %.0f", $1, us) }
+		END {
+			split(m0, a, " "); split(m1, b, " ")
+			busy = (b[1] - a[1]) * 1e6 / hz; idle = (b[2] - a[2]) * 1e6 / hz
+			rest = n > 0 ? busy / n - npsd : 0
+			printf "npsd %.0f us per answer (%s), the rest of the machine (wrk, kernel) %.0f us; ", npsd, substr(out, 2), rest
+			printf "idle %.0f%%; two busy cores at these costs: at most %.0f answers/s", \
+				(busy + idle > 0 ? idle / (busy + idle) * 100 : 0), (npsd + rest > 0 ? cores * 1e6 / (npsd + rest) : 0)
+		}')
 
 	hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$NPSD_PID/status" 2>/dev/null || echo 0)
 	rss_mib=$(awk -v k="${hwm_kb:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -503,7 +512,7 @@ fi
 			"$durable" "$n_p90" "$n_errors" "$warm_201" "$warm_non2xx"
 		printf 'stages:        %s; a connection'"'"'s round trip %s ms (%s connections / req/s); %s answers per commit\n' \
 			"$stages" "$cycle_ms" "$CONNS" "$per_commit"
-		printf 'cpu:           npsd %s; machine idle %s%%\n' "$cpu_line" "$idle_pct"
+		printf 'cpu:           %s\n' "$cpu_line"
 	else
 		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
 			" $(nproc) cores  phases:$PHASES"
