@@ -48,7 +48,8 @@ struct npsd_db {
 
 	/* Commits are made durable off the writer thread: the writer commits with
 	 * synchronous=NORMAL and hands the batch here; this thread fdatasyncs the WAL and only
-	 * then wakes the batch's requests. The writer meanwhile runs the next batch. */
+	 * then wakes the batch's requests. The writer meanwhile runs the next writes in a new
+	 * transaction and commits it when this sync is done (take_while_syncing). */
 	pthread_t sync_thread;
 	int sync_running;
 	pthread_mutex_t sync_lock;
@@ -57,6 +58,7 @@ struct npsd_db {
 	int sync_dirty; /* a commit with changes was handed over since the last sync */
 	int sync_stopping;
 	int wal_fd;
+	atomic_int sync_busy; /* a commit handed over is not durable yet */
 
 	/* Held while the hook runs, and to replace it: once db_on_commit() returns, the old
 	 * hook is neither running nor will run again. */
@@ -343,6 +345,7 @@ static void hand_to_sync(struct npsd_db *db, struct db_write *batch, bool change
 	db->sync_tail = tail;
 	if (changed)
 		db->sync_dirty = 1;
+	atomic_store(&db->sync_busy, 1);
 	pthread_cond_signal(&db->sync_wake);
 	pthread_mutex_unlock(&db->sync_lock);
 }
@@ -398,8 +401,62 @@ static void *sync_main(void *arg)
 			atomic_fetch_add(&db->sync_ns, waited);
 		}
 		finish_batch(batch);
+		/* Nothing more handed over: the writer may commit what it holds. */
+		pthread_mutex_lock(&db->sync_lock);
+		bool idle = !db->sync_head;
+		if (idle)
+			atomic_store(&db->sync_busy, 0);
+		pthread_mutex_unlock(&db->sync_lock);
+		if (idle) {
+			pthread_mutex_lock(&db->queue_lock);
+			pthread_cond_signal(&db->queue_wake);
+			pthread_mutex_unlock(&db->queue_lock);
+		}
 	}
 	return NULL;
+}
+
+/* One transaction for the whole batch; its sync happens on the sync thread. */
+/* Runs each write of the list in a savepoint of its own inside the open transaction, and
+ * adds up its time queued (stage_ns becomes the time it started). Returns 0, or a negative
+ * errno when the transaction cannot go on; SQLite may have rolled it back already (disk
+ * full, I/O error). */
+static int apply_writes(struct db_conn *conn, struct db_write *list, uint64_t *count, uint64_t *queued_ns)
+{
+	sqlite3 *h = conn->handle;
+	for (struct db_write *w = list; w; w = w->next) {
+		int64_t started = clock_mono_ns();
+		(*count)++;
+		*queued_ns += (uint64_t)(started - w->stage_ns);
+		w->stage_ns = started;
+		int r = conn_step_cached(conn, "SAVEPOINT one_write");
+		if (r < 0)
+			return r;
+		w->result = w->apply(conn, w->arg);
+		if (sqlite3_get_autocommit(h))
+			return w->result < 0 ? w->result : -EIO;
+		if (w->result < 0 && (r = conn_step_cached(conn, "ROLLBACK TO one_write")) < 0)
+			return r;
+		if ((r = conn_step_cached(conn, "RELEASE one_write")) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* While an fdatasync is in flight a commit would only wait for it: the writer keeps the
+ * transaction open and takes in what arrives meanwhile, so each fdatasync covers one
+ * commit, as large as the disk's latency makes it (fewer commits: fewer WAL frames, locks
+ * and syncs per write). Returns the writes that arrived, or NULL once the sync is done or
+ * npsd stops. */
+static struct db_write *take_while_syncing(struct npsd_db *db)
+{
+	pthread_mutex_lock(&db->queue_lock);
+	while (!db->queue_head && atomic_load(&db->sync_busy) && !db->stopping)
+		pthread_cond_wait(&db->queue_wake, &db->queue_lock);
+	struct db_write *more = db->queue_head;
+	db->queue_head = db->queue_tail = NULL;
+	pthread_mutex_unlock(&db->queue_lock);
+	return more;
 }
 
 /* One transaction for the whole batch; its sync happens on the sync thread. */
@@ -408,36 +465,27 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 	struct db_conn *conn = db->writer;
 	sqlite3 *h = conn->handle;
 	uint64_t count = 0, queued_ns = 0;
-	int64_t started = clock_mono_ns();
 	int changes_before = sqlite3_total_changes(h);
 	int r = conn_step_cached(conn, "BEGIN IMMEDIATE");
 	if (r < 0) {
 		fail_batch(batch, r);
 		goto finish;
 	}
-	for (struct db_write *w = batch; w; w = w->next) {
-		count++;
-		queued_ns += (uint64_t)(started - w->stage_ns);
-		r = conn_step_cached(conn, "SAVEPOINT one_write");
-		if (r < 0) {
-			fail_batch(batch, r);
-			goto rollback;
-		}
-		w->result = w->apply(conn, w->arg);
-		if (sqlite3_get_autocommit(h)) {
-			/* SQLite rolled the whole transaction back (disk full, I/O error): every
-			 * write of this batch is gone, so every one of them must hear so. */
-			fail_batch(batch, w->result < 0 ? w->result : -EIO);
-			goto finish;
-		}
-		if (w->result < 0 && (r = conn_step_cached(conn, "ROLLBACK TO one_write")) < 0) {
-			fail_batch(batch, r);
-			goto rollback;
-		}
-		if ((r = conn_step_cached(conn, "RELEASE one_write")) < 0) {
-			fail_batch(batch, r);
-			goto rollback;
-		}
+	struct db_write *tail = batch;
+	r = apply_writes(conn, batch, &count, &queued_ns);
+	while (r == 0 && atomic_load(&db->sync_busy)) {
+		struct db_write *more = take_while_syncing(db);
+		if (!more)
+			break;
+		while (tail->next)
+			tail = tail->next;
+		tail->next = more;
+		r = apply_writes(conn, more, &count, &queued_ns);
+	}
+	if (r < 0) {
+		/* Every write of this batch is gone, so every one of them must hear so. */
+		fail_batch(batch, r);
+		goto rollback;
 	}
 	r = conn_step_cached(conn, "COMMIT");
 	if (r < 0) {
@@ -445,10 +493,13 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 		goto rollback;
 	}
 	int64_t committed = clock_mono_ns();
+	uint64_t in_batch_ns = 0;
+	for (struct db_write *w = batch; w; w = w->next)
+		in_batch_ns += (uint64_t)(committed - w->stage_ns);
 	atomic_fetch_add(&db->writes_committed, count);
 	atomic_fetch_add(&db->batches_committed, 1);
 	atomic_fetch_add(&db->queue_ns, queued_ns);
-	atomic_fetch_add(&db->batch_ns, count * (uint64_t)(committed - started));
+	atomic_fetch_add(&db->batch_ns, in_batch_ns);
 	bool changed = sqlite3_total_changes(h) != changes_before;
 	if (changed) {
 		pthread_mutex_lock(&db->hook_lock);
