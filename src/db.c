@@ -1,7 +1,5 @@
 #include "npsd/db.h"
 
-#include "npsd/clock.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -416,7 +414,6 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
-/* One transaction for the whole batch; its sync happens on the sync thread. */
 /* Runs each write of the list in a savepoint of its own inside the open transaction, and
  * adds up its time queued (stage_ns becomes the time it started). Returns 0, or a negative
  * errno when the transaction cannot go on; SQLite may have rolled it back already (disk
