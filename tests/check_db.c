@@ -120,6 +120,96 @@ START_TEST(failed_writes_roll_back_alone)
 }
 END_TEST
 
+/* A write whose done() holds the sync thread until the test lets it go: meanwhile the
+ * commit it belongs to is not durable yet, as if its fdatasync were slow. */
+struct held_write {
+	struct key_write kw; /* first: the writer hands back its db_write */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool entered, released;
+};
+
+static void held_done(struct db_write *w)
+{
+	struct held_write *h = (struct held_write *)w;
+	pthread_mutex_lock(&h->lock);
+	h->entered = true;
+	pthread_cond_broadcast(&h->cond);
+	while (!h->released)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+	key_done(w);
+}
+
+START_TEST(writes_during_a_sync_join_one_commit_and_fail_alone)
+{
+	enum { N = 12 };
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	int held_count = 0, done = 0;
+	struct held_write held = {
+		.kw = { .w = { .apply = insert_key, .done = held_done, .arg = &held.kw },
+		        .n = 1000,
+		        .lock = &lock,
+		        .cond = &cond,
+		        .done = &held_count },
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	db_submit(db, &held.kw.w);
+	pthread_mutex_lock(&held.lock);
+	while (!held.entered)
+		pthread_cond_wait(&held.cond, &held.lock);
+	pthread_mutex_unlock(&held.lock);
+	struct db_write_stats before, during, after;
+	db_write_stats(db, &before);
+
+	/* The sync thread is busy: these are taken into one open transaction, not committed. */
+	struct key_write writes[N];
+	for (int i = 0; i < N; i++) {
+		writes[i] =
+		        (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = &writes[i] },
+			                    .n = i,
+			                    .fail = i % 3 == 0,
+			                    .lock = &lock,
+			                    .cond = &cond,
+			                    .done = &done };
+		db_submit(db, &writes[i].w);
+		usleep(2000);
+	}
+	usleep(100 * 1000);
+	db_write_stats(db, &during);
+	ck_assert_uint_eq(during.batches, before.batches);
+	pthread_mutex_lock(&lock);
+	ck_assert_int_eq(done, 0);
+	pthread_mutex_unlock(&lock);
+
+	pthread_mutex_lock(&held.lock);
+	held.released = true;
+	pthread_cond_broadcast(&held.cond);
+	pthread_mutex_unlock(&held.lock);
+	pthread_mutex_lock(&lock);
+	while (done < N || held_count < 1)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+	db_write_stats(db, &after);
+	ck_assert_uint_eq(after.batches, before.batches + 1);
+	ck_assert_uint_eq(after.writes, before.writes + N);
+	ck_assert_int_eq(held.kw.w.result, 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(writes[i].w.result, i % 3 == 0 ? -EINVAL : 0);
+	int count = 0;
+	struct db_conn *conn = db_reader(db);
+	ck_assert_int_eq(store_key_each(conn, false, count_key, &count), 0);
+	db_reader_put(db, conn);
+	ck_assert_int_eq(count, 1 + N - N / 3);
+	db_close(&db);
+}
+END_TEST
+
 struct parts {
 	int kept;
 };
@@ -220,6 +310,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, failed_writes_roll_back_alone);
+	tcase_add_test(tc, writes_during_a_sync_join_one_commit_and_fail_alone);
 	tcase_add_test(tc, isolated_parts_fail_alone);
 	tcase_add_test(tc, migrations_apply_once_and_data_survives);
 	tcase_add_test(tc, open_reports_a_bad_path);
