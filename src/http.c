@@ -20,6 +20,11 @@
 
 #define MAX_PATH_SEGMENTS 8
 
+/* libmicrohttpd's per-connection pool (default 32 KiB) holds the request line, headers and
+ * read buffer, and is cleared for every request on a kept-alive connection; 16 KiB still
+ * takes headers far beyond what survey platforms and browsers send. */
+#define CONNECTION_MEMORY (16 * 1024)
+
 struct http_server {
 	struct MHD_Daemon *daemon;
 	const struct route *routes;
@@ -489,7 +494,9 @@ static void take_body(struct http_request *req, const char *data, size_t size)
 		return;
 	}
 	if (req->body_len + size > req->body_cap) {
-		size_t cap = req->body_cap ? req->body_cap : 1024;
+		/* Most bodies arrive whole in one piece: start at their size (a small-bin
+		 * allocation, which does not make glibc consolidate its fast bins), then double. */
+		size_t cap = req->body_cap ? req->body_cap : (size < 256 ? 256 : size);
 		while (cap < req->body_len + size)
 			cap *= 2;
 		if (cap > req->max_body)
@@ -675,7 +682,8 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-	        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, 10000, MHD_OPTION_ARRAY,
+	        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, 10000,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY,
 	        (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->daemon) {
