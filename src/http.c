@@ -90,9 +90,30 @@ static void set_reply(struct http_request *req, unsigned status, char *body, siz
 	req->reply_len = len;
 }
 
+/* Most answers are small: dumped into a stack buffer and copied once, instead of
+ * json_dumps growing its buffer from 16 bytes. Returns NULL when out of memory. */
+static char *dump_json(json_t *body, size_t *ret_len)
+{
+	char small[1024];
+	size_t len = json_dumpb(body, small, sizeof small, JSON_COMPACT);
+	if (len == 0 || len > sizeof small) {
+		char *text = json_dumps(body, JSON_COMPACT);
+		*ret_len = text ? strlen(text) : 0;
+		return text;
+	}
+	char *text = malloc(len + 1);
+	if (text) {
+		memcpy(text, small, len);
+		text[len] = '\0';
+	}
+	*ret_len = len;
+	return text;
+}
+
 void http_reply_json(struct http_request *req, unsigned status, json_t *body)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
+	size_t len;
+	char *text = dump_json(body, &len);
 	json_decref(body);
 	if (!text) {
 		static const char oom[] =
@@ -101,7 +122,7 @@ void http_reply_json(struct http_request *req, unsigned status, json_t *body)
 		set_reply(req, 503, strdup(oom), sizeof oom - 1);
 		return;
 	}
-	set_reply(req, status, text, strlen(text));
+	set_reply(req, status, text, len);
 }
 
 void http_reply_text(struct http_request *req, unsigned status, const char *content_type, char *body)
