@@ -8,12 +8,14 @@
  * thread's time. The frames of a transaction are appended one after another, so they
  * coalesce into a single write.
  *
- * Why it is safe: no reader can see a frame before it is in the file. SQLite publishes a
- * commit by writing the wal-index header twice with a memory barrier between (readers
- * only trust the two copies when they agree); the barrier is a call on the main database
- * file, and there this VFS first flushes the database's WAL buffer. Every other operation
- * on the WAL file (read, size, truncate, close, sync) flushes first too. Files other than
- * WALs are passed straight through.
+ * Why it is safe: the buffer is written out with the last frame of each commit, before
+ * SQLite publishes it: a frame header whose "database size" field is set marks the commit
+ * frame, and once its page is buffered the whole buffer goes to the file in that same
+ * xWrite call. A failure (a full disk) is then SQLite's to see: it fails the commit and
+ * rolls it back, and no frame that is not in the file is ever published. Were a flush to
+ * fail later (at the wal-index barrier, or when the 1 MiB buffer is full mid-transaction),
+ * it is reported too. Every other operation on the WAL file (read, size, truncate, close,
+ * sync) flushes first. Files other than WALs are passed straight through.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +30,7 @@
 /* The unix VFS refuses writes of 128 KiB or more in one call (it masks the length as a
  * guard), so a flush goes out in pieces below that. */
 #define WRITE_PIECE (64u << 10)
+#define FRAME_HEADER 24 /* a WAL frame: this header, then one page */
 
 struct walbuf_file {
 	sqlite3_file base;  /* must be first: SQLite sees this */
@@ -36,6 +39,7 @@ struct walbuf_file {
 	struct walbuf_file *main_db; /* for a WAL: its database file */
 	struct walbuf_file *wal;     /* for a database: its open WAL, if any */
 	int write_failed;            /* a flush at a barrier failed: the next sync reports it */
+	int commit_page_next;        /* the last header buffered was a commit frame's */
 	unsigned char *buf;
 	size_t len;
 	sqlite3_int64 offset; /* file offset of buf[0] */
@@ -98,12 +102,22 @@ static int wb_write(sqlite3_file *file, const void *data, int amount, sqlite3_in
 		if (rc != SQLITE_OK)
 			return rc;
 	}
-	if ((size_t)amount > WRITE_PIECE || (!f->buf && !(f->buf = malloc(WALBUF_CAP))))
-		return f->real->pMethods->xWrite(f->real, data, amount, offset);
+	if ((size_t)amount > WRITE_PIECE || (!f->buf && !(f->buf = malloc(WALBUF_CAP)))) {
+		int rc = flush(f);
+		return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amount, offset);
+	}
 	if (f->len == 0)
 		f->offset = offset;
 	memcpy(f->buf + f->len, data, (size_t)amount);
 	f->len += (size_t)amount;
+	if (f->commit_page_next) {
+		f->commit_page_next = 0;
+		return flush(f); /* the commit's last write: out now, while it can still fail */
+	}
+	/* Bytes 4..7 of a frame header: the database size after a commit, 0 in other frames. */
+	const unsigned char *h = data;
+	if (amount == FRAME_HEADER && (h[4] | h[5] | h[6] | h[7]))
+		f->commit_page_next = 1;
 	return SQLITE_OK;
 }
 

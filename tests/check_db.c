@@ -2,9 +2,12 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "npsd/db.h"
@@ -210,6 +213,89 @@ START_TEST(writes_during_a_sync_join_one_commit_and_fail_alone)
 }
 END_TEST
 
+/* Inserts `n` keys with names long enough to take pages of their own. */
+struct bulk {
+	int first, n;
+};
+
+static int insert_bulk(struct db_conn *conn, void *arg)
+{
+	const struct bulk *b = arg;
+	for (int i = b->first; i < b->first + b->n; i++) {
+		char name[2048];
+		snprintf(name, sizeof name, "bulk%06d-%01900d", i, 0);
+		uint8_t hash[TOKEN_HASH_LEN] = { 0 };
+		memcpy(hash, &i, sizeof i);
+		hash[8] = 0xb0;
+		int64_t id;
+		int r = store_key_insert(conn, name, ROLE_AGENT, hash, 1, &id);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int count_rows(const struct key_row *row, void *arg)
+{
+	(void)row;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int integrity(struct db_conn *conn, void *arg)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), "PRAGMA integrity_check", -1, &st, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	snprintf(arg, 256, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* A disk that fills up mid-commit: the write fails, nothing of it is kept, and the database
+ * stays whole for the writes after it (the WAL buffer must not publish frames that never
+ * reached the file). The file size limit stands in for a full disk. */
+START_TEST(a_full_disk_fails_the_write_and_keeps_the_database_whole)
+{
+	signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	struct bulk first = { 0, 50 };
+	ck_assert_int_eq(db_write_sync(db, insert_bulk, &first), 0);
+	char wal[160];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	struct stat st;
+	ck_assert_int_eq(stat(wal, &st), 0);
+	struct rlimit limit = { .rlim_cur = (rlim_t)st.st_size + 64 * 1024, .rlim_max = RLIM_INFINITY };
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+	struct bulk too_much = { 1000, 400 }; /* ~800 KiB of WAL: past the limit */
+	ck_assert_int_lt(db_write_sync(db, insert_bulk, &too_much), 0);
+	limit.rlim_cur = RLIM_INFINITY;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+	struct bulk after = { 2000, 20 };
+	ck_assert_int_eq(db_write_sync(db, insert_bulk, &after), 0);
+	int rows = 0;
+	struct db_conn *conn = db_reader(db);
+	ck_assert_int_eq(store_key_each(conn, false, count_rows, &rows), 0);
+	db_reader_put(db, conn);
+	ck_assert_int_eq(rows, 50 + 20);
+	char verdict[256] = "";
+	ck_assert_int_eq(db_write_sync(db, integrity, verdict), 0);
+	ck_assert_str_eq(verdict, "ok");
+	db_close(&db);
+	/* And after a restart, from the files alone. */
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	rows = 0;
+	conn = db_reader(db);
+	ck_assert_int_eq(store_key_each(conn, false, count_rows, &rows), 0);
+	db_reader_put(db, conn);
+	ck_assert_int_eq(rows, 50 + 20);
+	db_close(&db);
+}
+END_TEST
+
 struct parts {
 	int kept;
 };
@@ -312,6 +398,7 @@ int main(void)
 	tcase_add_test(tc, failed_writes_roll_back_alone);
 	tcase_add_test(tc, writes_during_a_sync_join_one_commit_and_fail_alone);
 	tcase_add_test(tc, isolated_parts_fail_alone);
+	tcase_add_test(tc, a_full_disk_fails_the_write_and_keeps_the_database_whole);
 	tcase_add_test(tc, migrations_apply_once_and_data_survives);
 	tcase_add_test(tc, open_reports_a_bad_path);
 	suite_add_tcase(s, tc);
