@@ -6,7 +6,9 @@
  *  - concurrent duplicates, conflicts, invalid and unique answers each get their own right
  *    answer, and the stored count matches;
  *  - concurrent batches answer per item, in order;
- *  - a restart applies no migration twice.
+ *  - a restart applies no migration twice;
+ *  - a full disk: 503 with Retry-After, nothing of the refused write kept, every 201 kept
+ *    (also after a restart).
  * Proof of storage is the idempotent retry: the identical body again must answer 200 with
  * the id the 201 gave (a lost answer would answer 201 again).
  */
@@ -21,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -51,7 +55,7 @@ static double now_s(void)
 static struct shared_dirs {
 	int n;
 	char dir[MAX_DIRS][128];
-} *shared;
+} * shared;
 
 static void dirs_setup(void)
 {
@@ -319,8 +323,9 @@ static size_t verify_acked(const struct npsd_proc *p, const char *token, struct 
 				json_int_t id = json_integer_value(json_object_get(item, "id"));
 				if (st != 200) {
 					if (!lost++)
-						snprintf(first_lost, sizeof first_lost, "%s-%d-%d (status %lld)",
-						         load->prefix, t, lt->acked[i].n, (long long)st);
+						snprintf(first_lost, sizeof first_lost,
+						         "%s-%d-%d (status %lld)", load->prefix, t,
+						         lt->acked[i].n, (long long)st);
 				} else if (id != lt->acked[i].id) {
 					wrong_id++;
 				}
@@ -331,8 +336,9 @@ static size_t verify_acked(const struct npsd_proc *p, const char *token, struct 
 	}
 	free(body);
 	client_free(&c);
-	ck_assert_msg(lost == 0, "%zu of %zu acknowledged answers were not stored after the restart; first: %s",
-	              lost, checked, first_lost);
+	ck_assert_msg(lost == 0,
+	              "%zu of %zu acknowledged answers were not stored after the restart; first: %s", lost,
+	              checked, first_lost);
 	ck_assert_msg(wrong_id == 0, "%zu acknowledged answers came back with another id", wrong_id);
 	return checked;
 }
@@ -353,7 +359,7 @@ static size_t list_all(const struct npsd_proc *p, const char *manager, char ***r
 		ck_assert(json_is_array(surveys));
 		size_t i;
 		json_t *s;
-		json_array_foreach(surveys, i, s) {
+		json_array_foreach (surveys, i, s) {
 			if (n == cap) {
 				cap *= 2;
 				ids = realloc(ids, cap * sizeof *ids);
@@ -416,7 +422,8 @@ static void report_load(const char *what, struct load *load, size_t acked, doubl
 		other += load->th[t].other_status;
 		if (load->th[t].other_status)
 			fprintf(stderr, "  %s: thread %d: %zu non-201 answers, last %ld: %s\n", what, t,
-			        load->th[t].other_status, load->th[t].last_other_status, load->th[t].last_other_body);
+			        load->th[t].other_status, load->th[t].last_other_status,
+			        load->th[t].last_other_body);
 	}
 	fprintf(stderr, "%s: %zu acknowledged in %.2f s, %zu transport failures, %zu other answers\n", what,
 	        acked, secs, failures, other);
@@ -442,9 +449,12 @@ START_TEST(kill9_under_load_loses_no_acknowledged_answer)
 	report_load("kill -9", &load, acked, now_s() - t0);
 	ck_assert_int_eq(status, 128 + SIGKILL);
 	for (int t = 0; t < LOAD_THREADS; t++)
-		ck_assert_msg(load.th[t].other_status == 0, "thread %d got %zu answers other than 201 before the kill (last %ld: %s)",
-		              t, load.th[t].other_status, load.th[t].last_other_status, load.th[t].last_other_body);
-	ck_assert_msg(acked >= 300, "only %zu answers acknowledged in 1.5 s: the test would prove little", acked);
+		ck_assert_msg(load.th[t].other_status == 0,
+		              "thread %d got %zu answers other than 201 before the kill (last %ld: %s)", t,
+		              load.th[t].other_status, load.th[t].last_other_status,
+		              load.th[t].last_other_body);
+	ck_assert_msg(acked >= 300, "only %zu answers acknowledged in 1.5 s: the test would prove little",
+	              acked);
 
 	ck_assert_int_eq(npsd_restart(&p), 0);
 	size_t checked = verify_acked(&p, ingest, &load);
@@ -546,9 +556,10 @@ START_TEST(sigterm_finishes_the_request_in_flight_and_exits_0)
 	char *ingest = npsctl_key(&p, "ingest", "term-ingest");
 	ck_assert_ptr_nonnull(ingest);
 
-	static const char body[] =
-		"{\"response_id\":\"term-inflight-1\",\"customer\":{\"id\":\"C-term-1\",\"phone\":\"+31612345678\"},"
-		"\"touchpoint\":\"claim\",\"score\":4,\"comment\":\"slow sender\",\"answered_at\":\"" ANSWERED_AT "\"}";
+	static const char body[] = "{\"response_id\":\"term-inflight-1\",\"customer\":{\"id\":\"C-term-1\","
+	                           "\"phone\":\"+31612345678\"},"
+	                           "\"touchpoint\":\"claim\",\"score\":4,\"comment\":\"slow "
+	                           "sender\",\"answered_at\":\"" ANSWERED_AT "\"}";
 	struct slow_post s = { .p = &p, .token = ingest, .body = body, .len = sizeof body - 1 };
 	pthread_t thread;
 	ck_assert_int_eq(pthread_create(&thread, NULL, slow_post_main, &s), 0);
@@ -582,7 +593,8 @@ START_TEST(sigterm_finishes_the_request_in_flight_and_exits_0)
 	ck_assert_int_eq(npsd_restart(&p), 0);
 	struct http_result r;
 	http_json(&p, "POST", "/v1/surveys", ingest, body, &r);
-	ck_assert_msg(r.status == 200, "the answer acknowledged at SIGTERM: retry answered %ld: %s", r.status, r.body);
+	ck_assert_msg(r.status == 200, "the answer acknowledged at SIGTERM: retry answered %ld: %s", r.status,
+	              r.body);
 	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "id")), id);
 	http_result_free(&r);
 	before = log_len(&p);
@@ -621,13 +633,14 @@ START_TEST(sigterm_under_load_exits_0_and_keeps_every_201)
 	/* Anything else than 201 or a refused connection must be a 503 while shutting down. */
 	for (int t = 0; t < LOAD_THREADS; t++)
 		ck_assert_msg(load.th[t].other_status == 0 || load.th[t].last_other_status == 503,
-		              "thread %d got %ld: %s", t, load.th[t].last_other_status, load.th[t].last_other_body);
+		              "thread %d got %ld: %s", t, load.th[t].last_other_status,
+		              load.th[t].last_other_body);
 
 	/* Durability first (it holds even when the exit went wrong), then the clean exit. */
 	ck_assert_int_eq(npsd_restart(&p), 0);
 	ck_assert_uint_eq(verify_acked(&p, ingest, &load), acked);
-	ck_assert_msg(status == 0, "npsd exited with %d after SIGTERM under load; its log since SIGTERM:\n%s", status,
-	              tail);
+	ck_assert_msg(status == 0, "npsd exited with %d after SIGTERM under load; its log since SIGTERM:\n%s",
+	              status, tail);
 	ck_assert_msg(strstr(tail, "stopped"), "no \"stopped\" in the log:\n%s", tail);
 	free(tail);
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
@@ -646,8 +659,8 @@ enum kind { K_UNIQUE, K_DUP, K_CONFLICT, K_INVALID, K_RETRY };
 
 struct planned {
 	enum kind kind;
-	int group;            /* dup/conflict group, or the unique answer a retry repeats */
-	int variant;          /* conflict: which content */
+	int group;                          /* dup/conflict group, or the unique answer a retry repeats */
+	int variant;                        /* conflict: which content */
 	const char *want_code, *want_field; /* invalid */
 	char body[640];
 	/* results */
@@ -689,25 +702,28 @@ static const struct invalid_case {
 	const char *rest; /* what follows the unique response_id */
 	const char *code, *field;
 } invalid_cases[] = {
-	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"claim\",\"score\":11}",
-	  "invalid_field", "score" },
+	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"claim\",\"score\":11}", "invalid_field",
+	  "score" },
 	{ "\"customer\":{\"id\":\"C-bad\"},\"score\":5}", "missing_field", "touchpoint" },
 	{ "\"customer\":{\"id\":\"C-bad\",\"phone\":\"0612\"},\"touchpoint\":\"claim\","
-	  "\"score\":5}", "invalid_field", "customer.phone" },
+	  "\"score\":5}",
+	  "invalid_field", "customer.phone" },
 	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"claim\",\"score\":5,"
-	  "\"colour\":\"red\"}", "invalid_field", "colour" },
+	  "\"colour\":\"red\"}",
+	  "invalid_field", "colour" },
 	{ "\"touchpoint\":\"claim\",\"score\":5}", "missing_field", "customer" },
-	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"Claim!\",\"score\":5}",
-	  "invalid_field", "touchpoint" },
-	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"claim\",\"score\":\"7\"}",
-	  "invalid_field", "score" },
+	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"Claim!\",\"score\":5}", "invalid_field",
+	  "touchpoint" },
+	{ "\"customer\":{\"id\":\"C-bad\"},\"touchpoint\":\"claim\",\"score\":\"7\"}", "invalid_field",
+	  "score" },
 };
 #define NINVALID (sizeof invalid_cases / sizeof invalid_cases[0])
 
 static void dup_body(char *out, size_t size, int g)
 {
 	snprintf(out, size,
-	         "{\"response_id\":\"gc-dup-%d\",\"customer\":{\"id\":\"C-gc-dup-%d\",\"name\":\"D\",\"phone\":\"+3163%07d\"},"
+	         "{\"response_id\":\"gc-dup-%d\",\"customer\":{\"id\":\"C-gc-dup-%d\",\"name\":\"D\","
+	         "\"phone\":\"+3163%07d\"},"
 	         "\"touchpoint\":\"renewal\",\"channel\":\"app\",\"score\":%d,\"comment\":\"same\","
 	         "\"answered_at\":\"" ANSWERED_AT "\",\"attributes\":{\"k\":\"v\"}}",
 	         g, g, g, g % 11);
@@ -770,7 +786,8 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 			row[k].kind = K_INVALID;
 			row[k].want_code = ic->code;
 			row[k].want_field = ic->field;
-			snprintf(row[k].body, sizeof row[k].body, "{\"response_id\":\"gc-bad-%d\",%s", bad, ic->rest);
+			snprintf(row[k].body, sizeof row[k].body, "{\"response_id\":\"gc-bad-%d\",%s", bad,
+			         ic->rest);
 		}
 		first_unique_of_round[r] = unique;
 		for (int i = 0; i < 5; i++, k++, unique++) {
@@ -820,7 +837,8 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 	for (int r = 0; r < GC_ROUNDS; r++)
 		for (int i = 0; i < PER_ROUND; i++)
 			if (plan[r][i].kind == K_UNIQUE && plan[r][i].status == 201)
-				unique_id[plan[r][i].group] = json_integer_value(json_object_get(plan[r][i].json, "id"));
+				unique_id[plan[r][i].group] =
+				        json_integer_value(json_object_get(plan[r][i].json, "id"));
 
 	int64_t conflict_id[GC_ROUNDS] = { 0 };
 	int conflict_winner[GC_ROUNDS];
@@ -828,8 +846,8 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 		struct planned *row = plan[r];
 		/* No request goes unanswered and none gets a 5xx. */
 		for (int i = 0; i < PER_ROUND; i++)
-			ck_assert_msg(row[i].status > 0 && row[i].status < 500, "round %d: %s answered %ld", r,
-			              row[i].body, row[i].status);
+			ck_assert_msg(row[i].status > 0 && row[i].status < 500, "round %d: %s answered %ld",
+			              r, row[i].body, row[i].status);
 
 		/* Duplicates: exactly one 201, the others 200 with the very same body. */
 		int created = 0;
@@ -837,12 +855,13 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 		for (int i = 0; i < PER_ROUND; i++) {
 			if (row[i].kind != K_DUP)
 				continue;
-			ck_assert_msg(row[i].status == 201 || row[i].status == 200, "duplicate %d answered %ld", r,
-			              row[i].status);
+			ck_assert_msg(row[i].status == 201 || row[i].status == 200,
+			              "duplicate %d answered %ld", r, row[i].status);
 			created += row[i].status == 201;
 			if (!first)
 				first = row[i].json;
-			ck_assert_msg(json_equal(first, row[i].json), "duplicates of gc-dup-%d got different bodies", r);
+			ck_assert_msg(json_equal(first, row[i].json),
+			              "duplicates of gc-dup-%d got different bodies", r);
 		}
 		ck_assert_msg(created == 1, "gc-dup-%d: %d answers of 201 for 4 identical posts", r, created);
 
@@ -860,11 +879,14 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 			if (row[i].kind != K_CONFLICT || row[i].status == 201)
 				continue;
 			if (row[i].variant == conflict_winner[r]) {
-				ck_assert_msg(row[i].status == 200, "gc-cf-%d: the winning content again answered %ld", r,
+				ck_assert_msg(row[i].status == 200,
+				              "gc-cf-%d: the winning content again answered %ld", r,
 				              row[i].status);
-				ck_assert_int_eq(json_integer_value(json_object_get(row[i].json, "id")), conflict_id[r]);
+				ck_assert_int_eq(json_integer_value(json_object_get(row[i].json, "id")),
+				                 conflict_id[r]);
 			} else {
-				ck_assert_msg(row[i].status == 409, "gc-cf-%d: the other content answered %ld", r, row[i].status);
+				ck_assert_msg(row[i].status == 409,
+				              "gc-cf-%d: the other content answered %ld", r, row[i].status);
 				json_t *err = json_object_get(row[i].json, "error");
 				ck_assert_str_eq(json_string_value(json_object_get(err, "code")), "conflict");
 			}
@@ -876,16 +898,21 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 				ck_assert_msg(pl->status == 400, "%s answered %ld", pl->body, pl->status);
 				json_t *err = json_object_get(pl->json, "error");
 				ck_assert_msg(err, "400 without an error object for %s", pl->body);
-				ck_assert_str_eq(json_string_value(json_object_get(err, "code")), pl->want_code);
-				ck_assert_str_eq(json_string_value(json_object_get(err, "field")), pl->want_field);
+				ck_assert_str_eq(json_string_value(json_object_get(err, "code")),
+				                 pl->want_code);
+				ck_assert_str_eq(json_string_value(json_object_get(err, "field")),
+				                 pl->want_field);
 			} else if (pl->kind == K_UNIQUE) {
 				ck_assert_msg(pl->status == 201, "%s answered %ld", pl->body, pl->status);
 				char want[32];
 				snprintf(want, sizeof want, "gc-u-%d", pl->group);
-				ck_assert_str_eq(json_string_value(json_object_get(pl->json, "response_id")), want);
+				ck_assert_str_eq(json_string_value(json_object_get(pl->json, "response_id")),
+				                 want);
 			} else if (pl->kind == K_RETRY) {
-				ck_assert_msg(pl->status == 200, "retry of gc-u-%d answered %ld", pl->group, pl->status);
-				ck_assert_int_eq(json_integer_value(json_object_get(pl->json, "id")), unique_id[pl->group]);
+				ck_assert_msg(pl->status == 200, "retry of gc-u-%d answered %ld", pl->group,
+				              pl->status);
+				ck_assert_int_eq(json_integer_value(json_object_get(pl->json, "id")),
+				                 unique_id[pl->group]);
 			}
 		}
 	}
@@ -909,7 +936,8 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 		struct http_result res;
 		http_json(&p, "GET", path, manager, NULL, &res);
 		ck_assert_int_eq(res.status, 200);
-		ck_assert_int_eq(json_integer_value(json_object_get(res.json, "score")), conflict_scores[conflict_winner[r]]);
+		ck_assert_int_eq(json_integer_value(json_object_get(res.json, "score")),
+		                 conflict_scores[conflict_winner[r]]);
 		http_result_free(&res);
 	}
 
@@ -946,16 +974,18 @@ static char *batch_body(int t, int b)
 		int score = (t + b + i) % 11;
 		if (batch_item_invalid(i)) /* alternately a bad score and a bad phone */
 			off += (size_t)snprintf(body + off, cap - off,
-			                        "{\"response_id\":\"bt-%d-%d-%d\",\"customer\":{\"id\":\"C-bt-%d\",\"phone\":\"%s\"},"
+			                        "{\"response_id\":\"bt-%d-%d-%d\",\"customer\":{\"id\":\"C-"
+			                        "bt-%d\",\"phone\":\"%s\"},"
 			                        "\"touchpoint\":\"claim\",\"score\":%d}",
 			                        t, b, i, i, (i / 13) % 2 ? "+31 6 12" : "+31612345678",
 			                        (i / 13) % 2 ? 5 : -1);
 		else
-			off += (size_t)snprintf(body + off, cap - off,
-			                        "{\"response_id\":\"bt-%d-%d-%d\",\"customer\":{\"id\":\"C-bt-%d-%d\","
-			                        "\"phone\":\"+3165%07d\"},\"touchpoint\":\"claim\",\"score\":%d,"
-			                        "\"answered_at\":\"" ANSWERED_AT "\"}",
-			                        t, b, i, t, i % 9, t * 1000 + i, score);
+			off += (size_t)snprintf(
+			        body + off, cap - off,
+			        "{\"response_id\":\"bt-%d-%d-%d\",\"customer\":{\"id\":\"C-bt-%d-%d\","
+			        "\"phone\":\"+3165%07d\"},\"touchpoint\":\"claim\",\"score\":%d,"
+			        "\"answered_at\":\"" ANSWERED_AT "\"}",
+			        t, b, i, t, i % 9, t * 1000 + i, score);
 	}
 	body[off++] = ']';
 	body[off] = '\0';
@@ -992,20 +1022,21 @@ static void *batch_main(void *arg)
 static void check_batch(int t, int b, long status, json_t *json, int want_status, int64_t *ids)
 {
 	ck_assert_msg(status == 200, "batch %d/%d answered %ld", t, b, status);
-	ck_assert_msg(json_is_array(json) && json_array_size(json) == BATCH_ITEMS, "batch %d/%d: not %d results", t, b,
-	              BATCH_ITEMS);
+	ck_assert_msg(json_is_array(json) && json_array_size(json) == BATCH_ITEMS,
+	              "batch %d/%d: not %d results", t, b, BATCH_ITEMS);
 	for (int i = 0; i < BATCH_ITEMS; i++) {
 		json_t *item = json_array_get(json, (size_t)i);
 		json_int_t st = json_integer_value(json_object_get(item, "status"));
 		if (batch_item_invalid(i)) {
-			ck_assert_msg(st == 400, "batch %d/%d item %d: status %lld, expected 400", t, b, i, (long long)st);
+			ck_assert_msg(st == 400, "batch %d/%d item %d: status %lld, expected 400", t, b, i,
+			              (long long)st);
 			json_t *err = json_object_get(item, "error");
 			const char *field = json_string_value(json_object_get(err, "field"));
 			ck_assert_str_eq(field ? field : "(none)", (i / 13) % 2 ? "customer.phone" : "score");
 			continue;
 		}
-		ck_assert_msg(st == want_status, "batch %d/%d item %d: status %lld, expected %d", t, b, i, (long long)st,
-		              want_status);
+		ck_assert_msg(st == want_status, "batch %d/%d item %d: status %lld, expected %d", t, b, i,
+		              (long long)st, want_status);
 		char want[48];
 		snprintf(want, sizeof want, "bt-%d-%d-%d", t, b, i);
 		const char *rid = json_string_value(json_object_get(item, "response_id"));
@@ -1072,6 +1103,150 @@ END_TEST
 
 /* ---------- 5. restart: migrations once, data kept ---------- */
 
+/* ---------- a full disk ---------- */
+
+#define FULL_BATCH 40
+#define FULL_MAX_ROUNDS 40
+#define FULL_MAX_ITEMS (FULL_BATCH * (FULL_MAX_ROUNDS + 4))
+
+/* One answer of round r, item i, as its own JSON text (a retry posts it again as it was). */
+static char *full_item(int round, int i)
+{
+	char comment[3001];
+	memset(comment, 'x', sizeof comment - 1);
+	comment[sizeof comment - 1] = '\0';
+	char *text = NULL;
+	ck_assert_int_ge(asprintf(&text,
+	                          "{\"response_id\":\"full-%d-%d\",\"customer\":{\"id\":\"C-full-%d-%d\"},"
+	                          "\"touchpoint\":\"claim\",\"score\":9,\"comment\":\"%s\",\"answered_at\":"
+	                          "\"" ANSWERED_AT "\"}",
+	                          round, i, round, i, comment),
+	                 0);
+	return text;
+}
+
+struct full_state {
+	char *items[FULL_MAX_ITEMS]; /* acknowledged answers, as posted */
+	json_int_t ids[FULL_MAX_ITEMS];
+	int n;
+};
+
+/* Posts round r as one batch; returns the HTTP status. On 200 every item must be a 201,
+ * and each is noted as acknowledged. *refused receives the items of a batch that was not
+ * stored (caller frees them). */
+static long post_full_round(const struct npsd_proc *p, const char *token, int round, struct full_state *st,
+                            char **refused)
+{
+	char *items[FULL_BATCH];
+	size_t total = 2;
+	for (int i = 0; i < FULL_BATCH; i++) {
+		items[i] = full_item(round, i);
+		total += strlen(items[i]) + 1;
+	}
+	char *body = malloc(total + 1), *at = body;
+	*at++ = '[';
+	for (int i = 0; i < FULL_BATCH; i++) {
+		if (i)
+			*at++ = ',';
+		size_t len = strlen(items[i]);
+		memcpy(at, items[i], len);
+		at += len;
+	}
+	*at++ = ']';
+	*at = '\0';
+	struct http_result r;
+	ck_assert_int_eq(http_json(p, "POST", "/v1/surveys", token, body, &r), 0);
+	free(body);
+	long status = r.status;
+	if (status == 200) {
+		ck_assert_uint_eq(json_array_size(r.json), FULL_BATCH);
+		for (int i = 0; i < FULL_BATCH; i++) {
+			json_t *item = json_array_get(r.json, (size_t)i);
+			ck_assert_int_eq(iget(item, "status"), 201);
+			ck_assert_int_lt(st->n, FULL_MAX_ITEMS);
+			st->ids[st->n] = iget(item, "id");
+			st->items[st->n++] = items[i];
+		}
+	} else {
+		ck_assert_msg(status == 503, "a batch on a full disk answered %ld: %s", status, r.body);
+		json_t *err = json_object_get(r.json, "error");
+		ck_assert_str_eq(sget(err, "code"), "unavailable");
+		char *retry = http_header(&r, "Retry-After");
+		ck_assert_msg(retry && atoi(retry) > 0, "a 503 without Retry-After");
+		free(retry);
+		for (int i = 0; i < FULL_BATCH; i++)
+			refused[i] = items[i];
+	}
+	http_result_free(&r);
+	return status;
+}
+
+/* Every acknowledged answer is stored: its identical retry answers 200 with its id. */
+static void assert_all_stored(const struct npsd_proc *p, const char *token, const struct full_state *st)
+{
+	for (int i = 0; i < st->n; i++) {
+		struct http_result r;
+		ck_assert_int_eq(http_json(p, "POST", "/v1/surveys", token, st->items[i], &r), 0);
+		ck_assert_msg(r.status == 200, "acknowledged answer %d: its retry answered %ld", i, r.status);
+		ck_assert_int_eq(iget(r.json, "id"), st->ids[i]);
+		http_result_free(&r);
+	}
+}
+
+static void set_file_limit(pid_t pid, rlim_t bytes)
+{
+	struct rlimit limit = { .rlim_cur = bytes, .rlim_max = RLIM_INFINITY };
+	ck_assert_int_eq(prlimit(pid, RLIMIT_FSIZE, &limit, NULL), 0);
+}
+
+/* A disk that fills up: writes get 503 with Retry-After and nothing of them is kept; every
+ * answer acknowledged before and after is there, also after a restart. A file size limit,
+ * put on the running daemon, stands in for the full disk. */
+START_TEST(a_full_disk_answers_503_and_keeps_every_201)
+{
+	signal(SIGXFSZ, SIG_IGN); /* inherited by npsd: a write past the limit fails (EFBIG) */
+	struct npsd_proc p;
+	ck_assert_int_eq(start(&p), 0);
+	char *ingest = npsctl_key(&p, "ingest", "full-ingest");
+	ck_assert_ptr_nonnull(ingest);
+	static struct full_state st;
+	char *refused[FULL_BATCH] = { 0 };
+	int round = 0;
+	for (; round < 3; round++)
+		ck_assert_int_eq(post_full_round(&p, ingest, round, &st, refused), 200);
+
+	char wal[256];
+	snprintf(wal, sizeof wal, "%s-wal", p.db_path);
+	struct stat sb;
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	set_file_limit(p.pid, (rlim_t)sb.st_size + 256 * 1024);
+	long status = 200;
+	while (status == 200 && round < FULL_MAX_ROUNDS)
+		status = post_full_round(&p, ingest, round++, &st, refused);
+	ck_assert_msg(status == 503, "the disk never filled up in %d rounds", round);
+	set_file_limit(p.pid, RLIM_INFINITY);
+
+	/* Room again: the daemon goes on, nothing acknowledged is lost, nothing refused kept. */
+	ck_assert_int_eq(post_full_round(&p, ingest, round++, &st, refused), 200);
+	assert_all_stored(&p, ingest, &st);
+	for (int i = 0; i < FULL_BATCH; i++) {
+		struct http_result r;
+		ck_assert_int_eq(http_json(&p, "POST", "/v1/surveys", ingest, refused[i], &r), 0);
+		ck_assert_msg(r.status == 201, "a refused answer had been stored: its retry answered %ld",
+		              r.status);
+		http_result_free(&r);
+		free(refused[i]);
+	}
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	assert_all_stored(&p, ingest, &st);
+	for (int i = 0; i < st.n; i++)
+		free(st.items[i]);
+	free(ingest);
+	finish(&p);
+}
+END_TEST
+
 START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 {
 	struct npsd_proc p;
@@ -1081,8 +1256,9 @@ START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 	ck_assert_ptr_nonnull(ingest);
 	ck_assert_ptr_nonnull(manager);
 	static const char body[] =
-		"{\"response_id\":\"mig-1\",\"customer\":{\"id\":\"C-mig\",\"phone\":\"+31612345670\"},"
-		"\"touchpoint\":\"claim\",\"score\":3,\"comment\":\"kept\",\"answered_at\":\"" ANSWERED_AT "\"}";
+	        "{\"response_id\":\"mig-1\",\"customer\":{\"id\":\"C-mig\",\"phone\":\"+31612345670\"},"
+	        "\"touchpoint\":\"claim\",\"score\":3,\"comment\":\"kept\",\"answered_at\":\"" ANSWERED_AT
+	        "\"}";
 	struct http_result r;
 	http_json(&p, "POST", "/v1/surveys", ingest, body, &r);
 	ck_assert_msg(r.status == 201, "answered %ld: %s", r.status, r.body);
@@ -1100,7 +1276,8 @@ START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 		size_t before = log_len(&p);
 		ck_assert_int_eq(npsd_restart(&p), 0);
 		http_json(&p, "POST", "/v1/surveys", ingest, body, &r);
-		ck_assert_msg(r.status == 200, "after restart %d the retry answered %ld: %s", run + 1, r.status, r.body);
+		ck_assert_msg(r.status == 200, "after restart %d the retry answered %ld: %s", run + 1,
+		              r.status, r.body);
 		ck_assert_int_eq(json_integer_value(json_object_get(r.json, "id")), id);
 		http_result_free(&r);
 		char path[64];
@@ -1111,8 +1288,8 @@ START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 		http_result_free(&r);
 		ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 		log = npsd_log(&p);
-		ck_assert_msg(!strstr(log + before, "applied migration"), "restart %d applied a migration again:\n%s",
-		              run + 1, log + before);
+		ck_assert_msg(!strstr(log + before, "applied migration"),
+		              "restart %d applied a migration again:\n%s", run + 1, log + before);
 		ck_assert(strstr(log + before, "stopped"));
 		free(log);
 	}
@@ -1135,6 +1312,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, group_commit_gives_each_request_its_own_answer);
 	tcase_add_test(tc, concurrent_batches_answer_per_item_in_order);
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);
+	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
 	suite_add_tcase(s, tc);
 	return s;
 }
