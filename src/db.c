@@ -57,6 +57,12 @@ struct npsd_db {
 	int sync_stopping;
 	int wal_fd;
 	atomic_int sync_busy; /* a commit handed over is not durable yet */
+	/* A sync failed. After a failed fsync the kernel may have dropped the pages it could not
+	 * write, and a later fsync may succeed over the gap: from then on nothing is synced or
+	 * acknowledged again in this process (db_broken). */
+	atomic_int broken;
+	long fail_sync_at; /* test hook: NPSD_TEST_FAIL_SYNC=N fails the Nth sync; 0 = off */
+	long syncs;
 
 	/* Held while the hook runs, and to replace it: once db_on_commit() returns, the old
 	 * hook is neither running nor will run again. */
@@ -361,6 +367,10 @@ static int sync_wal(struct npsd_db *db)
 			return -EIO;
 		}
 	}
+	if (db->fail_sync_at > 0 && ++db->syncs == db->fail_sync_at) {
+		log_error("db: fdatasync of the WAL failed: %s (NPSD_TEST_FAIL_SYNC)", strerror(EIO));
+		return -EIO;
+	}
 	if (fdatasync(db->wal_fd) < 0) {
 		log_error("db: fdatasync of the WAL failed: %s", strerror(errno));
 		return errno == ENOSPC ? -ENOSPC : -EIO;
@@ -388,7 +398,10 @@ static void *sync_main(void *arg)
 		pthread_mutex_unlock(&db->sync_lock);
 		if (!batch)
 			break;
-		int r = dirty ? sync_wal(db) : 0;
+		int r = atomic_load(&db->broken) ? -EIO : dirty ? sync_wal(db) : 0;
+		if (r < 0 && !atomic_exchange(&db->broken, 1))
+			log_error("db: storage failed; no write is acknowledged from now on: restart npsd so "
+			          "that SQLite recovers what is on disk");
 		if (r < 0) {
 			fail_batch(batch, r);
 		} else {
@@ -463,7 +476,7 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 	sqlite3 *h = conn->handle;
 	uint64_t count = 0, queued_ns = 0;
 	int changes_before = sqlite3_total_changes(h);
-	int r = conn_step_cached(conn, "BEGIN IMMEDIATE");
+	int r = atomic_load(&db->broken) ? -EIO : conn_step_cached(conn, "BEGIN IMMEDIATE");
 	if (r < 0) {
 		fail_batch(batch, r);
 		goto finish;
@@ -549,6 +562,8 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	pthread_mutex_init(&db->hook_lock, NULL);
 	pthread_cond_init(&db->sync_wake, NULL);
 	db->wal_fd = -1;
+	const char *fail_sync = getenv("NPSD_TEST_FAIL_SYNC");
+	db->fail_sync_at = fail_sync ? strtol(fail_sync, NULL, 10) : 0;
 	r = conn_open(path, 0, &db->writer, ret_error);
 	if (r < 0)
 		goto fail;
@@ -714,6 +729,11 @@ void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 	db->free_readers = conn;
 	pthread_cond_signal(&db->pool_wake);
 	pthread_mutex_unlock(&db->pool_lock);
+}
+
+bool db_broken(struct npsd_db *db)
+{
+	return atomic_load(&db->broken);
 }
 
 void db_write_stats(struct npsd_db *db, struct db_write_stats *ret)

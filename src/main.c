@@ -309,16 +309,21 @@ int main(int argc, char **argv)
 
 	uint64_t watchdog_usec = 0;
 	int watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+	bool storage_failed = false;
 	for (;;) {
-		/* Wake at half the watchdog interval to ping it; otherwise only for signals. */
-		struct timespec wait = { .tv_sec = 3600 };
-		if (watchdog) {
-			uint64_t half = watchdog_usec / 2;
-			wait.tv_sec = (time_t)(half / 1000000);
-			wait.tv_nsec = (long)(half % 1000000) * 1000;
-		}
+		/* Wake every second (or at half the watchdog interval, if shorter) to see whether
+		 * storage failed and to ping the watchdog. */
+		struct timespec wait = { .tv_sec = 1 };
+		if (watchdog && watchdog_usec / 2 < 1000000)
+			wait = (struct timespec){ .tv_nsec = (long)(watchdog_usec / 2) * 1000 };
 		int sig = sigtimedwait(&signals, NULL, &wait);
 		if (sig < 0) {
+			if (db_broken(app.db)) {
+				/* Exit 1: systemd restarts npsd, and SQLite recovers what is on disk. */
+				log_error("storage failed: stopping");
+				storage_failed = true;
+				break;
+			}
 			if (watchdog)
 				sd_notify(0, "WATCHDOG=1");
 			continue;
@@ -347,7 +352,7 @@ int main(int argc, char **argv)
 	db_write_stats(app.db, &ws);
 	log_info("%llu writes committed in %llu transactions", (unsigned long long)ws.writes,
 	         (unsigned long long)ws.batches);
-	status = 0;
+	status = storage_failed ? 1 : 0;
 out:
 	http_stop(&server);
 	if (app.db)

@@ -8,7 +8,8 @@
  *  - concurrent batches answer per item, in order;
  *  - a restart applies no migration twice;
  *  - a full disk: 503 with Retry-After, nothing of the refused write kept, every 201 kept
- *    (also after a restart).
+ *    (also after a restart);
+ *  - a failed fdatasync: 503 from then on, exit status 1, every 201 kept after a restart.
  * Proof of storage is the idempotent retry: the identical body again must answer 200 with
  * the id the 201 gave (a lost answer would answer 201 again).
  */
@@ -1172,7 +1173,7 @@ static long post_full_round(const struct npsd_proc *p, const char *token, int ro
 		json_t *err = json_object_get(r.json, "error");
 		ck_assert_str_eq(sget(err, "code"), "unavailable");
 		char *retry = http_header(&r, "Retry-After");
-		ck_assert_msg(retry && atoi(retry) > 0, "a 503 without Retry-After");
+		ck_assert_msg(retry && strtol(retry, NULL, 10) > 0, "a 503 without Retry-After");
 		free(retry);
 		for (int i = 0; i < FULL_BATCH; i++)
 			refused[i] = items[i];
@@ -1247,6 +1248,67 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 }
 END_TEST
 
+/* A failing disk: the test hook NPSD_TEST_FAIL_SYNC makes the 30th fdatasync fail with EIO.
+ * The answer it carried gets 503, so does every write after it (a later fsync could succeed
+ * over pages the kernel dropped), and npsd stops with exit status 1 for systemd to restart
+ * it; after the restart every 201 is there. */
+START_TEST(a_failed_fdatasync_stops_npsd_and_keeps_every_201)
+{
+	enum { MAX = 100 };
+	ck_assert_int_eq(setenv("NPSD_TEST_FAIL_SYNC", "30", 1), 0);
+	struct npsd_proc p;
+	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(unsetenv("NPSD_TEST_FAIL_SYNC"), 0); /* not for npsctl, nor the restart */
+	char *ingest = npsctl_key(&p, "ingest", "sync-ingest");
+	ck_assert_ptr_nonnull(ingest);
+	char *bodies[MAX];
+	json_int_t ids[MAX];
+	int acknowledged = 0, refused = 0, sent = 0;
+	for (; sent < MAX && refused < 5; sent++) {
+		ck_assert_int_ge(
+		        asprintf(&bodies[sent],
+		                 "{\"response_id\":\"sync-%d\",\"customer\":{\"id\":\"C-sync-%d\"},"
+		                 "\"touchpoint\":\"claim\",\"score\":9,\"answered_at\":\"" ANSWERED_AT "\"}",
+		                 sent, sent),
+		        0);
+		struct http_result r;
+		int rc = http_json(&p, "POST", "/v1/surveys", ingest, bodies[sent], &r);
+		if (rc == 0 && r.status == 201) {
+			ck_assert_msg(refused == 0, "a 201 after the failed sync");
+			ids[acknowledged] = iget(r.json, "id");
+			char *body = bodies[acknowledged];
+			bodies[acknowledged] = bodies[sent];
+			bodies[sent] = body;
+			acknowledged++;
+		} else {
+			/* After the failure: 503, or no answer once npsd has stopped. */
+			ck_assert_msg(rc != 0 || r.status == 503, "answered %ld after the failed sync",
+			              r.status);
+			refused++;
+		}
+		if (rc == 0)
+			http_result_free(&r);
+	}
+	ck_assert_int_eq(acknowledged, 29);
+	ck_assert_int_eq(npsd_stop(&p, 0), 1); /* it stops by itself, with status 1 */
+	char *log = npsd_log(&p);
+	ck_assert_msg(strstr(log, "storage failed: stopping"), "no \"storage failed\" in the log");
+	free(log);
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	for (int i = 0; i < acknowledged; i++) {
+		struct http_result r;
+		ck_assert_int_eq(http_json(&p, "POST", "/v1/surveys", ingest, bodies[i], &r), 0);
+		ck_assert_msg(r.status == 200, "acknowledged answer %d: its retry answered %ld", i, r.status);
+		ck_assert_int_eq(iget(r.json, "id"), ids[i]);
+		http_result_free(&r);
+	}
+	for (int i = 0; i < sent; i++)
+		free(bodies[i]);
+	free(ingest);
+	finish(&p);
+}
+END_TEST
+
 START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 {
 	struct npsd_proc p;
@@ -1313,6 +1375,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, concurrent_batches_answer_per_item_in_order);
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);
 	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
+	tcase_add_test(tc, a_failed_fdatasync_stops_npsd_and_keeps_every_201);
 	suite_add_tcase(s, tc);
 	return s;
 }

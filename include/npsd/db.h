@@ -89,6 +89,9 @@ struct db_write_stats {
 	uint64_t queue_ns, batch_ns, sync_ns;
 };
 void db_write_stats(struct npsd_db *db, struct db_write_stats *ret);
+/* True once a sync of the WAL has failed: every write fails from then on (-EIO), and the
+ * daemon should stop so that a restart recovers what is on disk. */
+bool db_broken(struct npsd_db *db);
 
 /* Helpers for binding: NULL binds SQL NULL. */
 int db_bind_text(sqlite3_stmt *stmt, int idx, const char *text);
