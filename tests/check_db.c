@@ -69,6 +69,19 @@ static void key_done(struct db_write *w)
 	pthread_mutex_unlock(kw->lock);
 }
 
+/* Submits key write n (every third one fails on purpose), counted in *done when it ends. */
+static void submit_key(struct npsd_db *db, struct key_write *kw, int n, pthread_mutex_t *lock,
+                       pthread_cond_t *cond, int *done)
+{
+	*kw = (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = kw },
+		                  .n = n,
+		                  .fail = n % 3 == 0,
+		                  .lock = lock,
+		                  .cond = cond,
+		                  .done = done };
+	db_submit(db, &kw->w);
+}
+
 static int count_key(const struct key_row *row, void *arg)
 {
 	int *count = arg;
@@ -89,16 +102,8 @@ START_TEST(failed_writes_roll_back_alone)
 	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 	int done = 0;
 	struct key_write *writes = calloc(N, sizeof *writes);
-	for (int i = 0; i < N; i++) {
-		writes[i] =
-		        (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = &writes[i] },
-			                    .n = i,
-			                    .fail = i % 3 == 0,
-			                    .lock = &lock,
-			                    .cond = &cond,
-			                    .done = &done };
-		db_submit(db, &writes[i].w);
-	}
+	for (int i = 0; i < N; i++)
+		submit_key(db, &writes[i], i, &lock, &cond, &done);
 	pthread_mutex_lock(&lock);
 	while (done < N)
 		pthread_cond_wait(&cond, &lock);
@@ -173,14 +178,7 @@ START_TEST(writes_during_a_sync_join_one_commit_and_fail_alone)
 	/* The sync thread is busy: these are taken into one open transaction, not committed. */
 	struct key_write writes[N];
 	for (int i = 0; i < N; i++) {
-		writes[i] =
-		        (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = &writes[i] },
-			                    .n = i,
-			                    .fail = i % 3 == 0,
-			                    .lock = &lock,
-			                    .cond = &cond,
-			                    .done = &done };
-		db_submit(db, &writes[i].w);
+		submit_key(db, &writes[i], i, &lock, &cond, &done);
 		usleep(2000);
 	}
 	usleep(100 * 1000);

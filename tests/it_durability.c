@@ -1183,13 +1183,14 @@ static long post_full_round(const struct npsd_proc *p, const char *token, int ro
 }
 
 /* Every acknowledged answer is stored: its identical retry answers 200 with its id. */
-static void assert_all_stored(const struct npsd_proc *p, const char *token, const struct full_state *st)
+static void assert_all_stored(const struct npsd_proc *p, const char *token, char *const *bodies,
+                              const json_int_t *ids, int n)
 {
-	for (int i = 0; i < st->n; i++) {
+	for (int i = 0; i < n; i++) {
 		struct http_result r;
-		ck_assert_int_eq(http_json(p, "POST", "/v1/surveys", token, st->items[i], &r), 0);
+		ck_assert_int_eq(http_json(p, "POST", "/v1/surveys", token, bodies[i], &r), 0);
 		ck_assert_msg(r.status == 200, "acknowledged answer %d: its retry answered %ld", i, r.status);
-		ck_assert_int_eq(iget(r.json, "id"), st->ids[i]);
+		ck_assert_int_eq(iget(r.json, "id"), ids[i]);
 		http_result_free(&r);
 	}
 }
@@ -1229,7 +1230,7 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 
 	/* Room again: the daemon goes on, nothing acknowledged is lost, nothing refused kept. */
 	ck_assert_int_eq(post_full_round(&p, ingest, round++, &st, refused), 200);
-	assert_all_stored(&p, ingest, &st);
+	assert_all_stored(&p, ingest, st.items, st.ids, st.n);
 	for (int i = 0; i < FULL_BATCH; i++) {
 		struct http_result r;
 		ck_assert_int_eq(http_json(&p, "POST", "/v1/surveys", ingest, refused[i], &r), 0);
@@ -1240,7 +1241,7 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 	}
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 	ck_assert_int_eq(npsd_restart(&p), 0);
-	assert_all_stored(&p, ingest, &st);
+	assert_all_stored(&p, ingest, st.items, st.ids, st.n);
 	for (int i = 0; i < st.n; i++)
 		free(st.items[i]);
 	free(ingest);
@@ -1295,13 +1296,7 @@ START_TEST(a_failed_fdatasync_stops_npsd_and_keeps_every_201)
 	ck_assert_msg(strstr(log, "storage failed: stopping"), "no \"storage failed\" in the log");
 	free(log);
 	ck_assert_int_eq(npsd_restart(&p), 0);
-	for (int i = 0; i < acknowledged; i++) {
-		struct http_result r;
-		ck_assert_int_eq(http_json(&p, "POST", "/v1/surveys", ingest, bodies[i], &r), 0);
-		ck_assert_msg(r.status == 200, "acknowledged answer %d: its retry answered %ld", i, r.status);
-		ck_assert_int_eq(iget(r.json, "id"), ids[i]);
-		http_result_free(&r);
-	}
+	assert_all_stored(&p, ingest, bodies, ids, acknowledged);
 	for (int i = 0; i < sent; i++)
 		free(bodies[i]);
 	free(ingest);
