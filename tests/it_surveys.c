@@ -313,6 +313,21 @@ static json_t *post_201(const char *body)
 	return doc;
 }
 
+/* Posts a new claim answer with survey()'s fields and checks its callback: queued when
+ * owed, null when not (`why` names the case). Returns the 201 body; the caller decrefs it. */
+static json_t *post_owed(const char *rid, const char *customer, const char *phone, int score, bool owed,
+                         const char *why)
+{
+	char *body = survey(rid, customer, phone, "claim", score, NULL);
+	json_t *res = post_201(body);
+	free(body);
+	if (owed)
+		expect_queued_callback(json_object_get(res, "callback"), why);
+	else
+		ck_assert_msg(json_is_null(json_object_get(res, "callback")), "%s: callback owed", why);
+	return res;
+}
+
 static bool daemon_alive(void)
 {
 	int status;
@@ -424,45 +439,26 @@ START_TEST(callback_null_without_consent_phone_or_low_score)
 	free(body);
 
 	/* No phone. */
-	body = survey("np-1", "C-np", NULL, "claim", 2, NULL);
-	res = post_201(body);
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "no phone: callback owed");
-	json_decref(res);
-	free(body);
+	json_decref(post_owed("np-1", "C-np", NULL, 2, false, "no phone"));
 
 	/* Score 9. */
-	body = survey("s9-1", "C-s9", "+31622222222", "claim", 9, NULL);
-	res = post_201(body);
+	res = post_owed("s9-1", "C-s9", "+31622222222", 9, false, "score 9");
 	ck_assert_str_eq(obj_str(res, "category"), "promoter");
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "score 9: callback owed");
 	json_decref(res);
-	free(body);
 
 	/* Score 8, consent by default, a phone: owed. */
-	body = survey("s8-1", "C-s8", "+31633333333", "claim", 8, NULL);
-	res = post_201(body);
+	res = post_owed("s8-1", "C-s8", "+31633333333", 8, true, "score 8");
 	ck_assert_str_eq(obj_str(res, "category"), "passive");
-	expect_queued_callback(json_object_get(res, "callback"), "score 8");
 	json_decref(res);
-	free(body);
 }
 END_TEST
 
 START_TEST(callbacks_max_score_6_from_config)
 {
-	char *body = survey("m6-7", "C-m6-7", "+31644444444", "claim", 7, NULL);
-	json_t *res = post_201(body);
+	json_t *res = post_owed("m6-7", "C-m6-7", "+31644444444", 7, false, "score 7 with max_score = 6");
 	ck_assert_str_eq(obj_str(res, "category"), "passive");
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")),
-	              "score 7 with max_score = 6: callback owed");
 	json_decref(res);
-	free(body);
-
-	body = survey("m6-6", "C-m6-6", "+31644444445", "claim", 6, NULL);
-	res = post_201(body);
-	expect_queued_callback(json_object_get(res, "callback"), "score 6 with max_score = 6");
-	json_decref(res);
-	free(body);
+	json_decref(post_owed("m6-6", "C-m6-6", "+31644444445", 6, true, "score 6 with max_score = 6"));
 }
 END_TEST
 
@@ -492,35 +488,19 @@ static void append_to_config(const char *text)
 /* SIGHUP puts a valid file in force; a broken one changes nothing and says why. */
 START_TEST(sighup_reloads_the_config)
 {
-	char *body = survey("hup-1", "C-hup-1", "+31611111101", "claim", 7, NULL);
-	json_t *res = post_201(body);
-	expect_queued_callback(json_object_get(res, "callback"), "score 7 with the default max_score 8");
-	json_decref(res);
-	free(body);
+	json_decref(post_owed("hup-1", "C-hup-1", "+31611111101", 7, true,
+	                      "score 7 with the default max_score 8"));
 
 	append_to_config("[callbacks]\nmax_score = 6\n");
 	kill(D.pid, SIGHUP);
 	wait_for_log("reload: configuration applied");
-	body = survey("hup-2", "C-hup-2", "+31611111102", "claim", 7, NULL);
-	res = post_201(body);
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")),
-	              "score 7 after max_score = 6: callback owed");
-	json_decref(res);
-	free(body);
+	json_decref(post_owed("hup-2", "C-hup-2", "+31611111102", 7, false, "score 7 after max_score = 6"));
 
 	append_to_config("this line is not a key\n");
 	kill(D.pid, SIGHUP);
 	wait_for_log("the running configuration stays");
-	body = survey("hup-3", "C-hup-3", "+31611111103", "claim", 7, NULL);
-	res = post_201(body);
-	ck_assert_msg(json_is_null(json_object_get(res, "callback")), "a broken reload changed max_score");
-	json_decref(res);
-	free(body);
-	body = survey("hup-4", "C-hup-4", "+31611111104", "claim", 6, NULL);
-	res = post_201(body);
-	expect_queued_callback(json_object_get(res, "callback"), "score 6 with max_score 6");
-	json_decref(res);
-	free(body);
+	json_decref(post_owed("hup-3", "C-hup-3", "+31611111103", 7, false, "after a broken reload"));
+	json_decref(post_owed("hup-4", "C-hup-4", "+31611111104", 6, true, "score 6 with max_score 6"));
 }
 END_TEST
 
