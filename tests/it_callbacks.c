@@ -566,32 +566,13 @@ struct claimer {
 	int curl_code;
 };
 
-struct body_buf {
-	char *data;
-	size_t len;
-};
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct body_buf *b = userdata;
-	size_t n = size * nmemb;
-	char *grown = realloc(b->data, b->len + n + 1);
-	if (!grown)
-		return 0;
-	b->data = grown;
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
-
 static void *claimer_main(void *arg)
 {
 	struct claimer *c = arg;
 	CURL *curl = curl_easy_init();
 	char url[128], authz[512];
 	struct curl_slist *headers = NULL;
-	struct body_buf resp = { 0 };
+	struct growbuf resp = { 0 };
 	snprintf(url, sizeof url, "%s/v1/callbacks/claim", c->p->base_url);
 	snprintf(authz, sizeof authz, "Authorization: Bearer %s", c->token);
 	headers = curl_slist_append(headers, authz);
@@ -602,7 +583,7 @@ static void *claimer_main(void *arg)
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "{}");
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)2);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, growbuf_write);
 		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
 		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

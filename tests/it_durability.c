@@ -92,30 +92,11 @@ static void finish(struct npsd_proc *p)
 
 /* ---------- a client that keeps its connection (one per thread) ---------- */
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct buf *b = userdata;
-	size_t n = size * nmemb;
-	char *grown = realloc(b->data, b->len + n + 1);
-	if (!grown)
-		return 0;
-	b->data = grown;
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
-
 struct client {
 	CURL *curl;
 	struct curl_slist *headers;
 	char url[128];
-	struct buf resp;
+	struct growbuf resp;
 };
 
 static int client_init(struct client *c, const struct npsd_proc *p, const char *token)
@@ -132,7 +113,7 @@ static int client_init(struct client *c, const struct npsd_proc *p, const char *
 	snprintf(c->url, sizeof c->url, "%s/v1/surveys", p->base_url);
 	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, growbuf_write);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, CLIENT_TIMEOUT_S);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 2L);
@@ -486,7 +467,7 @@ struct slow_post {
 	atomic_int go;
 	long status;
 	int curl_code;
-	struct buf resp;
+	struct growbuf resp;
 };
 
 static size_t slow_read(char *out, size_t size, size_t nitems, void *userdata)
@@ -528,7 +509,7 @@ static void *slow_post_main(void *arg)
 	curl_easy_setopt(curl, CURLOPT_READFUNCTION, slow_read);
 	curl_easy_setopt(curl, CURLOPT_READDATA, s);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->len);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, growbuf_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s->resp);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 15L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

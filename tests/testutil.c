@@ -79,8 +79,8 @@ static int spawn(struct npsd_proc *p)
 			close(fd);
 		}
 		const char *npsd = bin("NPSD_BIN", "build/npsd");
-		execl(npsd, npsd, "--config", p->config_path, "--port-file", port_file, "--log-level", "debug",
-		      (char *)NULL);
+		execl(npsd, npsd, "--config", p->config_path, "--port-file", port_file, "--log-level",
+		      "debug", (char *)NULL);
 		_exit(127);
 	}
 	p->pid = pid;
@@ -173,7 +173,9 @@ void npsd_cleanup(struct npsd_proc *p)
 		npsd_stop(p, SIGKILL);
 	if (!p->dir[0])
 		return;
-	const char *names[] = { "npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", NULL };
+	const char *names[] = {
+		"npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", NULL
+	};
 	for (size_t i = 0; names[i]; i++) {
 		char path[256];
 		snprintf(path, sizeof path, "%s/%s", p->dir, names[i]);
@@ -253,12 +255,7 @@ char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name)
 	return out;
 }
 
-struct growbuf {
-	char *data;
-	size_t len;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+size_t growbuf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct growbuf *b = userdata;
 	size_t n = size * nmemb;
@@ -287,7 +284,8 @@ int http_do(const struct npsd_proc *p, const char *method, const char *path, con
 		headers = curl_slist_append(headers, authz);
 	}
 	if (body) {
-		snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "application/json");
+		snprintf(ctype, sizeof ctype, "Content-Type: %s",
+		         content_type ? content_type : "application/json");
 		headers = curl_slist_append(headers, ctype);
 		headers = curl_slist_append(headers, "Expect:");
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -297,9 +295,9 @@ int http_do(const struct npsd_proc *p, const char *method, const char *path, con
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, growbuf_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, growbuf_write);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

@@ -13,10 +13,10 @@
 struct npsd_proc {
 	pid_t pid;
 	uint16_t port;
-	char dir[128];       /* temporary folder: config, database, logs */
+	char dir[128]; /* temporary folder: config, database, logs */
 	char db_path[192];
 	char config_path[192];
-	char base_url[64];   /* "http://127.0.0.1:PORT" */
+	char base_url[64]; /* "http://127.0.0.1:PORT" */
 };
 
 /* Makes the folder and config (extra_ini is appended to it, may be NULL) and starts npsd.
@@ -50,8 +50,8 @@ struct http_result {
 	long status;
 	char *body;
 	size_t len;
-	char *headers;      /* raw response headers */
-	json_t *json;       /* parsed body, or NULL */
+	char *headers; /* raw response headers */
+	json_t *json;  /* parsed body, or NULL */
 	int curl_code;
 };
 
@@ -63,6 +63,14 @@ int http_do(const struct npsd_proc *p, const char *method, const char *path, con
 int http_json(const struct npsd_proc *p, const char *method, const char *path, const char *token,
               const char *body, struct http_result *ret);
 void http_result_free(struct http_result *r);
+
+/* A libcurl CURLOPT_WRITEFUNCTION that appends to a struct growbuf (CURLOPT_WRITEDATA),
+ * keeping it NUL-terminated; the caller frees data. */
+struct growbuf {
+	char *data;
+	size_t len;
+};
+size_t growbuf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
 /* The value of a response header (case-insensitive name), malloc'ed, or NULL. */
 char *http_header(const struct http_result *r, const char *name);
 
