@@ -78,7 +78,7 @@ fi
 [ -x "$NPSD" ] || die "$NPSD is missing: run make all first"
 [ -x "$NPSCTL" ] || die "$NPSCTL is missing: run make all first"
 
-say "building the no-op server, the webhook receiver and the load client"
+say "building the no-op server, the webhook receiver, the load client and the machine probe"
 mkdir -p build/bench "$OUT"
 # shellcheck disable=SC2046
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/noop_server.c \
@@ -92,6 +92,8 @@ cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/hook_receiver.c \
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/npsload.c \
 	$(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$LOAD" ||
 	die "cannot build bench/npsload.c"
+cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror bench/machine.c -lpthread -o build/bench/machine ||
+	die "cannot build bench/machine.c"
 
 # --- scratch space, cleanup --------------------------------------------------------------
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/npsd-bench.XXXXXX")
@@ -165,17 +167,20 @@ http_get() {
 	exec 3<&-
 }
 
-# thread_cpu PID: CPU time (clock ticks, user + system) per thread name, summed over the
-# threads of that name, one "name ticks" line each.
+# thread_cpu PID: per thread name, summed over the threads of that name, one line each:
+# "name ticks switches" (CPU time in clock ticks, user + system; context switches, voluntary
+# and not: the times the thread slept and was woken, or was preempted).
 thread_cpu() {
 	local t
 	for t in /proc/"$1"/task/*; do
-		printf '%s %s\n' "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
-	done | awk '{ a[$1] += $2 } END { for (k in a) print k, a[k] }' | sort
+		printf '%s %s %s\n' "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")" \
+			"$(awk '/ctxt_switches/ { n += $2 } END { print n }' "$t/status")"
+	done | awk '{ a[$1] += $2; c[$1] += $3 } END { for (k in a) print k, a[k], c[k] }' | sort
 }
 
-# cpu_ticks: the machine's busy and idle (+ iowait) time so far, clock ticks over all cores.
-cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+# cpu_ticks: the machine's busy and idle (+ iowait) time so far, clock ticks over all cores,
+# and its context switches so far.
+cpu_ticks() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; i = $5 + $6 } /^ctxt / { c = $2 } END { print b, i, c }' /proc/stat; }
 
 wait_for_port() { # wait_for_port FILE PID: up to 15 s for a port number in FILE
 	local file=$1 pid=$2 i
@@ -203,6 +208,13 @@ path = $TMP/npsd.db
 [callbacks]
 hours = always
 EOF
+
+	say "machine probe: system call, thread wake-up, fdatasync in $TMP"
+	machine_line=$(build/bench/machine "$TMP") || die "the machine probe failed"
+	machine_line=$(printf '%s\n' "$machine_line" | awk '{
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "a system call %s us, a thread wake-up %s us, fdatasync after 4 KiB %s ms, after 128 KiB %s ms",
+			v["syscall_us"], v["wakeup_us"], v["fdatasync_4k_ms"], v["fdatasync_128k_ms"] }')
 
 	TOKEN=$("$NPSCTL" --db "$TMP/npsd.db" key create --role ingest --name bench) ||
 		die "npsctl key create failed"
@@ -266,7 +278,7 @@ EOF
 	# costs: the CPU bound of this closed loop.
 	cpu_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
 		-v m0="$machine_before" -v m1="$machine_after" -v cores="$(nproc)" '
-		n > 0 { us = ($3 - $2) * 1e6 / hz / n; npsd += us; if (us >= 0.5) out = out sprintf(" %s %.0f", $1, us) }
+		n > 0 { us = ($4 - $2) * 1e6 / hz / n; npsd += us; if (us >= 0.5) out = out sprintf(" %s %.0f", $1, us) }
 		END {
 			split(m0, a, " "); split(m1, b, " ")
 			busy = (b[1] - a[1]) * 1e6 / hz; idle = (b[2] - a[2]) * 1e6 / hz
@@ -274,6 +286,16 @@ EOF
 			printf "npsd %.0f us per answer (%s), the rest of the machine (wrk, kernel) %.0f us; ", npsd, substr(out, 2), rest
 			printf "idle %.0f%%; two busy cores at these costs: at most %.0f answers/s", \
 				(busy + idle > 0 ? idle / (busy + idle) * 100 : 0), (npsd + rest > 0 ? cores * 1e6 / (npsd + rest) : 0)
+		}')
+
+	# Context switches per answer: npsd's by thread and the whole machine's. On a virtual
+	# machine each one costs several microseconds (the MACHINE line's wakeup_us).
+	switch_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" \
+		-v m0="$machine_before" -v m1="$machine_after" '
+		n > 0 { s = ($5 - $3) / n; npsd += s; if (s >= 0.005) out = out sprintf(" %s %.2f", $1, s) }
+		END {
+			split(m0, a, " "); split(m1, b, " ")
+			printf "npsd %.2f per answer (%s), the whole machine %.2f", npsd, substr(out, 2), (n > 0 ? (b[3] - a[3]) / n : 0)
 		}')
 
 	hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$NPSD_PID/status" 2>/dev/null || echo 0)
@@ -513,6 +535,8 @@ fi
 		printf 'stages:        %s; a connection'"'"'s round trip %s ms (%s connections / req/s); %s answers per commit\n' \
 			"$stages" "$cycle_ms" "$CONNS" "$per_commit"
 		printf 'cpu:           %s\n' "$cpu_line"
+		printf 'switches:      %s\n' "$switch_line"
+		printf 'machine:       %s\n' "$machine_line"
 	else
 		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
 			" $(nproc) cores  phases:$PHASES"
