@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "testutil.h"
+
 /* 2026-11-22T10:25:00Z */
 #define NOW INT64_C(1795343100)
 #define DAY 86400
@@ -447,9 +449,5 @@ static Suite *callbacks_validate_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(callbacks_validate_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(callbacks_validate_suite());
 }

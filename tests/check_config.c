@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 /* Run from the repository root: the sample files are read by relative path. */
 
 static struct npsd_config cfg;
@@ -717,11 +719,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(config_suite());
 }

@@ -15,6 +15,8 @@
 #include "npsd/migrations.h"
 #include "npsd/store.h"
 
+#include "testutil.h"
+
 static char dir[64];
 static char path[128];
 
@@ -400,9 +402,5 @@ int main(void)
 	tcase_add_test(tc, migrations_apply_once_and_data_survives);
 	tcase_add_test(tc, open_reports_a_bad_path);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

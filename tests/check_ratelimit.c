@@ -4,6 +4,8 @@
 
 #include "npsd/ratelimit.h"
 
+#include "testutil.h"
+
 START_TEST(burst_of_twice_the_rate_then_refusal)
 {
 	struct ratelimit *rl;
@@ -68,9 +70,5 @@ int main(void)
 	tcase_add_test(tc, keys_have_their_own_buckets);
 	tcase_add_test(tc, slow_rates_ask_for_a_longer_wait);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

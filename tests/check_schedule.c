@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "testutil.h"
+
 /*
  * Expectations are written as UTC instants on purpose: they pin down both the local
  * arithmetic and the offset in force (CET = UTC+1, CEST = UTC+2 in Europe/Amsterdam).
@@ -269,11 +271,5 @@ static Suite *schedule_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(schedule_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(schedule_suite());
 }

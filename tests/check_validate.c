@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
+
 /* 2026-11-22T10:25:00Z: ten minutes after the SPEC example's answered_at. */
 #define NOW INT64_C(1795343100)
 #define SPEC_ANSWERED_AT INT64_C(1795342500)
@@ -953,11 +955,5 @@ static Suite *validate_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(validate_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(validate_suite());
 }

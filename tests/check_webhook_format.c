@@ -17,6 +17,8 @@
 #include <nettle/base64.h>
 #include <nettle/hmac.h>
 
+#include "testutil.h"
+
 /* 2026-11-22T10:15:00Z, the SPEC example's answered_at. */
 #define CREATED_AT INT64_C(1795342500)
 #define NOW INT64_C(1795342512)
@@ -784,9 +786,5 @@ static Suite *webhook_format_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(webhook_format_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(webhook_format_suite());
 }

@@ -6,6 +6,8 @@
 
 #include "npsd/webhooks.h"
 
+#include "testutil.h"
+
 static bool blocked(const char *ip)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -157,9 +159,5 @@ int main(void)
 	tcase_add_test(tc, validator_applies_the_ssrf_guard_unless_allowed);
 	tcase_add_test(tc, patch_takes_any_subset);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

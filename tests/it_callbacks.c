@@ -108,38 +108,13 @@ struct fx {
 	int seq; /* response ids */
 };
 
-/* A failed assertion ends a test's process with _exit(): the daemon dies with it
- * (PR_SET_PDEATHSIG), but its folder would stay. Every test notes its daemon's folder in
- * run_dir, which main() creates before and sweeps after the run; clock files live there. */
+/* The fake clocks' files, in a folder main() creates before the run and sweeps after it
+ * (a failed check ends a test's process before its own cleanup). */
 static char run_dir[64];
-
-static void note_dir(const char *dir)
-{
-	char path[128];
-	snprintf(path, sizeof path, "%s/dirs", run_dir);
-	FILE *f = fopen(path, "a");
-	if (f) {
-		fprintf(f, "%s\n", dir);
-		fclose(f);
-	}
-}
 
 static void sweep_run_dir(void)
 {
-	char path[sizeof run_dir + 264], line[sizeof((struct npsd_proc *)0)->dir];
-	snprintf(path, sizeof path, "%s/dirs", run_dir);
-	FILE *f = fopen(path, "r");
-	while (f && fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\n")] = '\0';
-		struct npsd_proc p;
-		memset(&p, 0, sizeof p);
-		snprintf(p.dir, sizeof p.dir, "%s", line);
-		if (p.dir[0])
-			npsd_cleanup(&p); /* a folder already removed is no harm */
-	}
-	if (f)
-		fclose(f);
-	unlink(path);
+	char path[sizeof run_dir + 264];
 	DIR *d = opendir(run_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
@@ -164,8 +139,6 @@ static void fx_start(struct fx *f, int64_t t0, const char *callbacks_ini)
 	clock_set(t0);
 	ck_assert_int_eq(setenv("NPSD_FAKE_CLOCK_FILE", clock_path, 1), 0);
 	int r = callbacks_ini ? npsd_start_callbacks(&f->p, callbacks_ini, NULL) : npsd_start(&f->p, NULL);
-	if (f->p.dir[0])
-		note_dir(f->p.dir);
 	ck_assert_msg(r == 0, "npsd did not start");
 	f->ingest = npsctl_key(&f->p, "ingest", "survey-platform");
 	f->agent_a = npsctl_key(&f->p, "agent", "agent-a");
@@ -1704,12 +1677,8 @@ int main(void)
 		return EXIT_FAILURE;
 	}
 	curl_global_init(CURL_GLOBAL_ALL);
-	SRunner *sr = srunner_create(callbacks_suite());
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int status = run_suite(callbacks_suite());
 	curl_global_cleanup();
 	sweep_run_dir();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

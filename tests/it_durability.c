@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,49 +44,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---------- daemons' folders: removed even when a check fails half-way ---------- */
-
-/* Check runs each test in a child that _exit()s on a failed check, past any cleanup. The
- * children note their folders in memory shared with the parent, which removes them all in
- * the test case's unchecked teardown (the daemons themselves die with the child). */
-#define MAX_DIRS 32
-static struct shared_dirs {
-	int n;
-	char dir[MAX_DIRS][128];
-} * shared;
-
-static void dirs_setup(void)
-{
-	void *m = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	shared = m == MAP_FAILED ? NULL : m;
-}
-
-static void dirs_teardown(void)
-{
-	if (!shared)
-		return;
-	for (int i = 0; i < shared->n && i < MAX_DIRS; i++) {
-		struct npsd_proc p = { 0 };
-		snprintf(p.dir, sizeof p.dir, "%s", shared->dir[i]);
-		npsd_cleanup(&p); /* nothing left to do for a test that passed */
-	}
-	munmap(shared, sizeof *shared);
-	shared = NULL;
-}
-
-static int start(struct npsd_proc *p)
-{
-	int r = npsd_start(p, NULL);
-	if (shared && p->dir[0] && shared->n < MAX_DIRS)
-		snprintf(shared->dir[shared->n++], sizeof shared->dir[0], "%s", p->dir);
-	return r;
-}
-
-static void finish(struct npsd_proc *p)
-{
-	npsd_cleanup(p);
 }
 
 /* ---------- a client that keeps its connection (one per thread) ---------- */
@@ -416,7 +372,7 @@ static void report_load(const char *what, struct load *load, size_t acked, doubl
 START_TEST(kill9_under_load_loses_no_acknowledged_answer)
 {
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "k9-ingest");
 	char *manager = npsctl_key(&p, "manager", "k9-manager");
 	ck_assert_ptr_nonnull(ingest);
@@ -452,7 +408,7 @@ START_TEST(kill9_under_load_loses_no_acknowledged_answer)
 	load_free(&load);
 	free(ingest);
 	free(manager);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
@@ -534,7 +490,7 @@ static bool wait_log(const struct npsd_proc *p, size_t from, const char *needle,
 START_TEST(sigterm_finishes_the_request_in_flight_and_exits_0)
 {
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "term-ingest");
 	ck_assert_ptr_nonnull(ingest);
 
@@ -584,14 +540,14 @@ START_TEST(sigterm_finishes_the_request_in_flight_and_exits_0)
 	ck_assert(log_has(&p, before, "stopped"));
 
 	free(ingest);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
 START_TEST(sigterm_under_load_exits_0_and_keeps_every_201)
 {
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "term-load");
 	ck_assert_ptr_nonnull(ingest);
 
@@ -628,7 +584,7 @@ START_TEST(sigterm_under_load_exits_0_and_keeps_every_201)
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 	load_free(&load);
 	free(ingest);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
@@ -734,7 +690,7 @@ static void shuffle(struct planned **a, size_t n, unsigned *seed)
 START_TEST(group_commit_gives_each_request_its_own_answer)
 {
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "gc-ingest");
 	char *manager = npsctl_key(&p, "manager", "gc-manager");
 	ck_assert_ptr_nonnull(ingest);
@@ -930,7 +886,7 @@ START_TEST(group_commit_gives_each_request_its_own_answer)
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 	free(ingest);
 	free(manager);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
@@ -1035,7 +991,7 @@ static void check_batch(int t, int b, long status, json_t *json, int want_status
 START_TEST(concurrent_batches_answer_per_item_in_order)
 {
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "bt-ingest");
 	char *manager = npsctl_key(&p, "manager", "bt-manager");
 	ck_assert_ptr_nonnull(ingest);
@@ -1079,7 +1035,7 @@ START_TEST(concurrent_batches_answer_per_item_in_order)
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 	free(ingest);
 	free(manager);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
@@ -1189,7 +1145,7 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 {
 	signal(SIGXFSZ, SIG_IGN); /* inherited by npsd: a write past the limit fails (EFBIG) */
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "full-ingest");
 	ck_assert_ptr_nonnull(ingest);
 	static struct full_state st;
@@ -1226,7 +1182,7 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 	for (int i = 0; i < st.n; i++)
 		free(st.items[i]);
 	free(ingest);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
@@ -1239,7 +1195,7 @@ START_TEST(a_failed_fdatasync_stops_npsd_and_keeps_every_201)
 	enum { MAX = 100 };
 	ck_assert_int_eq(setenv("NPSD_TEST_FAIL_SYNC", "30", 1), 0);
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	ck_assert_int_eq(unsetenv("NPSD_TEST_FAIL_SYNC"), 0); /* not for npsctl, nor the restart */
 	char *ingest = npsctl_key(&p, "ingest", "sync-ingest");
 	ck_assert_ptr_nonnull(ingest);
@@ -1281,14 +1237,14 @@ START_TEST(a_failed_fdatasync_stops_npsd_and_keeps_every_201)
 	for (int i = 0; i < sent; i++)
 		free(bodies[i]);
 	free(ingest);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
 START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 {
 	struct npsd_proc p;
-	ck_assert_int_eq(start(&p), 0);
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
 	char *ingest = npsctl_key(&p, "ingest", "mig-ingest");
 	char *manager = npsctl_key(&p, "manager", "mig-manager");
 	ck_assert_ptr_nonnull(ingest);
@@ -1334,7 +1290,7 @@ START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 	(void)first_run;
 	free(ingest);
 	free(manager);
-	finish(&p);
+	npsd_cleanup(&p);
 }
 END_TEST
 
@@ -1343,7 +1299,6 @@ static Suite *durability_suite(void)
 	Suite *s = suite_create("durability");
 	TCase *tc = tcase_create("durability");
 	tcase_set_timeout(tc, 120);
-	tcase_add_unchecked_fixture(tc, dirs_setup, dirs_teardown);
 	tcase_add_test(tc, kill9_under_load_loses_no_acknowledged_answer);
 	tcase_add_test(tc, sigterm_finishes_the_request_in_flight_and_exits_0);
 	tcase_add_test(tc, sigterm_under_load_exits_0_and_keeps_every_201);
@@ -1359,10 +1314,7 @@ static Suite *durability_suite(void)
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
-	SRunner *sr = srunner_create(durability_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int status = run_suite(durability_suite());
 	curl_global_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return status;
 }

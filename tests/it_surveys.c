@@ -44,46 +44,9 @@
 static struct npsd_proc D;
 static char *T_INGEST, *T_AGENT, *T_MANAGER, *T_ADMIN;
 
-/* A failed check ends the forked test process at once (_exit), without its teardown: the
- * daemon dies with it (PR_SET_PDEATHSIG), and each setup reports its folder through this pipe
- * so that main removes what is left. */
-static int dir_pipe[2] = { -1, -1 };
-
-static void remove_leftover_folders(void)
-{
-	if (dir_pipe[0] < 0)
-		return;
-	close(dir_pipe[1]);
-	char buf[8192];
-	size_t len = 0;
-	ssize_t got;
-	while (len < sizeof buf - 1 && (got = read(dir_pipe[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)got;
-	close(dir_pipe[0]);
-	buf[len] = '\0';
-	for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-		nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		struct npsd_proc left = { 0 };
-		size_t n = strlen(line);
-		if (n == 0 || n >= sizeof left.dir)
-			continue;
-		memcpy(left.dir, line, n + 1);
-		npsd_cleanup(&left); /* no pid: only removes the folder if it is still there */
-	}
-}
-
 static void start_with(const char *extra_ini)
 {
-	int started = npsd_start(&D, extra_ini);
-	if (D.dir[0] && dir_pipe[1] >= 0) {
-		char line[sizeof D.dir + 1];
-		int n = snprintf(line, sizeof line, "%s\n", D.dir);
-		if (write(dir_pipe[1], line, (size_t)n) != n)
-			fprintf(stderr, "it_surveys: cannot note %s for removal\n", D.dir);
-	}
-	ck_assert_msg(started == 0, "npsd did not start (NPSD_BIN=%s)",
+	ck_assert_msg(npsd_start(&D, extra_ini) == 0, "npsd did not start (NPSD_BIN=%s)",
 	              getenv("NPSD_BIN") ? getenv("NPSD_BIN") : "build/npsd");
 	T_INGEST = npsctl_key(&D, "ingest", INGEST_NAME);
 	T_AGENT = npsctl_key(&D, "agent", "agent-anna");
@@ -1797,13 +1760,7 @@ static Suite *surveys_suite(void)
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (pipe(dir_pipe) < 0)
-		dir_pipe[0] = dir_pipe[1] = -1;
-	SRunner *sr = srunner_create(surveys_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	remove_leftover_folders();
+	int status = run_suite(surveys_suite());
 	curl_global_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

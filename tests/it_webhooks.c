@@ -1916,11 +1916,7 @@ static Suite *webhooks_suite(void)
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
-	SRunner *sr = srunner_create(webhooks_suite());
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int status = run_suite(webhooks_suite());
 	curl_global_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return status;
 }

@@ -113,6 +113,43 @@ static const char *section_end(const char *body)
 	return body && *body && body[strlen(body) - 1] != '\n' ? "\n" : "";
 }
 
+/* Where the daemons' folders are noted for run_suite() to remove: an unlinked file opened
+ * O_APPEND, inherited by the forked test processes, so each note is one atomic write. */
+static int started_dirs = -1;
+
+static void note_started_dir(const char *dir)
+{
+	char line[sizeof((struct npsd_proc *)0)->dir + 1];
+	int n = snprintf(line, sizeof line, "%s\n", dir);
+	if (started_dirs >= 0 && write(started_dirs, line, (size_t)n) != n)
+		fprintf(stderr, "testutil: cannot note %s for removal\n", dir);
+}
+
+static void remove_started_dirs(void)
+{
+	char buf[4096]; /* lines are shorter than a folder name */
+	size_t have = 0;
+	off_t at = 0;
+	ssize_t got;
+	while ((got = pread(started_dirs, buf + have, sizeof buf - have, at)) > 0) {
+		at += got;
+		have += (size_t)got;
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			*nl = '\0';
+			struct npsd_proc left = { 0 };
+			size_t n = strlen(line);
+			if (n < sizeof left.dir) {
+				memcpy(left.dir, line, n + 1);
+				npsd_cleanup(&left); /* no pid: removes the folder if a test left it */
+			}
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+	}
+}
+
 static int start_with(struct npsd_proc *p, const char *callbacks_ini, const char *webhooks_ini,
                       const char *extra_ini)
 {
@@ -120,6 +157,7 @@ static int start_with(struct npsd_proc *p, const char *callbacks_ini, const char
 	snprintf(p->dir, sizeof p->dir, "/tmp/npsd-it-XXXXXX");
 	if (!mkdtemp(p->dir))
 		return -1;
+	note_started_dir(p->dir);
 	snprintf(p->db_path, sizeof p->db_path, "%s/npsd.db", p->dir);
 	snprintf(p->config_path, sizeof p->config_path, "%s/npsd.conf", p->dir);
 	FILE *f = fopen(p->config_path, "w");
@@ -354,4 +392,22 @@ json_int_t iget(json_t *obj, const char *key)
 	json_t *v = json_object_get(obj, key);
 	ck_assert_msg(json_is_integer(v), "\"%s\" is not an integer", key);
 	return json_integer_value(v);
+}
+
+int run_suite(Suite *s)
+{
+	char path[] = "/tmp/npsd-test-dirs-XXXXXX";
+	started_dirs = mkostemp(path, O_APPEND | O_CLOEXEC);
+	if (started_dirs >= 0)
+		unlink(path);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (started_dirs >= 0) {
+		remove_started_dirs();
+		close(started_dirs);
+		started_dirs = -1;
+	}
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

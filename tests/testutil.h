@@ -5,6 +5,7 @@
  * with a temporary database, make tokens with the real build/npsctl, talk HTTP with libcurl.
  * NPSD_BIN and NPSCTL_BIN (set by `make check`) name the binaries.
  */
+#include <check.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,5 +82,11 @@ json_int_t iget(json_t *obj, const char *key);
 
 /* Reads a whole file; NULL when it cannot. */
 char *read_all(const char *path, size_t *ret_len);
+
+/* Runs the suite, each test in a process of its own (Check's default; CK_FORK=no runs them
+ * in this one, for gdb), and returns main's exit status. A failed check ends a test's
+ * process at once, past its cleanup: its daemons die with it (PR_SET_PDEATHSIG), and the
+ * folder of every daemon the tests started is removed here afterwards. */
+int run_suite(Suite *s);
 
 #endif
