@@ -12,6 +12,8 @@
 #   BENCH_SECONDS   length of each measured wrk run (default 15)
 #   BENCH_WARMUP    length of the warm-up run before each measured run (default 2)
 #   BENCH_THREADS   wrk threads (default 2)      BENCH_CONNECTIONS  wrk connections (default 64)
+#   BENCH_ROUNDS    ingest rounds, each a fresh npsd and no-op server; the median round by
+#                   npsd's req/s is shown, every round's figures listed (default 3)
 #   BENCH_CLAIM_QUEUE     callbacks queued before the claims (default 100000)
 #   BENCH_CLAIM_REQUESTS  measured claims in each of the two claim runs (default 2000)
 #   BENCH_CLAIM_THREADS   agents claiming at once in the concurrent run (default 4)
@@ -39,6 +41,7 @@ SECONDS_RUN=${BENCH_SECONDS:-15}
 WARMUP=${BENCH_WARMUP:-2}
 THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
+ROUNDS=${BENCH_ROUNDS:-3}
 NPSD=${NPSD_BIN:-build/npsd}
 NPSCTL=${NPSCTL_BIN:-build/npsctl}
 OUT=bench/out
@@ -58,6 +61,7 @@ LOAD=build/bench/npsload
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
 phase() { [[ $PHASES == *" $1 "* ]]; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer: $ROUNDS"
 for p in $PHASES; do
 	case $p in ingest | claim | webhooks) ;; *) die "unknown phase in BENCH_PHASES: $p" ;; esac
 done
@@ -195,57 +199,58 @@ wait_for_port() { # wait_for_port FILE PID: up to 15 s for a port number in FILE
 	return 1
 }
 
-# --- ingest: npsd ----------------------------------------------------------------------
-if phase ingest; then
-	CFG=$TMP/npsd.conf
+# --- ingest: npsd against the no-op ceiling, in rounds --------------------------------------
+
+# ingest_round N: a fresh npsd on a fresh database, its warm-up and measured wrk runs, then
+# the no-op server's; writes the round's summary lines to $TMP/round-N.txt and appends
+# "N npsd_rps noop_rps ratio verdict" to $TMP/rounds.txt.
+ingest_round() {
+	local round=$1
+	local dir=$TMP/ingest-$round
+	mkdir -p "$dir"
+	CFG=$dir/npsd.conf
 	cat >"$CFG" <<EOF
 ; written by bench/run.sh
 [server]
 listen = 127.0.0.1:0
 threads = 0
 [database]
-path = $TMP/npsd.db
+path = $dir/npsd.db
 [callbacks]
 hours = always
 EOF
 
-	say "machine probe: system call, thread wake-up, fdatasync in $TMP"
-	machine_line=$(build/bench/machine "$TMP") || die "the machine probe failed"
-	machine_line=$(printf '%s\n' "$machine_line" | awk '{
-		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		printf "a system call %s us, a thread wake-up %s us, fdatasync after 4 KiB %s ms, after 128 KiB %s ms",
-			v["syscall_us"], v["wakeup_us"], v["fdatasync_4k_ms"], v["fdatasync_128k_ms"] }')
-
-	TOKEN=$("$NPSCTL" --db "$TMP/npsd.db" key create --role ingest --name bench) ||
+	TOKEN=$("$NPSCTL" --db "$dir/npsd.db" key create --role ingest --name bench) ||
 		die "npsctl key create failed"
 	[ -n "$TOKEN" ] || die "npsctl printed no token"
 
-	NPSD_CMD=("$NPSD" --config "$CFG" --port-file "$TMP/port" --log-level warn)
+	NPSD_CMD=("$NPSD" --config "$CFG" --port-file "$dir/port" --log-level warn)
 	say "starting: ${NPSD_CMD[*]}"
-	"${NPSD_CMD[@]}" 2>"$TMP/npsd.log" &
+	"${NPSD_CMD[@]}" 2>"$TMP/npsd-ingest-$round.log" &
 	NPSD_PID=$!
-	PORT=$(wait_for_port "$TMP/port" "$NPSD_PID") || {
-		cat "$TMP/npsd.log" >&2
+	PORT=$(wait_for_port "$dir/port" "$NPSD_PID") || {
+		cat "$TMP/npsd-ingest-$round.log" >&2
 		die "npsd did not start"
 	}
 	URL=http://127.0.0.1:$PORT/v1/surveys
 
-	say "npsd warm-up, ${WARMUP}s"
-	run_wrk npsd-warmup "$URL" "$WARMUP"
+	say "round $round of $ROUNDS: npsd warm-up, ${WARMUP}s"
+	run_wrk npsd-warmup-$round "$URL" "$WARMUP"
 	warm_201=$B_s201 warm_unanswered=$B_unanswered warm_non2xx=$B_non2xx
 
 	WRK_SHOWN="wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $URL"
 	say "npsd measured run: $WRK_SHOWN"
-	http_get "$PORT" /metrics >"$TMP/metrics-before.txt" || true
-	thread_cpu "$NPSD_PID" >"$TMP/cpu-before.txt"
+	http_get "$PORT" /metrics >"$dir/metrics-before.txt" || true
+	thread_cpu "$NPSD_PID" >"$dir/cpu-before.txt"
 	machine_before=$(cpu_ticks)
-	run_wrk npsd "$URL" "$SECONDS_RUN"
+	run_wrk npsd-$round "$URL" "$SECONDS_RUN"
 	n_rps=$B_rps n_201=$B_s201 n_non2xx=$B_non2xx n_p50=$B_p50_ms n_p90=$B_p90_ms n_p99=$B_p99_ms
 	n_unanswered=$B_unanswered n_errors=$B_errors n_secs=$B_seconds
 	machine_after=$(cpu_ticks)
-	thread_cpu "$NPSD_PID" >"$TMP/cpu-after.txt"
-	http_get "$PORT" /metrics >"$TMP/metrics-after.txt" || true
-	cp "$TMP"/metrics-*.txt "$OUT/" 2>/dev/null || true
+	thread_cpu "$NPSD_PID" >"$dir/cpu-after.txt"
+	http_get "$PORT" /metrics >"$dir/metrics-after.txt" || true
+	cp "$dir/metrics-before.txt" "$OUT/metrics-before-$round.txt" 2>/dev/null || true
+	cp "$dir/metrics-after.txt" "$OUT/metrics-after-$round.txt" 2>/dev/null || true
 
 	# Where an answer's time went during the measured run (npsd's own stage timings from
 	# /metrics, the change over the run), and what its threads cost per answer.
@@ -265,18 +270,18 @@ EOF
 				out = out sprintf("%s%s %.2f", i > 1 ? ", " : "", s, ms)
 			}
 			printf "%s ms (sum %.2f ms)", out, total
-		}' "$TMP/metrics-before.txt" "$TMP/metrics-after.txt" 2>/dev/null || echo "n/a")
+		}' "$dir/metrics-before.txt" "$dir/metrics-after.txt" 2>/dev/null || echo "n/a")
 	per_commit=$(awk '
 		/^npsd_db_writes_total / { w[FILENAME == ARGV[1]] = $2 }
 		/^npsd_db_commits_total / { c[FILENAME == ARGV[1]] = $2 }
 		END { d = c[0] - c[1]; if (d > 0) printf "%.1f", (w[0] - w[1]) / d; else print "n/a" }' \
-		"$TMP/metrics-before.txt" "$TMP/metrics-after.txt" 2>/dev/null || echo "n/a")
+		"$dir/metrics-before.txt" "$dir/metrics-after.txt" 2>/dev/null || echo "n/a")
 	cycle_ms=$(awk -v c="$CONNS" -v r="$n_rps" 'BEGIN { if (r > 0) printf "%.2f", c / r * 1000; else print "n/a" }')
 	requests=$(awk -v r="$n_rps" -v s="$n_secs" 'BEGIN { printf "%.0f", r * s }')
 	# npsd's CPU per answer by thread, the rest of the machine's (wrk, the kernel's share
 	# outside npsd), the idle share, and the rate two never-idle cores would carry at these
 	# costs: the CPU bound of this closed loop.
-	cpu_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+	cpu_line=$(join "$dir/cpu-before.txt" "$dir/cpu-after.txt" | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
 		-v m0="$machine_before" -v m1="$machine_after" -v cores="$(nproc)" '
 		n > 0 { us = ($4 - $2) * 1e6 / hz / n; npsd += us; if (us >= 0.5) out = out sprintf(" %s %.0f", $1, us) }
 		END {
@@ -290,7 +295,7 @@ EOF
 
 	# Context switches per answer: npsd's by thread and the whole machine's. On a virtual
 	# machine each one costs several microseconds (the MACHINE line's wakeup_us).
-	switch_line=$(join "$TMP/cpu-before.txt" "$TMP/cpu-after.txt" | awk -v n="$requests" \
+	switch_line=$(join "$dir/cpu-before.txt" "$dir/cpu-after.txt" | awk -v n="$requests" \
 		-v m0="$machine_before" -v m1="$machine_after" '
 		n > 0 { s = ($5 - $3) / n; npsd += s; if (s >= 0.005) out = out sprintf(" %s %.2f", $1, s) }
 		END {
@@ -306,12 +311,12 @@ EOF
 	stop_pid "$NPSD_PID" || npsd_rc=$?
 	NPSD_PID=""
 	[ "$npsd_rc" -eq 0 ] || echo "bench: WARNING: npsd exited with status $npsd_rc after SIGTERM" >&2
-	if [ -s "$TMP/npsd.log" ]; then
+	if [ -s "$TMP/npsd-ingest-$round.log" ]; then
 		say "npsd's log (warn and above):"
-		sed 's/^/   /' "$TMP/npsd.log" | tail -n 20 >&2
+		sed 's/^/   /' "$TMP/npsd-ingest-$round.log" | tail -n 20 >&2
 	fi
 
-	rows=$(sqlite3 "$TMP/npsd.db" 'select count(*) from surveys') || die "cannot count the rows"
+	rows=$(sqlite3 "$dir/npsd.db" 'select count(*) from surveys') || die "cannot count the rows"
 	counted=$((warm_201 + n_201))
 	unanswered=$((warm_unanswered + n_unanswered))
 	extra=$((rows - counted))
@@ -327,23 +332,61 @@ EOF
 
 	# --- the ceiling -------------------------------------------------------------------------
 	say "starting the no-op server"
-	build/bench/noop_server 0 >"$TMP/noop.port" 2>"$TMP/noop.log" &
+	build/bench/noop_server 0 >"$dir/noop.port" 2>"$dir/noop.log" &
 	NOOP_PID=$!
-	NOOP_PORT=$(wait_for_port "$TMP/noop.port" "$NOOP_PID") || {
-		cat "$TMP/noop.log" >&2
+	NOOP_PORT=$(wait_for_port "$dir/noop.port" "$NOOP_PID") || {
+		cat "$dir/noop.log" >&2
 		die "the no-op server did not start"
 	}
 	NOOP_URL=http://127.0.0.1:$NOOP_PORT/v1/surveys
 	say "no-op warm-up, ${WARMUP}s"
-	run_wrk noop-warmup "$NOOP_URL" "$WARMUP"
+	run_wrk noop-warmup-$round "$NOOP_URL" "$WARMUP"
 	say "no-op measured run: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s $LUA $NOOP_URL"
-	run_wrk noop "$NOOP_URL" "$SECONDS_RUN"
+	run_wrk noop-$round "$NOOP_URL" "$SECONDS_RUN"
 	c_rps=$B_rps c_p50=$B_p50_ms c_p99=$B_p99_ms c_non2xx=$B_non2xx
 	stop_pid "$NOOP_PID" || true
 	NOOP_PID=""
 
 	ratio=$(awk -v a="$n_rps" -v b="$c_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
 	durable=$(awk -v n="$n_201" -v s="$n_secs" 'BEGIN { printf "%.0f", n / s }')
+
+	{
+		printf 'npsd ingest:   %s req/s  (201s: %s, non-2xx: %s)  p50 %s ms  p99 %s ms  peak RSS %s MiB\n' \
+			"$n_rps" "$n_201" "$n_non2xx" "$n_p50" "$n_p99" "$rss_mib"
+		printf 'noop ceiling:  %s req/s  (non-2xx: %s)  p50 %s ms  p99 %s ms\n' \
+			"$c_rps" "$c_non2xx" "$c_p50" "$c_p99"
+		printf 'ratio:         %s\n' "$ratio"
+		printf 'rows in db:    %s  (201s counted: %s)  %s\n' "$rows" "$counted" "$verdict"
+		printf 'details:       durable 201s/s %s, p90 %s ms, socket errors %s, warm-up 201s %s (non-2xx %s)\n' \
+			"$durable" "$n_p90" "$n_errors" "$warm_201" "$warm_non2xx"
+		printf 'stages:        %s; a connection'"'"'s round trip %s ms (%s connections / req/s); %s answers per commit\n' \
+			"$stages" "$cycle_ms" "$CONNS" "$per_commit"
+		printf 'cpu:           %s\n' "$cpu_line"
+		printf 'switches:      %s\n' "$switch_line"
+	} >"$TMP/round-$round.txt"
+	cp "$TMP/round-$round.txt" "$OUT/" 2>/dev/null || true
+	printf '%s %s %s %s %s\n' "$round" "$n_rps" "$c_rps" "$ratio" "${verdict%% *}" >>"$TMP/rounds.txt"
+}
+
+if phase ingest; then
+	say "machine probe: system call, thread wake-up, fdatasync in $TMP"
+	machine_line=$(build/bench/machine "$TMP") || die "the machine probe failed"
+	machine_line=$(printf '%s\n' "$machine_line" | awk '{
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "a system call %s us, a thread wake-up %s us, fdatasync after 4 KiB %s ms, after 128 KiB %s ms",
+			v["syscall_us"], v["wakeup_us"], v["fdatasync_4k_ms"], v["fdatasync_128k_ms"] }')
+
+	: >"$TMP/rounds.txt"
+	for round in $(seq 1 "$ROUNDS"); do
+		ingest_round "$round"
+	done
+	# The round shown is the median by npsd's req/s (the VM's run-to-run spread is wide: a
+	# single pair of runs can land anywhere in it); every round's figures are listed.
+	median_round=$(sort -k2,2n "$TMP/rounds.txt" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { print $1 }')
+	rounds_line=$(awk '
+		{ npsd = npsd sep $2; noop = noop sep $3; ratio = ratio sep $4; sep = ", " }
+		END { printf "npsd %s req/s; no-op %s req/s; ratio %s", npsd, noop, ratio }' "$TMP/rounds.txt")
+	mismatched=$(awk '$5 == "MISMATCH" { print $1 }' "$TMP/rounds.txt" | tr '\n' ' ')
 fi
 
 # --- helpers for the claim and webhook phases ---------------------------------------------
@@ -523,19 +566,10 @@ fi
 {
 	if phase ingest; then
 		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
-			" $(nproc) cores  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (+${WARMUP}s warm-up)"
-		printf 'npsd ingest:   %s req/s  (201s: %s, non-2xx: %s)  p50 %s ms  p99 %s ms  peak RSS %s MiB\n' \
-			"$n_rps" "$n_201" "$n_non2xx" "$n_p50" "$n_p99" "$rss_mib"
-		printf 'noop ceiling:  %s req/s  (non-2xx: %s)  p50 %s ms  p99 %s ms\n' \
-			"$c_rps" "$c_non2xx" "$c_p50" "$c_p99"
-		printf 'ratio:         %s\n' "$ratio"
-		printf 'rows in db:    %s  (201s counted: %s)  %s\n' "$rows" "$counted" "$verdict"
-		printf 'details:       durable 201s/s %s, p90 %s ms, socket errors %s, warm-up 201s %s (non-2xx %s)\n' \
-			"$durable" "$n_p90" "$n_errors" "$warm_201" "$warm_non2xx"
-		printf 'stages:        %s; a connection'"'"'s round trip %s ms (%s connections / req/s); %s answers per commit\n' \
-			"$stages" "$cycle_ms" "$CONNS" "$per_commit"
-		printf 'cpu:           %s\n' "$cpu_line"
-		printf 'switches:      %s\n' "$switch_line"
+			" $(nproc) cores  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s (+${WARMUP}s warm-up), $ROUNDS rounds"
+		cat "$TMP/round-$median_round.txt"
+		printf 'rounds:        %s (%s rounds, each a fresh npsd and no-op server; the lines above are round %s, the median by npsd req/s)\n' \
+			"$rounds_line" "$ROUNDS" "$median_round"
 		printf 'machine:       %s\n' "$machine_line"
 	else
 		echo "npsd bench $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
@@ -570,8 +604,8 @@ echo
 cat "$OUT/last.txt"
 
 rc=0
-if phase ingest && [ "$verdict" = MISMATCH ]; then
-	echo "bench: MISMATCH: $rows rows for $counted acknowledged answers" >&2
+if phase ingest && [ -n "$mismatched" ]; then
+	echo "bench: MISMATCH in round(s) $mismatched: fewer rows than acknowledged answers (see rows in db in bench/out/round-N.txt)" >&2
 	rc=1
 fi
 if [ "$alerts_lost" -ne 0 ]; then
