@@ -206,6 +206,11 @@ static void callback_resumed(struct http_request *req)
 		http_reply_error(req, 409, "conflict", NULL,
 		                 "callback %" PRId64 " is claimed by another agent", op->id);
 		return;
+	case CALLBACK_LEASE_EXPIRED:
+		http_reply_error(req, 409, "conflict", NULL,
+		                 "your lease on callback %" PRId64 " has expired: it is back in the queue",
+		                 op->id);
+		return;
 	case CALLBACK_WRONG_STATE:
 		http_reply_error(req, 409, "conflict", NULL,
 		                 op->action == ACT_CANCEL ? "callback %" PRId64 " is already closed"

@@ -97,8 +97,9 @@ int callbacks_claim(struct db_conn *conn, const struct npsd_config *cfg, const s
 	return r;
 }
 
-/* Loads the callback and checks that agent holds its claim. */
-static int load_claimed(struct db_conn *conn, const struct principal *agent, int64_t id,
+/* Loads the callback and checks that agent holds its claim at now. A lease that has run out
+ * is no claim, even before the scheduler has put the callback back in the queue. */
+static int load_claimed(struct db_conn *conn, const struct principal *agent, int64_t id, int64_t now,
                         struct callback_row *row)
 {
 	int r = store_callback_get(conn, id, row);
@@ -108,6 +109,8 @@ static int load_claimed(struct db_conn *conn, const struct principal *agent, int
 		r = CALLBACK_WRONG_STATE;
 	else if (row->claimed_key_id != agent->key_id)
 		r = CALLBACK_NOT_YOURS;
+	else if (row->lease_expires_at <= now)
+		r = CALLBACK_LEASE_EXPIRED;
 	if (r < 0)
 		callback_row_clear(row);
 	return r;
@@ -117,7 +120,7 @@ int callbacks_heartbeat(struct db_conn *conn, const struct npsd_config *cfg, con
                         int64_t id, int64_t now)
 {
 	struct callback_row row;
-	int r = load_claimed(conn, agent, id, &row);
+	int r = load_claimed(conn, agent, id, now, &row);
 	if (r < 0)
 		return r;
 	row.lease_expires_at = now + cfg->cb_lease;
@@ -137,7 +140,7 @@ static void unclaim(struct callback_row *row)
 int callbacks_release(struct db_conn *conn, const struct principal *agent, int64_t id, int64_t now)
 {
 	struct callback_row row;
-	int r = load_claimed(conn, agent, id, &row);
+	int r = load_claimed(conn, agent, id, now, &row);
 	if (r < 0)
 		return r;
 	unclaim(&row);
@@ -193,7 +196,7 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
                        int64_t id, const struct complete_input *in, int64_t now)
 {
 	struct callback_row row;
-	int r = load_claimed(conn, agent, id, &row);
+	int r = load_claimed(conn, agent, id, now, &row);
 	if (r < 0)
 		return r;
 	const char *o = in->outcome;

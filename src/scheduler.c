@@ -75,11 +75,11 @@ static void *scheduler_main(void *arg)
 		struct timespec until = mono_after_ms(sleep_ms);
 		struct timespec earliest = mono_after_ms(WAKE_COALESCE_MS);
 		pthread_mutex_lock(&s->lock);
-		/* A wake re-reads the deadlines, but not before WAKE_COALESCE_MS has passed. */
+		/* A wake re-reads the deadlines, but not before WAKE_COALESCE_MS has passed. One may
+		 * have come while the tick ran (its own commit wakes us, and so may a claim that
+		 * set a new lease): scheduler_wake() signals only once until the flag is cleared,
+		 * so the flag is looked at before every wait, not only after one. */
 		while (!s->stopping) {
-			int rc = pthread_cond_timedwait(&s->cond, &s->lock, &until);
-			if (rc == ETIMEDOUT)
-				break;
 			if (s->woken) {
 				struct timespec now;
 				clock_gettime(CLOCK_MONOTONIC, &now);
@@ -90,6 +90,8 @@ static void *scheduler_main(void *arg)
 				    (earliest.tv_sec == until.tv_sec && earliest.tv_nsec < until.tv_nsec))
 					until = earliest;
 			}
+			if (pthread_cond_timedwait(&s->cond, &s->lock, &until) == ETIMEDOUT)
+				break;
 		}
 		s->woken = false;
 		bool stop = s->stopping;

@@ -29,13 +29,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char file[160];
-	const char *suffixes[] = { "", "-wal", "-shm" };
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
-		unlink(file);
-	}
-	rmdir(dir);
+	remove_db_folder(dir, path);
 }
 
 struct key_write {

@@ -394,6 +394,17 @@ json_int_t iget(json_t *obj, const char *key)
 	return json_integer_value(v);
 }
 
+void remove_db_folder(const char *dir, const char *db_path)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		char file[512];
+		snprintf(file, sizeof file, "%s%s", db_path, suffixes[i]);
+		unlink(file);
+	}
+	rmdir(dir);
+}
+
 int run_suite(Suite *s)
 {
 	char path[] = "/tmp/npsd-test-dirs-XXXXXX";

@@ -83,6 +83,9 @@ json_int_t iget(json_t *obj, const char *key);
 /* Reads a whole file; NULL when it cannot. */
 char *read_all(const char *path, size_t *ret_len);
 
+/* Removes a database at db_path (with its -wal and -shm files) and then the folder dir. */
+void remove_db_folder(const char *dir, const char *db_path);
+
 /* Runs the suite, each test in a process of its own (Check's default; CK_FORK=no runs them
  * in this one, for gdb), and returns main's exit status. A failed check ends a test's
  * process at once, past its cleanup: its daemons die with it (PR_SET_PDEATHSIG), and the

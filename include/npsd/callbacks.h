@@ -1,5 +1,6 @@
 #ifndef NPSD_CALLBACKS_H
 #define NPSD_CALLBACKS_H
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@
 /* Errors beyond the storage ones, for the API to answer 409. */
 #define CALLBACK_NOT_YOURS (-EPERM)      /* claimed by another agent */
 #define CALLBACK_WRONG_STATE (-EALREADY) /* e.g. completing a callback nobody claimed */
+#define CALLBACK_LEASE_EXPIRED (-ETIME)  /* the caller's lease ran out: the callback is queued again */
 
 /*
  * Whether an answer owes a phone call, per SPEC: score <= callbacks.max_score, consent
