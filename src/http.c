@@ -66,7 +66,7 @@ struct http_request {
 	unsigned status;
 	char *reply_body;
 	size_t reply_len;
-	const char *allow;        /* methods for a 405 */
+	char allow[64];           /* methods for a 405; "" when none */
 	const char *content_type; /* NULL = application/json */
 	int retry_after;          /* seconds for a 429/503; 0 = none */
 	bool close_after;         /* shutting down: no keep-alive */
@@ -160,6 +160,9 @@ void http_reply_error(struct http_request *req, unsigned status, const char *cod
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof message, fmt, ap);
 	va_end(ap);
+	/* A message may quote the client (a method, a value) or be cut short mid-character:
+	 * jansson refuses what is not UTF-8, and the error body must never come out empty. */
+	utf8_scrub(message, strlen(message));
 	reply_error_text(req, status, code, field, message);
 }
 
@@ -389,7 +392,7 @@ static enum MHD_Result queue_reply(struct http_request *req)
 	if (req->reply_len)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        req->content_type ? req->content_type : "application/json");
-	if (req->allow)
+	if (req->allow[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
 	if (req->close_after || atomic_load(&req->srv->stopping))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -423,7 +426,6 @@ static bool is_json_type(const char *type)
 static void start_request(struct http_request *req, const char *url, const char *method)
 {
 	struct http_server *srv = req->srv;
-	char allow[64];
 	req->max_body = app_config(srv->app)->max_body;
 	if (atomic_load(&srv->stopping)) {
 		/* Draining: a keep-alive connection must not start new work, or the drain never
@@ -435,14 +437,11 @@ static void start_request(struct http_request *req, const char *url, const char 
 	}
 	unsigned bit = method_bit(method);
 	/* An unknown method (OPTIONS, TRACE ...) still learns which ones the path takes. */
-	req->route = route_find(srv->routes, bit, url, &req->path_id, allow, sizeof allow);
+	req->route = route_find(srv->routes, bit, url, &req->path_id, req->allow, sizeof req->allow);
 	if (!req->route) {
-		if (allow[0]) {
-			static _Thread_local char allow_copy[64];
-			memcpy(allow_copy, allow, sizeof allow_copy);
-			req->allow = allow_copy;
+		if (req->allow[0]) {
 			http_reply_error(req, 405, "method_not_allowed", NULL,
-			                 "%s is not allowed here; use %s", method, allow);
+			                 "%s is not allowed here; use %s", method, req->allow);
 		} else {
 			http_reply_error(req, 404, "not_found", NULL, "no such path");
 		}

@@ -1072,6 +1072,45 @@ START_TEST(unknown_path_404_and_wrong_method_405_with_allow)
 }
 END_TEST
 
+/* The method is the client's: a 405 that quotes one which is not UTF-8, or so long that
+ * the message is cut mid-character, still has the whole error body. And the Allow header is
+ * the request's own, also when another request on the same worker got a 405 for another
+ * path while this one was still sending its body. */
+START_TEST(a_405_has_its_own_allow_and_a_whole_body)
+{
+	char long_method[601] = "";
+	for (int i = 0; i < 300; i++)
+		strcat(long_method, "\xc3\xa9"); /* é */
+	const char *const methods[] = { "G\xffT", long_method };
+	for (int i = 0; i < 2; i++) {
+		struct http_result r;
+		REQ(&r, methods[i], "/v1/surveys", T_ADMIN, NULL);
+		expect_error(&r, 405, "method_not_allowed", NULL);
+		http_result_free(&r);
+	}
+
+	int held = raw_connect(&D);
+	ck_assert_int_ge(held, 0);
+	ck_assert_int_eq(raw_send(held, "PUT /v1/surveys HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	                                "Content-Length: 2\r\n\r\n"),
+	                 0);
+	usleep(100 * 1000); /* its headers are in: its 405 is decided, its body not read yet */
+	for (int i = 0; i < 8; i++) { /* new connections: some land on the held one's worker */
+		struct http_result r;
+		REQ(&r, "DELETE", "/v1/callbacks/1/complete", T_ADMIN, NULL);
+		expect_error(&r, 405, "method_not_allowed", NULL);
+		http_result_free(&r);
+	}
+	ck_assert_int_eq(raw_send(held, "{}"), 0);
+	char *reply = raw_reply(held, 5000);
+	close(held);
+	ck_assert_msg(reply, "no reply to the held request");
+	ck_assert_msg(strncmp(reply, "HTTP/1.1 405", 12) == 0, "reply: %.200s", reply);
+	ck_assert_msg(strcasestr(reply, "\r\nAllow: GET, POST\r\n"), "the held request's Allow: %.400s", reply);
+	free(reply);
+}
+END_TEST
+
 START_TEST(options_on_a_known_path_is_405_not_404)
 {
 	/* SPEC: 404 is "no such path"; /v1/surveys exists, so another method is a 405. */
@@ -1726,6 +1765,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, source_is_the_ingest_token_name);
 	tcase_add_test(tc, unknown_path_404_and_wrong_method_405_with_allow);
 	tcase_add_test(tc, options_on_a_known_path_is_405_not_404);
+	tcase_add_test(tc, a_405_has_its_own_allow_and_a_whole_body);
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);

@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -392,6 +396,56 @@ json_int_t iget(json_t *obj, const char *key)
 	json_t *v = json_object_get(obj, key);
 	ck_assert_msg(json_is_integer(v), "\"%s\" is not an integer", key);
 	return json_integer_value(v);
+}
+
+int raw_connect(const struct npsd_proc *p)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(p->port) };
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int raw_send(int fd, const char *text)
+{
+	size_t len = strlen(text);
+	while (len > 0) {
+		ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return -1;
+		text += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+char *raw_reply(int fd, int timeout_ms)
+{
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap);
+	while (buf && len < cap - 1) {
+		buf[len] = '\0';
+		const char *end = strstr(buf, "\r\n\r\n");
+		if (end) {
+			const char *cl = strcasestr(buf, "\r\nContent-Length:");
+			size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+			if (len >= (size_t)(end + 4 - buf) + body)
+				return buf;
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			break;
+		ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	free(buf);
+	return NULL;
 }
 
 void remove_db_folder(const char *dir, const char *db_path)

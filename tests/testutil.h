@@ -75,6 +75,15 @@ size_t growbuf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
 /* The value of a response header (case-insensitive name), malloc'ed, or NULL. */
 char *http_header(const struct http_result *r, const char *name);
 
+/* A plain TCP connection to the daemon, for requests libcurl will not send (a body held
+ * back, bytes that are not a request): the socket, or -1. */
+int raw_connect(const struct npsd_proc *p);
+/* Writes all of text; 0 or -1. */
+int raw_send(int fd, const char *text);
+/* Reads one reply (headers, then Content-Length bytes of body) within timeout_ms: the whole
+ * reply as text (malloc'ed, caller frees), or NULL. */
+char *raw_reply(int fd, int timeout_ms);
+
 /* obj's string member key, or NULL. */
 const char *sget(json_t *obj, const char *key);
 /* obj's integer member key; fails the test when it is not an integer. */
