@@ -236,7 +236,9 @@ static int list_add(const struct survey_row *row, void *arg)
 void api_surveys_list(struct http_request *req)
 {
 	struct npsd_app *app = http_app(req);
-	struct survey_filter f = { .max_score = -1, .limit = LIST_DEFAULT };
+	struct survey_filter f = {
+		.max_score = -1, .from = SURVEY_TIME_OPEN, .to = SURVEY_TIME_OPEN, .limit = LIST_DEFAULT
+	};
 	int64_t max_score = -1, limit = LIST_DEFAULT, cursor = 0;
 	if (http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
 	    http_query_int(req, "max_score", 0, 10, &max_score) < 0 ||

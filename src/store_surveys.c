@@ -262,9 +262,9 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
 	db_bind_text(st, 2, f->customer_id);
 	if (f->max_score >= 0)
 		sqlite3_bind_int(st, 3, f->max_score);
-	if (f->from)
+	if (f->from != SURVEY_TIME_OPEN)
 		sqlite3_bind_int64(st, 4, f->from);
-	if (f->to)
+	if (f->to != SURVEY_TIME_OPEN)
 		sqlite3_bind_int64(st, 5, f->to);
 	if (f->before_id)
 		sqlite3_bind_int64(st, 6, f->before_id);

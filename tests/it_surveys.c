@@ -1544,6 +1544,7 @@ START_TEST(list_filters)
 	expect_list("?from=2026-11-03T00:00:00Z&to=2026-11-05T00:00:00Z", "list-4,list-3");
 	expect_list("?from=2026-11-06T00:00:00Z", "list-7,list-6");
 	expect_list("?to=2026-11-02T12:00:00Z", "list-2,list-1");
+	expect_list("?to=1970-01-01T00:00:00Z", ""); /* the epoch is a bound, not "no bound" */
 	expect_list("?touchpoint=claim&customer_id=C-B&max_score=3", "list-2");
 	expect_list("?customer_id=C-A&from=2026-11-02T00:00:00Z&max_score=8", "list-4");
 

@@ -73,10 +73,11 @@ int store_survey_insert(struct db_conn *conn, const struct survey_input *in, con
 int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment, const char *attributes,
                           int64_t now);
 
+#define SURVEY_TIME_OPEN INT64_MIN /* no bound: 0 is a time like any other (1970-01-01) */
 struct survey_filter {
 	const char *touchpoint, *customer_id;
 	int max_score;     /* -1 = any */
-	int64_t from, to;  /* answered_at range, inclusive from, exclusive to; 0 = open */
+	int64_t from, to;  /* answered_at range, inclusive from, exclusive to; SURVEY_TIME_OPEN = open */
 	int64_t before_id; /* cursor: only ids below this; 0 = from the newest */
 	int limit;
 };
