@@ -123,6 +123,13 @@ static void webhook_resumed(struct http_request *req)
 		                 op->delivery_id);
 		return;
 	}
+	if (r == -EBUSY && op->action == ACT_RETRY) {
+		http_reply_error(req, 409, "conflict", NULL,
+		                 "delivery %" PRId64
+		                 " is being sent right now; its attempt will show in its log",
+		                 op->delivery_id);
+		return;
+	}
 	if (r < 0) {
 		http_reply_storage_error(req, r);
 		return;

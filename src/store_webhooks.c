@@ -325,9 +325,14 @@ int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now)
 	if (r < 0)
 		return r;
 	bool delivered = strcmp(row.status, "delivered") == 0;
+	/* Being sent right now: a second send beside it would be one the log never shows (the
+	 * first finish finds its lease gone), and its result is a minute away at most. */
+	bool in_flight = strcmp(row.status, "pending") == 0 && row.lease_until > now;
 	delivery_row_clear(&row);
 	if (delivered)
 		return -EALREADY;
+	if (in_flight)
+		return -EBUSY;
 	static const char sql[] =
 	        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL, "
 	        "updated_at = ?1 WHERE id = ?2";

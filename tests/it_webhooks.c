@@ -1881,6 +1881,38 @@ START_TEST(retry_endpoint_resends_a_failed_delivery)
 }
 END_TEST
 
+/* A retry of a delivery that is being sent right now would send it twice, and the log
+ * would show only one of the two: it is a conflict until that attempt has finished. */
+START_TEST(retry_of_a_delivery_in_flight_is_a_conflict)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	struct rx_answer slow = { .path = "/hooks/busy", .status = 200, .count = 1, .delay_ms = 2000 };
+	rx_push(rx, slow);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/busy", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "busy-1", "C-1", "claim", 8, NULL);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/busy", 1, WAIT_MS), 1); /* the receiver holds it */
+	json_t *d = wait_delivery(&e, wid, 0, "pending", 0, WAIT_MS);
+	json_int_t did = iget(d, "id");
+	json_decref(d);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/deliveries/%lld/retry", (long long)did);
+	struct http_result r;
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 409, "retry while the delivery is being sent");
+	http_result_free(&r);
+	d = wait_delivery(&e, wid, did, "delivered", 1, WAIT_MS);
+	ck_assert_int_eq(iget(d, "attempts"), 1);
+	ck_assert_int_eq(json_array_size(json_object_get(d, "attempt_log")), 1);
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/busy"), 1);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 static Suite *webhooks_suite(void)
 {
 	Suite *s = suite_create("webhooks");
@@ -1898,6 +1930,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);
+	tcase_add_test(tc, retry_of_a_delivery_in_flight_is_a_conflict);
 	tcase_add_test(tc, filters_pick_the_answers);
 	tcase_add_test(tc, ntfy_shape_with_public_url_and_auth);
 	tcase_add_test(tc, slack_shape);
