@@ -1881,6 +1881,49 @@ START_TEST(retry_endpoint_resends_a_failed_delivery)
 }
 END_TEST
 
+/* The test call to a new webhook: its webhook id, and the webhook-id header the receiver got
+ * (a copy, malloc'ed). */
+static json_int_t test_new_webhook(struct env *e, struct receiver *rx, const char *rx_path, char **ret_msg_id)
+{
+	json_int_t wid = create_webhook_id(e, rx, rx_path, "\"events\":[\"survey.received\"]");
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/test", (long long)wid);
+	struct http_result r;
+	http_json(&e->p, "POST", path, e->mgr, NULL, &r);
+	expect_status(&r, 202, "test call");
+	http_result_free(&r);
+	size_t before = rx_count(rx, rx_path);
+	ck_assert_uint_eq(rx_wait(rx, rx_path, before + 1, WAIT_MS), before + 1);
+	*ret_msg_id = strdup(rx_header(rx_get(rx, rx_path, before), "webhook-id"));
+	return wid;
+}
+
+/* A receiver deduplicates on webhook-id: a new message must never carry an old one's, also
+ * after the webhook that had the newest deliveries was deleted and another one made (as a
+ * manager does to change a webhook's secret). Webhook ids are not handed out twice either. */
+START_TEST(ids_are_never_used_twice)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	char *first_msg, *second_msg;
+	json_int_t first = test_new_webhook(&e, rx, "/hooks/same", &first_msg);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)first);
+	struct http_result r;
+	http_json(&e.p, "DELETE", path, e.mgr, NULL, &r);
+	expect_status(&r, 204, "delete");
+	http_result_free(&r);
+	json_int_t second = test_new_webhook(&e, rx, "/hooks/same", &second_msg);
+	ck_assert_msg(second != first, "webhook id %lld was handed out again", (long long)second);
+	ck_assert_msg(strcmp(first_msg, second_msg) != 0, "webhook-id %s was used for two messages", first_msg);
+	free(first_msg);
+	free(second_msg);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* A retry of a delivery that is being sent right now would send it twice, and the log
  * would show only one of the two: it is a conflict until that attempt has finished. */
 START_TEST(retry_of_a_delivery_in_flight_is_a_conflict)
@@ -1931,6 +1974,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);
 	tcase_add_test(tc, retry_of_a_delivery_in_flight_is_a_conflict);
+	tcase_add_test(tc, ids_are_never_used_twice);
 	tcase_add_test(tc, filters_pick_the_answers);
 	tcase_add_test(tc, ntfy_shape_with_public_url_and_auth);
 	tcase_add_test(tc, slack_shape);
