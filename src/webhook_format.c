@@ -518,9 +518,6 @@ static void callback_alert(struct alert *a, const char *type, json_t *data)
 		buf_puts(&a->body, "No details recorded");
 
 	a->priority = score_priority(member_score(callback, "priority"));
-	/* A missed SLA means a customer who waits too long: never a quiet push. */
-	if (strcmp(what, "sla_breached") == 0 && a->priority < PRIORITY_HIGH)
-		a->priority = PRIORITY_HIGH;
 }
 
 static void webhook_disabled_alert(struct alert *a, json_t *data)
@@ -547,7 +544,6 @@ static void webhook_disabled_alert(struct alert *a, json_t *data)
 	else
 		buf_puts(&a->body, "Alerts no longer go to one of the webhooks. A manager can turn it "
 		                   "back on with PATCH /v1/webhooks/ID {\"active\": true}.");
-	a->priority = PRIORITY_HIGH;
 	a->tags = "no_entry";
 }
 
@@ -563,13 +559,11 @@ static void plain_alert(struct alert *a, const char *type, json_t *data)
 	} else if (strcmp(type, "loop.silent") == 0) {
 		buf_puts(&a->title, "No NPS answers coming in");
 		fallback = "No survey answer has arrived for a while: the survey feed may be broken.";
-		a->priority = PRIORITY_HIGH;
 		a->tags = "mute";
 	} else if (strcmp(type, "loop.nps_drop") == 0) {
 		buf_puts(&a->title, "NPS dropped");
 		add_touchpoint(&a->title, member_text(data, "touchpoint"));
 		fallback = "NPS fell well below its previous window.";
-		a->priority = PRIORITY_HIGH;
 		a->tags = "chart_with_downwards_trend";
 	} else {
 		buf_puts(&a->title, "npsd: ");

@@ -346,14 +346,19 @@ START_TEST(test_ntfy_priority)
 	struct webhook_request req;
 	json_t *data = load("{\"webhook\":{\"id\":3,\"url\":\"https://hooks.example/T0/B0/secret\","
 	                    "\"reason\":\"410 Gone\"}}");
+	/* SPEC's mapping is by score alone: "default" for every other event, these included. */
 	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "webhook.disabled", data, &req), 0);
-	ck_assert_str_eq(header(&req, "Priority"), "high");
+	ck_assert_str_eq(header(&req, "Priority"), "default");
 	webhook_request_clear(&req);
 	json_decref(data);
 
 	data = load("{\"callback\":{\"id\":17}}");
 	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "callback.sla_breached", data, &req), 0);
-	ck_assert_str_eq(header(&req, "Priority"), "high");
+	ck_assert_str_eq(header(&req, "Priority"), "default");
+	webhook_request_clear(&req);
+	json_object_set_new(json_object_get(data, "callback"), "priority", json_integer(8));
+	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "callback.sla_breached", data, &req), 0);
+	ck_assert_str_eq(header(&req, "Priority"), "default");
 	webhook_request_clear(&req);
 	json_object_set_new(json_object_get(data, "callback"), "priority", json_integer(2));
 	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "callback.sla_breached", data, &req), 0);
