@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -69,15 +70,20 @@ struct round {
 	int64_t now;
 };
 
+int64_t deliver_jitter(int64_t step, uint32_t random)
+{
+	/* +-20%: spreads the retries of many deliveries that failed together. */
+	double factor = 0.8 + 0.4 * ((double)random / 4294967295.0);
+	int64_t v = llround((double)step * factor);
+	return v > 0 ? v : 1;
+}
+
 static int64_t jittered(int64_t step)
 {
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof r, 0) != sizeof r)
 		r = 0x80000000u;
-	/* +-20%: spreads the retries of many deliveries that failed together. */
-	double factor = 0.8 + 0.4 * ((double)r / 4294967296.0);
-	int64_t v = (int64_t)((double)step * factor);
-	return v > 0 ? v : 1;
+	return deliver_jitter(step, r);
 }
 
 static int disable_webhook(struct db_conn *conn, int64_t id, const char *reason, int64_t now)

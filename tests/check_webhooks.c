@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "npsd/deliver.h"
 #include "npsd/webhooks.h"
 
 #include "testutil.h"
@@ -148,6 +149,24 @@ START_TEST(patch_takes_any_subset)
 }
 END_TEST
 
+/* +-20% around the step, whole seconds, both ends reached and the middle in the middle. */
+START_TEST(retry_jitter_spans_the_whole_range)
+{
+	ck_assert_int_eq(deliver_jitter(5, 0), 4);
+	ck_assert_int_eq(deliver_jitter(5, UINT32_MAX), 6);
+	ck_assert_int_eq(deliver_jitter(5, UINT32_MAX / 2), 5);
+	ck_assert_int_eq(deliver_jitter(3600, 0), 2880);
+	ck_assert_int_eq(deliver_jitter(3600, UINT32_MAX), 4320);
+	ck_assert_int_eq(deliver_jitter(1, 0), 1); /* never 0 */
+	/* Over an even spread of random values the mean wait is the step. */
+	int64_t sum = 0;
+	const int n = 1000;
+	for (int i = 0; i < n; i++)
+		sum += deliver_jitter(5, (uint32_t)((uint64_t)UINT32_MAX * (uint64_t)i / (uint64_t)(n - 1)));
+	ck_assert_msg(sum >= 4950 && sum <= 5050, "mean wait %.3f s for a 5 s step", (double)sum / n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("webhooks");
@@ -158,6 +177,7 @@ int main(void)
 	tcase_add_test(tc, validator_names_the_field);
 	tcase_add_test(tc, validator_applies_the_ssrf_guard_unless_allowed);
 	tcase_add_test(tc, patch_takes_any_subset);
+	tcase_add_test(tc, retry_jitter_spans_the_whole_range);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -2,6 +2,7 @@
 #define NPSD_DELIVER_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "npsd/config.h"
 #include "npsd/db.h"
@@ -20,5 +21,10 @@ int deliver_start(struct npsd_db *db, _Atomic(const struct npsd_config *) *cfg, 
 void deliver_wake(void *deliver);
 /* Stops: transfers in flight are abandoned (their leases run out, they are sent again). */
 void deliver_stop(struct deliver **d);
+
+/* The wait before a retry, in whole seconds: step (a webhooks.retry step, s) with +-20%
+ * jitter, random choosing where in the range (uniform over all of uint32_t), rounded to the
+ * nearest second (truncation would give 4-5 s for a 5 s step, never 6), at least 1. */
+int64_t deliver_jitter(int64_t step, uint32_t random);
 
 #endif
