@@ -15,8 +15,10 @@ static bool same_text(const char *a, const char *b)
 }
 
 /*
- * Attributes grow, never change: every stored key must come back with the same value.
- * Returns 1 when `sent` adds keys, 0 when it adds nothing, -1 when a value differs.
+ * Attributes grow, never change: every stored key must come back with the same value, and
+ * together they stay within SURVEY_ATTRIBUTES_MAX keys.
+ * Returns 1 when `sent` adds keys, 0 when it adds nothing, -1 when a value differs or the
+ * union would be too large.
  * *ret_merged receives the union as compact JSON when it grows.
  */
 static int compare_attributes(const char *stored_text, json_t *sent, char **ret_merged)
@@ -42,6 +44,8 @@ static int compare_attributes(const char *stored_text, json_t *sent, char **ret_
 			result = 1;
 		}
 	}
+	if (result == 1 && json_object_size(stored) > SURVEY_ATTRIBUTES_MAX)
+		result = -1;
 	if (result == 1) {
 		*ret_merged = json_dumps(stored, JSON_COMPACT | JSON_SORT_KEYS);
 		if (!*ret_merged)

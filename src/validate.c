@@ -22,7 +22,6 @@
 #define EMAIL_MAX_BYTES 254   /* the SMTP path limit (RFC 5321), in octets */
 #define LANGUAGE_MAX_BYTES 35 /* RFC 5646 says 35 covers every tag a registry can produce */
 #define TOKEN_MAX_BYTES 64
-#define ATTR_MAX_KEYS 32
 #define ATTR_KEY_MAX_CHARS 64
 #define ATTR_VALUE_MAX_CHARS 1000
 #define FUTURE_SLACK_SECONDS 300      /* client clocks drift; SPEC allows 5 minutes */
@@ -198,9 +197,9 @@ static int check_attributes(json_t *attrs, struct field_error *err)
 	if (!json_is_object(attrs))
 		return fail(err, INVALID, "attributes", NULL,
 		            "attributes must be an object with string, number or boolean values");
-	if (json_object_size(attrs) > ATTR_MAX_KEYS)
+	if (json_object_size(attrs) > SURVEY_ATTRIBUTES_MAX)
 		return fail(err, INVALID, "attributes", NULL, "attributes may have at most %d keys",
-		            ATTR_MAX_KEYS);
+		            SURVEY_ATTRIBUTES_MAX);
 	json_object_foreach (attrs, key, v) {
 		n = utf8_length(key);
 		if (n < 1 || n > ATTR_KEY_MAX_CHARS)

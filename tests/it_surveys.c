@@ -682,10 +682,24 @@ START_TEST(retry_with_new_attributes_merges_them)
 	post_expect(&r, fourth, 409);
 	expect_error(&r, 409, "conflict", "response_id");
 	http_result_free(&r);
+
+	/* New keys that would take it past 32 together: conflict, nothing stored. */
+	char more[2048] = ",\"attributes\":{";
+	for (int i = 0; i < 29; i++)
+		snprintf(more + strlen(more), sizeof more - strlen(more), "%s\"k%d\":%d", i ? "," : "", i, i);
+	snprintf(more + strlen(more), sizeof more - strlen(more), "}");
+	char *fifth = survey("att-1", "C-att", NULL, "renewal", 9, more);
+	post_expect(&r, fifth, 409);
+	expect_error(&r, 409, "conflict", "response_id");
+	http_result_free(&r);
+	s = get_survey(id);
+	ck_assert_int_eq(json_object_size(json_object_get(s, "attributes")), 4);
+	json_decref(s);
 	free(first);
 	free(second);
 	free(third);
 	free(fourth);
+	free(fifth);
 }
 END_TEST
 
