@@ -32,6 +32,10 @@ struct http_server {
 	uint16_t port;
 	atomic_bool stopping;
 	atomic_uint in_flight;
+	/* Past their body and not yet replied to: in a handler or waiting for storage. Once
+	 * closing is set no more join them (http_finish_handling). */
+	atomic_uint handling;
+	atomic_bool closing;
 	/* see struct http_stage_stats */
 	atomic_uint_fast64_t resumed, resume_ns, sent, send_ns;
 };
@@ -72,6 +76,7 @@ struct http_request {
 	bool close_after;         /* shutting down: no keep-alive */
 	int64_t resumed_ns;       /* when storage answered a suspended request; 0 = never suspended */
 	int64_t replied_ns;       /* when such a request's reply was queued */
+	bool handling;            /* counted in srv->handling */
 };
 
 /* ---------- replies ---------- */
@@ -606,8 +611,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		if (!req->has_reply)
-			dispatch(req);
+		if (!req->has_reply) {
+			/* Counted before closing is looked at, as http_finish_handling sets closing
+			 * before it counts: one of the two always sees the other. */
+			atomic_fetch_add(&req->srv->handling, 1);
+			req->handling = true;
+			if (atomic_load(&req->srv->closing)) {
+				req->close_after = true;
+				req->retry_after = 5;
+				http_reply_error(req, 503, "unavailable", NULL,
+				                 "npsd is shutting down; retry shortly");
+			} else {
+				dispatch(req);
+			}
+		}
 		break;
 	case PHASE_SUSPENDED:
 		atomic_fetch_add(&req->srv->resume_ns, (uint64_t)(clock_mono_ns() - req->resumed_ns));
@@ -620,6 +637,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (req->phase == PHASE_SUSPENDED)
 		return MHD_YES;
+	if (req->handling) {
+		req->handling = false;
+		atomic_fetch_sub(&req->srv->handling, 1);
+	}
 	if (!req->has_reply) {
 		log_error("http: handler for %s gave no reply", req->route ? req->route->pattern : url);
 		http_reply_error(req, 500, "internal", NULL, "the server gave no answer");
@@ -644,6 +665,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	json_decref(req->json);
 	free(req->body);
 	free(req->reply_body);
+	if (req->handling)
+		atomic_fetch_sub(&srv->handling, 1);
 	free(req);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->in_flight, 1);
@@ -742,6 +765,15 @@ unsigned http_drain(struct http_server *srv, int64_t timeout_ms)
 			return 0;
 		nanosleep(&pause, NULL);
 	}
+	return atomic_load(&srv->in_flight);
+}
+
+unsigned http_finish_handling(struct http_server *srv)
+{
+	atomic_store(&srv->closing, true);
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+	while (atomic_load(&srv->handling) > 0)
+		nanosleep(&pause, NULL);
 	return atomic_load(&srv->in_flight);
 }
 

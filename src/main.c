@@ -340,13 +340,14 @@ int main(int argc, char **argv)
 	http_quiesce(server);
 	unsigned left = http_drain(server, DRAIN_TIMEOUT_MS);
 	if (left) {
-		/* They wait for the writer (a slow disk): stopping MHD with connections suspended
-		 * would abort, and their writes may still commit. Wait on; systemd's
-		 * TimeoutStopSec ends a truly stuck process. */
-		log_warn("%u requests still in flight after %d ms; waiting for storage", left,
+		/* Those waiting for the writer (a slow disk) are waited for: their writes may still
+		 * commit, and systemd's TimeoutStopSec ends a truly stuck process. Those still
+		 * sending a body (a stalled client) are cut off. */
+		log_warn("%u requests still in flight after %d ms; waiting for those on storage", left,
 		         DRAIN_TIMEOUT_MS);
-		while (http_drain(server, DRAIN_TIMEOUT_MS))
-			;
+		left = http_finish_handling(server);
+		if (left)
+			log_warn("closing %u connections still sending a request or reading a reply", left);
 	}
 	struct db_write_stats ws;
 	db_write_stats(app.db, &ws);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -539,6 +540,48 @@ START_TEST(sigterm_finishes_the_request_in_flight_and_exits_0)
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 	ck_assert(log_has(&p, before, "stopped"));
 
+	free(ingest);
+	npsd_cleanup(&p);
+}
+END_TEST
+
+/* A client that sends its body a byte at a time (each resets connection_timeout) holds no
+ * shutdown hostage: nothing of it is on storage, so once the drain's 10 s are up npsd cuts
+ * it off and exits 0 (it used to wait for the client for as long as it kept sending). */
+START_TEST(sigterm_does_not_wait_for_a_stalled_upload)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	char *ingest = npsctl_key(&p, "ingest", "stall-ingest");
+	ck_assert_ptr_nonnull(ingest);
+	int fd = raw_connect(&p);
+	ck_assert_int_ge(fd, 0);
+	char head[512];
+	snprintf(head, sizeof head,
+	         "POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	         "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+	         ingest);
+	ck_assert_int_eq(raw_send(fd, head), 0);
+	sleep_ms(300);
+
+	double t0 = now_s();
+	kill(p.pid, SIGTERM);
+	int status = -1;
+	pid_t done = 0;
+	while (done == 0 && now_s() - t0 < 40) {
+		(void)raw_send(fd, " "); /* the stalled client goes on, a byte at a time */
+		sleep_ms(500);
+		done = waitpid(p.pid, &status, WNOHANG);
+	}
+	double took = now_s() - t0;
+	close(fd);
+	ck_assert_msg(done == p.pid, "npsd had not stopped %.0f s after SIGTERM", took);
+	p.pid = 0;
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "npsd's exit status %d", status);
+	ck_assert_msg(took < 15, "npsd took %.1f s to stop (the drain is 10 s)", took);
+	char *log = npsd_log(&p);
+	ck_assert_msg(strstr(log, "closing 1 connections"), "the log does not say it cut the upload off:\n%s", log);
+	free(log);
 	free(ingest);
 	npsd_cleanup(&p);
 }
@@ -1302,6 +1345,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, kill9_under_load_loses_no_acknowledged_answer);
 	tcase_add_test(tc, sigterm_finishes_the_request_in_flight_and_exits_0);
 	tcase_add_test(tc, sigterm_under_load_exits_0_and_keeps_every_201);
+	tcase_add_test(tc, sigterm_does_not_wait_for_a_stalled_upload);
 	tcase_add_test(tc, group_commit_gives_each_request_its_own_answer);
 	tcase_add_test(tc, concurrent_batches_answer_per_item_in_order);
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);

@@ -63,6 +63,11 @@ uint16_t http_port(const struct http_server *srv);
 void http_quiesce(struct http_server *srv);
 /* Waits until no request is in flight or timeout_ms passed; returns how many are left. */
 unsigned http_drain(struct http_server *srv, int64_t timeout_ms);
+/* After a drain that timed out: no request may start on its handler any more (503), and
+ * this waits, however long, for those in one or waiting for storage (their writes may
+ * commit; libmicrohttpd cannot stop with a connection suspended). Returns the requests left,
+ * all still reading a body or sending a reply: http_stop() cuts them off. */
+unsigned http_finish_handling(struct http_server *srv);
 /* Stops the server (closing whatever is left), frees *srv and NULLs it. NULL is a no-op. */
 void http_stop(struct http_server **srv);
 /* Requests being handled now (for metrics and drain). */
