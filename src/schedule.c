@@ -121,13 +121,22 @@ static bool has_windows(const struct opening_hours *h)
 	return false;
 }
 
+/* "always" with holidays: every day 00:00-24:00, so a holiday closes its whole local day. */
+#define WHOLE_DAY { { 0, 24 * 60 } }
+static const struct opening_hours whole_days = {
+	.nwindows = { 1, 1, 1, 1, 1, 1, 1 },
+	.windows = { WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY },
+};
+
 bool schedule_is_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
                       int64_t t)
 {
 	int64_t w;
 
-	if (h->always)
+	if (h->always && nholidays == 0)
 		return true;
+	if (h->always)
+		h = &whole_days;
 	w = t + utc_offset(t);
 	return next_open_wall(h, holidays, nholidays, w, w + 1) == w;
 }
@@ -137,8 +146,10 @@ int64_t schedule_next_open(const struct opening_hours *h, const struct civil_dat
 {
 	int64_t x = t, limit = t + (SEARCH_DAYS + 1) * DAY_SECS;
 
-	if (h->always)
+	if (h->always && nholidays == 0)
 		return t;
+	if (h->always)
+		h = &whole_days;
 	if (!has_windows(h))
 		return -1;
 	/* One stretch of constant UTC offset at a time, at most a day long. */

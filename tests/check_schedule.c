@@ -200,10 +200,20 @@ START_TEST(test_always)
 	ck_assert_int_eq(config_parse_hours("always", &hours), 0);
 	ck_assert_int_eq(config_parse_dates("2026-12-25", holidays, CONFIG_MAX_HOLIDAYS, &nholidays),
 			 0);
-	/* Open at every instant, holidays included. */
+	/* Open at every instant but on a holiday (SPEC: the hours minus the holidays), which is
+	 * closed from local midnight to midnight: Christmas 2026 is 23:00 UTC on the 24th to
+	 * 23:00 UTC on the 25th in Amsterdam. */
+	ck_assert(!open_at(t));
+	ck_assert_int_eq(next(t), utc(2026, 12, 25, 23, 0));
+	ck_assert(open_at(utc(2026, 12, 24, 22, 59)));
+	ck_assert(!open_at(utc(2026, 12, 24, 23, 0)));
+	ck_assert_int_eq(next(utc(2026, 12, 24, 22, 0)), utc(2026, 12, 24, 22, 0));
+	ck_assert_int_eq(next(utc(2026, 3, 29, 1, 0)), utc(2026, 3, 29, 1, 0));
+	/* Without holidays, every instant, DST changes included. */
+	nholidays = 0;
 	ck_assert(open_at(t));
 	ck_assert_int_eq(next(t), t);
-	ck_assert_int_eq(next(utc(2026, 3, 29, 1, 0)), utc(2026, 3, 29, 1, 0));
+	ck_assert_int_eq(next(utc(2026, 10, 25, 1, 30)), utc(2026, 10, 25, 1, 30));
 }
 END_TEST
 

@@ -13,8 +13,8 @@
  * Rules, by the local wall clock:
  * - Open when the local time of day lies in a window of that weekday, [open, close), and
  *   the local date is not a holiday. Holidays close the whole local day.
- * - "always" (h->always) is open at every instant, holidays included: it is meant for
- *   development and for round-the-clock teams.
+ * - "always" (h->always) is open at every instant of a day that is not a holiday: a
+ *   round-the-clock team's hours (SPEC: the hours minus the holidays).
  * - Daylight saving: a window opening inside the spring-forward gap (02:30 on the last
  *   Sunday of March in Europe/Amsterdam) opens at the first instant after the gap (03:00
  *   CEST); a window lying wholly in the gap does not open that day. In the autumn hour that
