@@ -122,7 +122,12 @@ static bool has_windows(const struct opening_hours *h)
 }
 
 /* "always" with holidays: every day 00:00-24:00, so a holiday closes its whole local day. */
-#define WHOLE_DAY { { 0, 24 * 60 } }
+#define WHOLE_DAY                  \
+	{                          \
+		{                  \
+			0, 24 * 60 \
+		}                  \
+	}
 static const struct opening_hours whole_days = {
 	.nwindows = { 1, 1, 1, 1, 1, 1, 1 },
 	.windows = { WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY },
