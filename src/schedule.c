@@ -122,15 +122,15 @@ static bool has_windows(const struct opening_hours *h)
 }
 
 /* "always" with holidays: every day 00:00-24:00, so a holiday closes its whole local day. */
-#define WHOLE_DAY                  \
-	{                          \
-		{                  \
-			0, 24 * 60 \
-		}                  \
-	}
 static const struct opening_hours whole_days = {
 	.nwindows = { 1, 1, 1, 1, 1, 1, 1 },
-	.windows = { WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY, WHOLE_DAY },
+	.windows = { [0][0] = { 0, 1440 },
+	             [1][0] = { 0, 1440 },
+	             [2][0] = { 0, 1440 },
+	             [3][0] = { 0, 1440 },
+	             [4][0] = { 0, 1440 },
+	             [5][0] = { 0, 1440 },
+	             [6][0] = { 0, 1440 } },
 };
 
 bool schedule_is_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
