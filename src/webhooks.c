@@ -68,7 +68,14 @@ bool webhooks_address_blocked(const struct sockaddr *addr)
 	if (addr->sa_family != AF_INET6)
 		return true;
 	const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
+	/* NAT64 (RFC 6052's 64:ff9b::/96) reaches the IPv4 address in its last 4 bytes, where a
+	 * translator runs; the local-use 64:ff9b:1::/48 (RFC 8215) is private by definition. */
+	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
+	static const uint8_t nat64_local[6] = { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 };
+	if (memcmp(a->s6_addr, nat64_local, sizeof nat64_local) == 0)
+		return true;
+	if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a) ||
+	    memcmp(a->s6_addr, nat64, sizeof nat64) == 0) {
 		uint32_t v4;
 		memcpy(&v4, &a->s6_addr[12], 4);
 		return v4_blocked(ntohl(v4));

@@ -31,6 +31,7 @@ START_TEST(guard_refuses_private_ranges)
 		"192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.0.0.0", "224.0.0.1",
 		"239.255.255.250", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1",
 		"ff02::1", "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254",
+		"64:ff9b::7f00:1", "64:ff9b::a01:203", "64:ff9b::a9fe:a9fe", "64:ff9b:1::808:808",
 	};
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
 		ck_assert_msg(blocked(refused[i]), "%s should be refused", refused[i]);
@@ -42,6 +43,7 @@ START_TEST(guard_allows_public_addresses)
 	static const char *const allowed[] = {
 		"1.1.1.1", "8.8.8.8", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
 		"192.167.1.1", "169.253.1.1", "2001:4860:4860::8888", "2a00:1450::1", "::ffff:8.8.8.8",
+		"64:ff9b::808:808",
 	};
 	for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
 		ck_assert_msg(!blocked(allowed[i]), "%s should be allowed", allowed[i]);
