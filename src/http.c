@@ -604,8 +604,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	case PHASE_BODY:
 		if (*upload_data_size) {
 			req->received += *upload_data_size;
-			if (req->received > DRAIN_MAX && (req->has_reply || req->body_too_large))
-				return MHD_NO; /* an endless refused upload: cut the connection */
+			if (req->received > DRAIN_MAX &&
+			    (req->has_reply || req->body_too_large || req->route->body == BODY_NONE))
+				return MHD_NO; /* an endless refused or ignored upload: cut the connection */
 			if (!req->has_reply)
 				take_body(req, upload_data, *upload_data_size);
 			*upload_data_size = 0;

@@ -1126,6 +1126,35 @@ START_TEST(a_405_has_its_own_allow_and_a_whole_body)
 }
 END_TEST
 
+/* A body sent to a route that takes none is read and ignored, but not for ever: past the
+ * 64 MiB npsd reads of a refused body it closes the connection. */
+START_TEST(an_endless_body_on_a_get_is_cut_off)
+{
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	char head[512];
+	snprintf(head, sizeof head,
+	         "GET /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n",
+	         T_MANAGER);
+	ck_assert_int_eq(raw_send(fd, head), 0);
+	static char chunk[(1 << 20) + 16];
+	int n = snprintf(chunk, sizeof chunk, "%x\r\n", 1 << 20);
+	memset(chunk + n, 'x', 1 << 20);
+	memcpy(chunk + n + (1 << 20), "\r\n", 3);
+	int sent_mib = 0;
+	while (sent_mib < 100 && raw_send(fd, chunk) == 0)
+		sent_mib++;
+	close(fd);
+	ck_assert_msg(sent_mib < 100, "npsd read 100 MiB of a body on a GET without closing");
+	ck_assert_msg(sent_mib >= 60, "the connection closed after %d MiB, before the 64 MiB npsd reads", sent_mib);
+	struct http_result r;
+	REQ(&r, "GET", "/healthz", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	http_result_free(&r);
+}
+END_TEST
+
 START_TEST(options_on_a_known_path_is_405_not_404)
 {
 	/* SPEC: 404 is "no such path"; /v1/surveys exists, so another method is a 405. */
@@ -1782,6 +1811,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, unknown_path_404_and_wrong_method_405_with_allow);
 	tcase_add_test(tc, options_on_a_known_path_is_405_not_404);
 	tcase_add_test(tc, a_405_has_its_own_allow_and_a_whole_body);
+	tcase_add_test(tc, an_endless_body_on_a_get_is_cut_off);
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
