@@ -284,12 +284,17 @@ int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
 	return store_rows(st, visit_improvement, &v);
 }
 
+/* The scheduler's queries name their partial index: without statistics SQLite prefers
+ * callbacks_queue (status = ?) and walks every queued callback, ~200 ms a tick with 270,000
+ * queued, where the partial index answers in microseconds. INDEXED BY also makes a change
+ * that stops the index from fitting fail at prepare time instead of silently scanning. */
 int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
                                   int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
 	static const char sql[] =
-	        "UPDATE callbacks SET status = 'queued', claimed_by = NULL, claimed_key_id = NULL, "
-	        "lease_expires_at = NULL WHERE status = 'claimed' AND lease_expires_at <= ? "
+	        "UPDATE callbacks INDEXED BY callbacks_lease SET status = 'queued', claimed_by = NULL, "
+	        "claimed_key_id = NULL, lease_expires_at = NULL WHERE status = 'claimed' AND "
+	        "lease_expires_at <= ? "
 	        "RETURNING " CALLBACK_COLUMNS;
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
@@ -302,7 +307,8 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
                                int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
 	static const char sql[] =
-	        "UPDATE callbacks SET sla_breached = 1 WHERE sla_breached = 0 AND first_attempt_at IS NULL "
+	        "UPDATE callbacks INDEXED BY callbacks_sla SET sla_breached = 1 WHERE sla_breached = 0 AND "
+	        "first_attempt_at IS NULL "
 	        "AND status IN ('queued', 'claimed') AND sla_deadline <= ? RETURNING " CALLBACK_COLUMNS;
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
@@ -314,9 +320,9 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
 int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret)
 {
 	static const char sql[] =
-	        "SELECT min(coalesce((SELECT min(lease_expires_at) FROM callbacks WHERE status = 'claimed'), "
-	        "9223372036854775807), coalesce((SELECT min(sla_deadline) FROM callbacks WHERE sla_breached "
-	        "= 0 "
+	        "SELECT min(coalesce((SELECT min(lease_expires_at) FROM callbacks INDEXED BY callbacks_lease "
+	        "WHERE status = 'claimed'), 9223372036854775807), coalesce((SELECT min(sla_deadline) FROM "
+	        "callbacks INDEXED BY callbacks_sla WHERE sla_breached = 0 "
 	        "AND first_attempt_at IS NULL AND status IN ('queued', 'claimed')), 9223372036854775807))";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
