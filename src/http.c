@@ -171,6 +171,14 @@ void http_reply_error(struct http_request *req, unsigned status, const char *cod
 	reply_error_text(req, status, code, field, message);
 }
 
+/* 503 with Retry-After; close: no keep-alive either, the server is going away. */
+static void reply_shutting_down(struct http_request *req, bool close)
+{
+	req->close_after = close;
+	req->retry_after = 5;
+	http_reply_error(req, 503, "unavailable", NULL, "npsd is shutting down; retry shortly");
+}
+
 void http_reply_field_error(struct http_request *req, const struct field_error *err)
 {
 	reply_error_text(req, 400, err->code, err->field, err->message);
@@ -186,8 +194,7 @@ void http_reply_storage_error(struct http_request *req, int err)
 		http_reply_error(req, 409, "conflict", NULL, "the change conflicts with stored data");
 		return;
 	case -ESHUTDOWN:
-		req->retry_after = 5;
-		http_reply_error(req, 503, "unavailable", NULL, "npsd is shutting down; retry shortly");
+		reply_shutting_down(req, false);
 		return;
 	case -ENOSPC:
 		req->retry_after = 60;
@@ -435,9 +442,7 @@ static void start_request(struct http_request *req, const char *url, const char 
 	if (atomic_load(&srv->stopping)) {
 		/* Draining: a keep-alive connection must not start new work, or the drain never
 		 * ends and MHD would stop with a connection still suspended. */
-		req->close_after = true;
-		req->retry_after = 5;
-		http_reply_error(req, 503, "unavailable", NULL, "npsd is shutting down; retry shortly");
+		reply_shutting_down(req, true);
 		return;
 	}
 	unsigned bit = method_bit(method);
@@ -618,10 +623,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			atomic_fetch_add(&req->srv->handling, 1);
 			req->handling = true;
 			if (atomic_load(&req->srv->closing)) {
-				req->close_after = true;
-				req->retry_after = 5;
-				http_reply_error(req, 503, "unavailable", NULL,
-				                 "npsd is shutting down; retry shortly");
+				reply_shutting_down(req, true);
 			} else {
 				dispatch(req);
 			}
