@@ -9,10 +9,10 @@
  * Pure checks of what clients send: no I/O, no globals, so unit tests need no daemon.
  */
 
-/* A client error, rendered by the HTTP layer as SPEC's error body. code is a static string
- * ("invalid_field" or "missing_field"); field is the dotted JSON path ("customer.phone"). */
 #define SURVEY_ATTRIBUTES_MAX 32 /* keys in a survey's attributes, also after a retry adds some */
 
+/* A client error, rendered by the HTTP layer as SPEC's error body. code is a static string
+ * ("invalid_field" or "missing_field"); field is the dotted JSON path ("customer.phone"). */
 struct field_error {
 	const char *code;
 	char field[96];
