@@ -29,6 +29,7 @@ struct stmt_slot {
 
 struct db_conn {
 	sqlite3 *handle;
+	uint64_t rollbacks; /* see db_rollbacks() */
 	struct db_conn *next_free;
 	struct stmt_slot slots[STMT_SLOTS];
 };
@@ -196,6 +197,24 @@ static int conn_step_cached(struct db_conn *conn, const char *sql)
 	return 0;
 }
 
+/* Undoes the writes since the named savepoint (sql is its ROLLBACK TO), and counts it. */
+static int rollback_to(struct db_conn *conn, const char *sql)
+{
+	conn->rollbacks++;
+	return conn_step_cached(conn, sql);
+}
+
+/* SQLite calls this for a ROLLBACK, ours or its own after an error (a full disk). */
+static void count_rollback(void *arg)
+{
+	((struct db_conn *)arg)->rollbacks++;
+}
+
+uint64_t db_rollbacks(const struct db_conn *conn)
+{
+	return conn->rollbacks;
+}
+
 int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg)
 {
 	int r = conn_step_cached(conn, "SAVEPOINT one_part");
@@ -204,7 +223,7 @@ int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg)
 	int result = fn(conn, arg);
 	if (sqlite3_get_autocommit(conn->handle))
 		return result < 0 ? result : -EIO; /* the whole transaction is gone */
-	if (result < 0 && (r = conn_step_cached(conn, "ROLLBACK TO one_part")) < 0)
+	if (result < 0 && (r = rollback_to(conn, "ROLLBACK TO one_part")) < 0)
 		return r;
 	r = conn_step_cached(conn, "RELEASE one_part");
 	return r < 0 ? r : result;
@@ -226,6 +245,8 @@ static int conn_open(const char *path, int readonly, struct db_conn **ret_conn, 
 		return db_errno(rc);
 	}
 	sqlite3_busy_timeout(conn->handle, BUSY_TIMEOUT_MS);
+	if (!readonly)
+		sqlite3_rollback_hook(conn->handle, count_rollback, conn);
 	sqlite3_extended_result_codes(conn->handle, 1);
 	/* synchronous=NORMAL: SQLite syncs the WAL before each checkpoint; the sync of each
 	 * commit is done by the sync thread (see struct npsd_db), so a 201 survives a power
@@ -445,7 +466,7 @@ static int apply_writes(struct db_conn *conn, struct db_write *list, uint64_t *c
 		w->result = w->apply(conn, w->arg);
 		if (sqlite3_get_autocommit(h))
 			return w->result < 0 ? w->result : -EIO;
-		if (w->result < 0 && (r = conn_step_cached(conn, "ROLLBACK TO one_write")) < 0)
+		if (w->result < 0 && (r = rollback_to(conn, "ROLLBACK TO one_write")) < 0)
 			return r;
 		if ((r = conn_step_cached(conn, "RELEASE one_write")) < 0)
 			return r;

@@ -31,6 +31,9 @@ void outbox_delivery_requeued(void)
 
 static struct {
 	bool loaded;
+	/* db_rollbacks() when loaded: a rollback since may have undone the webhook changes the
+	 * cache was read with (a batch that failed whole), so it is read again. */
+	uint64_t rollbacks;
 	struct subscription *subs;
 	size_t n;
 } cache;
@@ -76,14 +79,16 @@ static int cache_add(const struct webhook_row *row, void *arg)
 
 static int cache_load(struct db_conn *conn)
 {
-	if (cache.loaded)
+	if (cache.loaded && cache.rollbacks == db_rollbacks(conn))
 		return 0;
+	outbox_webhooks_changed();
 	int r = store_webhook_each(conn, cache_add, NULL);
 	if (r < 0) {
 		outbox_webhooks_changed();
 		return r;
 	}
 	cache.loaded = true;
+	cache.rollbacks = db_rollbacks(conn);
 	return 0;
 }
 

@@ -13,7 +13,9 @@
 #include "npsd/db.h"
 #include "npsd/log.h"
 #include "npsd/migrations.h"
+#include "npsd/outbox.h"
 #include "npsd/store.h"
+#include "npsd/webhooks.h"
 
 #include "testutil.h"
 
@@ -247,27 +249,39 @@ static int integrity(struct db_conn *conn, void *arg)
 	return 0;
 }
 
-/* A disk that fills up mid-commit: the write fails, nothing of it is kept, and the database
- * stays whole for the writes after it (the WAL buffer must not publish frames that never
- * reached the file). The file size limit stands in for a full disk. */
-START_TEST(a_full_disk_fails_the_write_and_keeps_the_database_whole)
+/* The file size limit stands in for a full disk: files may grow 64 KiB past the WAL's size
+ * now, and a write past that fails with EFBIG (SIGXFSZ ignored). */
+static void disk_full_soon(void)
 {
-	signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
-	struct npsd_db *db;
-	char *error = NULL;
-	ck_assert_int_eq(db_open(path, &db, &error), 0);
-	struct bulk first = { 0, 50 };
-	ck_assert_int_eq(db_write_sync(db, insert_bulk, &first), 0);
+	signal(SIGXFSZ, SIG_IGN);
 	char wal[160];
 	snprintf(wal, sizeof wal, "%s-wal", path);
 	struct stat st;
 	ck_assert_int_eq(stat(wal, &st), 0);
 	struct rlimit limit = { .rlim_cur = (rlim_t)st.st_size + 64 * 1024, .rlim_max = RLIM_INFINITY };
 	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+}
+
+static void disk_space_again(void)
+{
+	struct rlimit limit = { .rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY };
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+}
+
+/* A disk that fills up mid-commit: the write fails, nothing of it is kept, and the database
+ * stays whole for the writes after it (the WAL buffer must not publish frames that never
+ * reached the file). */
+START_TEST(a_full_disk_fails_the_write_and_keeps_the_database_whole)
+{
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	struct bulk first = { 0, 50 };
+	ck_assert_int_eq(db_write_sync(db, insert_bulk, &first), 0);
+	disk_full_soon();
 	struct bulk too_much = { 1000, 400 }; /* ~800 KiB of WAL: past the limit */
 	ck_assert_int_lt(db_write_sync(db, insert_bulk, &too_much), 0);
-	limit.rlim_cur = RLIM_INFINITY;
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+	disk_space_again();
 	struct bulk after = { 2000, 20 };
 	ck_assert_int_eq(db_write_sync(db, insert_bulk, &after), 0);
 	int rows = 0;
@@ -287,6 +301,67 @@ START_TEST(a_full_disk_fails_the_write_and_keeps_the_database_whole)
 	db_reader_put(db, conn);
 	ck_assert_int_eq(rows, 50 + 20);
 	db_close(&db);
+}
+END_TEST
+
+/* A manager's new webhook, then an answer it hears of, in a write that the full disk fails. */
+static int webhook_then_too_much(struct db_conn *conn, void *arg)
+{
+	(void)arg;
+	struct webhook_input in = { .url = "http://hooks.example/nps", .format = "standard",
+		                    .events = webhook_event_bit("survey.received"),
+		                    .events_json = json_pack("[s]", "survey.received"), .active = -1 };
+	int64_t id;
+	int r = store_webhook_insert(conn, &in, "whsec_dGVzdA==", 1, &id);
+	json_decref(in.events_json);
+	if (r < 0)
+		return r;
+	outbox_webhooks_changed();
+	r = outbox_emit(conn, "survey.received", json_object(), NO_FACTS, 1);
+	if (r < 0)
+		return r;
+	struct bulk too_much = { 1000, 400 };
+	return insert_bulk(conn, &too_much);
+}
+
+static int answer_received(struct db_conn *conn, void *arg)
+{
+	(void)arg;
+	return outbox_emit(conn, "survey.received", json_object(), NO_FACTS, 2);
+}
+
+static int count_outbox(struct db_conn *conn, void *arg)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn),
+	                                    "SELECT (SELECT count(*) FROM webhooks) + (SELECT count(*) FROM events) "
+	                                    "+ (SELECT count(*) FROM deliveries)",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	*(int *)arg = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* The writer caches the webhook subscriptions; a write that failed took its new webhook
+ * with it, so the answers after it must not be fanned out to a webhook that never was. */
+START_TEST(subscriptions_of_a_failed_write_are_forgotten)
+{
+	struct npsd_db *db;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	struct bulk first = { 0, 50 };
+	ck_assert_int_eq(db_write_sync(db, insert_bulk, &first), 0);
+	disk_full_soon();
+	ck_assert_int_lt(db_write_sync(db, webhook_then_too_much, NULL), 0);
+	disk_space_again();
+	ck_assert_int_eq(db_write_sync(db, answer_received, NULL), 0);
+	int rows = -1;
+	ck_assert_int_eq(db_write_sync(db, count_outbox, &rows), 0);
+	ck_assert_msg(rows == 0, "%d webhook, event and delivery rows after the failed write, want none", rows);
+	db_close(&db);
+	outbox_webhooks_changed(); /* frees the cache */
 }
 END_TEST
 
@@ -393,6 +468,7 @@ int main(void)
 	tcase_add_test(tc, writes_during_a_sync_join_one_commit_and_fail_alone);
 	tcase_add_test(tc, isolated_parts_fail_alone);
 	tcase_add_test(tc, a_full_disk_fails_the_write_and_keeps_the_database_whole);
+	tcase_add_test(tc, subscriptions_of_a_failed_write_are_forgotten);
 	tcase_add_test(tc, migrations_apply_once_and_data_survives);
 	tcase_add_test(tc, open_reports_a_bad_path);
 	suite_add_tcase(s, tc);

@@ -80,6 +80,11 @@ int db_errno(int sqlite_rc);
  * returns a negative value: for a write made of parts that fail one by one. */
 int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg);
 
+/* How often writes on this connection were undone so far: a savepoint rolled back, or a
+ * whole transaction. What a caller cached from its own uncommitted writes may be gone once
+ * this moves. Writer thread only. */
+uint64_t db_rollbacks(const struct db_conn *conn);
+
 sqlite3 *db_handle(struct db_conn *conn);
 /* Since start: writes committed, the batches (transactions) that carried them, and where
  * their time went, summed over the writes: waiting for the writer (queue), their batch's
