@@ -53,7 +53,8 @@ struct deliver {
 
 struct finished {
 	int64_t delivery_id, webhook_id, lease_until;
-	int attempts;
+	int attempts; /* before this one */
+	bool final;   /* the attempt could not even be built: retrying will not help */
 	struct attempt_row attempt;
 	long retry_after;
 	char error[CURL_ERROR_SIZE];
@@ -117,7 +118,7 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 	bool success = status >= 200 && status < 300;
 	if (success) {
 		state = "delivered";
-	} else if (status == 410 || (size_t)attempts > cfg->wh_nretry) {
+	} else if (f->final || status == 410 || (size_t)attempts > cfg->wh_nretry) {
 		state = "failed";
 	} else {
 		int64_t step = cfg->wh_retry[attempts - 1];
@@ -330,8 +331,8 @@ failed:
 		.delivery_id = row->id,
 		.webhook_id = row->webhook_id,
 		.lease_until = row->lease_until,
-		/* An attempt that cannot even be built will not improve: fail it for good. */
-		.attempts = (int)d->cfg->wh_nretry,
+		.attempts = row->attempts,
+		.final = true,
 		.attempt = { .at = clock_now(), .error = why },
 	};
 out:

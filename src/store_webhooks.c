@@ -365,8 +365,12 @@ static int visit_attempt(sqlite3_stmt *st, void *arg)
 int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
                        int (*fn)(const struct attempt_row *row, void *arg), void *arg)
 {
-	static const char sql[] = "SELECT at, http_status, duration_ms, error, response_head FROM attempts "
-	                          "WHERE delivery_id = ? ORDER BY id LIMIT ?";
+	/* The newest ones, oldest first: manual retries can take a delivery past any limit,
+	 * and the attempt just asked for must be in view. */
+	static const char sql[] =
+	        "SELECT at, http_status, duration_ms, error, response_head FROM ("
+	        "SELECT id, at, http_status, duration_ms, error, response_head FROM attempts "
+	        "WHERE delivery_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;

@@ -1881,6 +1881,82 @@ START_TEST(retry_endpoint_resends_a_failed_delivery)
 }
 END_TEST
 
+/* A delivery retried by hand again and again keeps every attempt; its log shows the newest
+ * ones, the attempt a manager just asked for among them. */
+START_TEST(attempt_log_shows_the_newest_attempts)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s\n");
+	rx_answer(rx, "/hooks/many", 503, 20);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/many", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "many-1", "C-1", "claim", 8, NULL);
+	json_t *d = wait_delivery(&e, wid, 0, "failed", 2, WAIT_MS);
+	json_int_t did = iget(d, "id");
+	json_decref(d);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/deliveries/%lld/retry", (long long)did);
+	for (int attempts = 3; attempts <= 21; attempts++) {
+		struct http_result r;
+		http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+		expect_status(&r, 202, "retry");
+		http_result_free(&r);
+		d = wait_delivery(&e, wid, did, attempts < 21 ? "failed" : "delivered", attempts, WAIT_MS);
+		json_decref(d);
+	}
+	d = wait_delivery(&e, wid, did, "delivered", 21, WAIT_MS);
+	ck_assert_int_eq(iget(d, "attempts"), 21);
+	json_t *log = json_object_get(d, "attempt_log");
+	ck_assert_int_eq(json_array_size(log), 20);
+	char statuses[256];
+	attempt_statuses(d, statuses, sizeof statuses);
+	ck_assert_msg(strcmp(statuses + strlen(statuses) - 4, ",200") == 0,
+	              "the log does not end with the newest attempt (200): %s", statuses);
+	ck_assert_msg(strcmp(sget(json_array_get(log, 0), "at"), sget(json_array_get(log, 19), "at")) <= 0,
+	              "the log is not oldest first");
+	json_decref(d);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* A retry that cannot be sent (its webhook was switched off) fails at once, and counts as
+ * the one attempt it was, not as the whole retry schedule. */
+START_TEST(retry_to_a_disabled_webhook_counts_one_attempt)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s\n");
+	rx_answer(rx, "/hooks/off", 503, 2);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/off", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "off-1", "C-1", "claim", 8, NULL);
+	json_t *d = wait_delivery(&e, wid, 0, "failed", 2, WAIT_MS);
+	json_int_t did = iget(d, "id");
+	json_decref(d);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)wid);
+	struct http_result r;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":false}", &r);
+	expect_status(&r, 200, "switch the webhook off");
+	http_result_free(&r);
+	snprintf(path, sizeof path, "/v1/deliveries/%lld/retry", (long long)did);
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "retry");
+	http_result_free(&r);
+	d = wait_delivery(&e, wid, did, "failed", 3, WAIT_MS);
+	ck_assert_int_eq(iget(d, "attempts"), 3);
+	json_t *log = json_object_get(d, "attempt_log");
+	ck_assert_int_eq(json_array_size(log), 3);
+	const char *why = sget(json_array_get(log, 2), "error");
+	ck_assert_msg(why && strstr(why, "disabled"), "the attempt does not say why: %s", why ? why : "(none)");
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/off"), 2);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* The test call to a new webhook: its webhook id, and the webhook-id header the receiver got
  * (a copy, malloc'ed). */
 static json_int_t test_new_webhook(struct env *e, struct receiver *rx, const char *rx_path, char **ret_msg_id)
@@ -1986,6 +2062,8 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, ssrf_guard_at_connect_time);
 	tcase_add_test(tc, test_endpoint_sends_webhook_test);
 	tcase_add_test(tc, retry_endpoint_resends_a_failed_delivery);
+	tcase_add_test(tc, attempt_log_shows_the_newest_attempts);
+	tcase_add_test(tc, retry_to_a_disabled_webhook_counts_one_attempt);
 	suite_add_tcase(s, tc);
 	return s;
 }

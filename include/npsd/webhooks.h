@@ -85,7 +85,7 @@ struct attempt_row {
 	int http_status, duration_ms;
 	const char *error, *response_head;
 };
-/* The attempts of one delivery, oldest first, at most limit. */
+/* The newest limit attempts of one delivery, oldest first. */
 int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
                        int (*fn)(const struct attempt_row *row, void *arg), void *arg);
 
