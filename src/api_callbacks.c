@@ -346,11 +346,15 @@ void api_callbacks_list(struct http_request *req)
 			return;
 		}
 	}
+	/* A cursor also carries the time its listing began: what is due is judged as then, so a
+	 * callback that falls due between two pages is not moved ahead of the pages read. (A
+	 * cursor of three parts, from before, judges as now.) */
 	const char *cursor = http_query(req, "cursor");
 	if (cursor) {
-		long long a, b, c;
-		char tail;
-		if (sscanf(cursor, "%lld.%lld.%lld%c", &a, &b, &c, &tail) != 3) {
+		long long a, b, c, as_of;
+		int end3 = -1, end4 = -1;
+		int parts = sscanf(cursor, "%lld.%lld.%lld%n.%lld%n", &a, &b, &c, &end3, &as_of, &end4);
+		if (!((parts == 3 && cursor[end3] == '\0') || (parts == 4 && cursor[end4] == '\0'))) {
 			http_reply_error(req, 400, "invalid_field", "cursor",
 			                 "cursor must be a next_cursor value");
 			return;
@@ -359,6 +363,8 @@ void api_callbacks_list(struct http_request *req)
 		f.cursor_key[0] = a;
 		f.cursor_key[1] = b;
 		f.cursor_key[2] = c;
+		if (parts == 4)
+			f.now = as_of;
 	}
 	f.limit = (int)limit + 1; /* one more tells whether there is a next page */
 	struct list_state st = { .items = json_array(), .now = f.now };
@@ -373,8 +379,8 @@ void api_callbacks_list(struct http_request *req)
 	char next[80] = "";
 	if (json_array_size(st.items) > (size_t)limit) {
 		json_array_remove(st.items, (size_t)limit);
-		snprintf(next, sizeof next, "%" PRId64 ".%" PRId64 ".%" PRId64, st.keys[0][0], st.keys[0][1],
-		         st.keys[0][2]);
+		snprintf(next, sizeof next, "%" PRId64 ".%" PRId64 ".%" PRId64 ".%" PRId64, st.keys[0][0],
+		         st.keys[0][1], st.keys[0][2], f.now);
 	}
 	api_reply_page(req, "callbacks", st.items, next[0] ? next : NULL);
 }

@@ -408,6 +408,45 @@ static json_t *event_payload(struct fx *f, const char *type, int64_t id)
 
 /* ---------- claim order, 204, touchpoint filter, the list ---------- */
 
+/* A manager paging through the queue sees every callback once, also when one becomes due
+ * between two pages and so moves ahead of the page already read. */
+START_TEST(list_pages_keep_their_order_while_callbacks_fall_due)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	/* Two tried once and not due again yet: y at T0 + RETRY1, x ten minutes later. */
+	int64_t y = post_low(&f, "C-Y", 3, "claim");
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), y);
+	json_decref(complete(&f, f.agent_a, y, "{\"outcome\":\"no_answer\"}", 200));
+	fx_at(&f, T0 + 600);
+	int64_t x = post_low(&f, "C-X", 0, "claim");
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), x);
+	json_decref(complete(&f, f.agent_a, x, "{\"outcome\":\"no_answer\"}", 200));
+
+	/* Neither is due: x first, by its lower score. */
+	fx_at(&f, T0 + 900);
+	json_t *list = NULL;
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=queued&limit=1", f.manager, NULL, &list), 200);
+	int64_t ids[4];
+	const int64_t first_page[] = { x };
+	assert_ids(ids, list_ids(list, ids, 4), first_page, 1, "the first page");
+	json_t *next = json_object_get(list, "next_cursor");
+	ck_assert_msg(json_is_string(next), "no next_cursor after the first of two");
+	char path[160];
+	snprintf(path, sizeof path, "/v1/callbacks?status=queued&limit=1&cursor=%s", json_string_value(next));
+	json_decref(list);
+
+	/* y falls due before the next page is read. */
+	fx_at(&f, T0 + RETRY1 + 60);
+	ck_assert_int_eq(call(&f, "GET", path, f.manager, NULL, &list), 200);
+	const int64_t second_page[] = { y };
+	assert_ids(ids, list_ids(list, ids, 4), second_page, 1, "the second page");
+	ck_assert(json_is_null(json_object_get(list, "next_cursor")));
+	json_decref(list);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(claim_order_filter_and_list_pagination)
 {
 	struct fx f;
@@ -1631,9 +1670,14 @@ START_TEST(bad_requests_name_the_field)
 	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=open", f.agent_b, NULL, &err), 400);
 	assert_error(err, "invalid_field", "status");
 	json_decref(err);
-	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?cursor=zzz", f.agent_b, NULL, &err), 400);
-	assert_error(err, "invalid_field", "cursor");
-	json_decref(err);
+	const char *const bad_cursors[] = { "zzz", "0.3.7x", "0.3.7.", "0.3.7.1795000000.1", "0.3" };
+	for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
+		char path[96];
+		snprintf(path, sizeof path, "/v1/callbacks?cursor=%s", bad_cursors[i]);
+		ck_assert_int_eq(call(&f, "GET", path, f.agent_b, NULL, &err), 400);
+		assert_error(err, "invalid_field", "cursor");
+		json_decref(err);
+	}
 	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?limit=0", f.agent_b, NULL, &err), 400);
 	assert_error(err, "invalid_field", "limit");
 	json_decref(err);
@@ -1647,6 +1691,7 @@ static Suite *callbacks_suite(void)
 	TCase *tc = tcase_create("callbacks");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, claim_order_filter_and_list_pagination);
+	tcase_add_test(tc, list_pages_keep_their_order_while_callbacks_fall_due);
 	tcase_add_test(tc, concurrent_claims_never_hand_out_one_twice);
 	tcase_add_test(tc, lease_expiry_hands_callback_to_another_agent);
 	tcase_add_test(tc, heartbeat_extends_and_release_requeues);
