@@ -421,17 +421,56 @@ static enum MHD_Result queue_reply(struct http_request *req)
 	return ret;
 }
 
+static bool is_utf8_charset(const char *value, size_t len)
+{
+	if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+		value++;
+		len -= 2;
+	}
+	return (len == 5 && strncasecmp(value, "utf-8", 5) == 0) ||
+	       (len == 4 && strncasecmp(value, "utf8", 4) == 0);
+}
+
+/* application/json in any case, with parameters after a ';' (RFC 9110: spaces or tabs
+ * around it); a charset other than UTF-8 is refused, as SPEC's bodies are UTF-8. */
 static bool is_json_type(const char *type)
 {
+	static const char blank[] = " \t";
 	if (!type)
 		return false;
-	while (*type == ' ')
-		type++;
+	type += strspn(type, blank);
 	static const char want[] = "application/json";
 	if (strncasecmp(type, want, sizeof want - 1) != 0)
 		return false;
-	char next = type[sizeof want - 1];
-	return next == '\0' || next == ';' || next == ' ';
+	const char *p = type + sizeof want - 1;
+	p += strspn(p, blank);
+	while (*p == ';') {
+		p++;
+		p += strspn(p, blank);
+		size_t len = strcspn(p, ";");
+		static const char charset[] = "charset=";
+		if (strncasecmp(p, charset, sizeof charset - 1) == 0) {
+			const char *value = p + sizeof charset - 1;
+			size_t value_len = len - (sizeof charset - 1);
+			while (value_len > 0 && strchr(blank, value[value_len - 1]))
+				value_len--;
+			if (!is_utf8_charset(value, value_len))
+				return false;
+		}
+		p += len;
+	}
+	return *p == '\0';
+}
+
+/* No Content-Encoding, or identity: npsd reads bodies as they are. */
+static bool is_plain_encoding(const char *encoding)
+{
+	if (!encoding)
+		return true;
+	encoding += strspn(encoding, " \t");
+	size_t len = strcspn(encoding, " \t");
+	return (len == 0 || (len == 8 && strncasecmp(encoding, "identity", 8) == 0)) &&
+	       encoding[len + strspn(encoding + len, " \t")] == '\0';
 }
 
 /* Everything decided before the body arrives: route, token, role, declared size and type. */
@@ -505,7 +544,13 @@ static void start_request(struct http_request *req, const char *url, const char 
 	                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 	if (has_body && !is_json_type(type)) {
 		http_reply_error(req, 415, "unsupported_media_type", NULL,
-		                 "the body must be sent as Content-Type: application/json");
+		                 "the body must be sent as Content-Type: application/json (UTF-8)");
+		return;
+	}
+	if (has_body && !is_plain_encoding(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                                               MHD_HTTP_HEADER_CONTENT_ENCODING))) {
+		http_reply_error(req, 415, "unsupported_media_type", NULL,
+		                 "the body must be sent without a Content-Encoding");
 		return;
 	}
 }

@@ -1183,12 +1183,55 @@ START_TEST(content_type_must_be_json_415)
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/jsonx", body, strlen(body), &r);
 	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
-	/* With a charset it is JSON. */
-	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=utf-8", body, strlen(body),
+	/* Bodies are UTF-8: another charset is not JSON npsd reads. */
+	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=iso-8859-1", body, strlen(body),
 	        &r);
-	ck_assert_msg(r.status == 201, "json with charset: %ld %s", r.status, r.body);
+	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
+	/* With a UTF-8 charset, in any spelling RFC 9110 allows, it is JSON. */
+	const char *const utf8_types[] = { "application/json; charset=utf-8", "application/json\t; charset=utf-8",
+		                           "Application/JSON;charset=\"UTF-8\"", "application/json ; foo=bar" };
+	for (size_t i = 0; i < sizeof utf8_types / sizeof *utf8_types; i++) {
+		char id[16], *item;
+		snprintf(id, sizeof id, "ct-%zu", i + 1);
+		item = survey(id, "C-ct", NULL, "claim", 7, NULL);
+		http_do(&D, "POST", "/v1/surveys", T_INGEST, utf8_types[i], item, strlen(item), &r);
+		ck_assert_msg(r.status == 201, "json as %s: %ld %s", utf8_types[i], r.status, r.body);
+		http_result_free(&r);
+		free(item);
+	}
 	free(body);
+}
+END_TEST
+
+/* A compressed body is not what npsd reads: 415, not a puzzling invalid_json (or, for
+ * plain JSON labelled compressed, an answer stored from bytes the sender meant otherwise). */
+START_TEST(content_encoding_is_refused_415)
+{
+	const char *const encodings[] = { "gzip", "br", "identity" };
+	for (size_t i = 0; i < sizeof encodings / sizeof *encodings; i++) {
+		char id[16], request[1024];
+		snprintf(id, sizeof id, "ce-%zu", i);
+		char *body = survey(id, "C-ce", NULL, "claim", 9, NULL);
+		snprintf(request, sizeof request,
+		         "POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+		         "Content-Type: application/json\r\nContent-Encoding: %s\r\nContent-Length: %zu\r\n"
+		         "Connection: close\r\n\r\n%s",
+		         T_INGEST, encodings[i], strlen(body), body);
+		free(body);
+		int fd = raw_connect(&D);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(raw_send(fd, request), 0);
+		char *reply = raw_reply(fd, 5000);
+		close(fd);
+		ck_assert_msg(reply, "no reply with Content-Encoding %s", encodings[i]);
+		const char *want = strcmp(encodings[i], "identity") == 0 ? "HTTP/1.1 201" : "HTTP/1.1 415";
+		ck_assert_msg(strncmp(reply, want, strlen(want)) == 0, "Content-Encoding %s: %.300s", encodings[i], reply);
+		if (want[10] == '4')
+			ck_assert_msg(strstr(reply, "\"unsupported_media_type\""), "Content-Encoding %s: %.400s",
+			              encodings[i], reply);
+		free(reply);
+	}
 }
 END_TEST
 
@@ -1813,6 +1856,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_405_has_its_own_allow_and_a_whole_body);
 	tcase_add_test(tc, an_endless_body_on_a_get_is_cut_off);
 	tcase_add_test(tc, content_type_must_be_json_415);
+	tcase_add_test(tc, content_encoding_is_refused_415);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
 	tcase_add_test(tc, answered_at_more_than_5_minutes_ahead_is_400);
