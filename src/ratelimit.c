@@ -100,9 +100,9 @@ int ratelimit_take(struct ratelimit *rl, int64_t key_id, int64_t now_ms)
 	if (b->tokens >= 1.0) {
 		b->tokens -= 1.0;
 	} else {
-		wait = (int)ceil((1.0 - b->tokens) / rl->rate);
-		if (wait < 1)
-			wait = 1;
+		/* In double until clamped: a rate of one a century would overflow an int. */
+		double secs = ceil((1.0 - b->tokens) / rl->rate);
+		wait = secs < 1 ? 1 : secs > RATELIMIT_WAIT_MAX ? RATELIMIT_WAIT_MAX : (int)secs;
 	}
 out:
 	pthread_mutex_unlock(&rl->lock);

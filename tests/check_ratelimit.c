@@ -18,6 +18,19 @@ START_TEST(burst_of_twice_the_rate_then_refusal)
 }
 END_TEST
 
+/* A rate so low that the wait overflows an int still gives a sane Retry-After. */
+START_TEST(a_tiny_rate_waits_at_most_a_day)
+{
+	struct ratelimit *rl;
+	ck_assert_int_eq(ratelimit_new(1e-10, &rl), 0);
+	ck_assert_int_eq(ratelimit_take(rl, 1, 0), 0); /* the first request is always let through */
+	ck_assert_int_eq(ratelimit_take(rl, 1, 0), RATELIMIT_WAIT_MAX);
+	ratelimit_set_rate(rl, 0.001);
+	ck_assert_int_eq(ratelimit_take(rl, 1, 0), 1000);
+	ratelimit_free(&rl);
+}
+END_TEST
+
 START_TEST(refills_at_the_rate)
 {
 	struct ratelimit *rl;
@@ -67,6 +80,7 @@ int main(void)
 	TCase *tc = tcase_create("buckets");
 	tcase_add_test(tc, burst_of_twice_the_rate_then_refusal);
 	tcase_add_test(tc, refills_at_the_rate);
+	tcase_add_test(tc, a_tiny_rate_waits_at_most_a_day);
 	tcase_add_test(tc, keys_have_their_own_buckets);
 	tcase_add_test(tc, slow_rates_ask_for_a_longer_wait);
 	suite_add_tcase(s, tc);

@@ -16,7 +16,10 @@ void ratelimit_free(struct ratelimit **rl);
 void ratelimit_set_rate(struct ratelimit *rl, double rate);
 
 /* Takes one request for key_id at now_ms (monotonic). Returns 0 when it may go ahead, else
- * the whole seconds to wait before the next one would (at least 1), for Retry-After. */
+ * the whole seconds to wait before the next one would (1 to RATELIMIT_WAIT_MAX), for
+ * Retry-After. */
+#define RATELIMIT_WAIT_MAX 86400
+
 int ratelimit_take(struct ratelimit *rl, int64_t key_id, int64_t now_ms);
 
 #endif
