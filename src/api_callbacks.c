@@ -310,6 +310,8 @@ static int list_add(const struct callback_row *row, void *arg)
 {
 	struct list_state *st = arg;
 	json_t *item = callback_json(row);
+	if (!item)
+		return -ENOMEM; /* left out, it would still move the cursor past it */
 	struct customer_row customer;
 	if (store_customer_get(st->lookup.conn, row->customer_id, &customer) == 0) {
 		json_object_set_new(item, "customer",
@@ -317,7 +319,8 @@ static int list_add(const struct callback_row *row, void *arg)
 		                              "language", customer.language));
 		customer_row_clear(&customer);
 	}
-	json_array_append_new(st->items, item);
+	if (json_array_append_new(st->items, item) < 0)
+		return -ENOMEM;
 	memcpy(st->keys[0], st->keys[1], sizeof st->keys[0]);
 	st->keys[1][0] = row->due_at > st->now;
 	st->keys[1][1] = row->priority;

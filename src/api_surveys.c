@@ -227,7 +227,9 @@ struct list_state {
 static int list_add(const struct survey_row *row, void *arg)
 {
 	struct list_state *st = arg;
-	json_array_append_new(st->items, survey_json(st->conn, row));
+	/* A row left out would still move the cursor past it: fail the page instead. */
+	if (json_array_append_new(st->items, survey_json(st->conn, row)) < 0)
+		return -ENOMEM;
 	st->ids[0] = st->ids[1];
 	st->ids[1] = row->id;
 	return 0;
