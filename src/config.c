@@ -320,9 +320,10 @@ int config_parse_size(const char *text, size_t *ret_bytes)
 	}
 	if (!all_digits(text, n) || digits_value(text, n, INT64_C(1000000000000), &v) < 0)
 		return -1;
-	if ((uint64_t)(v * unit) > SIZE_MAX)
+	/* v is below 10^12, but v * unit need not fit: compare before multiplying. */
+	if ((uint64_t)v > SIZE_MAX / (uint64_t)unit)
 		return -1;
-	*ret_bytes = (size_t)(v * unit);
+	*ret_bytes = (size_t)v * (size_t)unit;
 	return 0;
 }
 
@@ -1011,21 +1012,27 @@ void config_free(struct npsd_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 }
 
-int config_set_listen(struct npsd_config *cfg, const char *hostport, char **ret_error)
+/* A value given by a command-line flag instead of the file; the error names the flag. */
+static int set_by_flag(struct npsd_config *cfg, const char *flag, const char *section, const char *key,
+                       const char *text, char **ret_error)
 {
 	char why[WHY_MAX];
 
-	if (opt_set(find_option("server", "listen"), cfg, hostport, false, why, sizeof why) < 0) {
-		if (ret_error)
-			*ret_error = strdup(why);
-		return -1;
-	}
-	return 0;
+	if (opt_set(find_option(section, key), cfg, text, false, why, sizeof why) == 0)
+		return 0;
+	if (ret_error && asprintf(ret_error, "%s: %s", flag, why) < 0)
+		*ret_error = NULL;
+	return -1;
 }
 
-int config_set_db_path(struct npsd_config *cfg, const char *path)
+int config_set_listen(struct npsd_config *cfg, const char *hostport, char **ret_error)
 {
-	return opt_set(find_option("database", "path"), cfg, path, false, NULL, 0);
+	return set_by_flag(cfg, "--listen", "server", "listen", hostport, ret_error);
+}
+
+int config_set_db_path(struct npsd_config *cfg, const char *path, char **ret_error)
+{
+	return set_by_flag(cfg, "--db", "database", "path", path, ret_error);
 }
 
 /* ---- loading a file ---- */
@@ -1120,8 +1127,6 @@ static char *read_line(char *str, int num, void *stream)
 		}
 		return str; /* without ']', inih reports the syntax error */
 	}
-	if (!indented)
-		return str;
 	/* Where an inline comment starts, as inih sees it: a ';' after a blank. */
 	comment = p + strlen(p);
 	for (char *q = p + 1; *q; q++) {
@@ -1130,7 +1135,18 @@ static char *read_line(char *str, int num, void *stream)
 			break;
 		}
 	}
-	if (memchr(p, '=', (size_t)(comment - p))) {
+	bool has_value = memchr(p, '=', (size_t)(comment - p)) != NULL;
+	if (!indented && !has_value) {
+		/* "threads 4": the error names the key the line was meant to set. */
+		char key[65];
+		size_t word = strcspn(p, " \t\r\n");
+		snprintf(key, sizeof key, "%.*s", (int)(word < sizeof key ? word : sizeof key - 1), p);
+		fail(ctx, key, "no '=': write %s = VALUE", key);
+		return NULL;
+	}
+	if (!indented)
+		return str;
+	if (has_value) {
 		/* An indented key: hand it to inih unindented, else it reads it as a continuation. */
 		memmove(str, p, strlen(p) + 1);
 		return str;
@@ -1210,6 +1226,20 @@ static void check_together(struct load_ctx *ctx)
 			ctx->lineno = ctx->set_on[cert ? ikey : icert];
 		fail(ctx, cert ? "tls_cert" : "tls_key",
 		     "set without %s (HTTPS needs both, plain HTTP neither)", cert ? "tls_key" : "tls_cert");
+		return;
+	}
+	/* Read at start only, after the database is open: a missing file is better named here,
+	 * with its line, and by --check-config too. */
+	const char *const files[] = { cfg->tls_cert, cfg->tls_key };
+	const size_t lines[] = { icert, ikey };
+	for (size_t i = 0; i < 2; i++) {
+		if (files[i] && access(files[i], R_OK) < 0) {
+			int e = errno;
+			ctx->lineno = ctx->set_on[lines[i]];
+			fail(ctx, i == 0 ? "tls_cert" : "tls_key", "cannot read %s: %s", files[i],
+			     strerror(e));
+			return;
+		}
 	}
 }
 

@@ -32,6 +32,8 @@ struct http_server {
 	uint16_t port;
 	atomic_bool stopping;
 	atomic_uint in_flight;
+	bool started;          /* MHD_start_daemon returned: from then on its logs are about requests */
+	char start_error[256]; /* libmicrohttpd's first message while starting */
 	/* Past their body and not yet replied to: in a handler or waiting for storage. Once
 	 * closing is set no more join them (http_finish_handling). */
 	atomic_uint handling;
@@ -722,18 +724,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	(void)cls;
+	struct http_server *srv = cls;
 	char line[512];
 	vsnprintf(line, sizeof line, fmt, ap);
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
+	/* While starting, libmicrohttpd's first complaint is why the start failed (a bad key,
+	 * an address in use); afterwards its messages are about single connections. */
+	if (!srv->started && !srv->start_error[0])
+		snprintf(srv->start_error, sizeof srv->start_error, "%s", line);
 	log_debug("mhd: %s", line);
 }
 
 int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
-               struct http_server **ret_server)
+               struct http_server **ret_server, char **ret_error)
 {
+	*ret_error = NULL;
 	struct http_server *srv = calloc(1, sizeof *srv);
 	if (!srv)
 		return -ENOMEM;
@@ -745,7 +752,8 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	snprintf(port, sizeof port, "%u", opt->port);
 	int gai = getaddrinfo(opt->host && *opt->host ? opt->host : NULL, port, &hints, &ai);
 	if (gai != 0) {
-		log_error("http: cannot resolve listen address %s: %s", opt->host, gai_strerror(gai));
+		if (asprintf(ret_error, "cannot resolve the address: %s", gai_strerror(gai)) < 0)
+			*ret_error = NULL;
 		free(srv);
 		return -EINVAL;
 	}
@@ -769,18 +777,24 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)opt->tls_key_pem },
 		{ MHD_OPTION_END, 0, NULL },
 	};
+	/* The logger first, so that it hears about the options after it too. No
+	 * MHD_OPTION_LISTENING_ADDRESS_REUSE: libmicrohttpd's default SO_REUSEADDR lets a restart
+	 * bind at once, while SO_REUSEPORT would let a second npsd share the port (and split
+	 * the traffic) instead of failing to start. */
 	srv->daemon = MHD_start_daemon(
-	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout,
-	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-	        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, 10000,
-	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY,
-	        (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+	        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	        MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED,
+	        on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, 10000, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	        (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
+	        MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->daemon) {
+		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");
 		free(srv);
-		return -EADDRINUSE;
+		return -EIO;
 	}
+	srv->started = true;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : opt->port;
 	*ret_server = srv;

@@ -115,7 +115,7 @@ static void reload(struct npsd_app *app, const char *config_path, const char *li
 	config_defaults(fresh);
 	if ((config_path && config_load(fresh, config_path, &error) < 0) ||
 	    (listen && config_set_listen(fresh, listen, &error) < 0) ||
-	    (db_path && config_set_db_path(fresh, db_path) < 0))
+	    (db_path && config_set_db_path(fresh, db_path, &error) < 0))
 		goto fail;
 	int restart = config_reload_merge(fresh, running, changed, sizeof changed);
 	if (restart < 0)
@@ -212,15 +212,12 @@ int main(int argc, char **argv)
 	config_defaults(&cfg);
 	char *error = NULL;
 	if ((config_path && config_load(&cfg, config_path, &error) < 0) ||
-	    (listen && config_set_listen(&cfg, listen, &error) < 0)) {
+	    (listen && config_set_listen(&cfg, listen, &error) < 0) ||
+	    (db_path && config_set_db_path(&cfg, db_path, &error) < 0)) {
 		fprintf(stderr, "npsd: %s\n", error ? error : "out of memory");
 		free(error);
 		config_free(&cfg);
 		return 2;
-	}
-	if (db_path && config_set_db_path(&cfg, db_path) < 0) {
-		config_free(&cfg);
-		return 1;
 	}
 	if (check_only) {
 		puts("configuration OK");
@@ -281,10 +278,14 @@ int main(int argc, char **argv)
 	struct commit_listeners listeners = { scheduler, deliver };
 	db_on_commit(app.db, on_commit, &listeners);
 	if (cfg.tls_cert && cfg.tls_key) {
-		tls_cert = read_file(cfg.tls_cert);
-		tls_key = read_file(cfg.tls_key);
-		if (!tls_cert || !tls_key) {
-			log_error("cannot read the TLS certificate or key: %s", strerror(errno));
+		/* config_load checked that both can be read; this is for a file gone since. */
+		const char *failed = NULL;
+		if (!(tls_cert = read_file(cfg.tls_cert)))
+			failed = cfg.tls_cert;
+		else if (!(tls_key = read_file(cfg.tls_key)))
+			failed = cfg.tls_key;
+		if (failed) {
+			log_error("cannot read the TLS file %s: %s", failed, strerror(errno));
 			goto out;
 		}
 	}
@@ -296,9 +297,12 @@ int main(int argc, char **argv)
 		.tls_cert_pem = tls_cert,
 		.tls_key_pem = tls_key,
 	};
-	r = http_start(&http_opt, api_routes, &app, &server);
+	char *why = NULL;
+	r = http_start(&http_opt, api_routes, &app, &server, &why);
 	if (r < 0) {
-		log_error("cannot listen on %s:%u: %s", cfg.listen_host, cfg.listen_port, strerror(-r));
+		log_error("cannot listen on %s:%u%s: %s", cfg.listen_host, cfg.listen_port,
+		          tls_cert ? " (https)" : "", why ? why : strerror(-r));
+		free(why);
 		goto out;
 	}
 	log_info("listening on %s:%u (%s), database %s", cfg.listen_host, http_port(server),

@@ -54,12 +54,21 @@ static int key_create(struct npsd_db *db, int argc, char **argv)
 		else
 			return 2;
 	}
+	if (optind < argc) {
+		/* "--name John Smith" would otherwise make a key named John. */
+		fprintf(stderr, "npsctl: unexpected argument '%s' (quote a name with spaces)\n",
+		        argv[optind]);
+		return 2;
+	}
 	if (!role || role_parse(role, &kc.role) < 0) {
 		fprintf(stderr, "npsctl: --role must be one of ingest, agent, manager, admin\n");
 		return 2;
 	}
-	if (!kc.name || !*kc.name || strlen(kc.name) > KEY_NAME_MAX) {
-		fprintf(stderr, "npsctl: --name must be 1 to %d characters\n", KEY_NAME_MAX);
+	/* The name is shown in answers (a survey's source, a callback's claimed_by) and in JSON,
+	 * which must be UTF-8. KEY_NAME_MAX bytes hold at most that many characters. */
+	if (!kc.name || strlen(kc.name) > KEY_NAME_MAX || !valid_name(kc.name, KEY_NAME_MAX)) {
+		fprintf(stderr, "npsctl: --name must be 1 to %d bytes of UTF-8 without control characters\n",
+		        KEY_NAME_MAX);
 		return 2;
 	}
 	char token[64];
@@ -167,14 +176,13 @@ int main(int argc, char **argv)
 	struct npsd_config cfg = { 0 };
 	config_defaults(&cfg);
 	char *error = NULL;
-	if (config_path && config_load(&cfg, config_path, &error) < 0) {
+	if ((config_path && config_load(&cfg, config_path, &error) < 0) ||
+	    (db_path && config_set_db_path(&cfg, db_path, &error) < 0)) {
 		fprintf(stderr, "npsctl: %s\n", error ? error : "out of memory");
 		free(error);
 		config_free(&cfg);
 		return 2;
 	}
-	if (db_path)
-		config_set_db_path(&cfg, db_path);
 	struct npsd_db *db = NULL;
 	int status = 1;
 	int r = db_open(cfg.db_path, &db, &error);

@@ -545,6 +545,22 @@ size_t utf8_length(const char *s)
 	return n;
 }
 
+bool valid_name(const char *s, size_t max_chars)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s), chars = 0;
+	while (left > 0) {
+		uint32_t cp;
+		size_t n = utf8_decode(p, left, &cp);
+		if (n == 0)
+			return false;
+		p += n;
+		left -= n;
+		chars++;
+	}
+	return chars >= 1 && chars <= max_chars && !has_control(s, false);
+}
+
 bool valid_token_name(const char *s)
 {
 	size_t n = 0;

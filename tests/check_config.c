@@ -121,7 +121,9 @@ START_TEST(test_sizes)
 
 	b = 7;
 	static const char *const bad[] = {"", "K", "1T", "-1", "1.5M", "1MB", " 1M", "1 M",
-					  "99999999999999999999"};
+					  "99999999999999999999",
+					  /* 2^64 and one GiB past it, which wrapped to 0 and 1G */
+					  "17179869184G", "17179869185G", "999999999999G"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(config_parse_size(bad[i], &b) == -1, "accepted \"%s\"", bad[i]);
 	ck_assert_uint_eq(b, 7);
@@ -321,11 +323,16 @@ START_TEST(test_listen)
 	ck_assert_str_eq(cfg.listen_host, "127.0.0.1");
 	ck_assert_uint_eq(cfg.listen_port, 8082);
 	ck_assert_int_eq(config_set_listen(&cfg, "::1:8080", &err), -1);
-	ck_assert_str_eq(err, "an IPv6 address goes in brackets: [::1]:8080");
+	ck_assert_str_eq(err, "--listen: an IPv6 address goes in brackets: [::1]:8080");
+	free(err);
+	err = NULL;
 
-	ck_assert_int_eq(config_set_db_path(&cfg, "/tmp/x.db"), 0);
+	ck_assert_int_eq(config_set_db_path(&cfg, "/tmp/x.db", &err), 0);
 	ck_assert_str_eq(cfg.db_path, "/tmp/x.db");
-	ck_assert_int_eq(config_set_db_path(&cfg, ""), -1);
+	/* An empty --db says so; it is not a silent fall back to the default path. */
+	ck_assert_int_eq(config_set_db_path(&cfg, "", &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strncmp(err, "--db: ", 6) == 0, "the error does not name --db: %s", err);
 	ck_assert_str_eq(cfg.db_path, "/tmp/x.db");
 }
 END_TEST
@@ -409,8 +416,8 @@ START_TEST(test_full_file)
 		  "threads = 4 ; inline comment\n"
 		  "max_body = 64K\n"
 		  "public_url = https://nps.example.com/\n"
-		  "tls_cert = /etc/npsd/cert.pem\n"
-		  "tls_key = /etc/npsd/key.pem\n"
+		  "tls_cert = /dev/null\n"
+		  "tls_key = /dev/null\n"
 		  "connection_timeout = 1m\n"
 		  "rate_limit = 2.5\n"
 		  "\n"
@@ -446,8 +453,8 @@ START_TEST(test_full_file)
 	ck_assert_uint_eq(cfg.threads, 4);
 	ck_assert_uint_eq(cfg.max_body, 65536);
 	ck_assert_str_eq(cfg.public_url, "https://nps.example.com");
-	ck_assert_str_eq(cfg.tls_cert, "/etc/npsd/cert.pem");
-	ck_assert_str_eq(cfg.tls_key, "/etc/npsd/key.pem");
+	ck_assert_str_eq(cfg.tls_cert, "/dev/null");
+	ck_assert_str_eq(cfg.tls_key, "/dev/null");
 	ck_assert_int_eq(cfg.connection_timeout, 60);
 	ck_assert(cfg.rate_limit == 2.5);
 	ck_assert_str_eq(cfg.db_path, "/tmp/npsd-test.db");
@@ -587,13 +594,12 @@ END_TEST
 
 START_TEST(test_syntax_errors)
 {
-	expect_error("[server]\nthreads 4\n",
-		     "2: syntax error: expected [section], key = value or a comment");
+	expect_error("[server]\nthreads 4\n", "2: threads: no '=': write threads = VALUE");
+	expect_error("[server]\nthreads\n", "2: threads: no '=': write threads = VALUE");
 	expect_error("[server\nthreads = 4\n",
 		     "1: syntax error: expected [section], key = value or a comment");
 	/* A syntax error before a bad value is the one reported. */
-	expect_error("[server]\njunk\nthreads = x\n",
-		     "2: syntax error: expected [section], key = value or a comment");
+	expect_error("[server]\njunk\nthreads = x\n", "2: junk: no '=': write junk = VALUE");
 	expect_error("[server]\nthreads = 2\nthreads = 3\n", "3: threads: already set on line 2");
 	expect_error("[server]\n  4\n", "2: indented line with no key above it to continue");
 	expect_error("[server]\nthreads = 2\n  4\n",
@@ -643,6 +649,9 @@ START_TEST(test_tls_pairing)
 		     "3: tls_key: set without tls_cert (HTTPS needs both, plain HTTP neither)");
 	expect_error("[server]\ntls_cert = /c.pem\ntls_key =\n",
 		     "2: tls_cert: set without tls_key (HTTPS needs both, plain HTTP neither)");
+	/* Both set, one missing: named with its line, before the start. */
+	expect_error("[server]\ntls_cert = /dev/null\nthreads = 1\ntls_key = /nonexistent/npsd-key.pem\n",
+		     "4: tls_key: cannot read /nonexistent/npsd-key.pem: No such file or directory");
 }
 END_TEST
 
@@ -664,7 +673,7 @@ START_TEST(test_reload_merge)
 	ck_assert_str_eq(changed, "");
 
 	ck_assert_int_eq(config_set_listen(&fresh, "127.0.0.1:9999", &err), 0);
-	ck_assert_int_eq(config_set_db_path(&fresh, "/tmp/other.db"), 0);
+	ck_assert_int_eq(config_set_db_path(&fresh, "/tmp/other.db", &err), 0);
 	fresh.cb_max_score = 5;
 	fresh.threads = 3;
 	ck_assert_int_eq(config_reload_merge(&fresh, &cfg, changed, sizeof changed), 3);

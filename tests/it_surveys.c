@@ -1106,10 +1106,11 @@ START_TEST(a_405_has_its_own_allow_and_a_whole_body)
 
 	int held = raw_connect(&D);
 	ck_assert_int_ge(held, 0);
-	ck_assert_int_eq(raw_send(held, "PUT /v1/surveys HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-	                                "Content-Length: 2\r\n\r\n"),
+	ck_assert_int_eq(raw_send(held,
+	                          "PUT /v1/surveys HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	                          "Content-Length: 2\r\n\r\n"),
 	                 0);
-	usleep(100 * 1000); /* its headers are in: its 405 is decided, its body not read yet */
+	usleep(100 * 1000);           /* its headers are in: its 405 is decided, its body not read yet */
 	for (int i = 0; i < 8; i++) { /* new connections: some land on the held one's worker */
 		struct http_result r;
 		REQ(&r, "DELETE", "/v1/callbacks/1/complete", T_ADMIN, NULL);
@@ -1121,7 +1122,8 @@ START_TEST(a_405_has_its_own_allow_and_a_whole_body)
 	close(held);
 	ck_assert_msg(reply, "no reply to the held request");
 	ck_assert_msg(strncmp(reply, "HTTP/1.1 405", 12) == 0, "reply: %.200s", reply);
-	ck_assert_msg(strcasestr(reply, "\r\nAllow: GET, POST\r\n"), "the held request's Allow: %.400s", reply);
+	ck_assert_msg(strcasestr(reply, "\r\nAllow: GET, POST\r\n"), "the held request's Allow: %.400s",
+	              reply);
 	free(reply);
 }
 END_TEST
@@ -1147,7 +1149,8 @@ START_TEST(an_endless_body_on_a_get_is_cut_off)
 		sent_mib++;
 	close(fd);
 	ck_assert_msg(sent_mib < 100, "npsd read 100 MiB of a body on a GET without closing");
-	ck_assert_msg(sent_mib >= 60, "the connection closed after %d MiB, before the 64 MiB npsd reads", sent_mib);
+	ck_assert_msg(sent_mib >= 60, "the connection closed after %d MiB, before the 64 MiB npsd reads",
+	              sent_mib);
 	struct http_result r;
 	REQ(&r, "GET", "/healthz", NULL, NULL);
 	ck_assert_int_eq(r.status, 200);
@@ -1184,13 +1187,15 @@ START_TEST(content_type_must_be_json_415)
 	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
 	/* Bodies are UTF-8: another charset is not JSON npsd reads. */
-	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=iso-8859-1", body, strlen(body),
-	        &r);
+	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=iso-8859-1", body,
+	        strlen(body), &r);
 	expect_error(&r, 415, "unsupported_media_type", NULL);
 	http_result_free(&r);
 	/* With a UTF-8 charset, in any spelling RFC 9110 allows, it is JSON. */
-	const char *const utf8_types[] = { "application/json; charset=utf-8", "application/json\t; charset=utf-8",
-		                           "Application/JSON;charset=\"UTF-8\"", "application/json ; foo=bar" };
+	const char *const utf8_types[] = { "application/json; charset=utf-8",
+		                           "application/json\t; charset=utf-8",
+		                           "Application/JSON;charset=\"UTF-8\"",
+		                           "application/json ; foo=bar" };
 	for (size_t i = 0; i < sizeof utf8_types / sizeof *utf8_types; i++) {
 		char id[16], *item;
 		snprintf(id, sizeof id, "ct-%zu", i + 1);
@@ -1201,6 +1206,47 @@ START_TEST(content_type_must_be_json_415)
 		free(item);
 	}
 	free(body);
+}
+END_TEST
+
+/* Key names go into answers (source, claimed_by) as JSON strings, so npsctl takes only what
+ * JSON can carry, and a name with a space is one argument, not a name cut short. */
+START_TEST(npsctl_takes_only_names_answers_can_carry)
+{
+	const char *const refused[] = { "agent\xe9", "line1\nline2", "tab\there", "" };
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+		ck_assert_msg(npsctl_run(&D, NULL, "key", "create", "--role", "agent", "--name", refused[i],
+		                         (char *)NULL) == 2,
+		              "npsctl took the name #%zu", i);
+	ck_assert_int_eq(npsctl_run(&D, NULL, "key", "create", "--role", "agent", "--name", "John", "Smith",
+	                            (char *)NULL),
+	                 2);
+	char *out = NULL;
+	ck_assert_int_eq(npsctl_run(&D, &out, "key", "create", "--role", "agent", "--name", "Jöhn Smith",
+	                            (char *)NULL),
+	                 0);
+	ck_assert_msg(out && strncmp(out, "npsd_", 5) == 0, "no token: %s", out ? out : "(none)");
+	free(out);
+	ck_assert_int_eq(npsctl_run(&D, &out, "key", "list", (char *)NULL), 0);
+	ck_assert_msg(strstr(out, "Jöhn Smith") && !strstr(out, "John "), "key list: %s", out);
+	free(out);
+}
+END_TEST
+
+/* A start that cannot listen says where and why (here: the port is taken), not a guess. */
+START_TEST(a_start_that_cannot_listen_says_why)
+{
+	char listen[32], db[256];
+	snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)D.port);
+	snprintf(db, sizeof db, "%s/second.db", D.dir);
+	const char *const argv[] = { npsd_bin(), "--listen", listen, "--db", db, NULL };
+	char *err = NULL;
+	int status = run_program(argv, NULL, &err);
+	ck_assert_msg(status == 1, "npsd on a taken port exited %d: %s", status, err ? err : "");
+	char want[64];
+	snprintf(want, sizeof want, "cannot listen on %s: ", listen);
+	ck_assert_msg(err && strstr(err, want) && strstr(err, "in use"), "stderr: %s", err ? err : "(none)");
+	free(err);
 }
 END_TEST
 
@@ -1226,10 +1272,11 @@ START_TEST(content_encoding_is_refused_415)
 		close(fd);
 		ck_assert_msg(reply, "no reply with Content-Encoding %s", encodings[i]);
 		const char *want = strcmp(encodings[i], "identity") == 0 ? "HTTP/1.1 201" : "HTTP/1.1 415";
-		ck_assert_msg(strncmp(reply, want, strlen(want)) == 0, "Content-Encoding %s: %.300s", encodings[i], reply);
+		ck_assert_msg(strncmp(reply, want, strlen(want)) == 0, "Content-Encoding %s: %.300s",
+		              encodings[i], reply);
 		if (want[10] == '4')
-			ck_assert_msg(strstr(reply, "\"unsupported_media_type\""), "Content-Encoding %s: %.400s",
-			              encodings[i], reply);
+			ck_assert_msg(strstr(reply, "\"unsupported_media_type\""),
+			              "Content-Encoding %s: %.400s", encodings[i], reply);
 		free(reply);
 	}
 }
@@ -1857,6 +1904,8 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, an_endless_body_on_a_get_is_cut_off);
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, content_encoding_is_refused_415);
+	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
+	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
 	tcase_add_test(tc, answered_at_more_than_5_minutes_ahead_is_400);

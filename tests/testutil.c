@@ -27,6 +27,11 @@ static const char *bin(const char *env, const char *fallback)
 	return v && *v ? v : fallback;
 }
 
+const char *npsd_bin(void)
+{
+	return bin("NPSD_BIN", "build/npsd");
+}
+
 char *read_all(const char *path, size_t *ret_len)
 {
 	FILE *f = fopen(path, "rb");
@@ -82,7 +87,7 @@ static int spawn(struct npsd_proc *p)
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
-		const char *npsd = bin("NPSD_BIN", "build/npsd");
+		const char *npsd = npsd_bin();
 		execl(npsd, npsd, "--config", p->config_path, "--port-file", port_file, "--log-level",
 		      "debug", (char *)NULL);
 		_exit(127);
@@ -233,12 +238,73 @@ char *npsd_log(const struct npsd_proc *p)
 	return read_all(path, NULL);
 }
 
+/* Reads fd to its end into a malloc'ed string (NULL when out of memory). */
+static char *read_fd(int fd)
+{
+	size_t cap = 1024, len = 0;
+	char *buf = malloc(cap);
+	ssize_t got;
+	while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)got;
+		if (cap - len < 2) {
+			cap *= 2;
+			char *grown = realloc(buf, cap);
+			if (!grown)
+				free(buf);
+			buf = grown;
+		}
+	}
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+int run_program(const char *const argv[], char **ret_stdout, char **ret_stderr)
+{
+	int out[2], err[2];
+	if (pipe(out) < 0)
+		return -1;
+	if (pipe(err) < 0) {
+		close(out[0]);
+		close(out[1]);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		execv(argv[0], (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	/* stderr first: the programs run here write little, far below a pipe's buffer. */
+	char *errtext = read_fd(err[0]);
+	char *outtext = read_fd(out[0]);
+	close(out[0]);
+	close(err[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (ret_stdout)
+		*ret_stdout = outtext;
+	else
+		free(outtext);
+	if (ret_stderr)
+		*ret_stderr = errtext;
+	else
+		free(errtext);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...)
 {
 	const char *argv[32];
 	size_t n = 0;
-	const char *npsctl = bin("NPSCTL_BIN", "build/npsctl");
-	argv[n++] = npsctl;
+	argv[n++] = bin("NPSCTL_BIN", "build/npsctl");
 	argv[n++] = "--db";
 	argv[n++] = p->db_path;
 	va_list ap;
@@ -247,41 +313,7 @@ int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...)
 		argv[n++] = a;
 	va_end(ap);
 	argv[n] = NULL;
-	int pipefd[2];
-	if (pipe(pipefd) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(pipefd[1], STDOUT_FILENO);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		int devnull = open("/dev/null", O_WRONLY);
-		if (devnull >= 0)
-			dup2(devnull, STDERR_FILENO);
-		execv(npsctl, (char *const *)(uintptr_t)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	size_t cap = 1024, len = 0;
-	char *buf = malloc(cap);
-	ssize_t got;
-	while (buf && (got = read(pipefd[0], buf + len, cap - len - 1)) > 0) {
-		len += (size_t)got;
-		if (cap - len < 2) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-		}
-	}
-	close(pipefd[0]);
-	if (buf)
-		buf[len] = '\0';
-	int status = 0;
-	waitpid(pid, &status, 0);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return run_program(argv, out, NULL);
 }
 
 char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name)

@@ -45,6 +45,12 @@ char *npsd_log(const struct npsd_proc *p);
 char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name);
 /* Runs npsctl with args (NULL-terminated) and returns its exit status; stdout into *out
  * (malloc'ed) when out is not NULL. */
+/* Runs argv[0] (a path) with argv and waits: its exit code (-1 when it did not exit), with
+ * what it wrote to stdout and stderr malloc'ed in *ret_stdout and *ret_stderr (either may
+ * be NULL to drop it). */
+int run_program(const char *const argv[], char **ret_stdout, char **ret_stderr);
+/* The daemon under test: $NPSD_BIN or build/npsd. */
+const char *npsd_bin(void);
 int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...);
 
 struct http_result {

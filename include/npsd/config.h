@@ -78,10 +78,10 @@ void config_defaults(struct npsd_config *cfg);
  */
 int config_load(struct npsd_config *cfg, const char *path, char **ret_error);
 
-/* "HOST:PORT", "[v6]:PORT" or ":PORT"; returns 0 or -1 with *ret_error malloc'ed. */
+/* The --listen and --db flags: "HOST:PORT", "[v6]:PORT" or ":PORT"; a database path.
+ * Each returns 0, or -1 with *ret_error malloc'ed ("--db: ..."), for the caller to free. */
 int config_set_listen(struct npsd_config *cfg, const char *hostport, char **ret_error);
-/* Replaces db_path with a copy of path. */
-int config_set_db_path(struct npsd_config *cfg, const char *path);
+int config_set_db_path(struct npsd_config *cfg, const char *path, char **ret_error);
 
 /* Frees every string and zeroes cfg; a zeroed cfg is fine. */
 void config_free(struct npsd_config *cfg);

@@ -53,9 +53,11 @@ struct http_options {
 };
 
 /* Starts listening. routes (ending with a zeroed entry) and app are borrowed for the
- * server's lifetime. Returns 0 and *ret_server, or a negative errno. */
+ * server's lifetime. Returns 0 and *ret_server, or a negative errno with *ret_error
+ * (why, from libmicrohttpd when it refused: a bad key, an address in use) malloc'ed for
+ * the caller to free, or NULL when out of memory. */
 int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
-               struct http_server **ret_server);
+               struct http_server **ret_server, char **ret_error);
 /* The port bound (useful with port 0). */
 uint16_t http_port(const struct http_server *srv);
 /* Stops taking new work: every new request is answered 503 (Retry-After, Connection:

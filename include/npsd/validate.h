@@ -79,6 +79,8 @@ size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret);
 /* Makes s valid UTF-8 in place: a NUL or a byte of a malformed sequence becomes '?'.
  * For text from outside (a receiver's answer) that must go into JSON. */
 void utf8_scrub(char *s, size_t len);
+/* A name people give (an API key's): UTF-8, 1 to max_chars code points, no control characters. */
+bool valid_name(const char *s, size_t max_chars);
 bool valid_token_name(const char *s); /* [a-z0-9_.-]{1,64} */
 bool valid_e164(const char *s);       /* "+" and 8-15 digits */
 bool valid_email(const char *s);
