@@ -95,6 +95,15 @@ static int fail(struct field_error *err, const char *code, const char *prefix, c
 	return -1;
 }
 
+void field_error_set(struct field_error *err, const char *code, const char *field, const char *message)
+{
+	err->code = code;
+	snprintf(err->field, sizeof err->field, "%s", field);
+	utf8_trim_tail(err->field);
+	snprintf(err->message, sizeof err->message, "%s", message);
+	utf8_trim_tail(err->message);
+}
+
 static bool in_list(const char *key, const char *const *list)
 {
 	for (; *list; list++)
@@ -353,6 +362,7 @@ int validate_survey(json_t *doc, int64_t now, struct survey_input *ret, struct f
 			return fail(err, INVALID, "contact_consent", NULL,
 			            "contact_consent must be true or false");
 		in.consent = json_is_true(v);
+		in.consent_given = true;
 	}
 	if ((v = member(doc, "attributes"))) {
 		if (check_attributes(v, err) < 0)

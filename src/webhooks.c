@@ -39,9 +39,7 @@ uint32_t webhook_event_bit(const char *type)
 
 static int fail(struct field_error *err, const char *code, const char *field, const char *message)
 {
-	err->code = code;
-	snprintf(err->field, sizeof err->field, "%s", field);
-	snprintf(err->message, sizeof err->message, "%s", message);
+	field_error_set(err, code, field, message);
 	return -1;
 }
 
@@ -148,7 +146,7 @@ static int check_filter(json_t *filter, struct field_error *err)
 	const char *key;
 	json_t *v;
 	json_object_foreach (filter, key, v) {
-		char field[96];
+		char field[sizeof err->field];
 		snprintf(field, sizeof field, "filter.%s", key);
 		if (strcmp(key, "max_score") == 0 || strcmp(key, "min_score") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10)

@@ -112,6 +112,21 @@ START_TEST(validator_names_the_field)
 	             true, "invalid_field", "auth");
 	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"extra\":1}", true,
 	             "invalid_field", "extra");
+	/* A client's own key, too long to name whole: cut at a character, so it stays UTF-8. */
+	char doc[2048];
+	int len = snprintf(doc, sizeof doc, "{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"filter\":{\"x");
+	for (int i = 0; i < 300; i++)
+		len += snprintf(doc + len, sizeof doc - (size_t)len, "\\u00e9");
+	snprintf(doc + len, sizeof doc - (size_t)len, "\":1}}");
+	struct webhook_input in;
+	struct field_error err;
+	json_t *parsed;
+	ck_assert_int_eq(validate_text(doc, false, true, &in, &err, &parsed), -1);
+	ck_assert_msg(strncmp(err.field, "filter.x\xc3\xa9", 10) == 0, "field %s", err.field);
+	json_t *field = json_string(err.field);
+	ck_assert_msg(field, "the field is not UTF-8");
+	json_decref(field);
+	json_decref(parsed);
 	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"digest\":\"daily\"}", true,
 	             "invalid_field", "digest");
 }

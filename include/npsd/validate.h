@@ -15,9 +15,13 @@
  * ("invalid_field" or "missing_field"); field is the dotted JSON path ("customer.phone"). */
 struct field_error {
 	const char *code;
-	char field[96];
+	char field[272]; /* "attributes." and a key of 64 characters of up to 4 bytes each */
 	char message[192];
 };
+
+/* Fills err, cutting field and message at a character boundary where they are too long
+ * (a client's own key names go into field). */
+void field_error_set(struct field_error *err, const char *code, const char *field, const char *message);
 
 /* One survey answer after validation. Every pointer borrows from the json_t it came from
  * and lives as long as that document. Absent optional strings are NULL. */
@@ -35,6 +39,7 @@ struct survey_input {
 	int64_t answered_at; /* unix seconds, UTC; `now` when absent */
 	bool answered_at_given;
 	bool consent;       /* contact_consent, default true */
+	bool consent_given; /* contact_consent was sent (a retry without it does not differ) */
 	json_t *attributes; /* borrowed object, NULL when absent or empty */
 };
 
