@@ -14,6 +14,15 @@ static bool same_text(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* JSON has one number type: 3 and 3.0 are the same value, though jansson keeps them apart. */
+static bool same_value(json_t *a, json_t *b)
+{
+	/* Two integers compare exactly (as doubles, large ones could meet). */
+	if (json_is_number(a) && json_is_number(b) && (json_is_real(a) || json_is_real(b)))
+		return json_number_value(a) == json_number_value(b);
+	return json_equal(a, b);
+}
+
 /*
  * Attributes grow, never change: every stored key must come back with the same value, and
  * together they stay within SURVEY_ATTRIBUTES_MAX keys.
@@ -33,7 +42,7 @@ static int compare_attributes(const char *stored_text, json_t *sent, char **ret_
 	json_t *value;
 	json_object_foreach (stored, key, value) {
 		json_t *other = json_object_get(sent, key);
-		if (other && !json_equal(value, other)) {
+		if (other && !same_value(value, other)) {
 			result = -1;
 			goto out;
 		}
@@ -61,10 +70,10 @@ unsigned surveys_compare(const struct survey_row *stored, const struct survey_in
 {
 	*ret_attributes = NULL;
 	/* What identifies the answer must match exactly. A sender that leaves out
-	 * answered_at or channel on a retry still means the same answer. */
+	 * answered_at, channel or contact_consent on a retry still means the same answer. */
 	if (strcmp(stored->customer_id, in->customer_id) != 0 ||
 	    strcmp(stored->touchpoint, in->touchpoint) != 0 || stored->score != in->score ||
-	    stored->consent != in->consent)
+	    (in->consent_given && stored->consent != in->consent))
 		return 409;
 	if (in->channel && !same_text(stored->channel, in->channel))
 		return 409;

@@ -676,6 +676,12 @@ START_TEST(retry_with_new_attributes_merges_them)
 	ck_assert_str_eq(obj_str(json_object_get(s, "attributes"), "policy"), "HOME-1");
 	json_decref(s);
 
+	/* The same number written another way is the same value (JSON has one number type). */
+	char *same_number = survey("att-1", "C-att", NULL, "renewal", 9, ",\"attributes\":{\"years\":3.0}");
+	post_expect(&r, same_number, 200);
+	http_result_free(&r);
+	free(same_number);
+
 	/* A stored key with another value: conflict. */
 	char *fourth =
 	        survey("att-1", "C-att", NULL, "renewal", 9, ",\"attributes\":{\"policy\":\"HOME-2\"}");
@@ -731,6 +737,23 @@ START_TEST(retry_with_a_different_score_is_409)
 	post_expect(&r, first, 200);
 	ck_assert_int_eq(obj_int(r.json, "id"), id);
 	http_result_free(&r);
+	/* A refused contact is part of the answer: sending consent the other way is a conflict,
+	 * leaving it out on a retry is not. */
+	char *refused = survey("conf-2", "C-conf2", "+31677777778", "claim", 5, ",\"contact_consent\":false");
+	char *without = survey("conf-2", "C-conf2", "+31677777778", "claim", 5, NULL);
+	char *granted = survey("conf-2", "C-conf2", "+31677777778", "claim", 5, ",\"contact_consent\":true");
+	post_expect(&r, refused, 201);
+	ck_assert(json_is_null(json_object_get(r.json, "callback")));
+	http_result_free(&r);
+	post_expect(&r, without, 200);
+	ck_assert(json_is_null(json_object_get(r.json, "callback")));
+	http_result_free(&r);
+	post_expect(&r, granted, 409);
+	expect_error(&r, 409, "conflict", "response_id");
+	http_result_free(&r);
+	free(refused);
+	free(without);
+	free(granted);
 	free(first);
 	free(second);
 	free(third);
