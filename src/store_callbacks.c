@@ -309,7 +309,7 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
 	static const char sql[] =
 	        "UPDATE callbacks INDEXED BY callbacks_sla SET sla_breached = 1 WHERE sla_breached = 0 AND "
 	        "first_attempt_at IS NULL "
-	        "AND status IN ('queued', 'claimed') AND sla_deadline <= ? RETURNING " CALLBACK_COLUMNS;
+	        "AND status IN ('queued', 'claimed') AND sla_deadline < ? RETURNING " CALLBACK_COLUMNS;
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
