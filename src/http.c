@@ -33,7 +33,7 @@ struct http_server {
 	atomic_bool stopping;
 	atomic_uint in_flight;
 	bool started;          /* MHD_start_daemon returned: from then on its logs are about requests */
-	char start_error[256]; /* libmicrohttpd's first message while starting */
+	char start_error[512]; /* libmicrohttpd's first message while starting (as long as a log line) */
 	/* Past their body and not yet replied to: in a handler or waiting for storage. Once
 	 * closing is set no more join them (http_finish_handling). */
 	atomic_uint handling;
