@@ -330,17 +330,21 @@ static int answer_received(struct db_conn *conn, void *arg)
 	return outbox_emit(conn, "survey.received", json_object(), NO_FACTS, 2);
 }
 
-static int count_outbox(struct db_conn *conn, void *arg)
+/* The one integer a query answers. */
+static int query_int(struct db_conn *conn, const char *sql)
 {
 	sqlite3_stmt *st;
-	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn),
-	                                    "SELECT (SELECT count(*) FROM webhooks) + (SELECT count(*) FROM events) "
-	                                    "+ (SELECT count(*) FROM deliveries)",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), sql, -1, &st, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	*(int *)arg = sqlite3_column_int(st, 0);
+	int n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	return n;
+}
+
+static int count_outbox(struct db_conn *conn, void *arg)
+{
+	*(int *)arg = query_int(conn, "SELECT (SELECT count(*) FROM webhooks) + (SELECT count(*) FROM events) "
+	                              "+ (SELECT count(*) FROM deliveries)");
 	return 0;
 }
 
@@ -418,12 +422,7 @@ END_TEST
 
 static int read_version(struct db_conn *conn, void *arg)
 {
-	sqlite3_stmt *st;
-	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), "PRAGMA user_version", -1, &st, NULL),
-	                 SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	*(int *)arg = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	*(int *)arg = query_int(conn, "PRAGMA user_version");
 	return 0;
 }
 
