@@ -341,7 +341,8 @@ struct claimer {
 	const char *url, *token;
 	long per_thread, warmup;
 	int64_t deadline; /* CLOCK_MONOTONIC */
-	int64_t *lat;
+	int64_t *lat, *began; /* latency and start (ns since the run began) of each measured claim */
+	int64_t start;
 	long n, s200, s204, s5xx, other, failed;
 	char first_error[256];
 };
@@ -372,6 +373,7 @@ static void *claim_thread(void *arg)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 		if (i < c->warmup)
 			continue;
+		c->began[c->n] = t0 - c->start;
 		c->lat[c->n++] = t1 - t0;
 		if (rc != CURLE_OK) {
 			c->failed++;
@@ -416,6 +418,8 @@ static int cmd_claim(int argc, char **argv)
 		c[i].warmup = warmup;
 		c[i].deadline = start + secs * 1000000000LL;
 		c[i].lat = xmalloc(sizeof(int64_t) * (size_t)(per_thread + 1));
+		c[i].began = xmalloc(sizeof(int64_t) * (size_t)(per_thread + 1));
+		c[i].start = start;
 		if (pthread_create(&c[i].thread, NULL, claim_thread, &c[i]) != 0)
 			die("pthread_create failed");
 	}
@@ -433,13 +437,24 @@ static int cmd_claim(int argc, char **argv)
 		if (c[i].first_error[0])
 			fprintf(stderr, "npsload claim: thread %d: %s\n", i, c[i].first_error);
 	}
+	/* Every claim's start and latency, so a slow tail can be told apart: clustered in time
+	 * (something stalled them all) or spread (each waited for a CPU on its own). */
+	const char *log_path = getenv("NPSLOAD_CLAIM_LOG");
+	FILE *log = log_path ? fopen(log_path, "w") : NULL;
+	if (log_path && !log)
+		die("cannot write NPSLOAD_CLAIM_LOG");
 	int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(n + 1));
 	size_t k = 0;
 	for (int i = 0; i < nthreads; i++) {
 		memcpy(all + k, c[i].lat, sizeof(int64_t) * (size_t)c[i].n);
 		k += (size_t)c[i].n;
+		for (long j = 0; log && j < c[i].n; j++)
+			fprintf(log, "%d %.3f %.3f\n", i, (double)c[i].began[j] / 1e6, (double)c[i].lat[j] / 1e6);
 		free(c[i].lat);
+		free(c[i].began);
 	}
+	if (log)
+		fclose(log);
 	qsort(all, k, sizeof *all, cmp_i64);
 	printf("CLAIM threads=%d requests=%ld s200=%ld s204=%ld s5xx=%ld other=%ld failed=%ld "
 	       "seconds=%.3f rps=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",

@@ -492,9 +492,11 @@ if phase claim; then
 	per=$((CLAIM_REQUESTS / CLAIM_THREADS))
 	[ "$per" -ge 1 ] || per=1
 	say "claim: 1 agent, $CLAIM_WARMUP + $CLAIM_REQUESTS claims one after the other"
-	load C1_ claim-seq 150 claim "$BASE" 120 "$CLAIM_REQUESTS" "$CLAIM_WARMUP" "${AGENTS[0]}"
+	NPSLOAD_CLAIM_LOG=$OUT/claims-1.txt \
+		load C1_ claim-seq 150 claim "$BASE" 120 "$CLAIM_REQUESTS" "$CLAIM_WARMUP" "${AGENTS[0]}"
 	say "claim: $CLAIM_THREADS agents at once, $CLAIM_WARMUP + $per claims each"
-	load C4_ claim-conc 150 claim "$BASE" 120 "$per" "$CLAIM_WARMUP" "${AGENTS[@]}"
+	NPSLOAD_CLAIM_LOG=$OUT/claims-$CLAIM_THREADS.txt \
+		load C4_ claim-conc 150 claim "$BASE" 120 "$per" "$CLAIM_WARMUP" "${AGENTS[@]}"
 	cq_after=$(sqlite3 "$D/npsd.db" "select count(*) from callbacks where status = 'queued'" 2>/dev/null || echo '?')
 	stop_npsd claim
 	cq_rss=$RSS_MIB
