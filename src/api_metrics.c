@@ -54,6 +54,16 @@ void api_metrics(struct http_request *req)
 	       (double)ws.writes);
 	metric(t, "npsd_db_commits_total", "counter", "Transactions (group commits) that carried them.",
 	       (double)ws.batches);
+	metric(t, "npsd_db_checkpoints_total", "counter",
+	       "WAL checkpoints run beside the writer, on a thread of their own.", (double)ws.checkpoints);
+	metric(t, "npsd_db_checkpoint_seconds_total", "counter", "Time those checkpoints took.",
+	       (double)ws.checkpoint_ns / 1e9);
+	metric(t, "npsd_db_checkpoint_finishes_total", "counter",
+	       "Checkpoints the writer ran after a commit to copy the frames a background one left.",
+	       (double)ws.checkpoint_finishes);
+	metric(t, "npsd_db_checkpoint_finish_seconds_total", "counter",
+	       "Time those took: the writer's only wait for checkpoints.",
+	       (double)ws.checkpoint_finish_ns / 1e9);
 	/* Where a write's time goes, stage by stage: averages are _sum / _count. */
 	add(t, "# HELP npsd_write_stage_seconds Time committed writes spent waiting for the writer "
 	       "(queue), in their batch's statements and commit (batch), and in the fdatasync that made "

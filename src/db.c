@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "npsd/clock.h"
+#include "npsd/db_checkpoint.h"
 #include "npsd/db_vfs.h"
 #include "npsd/log.h"
 #include "npsd/migrations.h"
@@ -21,6 +22,9 @@
 #define STMT_SLOTS 512 /* distinct statements per connection; far more than we have */
 #define MAX_READERS 64 /* beyond this, readers wait: each connection costs a page cache */
 #define BUSY_TIMEOUT_MS 5000
+/* A checkpoint copies each page once however often the WAL holds it, so fewer, larger
+ * checkpoints copy less: 4000 pages measured best (bench/README.md). */
+#define CHECKPOINT_FRAMES 4000
 
 struct stmt_slot {
 	const char *sql;
@@ -37,6 +41,7 @@ struct db_conn {
 struct npsd_db {
 	char *path;
 	struct db_conn *writer;
+	struct db_checkpointer *checkpointer; /* the writer's WAL hook tells it the WAL's size */
 	pthread_t writer_thread;
 	int writer_running;
 
@@ -253,13 +258,12 @@ static int conn_open(const char *path, int readonly, struct db_conn **ret_conn, 
 	 * cut just as with FULL. Readers are query_only so a bug can never write outside the
 	 * writer. */
 	const char *pragmas =
-	        readonly ? "PRAGMA query_only = 1; PRAGMA foreign_keys = OFF;"
-	                 : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = "
-	                   "OFF; "
-	                   /* Savepoints journal into memory, not a temp file (two syscalls per page saved).
-	                    * A checkpoint copies each page once however often the WAL holds it, so fewer,
-	                    * larger checkpoints copy less: 4000 pages measured best (bench/README.md). */
-	                   "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;";
+	        readonly
+	                ? "PRAGMA query_only = 1; PRAGMA foreign_keys = OFF;"
+	                : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = "
+	                  "OFF; "
+	                  /* Savepoints journal into memory, not a temp file (two syscalls per page saved). */
+	                  "PRAGMA temp_store = MEMORY;";
 	int r = conn_exec(conn, pragmas);
 	if (r < 0) {
 		if (ret_error && asprintf(ret_error, "%s: cannot set up the connection: %s", path,
@@ -591,6 +595,10 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	r = migrate(db->writer, ret_error);
 	if (r < 0)
 		goto fail;
+	r = db_checkpointer_start(path, CHECKPOINT_FRAMES, &db->checkpointer, ret_error);
+	if (r < 0)
+		goto fail;
+	sqlite3_wal_hook(db->writer->handle, db_checkpointer_wal_hook, db->checkpointer);
 	r = -pthread_create(&db->sync_thread, NULL, sync_main, db);
 	if (r < 0) {
 		if (asprintf(ret_error, "cannot start the sync thread: %s", strerror(-r)) < 0)
@@ -633,6 +641,9 @@ void db_close(struct npsd_db **dbp)
 	}
 	if (db->wal_fd >= 0)
 		close(db->wal_fd);
+	if (db->writer)
+		sqlite3_wal_hook(db->writer->handle, NULL, NULL);
+	db_checkpointer_stop(&db->checkpointer); /* before the writer, whose close is the last */
 	for (size_t i = 0; i < db->nreaders; i++)
 		conn_close(&db->readers[i]);
 	if (db->writer) /* a clean close checkpoints the WAL, so the file alone is complete */
@@ -766,4 +777,11 @@ void db_write_stats(struct npsd_db *db, struct db_write_stats *ret)
 		.batch_ns = atomic_load(&db->batch_ns),
 		.sync_ns = atomic_load(&db->sync_ns),
 	};
+	struct db_checkpoint_stats cs = { 0 };
+	if (db->checkpointer)
+		db_checkpointer_stats(db->checkpointer, &cs);
+	ret->checkpoints = cs.runs;
+	ret->checkpoint_ns = cs.ns;
+	ret->checkpoint_finishes = cs.finishes;
+	ret->checkpoint_finish_ns = cs.finish_ns;
 }

@@ -30,19 +30,6 @@ static int tick_apply(struct db_conn *conn, void *arg)
 	return callbacks_tick(conn, *(const int64_t *)arg);
 }
 
-static struct timespec mono_after_ms(int64_t ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 /* Runs what is due and returns how long to sleep, in milliseconds. */
 static int64_t run_once(struct scheduler *s)
 {
@@ -72,8 +59,8 @@ static void *scheduler_main(void *arg)
 	pthread_setname_np(pthread_self(), "npsd-scheduler");
 	for (;;) {
 		int64_t sleep_ms = run_once(s);
-		struct timespec until = mono_after_ms(sleep_ms);
-		struct timespec earliest = mono_after_ms(WAKE_COALESCE_MS);
+		struct timespec until = clock_mono_after_ms(sleep_ms);
+		struct timespec earliest = clock_mono_after_ms(WAKE_COALESCE_MS);
 		pthread_mutex_lock(&s->lock);
 		/* A wake re-reads the deadlines, but not before WAKE_COALESCE_MS has passed. One may
 		 * have come while the tick ran (its own commit wakes us, and so may a claim that

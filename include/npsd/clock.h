@@ -1,6 +1,7 @@
 #ifndef NPSD_CLOCK_H
 #define NPSD_CLOCK_H
 #include <stdint.h>
+#include <time.h>
 
 /*
  * The one source of wall-clock time, so tests can drive schedules without sleeping.
@@ -14,5 +15,8 @@ int64_t clock_now_ms(void); /* unix milliseconds */
 int64_t clock_mono_ms(void);
 /* The same in nanoseconds, for stage timings. */
 int64_t clock_mono_ns(void);
+/* CLOCK_MONOTONIC ms milliseconds from now: a deadline for pthread_cond_timedwait on a
+ * condition variable set to that clock. */
+struct timespec clock_mono_after_ms(int64_t ms);
 
 #endif

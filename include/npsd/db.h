@@ -88,10 +88,13 @@ uint64_t db_rollbacks(const struct db_conn *conn);
 sqlite3 *db_handle(struct db_conn *conn);
 /* Since start: writes committed, the batches (transactions) that carried them, and where
  * their time went, summed over the writes: waiting for the writer (queue), their batch's
- * statements and commit (batch), the fdatasync that made them durable (sync). */
+ * statements and commit (batch), the fdatasync that made them durable (sync); and the
+ * WAL checkpoints run beside them, and the short ones the writer ran to finish those,
+ * with their time. */
 struct db_write_stats {
 	uint64_t writes, batches;
 	uint64_t queue_ns, batch_ns, sync_ns;
+	uint64_t checkpoints, checkpoint_ns, checkpoint_finishes, checkpoint_finish_ns;
 };
 void db_write_stats(struct npsd_db *db, struct db_write_stats *ret);
 /* True once a sync of the WAL has failed: every write fails from then on (-EIO), and the
