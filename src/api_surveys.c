@@ -246,9 +246,9 @@ void api_surveys_list(struct http_request *req)
 	    http_query_int(req, "max_score", 0, 10, &max_score) < 0 ||
 	    http_query_time(req, "from", &f.from) < 0 || http_query_time(req, "to", &f.to) < 0 ||
 	    http_query_int(req, "limit", 1, LIST_MAX, &limit) < 0 ||
-	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0)
+	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0 ||
+	    http_query_name(req, "customer_id", ID_MAX_CHARS, &f.customer_id) < 0)
 		return;
-	f.customer_id = http_query(req, "customer_id");
 	f.max_score = (int)max_score;
 	f.before_id = cursor;
 	f.limit = (int)limit + 1; /* one more tells whether a next page exists */

@@ -1,5 +1,6 @@
 #include "npsd/http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -276,10 +277,12 @@ int http_query_int(struct http_request *req, const char *key, int64_t min, int64
 	const char *text = http_query(req, key);
 	if (!text)
 		return 0;
+	/* strtoll alone would also take " 5" and "+5". */
+	const char *digits = text[0] == '-' ? text + 1 : text;
 	char *end;
 	errno = 0;
 	long long v = strtoll(text, &end, 10);
-	if (!*text || *end || errno || v < min || v > max) {
+	if (!isdigit((unsigned char)digits[0]) || *end || errno || v < min || v > max) {
 		http_reply_error(req, 400, "invalid_field", key, "%s must be an integer from %lld to %lld",
 		                 key, (long long)min, (long long)max);
 		return -1;
@@ -308,6 +311,21 @@ int http_query_token(struct http_request *req, const char *key, const char **val
 		return 0;
 	if (!valid_token_name(text)) {
 		http_reply_error(req, 400, "invalid_field", key, "%s must match [a-z0-9_.-]{1,64}", key);
+		return -1;
+	}
+	*value = text;
+	return 0;
+}
+
+int http_query_name(struct http_request *req, const char *key, size_t max_chars, const char **value)
+{
+	const char *text = http_query(req, key);
+	if (!text)
+		return 0;
+	if (!valid_name(text, max_chars)) {
+		http_reply_error(req, 400, "invalid_field", key,
+		                 "%s must be 1 to %zu characters of UTF-8 without control characters", key,
+		                 max_chars);
 		return -1;
 	}
 	*value = text;

@@ -16,7 +16,6 @@
 #define INVALID "invalid_field"
 #define MISSING "missing_field"
 
-#define ID_MAX_CHARS 128
 #define NAME_MAX_CHARS 200
 #define COMMENT_MAX_CHARS 4000
 #define EMAIL_MAX_BYTES 254   /* the SMTP path limit (RFC 5321), in octets */

@@ -1811,6 +1811,9 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?limit=-3", "limit" },
 		{ "?limit=ten", "limit" },
 		{ "?limit=99999999999999999999", "limit" },
+		{ "?limit=+5", "limit" },
+		{ "?limit=%205", "limit" },
+		{ "?max_score=+3", "max_score" },
 		{ "?cursor=abc", "cursor" },
 		{ "?cursor=0", "cursor" },
 		{ "?from=yesterday", "from" },
@@ -1820,6 +1823,12 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?touchpoint=Claim", "touchpoint" },
 		{ "?touchpoint=a%20b", "touchpoint" },
 		{ "?touchpoint=", "touchpoint" },
+		/* No stored answer can have such a customer: saying so beats an empty list. */
+		{ "?customer_id=", "customer_id" },
+		{ "?customer_id=%01x", "customer_id" },
+		{ "?customer_id=%ff", "customer_id" },
+		{ "?customer_id=" "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+		  "12345678901234567890123456789012345678901234567890", "customer_id" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char path[160];

@@ -120,5 +120,8 @@ void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value);
 int http_query_time(struct http_request *req, const char *key, int64_t *value);
 int http_query_token(struct http_request *req, const char *key, const char **value);
+/* A name or id as clients send them in bodies: UTF-8, 1 to max_chars code points, no
+ * control characters. One that could never match is a 400, not an empty answer. */
+int http_query_name(struct http_request *req, const char *key, size_t max_chars, const char **value);
 
 #endif

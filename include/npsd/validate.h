@@ -9,6 +9,7 @@
  * Pure checks of what clients send: no I/O, no globals, so unit tests need no daemon.
  */
 
+#define ID_MAX_CHARS 128         /* response_id, customer.id */
 #define SURVEY_ATTRIBUTES_MAX 32 /* keys in a survey's attributes, also after a retry adds some */
 
 /* A client error, rendered by the HTTP layer as SPEC's error body. code is a static string
