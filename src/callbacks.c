@@ -206,7 +206,8 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
 	        strcmp(o, "reached") == 0 || strcmp(o, "declined") == 0 || strcmp(o, "do_not_call") == 0;
 	const char *event = NULL;
 	unclaim(&row);
-	if ((r = set_text(&row.outcome, o)) < 0 || (in->notes && (r = set_text(&row.notes, in->notes)) < 0))
+	/* Outcome and notes are the latest attempt's; every attempt's are in the history. */
+	if ((r = set_text(&row.outcome, o)) < 0 || (r = set_text(&row.notes, in->notes)) < 0)
 		goto out;
 	if (!row.first_attempt_at)
 		row.first_attempt_at = now;

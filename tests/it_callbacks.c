@@ -915,9 +915,10 @@ START_TEST(no_answer_retries_then_unreachable)
 	/* First attempt: no answer → back in 30 minutes. */
 	fx_at(&f, T0 + 60);
 	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), id);
-	cb = complete(&f, f.agent_a, id, "{\"outcome\":\"no_answer\"}", 200);
+	cb = complete(&f, f.agent_a, id, "{\"outcome\":\"no_answer\",\"notes\":\"rang twice\"}", 200);
 	ck_assert_str_eq(sget(cb, "status"), "queued");
 	ck_assert_int_eq(iget(cb, "attempts"), 1);
+	ck_assert_str_eq(sget(cb, "notes"), "rang twice");
 	assert_time(cb, "due_at", T0 + 60 + RETRY1);
 	assert_null(cb, "claimed_by");
 	json_decref(cb);
@@ -939,6 +940,9 @@ START_TEST(no_answer_retries_then_unreachable)
 	cb = complete(&f, f.agent_b, id, "{\"outcome\":\"busy\"}", 200);
 	ck_assert_str_eq(sget(cb, "status"), "queued");
 	ck_assert_int_eq(iget(cb, "attempts"), 2);
+	/* The notes are the latest outcome's, as the outcome is: not the first call's any more
+	 * (those stay in the history). */
+	assert_null(cb, "notes");
 	assert_time(cb, "due_at", t2 + RETRY2);
 	json_decref(cb);
 	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), 0);
