@@ -93,10 +93,10 @@ int ratelimit_take(struct ratelimit *rl, int64_t key_id, int64_t now_ms)
 	}
 	if (now_ms > b->at_ms) {
 		b->tokens += (double)(now_ms - b->at_ms) / 1000.0 * rl->rate;
-		if (b->tokens > rl->burst)
-			b->tokens = rl->burst;
 		b->at_ms = now_ms;
 	}
+	if (b->tokens > rl->burst) /* also right after a reload lowered the rate */
+		b->tokens = rl->burst;
 	if (b->tokens >= 1.0) {
 		b->tokens -= 1.0;
 	} else {

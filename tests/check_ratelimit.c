@@ -31,6 +31,21 @@ START_TEST(a_tiny_rate_waits_at_most_a_day)
 }
 END_TEST
 
+/* A reload that lowers the rate holds at once: a bucket filled under the old rate is cut to
+ * the new burst, not only at its next refill. */
+START_TEST(a_lower_rate_cuts_full_buckets_at_once)
+{
+	struct ratelimit *rl;
+	ck_assert_int_eq(ratelimit_new(100, &rl), 0);
+	ck_assert_int_eq(ratelimit_take(rl, 3, 5000), 0); /* 199 of 200 left */
+	ratelimit_set_rate(rl, 1);                        /* burst 2 */
+	ck_assert_int_eq(ratelimit_take(rl, 3, 5000), 0);
+	ck_assert_int_eq(ratelimit_take(rl, 3, 5000), 0);
+	ck_assert_int_eq(ratelimit_take(rl, 3, 5000), 1);
+	ratelimit_free(&rl);
+}
+END_TEST
+
 START_TEST(refills_at_the_rate)
 {
 	struct ratelimit *rl;
@@ -80,6 +95,7 @@ int main(void)
 	TCase *tc = tcase_create("buckets");
 	tcase_add_test(tc, burst_of_twice_the_rate_then_refusal);
 	tcase_add_test(tc, refills_at_the_rate);
+	tcase_add_test(tc, a_lower_rate_cuts_full_buckets_at_once);
 	tcase_add_test(tc, a_tiny_rate_waits_at_most_a_day);
 	tcase_add_test(tc, keys_have_their_own_buckets);
 	tcase_add_test(tc, slow_rates_ask_for_a_longer_wait);
