@@ -96,23 +96,27 @@ static int compare_hash(const void *a, const void *b)
 	return memcmp(((const struct key_row *)a)->hash, ((const struct key_row *)b)->hash, TOKEN_HASH_LEN);
 }
 
-/* Called with the lock held. On failure the old keys stay in force. */
-static void reload(struct auth *auth)
+/* Called with the lock held. Returns 0, or a negative errno: then the cache is stale and
+ * the next request tries again. The old keys are not used meanwhile: they may hold one
+ * revoked since, and a revocation must not wait for storage to recover. */
+static int reload(struct auth *auth)
 {
 	struct key_list list = { 0 };
 	struct db_conn *conn = db_reader(auth->db);
 	int r = store_key_each(conn, true, collect_key, &list);
 	db_reader_put(auth->db, conn);
-	auth->loaded_ms = clock_mono_ms();
 	if (r != 0) {
 		log_warn("auth: cannot reload keys: %s", strerror(-r));
 		free(list.rows);
-		return;
+		auth->loaded_ms = 0;
+		return r < 0 ? r : -EIO;
 	}
+	auth->loaded_ms = clock_mono_ms();
 	qsort(list.rows, list.n, sizeof *list.rows, compare_hash);
 	free(auth->keys);
 	auth->keys = list.rows;
 	auth->nkeys = list.n;
+	return 0;
 }
 
 int auth_new(struct npsd_db *db, struct auth **ret_auth)
@@ -169,19 +173,20 @@ int auth_check(struct auth *auth, const char *token, struct principal *ret)
 	auth_token_hash(token, hash);
 	pthread_mutex_lock(&auth->lock);
 	int64_t now = clock_mono_ms();
+	int r = 0;
 	if (auth->loaded_ms == 0 || now - auth->loaded_ms >= RELOAD_EVERY_MS)
-		reload(auth);
-	const struct key_row *key = find(auth, hash);
-	if (!key) {
+		r = reload(auth);
+	const struct key_row *key = r == 0 ? find(auth, hash) : NULL;
+	if (r == 0 && !key) {
 		/* Not cached: perhaps a key created since the last reload. One indexed lookup
 		 * tells; only a hit pays for a reload, so unknown tokens cannot force reloads. */
 		struct db_conn *conn = db_reader(auth->db);
-		int r = store_key_live(conn, hash);
+		int live = store_key_live(conn, hash);
 		db_reader_put(auth->db, conn);
-		if (r == 0) {
-			reload(auth);
+		if (live == 0 && (r = reload(auth)) == 0)
 			key = find(auth, hash);
-		}
+		else if (live < 0 && live != -ENOENT)
+			r = live; /* storage trouble is not the client's: no 401 for it */
 	}
 	if (key) {
 		ret->key_id = key->id;
@@ -189,5 +194,5 @@ int auth_check(struct auth *auth, const char *token, struct principal *ret)
 		memcpy(ret->name, key->name, sizeof ret->name);
 	}
 	pthread_mutex_unlock(&auth->lock);
-	return key ? 0 : -EACCES;
+	return r < 0 ? r : key ? 0 : -EACCES;
 }

@@ -525,10 +525,15 @@ static void start_request(struct http_request *req, const char *url, const char 
 			while (*token == ' ')
 				token++;
 		}
-		if (!token || !*token || auth_check(srv->app->auth, token, &req->principal) < 0) {
+		int denied = token && *token ? auth_check(srv->app->auth, token, &req->principal) : -EACCES;
+		if (denied == -EACCES) {
 			http_reply_error(req, 401, "unauthorized", NULL,
 			                 token ? "unknown or revoked token"
 			                       : "an Authorization: Bearer token is required");
+			return;
+		}
+		if (denied < 0) { /* the keys could not be read */
+			http_reply_storage_error(req, -EIO);
 			return;
 		}
 		if (!(req->principal.role & (req->route->roles | ROLE_ADMIN))) {

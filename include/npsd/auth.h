@@ -46,7 +46,9 @@ void auth_token_hash(const char *token, uint8_t ret_hash[TOKEN_HASH_LEN]);
 int auth_new(struct npsd_db *db, struct auth **ret_auth);
 void auth_free(struct auth **auth);
 
-/* 0 with *ret filled for a live token; -EACCES for an unknown or revoked one. */
+/* 0 with *ret filled for a live token; -EACCES for an unknown or revoked one; another
+ * negative errno when the keys cannot be read (storage trouble: nothing is let in, not
+ * even a key the cache still holds, which may have been revoked since). */
 int auth_check(struct auth *auth, const char *token, struct principal *ret);
 
 #endif
