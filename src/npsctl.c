@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "npsd/auth.h"
 #include "npsd/clock.h"
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (i >= argc) {
+	if (i >= argc || strcmp(argv[i], "key") != 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -185,18 +186,20 @@ int main(int argc, char **argv)
 	}
 	struct npsd_db *db = NULL;
 	int status = 1;
+	/* Only the first key of a new install may create the database: a mistyped --db for
+	 * anything else would answer from an empty database made on the spot. */
+	bool creates = argc - i >= 2 && strcmp(argv[i + 1], "create") == 0;
+	if (!creates && access(cfg.db_path, F_OK) < 0) {
+		fprintf(stderr, "npsctl: no database at %s: %s\n", cfg.db_path, strerror(errno));
+		goto out;
+	}
 	int r = db_open(cfg.db_path, &db, &error);
 	if (r < 0) {
 		fprintf(stderr, "npsctl: cannot open %s: %s\n", cfg.db_path, error ? error : strerror(-r));
 		free(error);
 		goto out;
 	}
-	if (strcmp(argv[i], "key") == 0) {
-		status = key_command(db, argc - i, argv + i);
-	} else {
-		usage(stderr);
-		status = 2;
-	}
+	status = key_command(db, argc - i, argv + i);
 out:
 	db_close(&db);
 	config_free(&cfg);

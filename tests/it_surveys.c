@@ -1256,6 +1256,37 @@ START_TEST(npsctl_takes_only_names_answers_can_carry)
 }
 END_TEST
 
+/* A mistyped --db for a listing or a revocation is an error, not an empty database made on
+ * the spot (which would also answer "no such key" to a revocation). The first key of a new
+ * install still creates it. */
+START_TEST(npsctl_makes_a_database_only_for_a_first_key)
+{
+	char typo[256];
+	snprintf(typo, sizeof typo, "%s/typo.db", D.dir);
+	const char *const list[] = { npsctl_bin(), "--db", typo, "key", "list", NULL };
+	const char *const revoke[] = { npsctl_bin(), "--db", typo, "key", "revoke", "1", NULL };
+	const char *const *runs[] = { list, revoke };
+	for (size_t i = 0; i < 2; i++) {
+		char *out = NULL, *err = NULL;
+		int status = run_program(runs[i], &out, &err);
+		ck_assert_msg(status == 1, "npsctl key %s on a missing database exited %d", runs[i][4],
+		              status);
+		ck_assert_msg(err && strstr(err, "no database at") && strstr(err, typo), "stderr: %s",
+		              err ? err : "(none)");
+		ck_assert_msg(!out || !*out, "stdout: %s", out);
+		free(out);
+		free(err);
+		ck_assert_int_eq(access(typo, F_OK), -1);
+	}
+	const char *const create[] = {
+		npsctl_bin(), "--db", typo, "key", "create", "--role", "admin", "--name", "ops", NULL,
+	};
+	ck_assert_int_eq(run_program(create, NULL, NULL), 0);
+	ck_assert_int_eq(access(typo, F_OK), 0);
+	ck_assert_int_eq(run_program(list, NULL, NULL), 0);
+}
+END_TEST
+
 /* A start that cannot listen says where and why (here: the port is taken), not a guess. */
 START_TEST(a_start_that_cannot_listen_says_why)
 {
@@ -1827,8 +1858,10 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?customer_id=", "customer_id" },
 		{ "?customer_id=%01x", "customer_id" },
 		{ "?customer_id=%ff", "customer_id" },
-		{ "?customer_id=" "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
-		  "12345678901234567890123456789012345678901234567890", "customer_id" },
+		{ "?customer_id="
+		  "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+		  "12345678901234567890123456789012345678901234567890",
+		  "customer_id" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char path[160];
@@ -1937,6 +1970,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, content_encoding_is_refused_415);
 	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
+	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);

@@ -300,11 +300,16 @@ int run_program(const char *const argv[], char **ret_stdout, char **ret_stderr)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+const char *npsctl_bin(void)
+{
+	return bin("NPSCTL_BIN", "build/npsctl");
+}
+
 int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...)
 {
 	const char *argv[32];
 	size_t n = 0;
-	argv[n++] = bin("NPSCTL_BIN", "build/npsctl");
+	argv[n++] = npsctl_bin();
 	argv[n++] = "--db";
 	argv[n++] = p->db_path;
 	va_list ap;
