@@ -1278,6 +1278,12 @@ START_TEST(npsctl_makes_a_database_only_for_a_first_key)
 		free(err);
 		ck_assert_int_eq(access(typo, F_OK), -1);
 	}
+	/* A create that is refused for its arguments does not leave one behind either. */
+	const char *const bad_create[] = {
+		npsctl_bin(), "--db", typo, "key", "create", "--role", "boss", "--name", "ops", NULL,
+	};
+	ck_assert_int_eq(run_program(bad_create, NULL, NULL), 2);
+	ck_assert_int_eq(access(typo, F_OK), -1);
 	const char *const create[] = {
 		npsctl_bin(), "--db", typo, "key", "create", "--role", "admin", "--name", "ops", NULL,
 	};
