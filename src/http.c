@@ -277,8 +277,8 @@ int http_query_int(struct http_request *req, const char *key, int64_t min, int64
 	const char *text = http_query(req, key);
 	if (!text)
 		return 0;
-	/* strtoll alone would also take " 5" and "+5". */
-	const char *digits = text[0] == '-' ? text + 1 : text;
+	/* strtoll alone would also take " 5", "+5" and "-0". */
+	const char *digits = min < 0 && text[0] == '-' ? text + 1 : text;
 	char *end;
 	errno = 0;
 	long long v = strtoll(text, &end, 10);
@@ -493,6 +493,18 @@ static bool is_plain_encoding(const char *encoding)
 	       encoding[len + strspn(encoding + len, " \t")] == '\0';
 }
 
+/* Finds a query parameter with a NUL in its name or value: MHD hands values out as C
+ * strings, so "customer_id=a%00zzz" would reach a handler as "a". */
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                const char *value, size_t value_size)
+{
+	(void)kind;
+	if (strlen(key) == key_size && (!value || strlen(value) == value_size))
+		return MHD_YES;
+	*(const char **)cls = key;
+	return MHD_NO;
+}
+
 /* Everything decided before the body arrives: route, token, role, declared size and type. */
 static void start_request(struct http_request *req, const char *url, const char *method)
 {
@@ -552,6 +564,13 @@ static void start_request(struct http_request *req, const char *url, const char 
 			        wait);
 			return;
 		}
+	}
+	const char *nul_key = NULL;
+	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, find_nul, &nul_key);
+	if (nul_key) {
+		http_reply_error(req, 400, "invalid_field", nul_key, "%s must not contain a NUL (%%00)",
+		                 nul_key);
+		return;
 	}
 	if (req->route->body == BODY_NONE)
 		return;

@@ -1851,6 +1851,8 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?limit=+5", "limit" },
 		{ "?limit=%205", "limit" },
 		{ "?max_score=+3", "max_score" },
+		{ "?max_score=-0", "max_score" },
+		{ "?limit=5%00x", "limit" },
 		{ "?cursor=abc", "cursor" },
 		{ "?cursor=0", "cursor" },
 		{ "?from=yesterday", "from" },
@@ -1864,6 +1866,7 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?customer_id=", "customer_id" },
 		{ "?customer_id=%01x", "customer_id" },
 		{ "?customer_id=%ff", "customer_id" },
+		{ "?customer_id=a%00zzz", "customer_id" },
 		{ "?customer_id="
 		  "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
 		  "12345678901234567890123456789012345678901234567890",
