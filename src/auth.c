@@ -13,6 +13,9 @@
 #include "npsd/store.h"
 
 #define RELOAD_EVERY_MS 1000
+/* After a failed reload, requests are refused this long before one tries again: each try
+ * holds the lock, and a storage in trouble would have every request wait for its own. */
+#define RETRY_AFTER_FAILURE_MS 250
 
 static const char *const role_names[] = { "ingest", "agent", "manager", "admin" };
 
@@ -68,7 +71,8 @@ struct auth {
 	pthread_mutex_t lock;
 	struct key_row *keys; /* live keys, sorted by hash */
 	size_t nkeys;
-	int64_t loaded_ms; /* monotonic; 0 = never */
+	int64_t loaded_ms; /* monotonic; 0 = never, or the last reload failed */
+	int64_t failed_ms; /* monotonic; when the last reload failed, 0 once one succeeds */
 };
 
 struct key_list {
@@ -109,9 +113,11 @@ static int reload(struct auth *auth)
 		log_warn("auth: cannot reload keys: %s", strerror(-r));
 		free(list.rows);
 		auth->loaded_ms = 0;
+		auth->failed_ms = clock_mono_ms();
 		return r < 0 ? r : -EIO;
 	}
 	auth->loaded_ms = clock_mono_ms();
+	auth->failed_ms = 0;
 	qsort(list.rows, list.n, sizeof *list.rows, compare_hash);
 	free(auth->keys);
 	auth->keys = list.rows;
@@ -174,7 +180,9 @@ int auth_check(struct auth *auth, const char *token, struct principal *ret)
 	pthread_mutex_lock(&auth->lock);
 	int64_t now = clock_mono_ms();
 	int r = 0;
-	if (auth->loaded_ms == 0 || now - auth->loaded_ms >= RELOAD_EVERY_MS)
+	if (auth->failed_ms && now - auth->failed_ms < RETRY_AFTER_FAILURE_MS)
+		r = -EIO;
+	else if (auth->loaded_ms == 0 || now - auth->loaded_ms >= RELOAD_EVERY_MS)
 		r = reload(auth);
 	const struct key_row *key = r == 0 ? find(auth, hash) : NULL;
 	if (r == 0 && !key) {
