@@ -69,11 +69,25 @@ static int add_improvement(const char *area, const char *text, void *arg)
 	return 0;
 }
 
+struct history_item {
+	json_t *item;
+	const char *at;
+	bool is_call;
+	size_t index; /* in the order each query gave: newest first, then the higher id */
+};
+
+/* Newest first. Within one second a call comes before an answer (it was made about an
+ * answer already given), and otherwise each query's own order holds: qsort alone is not
+ * stable, and whole seconds tie often. */
 static int by_time_desc(const void *a, const void *b)
 {
-	const char *ta = json_string_value(json_object_get(*(json_t *const *)a, "at"));
-	const char *tb = json_string_value(json_object_get(*(json_t *const *)b, "at"));
-	return strcmp(tb ? tb : "", ta ? ta : ""); /* RFC 3339 UTC strings sort as times */
+	const struct history_item *x = a, *y = b;
+	int c = strcmp(y->at, x->at); /* RFC 3339 UTC strings sort as times */
+	if (c != 0)
+		return c;
+	if (x->is_call != y->is_call)
+		return x->is_call ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* Earlier answers and calls of this customer, newest first: what the agent needs to
@@ -84,18 +98,19 @@ static json_t *history_json(struct db_conn *conn, const struct callback_row *row
 	store_customer_surveys(conn, row->customer_id, row->id, HISTORY_MAX, add_history_survey, items);
 	store_customer_calls(conn, row->customer_id, HISTORY_MAX, add_history_call, items);
 	size_t n = json_array_size(items);
-	json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
+	struct history_item *sorted = calloc(n ? n : 1, sizeof *sorted);
 	if (!sorted)
 		return items;
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = json_incref(json_array_get(items, i));
+	for (size_t i = 0; i < n; i++) {
+		json_t *item = json_array_get(items, i);
+		const char *at = json_string_value(json_object_get(item, "at"));
+		const char *type = json_string_value(json_object_get(item, "type"));
+		sorted[i] = (struct history_item){ item, at ? at : "", type && strcmp(type, "call") == 0, i };
+	}
 	qsort(sorted, n, sizeof *sorted, by_time_desc);
 	json_t *history = json_array();
-	for (size_t i = 0; i < n; i++) {
-		if (i < HISTORY_MAX)
-			json_array_append(history, sorted[i]);
-		json_decref(sorted[i]);
-	}
+	for (size_t i = 0; i < n && i < HISTORY_MAX; i++)
+		json_array_append(history, sorted[i].item);
 	free(sorted);
 	json_decref(items);
 	return history;

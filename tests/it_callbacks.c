@@ -1160,6 +1160,34 @@ START_TEST(no_callback_without_consent_phone_or_low_score)
 }
 END_TEST
 
+/* Within one second (fast hands, or a clock that only counts seconds) the history still
+ * reads newest first: the call after the answers it was about, later answers first. */
+START_TEST(history_within_one_second_keeps_its_order)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	json_decref(post_answer(&f, "C-sec", 9, "purchase", PHONE, true));
+	int64_t first = post_low(&f, "C-sec", 5, "claim");
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), first);
+	json_decref(complete(&f, f.agent_a, first, "{\"outcome\":\"declined\"}", 200));
+	fx_at(&f, T0 + 86400);
+	int64_t second = post_low(&f, "C-sec", 3, "claim");
+	json_t *cb = get_cb(&f, second);
+	json_t *history = json_object_get(cb, "history");
+	ck_assert_uint_eq(json_array_size(history), 3);
+	json_t *h0 = json_array_get(history, 0), *h1 = json_array_get(history, 1);
+	json_t *h2 = json_array_get(history, 2);
+	ck_assert_str_eq(sget(h0, "type"), "call");
+	ck_assert_str_eq(sget(h0, "outcome"), "declined");
+	ck_assert_str_eq(sget(h1, "type"), "survey");
+	ck_assert_int_eq(iget(h1, "score"), 5);
+	ck_assert_str_eq(sget(h2, "type"), "survey");
+	ck_assert_int_eq(iget(h2, "score"), 9);
+	json_decref(cb);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(history_of_a_returning_customer)
 {
 	struct fx f;
@@ -1712,6 +1740,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, one_open_callback_per_customer);
 	tcase_add_test(tc, no_callback_without_consent_phone_or_low_score);
 	tcase_add_test(tc, history_of_a_returning_customer);
+	tcase_add_test(tc, history_within_one_second_keeps_its_order);
 	tcase_add_test(tc, contact_fields_an_answer_gives_replace_the_stored_ones);
 	tcase_add_test(tc, history_keeps_the_newest_20);
 	tcase_add_test(tc, cooldown_after_a_reached_call);
