@@ -368,10 +368,11 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 	        "SELECT first_attempt_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
 	        "first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
 	        "WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL)";
+	/* Closed by the loop: a cancelled callback (nobody called) is not one. */
 	static const char sql_close[] =
 	        "SELECT closed_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
-	        "closed_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
-	        "WHERE created_at >= ?1 AND closed_at IS NOT NULL)";
+	        "status IN ('done', 'unreachable') ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM "
+	        "callbacks WHERE created_at >= ?1 AND status IN ('done', 'unreachable'))";
 	struct callback_stats s = { 0 };
 	int64_t since = now - 30 * 86400; /* the loop figures cover the last 30 days */
 	sqlite3_stmt *st = db_prepare(conn, sql_counts);

@@ -1619,6 +1619,15 @@ START_TEST(stats_after_some_work)
 	post_low(&f, "C-st-b", 2, "claim");
 	post_low(&f, "C-st-c", 3, "claim");
 	post_low(&f, "C-st-d", 4, "claim");
+	/* Two a manager cancels after a minute (test answers): nobody called, so they do not
+	 * count as closed by the loop, or "time to close" would mean little. */
+	int64_t cancelled[2] = { post_low(&f, "C-st-x", 2, "claim"), post_low(&f, "C-st-y", 2, "claim") };
+	fx_at(&f, T0 + 60);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *out = NULL;
+		ck_assert_int_eq(cb_call(&f, "POST", cancelled[i], "cancel", f.manager, NULL, &out), 200);
+		json_decref(out);
+	}
 
 	/* The first called after 10 minutes and reached; the second is being called. */
 	fx_at(&f, T0 + 600);
