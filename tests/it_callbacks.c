@@ -1718,7 +1718,9 @@ START_TEST(bad_requests_name_the_field)
 	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=open", f.agent_b, NULL, &err), 400);
 	assert_error(err, "invalid_field", "status");
 	json_decref(err);
-	const char *const bad_cursors[] = { "zzz", "0.3.7x", "0.3.7.", "0.3.7.1795000000.1", "0.3" };
+	const char *const bad_cursors[] = {
+		"zzz", "0.3.7x", "0.3.7.", "0.3.7.1795000000.1", "0.3", "%200.3.7", "-1.-5.3", "+0.3.7",
+	};
 	for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
 		char path[96];
 		snprintf(path, sizeof path, "/v1/callbacks?cursor=%s", bad_cursors[i]);
