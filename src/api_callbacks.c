@@ -374,7 +374,8 @@ void api_callbacks_list(struct http_request *req)
 		int parts = sscanf(cursor, "%lld.%lld.%lld%n.%lld%n", &a, &b, &c, &end3, &as_of, &end4);
 		/* Every part is a count or a time: digits only (sscanf also takes signs and spaces). */
 		bool plain = cursor[strspn(cursor, "0123456789.")] == '\0';
-		if (!plain || !((parts == 3 && cursor[end3] == '\0') || (parts == 4 && cursor[end4] == '\0'))) {
+		if (!plain ||
+		    !((parts == 3 && cursor[end3] == '\0') || (parts == 4 && cursor[end4] == '\0'))) {
 			http_reply_error(req, 400, "invalid_field", "cursor",
 			                 "cursor must be a next_cursor value");
 			return;
