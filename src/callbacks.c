@@ -44,7 +44,7 @@ int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg, 
 		r = -ENOENT; /* closed since: a new call is owed */
 	if (r == 0) {
 		if (score < ret->priority) {
-			r = store_callback_join(conn, ret->id, score);
+			r = store_callback_join(conn, ret->id, score, touchpoint);
 			ret->priority = score;
 		}
 		return r;

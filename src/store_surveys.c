@@ -324,14 +324,16 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 	return 0;
 }
 
-int store_callback_join(struct db_conn *conn, int64_t id, int score)
+int store_callback_join(struct db_conn *conn, int64_t id, int score, const char *touchpoint)
 {
-	static const char sql[] = "UPDATE callbacks SET priority = min(priority, ?) WHERE id = ?";
+	static const char sql[] =
+	        "UPDATE callbacks SET priority = ?1, touchpoint = ?2 WHERE id = ?3 AND priority > ?1";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int(st, 1, score);
-	sqlite3_bind_int64(st, 2, id);
+	db_bind_text(st, 2, touchpoint);
+	sqlite3_bind_int64(st, 3, id);
 	return store_step_done(st);
 }
 

@@ -1101,6 +1101,8 @@ START_TEST(one_open_callback_per_customer)
 	ck_assert_int_eq(post_low(&f, "C-dup", 3, "purchase"), id);
 	cb = get_cb(&f, id);
 	ck_assert_int_eq(iget(cb, "priority"), 3);
+	/* The touchpoint follows the lowest score: the purchase team's claims take it now. */
+	ck_assert_str_eq(sget(cb, "touchpoint"), "purchase");
 	json_t *surveys = json_object_get(cb, "surveys");
 	ck_assert_uint_eq(json_array_size(surveys), 2);
 	ck_assert_int_eq(iget(json_array_get(surveys, 0), "score"), 7);
@@ -1112,14 +1114,17 @@ START_TEST(one_open_callback_per_customer)
 	ck_assert_int_eq(post_low(&f, "C-dup", 6, "claim"), id);
 	cb = get_cb(&f, id);
 	ck_assert_int_eq(iget(cb, "priority"), 3);
+	ck_assert_str_eq(sget(cb, "touchpoint"), "purchase");
 	ck_assert_uint_eq(json_array_size(json_object_get(cb, "surveys")), 3);
 	json_decref(cb);
 
 	/* Joining a claimed callback too; still one in the whole queue. */
-	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), id);
+	ck_assert_int_eq(claim(&f, f.agent_a, "{\"touchpoint\":\"claim\"}", NULL), 0);
+	ck_assert_int_eq(claim(&f, f.agent_a, "{\"touchpoint\":\"purchase\"}", NULL), id);
 	ck_assert_int_eq(post_low(&f, "C-dup", 1, "claim"), id);
 	cb = get_cb(&f, id);
 	ck_assert_int_eq(iget(cb, "priority"), 1);
+	ck_assert_str_eq(sget(cb, "touchpoint"), "claim");
 	ck_assert_str_eq(sget(cb, "status"), "claimed");
 	ck_assert_uint_eq(json_array_size(json_object_get(cb, "surveys")), 4);
 	json_decref(cb);

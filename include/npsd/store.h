@@ -97,8 +97,10 @@ int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief
 int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority, const char *touchpoint,
                           int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t now,
                           int64_t *ret_id);
-/* A new low score joins the open callback: its priority becomes the lower of the two. */
-int store_callback_join(struct db_conn *conn, int64_t id, int score);
+/* A new low score joins the open callback: when it is lower than the callback's priority,
+ * it becomes the priority, and its touchpoint the callback's (the worst experience decides
+ * which team's claims take it). */
+int store_callback_join(struct db_conn *conn, int64_t id, int score, const char *touchpoint);
 
 struct callback_row {
 	int64_t id;
