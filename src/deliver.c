@@ -19,7 +19,11 @@
 #include "npsd/webhook_format.h"
 #include "npsd/webhooks.h"
 
-#define MAX_IN_FLIGHT 256      /* transfers at once, over reused connections */
+#define MAX_IN_FLIGHT 256 /* transfers at once, over reused connections */
+/* Transfers at once to one webhook: a receiver that never answers holds its slots for the
+ * whole timeout, and must not hold every slot, or the other webhooks' alerts wait behind
+ * its retries until it is disabled (72 h by default). */
+#define WEBHOOK_IN_FLIGHT 64
 #define RESPONSE_HEAD_MAX 4096 /* SPEC: the first 4 KiB of every answer is kept */
 #define LEASE_SLACK_S 30       /* a lease outlives the attempt's timeout by this much */
 #define IDLE_POLL_MS 60000     /* with nothing due, look again every minute anyway */
@@ -47,6 +51,7 @@ struct deliver {
 	atomic_bool stopping;
 	struct transfer *active[MAX_IN_FLIGHT];
 	size_t nactive;
+	size_t rotate; /* see struct round */
 };
 
 /* ---------- one round with the writer: record what finished, claim what is due ---------- */
@@ -69,6 +74,10 @@ struct round {
 	struct delivery_row *claimed;
 	size_t nclaimed;
 	int64_t now;
+	struct transfer *const *active; /* in flight: counted against each webhook's share */
+	size_t nactive;
+	size_t rotate; /* which webhook is offered slots first, so that none always comes last */
+	bool capped;   /* a webhook had as many in flight as it may: it may have more due */
 };
 
 int64_t deliver_jitter(int64_t step, uint32_t random)
@@ -177,6 +186,58 @@ static int record_one(struct db_conn *conn, void *arg)
 
 /* Runs on the writer: each finished attempt in a savepoint of its own (one that cannot be
  * recorded leaves its lease to run out: a resend), then the claim. */
+struct id_list {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int collect_id(int64_t id, void *arg)
+{
+	struct id_list *list = arg;
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 16;
+		int64_t *ids = realloc(list->ids, cap * sizeof *ids);
+		if (!ids)
+			return -ENOMEM;
+		list->ids = ids;
+		list->cap = cap;
+	}
+	list->ids[list->n++] = id;
+	return 0;
+}
+
+static size_t in_flight(const struct round *round, int64_t webhook_id)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < round->nactive; i++)
+		n += round->active[i]->webhook_id == webhook_id;
+	return n;
+}
+
+/* Claims up to round->want due deliveries, each webhook up to its share, the webhooks in
+ * turn. */
+static int claim_due(struct db_conn *conn, struct round *round)
+{
+	struct id_list hooks = { 0 };
+	int r = store_webhook_ids(conn, collect_id, &hooks);
+	int64_t lease_until = round->now + round->cfg->wh_timeout + LEASE_SLACK_S;
+	for (size_t k = 0; r == 0 && k < hooks.n && round->nclaimed < round->want; k++) {
+		int64_t id = hooks.ids[(round->rotate + k) % hooks.n];
+		size_t busy = in_flight(round, id);
+		size_t room = busy < WEBHOOK_IN_FLIGHT ? WEBHOOK_IN_FLIGHT - busy : 0;
+		size_t left = round->want - round->nclaimed;
+		size_t limit = room < left ? room : left;
+		size_t before = round->nclaimed;
+		if (limit > 0)
+			r = store_deliveries_claim(conn, id, round->now, lease_until, (int)limit,
+			                           collect_claimed, round);
+		if (room == 0 || round->nclaimed - before == room)
+			round->capped = true;
+	}
+	free(hooks.ids);
+	return r;
+}
+
 static int round_apply(struct db_conn *conn, void *arg)
 {
 	struct round *round = arg;
@@ -187,11 +248,9 @@ static int round_apply(struct db_conn *conn, void *arg)
 			log_warn("deliver: cannot record delivery %lld: %s",
 			         (long long)round->finished[i].delivery_id, strerror(-r));
 	}
-	if (round->want == 0)
-		return 0;
-	int64_t lease_until = round->now + round->cfg->wh_timeout + LEASE_SLACK_S;
-	return store_deliveries_claim(conn, round->now, lease_until, (int)round->want, collect_claimed,
-	                              round);
+	round->nclaimed = 0;
+	round->capped = false;
+	return round->want ? claim_due(conn, round) : 0;
 }
 
 /* ---------- transfers ---------- */
@@ -392,19 +451,25 @@ void deliver_wake(void *arg)
 	curl_multi_wakeup(d->multi);
 }
 
-/* Sends what finished to the writer and claims up to `want` due deliveries. */
+/* Sends what finished to the writer and claims up to `want` due deliveries. *ret_capped
+ * tells whether a webhook's share held some back. */
 static size_t run_round(struct deliver *d, struct finished *finished, size_t nfinished, size_t want,
-                        struct delivery_row *claimed)
+                        struct delivery_row *claimed, bool *ret_capped)
 {
 	struct round round = { .cfg = d->cfg,
 		               .finished = finished,
 		               .nfinished = nfinished,
 		               .want = want,
 		               .claimed = claimed,
-		               .now = clock_now() };
+		               .now = clock_now(),
+		               .active = d->active,
+		               .nactive = d->nactive,
+		               .rotate = d->rotate++ };
+	*ret_capped = false;
 	if (!nfinished && !want)
 		return 0;
 	int r = db_write_sync(d->db, round_apply, &round);
+	*ret_capped = r == 0 && round.capped;
 	for (size_t i = 0; i < nfinished; i++)
 		free(finished[i].head);
 	if (r < 0) {
@@ -459,6 +524,7 @@ static void *deliver_main(void *arg)
 	struct delivery_row claimed[MAX_IN_FLIGHT];
 	int64_t due = next_due(d); /* at start: resume what a previous run left pending */
 	bool fake_clock = getenv("NPSD_FAKE_CLOCK_FILE") != NULL;
+	bool held_back = false; /* due deliveries wait for their webhook's transfers to end */
 	while (!atomic_load(&d->stopping)) {
 		d->cfg = atomic_load(d->cfg_in_force);
 		int running = 0;
@@ -467,11 +533,20 @@ static void *deliver_main(void *arg)
 		if (atomic_exchange(&wake_pending, false))
 			due = next_due(d);
 		size_t want = 0;
-		if (due && due <= clock_now() && d->nactive < MAX_IN_FLIGHT)
+		bool due_now = due && due <= clock_now();
+		if ((due_now || (held_back && nfinished)) && d->nactive < MAX_IN_FLIGHT)
 			want = MAX_IN_FLIGHT - d->nactive;
-		size_t nclaimed = run_round(d, finished, nfinished, want, claimed);
-		if (want || nfinished)
+		bool capped;
+		size_t nclaimed = run_round(d, finished, nfinished, want, claimed, &capped);
+		if (want)
+			held_back = capped;
+		if (want || nfinished) {
 			due = next_due(d);
+			/* What a webhook's share holds back is due already: it is claimed as that
+			 * webhook's transfers end (above), or a second later, not in a busy loop. */
+			if (held_back && due && due <= clock_now())
+				due = clock_now() + 1;
+		}
 		/* Start the claimed transfers; those that cannot even be built fail at once. */
 		nfinished = 0;
 		if (nclaimed) {
@@ -489,7 +564,7 @@ static void *deliver_main(void *arg)
 				d->active[d->nactive++] = t;
 			}
 			db_reader_put(d->db, conn);
-			run_round(d, finished, nfinished, 0, claimed);
+			run_round(d, finished, nfinished, 0, claimed, &capped);
 			continue; /* start the new transfers at once */
 		}
 		/* Sleep until a transfer needs us, a commit wakes us, or the next delivery is due. */

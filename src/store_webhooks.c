@@ -380,15 +380,15 @@ int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
 	return store_rows(st, visit_attempt, &v);
 }
 
-int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_until, int limit,
-                           int (*fn)(const struct delivery_row *row, void *arg), void *arg)
+int store_deliveries_claim(struct db_conn *conn, int64_t webhook_id, int64_t now, int64_t lease_until,
+                           int limit, int (*fn)(const struct delivery_row *row, void *arg), void *arg)
 {
 	/* A lease left by a crashed npsd has run out, so its delivery is claimed again: a resend,
 	 * never a loss. */
 	static const char sql[] =
 	        "UPDATE deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM deliveries "
-	        "WHERE status = 'pending' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until "
-	        "<= ?2) "
+	        "INDEXED BY deliveries_webhook_due WHERE webhook_id = ?4 AND status = 'pending' AND "
+	        "next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) "
 	        "ORDER BY next_attempt_at, id LIMIT ?3) "
 	        "RETURNING id, event_id, webhook_id, status, attempts, next_attempt_at, lease_until, "
 	        "created_at, "
@@ -399,7 +399,29 @@ int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_unti
 	sqlite3_bind_int64(st, 1, lease_until);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int(st, 3, limit);
+	sqlite3_bind_int64(st, 4, webhook_id);
 	return delivery_rows(st, fn, arg);
+}
+
+struct id_visit {
+	int (*fn)(int64_t id, void *arg);
+	void *arg;
+};
+
+static int visit_id(sqlite3_stmt *st, void *arg)
+{
+	struct id_visit *v = arg;
+	return v->fn(sqlite3_column_int64(st, 0), v->arg);
+}
+
+int store_webhook_ids(struct db_conn *conn, int (*fn)(int64_t id, void *arg), void *arg)
+{
+	static const char sql[] = "SELECT id FROM webhooks ORDER BY id";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	struct id_visit v = { fn, arg };
+	return store_rows(st, visit_id, &v);
 }
 
 int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until, const char *status,

@@ -1275,6 +1275,78 @@ START_TEST(a_receiver_that_hangs_times_out_and_is_retried)
 }
 END_TEST
 
+/* A listening socket nobody accepts on: connections complete, requests go out, no answer
+ * ever comes (a firewalled or switched-off receiver). Returns the socket; *ret_port its port. */
+static int black_hole(unsigned *ret_port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	ck_assert_int_eq(listen(fd, 1024), 0);
+	socklen_t len = sizeof a;
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*ret_port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* npsd_deliveries{status="delivered"} from /metrics. */
+static long delivered_count(struct env *e)
+{
+	struct http_result r;
+	http_json(&e->p, "GET", "/metrics", NULL, NULL, &r);
+	const char *line = r.body ? strstr(r.body, "npsd_deliveries{status=\"delivered\"} ") : NULL;
+	long n = line ? strtol(strchr(line, ' ') + 1, NULL, 10) : -1;
+	http_result_free(&r);
+	return n;
+}
+
+/* One receiver that never answers keeps its transfers for the whole timeout. It must not
+ * take every transfer slot: another webhook's alerts go out at once all the same. */
+START_TEST(a_receiver_that_never_answers_does_not_hold_up_the_others)
+{
+	struct receiver *rx = rx_start();
+	unsigned port;
+	int hole = black_hole(&port);
+	struct env e;
+	env_start(&e, "[webhooks]\ntimeout = 60s\n");
+	char url[64];
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/hooks/hole", port);
+	json_decref(create_webhook(&e, url, "\"events\":[\"survey.received\"]"));
+	create_webhook_id(&e, rx, "/hooks/ok", "\"events\":[\"survey.received\"]");
+	/* More answers than transfers may run at once (256): the hole's share fills first. */
+	enum { BATCHES = 3, PER_BATCH = 100 };
+	for (int b = 0; b < BATCHES; b++) {
+		char *body = malloc(PER_BATCH * 200 + 2);
+		ck_assert_ptr_nonnull(body);
+		size_t len = 0;
+		body[len++] = '[';
+		for (int i = 0; i < PER_BATCH; i++)
+			len += (size_t)snprintf(body + len, 200,
+			                        "%s{\"response_id\":\"hole-%d-%d\",\"customer\":{\"id\":\"C-%d-%d\"},"
+			                        "\"touchpoint\":\"claim\",\"score\":9}",
+			                        i ? "," : "", b, i, b, i);
+		body[len++] = ']';
+		body[len] = '\0';
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/surveys", e.ingest, body, &r);
+		expect_status(&r, 200, "a batch of answers");
+		http_result_free(&r);
+		free(body);
+	}
+	/* The hole gets nothing through, so every delivered one is the other webhook's. */
+	long delivered = 0;
+	for (double t0 = mono_s(); mono_s() - t0 < 15 && delivered < BATCHES * PER_BATCH; sleep_ms(100))
+		delivered = delivered_count(&e);
+	ck_assert_msg(delivered == BATCHES * PER_BATCH,
+	              "the answering receiver had %ld of %d alerts after 15 s", delivered, BATCHES * PER_BATCH);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/ok"), RX_MAX_REQ); /* as many as it keeps */
+	env_end(&e);
+	close(hole);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(a_deleted_webhook_gets_nothing_more)
 {
 	struct receiver *rx = rx_start();
@@ -2048,6 +2120,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, gone_disables_and_tells_the_others);
 	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
+	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);
 	tcase_add_test(tc, retry_of_a_delivery_in_flight_is_a_conflict);
 	tcase_add_test(tc, ids_are_never_used_twice);

@@ -89,9 +89,13 @@ struct attempt_row {
 int store_attempt_list(struct db_conn *conn, int64_t delivery_id, int limit,
                        int (*fn)(const struct attempt_row *row, void *arg), void *arg);
 
-/* Leases up to limit due deliveries until lease_until; fn sees each claimed one. */
-int store_deliveries_claim(struct db_conn *conn, int64_t now, int64_t lease_until, int limit,
-                           int (*fn)(const struct delivery_row *row, void *arg), void *arg);
+/* Leases up to limit of one webhook's due deliveries, the longest due first, until
+ * lease_until; fn sees each claimed one. */
+int store_deliveries_claim(struct db_conn *conn, int64_t webhook_id, int64_t now, int64_t lease_until,
+                           int limit, int (*fn)(const struct delivery_row *row, void *arg), void *arg);
+/* Every webhook's id, active or not (a disabled one's pending deliveries still end), in
+ * id order. */
+int store_webhook_ids(struct db_conn *conn, int (*fn)(int64_t id, void *arg), void *arg);
 /* Records an attempt and the delivery's new state, only while lease_until is still ours.
  * Returns 0, or -ESTALE when the lease was lost (nothing written). */
 int store_delivery_finish(struct db_conn *conn, int64_t id, int64_t lease_until, const char *status,
