@@ -744,7 +744,7 @@ static bool utf8_valid(const char *s)
 }
 
 /* A header value we were given (auth, message id) must not smuggle another header in. */
-static bool header_safe(const char *s)
+bool webhook_header_value_ok(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
@@ -965,11 +965,11 @@ int webhook_format_build(const struct webhook_target *target, const struct webho
 		return -EINVAL;
 	*ret = (struct webhook_request){ 0 };
 	if (!target || !event || !event->type || !utf8_valid(event->type) || !message_id ||
-	    !header_safe(message_id))
+	    !webhook_header_value_ok(message_id))
 		return -EINVAL;
 	/* "" is treated as no auth: PATCH may blank it rather than null it. */
 	const char *auth = target->auth && target->auth[0] ? target->auth : NULL;
-	if (auth && !header_safe(auth))
+	if (auth && !webhook_header_value_ok(auth))
 		return -EINVAL;
 
 	int r;

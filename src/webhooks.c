@@ -171,8 +171,9 @@ static int check_filter(json_t *filter, struct field_error *err)
 	return 0;
 }
 
-static int optional_string(json_t *doc, const char *key, size_t max, const char **ret, bool *has,
-                           struct field_error *err)
+/* A string member that may be absent or null; ok() says what it may hold, rule says so. */
+static int optional_string(json_t *doc, const char *key, bool (*ok)(const char *s), const char *rule,
+                           const char **ret, bool *has, struct field_error *err)
 {
 	json_t *v = json_object_get(doc, key);
 	if (!v)
@@ -182,14 +183,24 @@ static int optional_string(json_t *doc, const char *key, size_t max, const char 
 		*ret = NULL;
 		return 0;
 	}
-	if (!json_is_string(v) || json_string_length(v) > max ||
-	    strlen(json_string_value(v)) != json_string_length(v)) {
-		char message[96];
-		snprintf(message, sizeof message, "%s must be a string of at most %zu characters", key, max);
-		return fail(err, "invalid_field", key, message);
-	}
+	/* An embedded NUL would hide the rest of the string from ok(). */
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+	    !ok(json_string_value(v)))
+		return fail(err, "invalid_field", key, rule);
 	*ret = json_string_value(v);
 	return 0;
+}
+
+/* Sent as the Authorization header: one header value ("" means none). */
+static bool auth_ok(const char *s)
+{
+	return strlen(s) <= AUTH_MAX && webhook_header_value_ok(s);
+}
+
+/* Shown in answers and in webhook.disabled alerts, which people read ("" means none). */
+static bool description_ok(const char *s)
+{
+	return !*s || valid_name(s, DESCRIPTION_MAX);
 }
 
 int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
@@ -259,13 +270,14 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 		in.filter = v;
 	}
 	in.has_filter = v != NULL;
-	if (optional_string(doc, "auth", AUTH_MAX, &in.auth, &in.has_auth, err) < 0 ||
-	    optional_string(doc, "description", DESCRIPTION_MAX, &in.description, &in.has_description, err) <
-	            0)
+	if (optional_string(doc, "auth", auth_ok,
+	                    "auth must be one header value of at most 1024 bytes, without control characters",
+	                    &in.auth, &in.has_auth, err) < 0 ||
+	    optional_string(doc, "description", description_ok,
+	                    "description must be a string of at most 200 characters, without control "
+	                    "characters",
+	                    &in.description, &in.has_description, err) < 0)
 		return -1;
-	if (in.auth && strpbrk(in.auth, "\r\n"))
-		return fail(err, "invalid_field", "auth",
-		            "auth must be one header value, without line breaks");
 	v = json_object_get(doc, "active");
 	if (v) {
 		if (!json_is_boolean(v))

@@ -848,6 +848,12 @@ START_TEST(validation_names_the_field)
 		  "invalid_field", "colour" },
 		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"auth\":\"Bearer a\\r\\nX-Evil: 1\"}",
 		  "invalid_field", "auth" },
+		/* Any control character: it could not go out as a header, and every delivery failed. */
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"auth\":\"Bearer a\\u0001b\"}",
+		  "invalid_field", "auth" },
+		{ "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],"
+		  "\"description\":\"claims\\u001b[31m team\"}",
+		  "invalid_field", "description" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct http_result r;
@@ -863,6 +869,16 @@ START_TEST(validation_names_the_field)
 	/* Nothing was stored by any of them. */
 	http_json(&e.p, "GET", "/v1/webhooks", e.mgr, NULL, &r);
 	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "webhooks")), 0);
+	http_result_free(&r);
+	/* The description's limit counts characters, as its message says, not bytes. */
+	char body[1024];
+	int n = snprintf(body, sizeof body,
+	                 "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"description\":\"");
+	for (int i = 0; i < 200; i++)
+		n += snprintf(body + n, sizeof body - (size_t)n, "\xc3\xa9");
+	snprintf(body + n, sizeof body - (size_t)n, "\"}");
+	http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+	expect_status(&r, 201, "a description of 200 characters, 400 bytes");
 	http_result_free(&r);
 	env_end(&e);
 }

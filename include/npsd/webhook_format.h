@@ -1,6 +1,7 @@
 #ifndef NPSD_WEBHOOK_FORMAT_H
 #define NPSD_WEBHOOK_FORMAT_H
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,8 @@ enum webhook_format_kind { FORMAT_STANDARD, FORMAT_NTFY, FORMAT_SLACK };
 
 /* "standard", "ntfy", "slack" <-> enum; parse returns 0 or -EINVAL. */
 int webhook_format_parse(const char *name, enum webhook_format_kind *ret);
+/* Whether s can go out as one HTTP header value: no control characters but tab. */
+bool webhook_header_value_ok(const char *s);
 const char *webhook_format_name(enum webhook_format_kind kind);
 
 /* The event being delivered. payload is the event's "data" object (borrowed). */
