@@ -325,14 +325,23 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	int64_t created_at = 0;
 	struct transfer *t = NULL;
 	const char *why = NULL;
-	if (store_webhook_get(conn, row->webhook_id, &hook) < 0)
+	bool final = true; /* retrying will not help; false: a passing trouble, retried as a failure */
+	int r = store_webhook_get(conn, row->webhook_id, &hook);
+	if (r == -ENOENT)
 		return NULL; /* deleted with its deliveries: nothing to do */
+	if (r < 0) {
+		why = "the webhook could not be read";
+		final = false;
+		goto failed;
+	}
 	if (!hook.active) {
 		why = "the webhook is disabled";
 		goto failed;
 	}
-	if (store_event_get(conn, row->event_id, &type, &payload, &created_at) < 0) {
-		why = "the event is gone";
+	r = store_event_get(conn, row->event_id, &type, &payload, &created_at);
+	if (r < 0) {
+		why = r == -ENOENT ? "the event is gone" : "the event could not be read";
+		final = r == -ENOENT;
 		goto failed;
 	}
 	json_t *data = json_loads(payload, 0, NULL);
@@ -345,12 +354,13 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	};
 	char message_id[40];
 	snprintf(message_id, sizeof message_id, "msg_%lld", (long long)row->id);
-	int r = t && data && webhook_format_parse(hook.format, &target.format) == 0
-	                ? webhook_format_build(&target, &event, message_id, clock_now(), &t->request)
-	                : -ENOMEM;
+	r = t && data && webhook_format_parse(hook.format, &target.format) == 0
+	            ? webhook_format_build(&target, &event, message_id, clock_now(), &t->request)
+	            : -ENOMEM;
 	json_decref(data);
 	if (r < 0) {
 		why = r == -EINVAL ? "the webhook's secret is malformed" : "out of memory";
+		final = r == -EINVAL;
 		free(t);
 		t = NULL;
 		goto failed;
@@ -391,7 +401,7 @@ failed:
 		.webhook_id = row->webhook_id,
 		.lease_until = row->lease_until,
 		.attempts = row->attempts,
-		.final = true,
+		.final = final,
 		.attempt = { .at = clock_now(), .error = why },
 	};
 out:
