@@ -95,7 +95,8 @@ valgrind: deps
 
 run: deps all
 	@mkdir -p var
-	@if [ ! -s var/dev-admin.token ]; then \
+	@# A new database (var/ emptied) needs a new token: the old one is in no database.
+	@if [ ! -s var/dev-admin.token ] || [ ! -e var/npsd.db ]; then \
 	  umask 077; $(BUILD)/npsctl --db var/npsd.db key create --role admin --name dev-admin > var/dev-admin.token; \
 	fi
 	@echo "npsd dev admin token: $$(cat var/dev-admin.token)"
@@ -115,7 +116,9 @@ install: all
 	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/npsd
 	install -m 755 $(BUILD)/npsd $(BUILD)/npsctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 etc/npsd.conf $(DESTDIR)$(PREFIX)/share/npsd/npsd.conf.sample
-	[ -e $(DESTDIR)/etc/npsd/npsd.conf ] || install -m 640 etc/npsd.conf $(DESTDIR)/etc/npsd/npsd.conf
+	@# 644: the unit's DynamicUser= is in no group that could read a 640 root file, and the
+	@# file holds no secret (keys live hashed in the database, webhook auth in it too).
+	[ -e $(DESTDIR)/etc/npsd/npsd.conf ] || install -m 644 etc/npsd.conf $(DESTDIR)/etc/npsd/npsd.conf
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/npsd/README.md
 	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DOCDIR@|$(PREFIX)/share/doc/npsd|g' systemd/npsd.service \
 	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/npsd.service
