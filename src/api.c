@@ -1,8 +1,11 @@
 #include "npsd/api.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 #include "npsd/app.h"
+#include "npsd/clock.h"
+#include "npsd/store.h"
 
 /* Who may do what: SPEC's roles per resource. admin passes every check in http.c. */
 const struct route api_routes[] = {
@@ -68,13 +71,32 @@ void api_healthz(struct http_request *req)
 
 static int probe_write(struct db_conn *conn, void *arg)
 {
-	(void)conn;
 	(void)arg;
-	return 0;
+	return store_readiness_touch(conn, clock_now());
 }
 
-/* Ready means a write transaction can begin and commit now: the writer is alive and the
- * file is writable. A probe with no changes costs no fsync. */
+/* After a write failed for the disk (full, or an I/O error), not ready for this long, even
+ * when the probe's one small row still fits: a load balancer then sends answers elsewhere for a while, and
+ * the probe says again whether the disk has room. */
+#define STORAGE_FAILED_NOT_READY_NS (5 * 1000000000LL)
+
+static void readyz_resumed(struct http_request *req)
+{
+	struct api_write *w = http_state(req);
+	int r = w->write.result;
+	if (r == 0 && db_storage_failed_lately(http_app(req)->db, STORAGE_FAILED_NOT_READY_NS))
+		r = -EIO;
+	if (r < 0) {
+		http_reply_storage_error(req, r);
+		return;
+	}
+	http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+/* Ready means a change can be committed and made durable now: the writer and the sync
+ * thread are alive and the disk takes the write, and took every write of the last seconds. The probe waits
+ * like any write, with its connection suspended: a blocked HTTP thread would stall every connection it
+ * serves. */
 void api_readyz(struct http_request *req)
 {
 	struct npsd_app *app = http_app(req);
@@ -82,10 +104,11 @@ void api_readyz(struct http_request *req)
 		http_reply_storage_error(req, -ESHUTDOWN);
 		return;
 	}
-	int r = db_write_sync(app->db, probe_write, NULL);
-	if (r < 0) {
-		http_reply_storage_error(req, r);
+	struct api_write *w = calloc(1, sizeof *w);
+	if (!w) {
+		http_reply_storage_error(req, -ENOMEM);
 		return;
 	}
-	http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
+	http_set_state(req, w, free);
+	api_submit(req, w, probe_write, readyz_resumed);
 }

@@ -82,6 +82,8 @@ struct npsd_db {
 	struct db_conn *readers[MAX_READERS];
 	size_t nreaders;
 
+	atomic_int_fast64_t
+	        storage_failed_at_ns; /* a write last failed for the disk (full, I/O); 0 = never */
 	atomic_uint_fast64_t writes_committed, batches_committed;
 	atomic_uint_fast64_t queue_ns, batch_ns, sync_ns; /* see struct db_write_stats */
 };
@@ -347,10 +349,12 @@ static void fail_batch(struct db_write *batch, int result)
 		w->result = result;
 }
 
-static void finish_batch(struct db_write *batch)
+static void finish_batch(struct npsd_db *db, struct db_write *batch)
 {
 	for (struct db_write *w = batch, *next; w; w = next) {
 		next = w->next; /* done() may free w */
+		if (w->result == -ENOSPC || w->result == -EIO)
+			atomic_store(&db->storage_failed_at_ns, clock_mono_ns());
 		w->done(w);
 	}
 }
@@ -436,7 +440,7 @@ static void *sync_main(void *arg)
 				waited += (uint64_t)(synced - w->stage_ns);
 			atomic_fetch_add(&db->sync_ns, waited);
 		}
-		finish_batch(batch);
+		finish_batch(db, batch);
 		/* Nothing more handed over: the writer may commit what it holds. */
 		pthread_mutex_lock(&db->sync_lock);
 		bool idle = !db->sync_head;
@@ -548,7 +552,7 @@ rollback:
 	if (!sqlite3_get_autocommit(h))
 		conn_step_cached(conn, "ROLLBACK");
 finish:
-	finish_batch(batch);
+	finish_batch(db, batch);
 }
 
 static void *writer_main(void *arg)
@@ -766,6 +770,12 @@ void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 bool db_broken(struct npsd_db *db)
 {
 	return atomic_load(&db->broken);
+}
+
+bool db_storage_failed_lately(struct npsd_db *db, int64_t window_ns)
+{
+	int64_t at = atomic_load(&db->storage_failed_at_ns);
+	return at && clock_mono_ns() - at < window_ns;
 }
 
 void db_write_stats(struct npsd_db *db, struct db_write_stats *ret)

@@ -16,6 +16,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1206,7 +1207,23 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 	while (status == 200 && round < FULL_MAX_ROUNDS)
 		status = post_full_round(&p, ingest, round++, &st, refused);
 	ck_assert_msg(status == 503, "the disk never filled up in %d rounds", round);
+	/* Not ready while writes fail: a load balancer sends the answers elsewhere. */
+	struct http_result ready;
+	ck_assert_int_eq(http_json(&p, "GET", "/readyz", NULL, NULL, &ready), 0);
+	ck_assert_msg(ready.status == 503, "/readyz on a full disk: %ld %s", ready.status,
+	              ready.body ? ready.body : "");
+	http_result_free(&ready);
 	set_file_limit(p.pid, RLIM_INFINITY);
+	/* Ready again a few seconds after the last refused write. */
+	long ready_status = 503;
+	for (int i = 0; i < 100 && ready_status != 200; i++) {
+		if (i)
+			usleep(100 * 1000);
+		ck_assert_int_eq(http_json(&p, "GET", "/readyz", NULL, NULL, &ready), 0);
+		ready_status = ready.status;
+		http_result_free(&ready);
+	}
+	ck_assert_int_eq(ready_status, 200);
 
 	/* Room again: the daemon goes on, nothing acknowledged is lost, nothing refused kept. */
 	ck_assert_int_eq(post_full_round(&p, ingest, round++, &st, refused), 200);
@@ -1225,6 +1242,49 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 	for (int i = 0; i < st.n; i++)
 		free(st.items[i]);
 	free(ingest);
+	npsd_cleanup(&p);
+}
+END_TEST
+
+/* A readiness probe waits for the writer like any write, with its connection suspended:
+ * while the database is locked from outside (here another connection's transaction), the
+ * probe waits, and the HTTP thread it came in on still serves everyone else. */
+START_TEST(readyz_waits_without_holding_up_other_requests)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	config_replace(&p, "threads = 2", "threads = 1"); /* one HTTP thread for everyone */
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	sqlite3 *outside = NULL;
+	ck_assert_int_eq(sqlite3_open(p.db_path, &outside), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(outside, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	int fds[2]; /* two probes, as a load balancer and systemd might send */
+	for (int i = 0; i < 2; i++) {
+		fds[i] = raw_connect(&p);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_eq(raw_send(fds[i], "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"), 0);
+	}
+	usleep(200 * 1000); /* the probes are with the writer, which waits for the lock */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct http_result r;
+	ck_assert_int_eq(http_json(&p, "GET", "/healthz", NULL, NULL, &r), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_eq(r.status, 200);
+	http_result_free(&r);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ck_assert_msg(ms < 1000, "/healthz took %.0f ms behind a waiting /readyz", ms);
+	ck_assert_int_eq(sqlite3_exec(outside, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 2; i++) {
+		char *reply = raw_reply(fds[i], 10000);
+		close(fds[i]);
+		ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 200", 12) == 0, "/readyz: %.200s",
+		              reply ? reply : "(no reply)");
+		ck_assert_ptr_nonnull(strstr(reply, "\"ready\""));
+		free(reply);
+	}
+	sqlite3_close(outside);
 	npsd_cleanup(&p);
 }
 END_TEST
@@ -1350,6 +1410,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, concurrent_batches_answer_per_item_in_order);
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);
 	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
+	tcase_add_test(tc, readyz_waits_without_holding_up_other_requests);
 	tcase_add_test(tc, a_failed_fdatasync_stops_npsd_and_keeps_every_201);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1810,21 +1810,6 @@ START_TEST(ssrf_guard_at_create_time)
 END_TEST
 
 /* Replaces the first from in p's config file with to. */
-static void config_replace(const struct npsd_proc *p, const char *from, const char *to)
-{
-	char *text = read_all(p->config_path, NULL);
-	ck_assert_ptr_nonnull(text);
-	char *at = strstr(text, from);
-	ck_assert_msg(at != NULL, "%s not in the config:\n%s", from, text);
-	FILE *f = fopen(p->config_path, "w");
-	ck_assert_ptr_nonnull(f);
-	fwrite(text, 1, (size_t)(at - text), f);
-	fputs(to, f);
-	fputs(at + strlen(from), f);
-	fclose(f);
-	free(text);
-}
-
 START_TEST(ssrf_guard_at_connect_time)
 {
 	struct receiver *rx = rx_start();

@@ -300,6 +300,21 @@ int run_program(const char *const argv[], char **ret_stdout, char **ret_stderr)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void config_replace(const struct npsd_proc *p, const char *from, const char *to)
+{
+	char *text = read_all(p->config_path, NULL);
+	ck_assert_ptr_nonnull(text);
+	char *at = strstr(text, from);
+	ck_assert_msg(at != NULL, "%s not in the config:\n%s", from, text);
+	FILE *f = fopen(p->config_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fwrite(text, 1, (size_t)(at - text), f);
+	fputs(to, f);
+	fputs(at + strlen(from), f);
+	fclose(f);
+	free(text);
+}
+
 const char *npsctl_bin(void)
 {
 	return bin("NPSCTL_BIN", "build/npsctl");

@@ -51,6 +51,9 @@ char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name);
 int run_program(const char *const argv[], char **ret_stdout, char **ret_stderr);
 /* The daemon under test: $NPSD_BIN or build/npsd. */
 const char *npsd_bin(void);
+/* Replaces the first `from` in the daemon's config file with `to` (fails the test when it
+ * is not there); takes effect at the next start or SIGHUP. */
+void config_replace(const struct npsd_proc *p, const char *from, const char *to);
 /* The admin CLI under test: $NPSCTL_BIN or build/npsctl. */
 const char *npsctl_bin(void);
 int npsctl_run(const struct npsd_proc *p, char **out, const char *arg, ...);

@@ -100,6 +100,9 @@ void db_write_stats(struct npsd_db *db, struct db_write_stats *ret);
 /* True once a sync of the WAL has failed: every write fails from then on (-EIO), and the
  * daemon should stop so that a restart recovers what is on disk. */
 bool db_broken(struct npsd_db *db);
+/* True when a write failed for the storage's sake (a full disk, an I/O error) less than
+ * window_ns ago. A small write may still fit where a larger one did not. */
+bool db_storage_failed_lately(struct npsd_db *db, int64_t window_ns);
 
 /* Helpers for binding: NULL binds SQL NULL. */
 int db_bind_text(sqlite3_stmt *stmt, int idx, const char *text);

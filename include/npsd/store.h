@@ -57,6 +57,10 @@ struct survey_row {
 void survey_row_clear(struct survey_row *row);
 
 int store_customer_get(struct db_conn *conn, const char *id, struct customer_row *ret);
+
+/* Writes one small row (the readiness probe): a commit that changes nothing writes no WAL
+ * frame, and so cannot tell that the disk is full. */
+int store_readiness_touch(struct db_conn *conn, int64_t now);
 /* Writes the contact fields and open_callback_id of a customer that is new (insert) or
  * known (update). Ingest reads the row, merges the answer into it and calls this once:
  * cheaper than an upsert returning the row and a second update to link the callback. */
