@@ -246,16 +246,26 @@ int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment,
 
 static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row, void *arg), void *arg);
 
+/* The filters that narrow without an index of their own; a NULL parameter switches a test
+ * off. */
+#define SURVEY_LIST_FILTERS                                                    \
+	"(?1 IS NULL OR touchpoint = ?1) AND (?3 IS NULL OR score <= ?3) AND " \
+	"(?4 IS NULL OR answered_at >= ?4) AND (?5 IS NULL OR answered_at < ?5) "
+
 int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
                       int (*fn)(const struct survey_row *row, void *arg), void *arg)
 {
-	/* One statement for every filter combination: a NULL parameter switches its test off. */
-	static const char sql[] = "SELECT " SURVEY_COLUMNS " FROM surveys WHERE "
-	                          "(?1 IS NULL OR touchpoint = ?1) AND (?2 IS NULL OR customer_id = ?2) AND "
-	                          "(?3 IS NULL OR score <= ?3) AND (?4 IS NULL OR answered_at >= ?4) AND "
-	                          "(?5 IS NULL OR answered_at < ?5) AND (?6 IS NULL OR id < ?6) "
-	                          "ORDER BY id DESC LIMIT ?7";
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	/* Two statements, so that each can use its index: "?2 IS NULL OR customer_id = ?2" would
+	 * make SQLite read the whole table for every page (0.2 s at two million answers, on an
+	 * HTTP thread that ingest shares). A customer's answers come from their index; the rest
+	 * walk the ids down from the cursor, and stop at the page's end. */
+	static const char sql_customer[] =
+	        "SELECT " SURVEY_COLUMNS " FROM surveys INDEXED BY surveys_customer_time WHERE "
+	        "customer_id = ?2 AND id < ?6 AND " SURVEY_LIST_FILTERS "ORDER BY id DESC LIMIT ?7";
+	static const char sql_all[] =
+	        "SELECT " SURVEY_COLUMNS " FROM surveys WHERE id < ?6 AND " SURVEY_LIST_FILTERS
+	        "ORDER BY id DESC LIMIT ?7";
+	sqlite3_stmt *st = db_prepare(conn, f->customer_id ? sql_customer : sql_all);
 	if (!st)
 		return -EIO;
 	db_bind_text(st, 1, f->touchpoint);
@@ -266,8 +276,7 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
 		sqlite3_bind_int64(st, 4, f->from);
 	if (f->to != SURVEY_TIME_OPEN)
 		sqlite3_bind_int64(st, 5, f->to);
-	if (f->before_id)
-		sqlite3_bind_int64(st, 6, f->before_id);
+	sqlite3_bind_int64(st, 6, f->before_id ? f->before_id : INT64_MAX);
 	sqlite3_bind_int(st, 7, f->limit);
 	return survey_rows(st, fn, arg);
 }
