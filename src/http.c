@@ -671,6 +671,20 @@ static bool body_worth_draining(struct http_request *req)
 	       NULL;
 }
 
+/* The path of a request target. A client may send the absolute form ("POST
+ * http://host/v1/surveys"), which a server must accept (RFC 9112, 3.2.2); libmicrohttpd
+ * passes it on as it came. */
+static const char *origin_path(const char *url)
+{
+	size_t scheme = strncasecmp(url, "http://", 7) == 0    ? 7
+	                : strncasecmp(url, "https://", 8) == 0 ? 8
+	                                                       : 0;
+	if (!scheme)
+		return url;
+	const char *path = strchr(url + scheme, '/');
+	return path ? path : "/";
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -686,7 +700,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req->conn = conn;
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
-		start_request(req, url, method);
+		start_request(req, origin_path(url), method);
 		/* An early answer (404, 401, 413 ...) waits until the body the client is sending has
 		 * been read and dropped: answering mid-upload makes clients see a broken pipe instead
 		 * of the answer. Only a body too large to be worth reading is cut off. */

@@ -1310,6 +1310,35 @@ START_TEST(a_start_that_cannot_listen_says_why)
 }
 END_TEST
 
+/* A request line may carry the absolute form of the target ("POST http://host/path"); a
+ * server must take it (RFC 9112, 3.2.2), as it takes the usual path. */
+START_TEST(absolute_form_targets_are_served)
+{
+	char *body = survey("abs-1", "C-abs", NULL, "claim", 9, NULL);
+	char request[1024];
+	snprintf(request, sizeof request,
+	         "POST http://127.0.0.1:%u/v1/surveys HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+	         "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	         (unsigned)D.port, T_INGEST, strlen(body), body);
+	free(body);
+	const char *const requests[] = {
+		request,
+		"GET HTTP://127.0.0.1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	};
+	const char *const want[] = { "HTTP/1.1 201", "HTTP/1.1 200" };
+	for (size_t i = 0; i < 2; i++) {
+		int fd = raw_connect(&D);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(raw_send(fd, requests[i]), 0);
+		char *reply = raw_reply(fd, 5000);
+		close(fd);
+		ck_assert_msg(reply && strncmp(reply, want[i], strlen(want[i])) == 0, "%.60s: %.200s", requests[i],
+		              reply ? reply : "(no reply)");
+		free(reply);
+	}
+}
+END_TEST
+
 /* A compressed body is not what npsd reads: 415, not a puzzling invalid_json (or, for
  * plain JSON labelled compressed, an answer stored from bytes the sender meant otherwise). */
 START_TEST(content_encoding_is_refused_415)
@@ -1980,6 +2009,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, content_encoding_is_refused_415);
 	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
 	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
+	tcase_add_test(tc, absolute_form_targets_are_served);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
