@@ -658,17 +658,12 @@ static void dispatch(struct http_request *req)
 
 #define DRAIN_MAX (64u << 20) /* read and drop at most this much of a refused body */
 
-static bool body_worth_draining(struct http_request *req)
+static bool body_too_large_to_drain(struct http_request *req)
 {
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (length) {
-		unsigned long long n = strtoull(length, NULL, 10);
-		return n > 0 && n <= DRAIN_MAX;
-	}
 	/* chunked: its size is unknown; take_body drops it piece by piece */
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
-	       NULL;
+	return length && strtoull(length, NULL, 10) > DRAIN_MAX;
 }
 
 /* The path of a request target. A client may send the absolute form ("POST
@@ -703,8 +698,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		start_request(req, origin_path(url), method);
 		/* An early answer (404, 401, 413 ...) waits until the body the client is sending has
 		 * been read and dropped: answering mid-upload makes clients see a broken pipe instead
-		 * of the answer. Only a body too large to be worth reading is cut off. */
-		if (req->has_reply && !body_worth_draining(req))
+		 * of the answer. Only a body too large to be worth reading is cut off. Without a body
+		 * it waits for the next call too: a reply queued in the first call makes
+		 * libmicrohttpd close the connection, and a rate-limited client would pay a new
+		 * connection for every 429. */
+		if (req->has_reply && body_too_large_to_drain(req))
 			return queue_reply(req);
 		return MHD_YES;
 	}

@@ -1310,6 +1310,27 @@ START_TEST(a_start_that_cannot_listen_says_why)
 }
 END_TEST
 
+/* An answer given before any handler ran (404, 401, 429 ...) keeps a keep-alive connection
+ * open: the requests behind it on the same connection are answered too. */
+START_TEST(early_answers_keep_the_connection)
+{
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_send(fd, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
+	                              "GET /v1/surveys HTTP/1.1\r\nHost: t\r\n\r\n"
+	                              "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+	                 0);
+	char *reply = raw_reply(fd, 5000);
+	close(fd);
+	ck_assert_ptr_nonnull(reply);
+	const char *a = strstr(reply, "HTTP/1.1 404");
+	const char *b = a ? strstr(a, "HTTP/1.1 401") : NULL;
+	const char *c = b ? strstr(b, "HTTP/1.1 200") : NULL;
+	ck_assert_msg(a && b && c, "three answers in order, got: %.600s", reply);
+	free(reply);
+}
+END_TEST
+
 /* A request line may carry the absolute form of the target ("POST http://host/path"); a
  * server must take it (RFC 9112, 3.2.2), as it takes the usual path. */
 START_TEST(absolute_form_targets_are_served)
@@ -2010,6 +2031,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
 	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
 	tcase_add_test(tc, absolute_form_targets_are_served);
+	tcase_add_test(tc, early_answers_keep_the_connection);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
