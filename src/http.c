@@ -31,6 +31,7 @@ struct http_server {
 	const struct route *routes;
 	struct npsd_app *app;
 	uint16_t port;
+	int64_t body_time_max_ms; /* see BODY_TIME_FACTOR */
 	atomic_bool stopping;
 	atomic_uint in_flight;
 	bool started;          /* MHD_start_daemon returned: from then on its logs are about requests */
@@ -61,7 +62,8 @@ struct http_request {
 	size_t body_len, body_cap;
 	size_t max_body; /* server.max_body when the request began */
 	bool body_too_large;
-	uint64_t received; /* body bytes seen, kept or dropped */
+	uint64_t received;        /* body bytes seen, kept or dropped */
+	int64_t body_deadline_ms; /* monotonic: the whole request must have arrived by then */
 	json_t *json;
 
 	void (*resumed)(struct http_request *req);
@@ -657,6 +659,13 @@ static void dispatch(struct http_request *req)
 }
 
 #define DRAIN_MAX (64u << 20) /* read and drop at most this much of a refused body */
+/* A request's body must arrive within this many server.connection_timeout: that timeout
+ * counts idle time only, so a client sending a byte now and then would hold its connection
+ * (and its memory) for ever. */
+#define BODY_TIME_FACTOR 4
+/* Of the 10,000 connections, one address may hold this many: a survey platform needs tens,
+ * and one client cannot take them all. */
+#define PER_IP_CONNECTIONS 1000u
 
 static bool body_too_large_to_drain(struct http_request *req)
 {
@@ -693,6 +702,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		req->srv = srv;
 		req->conn = conn;
+		req->body_deadline_ms = clock_mono_ms() + srv->body_time_max_ms;
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
 		start_request(req, origin_path(url), method);
@@ -709,6 +719,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	switch (req->phase) {
 	case PHASE_BODY:
 		if (*upload_data_size) {
+			if (clock_mono_ms() > req->body_deadline_ms)
+				return MHD_NO; /* a body trickling in: cut the connection */
 			req->received += *upload_data_size;
 			if (req->received > DRAIN_MAX &&
 			    (req->has_reply || req->body_too_large || req->route->body == BODY_NONE))
@@ -800,6 +812,7 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		return -ENOMEM;
 	srv->routes = routes;
 	srv->app = app;
+	srv->body_time_max_ms = (int64_t)opt->connection_timeout * 1000 * BODY_TIME_FACTOR;
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
 	char port[8];
@@ -839,9 +852,9 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
 	        MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	        on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, 10000, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	        (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
-	        MHD_OPTION_END);
+	        on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, 10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	        PER_IP_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+	        MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->daemon) {
 		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");

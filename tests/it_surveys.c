@@ -1310,6 +1310,43 @@ START_TEST(a_start_that_cannot_listen_says_why)
 }
 END_TEST
 
+/* server.connection_timeout counts idle time; a body sent a byte now and then is never
+ * idle. It must all have come within four timeouts, or the connection is cut. */
+START_TEST(a_trickled_body_is_cut_off)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	config_replace(&p, "threads = 2\n", "threads = 2\nconnection_timeout = 1s\n");
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	char *ingest = npsctl_key(&p, "ingest", "trickle");
+	int fd = raw_connect(&p);
+	ck_assert_int_ge(fd, 0);
+	char head[512];
+	snprintf(head, sizeof head,
+	         "POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	         "Content-Type: application/json\r\nContent-Length: 40\r\n\r\n",
+	         ingest);
+	ck_assert_int_eq(raw_send(fd, head), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bool cut = false;
+	for (int i = 0; i < 40 && !cut; i++) { /* a byte every half second: 20 s for the body */
+		usleep(500 * 1000);
+		cut = send(fd, " ", 1, MSG_NOSIGNAL) != 1;
+	}
+	char *reply = raw_reply(fd, 2000);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	close(fd);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_msg(!reply || !*reply, "a trickled body was answered: %.200s", reply);
+	ck_assert_msg(s < 12, "the connection lasted %.1f s with connection_timeout = 1s", s);
+	free(reply);
+	free(ingest);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 /* An answer given before any handler ran (404, 401, 429 ...) keeps a keep-alive connection
  * open: the requests behind it on the same connection are answered too. */
 START_TEST(early_answers_keep_the_connection)
@@ -2032,6 +2069,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
 	tcase_add_test(tc, absolute_form_targets_are_served);
 	tcase_add_test(tc, early_answers_keep_the_connection);
+	tcase_add_test(tc, a_trickled_body_is_cut_off);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
