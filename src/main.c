@@ -3,6 +3,8 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "npsd/app.h"
+#include "npsd/clock.h"
 #include "npsd/deliver.h"
 #include "npsd/http.h"
 #include "npsd/log.h"
@@ -147,6 +150,41 @@ struct commit_listeners {
 };
 
 /* Every commit may bring a new deadline or a new outbox row. */
+/* The watchdog's question to the writer: a write that changes nothing, answered once the
+ * writer and the sync thread have passed it along (no fsync: nothing was written). */
+struct liveness {
+	struct db_write write;
+	atomic_bool answered;
+	int64_t asked_ms;
+};
+
+static int liveness_apply(struct db_conn *conn, void *arg)
+{
+	(void)conn;
+	(void)arg;
+	return 0;
+}
+
+static void liveness_done(struct db_write *w)
+{
+	atomic_store(&((struct liveness *)w)->answered, true);
+}
+
+/* Whether to send WATCHDOG=1: only while the storage pipeline moves. A probe still
+ * unanswered after half the watchdog interval means a writer that hangs (a wedged disk, a
+ * deadlock), and systemd should restart npsd; a main thread that merely woke up is no sign
+ * of health. Asks the next question once the last one was answered. */
+static bool storage_alive(struct npsd_db *db, struct liveness *probe, uint64_t watchdog_usec)
+{
+	int64_t now = clock_mono_ms();
+	if (!atomic_load(&probe->answered))
+		return now - probe->asked_ms < (int64_t)(watchdog_usec / 2000);
+	atomic_store(&probe->answered, false);
+	probe->asked_ms = now;
+	db_submit(db, &probe->write);
+	return true;
+}
+
 static void on_commit(void *arg)
 {
 	struct commit_listeners *l = arg;
@@ -313,7 +351,9 @@ int main(int argc, char **argv)
 
 	uint64_t watchdog_usec = 0;
 	int watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-	bool storage_failed = false;
+	struct liveness probe = { .write = { .apply = liveness_apply, .done = liveness_done } };
+	atomic_init(&probe.answered, true);
+	bool storage_failed = false, stalled = false;
 	for (;;) {
 		/* Wake every second (or at half the watchdog interval, if shorter) to see whether
 		 * storage failed and to ping the watchdog. */
@@ -328,8 +368,15 @@ int main(int argc, char **argv)
 				storage_failed = true;
 				break;
 			}
-			if (watchdog)
+			if (!watchdog)
+				continue;
+			bool alive = storage_alive(app.db, &probe, watchdog_usec);
+			if (alive)
 				sd_notify(0, "WATCHDOG=1");
+			else if (!stalled)
+				log_error("the writer has not answered for %lld ms: no more watchdog pings",
+				          (long long)(clock_mono_ms() - probe.asked_ms));
+			stalled = !alive;
 			continue;
 		}
 		if (sig == SIGHUP) {

@@ -24,7 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1289,6 +1292,66 @@ START_TEST(readyz_waits_without_holding_up_other_requests)
 }
 END_TEST
 
+/* Counts the datagrams holding "WATCHDOG=1" that arrive on fd within ms milliseconds. */
+static int watchdog_pings(int fd, long ms)
+{
+	int pings = 0;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			return pings;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) <= 0)
+			continue;
+		char msg[512];
+		ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
+		if (n > 0) {
+			msg[n] = '\0';
+			pings += strstr(msg, "WATCHDOG=1") != NULL;
+		}
+	}
+}
+
+/* WATCHDOG=1 vouches for the storage pipeline, not only for the main thread: while the
+ * writer cannot get on (here a transaction of another process holds the database), the
+ * pings stop, so systemd would restart a wedged npsd; they come back once it moves. */
+START_TEST(the_watchdog_pings_only_while_the_writer_moves)
+{
+	char sock_path[108];
+	snprintf(sock_path, sizeof sock_path, "/tmp/npsd-notify-%d", (int)getpid());
+	unlink(sock_path);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	ck_assert_int_eq(setenv("NOTIFY_SOCKET", sock_path, 1), 0);
+	ck_assert_int_eq(setenv("WATCHDOG_USEC", "2000000", 1), 0); /* a ping a second */
+	struct npsd_proc p;
+	int started = npsd_start(&p, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	ck_assert_int_eq(started, 0);
+	ck_assert_int_ge(watchdog_pings(fd, 2500), 1);
+
+	sqlite3 *outside = NULL;
+	ck_assert_int_eq(sqlite3_open(p.db_path, &outside), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(outside, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	watchdog_pings(fd, 2200); /* the probe asked meanwhile waits; its grace runs out */
+	int while_stuck = watchdog_pings(fd, 2000);
+	ck_assert_int_eq(sqlite3_exec(outside, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(outside);
+	ck_assert_msg(while_stuck == 0, "%d watchdog pings while the writer could not get on", while_stuck);
+	ck_assert_int_ge(watchdog_pings(fd, 3000), 1);
+	npsd_cleanup(&p);
+	close(fd);
+	unlink(sock_path);
+}
+END_TEST
+
 /* A failing disk: the test hook NPSD_TEST_FAIL_SYNC makes the 30th fdatasync fail with EIO.
  * The answer it carried gets 503, so does every write after it (a later fsync could succeed
  * over pages the kernel dropped), and npsd stops with exit status 1 for systemd to restart
@@ -1411,6 +1474,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);
 	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
 	tcase_add_test(tc, readyz_waits_without_holding_up_other_requests);
+	tcase_add_test(tc, the_watchdog_pings_only_while_the_writer_moves);
 	tcase_add_test(tc, a_failed_fdatasync_stops_npsd_and_keeps_every_201);
 	suite_add_tcase(s, tc);
 	return s;
