@@ -76,8 +76,8 @@ static int probe_write(struct db_conn *conn, void *arg)
 }
 
 /* After a write failed for the disk (full, or an I/O error), not ready for this long, even
- * when the probe's one small row still fits: a load balancer then sends answers elsewhere for a while, and
- * the probe says again whether the disk has room. */
+ * when the probe's one small row still fits: a load balancer then sends answers elsewhere
+ * for a while, and the probe says again whether the disk has room. */
 #define STORAGE_FAILED_NOT_READY_NS (5 * 1000000000LL)
 
 static void readyz_resumed(struct http_request *req)
@@ -94,9 +94,9 @@ static void readyz_resumed(struct http_request *req)
 }
 
 /* Ready means a change can be committed and made durable now: the writer and the sync
- * thread are alive and the disk takes the write, and took every write of the last seconds. The probe waits
- * like any write, with its connection suspended: a blocked HTTP thread would stall every connection it
- * serves. */
+ * thread are alive, the disk takes the write, and it took every write of the last seconds.
+ * The probe waits like any write, with its connection suspended: a blocked HTTP thread
+ * would stall every connection it serves. */
 void api_readyz(struct http_request *req)
 {
 	struct npsd_app *app = http_app(req);
