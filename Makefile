@@ -14,9 +14,9 @@ SANFLAGS  :=
 OPT       := -O2
 endif
 
-PKGS      := libmicrohttpd sqlite3 libcurl jansson inih libsystemd nettle
+PKGS      := libmicrohttpd sqlite3 libcurl jansson inih libsystemd nettle gnutls
 DEB_PKGS  := libmicrohttpd-dev libsqlite3-dev libcurl4-gnutls-dev check libjansson-dev \
-             libinih-dev libsystemd-dev pkg-config nettle-dev tzdata
+             libinih-dev libsystemd-dev pkg-config nettle-dev libgnutls28-dev tzdata
 
 WARN      := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
              -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef

@@ -1,4 +1,5 @@
 #include "npsd/config.h"
+#include "npsd/tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1212,7 +1213,7 @@ static int on_value(void *user, const char *section, const char *name, const cha
 }
 
 /* Checks what no single line can: options that only make sense together. */
-static void check_together(struct load_ctx *ctx)
+static void check_together(struct load_ctx *ctx, bool read_files)
 {
 	struct npsd_config *cfg = ctx->cfg;
 	size_t icert = (size_t)(find_option("server", "tls_cert") - options);
@@ -1228,8 +1229,10 @@ static void check_together(struct load_ctx *ctx)
 		     "set without %s (HTTPS needs both, plain HTTP neither)", cert ? "tls_key" : "tls_cert");
 		return;
 	}
-	/* Read at start only, after the database is open: a missing file is better named here,
-	 * with its line, and by --check-config too. */
+	if (!read_files)
+		return;
+	/* The files are read again at start, after the database is open; checking them here
+	 * names a missing or wrong file with its line, and lets --check-config catch it. */
 	const char *const files[] = { cfg->tls_cert, cfg->tls_key };
 	const size_t lines[] = { icert, ikey };
 	for (size_t i = 0; i < 2; i++) {
@@ -1241,9 +1244,25 @@ static void check_together(struct load_ctx *ctx)
 			return;
 		}
 	}
+	if (cfg->tls_cert == NULL)
+		return;
+	enum tls_file bad;
+	char why[2 * WHY_MAX];
+	int r = tls_check_pair(cfg->tls_cert, cfg->tls_key, &bad, why, sizeof why);
+	if (r == -ENOMEM) {
+		fail(ctx, NULL, "out of memory checking the TLS files");
+	} else if (r < 0) {
+		ctx->lineno = ctx->set_on[lines[bad == TLS_CERT ? 0 : 1]];
+		fail(ctx, bad == TLS_CERT ? "tls_cert" : "tls_key", "%s", why);
+	}
 }
 
 int config_load(struct npsd_config *cfg, const char *path, char **ret_error)
+{
+	return config_load_flags(cfg, path, 0, ret_error);
+}
+
+int config_load_flags(struct npsd_config *cfg, const char *path, unsigned flags, char **ret_error)
 {
 	struct load_ctx ctx;
 	int r, rc = -1;
@@ -1271,7 +1290,7 @@ int config_load(struct npsd_config *cfg, const char *path, char **ret_error)
 	if (ctx.error == NULL && ferror(ctx.file))
 		ctx.error = str_printf("%s: cannot read: %s", path, strerror(errno));
 	if (ctx.error == NULL)
-		check_together(&ctx);
+		check_together(&ctx, !(flags & CONFIG_NO_FILES));
 	if (ctx.error == NULL)
 		rc = 0;
 	fclose(ctx.file);

@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 	struct npsd_config cfg = { 0 };
 	config_defaults(&cfg);
 	char *error = NULL;
-	if ((config_path && config_load(&cfg, config_path, &error) < 0) ||
+	if ((config_path && config_load_flags(&cfg, config_path, CONFIG_NO_FILES, &error) < 0) ||
 	    (db_path && config_set_db_path(&cfg, db_path, &error) < 0)) {
 		fprintf(stderr, "npsctl: %s\n", error ? error : "out of memory");
 		free(error);

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include "testcert.h"
 
 #include <check.h>
 
@@ -7,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +100,8 @@ static int spawn(struct npsd_proc *p)
 		if (text) {
 			p->port = (uint16_t)strtoul(text, NULL, 10);
 			free(text);
-			snprintf(p->base_url, sizeof p->base_url, "http://127.0.0.1:%u", p->port);
+			snprintf(p->base_url, sizeof p->base_url, "%s://127.0.0.1:%u",
+			         p->ca_file[0] ? "https" : "http", p->port);
 			return 0;
 		}
 		int status;
@@ -159,9 +162,12 @@ static void remove_started_dirs(void)
 	}
 }
 
-static int start_with(struct npsd_proc *p, const char *callbacks_ini, const char *webhooks_ini,
-                      const char *extra_ini)
+/* With https, a new certificate and key are written to the folder first. */
+static int start_with(struct npsd_proc *p, bool https, const char *callbacks_ini,
+                      const char *webhooks_ini, const char *extra_ini)
 {
+	char key[sizeof p->ca_file], server_ini[2 * sizeof p->ca_file + 32] = "";
+
 	memset(p, 0, sizeof *p);
 	snprintf(p->dir, sizeof p->dir, "/tmp/npsd-it-XXXXXX");
 	if (!mkdtemp(p->dir))
@@ -169,15 +175,23 @@ static int start_with(struct npsd_proc *p, const char *callbacks_ini, const char
 	note_started_dir(p->dir);
 	snprintf(p->db_path, sizeof p->db_path, "%s/npsd.db", p->dir);
 	snprintf(p->config_path, sizeof p->config_path, "%s/npsd.conf", p->dir);
+	if (https) {
+		snprintf(p->ca_file, sizeof p->ca_file, "%s/cert.pem", p->dir);
+		snprintf(key, sizeof key, "%s/key.pem", p->dir);
+		if (testcert_write(p->ca_file, key, NULL) < 0)
+			return -1;
+		snprintf(server_ini, sizeof server_ini, "tls_cert = %s\ntls_key = %s\n", p->ca_file,
+		         key);
+	}
 	FILE *f = fopen(p->config_path, "w");
 	if (!f)
 		return -1;
 	fprintf(f,
-	        "[server]\nlisten = 127.0.0.1:0\nthreads = 2\n"
+	        "[server]\nlisten = 127.0.0.1:0\nthreads = 2\n%s"
 	        "[database]\npath = %s\n"
 	        "[callbacks]\n%s%s"
 	        "[webhooks]\n%s%s",
-	        p->db_path, callbacks_ini ? callbacks_ini : "", section_end(callbacks_ini),
+	        server_ini, p->db_path, callbacks_ini ? callbacks_ini : "", section_end(callbacks_ini),
 	        webhooks_ini ? webhooks_ini : "", section_end(webhooks_ini));
 	if (extra_ini)
 		fputs(extra_ini, f);
@@ -187,12 +201,17 @@ static int start_with(struct npsd_proc *p, const char *callbacks_ini, const char
 
 int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const char *extra_ini)
 {
-	return start_with(p, callbacks_ini, "allow_private_targets = true\n", extra_ini);
+	return start_with(p, false, callbacks_ini, "allow_private_targets = true\n", extra_ini);
 }
 
 int npsd_start_webhooks(struct npsd_proc *p, const char *webhooks_ini, const char *extra_ini)
 {
-	return start_with(p, "hours = always\n", webhooks_ini, extra_ini);
+	return start_with(p, false, "hours = always\n", webhooks_ini, extra_ini);
+}
+
+int npsd_start_https(struct npsd_proc *p, const char *extra_ini)
+{
+	return start_with(p, true, "hours = always\n", "allow_private_targets = true\n", extra_ini);
 }
 
 int npsd_restart(struct npsd_proc *p)
@@ -221,7 +240,8 @@ void npsd_cleanup(struct npsd_proc *p)
 	if (!p->dir[0])
 		return;
 	const char *names[] = {
-		"npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", NULL
+		"npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", "cert.pem",
+		"key.pem", NULL
 	};
 	for (size_t i = 0; names[i]; i++) {
 		char path[256];
@@ -395,6 +415,8 @@ int http_do(const struct npsd_proc *p, const char *method, const char *path, con
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	if (p->ca_file[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, p->ca_file);
 	ret->curl_code = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ret->status);
 	curl_slist_free_all(headers);

@@ -17,7 +17,8 @@ struct npsd_proc {
 	char dir[128]; /* temporary folder: config, database, logs */
 	char db_path[192];
 	char config_path[192];
-	char base_url[64]; /* "http://127.0.0.1:PORT" */
+	char base_url[64]; /* "http://127.0.0.1:PORT", https when ca_file is set */
+	char ca_file[192]; /* the certificate http_do trusts; "" for plain HTTP */
 };
 
 /* Makes the folder and config (extra_ini is appended to it, may be NULL) and starts npsd.
@@ -32,6 +33,10 @@ int npsd_start_callbacks(struct npsd_proc *p, const char *callbacks_ini, const c
  * default "allow_private_targets = true" ([callbacks] keeps "hours = always"). NULL or ""
  * leaves the section empty: the built-in defaults apply, so private targets are refused. */
 int npsd_start_webhooks(struct npsd_proc *p, const char *webhooks_ini, const char *extra_ini);
+/* npsd_start with HTTPS: a new certificate and key (testcert_write) in its folder,
+ * cert.pem and key.pem, named by server.tls_cert and server.tls_key; http_do then speaks
+ * HTTPS and trusts that certificate alone. */
+int npsd_start_https(struct npsd_proc *p, const char *extra_ini);
 /* Starts npsd again on the same folder and database (a new port). */
 int npsd_restart(struct npsd_proc *p);
 /* Sends sig, waits, returns the exit status (or 128+signal). */

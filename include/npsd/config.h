@@ -78,6 +78,13 @@ void config_defaults(struct npsd_config *cfg);
  */
 int config_load(struct npsd_config *cfg, const char *path, char **ret_error);
 
+/* config_load's flags. CONFIG_NO_FILES: the files the config names (the TLS pair) are not
+ * read or checked. For npsctl, which needs none of them and may run where they cannot be
+ * read: a key handed to the service by systemd's LoadCredential= exists only while the
+ * service runs. */
+#define CONFIG_NO_FILES 1u
+int config_load_flags(struct npsd_config *cfg, const char *path, unsigned flags, char **ret_error);
+
 /* The --listen and --db flags: "HOST:PORT", "[v6]:PORT" or ":PORT"; a database path.
  * Each returns 0, or -1 with *ret_error malloc'ed ("--db: ..."), for the caller to free. */
 int config_set_listen(struct npsd_config *cfg, const char *hostport, char **ret_error);

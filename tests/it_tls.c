@@ -1,0 +1,193 @@
+/*
+ * HTTPS (server.tls_cert, server.tls_key) against the real daemon:
+ *  - with a certificate made for the test, npsd serves the API over TLS and a client that
+ *    trusts that certificate alone stores an answer; plain HTTP to that port gets no answer;
+ *  - a key that is not the certificate's, or a file that holds no certificate, is named
+ *    with its line by `npsd --check-config` and stops the start (exit 2), before anything
+ *    listens;
+ *  - npsctl reads the database path from the same config without reading the TLS files
+ *    (a LoadCredential= key exists only while the service runs).
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testcert.h"
+#include "testutil.h"
+
+#define SURVEY                                                                               \
+	"{\"response_id\":\"tls-1\",\"customer\":{\"id\":\"C-1\",\"phone\":\"+31612345678\"},"  \
+	"\"touchpoint\":\"claim\",\"score\":6}"
+
+START_TEST(https_serves_the_api_with_the_configured_certificate)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start_https(&p, NULL), 0);
+	ck_assert_msg(strncmp(p.base_url, "https://", 8) == 0, "base url %s", p.base_url);
+	char *token = npsctl_key(&p, "admin", "tls-admin");
+	ck_assert_ptr_nonnull(token);
+
+	/* The client verifies the server against the test's certificate: a handshake with
+	 * any other certificate or key would fail here. */
+	struct http_result r;
+	ck_assert_int_eq(http_json(&p, "GET", "/healthz", NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	http_result_free(&r);
+	ck_assert_int_eq(http_json(&p, "POST", "/v1/surveys", token, SURVEY, &r), 0);
+	ck_assert_msg(r.status == 201, "POST over https: %ld %s", r.status, r.body);
+	ck_assert_str_eq(sget(r.json, "category"), "detractor");
+	json_int_t id = iget(r.json, "id");
+	http_result_free(&r);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/surveys/%lld", (long long)id);
+	ck_assert_int_eq(http_json(&p, "GET", path, token, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(sget(r.json, "response_id"), "tls-1");
+	http_result_free(&r);
+
+	/* The same port in plain HTTP: no HTTP answer comes back, and nothing is stored. */
+	struct npsd_proc plain = p;
+	plain.ca_file[0] = '\0';
+	snprintf(plain.base_url, sizeof plain.base_url, "http://127.0.0.1:%u", p.port);
+	ck_assert_int_eq(http_json(&plain, "GET", "/healthz", NULL, NULL, &r), -1);
+	ck_assert_int_eq(r.status, 0);
+	http_result_free(&r);
+
+	/* A client that does not trust the certificate is refused by its own TLS check: the
+	 * daemon presents the configured certificate, not some default. */
+	struct npsd_proc untrusting = p;
+	snprintf(untrusting.ca_file, sizeof untrusting.ca_file, "/dev/null");
+	ck_assert_int_eq(http_json(&untrusting, "GET", "/healthz", NULL, NULL, &r), -1);
+	ck_assert_msg(r.curl_code == CURLE_PEER_FAILED_VERIFICATION ||
+	                  r.curl_code == CURLE_SSL_CACERT_BADFILE,
+	              "curl code %d", r.curl_code);
+	http_result_free(&r);
+
+	free(token);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	npsd_cleanup(&p);
+}
+END_TEST
+
+/* Writes a config in dir naming cert and key on lines 2 and 3; its path into path. */
+static void write_tls_config(const char *dir, const char *cert, const char *key, char *path,
+                             size_t size)
+{
+	snprintf(path, size, "%s/tls.conf", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[server]\ntls_cert = %s\ntls_key = %s\nlisten = 127.0.0.1:0\n"
+	           "[database]\npath = %s/tls.db\n",
+	        cert, key, dir);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Runs npsd with the config and expects exit 2 and "CONFIG:LINE: KEY: ...WHAT" on stderr. */
+static void expect_refused(const char *config, const char *flag, int line, const char *key,
+                           const char *what)
+{
+	/* A NULL flag ends the list there: a plain start. */
+	const char *const argv[] = { npsd_bin(), "--config", config, flag, NULL };
+	char *err = NULL;
+	int status = run_program(argv, NULL, &err);
+	char want[512];
+	snprintf(want, sizeof want, "%s:%d: %s: ", config, line, key);
+	ck_assert_msg(status == 2, "npsd %s exited %d: %s", flag ? flag : "", status,
+	              err ? err : "");
+	ck_assert_msg(err && strstr(err, want) && strstr(err, what), "stderr: %s (want %s...%s)",
+	              err ? err : "(none)", want, what);
+	free(err);
+}
+
+START_TEST(a_wrong_tls_file_is_named_before_the_start)
+{
+	char dir[] = "/tmp/npsd-it-tls-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char cert_a[128], key_a[128], cert_b[128], key_b[128], config[160], db[160];
+	snprintf(cert_a, sizeof cert_a, "%s/a.crt", dir);
+	snprintf(key_a, sizeof key_a, "%s/a.key", dir);
+	snprintf(cert_b, sizeof cert_b, "%s/b.crt", dir);
+	snprintf(key_b, sizeof key_b, "%s/b.key", dir);
+	snprintf(db, sizeof db, "%s/tls.db", dir);
+	ck_assert_int_eq(testcert_write(cert_a, key_a, NULL), 0);
+	ck_assert_int_eq(testcert_write(cert_b, key_b, NULL), 0);
+
+	write_tls_config(dir, cert_a, key_a, config, sizeof config);
+	const char *const check[] = { npsd_bin(), "--config", config, "--check-config", NULL };
+	char *out = NULL;
+	ck_assert_int_eq(run_program(check, &out, NULL), 0);
+	ck_assert_msg(out && strstr(out, "configuration OK"), "stdout: %s", out ? out : "");
+	free(out);
+
+	/* Another certificate's key: named on its own line, by the check and by a start. */
+	write_tls_config(dir, cert_a, key_b, config, sizeof config);
+	expect_refused(config, "--check-config", 3, "tls_key", "is not the key of the certificate");
+	expect_refused(config, NULL, 3, "tls_key", "is not the key of the certificate");
+	/* The two files swapped: the certificate line is the one to fix. */
+	write_tls_config(dir, key_a, cert_a, config, sizeof config);
+	expect_refused(config, NULL, 2, "tls_cert", "holds no PEM certificate");
+	ck_assert_msg(access(db, F_OK) < 0, "a refused start made the database");
+
+	unlink(cert_a);
+	unlink(key_a);
+	unlink(cert_b);
+	unlink(key_b);
+	unlink(config);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(npsctl_needs_no_tls_files)
+{
+	char dir[] = "/tmp/npsd-it-tls-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char config[160];
+	/* Where systemd puts a LoadCredential= key: absent while the service is stopped. */
+	write_tls_config(dir, "/run/credentials/npsd.service/tls.crt",
+	                 "/run/credentials/npsd.service/tls.key", config, sizeof config);
+	const char *const create[] = { npsctl_bin(), "--config", config, "key",  "create",
+		                       "--role",     "admin",  "--name", "ops", NULL };
+	char *out = NULL, *err = NULL;
+	int status = run_program(create, &out, &err);
+	ck_assert_msg(status == 0, "npsctl exited %d: %s", status, err ? err : "");
+	ck_assert_msg(out && strncmp(out, "npsd_", 5) == 0, "stdout: %s", out ? out : "");
+	free(out);
+	free(err);
+	/* The daemon itself does need them. */
+	expect_refused(config, "--check-config", 2, "tls_cert",
+	               "cannot read /run/credentials/npsd.service/tls.crt");
+
+	char path[192];
+	const char *const suffixes[] = { "", "-wal", "-shm" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/tls.db%s", dir, suffixes[i]);
+		unlink(path);
+	}
+	unlink(config);
+	rmdir(dir);
+}
+END_TEST
+
+static Suite *tls_suite(void)
+{
+	Suite *s = suite_create("tls");
+	TCase *tc = tcase_create("tls");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, https_serves_the_api_with_the_configured_certificate);
+	tcase_add_test(tc, a_wrong_tls_file_is_named_before_the_start);
+	tcase_add_test(tc, npsctl_needs_no_tls_files);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	int status = run_suite(tls_suite());
+	curl_global_cleanup();
+	return status;
+}
