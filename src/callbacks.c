@@ -84,8 +84,10 @@ int callbacks_emit_created(struct db_conn *conn, int64_t id, const struct custom
 int callbacks_claim(struct db_conn *conn, const struct npsd_config *cfg, const struct principal *agent,
                     const char *touchpoint, int64_t now, int64_t *ret_id)
 {
+	/* An agent who released a callback passes it over for a lease's length: the queue
+	 * order would otherwise hand it straight back to the one who just let it go. */
 	int r = store_callback_claim(conn, touchpoint, agent->name, agent->key_id, now, now + cfg->cb_lease,
-	                             ret_id);
+	                             now - cfg->cb_lease, ret_id);
 	if (r < 0)
 		return r;
 	struct callback_row row;
@@ -146,6 +148,8 @@ int callbacks_release(struct db_conn *conn, const struct principal *agent, int64
 	unclaim(&row);
 	snprintf(row.status, sizeof row.status, "queued");
 	r = store_callback_save(conn, &row);
+	if (r == 0)
+		r = store_callback_mark_released(conn, id, agent->key_id, now);
 	if (r == 0)
 		r = store_callback_event_add(conn, id, row.customer_id, now, "released", agent->name, NULL,
 		                             NULL);

@@ -124,19 +124,14 @@ int store_callback_save(struct db_conn *conn, const struct callback_row *row)
 	return store_step_done(st);
 }
 
-int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent, int64_t key_id,
-                         int64_t now, int64_t lease_until, int64_t *ret_id)
+#define CLAIM_SET                                                                         \
+	"UPDATE callbacks SET status = 'claimed', claimed_by = ?1, claimed_key_id = ?2, " \
+	"lease_expires_at = ?3, released_key_id = NULL, released_at = NULL WHERE id = "
+
+/* Runs one of the claim statements: 0 with *ret_id, -ENOENT when it found none. */
+static int claim_step(sqlite3_stmt *st, const char *touchpoint, const char *agent, int64_t key_id,
+                      int64_t now, int64_t lease_until, int64_t *ret_id)
 {
-	/* The queue index walks (status, priority, id) and carries due_at, so the first due
-	 * row is found without touching the table for the ones not due. */
-	static const char sql[] =
-	        "UPDATE callbacks SET status = 'claimed', claimed_by = ?1, claimed_key_id = ?2, "
-	        "lease_expires_at = ?3 WHERE id = (SELECT id FROM callbacks INDEXED BY callbacks_queue "
-	        "WHERE status = 'queued' AND due_at <= ?4 AND (?5 IS NULL OR touchpoint = ?5) "
-	        "ORDER BY priority, id LIMIT 1) RETURNING id";
-	sqlite3_stmt *st = db_prepare(conn, sql);
-	if (!st)
-		return -EIO;
 	db_bind_text(st, 1, agent);
 	sqlite3_bind_int64(st, 2, key_id);
 	sqlite3_bind_int64(st, 3, lease_until);
@@ -151,6 +146,45 @@ int store_callback_claim(struct db_conn *conn, const char *touchpoint, const cha
 	}
 	db_done(st);
 	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent, int64_t key_id,
+                         int64_t now, int64_t lease_until, int64_t skip_released_since, int64_t *ret_id)
+{
+	/* The queue index walks (status, priority, id) and carries due_at, so the first due
+	 * row is found without touching the table for the ones not due. */
+	static const char in_queue_order[] =
+	        CLAIM_SET "(SELECT id FROM callbacks INDEXED BY callbacks_queue "
+	                  "WHERE status = 'queued' AND due_at <= ?4 AND (?5 IS NULL OR touchpoint = ?5) "
+	                  "AND NOT (released_key_id IS ?2 AND released_at >= ?6) "
+	                  "ORDER BY priority, id LIMIT 1) RETURNING id";
+	/* Only the caller's own recent releases can be left when the first found nothing. */
+	static const char own_releases[] =
+	        CLAIM_SET "(SELECT id FROM callbacks INDEXED BY callbacks_released "
+	                  "WHERE released_key_id = ?2 AND status = 'queued' AND due_at <= ?4 "
+	                  "AND (?5 IS NULL OR touchpoint = ?5) ORDER BY priority, id LIMIT 1) RETURNING id";
+	sqlite3_stmt *st = db_prepare(conn, in_queue_order);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 6, skip_released_since);
+	int r = claim_step(st, touchpoint, agent, key_id, now, lease_until, ret_id);
+	if (r != -ENOENT)
+		return r;
+	if (!(st = db_prepare(conn, own_releases)))
+		return -EIO;
+	return claim_step(st, touchpoint, agent, key_id, now, lease_until, ret_id);
+}
+
+int store_callback_mark_released(struct db_conn *conn, int64_t id, int64_t key_id, int64_t now)
+{
+	static const char sql[] = "UPDATE callbacks SET released_key_id = ?1, released_at = ?2 WHERE id = ?3";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, key_id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, id);
+	return store_step_done(st);
 }
 
 int store_callback_list(struct db_conn *conn, const struct callback_filter *f,

@@ -842,6 +842,51 @@ START_TEST(heartbeat_extends_and_release_requeues)
 }
 END_TEST
 
+/* Release puts a callback back where the queue order says, which is usually first: the
+ * agent who let it go gets the next one instead, for a lease's length, unless nothing else
+ * is due. Anyone else gets it at once. */
+START_TEST(a_released_callback_goes_to_someone_else)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	int64_t x = post_low(&f, "C-rel-x", 2, "claim");
+	int64_t y = post_low(&f, "C-rel-y", 5, "claim");
+	int64_t z = post_low(&f, "C-rel-z", 7, "claim");
+	json_t *cb = NULL;
+
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), x);
+	ck_assert_int_eq(cb_call(&f, "POST", x, "release", f.agent_a, NULL, NULL), 200);
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), y);
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), x);
+
+	/* B lets it go too: B takes z, and then x again, the only one due left. */
+	ck_assert_int_eq(cb_call(&f, "POST", x, "release", f.agent_b, NULL, NULL), 200);
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), z);
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, &cb), x);
+	ck_assert_str_eq(sget(cb, "claimed_by"), "agent-b");
+	json_decref(cb);
+	/* A filter that leaves only the released one finds it as well. */
+	ck_assert_int_eq(cb_call(&f, "POST", x, "release", f.agent_b, NULL, NULL), 200);
+	ck_assert_int_eq(claim(&f, f.agent_b, "{\"touchpoint\":\"claim\"}", NULL), x);
+
+	/* For a lease's length only: a lease after the release, x comes first for B again. */
+	json_decref(complete(&f, f.agent_a, y, "{\"outcome\":\"reached\"}", 200));
+	json_decref(complete(&f, f.agent_b, z, "{\"outcome\":\"reached\"}", 200));
+	ck_assert_int_eq(cb_call(&f, "POST", x, "release", f.agent_b, NULL, NULL), 200);
+	int64_t w = post_low(&f, "C-rel-w", 8, "claim");
+	fx_at(&f, T0 + LEASE);
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), w);
+	ck_assert_int_eq(cb_call(&f, "POST", w, "release", f.agent_b, NULL, NULL), 200);
+	fx_at(&f, T0 + LEASE + 1);
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), x);
+	/* Four releases, and no attempt counted. */
+	cb = get_cb(&f, x);
+	ck_assert_int_eq(iget(cb, "attempts"), 0);
+	json_decref(cb);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- 409 and 404 ---------- */
 
 START_TEST(conflicts_and_not_found)
@@ -1750,6 +1795,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, concurrent_claims_never_hand_out_one_twice);
 	tcase_add_test(tc, lease_expiry_hands_callback_to_another_agent);
 	tcase_add_test(tc, heartbeat_extends_and_release_requeues);
+	tcase_add_test(tc, a_released_callback_goes_to_someone_else);
 	tcase_add_test(tc, conflicts_and_not_found);
 	tcase_add_test(tc, no_answer_retries_then_unreachable);
 	tcase_add_test(tc, call_later_wrong_number_do_not_call_reached);

@@ -120,10 +120,14 @@ void callback_row_clear(struct callback_row *row);
 int store_callback_get(struct db_conn *conn, int64_t id, struct callback_row *ret);
 /* Writes back the mutable state of row (status through closed_at). */
 int store_callback_save(struct db_conn *conn, const struct callback_row *row);
-/* Claims the first due callback in queue order (touchpoint NULL = any) for the agent:
- * one statement, so two claims never get the same one. -ENOENT when none is due. */
+/* Claims the first due callback in queue order (touchpoint NULL = any) for the agent
+ * key_id, passing over those it released at or after skip_released_since unless nothing
+ * else is due. Each try is one statement, so two claims never get the same one. -ENOENT
+ * when none is due. */
 int store_callback_claim(struct db_conn *conn, const char *touchpoint, const char *agent, int64_t key_id,
-                         int64_t now, int64_t lease_until, int64_t *ret_id);
+                         int64_t now, int64_t lease_until, int64_t skip_released_since, int64_t *ret_id);
+/* Notes that agent key_id released callback id at now (until the next claim clears it). */
+int store_callback_mark_released(struct db_conn *conn, int64_t id, int64_t key_id, int64_t now);
 
 struct callback_filter {
 	const char *status, *touchpoint; /* NULL = any */
