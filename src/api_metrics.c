@@ -112,6 +112,11 @@ void api_metrics(struct http_request *req)
 		metric(t, "npsd_callbacks_reached_ratio", "gauge",
 		       "Share of closed callbacks (last 30 days) in which the customer was reached.",
 		       (double)cs.low_scores_reached / (double)cs.low_scores);
+	const struct npsd_config *cfg = app_config(app);
+	if (cfg->tls_cert)
+		metric(t, "npsd_tls_certificate_expiry_timestamp_seconds", "gauge",
+		       "When the TLS certificate in use stops being valid (unix time).",
+		       (double)cfg->tls_not_after);
 	add(t, "# HELP npsd_deliveries Webhook deliveries by status.\n# TYPE npsd_deliveries gauge\n");
 	add(t, "npsd_deliveries{status=\"pending\"} %lld\n", (long long)pending);
 	add(t, "npsd_deliveries{status=\"delivered\"} %lld\n", (long long)delivered);

@@ -1248,7 +1248,7 @@ static void check_together(struct load_ctx *ctx, bool read_files)
 		return;
 	enum tls_file bad;
 	char why[2 * WHY_MAX];
-	int r = tls_check_pair(cfg->tls_cert, cfg->tls_key, &bad, why, sizeof why);
+	int r = tls_check_pair(cfg->tls_cert, cfg->tls_key, &cfg->tls_not_after, &bad, why, sizeof why);
 	if (r == -ENOMEM) {
 		fail(ctx, NULL, "out of memory checking the TLS files");
 	} else if (r < 0) {
@@ -1431,5 +1431,6 @@ int config_reload_merge(struct npsd_config *fresh, const struct npsd_config *run
 		if (opt_copy(o, fresh, running) < 0)
 			return -1;
 	}
+	fresh->tls_not_after = running->tls_not_after; /* of the certificate in use */
 	return n;
 }

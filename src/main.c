@@ -19,6 +19,7 @@
 #include "npsd/http.h"
 #include "npsd/log.h"
 #include "npsd/schedule.h"
+#include "npsd/validate.h"
 #include "npsd/scheduler.h"
 
 #define DRAIN_TIMEOUT_MS 10000
@@ -185,6 +186,22 @@ static bool storage_alive(struct npsd_db *db, struct liveness *probe, uint64_t w
 	return true;
 }
 
+#define TLS_EXPIRY_WARNING_S (14 * 86400)
+
+/* A certificate past or near its end still starts npsd (clients decide what to accept, and a
+ * refusal to start would turn a late renewal into an outage), but whoever starts it hears of
+ * it. Writes the warning into buf, or returns false when there is none. */
+static bool tls_expiry_warning(const struct npsd_config *cfg, int64_t now, char *buf, size_t size)
+{
+	char at[21];
+	if (cfg->tls_cert == NULL || cfg->tls_not_after - now > TLS_EXPIRY_WARNING_S)
+		return false;
+	snprintf(buf, size, "the TLS certificate %s %s on %s", cfg->tls_cert,
+	         cfg->tls_not_after <= now ? "expired" : "expires",
+	         time_format_rfc3339(cfg->tls_not_after, at));
+	return true;
+}
+
 static void on_commit(void *arg)
 {
 	struct commit_listeners *l = arg;
@@ -257,7 +274,11 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	char warning[256 + 4096];
+	bool warn_tls = tls_expiry_warning(&cfg, clock_now(), warning, sizeof warning);
 	if (check_only) {
+		if (warn_tls)
+			fprintf(stderr, "npsd: warning: %s\n", warning);
 		puts("configuration OK");
 		config_free(&cfg);
 		return 0;
@@ -345,6 +366,8 @@ int main(int argc, char **argv)
 	}
 	log_info("listening on %s:%u (%s), database %s", cfg.listen_host, http_port(server),
 	         tls_cert ? "https" : "http", cfg.db_path);
+	if (warn_tls)
+		log_warn("%s", warning);
 	if (port_file && write_port_file(port_file, http_port(server)) < 0)
 		log_warn("cannot write the port file %s: %s", port_file, strerror(errno));
 	sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", http_port(server));

@@ -35,8 +35,8 @@ static bool key_fits_cert(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key)
 	return crt_len == key_len && memcmp(crt_id, key_id, crt_len) == 0;
 }
 
-int tls_check_pair(const char *cert_path, const char *key_path, enum tls_file *ret_file, char *why,
-                   size_t why_size)
+int tls_check_pair(const char *cert_path, const char *key_path, int64_t *ret_not_after,
+                   enum tls_file *ret_file, char *why, size_t why_size)
 {
 	gnutls_datum_t cert_pem = { NULL, 0 }, key_pem = { NULL, 0 };
 	gnutls_x509_crt_t *certs = NULL;
@@ -84,6 +84,7 @@ int tls_check_pair(const char *cert_path, const char *key_path, enum tls_file *r
 		           key_path, cert_path);
 		goto out;
 	}
+	*ret_not_after = (int64_t)gnutls_x509_crt_get_expiration_time(certs[0]);
 	r = 0;
 out:
 	gnutls_x509_privkey_deinit(key);

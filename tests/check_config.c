@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testcert.h"
@@ -725,6 +726,10 @@ START_TEST(test_tls_files)
 	         tls_key_a);
 	expect_ok(text);
 	ck_assert_str_eq(cfg.tls_cert, tls_cert_a);
+	/* testcert_write makes it valid for a day from now. */
+	int64_t day_ahead = (int64_t)time(NULL) + 86400;
+	ck_assert_int_le(cfg.tls_not_after, day_ahead);
+	ck_assert_int_ge(cfg.tls_not_after, day_ahead - 60);
 
 	/* A pair that libmicrohttpd would refuse at start is refused here, by file and line. */
 	snprintf(want, sizeof want,

@@ -5,6 +5,7 @@
  *  - a key that is not the certificate's, or a file that holds no certificate, is named
  *    with its line by `npsd --check-config` and stops the start (exit 2), before anything
  *    listens;
+ *  - a certificate that ends within two weeks is warned of, and its end is on /metrics;
  *  - npsctl reads the database path from the same config without reading the TLS files
  *    (a LoadCredential= key exists only while the service runs).
  */
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testcert.h"
@@ -67,6 +69,20 @@ START_TEST(https_serves_the_api_with_the_configured_certificate)
 	              "curl code %d", r.curl_code);
 	http_result_free(&r);
 
+	/* The certificate's end is on /metrics, and near enough (a day) to be warned of. */
+	ck_assert_int_eq(http_json(&p, "GET", "/metrics", NULL, NULL, &r), 0);
+	const char *gauge = strstr(r.body, "\nnpsd_tls_certificate_expiry_timestamp_seconds ");
+	ck_assert_msg(gauge, "metrics: %s", r.body);
+	double not_after = strtod(gauge + strlen("\nnpsd_tls_certificate_expiry_timestamp_seconds "), NULL);
+	double day_ahead = (double)time(NULL) + 86400;
+	ck_assert_msg(not_after <= day_ahead && not_after >= day_ahead - 120, "expiry %.0f, now + 1 day %.0f",
+	              not_after, day_ahead);
+	http_result_free(&r);
+	char *log = npsd_log(&p);
+	ck_assert_msg(log && strstr(log, "the TLS certificate") && strstr(log, "expires on"), "log: %s",
+	              log ? log : "");
+	free(log);
+
 	free(token);
 	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
 	npsd_cleanup(&p);
@@ -118,10 +134,14 @@ START_TEST(a_wrong_tls_file_is_named_before_the_start)
 
 	write_tls_config(dir, cert_a, key_a, config, sizeof config);
 	const char *const check[] = { npsd_bin(), "--config", config, "--check-config", NULL };
-	char *out = NULL;
-	ck_assert_int_eq(run_program(check, &out, NULL), 0);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(run_program(check, &out, &err), 0);
 	ck_assert_msg(out && strstr(out, "configuration OK"), "stdout: %s", out ? out : "");
+	/* Good, but valid for a day only: said, without failing the check. */
+	ck_assert_msg(err && strstr(err, "warning: the TLS certificate") && strstr(err, "expires on"),
+	              "stderr: %s", err ? err : "");
 	free(out);
+	free(err);
 
 	/* Another certificate's key: named on its own line, by the check and by a start. */
 	write_tls_config(dir, cert_a, key_b, config, sizeof config);

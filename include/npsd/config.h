@@ -37,6 +37,8 @@ struct npsd_config {
 	size_t max_body;          /* bytes */
 	char *public_url;         /* NULL when empty */
 	char *tls_cert, *tls_key; /* NULL when empty */
+	int64_t tls_not_after;    /* the certificate's end of validity (unix s), read at load; 0
+	                           * without TLS or with CONFIG_NO_FILES */
 	int64_t connection_timeout;
 	double rate_limit; /* requests/s per token; 0 = off */
 	/* [database] */
