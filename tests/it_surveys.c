@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1311,6 +1312,70 @@ START_TEST(a_start_that_cannot_listen_says_why)
 }
 END_TEST
 
+/* Sends a GET /healthz on fd and says whether a 200 came back within two seconds. */
+static bool healthz_answers(int fd)
+{
+	if (raw_send(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n") < 0)
+		return false;
+	char *reply = raw_reply(fd, 2000);
+	bool ok = reply && strncmp(reply, "HTTP/1.1 200", 12) == 0;
+	free(reply);
+	return ok;
+}
+
+/* One address may hold 1,000 of the 10,000 connections: one client that opens and keeps
+ * connections cannot lock out every other. The 1,001st is closed unanswered; another
+ * address still gets in. */
+START_TEST(one_address_holds_at_most_1000_connections)
+{
+	enum { PER_ADDRESS = 1000 };
+	/* The daemon inherits this limit: it needs a descriptor per connection too. */
+	struct rlimit files;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &files), 0);
+	ck_assert_msg(files.rlim_max >= 2 * PER_ADDRESS + 64,
+	              "this test needs %d open files; the hard limit is %llu", 2 * PER_ADDRESS + 64,
+	              (unsigned long long)files.rlim_max);
+	if (files.rlim_cur < 2 * PER_ADDRESS + 64) {
+		files.rlim_cur = 2 * PER_ADDRESS + 64;
+		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &files), 0);
+	}
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	static int held[PER_ADDRESS];
+	for (int i = 0; i < PER_ADDRESS; i++) {
+		held[i] = raw_connect(&p);
+		ck_assert_int_ge(held[i], 0);
+	}
+	/* Each of them served: all 1,000 are npsd's, none waiting in the listen queue. */
+	for (int i = 0; i < PER_ADDRESS; i++)
+		ck_assert_msg(healthz_answers(held[i]), "connection %d was not served", i + 1);
+	int over = raw_connect(&p);
+	ck_assert_int_ge(over, 0); /* the kernel accepts it; npsd then closes it */
+	ck_assert_msg(!healthz_answers(over), "a 1,001st connection from one address was served");
+	close(over);
+	int other = raw_connect_from(&p, "127.0.0.2");
+	ck_assert_int_ge(other, 0);
+	ck_assert_msg(healthz_answers(other), "another address was locked out");
+	close(other);
+	/* Once one closes, that address may connect again. */
+	close(held[0]);
+	bool again = false;
+	for (int tries = 0; tries < 50 && !again; tries++) {
+		int fd = raw_connect(&p);
+		again = fd >= 0 && healthz_answers(fd);
+		if (fd >= 0)
+			close(fd);
+		if (!again)
+			usleep(20 * 1000);
+	}
+	ck_assert_msg(again, "a freed connection slot was not given back");
+	for (int i = 1; i < PER_ADDRESS; i++)
+		close(held[i]);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 /* server.connection_timeout counts idle time; a body sent a byte now and then is never
  * idle. It must all have come within four timeouts, or the connection is cut. */
 START_TEST(a_trickled_body_is_cut_off)
@@ -2079,6 +2144,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, absolute_form_targets_are_served);
 	tcase_add_test(tc, early_answers_keep_the_connection);
 	tcase_add_test(tc, a_trickled_body_is_cut_off);
+	tcase_add_test(tc, one_address_holds_at_most_1000_connections);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);

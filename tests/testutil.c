@@ -474,9 +474,21 @@ json_int_t iget(json_t *obj, const char *key)
 
 int raw_connect(const struct npsd_proc *p)
 {
+	return raw_connect_from(p, NULL);
+}
+
+int raw_connect_from(const struct npsd_proc *p, const char *source)
+{
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(p->port) };
+	struct sockaddr_in from = { .sin_family = AF_INET };
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && source &&
+	    (inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+	     bind(fd, (struct sockaddr *)&from, sizeof from) < 0)) {
+		close(fd);
+		return -1;
+	}
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
 		return fd;
 	if (fd >= 0)

@@ -94,6 +94,8 @@ char *http_header(const struct http_result *r, const char *name);
 /* A plain TCP connection to the daemon, for requests libcurl will not send (a body held
  * back, bytes that are not a request): the socket, or -1. */
 int raw_connect(const struct npsd_proc *p);
+/* The same from the local address source ("127.0.0.2": any of 127.0.0.0/8 is this host). */
+int raw_connect_from(const struct npsd_proc *p, const char *source);
 /* Writes all of text; 0 or -1. */
 int raw_send(int fd, const char *text);
 /* Reads one reply (headers, then Content-Length bytes of body) within timeout_ms: the whole
