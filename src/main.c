@@ -19,8 +19,8 @@
 #include "npsd/http.h"
 #include "npsd/log.h"
 #include "npsd/schedule.h"
-#include "npsd/validate.h"
 #include "npsd/scheduler.h"
+#include "npsd/validate.h"
 
 #define DRAIN_TIMEOUT_MS 10000
 #define NPSD_VERSION "0.1.0"
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
-	char warning[256 + 4096];
+	char warning[256 + 4096]; /* the words around a path of up to 4 KiB */
 	bool warn_tls = tls_expiry_warning(&cfg, clock_now(), warning, sizeof warning);
 	if (check_only) {
 		if (warn_tls)
