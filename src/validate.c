@@ -671,9 +671,10 @@ static int days_in_month(int year, int month)
 /*
  * Parses YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); 'T' and 'Z' may be lowercase (RFC
  * 3339 section 5.6), "-00:00" means UTC. The calendar is checked (no February 30th). The
- * fraction is dropped, rounding down. A leap second (":60") counts as :59 of that minute, so a
- * stored time never moves to the next day. Returns 0 and sets *ret_seconds, or -EINVAL and
- * leaves it alone.
+ * fraction is dropped, rounding down. A leap second (":60") is one only in the last minute of
+ * June 30th or December 31st UTC, the only places one is ever inserted; it counts as :59 of
+ * that minute, so a stored time never moves to the next day. Any other ":60" is no time.
+ * Returns 0 and sets *ret_seconds, or -EINVAL and leaves it alone.
  */
 int time_parse_rfc3339(const char *s, int64_t *ret_seconds)
 {
@@ -708,7 +709,8 @@ int time_parse_rfc3339(const char *s, int64_t *ret_seconds)
 	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
 	    sec > 60 || off_h > 23 || off_m > 59)
 		return -EINVAL;
-	if (sec == 60)
+	bool leap_second = sec == 60;
+	if (leap_second)
 		sec = 59;
 
 	memset(&tm, 0, sizeof(tm));
@@ -720,7 +722,15 @@ int time_parse_rfc3339(const char *s, int64_t *ret_seconds)
 	tm.tm_sec = sec;
 	/* Years 0000-9999 always fit a 64-bit time_t, so timegm cannot fail here; its -1 is
 	 * 1969-12-31T23:59:59Z, a real time. */
-	*ret_seconds = (int64_t)timegm(&tm) - sign * (off_h * 3600 + off_m * 60);
+	int64_t t = (int64_t)timegm(&tm) - sign * (off_h * 3600 + off_m * 60);
+	if (leap_second) {
+		time_t utc = (time_t)t;
+		struct tm u;
+		if (!gmtime_r(&utc, &u) || u.tm_hour != 23 || u.tm_min != 59 ||
+		    !((u.tm_mon == 5 && u.tm_mday == 30) || (u.tm_mon == 11 && u.tm_mday == 31)))
+			return -EINVAL;
+	}
+	*ret_seconds = t;
 	return 0;
 }
 

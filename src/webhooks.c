@@ -89,8 +89,13 @@ static int check_url(const char *url, bool allow_private, struct field_error *er
 {
 	if (strlen(url) > URL_MAX)
 		return fail(err, "invalid_field", "url", "url must be at most 2048 characters");
+	/* libcurl reads "http:///x" as the host x, so the URL would not say where alerts go. */
+	const char *authority = strstr(url, "://");
+	if (!authority || strchr("/?#", authority[3]))
+		return fail(err, "invalid_field", "url",
+		            "url must be an absolute http or https URL with a host");
 	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *user = NULL;
+	char *scheme = NULL, *host = NULL, *user = NULL, *port = NULL;
 	int r = 0;
 	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
@@ -101,6 +106,10 @@ static int check_url(const char *url, bool allow_private, struct field_error *er
 	}
 	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
 		r = fail(err, "invalid_field", "url", "url must use http or https");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && port && strcmp(port, "0") == 0) {
+		r = fail(err, "invalid_field", "url", "url port must be from 1 to 65535");
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
@@ -135,6 +144,7 @@ out:
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(user);
+	curl_free(port);
 	curl_url_cleanup(u);
 	return r;
 }
@@ -168,6 +178,10 @@ static int check_filter(json_t *filter, struct field_error *err)
 			            "unknown filter: use max_score, min_score or touchpoints");
 		}
 	}
+	json_t *min = json_object_get(filter, "min_score"), *max = json_object_get(filter, "max_score");
+	if (min && max && json_integer_value(min) > json_integer_value(max))
+		return fail(err, "invalid_field", "filter.min_score",
+		            "min_score is above max_score: no answer would ever match");
 	return 0;
 }
 

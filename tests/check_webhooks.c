@@ -95,6 +95,16 @@ START_TEST(validator_names_the_field)
 	expect_error("{\"url\":\"https://x.example/\"}", true, "missing_field", "events");
 	expect_error("{\"url\":\"ftp://x.example/\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
 	expect_error("{\"url\":\"not a url\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
+	/* libcurl would take x for the host of these: the stored URL must say where alerts go. */
+	expect_error("{\"url\":\"http:///x\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
+	expect_error("{\"url\":\"https://\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
+	expect_error("{\"url\":\"https://?x\",\"events\":[\"survey.received\"]}", true, "invalid_field", "url");
+	expect_error("{\"url\":\"http://x.example:0/\",\"events\":[\"survey.received\"]}", true,
+	             "invalid_field", "url");
+	/* A filter nothing can pass. */
+	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],"
+	             "\"filter\":{\"min_score\":8,\"max_score\":2}}",
+	             true, "invalid_field", "filter.min_score");
 	expect_error("{\"url\":\"https://u:p@x.example/\",\"events\":[\"survey.received\"]}", true,
 	             "invalid_field", "url");
 	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\",\"nope\"]}", true,
