@@ -82,6 +82,8 @@ struct http_request {
 	int64_t resumed_ns;       /* when storage answered a suspended request; 0 = never suspended */
 	int64_t replied_ns;       /* when such a request's reply was queued */
 	bool handling;            /* counted in srv->handling */
+	bool started;             /* the access handler has seen it */
+	bool path_unroutable;     /* the raw path holds %00 or %2F (see on_uri) */
 };
 
 /* ---------- replies ---------- */
@@ -231,7 +233,13 @@ int64_t http_path_id(struct http_request *req)
 
 const char *http_query(struct http_request *req, const char *key)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+	const char *value = NULL;
+	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &value, NULL) !=
+	    MHD_YES)
+		return NULL;
+	/* "?status" names the parameter with no value: the same as "?status=", which every
+	 * parameter's check refuses, rather than as no parameter (an unfiltered list). */
+	return value ? value : "";
 }
 
 json_t *http_json(struct http_request *req)
@@ -520,7 +528,9 @@ static void start_request(struct http_request *req, const char *url, const char 
 	}
 	unsigned bit = method_bit(method);
 	/* An unknown method (OPTIONS, TRACE ...) still learns which ones the path takes. */
-	req->route = route_find(srv->routes, bit, url, &req->path_id, req->allow, sizeof req->allow);
+	req->route = req->path_unroutable ? NULL
+	                                  : route_find(srv->routes, bit, url, &req->path_id, req->allow,
+	                                               sizeof req->allow);
 	if (!req->route) {
 		if (req->allow[0]) {
 			http_reply_error(req, 405, "method_not_allowed", NULL,
@@ -574,8 +584,6 @@ static void start_request(struct http_request *req, const char *url, const char 
 		                 nul_key);
 		return;
 	}
-	if (req->route->body == BODY_NONE)
-		return;
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (length && strtoull(length, NULL, 10) > req->max_body) {
@@ -603,7 +611,7 @@ static void start_request(struct http_request *req, const char *url, const char 
 
 static void take_body(struct http_request *req, const char *data, size_t size)
 {
-	if (req->body_too_large || req->route->body == BODY_NONE)
+	if (req->body_too_large)
 		return;
 	if (req->body_len + size > req->max_body) {
 		/* Chunked bodies have no length up front: drop what came, keep reading to the
@@ -642,13 +650,26 @@ static void dispatch(struct http_request *req)
 		                 req->max_body);
 		return;
 	}
-	if (route->body != BODY_NONE && req->body_len > 0) {
+	if (req->body_len > 0) {
 		json_error_t jerr;
 		req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!req->json) {
 			http_reply_error(req, 400, "invalid_json", NULL,
 			                 "the body is not valid JSON: %s at line %d column %d", jerr.text,
 			                 jerr.line, jerr.column);
+			return;
+		}
+		/* A call that takes no body still reads one, so that what a client sent by
+		 * mistake is refused rather than ignored while the call goes ahead. */
+		if (route->body == BODY_NONE && !json_is_object(req->json)) {
+			http_reply_error(req, 400, "invalid_json", NULL,
+			                 "this call takes no body: send none, or {}");
+			return;
+		}
+		if (route->body == BODY_NONE && json_object_size(req->json) > 0) {
+			const char *field = json_object_iter_key(json_object_iter(req->json));
+			http_reply_error(req, 400, "invalid_field", field, "%s: this call takes no fields",
+			                 field);
 			return;
 		}
 	} else if (route->body == BODY_REQUIRED) {
@@ -675,6 +696,15 @@ static bool body_too_large_to_drain(struct http_request *req)
 	return length && strtoull(length, NULL, 10) > DRAIN_MAX;
 }
 
+/* HTTP/1.0 has no 100 Continue: a client of that version sends its body at once. */
+static bool expects_continue(struct http_request *req, const char *version)
+{
+	if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
+		return false;
+	const char *expect = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+	return expect && strcasecmp(expect, "100-continue") == 0;
+}
+
 /* The path of a request target. A client may send the absolute form ("POST
  * http://host/v1/surveys"), which a server must accept (RFC 9112, 3.2.2); libmicrohttpd
  * passes it on as it came. */
@@ -689,30 +719,50 @@ static const char *origin_path(const char *url)
 	return path ? path : "/";
 }
 
+/* libmicrohttpd decodes the path before the access handler sees it, and hands it out as a C
+ * string: "/v1/webhooks/1%00xyz" would be routed as "/v1/webhooks/1", and "%2F" would
+ * become a separator. Only the raw target, given here once per request, shows them. The
+ * request's context starts here, and on_completed frees it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_request *req = calloc(1, sizeof *req);
+	if (!req)
+		return NULL; /* on_request then refuses the request */
+	req->srv = cls;
+	req->conn = conn;
+	size_t path_len = strcspn(uri, "?");
+	for (const char *p = uri; (p = memchr(p, '%', path_len - (size_t)(p - uri))); p++) {
+		if ((size_t)(p - uri) + 2 < path_len && p[1] == '0' && p[2] == '0')
+			req->path_unroutable = true;
+		if ((size_t)(p - uri) + 2 < path_len && p[1] == '2' && (p[2] == 'f' || p[2] == 'F'))
+			req->path_unroutable = true;
+	}
+	return req;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-	(void)version;
 	struct http_server *srv = cls;
 	struct http_request *req = *con_cls;
-	if (!req) {
-		req = calloc(1, sizeof *req);
-		if (!req)
-			return MHD_NO;
-		req->srv = srv;
-		req->conn = conn;
+	(void)conn;
+	if (!req)
+		return MHD_NO; /* on_uri had no memory for it */
+	if (!req->started) {
+		req->started = true;
 		req->body_deadline_ms = clock_mono_ms() + srv->body_time_max_ms;
-		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
 		start_request(req, origin_path(url), method);
 		/* An early answer (404, 401, 413 ...) waits until the body the client is sending has
 		 * been read and dropped: answering mid-upload makes clients see a broken pipe instead
-		 * of the answer. Only a body too large to be worth reading is cut off. Without a body
-		 * it waits for the next call too: a reply queued in the first call makes
-		 * libmicrohttpd close the connection, and a rate-limited client would pay a new
-		 * connection for every 429. */
-		if (req->has_reply && body_too_large_to_drain(req))
+		 * of the answer. Only a body too large to be worth reading is cut off, and one that
+		 * has not been sent: a client that sent "Expect: 100-continue" waits for a word
+		 * before it uploads, and an answer now (instead of libmicrohttpd's "100 Continue")
+		 * spares it the upload. Without a body it waits for the next call too: a reply
+		 * queued in the first call makes libmicrohttpd close the connection, and a
+		 * rate-limited client would pay a new connection for every 429. */
+		if (req->has_reply && (body_too_large_to_drain(req) || expects_continue(req, version)))
 			return queue_reply(req);
 		return MHD_YES;
 	}
@@ -722,8 +772,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			if (clock_mono_ms() > req->body_deadline_ms)
 				return MHD_NO; /* a body trickling in: cut the connection */
 			req->received += *upload_data_size;
-			if (req->received > DRAIN_MAX &&
-			    (req->has_reply || req->body_too_large || req->route->body == BODY_NONE))
+			if (req->received > DRAIN_MAX && (req->has_reply || req->body_too_large))
 				return MHD_NO; /* an endless refused or ignored upload: cut the connection */
 			if (!req->has_reply)
 				take_body(req, upload_data, *upload_data_size);
@@ -783,9 +832,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(req->reply_body);
 	if (req->handling)
 		atomic_fetch_sub(&srv->handling, 1);
+	/* A request libmicrohttpd refused itself (a bad header) never reached on_request. */
+	if (req->started)
+		atomic_fetch_sub(&srv->in_flight, 1);
 	free(req);
 	*con_cls = NULL;
-	atomic_fetch_sub(&srv->in_flight, 1);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -852,9 +903,10 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
 	        MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	        on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, 10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	        PER_IP_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-	        MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+	        on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_LIMIT,
+	        10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTIONS,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY,
+	        (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->daemon) {
 		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");

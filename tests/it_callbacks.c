@@ -823,6 +823,21 @@ START_TEST(heartbeat_extends_and_release_requeues)
 	assert_error(err, "conflict", NULL);
 	json_decref(err);
 
+	/* A body the call cannot take is refused, and nothing happens. */
+	ck_assert_int_eq(cb_call(&f, "POST", id, "release", f.agent_a, "garbage", &err), 400);
+	assert_error(err, "invalid_json", NULL);
+	json_decref(err);
+	ck_assert_int_eq(cb_call(&f, "POST", id, "release", f.agent_a, "{\"reason\":\"lunch\"}", &err),
+	                 400);
+	assert_error(err, "invalid_field", "reason");
+	json_decref(err);
+	ck_assert_int_eq(cb_call(&f, "POST", id, "heartbeat", f.agent_a, "[]", &err), 400);
+	json_decref(err);
+	cb = get_cb(&f, id);
+	ck_assert_str_eq(sget(cb, "status"), "claimed");
+	assert_time(cb, "lease_expires_at", T0 + 300 + LEASE);
+	json_decref(cb);
+
 	/* Release: queued again at once, no attempt counted, claimable by B. */
 	ck_assert_int_eq(cb_call(&f, "POST", id, "release", f.agent_a, NULL, &cb), 200);
 	ck_assert_str_eq(sget(cb, "status"), "queued");

@@ -1111,6 +1111,126 @@ START_TEST(unknown_path_404_and_wrong_method_405_with_allow)
 }
 END_TEST
 
+/* Sends method target (no body) as written on a new connection: the status of the answer,
+ * or 0 when none came. */
+static int raw_status(const char *method, const char *target, const char *token)
+{
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	char head[768];
+	snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n",
+	         method, target, token);
+	ck_assert_int_eq(raw_send(fd, head), 0);
+	char *reply = raw_reply(fd, 5000);
+	close(fd);
+	int status = reply && strncmp(reply, "HTTP/1.1 ", 9) == 0 ? (int)strtol(reply + 9, NULL, 10) : 0;
+	free(reply);
+	return status;
+}
+
+/* libmicrohttpd decodes the path and hands it on as a C string: "%00" ended it early, so
+ * "/v1/webhooks/ID%00" deleted webhook ID, and "%2F" made a separator. Neither is in any
+ * path npsd serves. */
+START_TEST(an_encoded_nul_or_slash_in_the_path_is_no_path)
+{
+	struct http_result r;
+	REQ(&r, "POST", "/v1/webhooks", T_MANAGER,
+	    "{\"url\":\"http://127.0.0.1:9/h\",\"format\":\"slack\",\"events\":[\"webhook.test\"]}");
+	ck_assert_int_eq(r.status, 201);
+	long long webhook = (long long)iget(r.json, "id");
+	http_result_free(&r);
+	char target[128];
+	snprintf(target, sizeof target, "/v1/webhooks/%lld%%00", webhook);
+	ck_assert_int_eq(raw_status("DELETE", target, T_MANAGER), 404);
+	snprintf(target, sizeof target, "/v1/webhooks/%lld%%00xyz", webhook);
+	ck_assert_int_eq(raw_status("GET", target, T_MANAGER), 404);
+	snprintf(target, sizeof target, "/v1/webhooks%%2F%lld", webhook);
+	ck_assert_int_eq(raw_status("GET", target, T_MANAGER), 404);
+	snprintf(target, sizeof target, "/v1/webhooks%%2f%lld", webhook);
+	ck_assert_int_eq(raw_status("DELETE", target, T_MANAGER), 404);
+	ck_assert_int_eq(raw_status("GET", "/healthz%00", T_MANAGER), 404);
+	/* The webhook is still there, and the same paths without them are served. */
+	snprintf(target, sizeof target, "/v1/webhooks/%lld", webhook);
+	ck_assert_int_eq(raw_status("GET", target, T_MANAGER), 200);
+	ck_assert_int_eq(raw_status("GET", "/healthz", T_MANAGER), 200);
+	/* In the query they are a parameter's business (a %2F is an ordinary character there). */
+	ck_assert_int_eq(raw_status("GET", "/v1/surveys?touchpoint=a%2Fb", T_MANAGER), 400);
+	ck_assert_int_eq(raw_status("DELETE", target, T_MANAGER), 204);
+}
+END_TEST
+
+/* A call that takes no body (heartbeat, release, cancel, test, every GET) refuses one it
+ * cannot take instead of going ahead as if none had come: an empty body or {} only. */
+START_TEST(a_call_without_a_body_refuses_one)
+{
+	struct http_result r;
+	REQ(&r, "GET", "/v1/surveys", T_MANAGER, "{}");
+	ck_assert_msg(r.status == 200, "GET with {}: %ld %s", r.status, r.body);
+	http_result_free(&r);
+	REQ(&r, "GET", "/v1/surveys", T_MANAGER, "[]");
+	expect_error(&r, 400, "invalid_json", NULL);
+	http_result_free(&r);
+	REQ(&r, "GET", "/v1/surveys", T_MANAGER, "garbage");
+	expect_error(&r, 400, "invalid_json", NULL);
+	http_result_free(&r);
+	REQ(&r, "GET", "/v1/surveys", T_MANAGER, "{\"limit\":5}");
+	expect_error(&r, 400, "invalid_field", "limit");
+	http_result_free(&r);
+	ck_assert_int_eq(http_do(&D, "GET", "/v1/surveys", T_MANAGER, "text/plain", "hi", 2, &r), 0);
+	expect_error(&r, 415, "unsupported_media_type", NULL);
+	http_result_free(&r);
+}
+END_TEST
+
+/* A client that asks first (Expect: 100-continue) hears a refusal before it uploads: no
+ * token, or a Content-Length over server.max_body. */
+START_TEST(an_early_refusal_spares_an_expecting_client_the_upload)
+{
+	enum { BIG = 2 << 20 }; /* over the default max_body of 1 MiB */
+	static char body[BIG];
+	memset(body, ' ', sizeof body);
+	const struct {
+		const char *token;
+		long status;
+	} cases[] = { { NULL, 401 }, { T_INGEST, 413 } };
+	for (size_t i = 0; i < 2; i++) {
+		CURL *curl = curl_easy_init();
+		ck_assert_ptr_nonnull(curl);
+		char url[128], authz[256];
+		snprintf(url, sizeof url, "%s/v1/surveys", D.base_url);
+		struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+		headers = curl_slist_append(headers, "Expect: 100-continue");
+		if (cases[i].token) {
+			snprintf(authz, sizeof authz, "Authorization: Bearer %s", cases[i].token);
+			headers = curl_slist_append(headers, authz);
+		}
+		struct growbuf reply = { 0 };
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sizeof body);
+		/* Wait for the server's word however long it takes, rather than curl's 1 s. */
+		curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 20000L);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, growbuf_write);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+		ck_assert_int_eq(curl_easy_perform(curl), CURLE_OK);
+		long status = 0;
+		curl_off_t uploaded = -1;
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(curl, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+		ck_assert_msg(status == cases[i].status, "status %ld, want %ld: %s", status, cases[i].status,
+		              reply.data ? reply.data : "");
+		ck_assert_msg(uploaded < 64 * 1024, "the client uploaded %lld bytes before the %ld",
+		              (long long)uploaded, status);
+		ck_assert_msg(reply.data && strstr(reply.data, "\"error\""), "body: %s", reply.data);
+		free(reply.data);
+		curl_slist_free_all(headers);
+		curl_easy_cleanup(curl);
+	}
+}
+END_TEST
+
 /* The method is the client's: a 405 that quotes one which is not UTF-8, or so long that
  * the message is cut mid-character, still has the whole error body. And the Allow header is
  * the request's own, also when another request on the same worker got a 405 for another
@@ -2028,6 +2148,14 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?customer_id=%01x", "customer_id" },
 		{ "?customer_id=%ff", "customer_id" },
 		{ "?customer_id=a%00zzz", "customer_id" },
+		/* A name without "=" is the parameter with no value, not no parameter. */
+		{ "?customer_id", "customer_id" },
+		{ "?max_score", "max_score" },
+		{ "?limit", "limit" },
+		{ "?cursor", "cursor" },
+		{ "?touchpoint", "touchpoint" },
+		{ "?from", "from" },
+		{ "?to&limit=5", "to" },
 		{ "?customer_id="
 		  "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
 		  "12345678901234567890123456789012345678901234567890",
@@ -2134,6 +2262,9 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, roles_decide_who_posts_and_who_reads);
 	tcase_add_test(tc, source_is_the_ingest_token_name);
 	tcase_add_test(tc, unknown_path_404_and_wrong_method_405_with_allow);
+	tcase_add_test(tc, an_encoded_nul_or_slash_in_the_path_is_no_path);
+	tcase_add_test(tc, a_call_without_a_body_refuses_one);
+	tcase_add_test(tc, an_early_refusal_spares_an_expecting_client_the_upload);
 	tcase_add_test(tc, options_on_a_known_path_is_405_not_404);
 	tcase_add_test(tc, a_405_has_its_own_allow_and_a_whole_body);
 	tcase_add_test(tc, an_endless_body_on_a_get_is_cut_off);

@@ -31,7 +31,7 @@ enum http_method {
 };
 
 enum body_rule {
-	BODY_NONE,     /* a body is ignored */
+	BODY_NONE,     /* none, or {}: anything else is refused (415, 400) */
 	BODY_OPTIONAL, /* JSON when present */
 	BODY_REQUIRED, /* JSON, must be present */
 };
