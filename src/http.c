@@ -732,9 +732,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->conn = conn;
 	size_t path_len = strcspn(uri, "?");
 	for (const char *p = uri; (p = memchr(p, '%', path_len - (size_t)(p - uri))); p++) {
-		if ((size_t)(p - uri) + 2 < path_len && p[1] == '0' && p[2] == '0')
-			req->path_unroutable = true;
-		if ((size_t)(p - uri) + 2 < path_len && p[1] == '2' && (p[2] == 'f' || p[2] == 'F'))
+		bool whole = (size_t)(p - uri) + 2 < path_len; /* both hex digits in the path */
+		if (whole && (memcmp(p, "%00", 3) == 0 || strncasecmp(p, "%2f", 3) == 0))
 			req->path_unroutable = true;
 	}
 	return req;
