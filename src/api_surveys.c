@@ -12,6 +12,10 @@
 #define BATCH_MAX 1000
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
+/* How many answers' ids one page of the list may walk past: a filter that few answers pass
+ * then costs a page a few milliseconds (the walk reads ~6 million rows a second here) and
+ * comes back short, with a next_cursor to go on from, instead of reading the whole table. */
+#define LIST_SCAN_IDS 50000
 
 /* A POST in flight: its items, the one write that stores them, and the request to wake. */
 struct ingest_request {
@@ -252,8 +256,10 @@ void api_surveys_list(struct http_request *req)
 	f.max_score = (int)max_score;
 	f.before_id = cursor;
 	f.limit = (int)limit + 1; /* one more tells whether a next page exists */
+	f.scan_ids = LIST_SCAN_IDS;
 	struct list_state st = { .conn = db_reader(app->db), .items = json_array() };
-	int r = store_survey_list(st.conn, &f, list_add, &st);
+	int64_t resume = 0;
+	int r = store_survey_list(st.conn, &f, list_add, &st, &resume);
 	db_reader_put(app->db, st.conn);
 	if (r < 0) {
 		json_decref(st.items);
@@ -264,6 +270,8 @@ void api_surveys_list(struct http_request *req)
 	if (json_array_size(st.items) > (size_t)limit) {
 		json_array_remove(st.items, (size_t)limit);
 		snprintf(next, sizeof next, "%lld", (long long)st.ids[0]);
+	} else if (resume) {
+		snprintf(next, sizeof next, "%lld", (long long)resume);
 	}
 	api_reply_page(req, "surveys", st.items, next[0] ? next : NULL);
 }

@@ -187,26 +187,56 @@ int store_callback_mark_released(struct db_conn *conn, int64_t id, int64_t key_i
 	return store_step_done(st);
 }
 
+/* A page at most of one status's callbacks that are due, walked on the queue index in
+ * (priority, id) order from a bound on; or of those not yet due, found on their own index
+ * (few: the index by due time reads only them) and sorted. */
+#define LIST_ARM(status, later, index, due_test, bound)                                                   \
+	"SELECT * FROM (SELECT " CALLBACK_COLUMNS ", " later " AS later FROM callbacks INDEXED BY " index \
+	" WHERE status = '" status "' AND (?1 IS NULL OR ?1 = '" status "') AND " due_test                \
+	" AND (?2 IS NULL OR touchpoint = ?2) AND (priority, id) > " bound                                \
+	" ORDER BY priority, id LIMIT ?7)"
+#define UNION_ALL " UNION ALL "
+#define LIST_STATUS(status)                                                             \
+	LIST_ARM(status, "0", "callbacks_queue", "due_at <= ?3 AND ?4 = 0", "(?5, ?6)") \
+	UNION_ALL LIST_ARM(status, "1", "callbacks_status_due", "due_at > ?3", "(?8, ?9)")
+#define LIST_EVERY_STATUS                                                                                   \
+	LIST_STATUS("queued")                                                                               \
+	UNION_ALL LIST_STATUS("claimed") UNION_ALL LIST_STATUS("done") UNION_ALL LIST_STATUS("unreachable") \
+	        UNION_ALL LIST_STATUS("cancelled")
+
 int store_callback_list(struct db_conn *conn, const struct callback_filter *f,
                         int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
-	static const char sql[] =
-	        "SELECT " CALLBACK_COLUMNS " FROM callbacks WHERE (?1 IS NULL OR status = ?1) "
-	        "AND (?2 IS NULL OR touchpoint = ?2) "
-	        "AND (?4 IS NULL OR (due_at > ?3, priority, id) > (?4, ?5, ?6)) "
-	        "ORDER BY due_at > ?3, priority, id LIMIT ?7";
+	/* "ORDER BY due_at > now, priority, id" over the table would sort every callback ever
+	 * made for each page (0.1 s at a million, on an HTTP thread that ingest shares): the
+	 * expression defeats the index. Instead each status's due and not-yet-due callbacks
+	 * give a page of each at most, and only those are sorted. A status not asked for is a
+	 * constant false that SQLite tests before walking its arm. MATERIALIZED keeps the
+	 * sort in one place: SQLite would otherwise merge the ten arms, each with a sorter of
+	 * its own (3 ms a page instead of 0.15). */
+	static const char sql[] = "WITH page AS MATERIALIZED (" LIST_EVERY_STATUS ") "
+	                          "SELECT * FROM page ORDER BY later, priority, id LIMIT ?7";
+	int64_t phase = 0, due_from[2] = { INT64_MIN, INT64_MIN }, later_from[2] = { INT64_MIN, INT64_MIN };
+	if (f->has_cursor) {
+		phase = f->cursor_key[0];
+		if (phase > 1)
+			return 0; /* past the not-yet-due ones too: nothing follows */
+		int64_t *from = phase == 0 ? due_from : later_from;
+		from[0] = f->cursor_key[1];
+		from[1] = f->cursor_key[2];
+	}
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
 	db_bind_text(st, 1, f->status);
 	db_bind_text(st, 2, f->touchpoint);
 	sqlite3_bind_int64(st, 3, f->now);
-	if (f->has_cursor) {
-		sqlite3_bind_int64(st, 4, f->cursor_key[0]);
-		sqlite3_bind_int64(st, 5, f->cursor_key[1]);
-		sqlite3_bind_int64(st, 6, f->cursor_key[2]);
-	}
+	sqlite3_bind_int64(st, 4, phase);
+	sqlite3_bind_int64(st, 5, due_from[0]);
+	sqlite3_bind_int64(st, 6, due_from[1]);
 	sqlite3_bind_int(st, 7, f->limit);
+	sqlite3_bind_int64(st, 8, later_from[0]);
+	sqlite3_bind_int64(st, 9, later_from[1]);
 	return callback_rows(st, fn, arg);
 }
 
@@ -395,18 +425,22 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 	        "count(*) FILTER (WHERE status IN ('done', 'unreachable')), "
 	        "count(*) FILTER (WHERE status = 'done' AND outcome IN ('reached', 'declined', "
 	        "'do_not_call')) "
-	        "FROM callbacks WHERE created_at >= ?1 AND (first_attempt_at IS NOT NULL OR sla_breached = "
-	        "1)";
-	/* The middle row of the ordered values: exact for odd counts, the upper middle else. */
+	        "FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 AND "
+	        "(first_attempt_at IS NOT NULL OR sla_breached = 1)";
+	/* The middle row of the ordered values: exact for odd counts, the upper middle else. Each
+	 * names the index of creation times: left to itself SQLite walks the status index of
+	 * every closed callback ever made instead. */
 	static const char sql_first_call[] =
-	        "SELECT first_attempt_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
-	        "first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM callbacks "
-	        "WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL)";
+	        "SELECT first_attempt_at - created_at AS d FROM callbacks INDEXED BY callbacks_created "
+	        "WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET "
+	        "(SELECT count(*) / 2 FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 "
+	        "AND first_attempt_at IS NOT NULL)";
 	/* Closed by the loop: a cancelled callback (nobody called) is not one. */
 	static const char sql_close[] =
-	        "SELECT closed_at - created_at AS d FROM callbacks WHERE created_at >= ?1 AND "
-	        "status IN ('done', 'unreachable') ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM "
-	        "callbacks WHERE created_at >= ?1 AND status IN ('done', 'unreachable'))";
+	        "SELECT closed_at - created_at AS d FROM callbacks INDEXED BY callbacks_created "
+	        "WHERE created_at >= ?1 AND status IN ('done', 'unreachable') ORDER BY d LIMIT 1 OFFSET "
+	        "(SELECT count(*) / 2 FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 "
+	        "AND status IN ('done', 'unreachable'))";
 	struct callback_stats s = { 0 };
 	int64_t since = now - 30 * 86400; /* the loop figures cover the last 30 days */
 	sqlite3_stmt *st = db_prepare(conn, sql_counts);

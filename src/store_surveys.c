@@ -252,19 +252,47 @@ static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row,
 	"(?1 IS NULL OR touchpoint = ?1) AND (?3 IS NULL OR score <= ?3) AND " \
 	"(?4 IS NULL OR answered_at >= ?4) AND (?5 IS NULL OR answered_at < ?5) "
 
+static int newest_survey_below(struct db_conn *conn, int64_t before_id, int64_t *ret_id)
+{
+	static const char sql[] = "SELECT max(id) FROM surveys WHERE id < ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, before_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret_id = sqlite3_column_int64(st, 0); /* NULL, no survey below, reads as 0 */
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
 int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
-                      int (*fn)(const struct survey_row *row, void *arg), void *arg)
+                      int (*fn)(const struct survey_row *row, void *arg), void *arg, int64_t *ret_resume)
 {
 	/* Two statements, so that each can use its index: "?2 IS NULL OR customer_id = ?2" would
 	 * make SQLite read the whole table for every page (0.2 s at two million answers, on an
 	 * HTTP thread that ingest shares). A customer's answers come from their index; the rest
-	 * walk the ids down from the cursor, and stop at the page's end. */
+	 * walk the ids down from the cursor, and stop at the page's end or at the end of the
+	 * window of f->scan_ids ids, whichever comes first: a filter that few answers pass
+	 * would otherwise read the whole table for one page just the same. */
 	static const char sql_customer[] =
 	        "SELECT " SURVEY_COLUMNS " FROM surveys INDEXED BY surveys_customer_time WHERE "
 	        "customer_id = ?2 AND id < ?6 AND " SURVEY_LIST_FILTERS "ORDER BY id DESC LIMIT ?7";
 	static const char sql_all[] =
-	        "SELECT " SURVEY_COLUMNS " FROM surveys WHERE id < ?6 AND " SURVEY_LIST_FILTERS
+	        "SELECT " SURVEY_COLUMNS " FROM surveys WHERE id < ?6 AND id >= ?8 AND " SURVEY_LIST_FILTERS
 	        "ORDER BY id DESC LIMIT ?7";
+	int64_t before = f->before_id ? f->before_id : INT64_MAX, window_end = 1;
+	*ret_resume = 0;
+	if (!f->customer_id) {
+		int64_t newest = 0;
+		int r = newest_survey_below(conn, before, &newest);
+		if (r < 0 || newest == 0)
+			return r;
+		/* The window starts at the newest answer there is, not at the cursor: ids that
+		 * were never used or are gone cost nothing to pass over. */
+		if (f->scan_ids > 0 && newest > f->scan_ids)
+			window_end = newest - f->scan_ids + 1;
+	}
 	sqlite3_stmt *st = db_prepare(conn, f->customer_id ? sql_customer : sql_all);
 	if (!st)
 		return -EIO;
@@ -276,9 +304,14 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
 		sqlite3_bind_int64(st, 4, f->from);
 	if (f->to != SURVEY_TIME_OPEN)
 		sqlite3_bind_int64(st, 5, f->to);
-	sqlite3_bind_int64(st, 6, f->before_id ? f->before_id : INT64_MAX);
+	sqlite3_bind_int64(st, 6, before);
 	sqlite3_bind_int(st, 7, f->limit);
-	return survey_rows(st, fn, arg);
+	if (!f->customer_id)
+		sqlite3_bind_int64(st, 8, window_end);
+	int r = survey_rows(st, fn, arg);
+	if (r == 0 && window_end > 1)
+		*ret_resume = window_end;
+	return r;
 }
 
 static int read_brief(struct db_conn *conn, const char *sql, const char *text_key, int64_t int_key,

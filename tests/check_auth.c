@@ -21,11 +21,7 @@ static struct npsd_db *db;
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/npsd-check-auth-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof path, "%s/t.db", dir);
-	char *error = NULL;
-	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	db = open_test_db("auth", dir, path);
 }
 
 static void teardown(void)

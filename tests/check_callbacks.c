@@ -26,12 +26,7 @@ static struct scheduler *sched;
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/npsd-check-callbacks-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof path, "%s/t.db", dir);
-	char *error = NULL;
-	ck_assert_int_eq(db_open(path, &db, &error), 0);
-	free(error);
+	db = open_test_db("callbacks", dir, path);
 }
 
 static void teardown(void)

@@ -2116,6 +2116,65 @@ START_TEST(list_pagination_by_cursor)
 }
 END_TEST
 
+/* A filter that few answers pass: a page reads a window of ids at most (50,000), so the
+ * first page past a run of others comes back short, even empty, with a cursor, and paging
+ * on finds the match. Paging ends with a null cursor, as ever. */
+START_TEST(a_rare_filter_pages_on_past_a_short_page)
+{
+	char *rare = survey("rare-1", "C-rare", NULL, "rare", 9, NULL);
+	json_decref(post_201(rare));
+	free(rare);
+	enum { BATCHES = 51, PER_BATCH = 1000 };
+	size_t cap = PER_BATCH * 96 + 2, len;
+	char *body = malloc(cap);
+	ck_assert_ptr_nonnull(body);
+	for (int b = 0; b < BATCHES; b++) {
+		len = 0;
+		body[len++] = '[';
+		for (int i = 0; i < PER_BATCH; i++)
+			len += (size_t)snprintf(
+			        body + len, cap - len,
+			        "%s{\"response_id\":\"bulk-%d-%d\",\"customer\":{\"id\":\"C-bulk\"},"
+			        "\"touchpoint\":\"claim\",\"score\":9}",
+			        i ? "," : "", b, i);
+		snprintf(body + len, cap - len, "]");
+		struct http_result r;
+		post_expect(&r, body, 200);
+		http_result_free(&r);
+	}
+	free(body);
+
+	json_t *next = NULL;
+	char *got = list_rids("?touchpoint=rare&limit=10", &next);
+	ck_assert_msg(strcmp(got, "") == 0, "the newest window holds no rare answer, yet: %s", got);
+	ck_assert_msg(json_is_string(next), "a short page with more to walk has a next_cursor");
+	free(got);
+	int pages = 1;
+	char q[128];
+	while (json_is_string(next)) {
+		ck_assert_int_lt(++pages, 4);
+		char *esc = curl_easy_escape(NULL, json_string_value(next), 0);
+		snprintf(q, sizeof q, "?touchpoint=rare&limit=10&cursor=%s", esc);
+		curl_free(esc);
+		json_decref(next);
+		got = list_rids(q, &next);
+		if (*got) {
+			ck_assert_str_eq(got, "rare-1");
+			ck_assert_msg(json_is_null(next), "after the oldest answer: next_cursor %s",
+			              json_string_value(next));
+		}
+		free(got);
+	}
+	json_decref(next);
+	/* Unfiltered pages are full as before: the window only cuts short a page that the
+	 * filter left unfilled. */
+	got = list_rids("?limit=2", &next);
+	ck_assert_str_eq(got, "bulk-50-999,bulk-50-998");
+	json_decref(next);
+	free(got);
+}
+END_TEST
+
 START_TEST(list_bad_query_parameters_are_400)
 {
 	static const struct {
@@ -2282,6 +2341,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, answered_at_more_than_5_minutes_ahead_is_400);
 	tcase_add_test(tc, list_filters);
 	tcase_add_test(tc, list_pagination_by_cursor);
+	tcase_add_test(tc, a_rare_filter_pages_on_past_a_short_page);
 	tcase_add_test(tc, list_bad_query_parameters_are_400);
 	tcase_add_test(tc, malformed_corpus_is_4xx_json_and_the_daemon_stays_up);
 	suite_add_tcase(s, tc);

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include "npsd/db.h"
 #include "testcert.h"
 
 #include <check.h>
@@ -543,6 +544,19 @@ void remove_db_folder(const char *dir, const char *db_path)
 		unlink(file);
 	}
 	rmdir(dir);
+}
+
+struct npsd_db *open_test_db(const char *tag, char dir[static 64], char path[static 128])
+{
+	snprintf(dir, 64, "/tmp/npsd-check-%s-XXXXXX", tag);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, 128, "%s/t.db", dir);
+	struct npsd_db *db = NULL;
+	char *error = NULL;
+	int r = db_open(path, &db, &error);
+	ck_assert_msg(r == 0, "cannot open %s: %s", path, error ? error : "");
+	free(error);
+	return db;
 }
 
 int run_suite(Suite *s)

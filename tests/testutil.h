@@ -113,6 +113,12 @@ char *read_all(const char *path, size_t *ret_len);
 /* Removes a database at db_path (with its -wal and -shm files) and then the folder dir. */
 void remove_db_folder(const char *dir, const char *db_path);
 
+struct npsd_db;
+/* Makes the folder /tmp/npsd-check-TAG-XXXXXX and opens a new npsd database t.db in it
+ * (migrations applied), writing both names into dir and path for remove_db_folder; fails
+ * the test when it cannot. The caller closes the database with db_close. */
+struct npsd_db *open_test_db(const char *tag, char dir[static 64], char path[static 128]);
+
 /* Runs the suite, each test in a process of its own (Check's default; CK_FORK=no runs them
  * in this one, for gdb), and returns main's exit status. A failed check ends a test's
  * process at once, past its cleanup: its daemons die with it (PR_SET_PDEATHSIG), and the

@@ -84,10 +84,13 @@ struct survey_filter {
 	int64_t from, to;  /* answered_at range, inclusive from, exclusive to; SURVEY_TIME_OPEN = open */
 	int64_t before_id; /* cursor: only ids below this; 0 = from the newest */
 	int limit;
+	int64_t scan_ids; /* without customer_id: how many ids a call may pass over; 0 = all */
 };
-/* Newest first. Calls fn per row; stops early when fn returns nonzero. */
+/* Newest first. Calls fn per row, at most filter->limit times; stops early when fn returns
+ * nonzero. *ret_resume is the cursor to go on from when fewer than limit rows came because
+ * the walk spent filter->scan_ids (older answers may match), else 0. */
 int store_survey_list(struct db_conn *conn, const struct survey_filter *filter,
-                      int (*fn)(const struct survey_row *row, void *arg), void *arg);
+                      int (*fn)(const struct survey_row *row, void *arg), void *arg, int64_t *ret_resume);
 
 /* ---- callbacks ---- */
 struct callback_brief {
