@@ -369,23 +369,16 @@ void api_callbacks_list(struct http_request *req)
 	 * cursor of three parts, from before, judges as now.) */
 	const char *cursor = http_query(req, "cursor");
 	if (cursor) {
-		long long a, b, c, as_of;
-		int end3 = -1, end4 = -1;
-		int parts = sscanf(cursor, "%lld.%lld.%lld%n.%lld%n", &a, &b, &c, &end3, &as_of, &end4);
-		/* Every part is a count or a time: digits only (sscanf also takes signs and spaces). */
-		bool plain = cursor[strspn(cursor, "0123456789.")] == '\0';
-		if (!plain ||
-		    !((parts == 3 && cursor[end3] == '\0') || (parts == 4 && cursor[end4] == '\0'))) {
+		struct callback_cursor c;
+		if (parse_callback_cursor(cursor, &c) < 0) {
 			http_reply_error(req, 400, "invalid_field", "cursor",
 			                 "cursor must be a next_cursor value");
 			return;
 		}
 		f.has_cursor = true;
-		f.cursor_key[0] = a;
-		f.cursor_key[1] = b;
-		f.cursor_key[2] = c;
-		if (parts == 4)
-			f.now = as_of;
+		memcpy(f.cursor_key, c.key, sizeof f.cursor_key);
+		if (c.as_of)
+			f.now = c.as_of;
 	}
 	f.limit = (int)limit + 1; /* one more tells whether there is a next page */
 	struct list_state st = { .items = json_array(), .now = f.now };

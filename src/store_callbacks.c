@@ -219,8 +219,6 @@ int store_callback_list(struct db_conn *conn, const struct callback_filter *f,
 	int64_t phase = 0, due_from[2] = { INT64_MIN, INT64_MIN }, later_from[2] = { INT64_MIN, INT64_MIN };
 	if (f->has_cursor) {
 		phase = f->cursor_key[0];
-		if (phase > 1)
-			return 0; /* past the not-yet-due ones too: nothing follows */
 		int64_t *from = phase == 0 ? due_from : later_from;
 		from[0] = f->cursor_key[1];
 		from[1] = f->cursor_key[2];

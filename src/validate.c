@@ -7,9 +7,11 @@
  */
 #include "npsd/validate.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -483,6 +485,35 @@ int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error 
 			return -1;
 	}
 	*ret_touchpoint = touchpoint;
+	return 0;
+}
+
+int parse_callback_cursor(const char *text, struct callback_cursor *ret)
+{
+	static const int64_t max[4] = { 1, 10, INT64_MAX, INT64_MAX };
+	int64_t parts[4] = { 0 };
+	int n = 0;
+	const char *p = text;
+	for (;; n++) {
+		if (n == 4 || !isdigit((unsigned char)*p))
+			return -1;
+		/* strtoll alone would take signs and spaces, and cap what overflows. */
+		char *end;
+		errno = 0;
+		long long v = strtoll(p, &end, 10);
+		if (errno || v > max[n] || (n >= 2 && v < 1))
+			return -1;
+		parts[n] = v;
+		if (*end == '\0')
+			break;
+		if (*end != '.')
+			return -1;
+		p = end + 1;
+	}
+	if (n < 2)
+		return -1;
+	memcpy(ret->key, parts, sizeof ret->key);
+	ret->as_of = parts[3];
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "npsd/validate.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,6 +424,57 @@ START_TEST(claim_refusals_name_the_field)
 }
 END_TEST
 
+/* ---------- the list's cursor ---------- */
+
+START_TEST(a_cursor_is_what_next_cursor_gives)
+{
+	struct callback_cursor c;
+	ck_assert_int_eq(parse_callback_cursor("0.3.17.1795462684", &c), 0);
+	ck_assert(c.key[0] == 0 && c.key[1] == 3 && c.key[2] == 17 && c.as_of == 1795462684);
+	ck_assert_int_eq(parse_callback_cursor("1.10.9223372036854775807.1", &c), 0);
+	ck_assert(c.key[0] == 1 && c.key[1] == 10 && c.key[2] == INT64_MAX && c.as_of == 1);
+	/* Three parts: a cursor from before the listing's time was kept, judged as now. */
+	ck_assert_int_eq(parse_callback_cursor("1.0.4", &c), 0);
+	ck_assert(c.key[0] == 1 && c.key[1] == 0 && c.key[2] == 4 && c.as_of == 0);
+}
+END_TEST
+
+START_TEST(a_forged_or_overflowing_cursor_is_refused)
+{
+	static const char *const bad[] = {
+		"",
+		"zzz",
+		"0",
+		"0.3",
+		"0.3.7.",
+		".0.3.7",
+		"0..3.7",
+		"0.3.7.1795000000.1",
+		"0.3.7x",
+		" 0.3.7",
+		"+0.3.7",
+		"-1.0.3",
+		"0.-3.7",
+		"0.3.+7",
+		"0.3. 7",
+		"2.0.35.1795000000", /* neither due nor not yet due */
+		"9.9.9.9",
+		"0.11.3.1795000000", /* no score above 10 */
+		"0.3.0.1795000000",
+		"0.3.7.0",                    /* ids and times start at 1 */
+		"18446744073709551616.0.0.0", /* more than 64 bits: capped by strtoll */
+		"0.0.35.99999999999999999999",
+		"0.0.9223372036854775808.1",
+		"0.99999999999999999999.1.1",
+	};
+	struct callback_cursor c = { .key = { 5, 5, 5 }, .as_of = 5 };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ck_assert_msg(parse_callback_cursor(bad[i], &c) < 0, "\"%s\" was taken", bad[i]);
+		ck_assert(c.key[0] == 5 && c.key[1] == 5 && c.key[2] == 5 && c.as_of == 5);
+	}
+}
+END_TEST
+
 static Suite *callbacks_validate_suite(void)
 {
 	Suite *s = suite_create("callbacks_validate");
@@ -443,6 +495,8 @@ static Suite *callbacks_validate_suite(void)
 	tcase_add_test(tc, claim_without_a_body_or_filter);
 	tcase_add_test(tc, claim_with_a_touchpoint);
 	tcase_add_test(tc, claim_refusals_name_the_field);
+	tcase_add_test(tc, a_cursor_is_what_next_cursor_gives);
+	tcase_add_test(tc, a_forged_or_overflowing_cursor_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1785,6 +1785,7 @@ START_TEST(bad_requests_name_the_field)
 	json_decref(err);
 	const char *const bad_cursors[] = {
 		"zzz", "0.3.7x", "0.3.7.", "0.3.7.1795000000.1", "0.3", "%200.3.7", "-1.-5.3", "+0.3.7",
+		"3.0.0.0", "2.0.35.1795000000", "18446744073709551616.0.0.0", "0.0.35.99999999999999999999",
 	};
 	for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
 		char path[96];

@@ -136,7 +136,7 @@ struct callback_filter {
 	const char *status, *touchpoint; /* NULL = any */
 	int64_t now;                     /* what "due" means */
 	bool has_cursor;
-	int64_t cursor_key[3]; /* (not due, priority, id) of the last row seen */
+	int64_t cursor_key[3]; /* (not due: 0 or 1, priority, id) of the last row seen */
 	int limit;
 };
 /* In queue order: due ones first, then lower score, then older. */

@@ -74,6 +74,17 @@ int validate_complete(json_t *doc, int64_t now, struct complete_input *ret, stru
  * *ret_touchpoint is NULL when no filter was asked for. */
 int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error *err);
 
+/* Where a page of GET /v1/callbacks goes on: after the row (not due, priority, id), with
+ * due judged as at as_of. */
+struct callback_cursor {
+	int64_t key[3];
+	int64_t as_of; /* 0: a cursor of three parts (from before), judged as now */
+};
+/* Reads a next_cursor of the callbacks list: "LATER.PRIORITY.ID.AS_OF" (or the three parts
+ * of older ones), each plain digits that fit the part: LATER 0 or 1, PRIORITY a score, ID
+ * and AS_OF positive 64-bit numbers. -1 for anything else, *ret untouched. */
+int parse_callback_cursor(const char *text, struct callback_cursor *ret);
+
 /* "promoter" (9-10), "passive" (7-8) or "detractor" (0-6). */
 const char *survey_category(int score);
 
