@@ -79,6 +79,10 @@ void api_metrics(struct http_request *req)
 	       "summary\n");
 	stage(t, "npsd_http_stage_seconds", "resume", hs.resume_ns, hs.resumed);
 	stage(t, "npsd_http_stage_seconds", "send", hs.send_ns, hs.sent);
+	metric(t, "npsd_http_connections_cut_total", "counter",
+	       "Connections cut because a request had not arrived whole within four "
+	       "server.connection_timeout (a client sending a byte now and then).",
+	       (double)hs.cut);
 	struct callback_stats cs;
 	int64_t pending = 0, delivered = 0, failed = 0;
 	struct db_conn *conn = db_reader(app->db);

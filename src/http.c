@@ -17,6 +17,7 @@
 
 #include "npsd/app.h"
 #include "npsd/clock.h"
+#include "npsd/deadline.h"
 #include "npsd/log.h"
 
 #define MAX_PATH_SEGMENTS 8
@@ -31,7 +32,8 @@ struct http_server {
 	const struct route *routes;
 	struct npsd_app *app;
 	uint16_t port;
-	int64_t body_time_max_ms; /* see BODY_TIME_FACTOR */
+	int64_t request_time_max_ms; /* see REQUEST_TIME_FACTOR */
+	struct deadlines *deadlines; /* cuts connections whose request takes longer */
 	atomic_bool stopping;
 	atomic_uint in_flight;
 	bool started;          /* MHD_start_daemon returned: from then on its logs are about requests */
@@ -62,8 +64,8 @@ struct http_request {
 	size_t body_len, body_cap;
 	size_t max_body; /* server.max_body when the request began */
 	bool body_too_large;
-	uint64_t received;        /* body bytes seen, kept or dropped */
-	int64_t body_deadline_ms; /* monotonic: the whole request must have arrived by then */
+	uint64_t received;            /* body bytes seen, kept or dropped */
+	struct deadline_watch *watch; /* the connection's (see on_connection); NULL: none */
 	json_t *json;
 
 	void (*resumed)(struct http_request *req);
@@ -273,6 +275,7 @@ void http_stage_stats(struct http_request *req, struct http_stage_stats *ret)
 		.resume_ns = atomic_load(&srv->resume_ns),
 		.sent = atomic_load(&srv->sent),
 		.send_ns = atomic_load(&srv->send_ns),
+		.cut = deadlines_cut(srv->deadlines),
 	};
 }
 
@@ -680,10 +683,11 @@ static void dispatch(struct http_request *req)
 }
 
 #define DRAIN_MAX (64u << 20) /* read and drop at most this much of a refused body */
-/* A request's body must arrive within this many server.connection_timeout: that timeout
- * counts idle time only, so a client sending a byte now and then would hold its connection
- * (and its memory) for ever. */
-#define BODY_TIME_FACTOR 4
+/* A request (line, headers and body) must arrive within this many server.connection_timeout
+ * of its connection opening or of the answer before it: that timeout counts idle time only,
+ * so a client sending a byte now and then would hold its connection (and its memory) for
+ * ever. */
+#define REQUEST_TIME_FACTOR 4
 /* Of the 10,000 connections, one address may hold this many: a survey platform needs tens,
  * and one client cannot take them all. */
 #define PER_IP_CONNECTIONS 1000u
@@ -730,6 +734,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		return NULL; /* on_request then refuses the request */
 	req->srv = cls;
 	req->conn = conn;
+	const union MHD_ConnectionInfo *info =
+	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	req->watch = info ? info->socket_context : NULL;
 	size_t path_len = strcspn(uri, "?");
 	for (const char *p = uri; (p = memchr(p, '%', path_len - (size_t)(p - uri))); p++) {
 		bool whole = (size_t)(p - uri) + 2 < path_len; /* both hex digits in the path */
@@ -750,7 +757,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_NO; /* on_uri had no memory for it */
 	if (!req->started) {
 		req->started = true;
-		req->body_deadline_ms = clock_mono_ms() + srv->body_time_max_ms;
 		atomic_fetch_add(&srv->in_flight, 1);
 		start_request(req, origin_path(url), method);
 		/* An early answer (404, 401, 413 ...) waits until the body the client is sending has
@@ -768,8 +774,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	switch (req->phase) {
 	case PHASE_BODY:
 		if (*upload_data_size) {
-			if (clock_mono_ms() > req->body_deadline_ms)
-				return MHD_NO; /* a body trickling in: cut the connection */
 			req->received += *upload_data_size;
 			if (req->received > DRAIN_MAX && (req->has_reply || req->body_too_large))
 				return MHD_NO; /* an endless refused or ignored upload: cut the connection */
@@ -778,6 +782,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
+		deadline_set(req->watch, 0); /* whole: what follows is npsd's time, not the client's */
 		if (!req->has_reply) {
 			/* Counted before closing is looked at, as http_finish_handling sets closing
 			 * before it counts: one of the two always sees the other. */
@@ -820,9 +825,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct http_request *req = *con_cls;
 	if (!req)
 		return;
-	if (req->replied_ns && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-		atomic_fetch_add(&srv->send_ns, (uint64_t)(clock_mono_ns() - req->replied_ns));
-		atomic_fetch_add(&srv->sent, 1);
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		if (req->replied_ns) {
+			atomic_fetch_add(&srv->send_ns, (uint64_t)(clock_mono_ns() - req->replied_ns));
+			atomic_fetch_add(&srv->sent, 1);
+		}
+		/* The connection stays open for the next request, whose time starts now. */
+		deadline_set(req->watch, clock_mono_ms() + srv->request_time_max_ms);
 	}
 	if (req->state_free)
 		req->state_free(req->state);
@@ -836,6 +845,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		atomic_fetch_sub(&srv->in_flight, 1);
 	free(req);
 	*con_cls = NULL;
+}
+
+/* Every connection is watched from its start to its close: its first request's time starts
+ * when it opens. libmicrohttpd tells of the close before it closes the socket, so the
+ * watch never outlives the descriptor it names. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *srv = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *info =
+		        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		/* Out of memory: the connection goes unwatched, bound by the idle timeout only. */
+		*socket_context = info ? deadlines_add(srv->deadlines, info->connect_fd,
+		                                       clock_mono_ms() + srv->request_time_max_ms)
+		                       : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		deadlines_remove(srv->deadlines, *socket_context);
+		*socket_context = NULL;
+	}
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -862,7 +891,12 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		return -ENOMEM;
 	srv->routes = routes;
 	srv->app = app;
-	srv->body_time_max_ms = (int64_t)opt->connection_timeout * 1000 * BODY_TIME_FACTOR;
+	srv->request_time_max_ms = (int64_t)opt->connection_timeout * 1000 * REQUEST_TIME_FACTOR;
+	int r = deadlines_start(&srv->deadlines);
+	if (r < 0) {
+		free(srv);
+		return r;
+	}
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
 	char port[8];
@@ -871,6 +905,7 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	if (gai != 0) {
 		if (asprintf(ret_error, "cannot resolve the address: %s", gai_strerror(gai)) < 0)
 			*ret_error = NULL;
+		deadlines_stop(&srv->deadlines);
 		free(srv);
 		return -EINVAL;
 	}
@@ -902,13 +937,15 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
 	        MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	        on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_LIMIT,
-	        10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTIONS,
-	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY,
-	        (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
+	        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+	        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_LIMIT, 10000,
+	        MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	        (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
+	        MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->daemon) {
 		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");
+		deadlines_stop(&srv->deadlines);
 		free(srv);
 		return -EIO;
 	}
@@ -962,6 +999,7 @@ void http_stop(struct http_server **srv)
 	if (!srv || !*srv)
 		return;
 	MHD_stop_daemon((*srv)->daemon);
+	deadlines_stop(&(*srv)->deadlines); /* after: libmicrohttpd has let go of every watch */
 	free(*srv);
 	*srv = NULL;
 }

@@ -112,6 +112,7 @@ void http_resume(struct http_request *req);
 struct http_stage_stats {
 	uint64_t resumed, resume_ns;
 	uint64_t sent, send_ns;
+	uint64_t cut; /* connections cut: a request not whole within four connection timeouts */
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
