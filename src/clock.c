@@ -74,3 +74,12 @@ int64_t clock_mono_ms(void)
 {
 	return clock_mono_ns() / 1000000;
 }
+
+void clock_mono_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}

@@ -156,11 +156,7 @@ int db_checkpointer_start(const char *path, int wal_frames, struct db_checkpoint
 		return -ENOMEM;
 	c->wal_frames = wal_frames;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	clock_mono_cond_init(&c->wake);
 	int r = -EIO;
 	int rc = sqlite3_open_v2(path, &c->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	                         db_vfs_register() == 0 ? DB_VFS_NAME : NULL);

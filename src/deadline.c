@@ -63,11 +63,7 @@ int deadlines_start(struct deadlines **ret)
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	clock_mono_cond_init(&d->cond);
 	int r = -pthread_create(&d->thread, NULL, deadlines_main, d);
 	if (r < 0) {
 		pthread_cond_destroy(&d->cond);

@@ -98,11 +98,7 @@ int scheduler_start(struct npsd_db *db, struct scheduler **ret)
 	const char *fake = getenv("NPSD_FAKE_CLOCK_FILE");
 	s->fake_clock = fake && *fake;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	clock_mono_cond_init(&s->cond);
 	int r = -pthread_create(&s->thread, NULL, scheduler_main, s);
 	if (r < 0) {
 		pthread_cond_destroy(&s->cond);

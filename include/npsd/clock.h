@@ -1,5 +1,6 @@
 #ifndef NPSD_CLOCK_H
 #define NPSD_CLOCK_H
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -18,5 +19,7 @@ int64_t clock_mono_ns(void);
 /* CLOCK_MONOTONIC ms milliseconds from now: a deadline for pthread_cond_timedwait on a
  * condition variable set to that clock. */
 struct timespec clock_mono_after_ms(int64_t ms);
+/* Initialises cond on CLOCK_MONOTONIC, so that its timed waits ignore wall-clock steps. */
+void clock_mono_cond_init(pthread_cond_t *cond);
 
 #endif
