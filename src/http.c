@@ -152,10 +152,10 @@ void http_reply_empty(struct http_request *req, unsigned status)
 
 json_t *http_error_object(const char *code, const char *field, const char *message)
 {
-	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
-	if (err && field && *field) /* "" would name no field: leave it out */
-		json_object_set_new(err, "field", json_string(field));
-	return err;
+	/* Always the three members, field null when the error is about no field in particular
+	 * ("" names none either): clients read one shape. */
+	return json_pack("{s:s, s:s, s:o}", "code", code, "message", message, "field",
+	                 field && *field ? json_string(field) : json_null());
 }
 
 static void reply_error_text(struct http_request *req, unsigned status, const char *code, const char *field,

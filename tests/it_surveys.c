@@ -184,8 +184,8 @@ static void format_utc(int64_t t, char buf[static 21])
 
 /*
  * The SPEC's error answer: the status, a JSON content type, a body that is exactly
- * {"error":{"code":…,"message":…[,"field":…]}}, the code, a non-empty message, and field
- * equal to `field` (NULL: no field, or null).
+ * {"error":{"code":…,"message":…,"field":…}}, the code, a non-empty message, and field
+ * equal to `field` (NULL: field is null).
  */
 #define expect_error(r, status, code, field) expect_error_at(__LINE__, r, status, code, field)
 static void expect_error_at(int line, const struct http_result *r, long status, const char *code,
@@ -213,8 +213,7 @@ static void expect_error_at(int line, const struct http_result *r, long status, 
 		              "line %d: field %s, want %s; body: %.400s", line,
 		              json_is_string(f) ? json_string_value(f) : "(none)", field, r->body);
 	} else {
-		ck_assert_msg(!f || json_is_null(f), "line %d: unexpected field; body: %.400s", line,
-		              r->body);
+		ck_assert_msg(json_is_null(f), "line %d: field must be null; body: %.400s", line, r->body);
 	}
 	const char *k;
 	json_t *v;
