@@ -398,6 +398,16 @@ int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret)
 	return 0;
 }
 
+/* The median of value over the callbacks created since ?1 that pass test: the middle value,
+ * or the mean of the two middle ones. NULL when there are none. The index of creation
+ * times is named: left to itself SQLite walks the status index of every closed callback
+ * ever made instead. */
+#define MEDIAN_SQL(value, test)                                                           \
+	"WITH v AS (SELECT " value " AS d FROM callbacks INDEXED BY callbacks_created "   \
+	"WHERE created_at >= ?1 AND " test "), n AS (SELECT count(*) AS c FROM v) "       \
+	"SELECT avg(d) FROM (SELECT d FROM v ORDER BY d LIMIT 2 - (SELECT c FROM n) % 2 " \
+	"OFFSET ((SELECT c FROM n) - 1) / 2)"
+
 static double median_of(struct db_conn *conn, const char *sql, int64_t since)
 {
 	sqlite3_stmt *st = db_prepare(conn, sql);
@@ -425,20 +435,11 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 	        "'do_not_call')) "
 	        "FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 AND "
 	        "(first_attempt_at IS NOT NULL OR sla_breached = 1)";
-	/* The middle row of the ordered values: exact for odd counts, the upper middle else. Each
-	 * names the index of creation times: left to itself SQLite walks the status index of
-	 * every closed callback ever made instead. */
 	static const char sql_first_call[] =
-	        "SELECT first_attempt_at - created_at AS d FROM callbacks INDEXED BY callbacks_created "
-	        "WHERE created_at >= ?1 AND first_attempt_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET "
-	        "(SELECT count(*) / 2 FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 "
-	        "AND first_attempt_at IS NOT NULL)";
+	        MEDIAN_SQL("first_attempt_at - created_at", "first_attempt_at IS NOT NULL");
 	/* Closed by the loop: a cancelled callback (nobody called) is not one. */
 	static const char sql_close[] =
-	        "SELECT closed_at - created_at AS d FROM callbacks INDEXED BY callbacks_created "
-	        "WHERE created_at >= ?1 AND status IN ('done', 'unreachable') ORDER BY d LIMIT 1 OFFSET "
-	        "(SELECT count(*) / 2 FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 "
-	        "AND status IN ('done', 'unreachable'))";
+	        MEDIAN_SQL("closed_at - created_at", "status IN ('done', 'unreachable')");
 	struct callback_stats s = { 0 };
 	int64_t since = now - 30 * 86400; /* the loop figures cover the last 30 days */
 	sqlite3_stmt *st = db_prepare(conn, sql_counts);

@@ -1698,7 +1698,8 @@ START_TEST(stats_after_some_work)
 	fx_at(&f, T0 + 600);
 	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), a);
 	json_decref(complete(&f, f.agent_a, a, "{\"outcome\":\"reached\"}", 200));
-	ck_assert_int_gt(claim(&f, f.agent_b, NULL, NULL), 0);
+	int64_t b = claim(&f, f.agent_b, NULL, NULL);
+	ck_assert_int_gt(b, 0);
 
 	fx_at(&f, T0 + 1200);
 	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.manager, NULL, &s), 200);
@@ -1715,6 +1716,16 @@ START_TEST(stats_after_some_work)
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_close")), 10.0, 1e-9);
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 100.0,
 	                        1e-9);
+	json_decref(s);
+
+	/* The second called and reached after 23 minutes (within its lease): the median of two is
+	 * their mean. */
+	fx_at(&f, T0 + 1380);
+	json_decref(complete(&f, f.agent_b, b, "{\"outcome\":\"reached\"}", 200));
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.manager, NULL, &s), 200);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_first_call")), 16.5,
+	                        1e-9);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_close")), 16.5, 1e-9);
 	json_decref(s);
 	fx_stop(&f);
 }
