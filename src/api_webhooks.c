@@ -64,6 +64,19 @@ struct webhook_op {
 	char secret[64];
 };
 
+/* A test or a retry is refused for a webhook that is switched off (by PATCH or disabled
+ * after failures): the delivery would only fail at once with "the webhook is disabled". */
+static int require_switched_on(struct db_conn *conn, int64_t webhook_id)
+{
+	struct webhook_row row;
+	int r = store_webhook_get(conn, webhook_id, &row);
+	if (r < 0)
+		return r;
+	bool on = row.active;
+	webhook_row_clear(&row);
+	return on ? 0 : -EPERM;
+}
+
 static int webhook_apply(struct db_conn *conn, void *arg)
 {
 	struct webhook_op *op = arg;
@@ -80,22 +93,29 @@ static int webhook_apply(struct db_conn *conn, void *arg)
 		r = store_webhook_delete(conn, op->id);
 		break;
 	case ACT_TEST: {
-		struct webhook_row row;
-		r = store_webhook_get(conn, op->id, &row);
+		r = require_switched_on(conn, op->id);
 		if (r < 0)
 			return r;
-		webhook_row_clear(&row);
 		char at[21];
 		json_t *data =
 		        json_pack("{s:s, s:I, s:s}", "message", "npsd test alert: this webhook works",
 		                  "webhook_id", (json_int_t)op->id, "sent_at", time_format_rfc3339(now, at));
 		return outbox_emit_to(conn, "webhook.test", data, op->id, now, &op->delivery_id);
 	}
-	case ACT_RETRY:
-		r = store_delivery_retry(conn, op->delivery_id, now);
+	case ACT_RETRY: {
+		struct delivery_row delivery;
+		r = store_delivery_get(conn, op->delivery_id, &delivery);
+		if (r < 0)
+			return r;
+		op->id = delivery.webhook_id;
+		delivery_row_clear(&delivery);
+		r = require_switched_on(conn, op->id);
+		if (r == 0)
+			r = store_delivery_retry(conn, op->delivery_id, now);
 		if (r == 0)
 			outbox_delivery_requeued(); /* wakes the delivery thread after the commit */
 		return r;
+	}
 	default:
 		return -EINVAL;
 	}
@@ -116,6 +136,13 @@ static void webhook_resumed(struct http_request *req)
 			                 op->delivery_id);
 		else
 			http_reply_error(req, 404, "not_found", NULL, "no webhook with id %" PRId64, op->id);
+		return;
+	}
+	if (r == -EPERM) {
+		http_reply_error(req, 409, "conflict", NULL,
+		                 "webhook %" PRId64 " is switched off (inactive or disabled); PATCH "
+		                 "{\"active\": true} turns it on. Nothing was sent",
+		                 op->id);
 		return;
 	}
 	if (r == -EALREADY) {

@@ -88,6 +88,11 @@ int64_t deliver_jitter(int64_t step, uint32_t random)
 	return v > 0 ? v : 1;
 }
 
+int64_t deliver_retry_at(int64_t now_ms, int64_t delay_ms)
+{
+	return (now_ms + delay_ms + 999) / 1000;
+}
+
 static int64_t jittered(int64_t step)
 {
 	uint32_t r = 0;
@@ -130,12 +135,12 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 	} else if (f->final || status == 410 || (size_t)attempts > cfg->wh_nretry) {
 		state = "failed";
 	} else {
-		int64_t step = cfg->wh_retry[attempts - 1];
-		int64_t delay = jittered(step);
+		int64_t step_ms = cfg->wh_retry[attempts - 1] * 1000;
+		int64_t delay_ms = jittered(step_ms);
 		if (f->retry_after > 0) /* honoured, but never beyond twice the step */
-			delay = f->retry_after < 2 * step ? f->retry_after : 2 * step;
+			delay_ms = f->retry_after * 1000 < 2 * step_ms ? f->retry_after * 1000 : 2 * step_ms;
 		state = "pending";
-		next = now + delay;
+		next = deliver_retry_at(clock_now_ms(), delay_ms);
 	}
 	int r = store_delivery_finish(conn, f->delivery_id, f->lease_until, state, attempts, next,
 	                              &f->attempt, now);

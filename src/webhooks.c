@@ -166,6 +166,10 @@ static int check_filter(json_t *filter, struct field_error *err)
 			if (!json_is_array(v) || json_array_size(v) > TOUCHPOINTS_MAX)
 				return fail(err, "invalid_field", field,
 				            "touchpoints must be an array of touchpoint names");
+			if (json_array_size(v) == 0)
+				return fail(err, "invalid_field", field,
+				            "touchpoints is empty: no answer would ever match (leave it out "
+				            "for every touchpoint)");
 			size_t i;
 			json_t *tp;
 			json_array_foreach (v, i, tp) {
@@ -185,7 +189,8 @@ static int check_filter(json_t *filter, struct field_error *err)
 	return 0;
 }
 
-/* A string member that may be absent or null; ok() says what it may hold, rule says so. */
+/* A string member that may be absent or null; ok() says what it may hold, rule says so. ""
+ * counts as null: none (a PATCH with "" clears it). */
 static int optional_string(json_t *doc, const char *key, bool (*ok)(const char *s), const char *rule,
                            const char **ret, bool *has, struct field_error *err)
 {
@@ -193,7 +198,7 @@ static int optional_string(json_t *doc, const char *key, bool (*ok)(const char *
 	if (!v)
 		return 0;
 	*has = true;
-	if (json_is_null(v)) {
+	if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0)) {
 		*ret = NULL;
 		return 0;
 	}
@@ -265,10 +270,11 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 		json_t *e;
 		json_array_foreach (v, i, e) {
 			uint32_t bit = json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
-			if (!bit) {
+			if (!bit || (in.events & bit)) {
 				char field[32];
 				snprintf(field, sizeof field, "events.%zu", i);
-				return fail(err, "invalid_field", field, "unknown event type");
+				return fail(err, "invalid_field", field,
+				            bit ? "event type listed twice" : "unknown event type");
 			}
 			in.events |= bit;
 		}

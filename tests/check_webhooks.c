@@ -176,7 +176,7 @@ START_TEST(patch_takes_any_subset)
 }
 END_TEST
 
-/* +-20% around the step, whole seconds, both ends reached and the middle in the middle. */
+/* +-20% around the step, whole units, both ends reached and the middle in the middle. */
 START_TEST(retry_jitter_spans_the_whole_range)
 {
 	ck_assert_int_eq(deliver_jitter(5, 0), 4);
@@ -194,6 +194,17 @@ START_TEST(retry_jitter_spans_the_whole_range)
 }
 END_TEST
 
+/* Deliveries are kept in whole seconds: a retry's second is rounded up, never before its wait. */
+START_TEST(a_retry_never_comes_before_its_wait)
+{
+	ck_assert_int_eq(deliver_retry_at(10000, 1000), 11);
+	ck_assert_int_eq(deliver_retry_at(10001, 1000), 12);
+	ck_assert_int_eq(deliver_retry_at(10900, 1000), 12); /* truncated: 11, 0.1 s after */
+	ck_assert_int_eq(deliver_retry_at(10999, 800), 12);
+	ck_assert_int_eq(deliver_retry_at(1795462684000, 4320000), 1795467004);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("webhooks");
@@ -205,6 +216,7 @@ int main(void)
 	tcase_add_test(tc, validator_applies_the_ssrf_guard_unless_allowed);
 	tcase_add_test(tc, patch_takes_any_subset);
 	tcase_add_test(tc, retry_jitter_spans_the_whole_range);
+	tcase_add_test(tc, a_retry_never_comes_before_its_wait);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -22,9 +22,14 @@ void deliver_wake(void *deliver);
 /* Stops: transfers in flight are abandoned (their leases run out, they are sent again). */
 void deliver_stop(struct deliver **d);
 
-/* The wait before a retry, in whole seconds: step (a webhooks.retry step, s) with +-20%
- * jitter, random choosing where in the range (uniform over all of uint32_t), rounded to the
- * nearest second (truncation would give 4-5 s for a 5 s step, never 6), at least 1. */
+/* The wait before a retry, in step's unit (npsd passes milliseconds): step (a
+ * webhooks.retry step) with +-20% jitter, random choosing where in the range (uniform over
+ * all of uint32_t), rounded to the nearest unit (truncation would give 4-5 for a step of
+ * 5, never 6), at least 1. */
 int64_t deliver_jitter(int64_t step, uint32_t random);
+/* When a retry waiting delay_ms from now_ms is due, in the whole unix seconds deliveries
+ * are kept in: rounded up, so that it never comes before its wait (truncated, a wait of a
+ * second could end at once). */
+int64_t deliver_retry_at(int64_t now_ms, int64_t delay_ms);
 
 #endif
