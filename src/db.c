@@ -353,7 +353,7 @@ static void finish_batch(struct npsd_db *db, struct db_write *batch)
 {
 	for (struct db_write *w = batch, *next; w; w = next) {
 		next = w->next; /* done() may free w */
-		if (w->result == -ENOSPC || w->result == -EIO)
+		if (w->result == -ENOSPC || w->result == -EIO || w->result == -ENOTRECOVERABLE)
 			atomic_store(&db->storage_failed_at_ns, clock_mono_ns());
 		w->done(w);
 	}
@@ -432,7 +432,9 @@ static void *sync_main(void *arg)
 			log_error("db: storage failed; no write is acknowledged from now on: restart npsd so "
 			          "that SQLite recovers what is on disk");
 		if (r < 0) {
-			fail_batch(batch, r);
+			/* Committed but not known to be on disk: it may or may not be there after
+			 * the restart. */
+			fail_batch(batch, -ENOTRECOVERABLE);
 		} else {
 			int64_t synced = clock_mono_ns();
 			uint64_t waited = 0;

@@ -209,9 +209,19 @@ void http_reply_storage_error(struct http_request *req, int err)
 		req->retry_after = 60;
 		http_reply_error(req, 503, "unavailable", NULL, "storage is full; nothing was written");
 		return;
-	default:
+	case -ENOTRECOVERABLE:
+		req->retry_after = 5;
+		http_reply_error(req, 503, "unavailable", NULL,
+		                 "storage failed while making this durable: it may or may not be stored; "
+		                 "send it again (a retry is safe)");
+		return;
+	case -EBUSY:
 		req->retry_after = 1;
 		http_reply_error(req, 503, "unavailable", NULL, "storage is busy; nothing was written");
+		return;
+	default:
+		req->retry_after = 1;
+		http_reply_error(req, 503, "unavailable", NULL, "storage failed; nothing was written");
 		return;
 	}
 }
