@@ -154,8 +154,9 @@ json_t *http_error_object(const char *code, const char *field, const char *messa
 {
 	/* Always the three members, field null when the error is about no field in particular
 	 * ("" names none either): clients read one shape. */
+	json_t *named = field && *field ? json_string(field) : NULL; /* NULL too if not UTF-8 */
 	return json_pack("{s:s, s:s, s:o}", "code", code, "message", message, "field",
-	                 field && *field ? json_string(field) : json_null());
+	                 named ? named : json_null());
 }
 
 static void reply_error_text(struct http_request *req, unsigned status, const char *code, const char *field,
@@ -516,16 +517,63 @@ static bool is_plain_encoding(const char *encoding)
 	       encoding[len + strspn(encoding + len, " \t")] == '\0';
 }
 
-/* Finds a query parameter with a NUL in its name or value: MHD hands values out as C
- * strings, so "customer_id=a%00zzz" would reach a handler as "a". */
-static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                const char *value, size_t value_size)
+/* The query parameters of a request against what its route takes. */
+struct query_check {
+	const char *takes; /* the route's names, space-separated */
+	unsigned seen;     /* bit i: the i-th name in takes has come */
+	const char *bad_key;
+	const char *problem; /* "nul", "unknown" or "twice" */
+};
+
+/* The place of key among the space-separated names, or -1. */
+static int query_name_index(const char *names, const char *key, size_t key_size)
+{
+	int i = 0;
+	for (const char *p = names; *p; i++) {
+		size_t len = strcspn(p, " ");
+		if (len == key_size && memcmp(p, key, len) == 0)
+			return i;
+		p += len + (p[len] == ' ');
+	}
+	return -1;
+}
+
+/* A parameter with a NUL in its name or value (MHD hands values out as C strings, so
+ * "customer_id=a%00zzz" would reach a handler as "a"), one the call does not take (a typo
+ * such as "customer=" would otherwise list everything), or one given twice (only the first
+ * would count, the second unread). */
+static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                         const char *value, size_t value_size)
 {
 	(void)kind;
-	if (strlen(key) == key_size && (!value || strlen(value) == value_size))
+	struct query_check *q = cls;
+	int i = strlen(key) == key_size && (!value || strlen(value) == value_size)
+	                ? query_name_index(q->takes, key, key_size)
+	                : -2;
+	if (i >= 0 && !(q->seen & (1u << i))) {
+		q->seen |= 1u << i;
 		return MHD_YES;
-	*(const char **)cls = key;
+	}
+	q->bad_key = key;
+	q->problem = i == -2 ? "nul" : i == -1 ? "unknown" : "twice";
 	return MHD_NO;
+}
+
+static void reply_query_problem(struct http_request *req, const struct query_check *q)
+{
+	const char *key = q->bad_key;
+	/* The name is the client's: a field must be UTF-8 to go out in JSON. */
+	const char *field = valid_name(key, 128) ? key : NULL;
+	if (strcmp(q->problem, "nul") == 0)
+		http_reply_error(req, 400, "invalid_field", field, "%s must not contain a NUL (%%00)", key);
+	else if (strcmp(q->problem, "twice") == 0)
+		http_reply_error(req, 400, "invalid_field", field, "%s is given twice", key);
+	else if (*q->takes)
+		http_reply_error(req, 400, "invalid_field", field,
+		                 "unknown query parameter %s: this call takes %s", key, q->takes);
+	else
+		http_reply_error(req, 400, "invalid_field", field,
+		                 "unknown query parameter %s: this call takes none", key);
 }
 
 /* Everything decided before the body arrives: route, token, role, declared size and type. */
@@ -590,12 +638,16 @@ static void start_request(struct http_request *req, const char *url, const char 
 			return;
 		}
 	}
-	const char *nul_key = NULL;
-	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, find_nul, &nul_key);
-	if (nul_key) {
-		http_reply_error(req, 400, "invalid_field", nul_key, "%s must not contain a NUL (%%00)",
-		                 nul_key);
-		return;
+	/* The public probes take what their callers add (a load balancer's marker) unchecked. */
+	struct query_check query = { .takes = !req->route->roles  ? NULL
+		                              : req->route->query ? req->route->query
+		                                                  : "" };
+	if (query.takes) {
+		MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_query_param, &query);
+		if (query.bad_key) {
+			reply_query_problem(req, &query);
+			return;
+		}
 	}
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

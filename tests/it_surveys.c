@@ -2282,6 +2282,15 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?touchpoint", "touchpoint" },
 		{ "?from", "from" },
 		{ "?to&limit=5", "to" },
+		/* A name the list does not take is a typo, not an unfiltered list; one given twice
+		 * is no filter either (only the first would count). */
+		{ "?customer=C-A", "customer" },
+		{ "?max-score=0", "max-score" },
+		{ "?limit=2&Limit=3", "Limit" },
+		{ "?limit=2&limit=abc", "limit" },
+		{ "?touchpoint=claim&touchpoint=claim", "touchpoint" },
+		{ "?customer_id=C-A&x%00y=1", "x" },
+		{ "?%ff=1", NULL },
 		{ "?customer_id="
 		  "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
 		  "12345678901234567890123456789012345678901234567890",
@@ -2294,6 +2303,29 @@ START_TEST(list_bad_query_parameters_are_400)
 		REQ(&r, "GET", path, T_MANAGER, NULL);
 		ck_assert_msg(r.status == 400, "GET %s: %ld %s", path, r.status, r.body);
 		expect_error(&r, 400, "invalid_field", cases[i].field);
+		http_result_free(&r);
+	}
+	/* Calls that take no query parameters take none; the public probes take any. */
+	const struct {
+		const char *method, *path, *token;
+		long status;
+		const char *field;
+	} others[] = {
+		{ "GET", "/v1/surveys/1?verbose=1", T_MANAGER, 400, "verbose" },
+		{ "GET", "/v1/callbacks/stats?since=2026-01-01", T_MANAGER, 400, "since" },
+		{ "POST", "/v1/callbacks/claim?touchpoint=claim", T_ADMIN, 400, "touchpoint" },
+		{ "GET", "/v1/callbacks?status=queued&statuss=done", T_MANAGER, 400, "statuss" },
+		{ "GET", "/v1/callbacks?status=queued&limit=5", T_MANAGER, 200, NULL },
+		{ "GET", "/healthz?lb=1", NULL, 200, NULL },
+		{ "GET", "/metrics?x", NULL, 200, NULL },
+	};
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		struct http_result r;
+		REQ(&r, others[i].method, others[i].path, others[i].token, NULL);
+		ck_assert_msg(r.status == others[i].status, "%s %s: %ld, want %ld: %s", others[i].method,
+		              others[i].path, r.status, others[i].status, r.body);
+		if (others[i].status == 400)
+			expect_error(&r, 400, "invalid_field", others[i].field);
 		http_result_free(&r);
 	}
 }
