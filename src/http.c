@@ -522,7 +522,7 @@ struct query_check {
 	const char *takes; /* the route's names, space-separated */
 	unsigned seen;     /* bit i: the i-th name in takes has come */
 	const char *bad_key;
-	const char *problem; /* "nul", "unknown" or "twice" */
+	enum { QUERY_NUL, QUERY_UNKNOWN, QUERY_TWICE } problem;
 };
 
 /* The place of key among the space-separated names, or -1. */
@@ -555,7 +555,7 @@ static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, con
 		return MHD_YES;
 	}
 	q->bad_key = key;
-	q->problem = i == -2 ? "nul" : i == -1 ? "unknown" : "twice";
+	q->problem = i == -2 ? QUERY_NUL : i == -1 ? QUERY_UNKNOWN : QUERY_TWICE;
 	return MHD_NO;
 }
 
@@ -564,9 +564,9 @@ static void reply_query_problem(struct http_request *req, const struct query_che
 	const char *key = q->bad_key;
 	/* The name is the client's: a field must be UTF-8 to go out in JSON. */
 	const char *field = valid_name(key, 128) ? key : NULL;
-	if (strcmp(q->problem, "nul") == 0)
+	if (q->problem == QUERY_NUL)
 		http_reply_error(req, 400, "invalid_field", field, "%s must not contain a NUL (%%00)", key);
-	else if (strcmp(q->problem, "twice") == 0)
+	else if (q->problem == QUERY_TWICE)
 		http_reply_error(req, 400, "invalid_field", field, "%s is given twice", key);
 	else if (*q->takes)
 		http_reply_error(req, 400, "invalid_field", field,
