@@ -135,10 +135,12 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 	} else if (f->final || status == 410 || (size_t)attempts > cfg->wh_nretry) {
 		state = "failed";
 	} else {
-		int64_t step_ms = cfg->wh_retry[attempts - 1] * 1000;
-		int64_t delay_ms = jittered(step_ms);
-		if (f->retry_after > 0) /* honoured, but never beyond twice the step */
-			delay_ms = f->retry_after * 1000 < 2 * step_ms ? f->retry_after * 1000 : 2 * step_ms;
+		int64_t step = cfg->wh_retry[attempts - 1];
+		int64_t delay_ms = jittered(step * 1000);
+		/* Honoured, but never beyond twice the step; capped in seconds, where a receiver's
+		 * number (up to LONG_MAX) cannot overflow. */
+		if (f->retry_after > 0)
+			delay_ms = (f->retry_after < 2 * step ? f->retry_after : 2 * step) * 1000;
 		state = "pending";
 		next = deliver_retry_at(clock_now_ms(), delay_ms);
 	}

@@ -213,8 +213,8 @@ void http_reply_storage_error(struct http_request *req, int err)
 	case -ENOTRECOVERABLE:
 		req->retry_after = 5;
 		http_reply_error(req, 503, "unavailable", NULL,
-		                 "storage failed while making this durable: it may or may not be stored; "
-		                 "send it again (a retry is safe)");
+		                 "storage failed while making this durable: it may or may not be stored "
+		                 "(a survey sent again with its response_id is a safe retry)");
 		return;
 	case -EBUSY:
 		req->retry_after = 1;
@@ -519,7 +519,7 @@ static bool is_plain_encoding(const char *encoding)
 
 /* The query parameters of a request against what its route takes. */
 struct query_check {
-	const char *takes; /* the route's names, space-separated */
+	const char *takes; /* the route's names, space-separated; NULL: any name (only NULs checked) */
 	unsigned seen;     /* bit i: the i-th name in takes has come */
 	const char *bad_key;
 	enum { QUERY_NUL, QUERY_UNKNOWN, QUERY_TWICE } problem;
@@ -547,9 +547,10 @@ static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, con
 {
 	(void)kind;
 	struct query_check *q = cls;
-	int i = strlen(key) == key_size && (!value || strlen(value) == value_size)
-	                ? query_name_index(q->takes, key, key_size)
-	                : -2;
+	bool whole = strlen(key) == key_size && (!value || strlen(value) == value_size);
+	if (whole && !q->takes)
+		return MHD_YES;
+	int i = whole ? query_name_index(q->takes, key, key_size) : -2;
 	if (i >= 0 && !(q->seen & (1u << i))) {
 		q->seen |= 1u << i;
 		return MHD_YES;
@@ -638,16 +639,14 @@ static void start_request(struct http_request *req, const char *url, const char 
 			return;
 		}
 	}
-	/* The public probes take what their callers add (a load balancer's marker) unchecked. */
+	/* The public probes take any names their callers add (a load balancer's marker). */
 	struct query_check query = { .takes = !req->route->roles  ? NULL
 		                              : req->route->query ? req->route->query
 		                                                  : "" };
-	if (query.takes) {
-		MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_query_param, &query);
-		if (query.bad_key) {
-			reply_query_problem(req, &query);
-			return;
-		}
+	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_query_param, &query);
+	if (query.bad_key) {
+		reply_query_problem(req, &query);
+		return;
 	}
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -844,7 +843,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		deadline_set(req->watch, 0); /* whole: what follows is npsd's time, not the client's */
+		/* Whole: what follows is npsd's time, not the client's. (An early reply queued in the
+		 * first call leaves the deadline on: libmicrohttpd closes that connection after it.) */
+		deadline_set(req->watch, 0);
 		if (!req->has_reply) {
 			/* Counted before closing is looked at, as http_finish_handling sets closing
 			 * before it counts: one of the two always sees the other. */
@@ -944,10 +945,27 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("mhd: %s", line);
 }
 
+/* check_query_param keeps the names a request has given in the bits of an unsigned. */
+static bool route_queries_fit(const struct route *routes)
+{
+	for (const struct route *r = routes; r->pattern; r++) {
+		size_t names = 0;
+		for (const char *p = r->query; p && *p; p += strcspn(p, " "), p += *p == ' ')
+			names++;
+		if (names > sizeof(unsigned) * 8)
+			return false;
+	}
+	return true;
+}
+
 int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
                struct http_server **ret_server, char **ret_error)
 {
 	*ret_error = NULL;
+	if (!route_queries_fit(routes)) {
+		*ret_error = strdup("a route takes more query parameters than http.c can tell apart");
+		return -EINVAL;
+	}
 	struct http_server *srv = calloc(1, sizeof *srv);
 	if (!srv)
 		return -ENOMEM;

@@ -2318,6 +2318,7 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "GET", "/v1/callbacks?status=queued&limit=5", T_MANAGER, 200, NULL },
 		{ "GET", "/healthz?lb=1", NULL, 200, NULL },
 		{ "GET", "/metrics?x", NULL, 200, NULL },
+		{ "GET", "/healthz?x=a%00b", NULL, 400, "x" }, /* a NUL is refused everywhere */
 	};
 	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
 		struct http_result r;

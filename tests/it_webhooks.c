@@ -1111,17 +1111,25 @@ START_TEST(retry_after_is_honoured_up_to_twice_the_step)
 {
 	struct receiver *rx = rx_start();
 	struct env e;
-	/* A step of 2s (1.6 to 2.4 with jitter); Retry-After: 100 is capped at 4s. */
-	env_start(&e, "[webhooks]\nretry = 2s, 2s\n");
+	/* Steps of 2s (1.6 to 2.4 with jitter); Retry-After: 100 is capped at 4s, and so is one
+	 * beyond 64 bits (in milliseconds it overflowed into a retry at once). */
+	env_start(&e, "[webhooks]\nretry = 2s, 2s, 2s\n");
 	struct rx_answer later = { .path = "/hooks/later", .status = 503, .count = 1, .retry_after = "100" };
+	struct rx_answer much_later = { .path = "/hooks/later", .status = 503, .count = 1,
+		                        .retry_after = "99999999999999999999" };
 	rx_push(rx, later);
+	rx_push(rx, much_later);
 	json_int_t wid = create_webhook_id(&e, rx, "/hooks/later", "\"events\":[\"survey.received\"]");
 	post_survey_quiet(&e, "ra-1", "C-1", "claim", 9, NULL);
-	ck_assert_uint_eq(rx_wait(rx, "/hooks/later", 2, 9000), 2);
-	double gap = rx_get(rx, "/hooks/later", 1)->at - rx_get(rx, "/hooks/later", 0)->at;
-	ck_assert_msg(gap >= 2.9, "the retry came %.2fs after a Retry-After: 100 (step 2s): want about 4s", gap);
-	ck_assert_msg(gap <= 6.5, "the retry came %.2fs after a Retry-After: 100 (step 2s): want at most 2x the step", gap);
-	json_decref(wait_delivery(&e, wid, 0, "delivered", 2, WAIT_MS));
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/later", 3, 16000), 3);
+	for (size_t i = 1; i < 3; i++) {
+		double gap = rx_get(rx, "/hooks/later", i)->at - rx_get(rx, "/hooks/later", i - 1)->at;
+		ck_assert_msg(gap >= 2.9, "retry %zu came %.2fs after a Retry-After: %s (step 2s): want about 4s", i,
+		              gap, i == 1 ? later.retry_after : much_later.retry_after);
+		ck_assert_msg(gap <= 6.5, "retry %zu came %.2fs after a Retry-After (step 2s): want at most 2x the step",
+		              i, gap);
+	}
+	json_decref(wait_delivery(&e, wid, 0, "delivered", 3, WAIT_MS));
 	env_end(&e);
 	rx_stop(rx);
 }

@@ -42,8 +42,9 @@ struct route {
 	unsigned roles;      /* enum role bits allowed; 0 = public, no token needed */
 	enum body_rule body;
 	void (*handle)(struct http_request *req);
-	/* The query parameters it takes, space-separated (at most 32; NULL: none); any other,
-	 * or one given twice, is a 400. Not checked for public routes (roles 0). */
+	/* The query parameters it takes, space-separated (at most 32: http_start refuses more;
+	 * NULL: none); any other, or one given twice, is a 400. Public routes (roles 0) take
+	 * any; a NUL in a name or value is a 400 everywhere. */
 	const char *query;
 };
 

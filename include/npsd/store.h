@@ -87,8 +87,9 @@ struct survey_filter {
 	int64_t scan_ids; /* without customer_id: how many ids a call may pass over; 0 = all */
 };
 /* Newest first. Calls fn per row, at most filter->limit times; stops early when fn returns
- * nonzero. *ret_resume is the cursor to go on from when fewer than limit rows came because
- * the walk spent filter->scan_ids (older answers may match), else 0. */
+ * nonzero. *ret_resume is the cursor to go on from when the walk's window of
+ * filter->scan_ids ended before the oldest answer (older ones may match), else 0: a caller
+ * that got fewer than limit rows goes on from there, one that got limit from its last row. */
 int store_survey_list(struct db_conn *conn, const struct survey_filter *filter,
                       int (*fn)(const struct survey_row *row, void *arg), void *arg, int64_t *ret_resume);
 
