@@ -548,8 +548,8 @@ static enum MHD_Result check_query_param(void *cls, enum MHD_ValueKind kind, con
 	(void)kind;
 	struct query_check *q = cls;
 	bool whole = strlen(key) == key_size && (!value || strlen(value) == value_size);
-	if (whole && !q->takes)
-		return MHD_YES;
+	if ((whole && !q->takes) || (key_size == 0 && !value))
+		return MHD_YES; /* a probe's parameter, or an empty segment ("?&limit=5") */
 	int i = whole ? query_name_index(q->takes, key, key_size) : -2;
 	if (i >= 0 && !(q->seen & (1u << i))) {
 		q->seen |= 1u << i;

@@ -298,6 +298,9 @@ int main(int argc, char **argv)
 	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A write past a file size limit (systemd's LimitFSIZE=, prlimit) then fails with EFBIG
+	 * and gets its 503 like a full disk, instead of the signal's default: killing npsd. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* glibc trims a thread's arena with madvise() whenever its top grows free, which the
 	 * writer's allocation pattern triggers at every batch: measured at a fifth of the
 	 * writer's time. Keep up to 16 MiB for reuse instead. */

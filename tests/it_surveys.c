@@ -2316,6 +2316,7 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "POST", "/v1/callbacks/claim?touchpoint=claim", T_ADMIN, 400, "touchpoint" },
 		{ "GET", "/v1/callbacks?status=queued&statuss=done", T_MANAGER, 400, "statuss" },
 		{ "GET", "/v1/callbacks?status=queued&limit=5", T_MANAGER, 200, NULL },
+		{ "GET", "/v1/surveys?&limit=5&&touchpoint=claim", T_MANAGER, 200, NULL }, /* empty segments */
 		{ "GET", "/healthz?lb=1", NULL, 200, NULL },
 		{ "GET", "/metrics?x", NULL, 200, NULL },
 		{ "GET", "/healthz?x=a%00b", NULL, 400, "x" }, /* a NUL is refused everywhere */
