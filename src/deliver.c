@@ -587,7 +587,9 @@ static void *deliver_main(void *arg)
 		/* Sleep until a transfer needs us, a commit wakes us, or the next delivery is due. */
 		int64_t wait_ms = IDLE_POLL_MS;
 		if (due) {
-			int64_t until = (due - clock_now()) * 1000;
+			/* To the second it is due, not a whole number of seconds from now (up to a
+			 * second late). */
+			int64_t until = due * 1000 - clock_now_ms();
 			wait_ms = until < 0 ? 0 : until < wait_ms ? until : wait_ms;
 		}
 		if (fake_clock && wait_ms > 100)
