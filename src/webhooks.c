@@ -210,16 +210,17 @@ static int optional_string(json_t *doc, const char *key, bool (*ok)(const char *
 	return 0;
 }
 
-/* Sent as the Authorization header: one header value ("" means none). */
+/* Sent as the Authorization header: one header value (optional_string takes "" as none). */
 static bool auth_ok(const char *s)
 {
 	return strlen(s) <= AUTH_MAX && webhook_header_value_ok(s);
 }
 
-/* Shown in answers and in webhook.disabled alerts, which people read ("" means none). */
+/* Shown in answers and in webhook.disabled alerts, which people read (optional_string
+ * takes "" as none before it asks). */
 static bool description_ok(const char *s)
 {
-	return !*s || valid_name(s, DESCRIPTION_MAX);
+	return valid_name(s, DESCRIPTION_MAX);
 }
 
 int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
