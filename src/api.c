@@ -1,6 +1,7 @@
 #include "npsd/api.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "npsd/app.h"
@@ -16,6 +17,7 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/v1/surveys", ROLE_MANAGER, BODY_NONE, api_surveys_list,
 	  "touchpoint customer_id max_score from to limit cursor" },
 	{ HTTP_GET, "/v1/surveys/:id", ROLE_MANAGER, BODY_NONE, api_surveys_get, NULL },
+	{ HTTP_PATCH, "/v1/surveys/:id", ROLE_MANAGER, BODY_REQUIRED, api_surveys_patch, NULL },
 	{ HTTP_GET, "/v1/callbacks", ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_callbacks_list,
 	  "status touchpoint limit cursor" },
 	{ HTTP_POST, "/v1/callbacks/claim", ROLE_AGENT, BODY_OPTIONAL, api_callbacks_claim, NULL },
@@ -34,6 +36,10 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/v1/webhooks/:id/deliveries", ROLE_MANAGER, BODY_NONE, api_webhooks_deliveries,
 	  "limit cursor" },
 	{ HTTP_POST, "/v1/deliveries/:id/retry", ROLE_MANAGER, BODY_NONE, api_deliveries_retry, NULL },
+	{ HTTP_GET, "/v1/nps", ROLE_MANAGER, BODY_NONE, api_reports_nps,
+	  "from to touchpoint channel group_by" },
+	{ HTTP_GET, "/v1/improvements", ROLE_MANAGER, BODY_NONE, api_reports_improvements,
+	  "from to area touchpoint limit cursor" },
 	{ 0, NULL, 0, BODY_NONE, NULL, NULL },
 };
 
@@ -65,6 +71,15 @@ void api_reply_page(struct http_request *req, const char *name, json_t *items, c
 	http_reply_json(req, 200,
 	                json_pack("{s:o, s:o}", name, items, "next_cursor",
 	                          next_cursor ? json_string(next_cursor) : json_null()));
+}
+
+void api_page_cut(json_t *items, size_t limit, char next[static API_CURSOR_MAX])
+{
+	if (json_array_size(items) <= limit)
+		return;
+	json_array_remove(items, limit);
+	json_int_t last = json_integer_value(json_object_get(json_array_get(items, limit - 1), "id"));
+	snprintf(next, API_CURSOR_MAX, "%lld", (long long)last);
 }
 
 void api_healthz(struct http_request *req)

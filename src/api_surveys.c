@@ -204,39 +204,23 @@ static json_t *survey_json(struct db_conn *conn, const struct survey_row *row)
 	        "excluded", row->excluded, "exclude_reason", row->exclude_reason, "callback", callback);
 }
 
+static void reply_survey(struct http_request *req, int64_t id);
+
 void api_surveys_get(struct http_request *req)
 {
-	struct npsd_app *app = http_app(req);
-	struct db_conn *conn = db_reader(app->db);
-	struct survey_row row;
-	int r = store_survey_get(conn, http_path_id(req), &row);
-	if (r == 0) {
-		http_reply_json(req, 200, survey_json(conn, &row));
-		survey_row_clear(&row);
-	} else if (r == -ENOENT) {
-		http_reply_error(req, 404, "not_found", NULL, "no survey with id %lld",
-		                 (long long)http_path_id(req));
-	} else {
-		http_reply_storage_error(req, r);
-	}
-	db_reader_put(app->db, conn);
+	reply_survey(req, http_path_id(req));
 }
 
 struct list_state {
 	struct db_conn *conn;
 	json_t *items;
-	int64_t ids[2]; /* of the last two rows: a cursor names the one before the extra */
 };
 
 static int list_add(const struct survey_row *row, void *arg)
 {
 	struct list_state *st = arg;
-	/* A row left out would still move the cursor past it: fail the page instead. */
-	if (json_array_append_new(st->items, survey_json(st->conn, row)) < 0)
-		return -ENOMEM;
-	st->ids[0] = st->ids[1];
-	st->ids[1] = row->id;
-	return 0;
+	/* A page missing a row would read as whole: fail it instead. */
+	return json_array_append_new(st->items, survey_json(st->conn, row)) < 0 ? -ENOMEM : 0;
 }
 
 void api_surveys_list(struct http_request *req)
@@ -266,12 +250,70 @@ void api_surveys_list(struct http_request *req)
 		http_reply_storage_error(req, r);
 		return;
 	}
-	char next[24] = "";
-	if (json_array_size(st.items) > (size_t)limit) {
-		json_array_remove(st.items, (size_t)limit);
-		snprintf(next, sizeof next, "%lld", (long long)st.ids[0]);
-	} else if (resume) {
+	char next[API_CURSOR_MAX] = "";
+	if (resume)
 		snprintf(next, sizeof next, "%lld", (long long)resume);
-	}
+	api_page_cut(st.items, (size_t)limit, next); /* a full page goes on from its last row */
 	api_reply_page(req, "surveys", st.items, next[0] ? next : NULL);
+}
+
+/* A PATCH in flight: what to set, and what the writer found. */
+struct patch_request {
+	struct api_write write; /* first: the writer hands it back */
+	int64_t id;
+	struct survey_patch patch; /* borrows from the request's JSON body */
+};
+
+static int patch_apply(struct db_conn *conn, void *arg)
+{
+	struct patch_request *pr = arg;
+	return store_survey_set_excluded(conn, pr->id, pr->patch.excluded, pr->patch.reason);
+}
+
+static void reply_survey(struct http_request *req, int64_t id)
+{
+	struct npsd_app *app = http_app(req);
+	struct db_conn *conn = db_reader(app->db);
+	struct survey_row row;
+	int r = store_survey_get(conn, id, &row);
+	if (r == 0) {
+		http_reply_json(req, 200, survey_json(conn, &row));
+		survey_row_clear(&row);
+	} else if (r == -ENOENT) {
+		http_reply_error(req, 404, "not_found", NULL, "no survey with id %lld", (long long)id);
+	} else {
+		http_reply_storage_error(req, r);
+	}
+	db_reader_put(app->db, conn);
+}
+
+static void patch_resumed(struct http_request *req)
+{
+	struct patch_request *pr = http_state(req);
+	int r = pr->write.write.result;
+	if (r < 0 && r != -ENOENT) {
+		http_reply_storage_error(req, r);
+		return;
+	}
+	reply_survey(req, pr->id);
+}
+
+/* Leaves an answer out of the NPS figures, or puts it back: kept, listed and marked. */
+void api_surveys_patch(struct http_request *req)
+{
+	struct field_error err;
+	struct survey_patch patch;
+	if (validate_survey_patch(http_json(req), &patch, &err) < 0) {
+		http_reply_field_error(req, &err);
+		return;
+	}
+	struct patch_request *pr = calloc(1, sizeof *pr);
+	if (!pr) {
+		http_reply_storage_error(req, -ENOMEM);
+		return;
+	}
+	pr->id = http_path_id(req);
+	pr->patch = patch;
+	http_set_state(req, pr, free);
+	api_submit(req, &pr->write, patch_apply, patch_resumed);
 }

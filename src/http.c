@@ -108,10 +108,12 @@ static void set_reply(struct http_request *req, unsigned status, char *body, siz
  * json_dumps growing its buffer from 16 bytes. Returns NULL when out of memory. */
 static char *dump_json(json_t *body, size_t *ret_len)
 {
+	/* 15 significant digits: a figure rounded to 81.3 reads 81.3, not 81.299999999999997. */
+	const size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
 	char small[1024];
-	size_t len = json_dumpb(body, small, sizeof small, JSON_COMPACT);
+	size_t len = json_dumpb(body, small, sizeof small, flags);
 	if (len == 0 || len > sizeof small) {
-		char *text = json_dumps(body, JSON_COMPACT);
+		char *text = json_dumps(body, flags);
 		*ret_len = text ? strlen(text) : 0;
 		return text;
 	}

@@ -430,3 +430,18 @@ int store_customer_surveys(struct db_conn *conn, const char *customer_id, int64_
 	sqlite3_bind_int(st, 3, limit);
 	return survey_rows(st, fn, arg);
 }
+
+int store_survey_set_excluded(struct db_conn *conn, int64_t id, bool excluded, const char *reason)
+{
+	static const char sql[] = "UPDATE surveys SET excluded = ?1, exclude_reason = ?2 WHERE id = ?3";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int(st, 1, excluded);
+	db_bind_text(st, 2, excluded ? reason : NULL);
+	sqlite3_bind_int64(st, 3, id);
+	int r = store_step_done(st);
+	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
+		r = -ENOENT;
+	return r;
+}

@@ -410,7 +410,7 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 		json_t *area = member(item, "area"), *text = member(item, "text");
 		if (!area)
 			return fail(err, MISSING, prefix, "area", "area is required");
-		if (!json_is_string(area) || !in_list(json_string_value(area), areas))
+		if (!json_is_string(area) || !valid_area(json_string_value(area)))
 			return fail(err, INVALID, prefix, "area",
 			            "area must be process, communication, service, product or other");
 		if (!text)
@@ -486,6 +486,37 @@ int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error 
 	}
 	*ret_touchpoint = touchpoint;
 	return 0;
+}
+
+#define EXCLUDE_REASON_MAX_CHARS 500
+
+int validate_survey_patch(json_t *doc, struct survey_patch *ret, struct field_error *err)
+{
+	static const char *const fields[] = { "excluded", "reason", NULL };
+	struct survey_patch in = { 0 };
+	if (!json_is_object(doc))
+		return fail(err, INVALID, "", NULL, "the body must be a JSON object");
+	if (reject_unknown(doc, fields, "", "unknown field: allowed are excluded and reason", err) < 0)
+		return -1;
+	json_t *excluded = member(doc, "excluded");
+	if (!excluded)
+		return fail(err, MISSING, "excluded", NULL, "excluded is required: true or false");
+	if (!json_is_boolean(excluded))
+		return fail(err, INVALID, "excluded", NULL, "excluded must be true or false");
+	in.excluded = json_is_true(excluded);
+	json_t *reason = member(doc, "reason");
+	if (reason && string_field(reason, "reason", "reason must be a string of at most 500 characters", 0,
+	                           EXCLUDE_REASON_MAX_CHARS, false, &in.reason, err) < 0)
+		return -1;
+	if (in.reason && !*in.reason)
+		in.reason = NULL;
+	*ret = in;
+	return 0;
+}
+
+bool valid_area(const char *s)
+{
+	return in_list(s, areas);
 }
 
 int parse_callback_cursor(const char *text, struct callback_cursor *ret)

@@ -20,6 +20,13 @@ json_t *api_time(int64_t t);
 /* Replies 200 with {"<name>": items, "next_cursor": next_cursor or null}; steals items. */
 void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor);
 
+/* For lists paged by id, newest first, read with one row more than limit (1 or more) to
+ * tell whether a next page exists: drops that row, and writes the cursor of the next page
+ * (the "id" of the last item kept) into next. Leaves next as it is when there is no extra
+ * row. */
+#define API_CURSOR_MAX 24
+void api_page_cut(json_t *items, size_t limit, char next[static API_CURSOR_MAX]);
+
 /* The handlers behind api_routes[] (api.c), one file per resource. */
 void api_healthz(struct http_request *req);
 void api_readyz(struct http_request *req);
@@ -28,6 +35,7 @@ void api_metrics(struct http_request *req);
 void api_surveys_post(struct http_request *req);
 void api_surveys_list(struct http_request *req);
 void api_surveys_get(struct http_request *req);
+void api_surveys_patch(struct http_request *req);
 
 void api_callbacks_list(struct http_request *req);
 void api_callbacks_claim(struct http_request *req);
@@ -46,5 +54,8 @@ void api_webhooks_delete(struct http_request *req);
 void api_webhooks_test(struct http_request *req);
 void api_webhooks_deliveries(struct http_request *req);
 void api_deliveries_retry(struct http_request *req);
+
+void api_reports_nps(struct http_request *req);
+void api_reports_improvements(struct http_request *req);
 
 #endif

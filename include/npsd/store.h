@@ -6,6 +6,7 @@
 
 #include "npsd/auth.h"
 #include "npsd/db.h"
+#include "npsd/reports.h"
 #include "npsd/validate.h"
 
 /*
@@ -76,6 +77,47 @@ int store_survey_insert(struct db_conn *conn, const struct survey_input *in, con
 /* Completes an answer with a comment and/or attributes (NULL leaves a field as is). */
 int store_survey_complete(struct db_conn *conn, int64_t id, const char *comment, const char *attributes,
                           int64_t now);
+
+/* Marks an answer excluded from every NPS figure (reason may be NULL) or puts it back
+ * (excluded false clears the reason). -ENOENT when there is no such answer. */
+int store_survey_set_excluded(struct db_conn *conn, int64_t id, bool excluded, const char *reason);
+
+/* ---- reports ---- */
+enum nps_rows_key {
+	NPS_ROWS_TOTAL,        /* one row for every answer that passes */
+	NPS_ROWS_TOUCHPOINT,   /* a row per touchpoint, in order */
+	NPS_ROWS_CHANNEL,      /* a row per channel, in order, answers without one first */
+	NPS_ROWS_QUARTER_HOUR, /* a row per quarter hour (of unix time) holding answers, in order */
+};
+struct nps_row {
+	const char *key;          /* touchpoint or channel (NULL when none), valid during the call */
+	int64_t bucket;           /* NPS_ROWS_QUARTER_HOUR: the quarter hour's first second */
+	struct nps_counts counts; /* of the answers not excluded */
+	int64_t excluded;         /* answers that passed the filter but are excluded */
+};
+/* The counts of the answers that pass f, summed per key; fn sees each row and stops the
+ * walk by returning nonzero, which is returned. */
+int store_nps_rows(struct db_conn *conn, const struct nps_filter *f, enum nps_rows_key key,
+                   int (*fn)(const struct nps_row *row, void *arg), void *arg);
+
+struct improvement_filter {
+	int64_t from, to;              /* created_at: from inclusive, to exclusive; REPORT_TIME_OPEN = open */
+	const char *area, *touchpoint; /* NULL = any */
+	int64_t before_id;             /* cursor: only ids below this; 0 = from the newest */
+	int limit;
+};
+struct improvement_row {
+	int64_t id, callback_id, created_at;
+	const char *touchpoint, *area, *text; /* valid during the call */
+};
+/* Newest first, at most f->limit; fn stops the walk by returning nonzero. */
+int store_improvement_list(struct db_conn *conn, const struct improvement_filter *f,
+                           int (*fn)(const struct improvement_row *row, void *arg), void *arg);
+/* How many improvements pass f (its before_id and limit aside) per area and touchpoint, in
+ * that order. */
+int store_improvement_counts(struct db_conn *conn, const struct improvement_filter *f,
+                             int (*fn)(const char *area, const char *touchpoint, int64_t count, void *arg),
+                             void *arg);
 
 #define SURVEY_TIME_OPEN INT64_MIN /* no bound: 0 is a time like any other (1970-01-01) */
 struct survey_filter {

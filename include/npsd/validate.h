@@ -74,6 +74,15 @@ int validate_complete(json_t *doc, int64_t now, struct complete_input *ret, stru
  * *ret_touchpoint is NULL when no filter was asked for. */
 int validate_claim(json_t *doc, const char **ret_touchpoint, struct field_error *err);
 
+/* PATCH /v1/surveys/{id}: whether the answer counts in the NPS figures. */
+struct survey_patch {
+	bool excluded;
+	const char *reason; /* why it is left out (<= 500 characters); NULL when none or "" */
+};
+/* {"excluded": true|false (required), "reason": "..." (optional)}. Same contract as
+ * validate_survey. */
+int validate_survey_patch(json_t *doc, struct survey_patch *ret, struct field_error *err);
+
 /* Where a page of GET /v1/callbacks goes on: after the row (not due, priority, id), with
  * due judged as at as_of. */
 struct callback_cursor {
@@ -99,6 +108,7 @@ void utf8_scrub(char *s, size_t len);
 /* A name people give (an API key's): UTF-8, 1 to max_chars code points, no control characters. */
 bool valid_name(const char *s, size_t max_chars);
 bool valid_token_name(const char *s); /* [a-z0-9_.-]{1,64} */
+bool valid_area(const char *s);       /* an improvement's: process, communication, ... */
 bool valid_e164(const char *s);       /* "+" and 8-15 digits */
 bool valid_email(const char *s);
 bool valid_language(const char *s); /* BCP 47 shape: "nl", "en-GB" */

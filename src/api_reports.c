@@ -1,0 +1,181 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "npsd/api.h"
+#include "npsd/app.h"
+#include "npsd/reports.h"
+#include "npsd/store.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 500
+
+/* Reads from and to (RFC 3339; absent ones stay as they are) and refuses a range that ends
+ * before it begins: an empty report for a swapped pair would look like a quiet week. */
+static int query_range(struct http_request *req, int64_t *from, int64_t *to)
+{
+	if (http_query_time(req, "from", from) < 0 || http_query_time(req, "to", to) < 0)
+		return -1;
+	if (*from != REPORT_TIME_OPEN && *to != REPORT_TIME_OPEN && *from > *to) {
+		http_reply_error(req, 400, "invalid_field", "to", "to must not be before from");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *time_or_null(int64_t t)
+{
+	return t == REPORT_TIME_OPEN ? json_null() : api_time(t);
+}
+
+/* Figures people read: one decimal. */
+static json_t *figure(double x)
+{
+	return json_real(round(x * 10.0) / 10.0);
+}
+
+/* The figures of one set of answers, into obj (a group or the whole report). */
+static void put_figures(json_t *obj, const struct nps_counts *c)
+{
+	int64_t n = nps_responses(c);
+	json_object_set_new(obj, "nps", n ? figure(nps_value(c)) : json_null());
+	json_object_set_new(obj, "responses", json_integer(n));
+	json_object_set_new(obj, "promoters", json_integer(c->promoters));
+	json_object_set_new(obj, "passives", json_integer(c->passives));
+	json_object_set_new(obj, "detractors", json_integer(c->detractors));
+	json_object_set_new(obj, "margin_of_error", n ? figure(nps_margin_of_error(c)) : json_null());
+}
+
+struct nps_state {
+	enum report_group group;
+	json_t *groups;
+};
+
+static int add_group(const struct nps_group *g, void *arg)
+{
+	struct nps_state *st = arg;
+	json_t *obj = json_object();
+	json_t *key = g->key ? json_string(g->key) : json_null();
+	json_object_set(obj, "group", key);
+	/* Under its own name too, so a client reading touchpoint groups reads "touchpoint". */
+	json_object_set_new(obj, report_group_name(st->group), key);
+	if (report_group_is_period(st->group))
+		json_object_set_new(obj, "start", api_time(g->start));
+	put_figures(obj, &g->counts);
+	return json_array_append_new(st->groups, obj) < 0 ? -ENOMEM : 0;
+}
+
+void api_reports_nps(struct http_request *req)
+{
+	struct npsd_app *app = http_app(req);
+	struct nps_filter f = { .from = REPORT_TIME_OPEN, .to = REPORT_TIME_OPEN };
+	if (query_range(req, &f.from, &f.to) < 0 || http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
+	    http_query_token(req, "channel", &f.channel) < 0)
+		return;
+	int group = GROUP_NONE;
+	const char *group_by = http_query(req, "group_by");
+	if (group_by && (group = report_group_parse(group_by)) < 0) {
+		http_reply_error(req, 400, "invalid_field", "group_by",
+		                 "group_by must be touchpoint, channel, day, week or month");
+		return;
+	}
+	struct nps_state st = { .group = group, .groups = group == GROUP_NONE ? NULL : json_array() };
+	struct nps_counts total;
+	int64_t excluded;
+	struct db_conn *conn = db_reader(app->db);
+	int r = reports_nps(conn, &f, group, add_group, &st, &total, &excluded);
+	db_reader_put(app->db, conn);
+	if (r < 0) {
+		json_decref(st.groups);
+		http_reply_storage_error(req, r);
+		return;
+	}
+	json_t *body =
+	        json_pack("{s:o, s:o, s:s?, s:s?, s:s?, s:s}", "from", time_or_null(f.from), "to",
+	                  time_or_null(f.to), "touchpoint", f.touchpoint, "channel", f.channel, "group_by",
+	                  report_group_name(group), "timezone", app_config(app)->cb_timezone);
+	put_figures(body, &total);
+	json_object_set_new(body, "excluded", json_integer(excluded));
+	if (st.groups)
+		json_object_set_new(body, "groups", st.groups);
+	http_reply_json(req, 200, body);
+}
+
+struct improvements_state {
+	json_t *items;
+	json_t *by_area, *by_touchpoint, *pairs;
+	int64_t total;
+};
+
+static int add_improvement(const struct improvement_row *row, void *arg)
+{
+	struct improvements_state *st = arg;
+	json_t *item = json_pack("{s:I, s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)row->id, "callback_id",
+	                         (json_int_t)row->callback_id, "touchpoint", row->touchpoint, "area",
+	                         row->area, "text", row->text, "created_at", api_time(row->created_at));
+	/* A page missing a row would read as whole: fail it instead. */
+	return json_array_append_new(st->items, item) < 0 ? -ENOMEM : 0;
+}
+
+static void count_into(json_t *obj, const char *key, int64_t n)
+{
+	json_int_t had = json_integer_value(json_object_get(obj, key));
+	json_object_set_new(obj, key, json_integer(had + (json_int_t)n));
+}
+
+static int add_count(const char *area, const char *touchpoint, int64_t count, void *arg)
+{
+	struct improvements_state *st = arg;
+	count_into(st->by_area, area, count);
+	count_into(st->by_touchpoint, touchpoint, count);
+	st->total += count;
+	json_t *pair = json_pack("{s:s, s:s, s:I}", "area", area, "touchpoint", touchpoint, "count",
+	                         (json_int_t)count);
+	return json_array_append_new(st->pairs, pair) < 0 ? -ENOMEM : 0;
+}
+
+void api_reports_improvements(struct http_request *req)
+{
+	struct npsd_app *app = http_app(req);
+	struct improvement_filter f = { .from = REPORT_TIME_OPEN, .to = REPORT_TIME_OPEN };
+	int64_t limit = LIST_DEFAULT, cursor = 0;
+	if (query_range(req, &f.from, &f.to) < 0 || http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
+	    http_query_int(req, "limit", 1, LIST_MAX, &limit) < 0 ||
+	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0)
+		return;
+	f.area = http_query(req, "area");
+	if (f.area && !valid_area(f.area)) {
+		http_reply_error(req, 400, "invalid_field", "area",
+		                 "area must be process, communication, service, product or other");
+		return;
+	}
+	f.before_id = cursor;
+	f.limit = (int)limit + 1; /* one more tells whether a next page exists */
+	/* Every area shows, a zero too: the to-do list's empty columns are news as well. */
+	struct improvements_state st = {
+		.items = json_array(),
+		.by_area = json_pack("{s:i, s:i, s:i, s:i, s:i}", "process", 0, "communication", 0, "service",
+		                     0, "product", 0, "other", 0),
+		.by_touchpoint = json_object(),
+		.pairs = json_array(),
+	};
+	struct db_conn *conn = db_reader(app->db);
+	int r = store_improvement_list(conn, &f, add_improvement, &st);
+	if (r == 0)
+		r = store_improvement_counts(conn, &f, add_count, &st);
+	db_reader_put(app->db, conn);
+	json_t *counts =
+	        json_pack("{s:I, s:o, s:o, s:o}", "total", (json_int_t)st.total, "by_area", st.by_area,
+	                  "by_touchpoint", st.by_touchpoint, "by_area_and_touchpoint", st.pairs);
+	if (r < 0) {
+		json_decref(st.items);
+		json_decref(counts);
+		http_reply_storage_error(req, r);
+		return;
+	}
+	char next[API_CURSOR_MAX] = "";
+	api_page_cut(st.items, (size_t)limit, next);
+	http_reply_json(req, 200,
+	                json_pack("{s:o, s:o, s:o}", "improvements", st.items, "counts", counts,
+	                          "next_cursor", next[0] ? json_string(next) : json_null()));
+}
