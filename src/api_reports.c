@@ -23,9 +23,12 @@ static int query_range(struct http_request *req, int64_t *from, int64_t *to)
 	return 0;
 }
 
-static json_t *time_or_null(int64_t t)
+/* The bound the report applied, null for none: 1970-01-01T00:00:00Z is a bound like any
+ * other (api_time() would show 0 as "not yet"). */
+static json_t *bound_json(int64_t t)
 {
-	return t == REPORT_TIME_OPEN ? json_null() : api_time(t);
+	char buf[21];
+	return t == REPORT_TIME_OPEN ? json_null() : json_string(time_format_rfc3339(t, buf));
 }
 
 /* Figures people read: one decimal. */
@@ -91,8 +94,8 @@ void api_reports_nps(struct http_request *req)
 		return;
 	}
 	json_t *body =
-	        json_pack("{s:o, s:o, s:s?, s:s?, s:s?, s:s}", "from", time_or_null(f.from), "to",
-	                  time_or_null(f.to), "touchpoint", f.touchpoint, "channel", f.channel, "group_by",
+	        json_pack("{s:o, s:o, s:s?, s:s?, s:s?, s:s}", "from", bound_json(f.from), "to",
+	                  bound_json(f.to), "touchpoint", f.touchpoint, "channel", f.channel, "group_by",
 	                  report_group_name(group), "timezone", app_config(app)->cb_timezone);
 	put_figures(body, &total);
 	json_object_set_new(body, "excluded", json_integer(excluded));
