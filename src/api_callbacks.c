@@ -414,14 +414,16 @@ void api_callbacks_stats(struct http_request *req)
 	json_t *first =
 	        s.median_minutes_to_first_call >= 0 ? json_real(s.median_minutes_to_first_call) : json_null();
 	json_t *close = s.median_minutes_to_close >= 0 ? json_real(s.median_minutes_to_close) : json_null();
+	json_t *ingest = s.median_minutes_ingest_to_queue >= 0 ? json_real(s.median_minutes_ingest_to_queue)
+	                                                       : json_null();
 	json_t *reached = s.low_scores
 	                          ? json_real(100.0 * (double)s.low_scores_reached / (double)s.low_scores)
 	                          : json_null();
-	http_reply_json(req, 200,
-	                json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "queue_depth",
-	                          (json_int_t)s.queued, "due", (json_int_t)s.due, "claimed",
-	                          (json_int_t)s.claimed, "oldest_due_age_seconds",
-	                          (json_int_t)s.oldest_due_age, "sla_met_percent", sla,
-	                          "median_minutes_to_first_call", first, "median_minutes_to_close", close,
-	                          "low_scores_reached_percent", reached));
+	http_reply_json(
+	        req, 200,
+	        json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "queue_depth",
+	                  (json_int_t)s.queued, "due", (json_int_t)s.due, "claimed", (json_int_t)s.claimed,
+	                  "oldest_due_age_seconds", (json_int_t)s.oldest_due_age, "sla_met_percent", sla,
+	                  "median_minutes_to_first_call", first, "median_minutes_to_close", close,
+	                  "low_scores_reached_percent", reached, "median_minutes_ingest_to_queue", ingest));
 }

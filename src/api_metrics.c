@@ -109,6 +109,11 @@ void api_metrics(struct http_request *req)
 		metric(t, "npsd_callbacks_minutes_to_first_call", "gauge",
 		       "Median minutes from queueing to the first call attempt (last 30 days).",
 		       cs.median_minutes_to_first_call);
+	if (cs.median_minutes_ingest_to_queue >= 0)
+		metric(t, "npsd_callbacks_minutes_ingest_to_queue", "gauge",
+		       "Median minutes from a low score's answer to its callback in the queue (last 30 "
+		       "days).",
+		       cs.median_minutes_ingest_to_queue);
 	if (cs.median_minutes_to_close >= 0)
 		metric(t, "npsd_callbacks_minutes_to_close", "gauge",
 		       "Median minutes from queueing to closing (last 30 days).", cs.median_minutes_to_close);

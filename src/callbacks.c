@@ -34,8 +34,8 @@ static int64_t next_open(const struct npsd_config *cfg, int64_t t)
 }
 
 int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg, struct customer_row *customer,
-                           const char *touchpoint, int score, int64_t now, struct callback_brief *ret,
-                           bool *ret_created)
+                           const char *touchpoint, int score, int64_t answered_at, int64_t now,
+                           struct callback_brief *ret, bool *ret_created)
 {
 	*ret_created = false;
 	int r = customer->open_callback_id ? store_callback_brief(conn, customer->open_callback_id, ret)
@@ -54,7 +54,7 @@ int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg, 
 	int64_t due = next_open(cfg, now);
 	int64_t id;
 	r = store_callback_insert(conn, customer->id, score, touchpoint, due, due + cfg->cb_sla,
-	                          cfg->cb_max_attempts, now, &id);
+	                          cfg->cb_max_attempts, answered_at, now, &id);
 	if (r < 0)
 		return r;
 	*ret = (struct callback_brief){ .id = id, .status = "queued", .due_at = due, .priority = score };

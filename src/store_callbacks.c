@@ -440,6 +440,10 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 	/* Closed by the loop: a cancelled callback (nobody called) is not one. */
 	static const char sql_close[] =
 	        MEDIAN_SQL("closed_at - created_at", "status IN ('done', 'unreachable')");
+	/* A clock set wrong at the sender can put the answer after its own queueing: such a
+	 * delay counts as none, not as a negative one that would pull the median down. */
+	static const char sql_ingest[] =
+	        MEDIAN_SQL("max(created_at - answered_at, 0)", "answered_at IS NOT NULL");
 	struct callback_stats s = { 0 };
 	int64_t since = now - 30 * 86400; /* the loop figures cover the last 30 days */
 	sqlite3_stmt *st = db_prepare(conn, sql_counts);
@@ -473,6 +477,7 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 		return db_errno(rc);
 	s.median_minutes_to_first_call = median_of(conn, sql_first_call, since);
 	s.median_minutes_to_close = median_of(conn, sql_close, since);
+	s.median_minutes_ingest_to_queue = median_of(conn, sql_ingest, since);
 	*ret = s;
 	return 0;
 }

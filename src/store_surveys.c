@@ -342,12 +342,12 @@ int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief
 }
 
 int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority, const char *touchpoint,
-                          int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t now,
-                          int64_t *ret_id)
+                          int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t answered_at,
+                          int64_t now, int64_t *ret_id)
 {
 	static const char sql[] =
 	        "INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
-	        "max_attempts, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)";
+	        "max_attempts, answered_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -357,7 +357,8 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 	sqlite3_bind_int64(st, 4, due_at);
 	sqlite3_bind_int64(st, 5, sla_deadline);
 	sqlite3_bind_int(st, 6, max_attempts);
-	sqlite3_bind_int64(st, 7, now);
+	sqlite3_bind_int64(st, 7, answered_at);
+	sqlite3_bind_int64(st, 8, now);
 	int rc = sqlite3_step(st);
 	db_done(st);
 	if (rc != SQLITE_DONE)

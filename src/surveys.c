@@ -252,8 +252,8 @@ int surveys_ingest(struct db_conn *conn, struct ingest_item *item, int64_t now)
 	item->has_callback = false;
 	bool created = false;
 	if (callbacks_owed(item->cfg, &customer, in->score, in->consent, now)) {
-		r = callbacks_open_or_join(conn, item->cfg, &customer, in->touchpoint, in->score, now,
-		                           &item->callback, &created);
+		r = callbacks_open_or_join(conn, item->cfg, &customer, in->touchpoint, in->score,
+		                           in->answered_at, now, &item->callback, &created);
 		if (r < 0)
 			goto out;
 		item->has_callback = true;

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/validate.h"
+
 #include "testutil.h"
 
 /* 2026-11-18T17:06:40Z, a Wednesday; the queue is open "always" unless a test says not. */
@@ -206,8 +208,9 @@ static long cb_call(struct fx *f, const char *method, int64_t id, const char *ac
 }
 
 /* Posts one answer, asserting 201; returns the reply. phone NULL: none. */
-static json_t *post_answer(struct fx *f, const char *customer, int score, const char *touchpoint,
-                           const char *phone, bool consent)
+/* An answer given at answered_at (0: not sent, so npsd takes the time it receives it). */
+static json_t *post_answer_at(struct fx *f, const char *customer, int score, const char *touchpoint,
+                              const char *phone, bool consent, int64_t answered_at)
 {
 	char rid[48];
 	snprintf(rid, sizeof rid, "resp-%d", ++f->seq);
@@ -218,6 +221,10 @@ static json_t *post_answer(struct fx *f, const char *customer, int score, const 
 	ck_assert_ptr_nonnull(doc);
 	if (phone)
 		json_object_set_new(json_object_get(doc, "customer"), "phone", json_string(phone));
+	if (answered_at) {
+		char when[21];
+		json_object_set_new(doc, "answered_at", json_string(time_format_rfc3339(answered_at, when)));
+	}
 	char *text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	json_t *reply = NULL;
@@ -226,6 +233,12 @@ static json_t *post_answer(struct fx *f, const char *customer, int score, const 
 	free(text);
 	ck_assert_ptr_nonnull(reply);
 	return reply;
+}
+
+static json_t *post_answer(struct fx *f, const char *customer, int score, const char *touchpoint,
+                           const char *phone, bool consent)
+{
+	return post_answer_at(f, customer, score, touchpoint, phone, consent, 0);
 }
 
 /* The callback id of a POST /v1/surveys reply, 0 when "callback" is null. */
@@ -1673,6 +1686,7 @@ START_TEST(stats_after_some_work)
 		                              "median_minutes_to_first_call",
 		                              "median_minutes_to_close",
 		                              "low_scores_reached_percent",
+		                              "median_minutes_ingest_to_queue",
 		                              NULL };
 	for (size_t i = 0; fields[i]; i++)
 		ck_assert_msg(json_object_get(s, fields[i]) != NULL, "stats lack \"%s\"", fields[i]);
@@ -1726,7 +1740,41 @@ START_TEST(stats_after_some_work)
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_first_call")), 16.5,
 	                        1e-9);
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_close")), 16.5, 1e-9);
+	/* Every answer came without answered_at: npsd took the time it got them, and queued
+	 * their callbacks in the same commit. */
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_ingest_to_queue")), 0.0,
+	                        1e-9);
 	json_decref(s);
+	fx_stop(&f);
+}
+END_TEST
+
+/* Ingest to queue is the survey feed's delay: from the customer's answer to the call owed
+ * in the queue. An answer that joins an open callback does not start a new one, and a
+ * sender's clock ahead of npsd's counts as no delay. /metrics shows the same median. */
+START_TEST(stats_ingest_to_queue)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	json_t *s = NULL;
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.manager, NULL, &s), 200);
+	ck_assert(json_is_null(json_object_get(s, "median_minutes_ingest_to_queue")));
+	json_decref(s);
+	json_decref(post_answer_at(&f, "C-feed-a", 3, "claim", PHONE, true, T0 - 1800));
+	json_decref(post_answer_at(&f, "C-feed-b", 3, "claim", PHONE, true, T0 - 600));
+	json_decref(post_answer_at(&f, "C-feed-c", 3, "claim", PHONE, true, T0 + 120));
+	json_decref(post_answer_at(&f, "C-feed-b", 1, "claim", PHONE, true, T0 - 86400)); /* joins */
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.manager, NULL, &s), 200);
+	ck_assert_int_eq(iget(s, "queue_depth"), 3);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_ingest_to_queue")), 10.0,
+	                        1e-9);
+	json_decref(s);
+	struct http_result m = { 0 };
+	ck_assert_int_eq(http_do(&f.p, "GET", "/metrics", NULL, NULL, NULL, 0, &m), 0);
+	ck_assert_int_eq(m.status, 200);
+	ck_assert_msg(strstr(m.body, "\nnpsd_callbacks_minutes_ingest_to_queue 10\n") != NULL,
+	              "no ingest-to-queue median of 10 in /metrics:\n%s", m.body);
+	http_result_free(&m);
 	fx_stop(&f);
 }
 END_TEST
@@ -1838,6 +1886,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, sla_breach_is_marked_and_announced_once);
 	tcase_add_test(tc, roles);
 	tcase_add_test(tc, stats_after_some_work);
+	tcase_add_test(tc, stats_ingest_to_queue);
 	tcase_add_test(tc, bad_requests_name_the_field);
 	suite_add_tcase(s, tc);
 	return s;

@@ -29,13 +29,13 @@ bool callbacks_owed(const struct npsd_config *cfg, const struct customer_row *cu
                     bool consent, int64_t now);
 
 /*
- * Opens a callback for the answer, or joins the customer's open one (its priority rises for
- * a lower score). Fills *ret; *ret_created tells whether it is new. A new callback becomes
- * customer->open_callback_id; the caller writes the customer row afterwards.
+ * Opens a callback for the answer given at answered_at, or joins the customer's open one
+ * (its priority rises for a lower score). Fills *ret; *ret_created tells whether it is new. A new callback
+ * becomes customer->open_callback_id; the caller writes the customer row afterwards.
  */
 int callbacks_open_or_join(struct db_conn *conn, const struct npsd_config *cfg, struct customer_row *customer,
-                           const char *touchpoint, int score, int64_t now, struct callback_brief *ret,
-                           bool *ret_created);
+                           const char *touchpoint, int score, int64_t answered_at, int64_t now,
+                           struct callback_brief *ret, bool *ret_created);
 
 /* Writes callback.created for a new callback; survey is the event's survey object (stolen). */
 int callbacks_emit_created(struct db_conn *conn, int64_t id, const struct customer_row *customer,

@@ -143,10 +143,11 @@ struct callback_brief {
 	int priority;
 };
 int store_callback_brief(struct db_conn *conn, int64_t id, struct callback_brief *ret);
-/* Inserts a queued callback. The caller records it as the customer's open one. */
+/* Inserts a queued callback for an answer given at answered_at. The caller records it as
+ * the customer's open one. */
 int store_callback_insert(struct db_conn *conn, const char *customer_id, int priority, const char *touchpoint,
-                          int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t now,
-                          int64_t *ret_id);
+                          int64_t due_at, int64_t sla_deadline, int max_attempts, int64_t answered_at,
+                          int64_t now, int64_t *ret_id);
 /* A new low score joins the open callback: when it is lower than the callback's priority,
  * it becomes the priority, and its touchpoint the callback's (the worst experience decides
  * which team's claims take it). */
@@ -227,6 +228,7 @@ struct callback_stats {
 	int64_t sla_total, sla_met;                   /* callbacks with a first call or a breach */
 	double median_minutes_to_first_call;          /* -1 when none yet */
 	double median_minutes_to_close;               /* -1 when none yet */
+	double median_minutes_ingest_to_queue;        /* answer to queued; -1 when none yet */
 	int64_t low_scores, low_scores_reached;       /* callbacks closed, and those reached */
 };
 int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret);
