@@ -89,20 +89,6 @@ static void assert_error(json_t *body, const char *code, const char *field)
 
 /* ---------- the daemon on a fake clock ---------- */
 
-static char clock_path[96];
-
-static void clock_set(int64_t t)
-{
-	char tmp[sizeof clock_path + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", clock_path);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%lld\n", (long long)t);
-	ck_assert_int_eq(fclose(f), 0);
-	/* Atomic: the daemon must never read a half-written time. */
-	ck_assert_int_eq(rename(tmp, clock_path), 0);
-}
-
 struct fx {
 	struct npsd_proc p;
 	char *ingest, *agent_a, *agent_b, *manager, *admin;
@@ -110,36 +96,11 @@ struct fx {
 	int seq; /* response ids */
 };
 
-/* The fake clocks' files, in a folder main() creates before the run and sweeps after it
- * (a failed check ends a test's process before its own cleanup). */
-static char run_dir[64];
-
-static void sweep_run_dir(void)
-{
-	char path[sizeof run_dir + 264];
-	DIR *d = opendir(run_dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", run_dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(run_dir);
-}
-
 static void fx_start(struct fx *f, int64_t t0, const char *callbacks_ini)
 {
 	memset(f, 0, sizeof *f);
-	snprintf(clock_path, sizeof clock_path, "%s/clock-XXXXXX", run_dir);
-	int fd = mkstemp(clock_path);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
 	f->now = t0;
-	clock_set(t0);
-	ck_assert_int_eq(setenv("NPSD_FAKE_CLOCK_FILE", clock_path, 1), 0);
+	fake_clock_start(t0);
 	int r = callbacks_ini ? npsd_start_callbacks(&f->p, callbacks_ini, NULL) : npsd_start(&f->p, NULL);
 	ck_assert_msg(r == 0, "npsd did not start");
 	f->ingest = npsctl_key(&f->p, "ingest", "survey-platform");
@@ -157,7 +118,7 @@ static void fx_start(struct fx *f, int64_t t0, const char *callbacks_ini)
 static void fx_at(struct fx *f, int64_t t)
 {
 	f->now = t;
-	clock_set(t);
+	fake_clock_set(t);
 }
 
 /* Stops the daemon cleanly (a crash or sanitizer report shows as a bad exit) and cleans up. */
@@ -172,7 +133,6 @@ static void fx_stop(struct fx *f)
 		free(log);
 	}
 	npsd_cleanup(&f->p);
-	unlink(clock_path);
 	free(f->ingest);
 	free(f->agent_a);
 	free(f->agent_b);
@@ -1894,14 +1854,8 @@ static Suite *callbacks_suite(void)
 
 int main(void)
 {
-	snprintf(run_dir, sizeof run_dir, "/tmp/npsd-itcb-XXXXXX");
-	if (!mkdtemp(run_dir)) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
 	curl_global_init(CURL_GLOBAL_ALL);
 	int status = run_suite(callbacks_suite());
 	curl_global_cleanup();
-	sweep_run_dir();
 	return status;
 }

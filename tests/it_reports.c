@@ -50,47 +50,9 @@ static struct npsd_proc D;
 static char *T_INGEST, *T_AGENT, *T_MANAGER, *T_ADMIN;
 static int seq; /* response and customer ids */
 
-/* The fake clocks' files, in a folder main() makes before the run and sweeps after it (a
- * failed check ends a test's process before its teardown). */
-static char run_dir[64];
-static char clock_path[96];
-
-static void sweep_run_dir(void)
-{
-	char path[sizeof run_dir + 264];
-	DIR *d = opendir(run_dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", run_dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(run_dir);
-}
-
-static void clock_set(int64_t t)
-{
-	char tmp[sizeof clock_path + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", clock_path);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%lld\n", (long long)t);
-	ck_assert_int_eq(fclose(f), 0);
-	/* Atomic: the daemon must never read a half-written time. */
-	ck_assert_int_eq(rename(tmp, clock_path), 0);
-}
-
 static void start_with(const char *extra_ini)
 {
-	snprintf(clock_path, sizeof clock_path, "%s/clock-XXXXXX", run_dir);
-	int fd = mkstemp(clock_path);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	clock_set(T0);
-	ck_assert_int_eq(setenv("NPSD_FAKE_CLOCK_FILE", clock_path, 1), 0);
+	fake_clock_start(T0);
 	seq = 0;
 	ck_assert_msg(npsd_start(&D, extra_ini) == 0, "npsd did not start (NPSD_BIN=%s)", npsd_bin());
 	T_INGEST = npsctl_key(&D, "ingest", "survey-platform");
@@ -129,7 +91,6 @@ static void teardown(void)
 		}
 	}
 	npsd_cleanup(&D);
-	unlink(clock_path);
 	free(T_INGEST);
 	free(T_AGENT);
 	free(T_MANAGER);
@@ -1062,7 +1023,7 @@ END_TEST
  */
 static json_int_t improve(const char *touchpoint, int64_t t, const char *improvements)
 {
-	clock_set(t);
+	fake_clock_set(t);
 	json_int_t cb = 0;
 	post_full(touchpoint, "web", 3, NULL, true, &cb);
 	ck_assert_msg(cb > 0, "a low score with phone and consent on %s owed no callback", touchpoint);
@@ -1484,14 +1445,8 @@ static Suite *reports_suite(void)
 
 int main(void)
 {
-	snprintf(run_dir, sizeof run_dir, "/tmp/npsd-itrep-XXXXXX");
-	if (!mkdtemp(run_dir)) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
 	curl_global_init(CURL_GLOBAL_ALL);
 	int status = run_suite(reports_suite());
 	curl_global_cleanup();
-	sweep_run_dir();
 	return status;
 }

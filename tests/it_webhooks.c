@@ -1216,32 +1216,17 @@ START_TEST(gone_disables_and_tells_the_others)
 }
 END_TEST
 
-/* The fake clock: unix seconds in a file the daemon re-reads; written whole (rename). */
-static char clock_path[64];
-
-static void fake_clock_set(int64_t t)
+/* A fake clock that starts at the real time, where the test moves it on. */
+static int64_t fake_clock_now(void)
 {
-	char tmp[80];
-	snprintf(tmp, sizeof tmp, "%s.tmp", clock_path);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%lld\n", (long long)t);
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, clock_path), 0);
-}
-
-static int64_t fake_clock_init(void)
-{
-	snprintf(clock_path, sizeof clock_path, "/tmp/npsd-it-clock-%d", (int)getpid());
 	int64_t t0 = (int64_t)time(NULL);
-	fake_clock_set(t0);
-	setenv("NPSD_FAKE_CLOCK_FILE", clock_path, 1);
+	fake_clock_start(t0);
 	return t0;
 }
 
 START_TEST(disable_after_only_failures_disables_and_tells)
 {
-	int64_t t0 = fake_clock_init();
+	int64_t t0 = fake_clock_now();
 	struct receiver *rx = rx_start();
 	struct env e;
 	env_start(&e, "[webhooks]\nretry = 30s, 30s, 30s, 30s, 30s\ndisable_after = 1m\n");
@@ -1285,7 +1270,6 @@ START_TEST(disable_after_only_failures_disables_and_tells)
 	json_decref(wait_delivery(&e, ops, 0, "delivered", 1, WAIT_MS));
 	env_end(&e);
 	rx_stop(rx);
-	unlink(clock_path);
 }
 END_TEST
 
@@ -1711,7 +1695,7 @@ END_TEST
 
 START_TEST(kill_9_between_commit_and_send_still_delivers)
 {
-	int64_t t0 = fake_clock_init();
+	int64_t t0 = fake_clock_now();
 	struct receiver *rx = rx_start();
 	rx_answer(rx, "/hooks/crash", 503, -1);
 	struct env e;
@@ -1749,13 +1733,12 @@ START_TEST(kill_9_between_commit_and_send_still_delivers)
 	http_result_free(&hr);
 	env_end(&e);
 	rx_stop(rx);
-	unlink(clock_path);
 }
 END_TEST
 
 START_TEST(kill_9_in_the_middle_of_a_send_resends)
 {
-	int64_t t0 = fake_clock_init();
+	int64_t t0 = fake_clock_now();
 	struct receiver *rx = rx_start();
 	/* The first request hangs: npsd is killed while it waits for the answer. */
 	struct rx_answer hang = { .path = "/hooks/mid", .status = 200, .count = 1, .delay_ms = 3000 };
@@ -1780,7 +1763,6 @@ START_TEST(kill_9_in_the_middle_of_a_send_resends)
 	ck_assert_uint_eq(rx_count(rx, "/hooks/mid"), 2);
 	env_end(&e);
 	rx_stop(rx);
-	unlink(clock_path);
 }
 END_TEST
 

@@ -163,6 +163,30 @@ static void remove_started_dirs(void)
 	}
 }
 
+static char clock_path[64];
+
+void fake_clock_set(int64_t t)
+{
+	ck_assert_msg(clock_path[0], "fake_clock_set before fake_clock_start");
+	char tmp[sizeof clock_path + 8];
+	snprintf(tmp, sizeof tmp, "%s.tmp", clock_path);
+	FILE *f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%lld\n", (long long)t);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(rename(tmp, clock_path), 0);
+}
+
+void fake_clock_start(int64_t t)
+{
+	char dir[sizeof clock_path - 6] = "/tmp/npsd-clock-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	note_started_dir(dir);
+	snprintf(clock_path, sizeof clock_path, "%s/clock", dir);
+	fake_clock_set(t);
+	ck_assert_int_eq(setenv("NPSD_FAKE_CLOCK_FILE", clock_path, 1), 0);
+}
+
 /* With https, a new certificate and key are written to the folder first. */
 static int start_with(struct npsd_proc *p, bool https, const char *callbacks_ini,
                       const char *webhooks_ini, const char *extra_ini)
@@ -242,7 +266,7 @@ void npsd_cleanup(struct npsd_proc *p)
 		return;
 	const char *names[] = {
 		"npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", "cert.pem",
-		"key.pem", NULL
+		"key.pem", "clock", "clock.tmp", NULL
 	};
 	for (size_t i = 0; names[i]; i++) {
 		char path[256];

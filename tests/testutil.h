@@ -46,6 +46,13 @@ void npsd_cleanup(struct npsd_proc *p);
 /* The daemon's stderr so far (malloc'ed, caller frees). */
 char *npsd_log(const struct npsd_proc *p);
 
+/* The daemon's fake clock (NPSD_FAKE_CLOCK_FILE: unix seconds in a file it re-reads).
+ * fake_clock_start(t) makes a new clock at t and points NPSD_FAKE_CLOCK_FILE at it, for the
+ * daemons started after it; fake_clock_set(t) moves that clock, whole (a rename: a daemon
+ * never reads a half-written time). run_suite() removes the clocks after the run. */
+void fake_clock_start(int64_t t);
+void fake_clock_set(int64_t t);
+
 /* Runs npsctl against p's database: a new key's token (malloc'ed), or NULL. */
 char *npsctl_key(const struct npsd_proc *p, const char *role, const char *name);
 /* Runs npsctl with args (NULL-terminated) and returns its exit status; stdout into *out
