@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -796,4 +797,74 @@ void db_write_stats(struct npsd_db *db, struct db_write_stats *ret)
 	ret->checkpoint_ns = cs.ns;
 	ret->checkpoint_finishes = cs.finishes;
 	ret->checkpoint_finish_ns = cs.finish_ns;
+}
+
+/* fsync of a file or folder by name: 0 or a negative errno. */
+static int sync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* Copies every page of src into a new database file at path; 0 or a negative errno with
+ * *ret_error set. */
+static int copy_pages(sqlite3 *src, const char *path, char **ret_error)
+{
+	sqlite3 *dest = NULL;
+	int rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dest, "main", src, "main") : NULL;
+	if (b) {
+		/* All pages in one step: one read transaction, so a copy of one moment. */
+		rc = sqlite3_backup_step(b, -1);
+		int finish = sqlite3_backup_finish(b);
+		if (rc == SQLITE_DONE)
+			rc = finish;
+	} else if (rc == SQLITE_OK) {
+		rc = sqlite3_errcode(dest);
+	}
+	/* The copy is one file: no -wal beside it to lose on the way to the tape. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(dest, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK &&
+	    asprintf(ret_error, "%s", dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc)) < 0)
+		*ret_error = NULL;
+	int r = rc == SQLITE_OK ? 0 : db_errno(rc);
+	if (sqlite3_close(dest) != SQLITE_OK && r == 0)
+		r = -EIO;
+	return r;
+}
+
+int db_backup(struct npsd_db *db, const char *path, char **ret_error)
+{
+	*ret_error = NULL;
+	if (access(path, F_OK) == 0) {
+		if (asprintf(ret_error, "%s exists: a backup never replaces a file", path) < 0)
+			*ret_error = NULL;
+		return -EEXIST;
+	}
+	char *partial = NULL, *dir_copy = NULL;
+	if (asprintf(&partial, "%s.partial", path) < 0)
+		return -ENOMEM;
+	unlink(partial); /* what an interrupted backup left */
+	struct db_conn *conn = db_reader(db);
+	int r = copy_pages(db_handle(conn), partial, ret_error);
+	db_reader_put(db, conn);
+	if (r == 0 && (r = sync_path(partial, O_RDONLY)) == 0 && rename(partial, path) < 0)
+		r = -errno;
+	/* The new name is durable once its folder is synced. */
+	if (r == 0 && !(dir_copy = strdup(path)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = sync_path(dirname(dir_copy), O_RDONLY | O_DIRECTORY);
+	if (r < 0 && !*ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
+		*ret_error = NULL;
+	if (r < 0)
+		unlink(partial);
+	free(partial);
+	free(dir_copy);
+	return r;
 }

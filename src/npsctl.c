@@ -1,6 +1,8 @@
 /* npsctl: the admin CLI, over the same library as the daemon. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,10 @@ static void usage(FILE *out)
 	fprintf(out, "usage: npsctl [--db PATH | --config FILE] COMMAND\n"
 	             "  key create --role ingest|agent|manager|admin --name NAME   prints the new token\n"
 	             "  key list                                                 id, role, name, dates\n"
-	             "  key revoke ID\n");
+	             "  key revoke ID\n"
+	             "  backup PATH                    a consistent copy of the database, while npsd runs\n"
+	             "  purge [--older-than 730d]      retention (default: the config's retention.days)\n"
+	             "  erase --customer ID            every row about one customer (right to erasure)\n");
 }
 
 /* A key command, parsed and checked before the database is opened: a mistake in the
@@ -166,6 +171,180 @@ static int key_revoke(struct npsd_db *db, struct key_command *kc)
 	return 0;
 }
 
+/* What `npsctl` was asked to do, checked before the database is opened. */
+struct command {
+	enum { CMD_KEY, CMD_BACKUP, CMD_PURGE, CMD_ERASE } kind;
+	struct key_command key;
+	const char *backup_path;
+	int64_t older_than; /* purge: seconds; 0 = the config's retention.days */
+	const char *customer_id;
+};
+
+/* Options of purge and erase: --NAME VALUE, each at most once. */
+static int parse_option(int argc, char **argv, const char *name, const char **ret)
+{
+	if (argc != 3 || strcmp(argv[1], name) != 0)
+		return -1;
+	*ret = argv[2];
+	return 0;
+}
+
+/* argv[0] is the command. Returns 0, or 2 after printing what is wrong. */
+static int parse_command(int argc, char **argv, struct command *ret)
+{
+	*ret = (struct command){ 0 };
+	if (strcmp(argv[0], "key") == 0) {
+		ret->kind = CMD_KEY;
+		return parse_key_command(argc, argv, &ret->key);
+	}
+	if (strcmp(argv[0], "backup") == 0 && argc == 2 && argv[1][0]) {
+		ret->kind = CMD_BACKUP;
+		ret->backup_path = argv[1];
+		return 0;
+	}
+	const char *value;
+	if (strcmp(argv[0], "purge") == 0 &&
+	    (argc == 1 || parse_option(argc, argv, "--older-than", &value) == 0)) {
+		ret->kind = CMD_PURGE;
+		if (argc == 1)
+			return 0;
+		if (config_parse_duration(value, &ret->older_than) < 0 || ret->older_than <= 0) {
+			fprintf(stderr, "npsctl: --older-than takes a duration in s, m, h or d, such as 730d "
+			                "(not 0: that would purge everything)\n");
+			return 2;
+		}
+		return 0;
+	}
+	if (strcmp(argv[0], "erase") == 0 && parse_option(argc, argv, "--customer", &value) == 0) {
+		ret->kind = CMD_ERASE;
+		if (!valid_name(value, ID_MAX_CHARS)) {
+			fprintf(stderr,
+			        "npsctl: --customer takes a customer id: 1 to %d characters of UTF-8\n",
+			        ID_MAX_CHARS);
+			return 2;
+		}
+		ret->customer_id = value;
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+static int backup(struct npsd_db *db, const char *path)
+{
+	char *error = NULL;
+	int r = db_backup(db, path, &error);
+	if (r < 0) {
+		fprintf(stderr, "npsctl: backup failed: %s\n", error ? error : strerror(-r));
+		free(error);
+		return 1;
+	}
+	fprintf(stderr, "backup written to %s\n", path);
+	return 0;
+}
+
+static void print_counts(const char *what, const struct purge_counts *c)
+{
+	fprintf(stderr,
+	        "%s %lld answers, %lld callbacks (%lld improvements, %lld call events), %lld customers, "
+	        "%lld events (%lld deliveries, %lld attempts)",
+	        what, (long long)c->surveys, (long long)c->callbacks, (long long)c->improvements,
+	        (long long)c->callback_events, (long long)c->customers, (long long)c->events,
+	        (long long)c->deliveries, (long long)c->attempts);
+	if (c->customers_kept_do_not_call)
+		fprintf(stderr, "; %lld do-not-call customers kept for their mark, contact details cleared",
+		        (long long)c->customers_kept_do_not_call);
+	fprintf(stderr, "\n");
+}
+
+/* Rows per kind in one purge transaction: short enough that npsd's own writes, which wait
+ * for it, do not notice. */
+#define PURGE_BATCH 500
+
+struct purge_job {
+	int64_t cutoff;
+	struct purge_counts batch;
+};
+
+static int apply_purge(struct db_conn *conn, void *arg)
+{
+	struct purge_job *job = arg;
+	job->batch = (struct purge_counts){ 0 };
+	return store_purge_batch(conn, job->cutoff, PURGE_BATCH, &job->batch);
+}
+
+static void counts_add(struct purge_counts *sum, const struct purge_counts *c)
+{
+	int64_t *s = (int64_t *)sum;
+	const int64_t *a = (const int64_t *)c;
+	for (size_t i = 0; i < sizeof *sum / sizeof(int64_t); i++)
+		s[i] += a[i];
+}
+
+static bool counts_zero(const struct purge_counts *c)
+{
+	static const struct purge_counts zero;
+	return memcmp(c, &zero, sizeof zero) == 0;
+}
+
+static int purge(struct npsd_db *db, int64_t older_than)
+{
+	struct purge_job job = { .cutoff = clock_now() - older_than };
+	struct purge_counts total = { 0 };
+	char cutoff[21];
+	fprintf(stderr, "purging what is older than %s\n", time_format_rfc3339(job.cutoff, cutoff));
+	do {
+		int r = db_write_sync(db, apply_purge, &job);
+		if (r < 0) {
+			print_counts("purged before the failure:", &total);
+			fprintf(stderr, "npsctl: purge failed: %s\n", strerror(-r));
+			return 1;
+		}
+		counts_add(&total, &job.batch);
+	} while (!counts_zero(&job.batch));
+	print_counts("purged", &total);
+	return 0;
+}
+
+struct erase_job {
+	const char *customer_id;
+	char *customer_id_json;
+	struct purge_counts counts;
+};
+
+static int apply_erase(struct db_conn *conn, void *arg)
+{
+	struct erase_job *job = arg;
+	job->counts = (struct purge_counts){ 0 };
+	return store_erase_customer(conn, job->customer_id, job->customer_id_json, &job->counts);
+}
+
+static int erase(struct npsd_db *db, const char *customer_id)
+{
+	json_t *id = json_string(customer_id);
+	struct erase_job job = { .customer_id = customer_id,
+		                 .customer_id_json = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL };
+	json_decref(id);
+	if (!job.customer_id_json) {
+		fprintf(stderr, "npsctl: out of memory\n");
+		return 1;
+	}
+	int r = db_write_sync(db, apply_erase, &job);
+	free(job.customer_id_json);
+	if (r < 0) {
+		fprintf(stderr, "npsctl: erase failed, nothing was erased: %s\n", strerror(-r));
+		return 1;
+	}
+	/* A mistyped id must not pass for a request carried out. */
+	if (counts_zero(&job.counts)) {
+		fprintf(stderr, "npsctl: nothing about customer %s: no such customer (or erased before)\n",
+		        customer_id);
+		return 1;
+	}
+	print_counts("erased", &job.counts);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *db_path = NULL, *config_path = NULL;
@@ -183,13 +362,14 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (i >= argc || strcmp(argv[i], "key") != 0) {
+	if (i >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	struct key_command kc;
-	if (parse_key_command(argc - i, argv + i, &kc) != 0)
+	struct command cmd;
+	if (parse_command(argc - i, argv + i, &cmd) != 0)
 		return 2;
+	struct key_command *kc = &cmd.key;
 	log_set_level("warn"); /* stdout carries the answer; only trouble goes to stderr */
 	struct npsd_config cfg = { 0 };
 	config_defaults(&cfg);
@@ -205,7 +385,8 @@ int main(int argc, char **argv)
 	int status = 1;
 	/* Only the first key of a new install may create the database: a mistyped --db for
 	 * anything else would answer from an empty database made on the spot. */
-	if (kc.action != KEY_CREATE && access(cfg.db_path, F_OK) < 0) {
+	bool creates = cmd.kind == CMD_KEY && kc->action == KEY_CREATE;
+	if (!creates && access(cfg.db_path, F_OK) < 0) {
 		fprintf(stderr, "npsctl: no database at %s: %s\n", cfg.db_path, strerror(errno));
 		goto out;
 	}
@@ -215,9 +396,22 @@ int main(int argc, char **argv)
 		free(error);
 		goto out;
 	}
-	status = kc.action == KEY_CREATE ? key_create(db, &kc)
-	         : kc.action == KEY_LIST ? key_list(db)
-	                                 : key_revoke(db, &kc);
+	switch (cmd.kind) {
+	case CMD_KEY:
+		status = kc->action == KEY_CREATE ? key_create(db, kc)
+		         : kc->action == KEY_LIST ? key_list(db)
+		                                  : key_revoke(db, kc);
+		break;
+	case CMD_BACKUP:
+		status = backup(db, cmd.backup_path);
+		break;
+	case CMD_PURGE:
+		status = purge(db, cmd.older_than ? cmd.older_than : (int64_t)cfg.retention_days * 86400);
+		break;
+	case CMD_ERASE:
+		status = erase(db, cmd.customer_id);
+		break;
+	}
 out:
 	db_close(&db);
 	config_free(&cfg);

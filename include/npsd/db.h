@@ -48,6 +48,15 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error);
  * it to NULL. No reader may be borrowed any more. NULL and *db == NULL are no-ops. */
 void db_close(struct npsd_db **db);
 
+/*
+ * Writes a consistent copy of the database (one read transaction: everything committed
+ * before it began, nothing after) to path, while writes go on: a single file in rollback
+ * journal mode, synced, that appears at path only once whole (it is written to
+ * path.partial first). Refuses (-EEXIST) to replace an existing file. 0, or a negative
+ * errno with *ret_error malloc'ed for the caller to free.
+ */
+int db_backup(struct npsd_db *db, const char *path, char **ret_error);
+
 /* Queues w for the next batch. w is borrowed until its done() has been called.
  * After db_close() began, done() runs at once with result -ESHUTDOWN. */
 void db_submit(struct npsd_db *db, struct db_write *w);

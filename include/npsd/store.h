@@ -237,4 +237,24 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 int store_event_insert(struct db_conn *conn, const char *type, const char *payload, int64_t now,
                        int64_t *ret_id);
 
+/* ---- retention and erasure ---- */
+struct purge_counts {
+	int64_t surveys, callbacks, improvements, callback_events, customers;
+	int64_t customers_kept_do_not_call; /* rows kept for their mark, contact details cleared */
+	int64_t events, deliveries, attempts;
+};
+/* One batch of retention: deletes up to limit rows of each kind older than cutoff and adds
+ * what it deleted to *c; a caller repeats it, a transaction each, until a batch deletes
+ * nothing. Answers go with their closed callbacks (a call still owed keeps its answers),
+ * callbacks with their improvements and call history, customers with their last answer
+ * (one marked do-not-call keeps the mark, without contact details), events with their
+ * deliveries and attempts. */
+int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_counts *c);
+/* Deletes every row about the customer: answers, callbacks, their improvements and call
+ * history, the outbox events that carry the customer with their deliveries and attempts,
+ * and the customer, with SQLite's secure_delete on; adds the counts to *c.
+ * customer_id_json is the id as a JSON string (quoted and escaped as the payloads have it). */
+int store_erase_customer(struct db_conn *conn, const char *customer_id, const char *customer_id_json,
+                         struct purge_counts *c);
+
 #endif

@@ -1,0 +1,196 @@
+/* SQL for retention and erasure: what `npsctl purge` and `npsctl erase` delete. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/store.h"
+#include "store_internal.h"
+
+/* Runs a DELETE (or UPDATE) with ?1 bound to text (when not NULL) or else to n1, and ?2
+ * to n2 (when the statement has it), adding the rows it changed to *count. */
+static int change_rows(struct db_conn *conn, const char *sql, const char *text, int64_t n1, int64_t n2,
+                       int64_t *count)
+{
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	if (text)
+		db_bind_text(st, 1, text);
+	else
+		sqlite3_bind_int64(st, 1, n1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, n2);
+	int r = store_step_done(st);
+	if (r == 0)
+		*count += sqlite3_changes(db_handle(conn));
+	return r;
+}
+
+/* ---- purge ---- */
+
+/* An answer goes when it is older than the cutoff and so is its callback, closed: a call
+ * still owed keeps the answers behind it. */
+#define PURGE_SURVEYS                                                                                      \
+	"SELECT s.id FROM surveys s INDEXED BY surveys_answered WHERE s.answered_at < ?1 AND "             \
+	"(s.callback_id IS NULL OR EXISTS (SELECT 1 FROM callbacks c WHERE c.id = s.callback_id AND "      \
+	"c.status IN ('done', 'unreachable', 'cancelled') AND c.created_at < ?1)) ORDER BY s.answered_at " \
+	"LIMIT ?2"
+/* A closed callback goes when it is older than the cutoff and no answer behind it is left
+ * (answers are found by their customer's index, not a scan). Deterministic order: the
+ * three statements that delete its parts must pick the same callbacks. */
+#define PURGE_CALLBACKS                                                                                    \
+	"SELECT id FROM callbacks INDEXED BY callbacks_created WHERE created_at < ?1 AND status IN "       \
+	"('done', 'unreachable', 'cancelled') AND NOT EXISTS (SELECT 1 FROM surveys s WHERE "              \
+	"s.customer_id = callbacks.customer_id AND s.callback_id = callbacks.id) ORDER BY created_at, id " \
+	"LIMIT ?2"
+/* Deliveries are made in the transaction of their event, so both age together. */
+#define PURGE_DELIVERIES "SELECT id FROM deliveries WHERE created_at < ?1 ORDER BY id LIMIT ?2"
+
+struct customer_ids {
+	char **ids;
+	size_t n, cap;
+};
+
+static void customer_ids_free(struct customer_ids *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->ids[i]);
+	free(c->ids);
+}
+
+static int collect_customer(sqlite3_stmt *st, void *arg)
+{
+	struct customer_ids *c = arg;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		char **ids = realloc(c->ids, cap * sizeof *ids);
+		if (!ids)
+			return -ENOMEM;
+		c->ids = ids;
+		c->cap = cap;
+	}
+	int oom = 0;
+	char *id = store_column_dup(st, 0, &oom);
+	if (oom || !id)
+		return -ENOMEM;
+	c->ids[c->n++] = id;
+	return 0;
+}
+
+/* Customers whose last answer went, and whom no open call needs: gone, but one who asked
+ * not to be called keeps the row and its mark (without contact details), or their next
+ * answer would queue a call again. */
+static int purge_customers(struct db_conn *conn, const struct customer_ids *ids, struct purge_counts *c)
+{
+	static const char sql_delete[] =
+	        "DELETE FROM customers WHERE id = ?1 AND do_not_call = 0 AND open_callback_id IS NULL "
+	        "AND NOT EXISTS (SELECT 1 FROM surveys WHERE customer_id = ?1)";
+	static const char sql_scrub[] =
+	        "UPDATE customers SET name = NULL, phone = NULL, email = NULL, language = NULL WHERE id = ?1 "
+	        "AND do_not_call = 1 AND open_callback_id IS NULL AND NOT EXISTS (SELECT 1 FROM surveys "
+	        "WHERE customer_id = ?1) AND coalesce(name, phone, email, language) IS NOT NULL";
+	for (size_t i = 0; i < ids->n; i++) {
+		int r = change_rows(conn, sql_delete, ids->ids[i], 0, 0, &c->customers);
+		if (r == 0)
+			r = change_rows(conn, sql_scrub, ids->ids[i], 0, 0, &c->customers_kept_do_not_call);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_counts *c)
+{
+	static const char sql_surveys[] =
+	        "DELETE FROM surveys WHERE id IN (" PURGE_SURVEYS ") RETURNING customer_id";
+	static const char sql_improvements[] =
+	        "DELETE FROM improvements WHERE callback_id IN (" PURGE_CALLBACKS ")";
+	static const char sql_callback_events[] =
+	        "DELETE FROM callback_events WHERE callback_id IN (" PURGE_CALLBACKS ")";
+	static const char sql_callbacks[] = "DELETE FROM callbacks WHERE id IN (" PURGE_CALLBACKS ")";
+	static const char sql_attempts[] = "DELETE FROM attempts WHERE delivery_id IN (" PURGE_DELIVERIES ")";
+	static const char sql_deliveries[] = "DELETE FROM deliveries WHERE id IN (" PURGE_DELIVERIES ")";
+	static const char sql_events[] = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+	                                 "created_at < ?1 ORDER BY id LIMIT ?2)";
+	struct customer_ids customers = { 0 };
+	sqlite3_stmt *st = db_prepare(conn, sql_surveys);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, cutoff);
+	sqlite3_bind_int(st, 2, limit);
+	int r = store_rows(st, collect_customer, &customers);
+	if (r == 0)
+		c->surveys += (int64_t)customers.n;
+	if (r == 0)
+		r = change_rows(conn, sql_improvements, NULL, cutoff, limit, &c->improvements);
+	if (r == 0)
+		r = change_rows(conn, sql_callback_events, NULL, cutoff, limit, &c->callback_events);
+	if (r == 0)
+		r = change_rows(conn, sql_callbacks, NULL, cutoff, limit, &c->callbacks);
+	if (r == 0)
+		r = purge_customers(conn, &customers, c);
+	int64_t deliveries = 0;
+	if (r == 0)
+		r = change_rows(conn, sql_attempts, NULL, cutoff, limit, &c->attempts);
+	if (r == 0)
+		r = change_rows(conn, sql_deliveries, NULL, cutoff, limit, &deliveries);
+	c->deliveries += deliveries;
+	/* An event goes only once every old delivery has: none may point at a missing event. */
+	if (r == 0 && deliveries < limit)
+		r = change_rows(conn, sql_events, NULL, cutoff, limit, &c->events);
+	customer_ids_free(&customers);
+	return r;
+}
+
+/* ---- erase ---- */
+
+/* The events that carry the customer, found by their payload's customer.id; instr() first
+ * skips most payloads without parsing them. */
+#define ERASE_EVENTS                                                                      \
+	"SELECT id FROM events WHERE instr(payload, ?2) > 0 AND json_valid(payload) AND " \
+	"json_extract(payload, '$.customer.id') = ?1"
+
+int store_erase_customer(struct db_conn *conn, const char *customer_id, const char *customer_id_json,
+                         struct purge_counts *c)
+{
+	static const char sql_attempts[] = "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM "
+	                                   "deliveries WHERE event_id IN (" ERASE_EVENTS "))";
+	static const char sql_deliveries[] = "DELETE FROM deliveries WHERE event_id IN (" ERASE_EVENTS ")";
+	static const char sql_events[] = "DELETE FROM events WHERE id IN (" ERASE_EVENTS ")";
+	static const char sql_improvements[] = "DELETE FROM improvements WHERE callback_id IN (SELECT id "
+	                                       "FROM callbacks WHERE customer_id = ?1)";
+	static const char sql_callback_events[] = "DELETE FROM callback_events WHERE customer_id = ?1";
+	static const char sql_surveys[] = "DELETE FROM surveys WHERE customer_id = ?1";
+	static const char sql_callbacks[] = "DELETE FROM callbacks WHERE customer_id = ?1";
+	static const char sql_customer[] = "DELETE FROM customers WHERE id = ?1";
+	static const struct {
+		const char *sql;
+		size_t count; /* offset in struct purge_counts */
+	} steps[] = {
+		{ sql_attempts, offsetof(struct purge_counts, attempts) },
+		{ sql_deliveries, offsetof(struct purge_counts, deliveries) },
+		{ sql_events, offsetof(struct purge_counts, events) },
+		{ sql_improvements, offsetof(struct purge_counts, improvements) },
+		{ sql_callback_events, offsetof(struct purge_counts, callback_events) },
+		{ sql_surveys, offsetof(struct purge_counts, surveys) },
+		{ sql_callbacks, offsetof(struct purge_counts, callbacks) },
+		{ sql_customer, offsetof(struct purge_counts, customers) },
+	};
+	/* Erased means unreadable in the file too: freed pages are overwritten with zeros. */
+	if (sqlite3_exec(db_handle(conn), "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK)
+		return -EIO;
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		sqlite3_stmt *st = db_prepare(conn, steps[i].sql);
+		if (!st)
+			return -EIO;
+		db_bind_text(st, 1, customer_id);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			db_bind_text(st, 2, customer_id_json);
+		int r = store_step_done(st);
+		if (r < 0)
+			return r;
+		*(int64_t *)((char *)c + steps[i].count) += sqlite3_changes(db_handle(conn));
+	}
+	return 0;
+}
