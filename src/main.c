@@ -19,6 +19,7 @@
 #include "npsd/http.h"
 #include "npsd/log.h"
 #include "npsd/schedule.h"
+#include "npsd/retention.h"
 #include "npsd/scheduler.h"
 #include "npsd/validate.h"
 
@@ -313,6 +314,7 @@ int main(int argc, char **argv)
 	struct retired *retired = NULL; /* configs replaced by SIGHUP, freed at exit */
 	struct http_server *server = NULL;
 	struct scheduler *scheduler = NULL;
+	struct retention *retention = NULL;
 	struct deliver *deliver = NULL;
 	char *tls_cert = NULL, *tls_key = NULL;
 
@@ -335,6 +337,11 @@ int main(int argc, char **argv)
 	r = deliver_start(app.db, &app.cfg, &deliver);
 	if (r < 0) {
 		log_error("cannot start the delivery thread: %s", strerror(-r));
+		goto out;
+	}
+	r = retention_start(app.db, &app.cfg, &retention);
+	if (r < 0) {
+		log_error("cannot start the retention thread: %s", strerror(-r));
 		goto out;
 	}
 	struct commit_listeners listeners = { scheduler, deliver };
@@ -435,6 +442,7 @@ out:
 	http_stop(&server);
 	if (app.db)
 		db_on_commit(app.db, NULL, NULL);
+	retention_stop(&retention);
 	deliver_stop(&deliver); /* its last writes may still wake the scheduler */
 	scheduler_stop(&scheduler);
 	auth_free(&app.auth);

@@ -14,6 +14,7 @@
 #include "npsd/config.h"
 #include "npsd/db.h"
 #include "npsd/log.h"
+#include "npsd/retention.h"
 #include "npsd/store.h"
 #include "npsd/validate.h"
 
@@ -257,51 +258,18 @@ static void print_counts(const char *what, const struct purge_counts *c)
 	fprintf(stderr, "\n");
 }
 
-/* Rows per kind in one purge transaction: short enough that npsd's own writes, which wait
- * for it, do not notice. */
-#define PURGE_BATCH 500
-
-struct purge_job {
-	int64_t cutoff;
-	struct purge_counts batch;
-};
-
-static int apply_purge(struct db_conn *conn, void *arg)
-{
-	struct purge_job *job = arg;
-	job->batch = (struct purge_counts){ 0 };
-	return store_purge_batch(conn, job->cutoff, PURGE_BATCH, &job->batch);
-}
-
-static void counts_add(struct purge_counts *sum, const struct purge_counts *c)
-{
-	int64_t *s = (int64_t *)sum;
-	const int64_t *a = (const int64_t *)c;
-	for (size_t i = 0; i < sizeof *sum / sizeof(int64_t); i++)
-		s[i] += a[i];
-}
-
-static bool counts_zero(const struct purge_counts *c)
-{
-	static const struct purge_counts zero;
-	return memcmp(c, &zero, sizeof zero) == 0;
-}
-
 static int purge(struct npsd_db *db, int64_t older_than)
 {
-	struct purge_job job = { .cutoff = clock_now() - older_than };
-	struct purge_counts total = { 0 };
-	char cutoff[21];
-	fprintf(stderr, "purging what is older than %s\n", time_format_rfc3339(job.cutoff, cutoff));
-	do {
-		int r = db_write_sync(db, apply_purge, &job);
-		if (r < 0) {
-			print_counts("purged before the failure:", &total);
-			fprintf(stderr, "npsctl: purge failed: %s\n", strerror(-r));
-			return 1;
-		}
-		counts_add(&total, &job.batch);
-	} while (!counts_zero(&job.batch));
+	int64_t cutoff = clock_now() - older_than;
+	char at[21];
+	fprintf(stderr, "purging what is older than %s\n", time_format_rfc3339(cutoff, at));
+	struct purge_counts total;
+	int r = retention_purge(db, cutoff, NULL, &total);
+	if (r < 0) {
+		print_counts("purged before the failure:", &total);
+		fprintf(stderr, "npsctl: purge failed: %s\n", strerror(-r));
+		return 1;
+	}
 	print_counts("purged", &total);
 	return 0;
 }
@@ -336,7 +304,7 @@ static int erase(struct npsd_db *db, const char *customer_id)
 		return 1;
 	}
 	/* A mistyped id must not pass for a request carried out. */
-	if (counts_zero(&job.counts)) {
+	if (purge_counts_zero(&job.counts)) {
 		fprintf(stderr, "npsctl: nothing about customer %s: no such customer (or erased before)\n",
 		        customer_id);
 		return 1;

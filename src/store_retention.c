@@ -30,12 +30,14 @@ static int change_rows(struct db_conn *conn, const char *sql, const char *text, 
 /* ---- purge ---- */
 
 /* An answer goes when it is older than the cutoff and so is its callback, closed: a call
- * still owed keeps the answers behind it. */
-#define PURGE_SURVEYS                                                                                      \
-	"SELECT s.id FROM surveys s INDEXED BY surveys_answered WHERE s.answered_at < ?1 AND "             \
-	"(s.callback_id IS NULL OR EXISTS (SELECT 1 FROM callbacks c WHERE c.id = s.callback_id AND "      \
-	"c.status IN ('done', 'unreachable', 'cancelled') AND c.created_at < ?1)) ORDER BY s.answered_at " \
-	"LIMIT ?2"
+ * still owed keeps the answers behind it. The walk goes on after the last answer a batch
+ * deleted ((?3, ?4): answered_at, id), so the answers it keeps are passed over once, not
+ * in every batch. */
+#define PURGE_SURVEYS                                                                                     \
+	"SELECT s.id FROM surveys s INDEXED BY surveys_answered WHERE s.answered_at < ?1 AND "            \
+	"(s.answered_at, s.id) > (?3, ?4) AND (s.callback_id IS NULL OR EXISTS (SELECT 1 FROM callbacks " \
+	"c WHERE c.id = s.callback_id AND c.status IN ('done', 'unreachable', 'cancelled') AND "          \
+	"c.created_at < ?1)) ORDER BY s.answered_at, s.id LIMIT ?2"
 /* A closed callback goes when it is older than the cutoff and no answer behind it is left
  * (answers are found by their customer's index, not a scan). Deterministic order: the
  * three statements that delete its parts must pick the same callbacks. */
@@ -44,12 +46,18 @@ static int change_rows(struct db_conn *conn, const char *sql, const char *text, 
 	"('done', 'unreachable', 'cancelled') AND NOT EXISTS (SELECT 1 FROM surveys s WHERE "              \
 	"s.customer_id = callbacks.customer_id AND s.callback_id = callbacks.id) ORDER BY created_at, id " \
 	"LIMIT ?2"
-/* Deliveries are made in the transaction of their event, so both age together. */
-#define PURGE_DELIVERIES "SELECT id FROM deliveries WHERE created_at < ?1 ORDER BY id LIMIT ?2"
+/* Deliveries are made in the transaction of their event, so both age together. Ids grow
+ * with time: the oldest ids are looked at, not every row for its age (a scan of the whole
+ * table, in the writer's transaction, whenever nothing is old enough). */
+#define OLDEST(table)                                                 \
+	"SELECT id FROM " table " WHERE id IN (SELECT id FROM " table \
+	" ORDER BY id LIMIT ?2) AND created_at < ?1"
+#define PURGE_DELIVERIES OLDEST("deliveries")
 
 struct customer_ids {
 	char **ids;
 	size_t n, cap;
+	struct purge_cursor *cursor; /* moved past every answer deleted */
 };
 
 static void customer_ids_free(struct customer_ids *c)
@@ -75,6 +83,12 @@ static int collect_customer(sqlite3_stmt *st, void *arg)
 	if (oom || !id)
 		return -ENOMEM;
 	c->ids[c->n++] = id;
+	int64_t at = sqlite3_column_int64(st, 1), survey_id = sqlite3_column_int64(st, 2);
+	if (at > c->cursor->answered_at ||
+	    (at == c->cursor->answered_at && survey_id > c->cursor->survey_id)) {
+		c->cursor->answered_at = at;
+		c->cursor->survey_id = survey_id;
+	}
 	return 0;
 }
 
@@ -100,10 +114,11 @@ static int purge_customers(struct db_conn *conn, const struct customer_ids *ids,
 	return 0;
 }
 
-int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_counts *c)
+int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
+                      struct purge_counts *c)
 {
 	static const char sql_surveys[] =
-	        "DELETE FROM surveys WHERE id IN (" PURGE_SURVEYS ") RETURNING customer_id";
+	        "DELETE FROM surveys WHERE id IN (" PURGE_SURVEYS ") RETURNING customer_id, answered_at, id";
 	static const char sql_improvements[] =
 	        "DELETE FROM improvements WHERE callback_id IN (" PURGE_CALLBACKS ")";
 	static const char sql_callback_events[] =
@@ -111,14 +126,16 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	static const char sql_callbacks[] = "DELETE FROM callbacks WHERE id IN (" PURGE_CALLBACKS ")";
 	static const char sql_attempts[] = "DELETE FROM attempts WHERE delivery_id IN (" PURGE_DELIVERIES ")";
 	static const char sql_deliveries[] = "DELETE FROM deliveries WHERE id IN (" PURGE_DELIVERIES ")";
-	static const char sql_events[] = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
-	                                 "created_at < ?1 ORDER BY id LIMIT ?2)";
-	struct customer_ids customers = { 0 };
+	static const char sql_events[] = "DELETE FROM events WHERE id IN (" OLDEST("events") ")";
+	struct purge_cursor moved = *cursor;
+	struct customer_ids customers = { .cursor = &moved };
 	sqlite3_stmt *st = db_prepare(conn, sql_surveys);
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, cutoff);
 	sqlite3_bind_int(st, 2, limit);
+	sqlite3_bind_int64(st, 3, cursor->answered_at);
+	sqlite3_bind_int64(st, 4, cursor->survey_id);
 	int r = store_rows(st, collect_customer, &customers);
 	if (r == 0)
 		c->surveys += (int64_t)customers.n;
@@ -140,6 +157,8 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	if (r == 0 && deliveries < limit)
 		r = change_rows(conn, sql_events, NULL, cutoff, limit, &c->events);
 	customer_ids_free(&customers);
+	if (r == 0)
+		*cursor = moved; /* a batch rolled back deleted nothing: its walk starts again */
 	return r;
 }
 

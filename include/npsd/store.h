@@ -244,12 +244,18 @@ struct purge_counts {
 	int64_t events, deliveries, attempts;
 };
 /* One batch of retention: deletes up to limit rows of each kind older than cutoff and adds
- * what it deleted to *c; a caller repeats it, a transaction each, until a batch deletes
- * nothing. Answers go with their closed callbacks (a call still owed keeps its answers),
+ * what it deleted to *c; a caller repeats it, a transaction each, with the same *cursor
+ * (where the walk of answers goes on; moved only when the batch succeeds), until a batch
+ * deletes nothing. Answers go with their closed callbacks (a call still owed keeps its answers),
  * callbacks with their improvements and call history, customers with their last answer
  * (one marked do-not-call keeps the mark, without contact details), events with their
  * deliveries and attempts. */
-int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_counts *c);
+struct purge_cursor {
+	int64_t answered_at, survey_id; /* start with PURGE_CURSOR_START */
+};
+#define PURGE_CURSOR_START ((struct purge_cursor){ INT64_MIN, 0 })
+int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
+                      struct purge_counts *c);
 /* Deletes every row about the customer: answers, callbacks, their improvements and call
  * history, the outbox events that carry the customer with their deliveries and attempts,
  * and the customer, with SQLite's secure_delete on; adds the counts to *c.

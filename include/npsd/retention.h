@@ -1,0 +1,35 @@
+#ifndef NPSD_RETENTION_H
+#define NPSD_RETENTION_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "npsd/config.h"
+#include "npsd/db.h"
+#include "npsd/store.h"
+
+/*
+ * Retention ([retention] days): what is older goes, in short transactions through the
+ * writer so that ingest beside it hardly notices. The daemon's thread purges at start and
+ * then once a day; `npsctl purge` runs the same purge on demand.
+ */
+
+/* Purges everything older than cutoff (store_purge_batch's rules), a transaction of at most
+ * RETENTION_BATCH rows per kind at a time, until a batch finds nothing; *ret_total gets
+ * the counts, also of the batches before a failure. stop (may be NULL) is read between
+ * batches: true ends the purge early with 0. 0 or a negative errno. */
+#define RETENTION_BATCH 500
+int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
+                    struct purge_counts *ret_total);
+
+bool purge_counts_zero(const struct purge_counts *c);
+
+struct retention;
+/* Starts the thread; db and cfg (the live config, re-read at each run so that SIGHUP's
+ * retention.days applies) are borrowed until retention_stop(). */
+int retention_start(struct npsd_db *db, _Atomic(const struct npsd_config *) *cfg, struct retention **ret);
+/* Stops it (a purge under way ends after its current batch), joins it, frees *r and NULLs
+ * it. NULL is a no-op. */
+void retention_stop(struct retention **r);
+
+#endif

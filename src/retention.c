@@ -1,0 +1,141 @@
+#include "npsd/retention.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "npsd/clock.h"
+#include "npsd/log.h"
+#include "npsd/validate.h"
+
+#define RUN_EVERY_MS (24 * 3600 * 1000LL)
+
+bool purge_counts_zero(const struct purge_counts *c)
+{
+	static const struct purge_counts zero;
+	return memcmp(c, &zero, sizeof zero) == 0;
+}
+
+static void counts_add(struct purge_counts *sum, const struct purge_counts *c)
+{
+	sum->surveys += c->surveys;
+	sum->callbacks += c->callbacks;
+	sum->improvements += c->improvements;
+	sum->callback_events += c->callback_events;
+	sum->customers += c->customers;
+	sum->customers_kept_do_not_call += c->customers_kept_do_not_call;
+	sum->events += c->events;
+	sum->deliveries += c->deliveries;
+	sum->attempts += c->attempts;
+}
+
+struct purge_batch {
+	int64_t cutoff;
+	struct purge_cursor cursor;
+	struct purge_counts counts;
+};
+
+static int apply_batch(struct db_conn *conn, void *arg)
+{
+	struct purge_batch *b = arg;
+	b->counts = (struct purge_counts){ 0 };
+	return store_purge_batch(conn, b->cutoff, RETENTION_BATCH, &b->cursor, &b->counts);
+}
+
+int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
+                    struct purge_counts *ret_total)
+{
+	*ret_total = (struct purge_counts){ 0 };
+	struct purge_batch b = { .cutoff = cutoff, .cursor = PURGE_CURSOR_START };
+	do {
+		if (stop && atomic_load(stop))
+			return 0;
+		int r = db_write_sync(db, apply_batch, &b);
+		if (r < 0)
+			return r;
+		counts_add(ret_total, &b.counts);
+	} while (!purge_counts_zero(&b.counts));
+	return 0;
+}
+
+struct retention {
+	struct npsd_db *db;
+	_Atomic(const struct npsd_config *) *cfg;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	atomic_bool stopping;
+};
+
+static void run_once(struct retention *rt)
+{
+	int64_t days = atomic_load(rt->cfg)->retention_days;
+	int64_t cutoff = clock_now() - days * 86400;
+	struct purge_counts c;
+	int r = retention_purge(rt->db, cutoff, &rt->stopping, &c);
+	char at[21];
+	if (r < 0)
+		log_warn("retention: purge of what is older than %s stopped: %s",
+		         time_format_rfc3339(cutoff, at), strerror(-r));
+	if (!purge_counts_zero(&c))
+		log_info("retention: purged %lld answers, %lld callbacks, %lld customers, %lld events older "
+		         "than %s (retention.days %lld)",
+		         (long long)c.surveys, (long long)c.callbacks, (long long)c.customers,
+		         (long long)c.events, time_format_rfc3339(cutoff, at), (long long)days);
+}
+
+static void *retention_main(void *arg)
+{
+	struct retention *rt = arg;
+	pthread_setname_np(pthread_self(), "npsd-retention");
+	for (;;) {
+		run_once(rt);
+		struct timespec until = clock_mono_after_ms(RUN_EVERY_MS);
+		pthread_mutex_lock(&rt->lock);
+		while (!atomic_load(&rt->stopping) &&
+		       pthread_cond_timedwait(&rt->cond, &rt->lock, &until) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&rt->lock);
+		if (atomic_load(&rt->stopping))
+			return NULL;
+	}
+}
+
+int retention_start(struct npsd_db *db, _Atomic(const struct npsd_config *) *cfg, struct retention **ret)
+{
+	struct retention *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return -ENOMEM;
+	rt->db = db;
+	rt->cfg = cfg;
+	atomic_init(&rt->stopping, false);
+	pthread_mutex_init(&rt->lock, NULL);
+	clock_mono_cond_init(&rt->cond);
+	int r = -pthread_create(&rt->thread, NULL, retention_main, rt);
+	if (r < 0) {
+		pthread_cond_destroy(&rt->cond);
+		pthread_mutex_destroy(&rt->lock);
+		free(rt);
+		return r;
+	}
+	*ret = rt;
+	return 0;
+}
+
+void retention_stop(struct retention **rp)
+{
+	if (!rp || !*rp)
+		return;
+	struct retention *rt = *rp;
+	pthread_mutex_lock(&rt->lock);
+	atomic_store(&rt->stopping, true);
+	pthread_cond_signal(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	pthread_join(rt->thread, NULL);
+	pthread_cond_destroy(&rt->cond);
+	pthread_mutex_destroy(&rt->lock);
+	free(rt);
+	*rp = NULL;
+}
