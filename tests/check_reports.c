@@ -42,7 +42,8 @@ START_TEST(nps_of_known_mixes)
 	struct nps_counts big = { 486, 510, 204 };
 	ck_assert_double_eq_tol(nps_value(&big), 23.5, 1e-9);
 	double p = 486.0 / 1200, d = 204.0 / 1200;
-	ck_assert_double_eq_tol(nps_margin_of_error(&big), 196.0 * sqrt((p + d - (p - d) * (p - d)) / 1200), 1e-9);
+	ck_assert_double_eq_tol(nps_margin_of_error(&big), 196.0 * sqrt((p + d - (p - d) * (p - d)) / 1200),
+	                        1e-9);
 	ck_assert(nps_margin_of_error(&big) > 4.0 && nps_margin_of_error(&big) < 5.0);
 }
 END_TEST
@@ -132,8 +133,8 @@ static void setup_answers(void)
 	fprintf(stderr, "check_reports: seed %u\n", seed);
 	srand(seed);
 	static char sql[ANSWERS * 220];
-	size_t len = (size_t)snprintf(sql, sizeof sql,
-	                              "INSERT INTO customers (id, created_at, updated_at) VALUES ('c', 0, 0);");
+	size_t len = (size_t)snprintf(
+	        sql, sizeof sql, "INSERT INTO customers (id, created_at, updated_at) VALUES ('c', 0, 0);");
 	int64_t year = at("2026-01-01T00:00:00Z"), dst = at("2026-10-23T00:00:00Z");
 	for (int i = 0; i < ANSWERS; i++) {
 		struct answer *a = &answers[i];
@@ -145,12 +146,13 @@ static void setup_answers(void)
 		char channel[16] = "NULL";
 		if (channels[a->channel])
 			snprintf(channel, sizeof channel, "'%s'", channels[a->channel]);
-		int n = snprintf(sql + len, sizeof sql - len,
-		                 "INSERT INTO surveys (response_id, source, customer_id, touchpoint, channel, "
-		                 "score, answered_at, received_at, consent, excluded) VALUES ('r%d', 's', 'c', "
-		                 "'%s', %s, %d, %lld, 0, 1, %d);",
-		                 i, touchpoints[a->touchpoint], channel, a->score, (long long)a->answered_at,
-		                 a->excluded);
+		int n = snprintf(
+		        sql + len, sizeof sql - len,
+		        "INSERT INTO surveys (response_id, source, customer_id, touchpoint, channel, "
+		        "score, answered_at, received_at, consent, excluded) VALUES ('r%d', 's', 'c', "
+		        "'%s', %s, %d, %lld, 0, 1, %d);",
+		        i, touchpoints[a->touchpoint], channel, a->score, (long long)a->answered_at,
+		        a->excluded);
 		ck_assert(n > 0 && (size_t)n < sizeof sql - len);
 		len += (size_t)n;
 	}
@@ -199,8 +201,8 @@ static int compare_groups(const void *x, const void *y)
 	return strcmp(a->key, b->key);
 }
 
-static void expected(const struct nps_filter *f, enum report_group g, struct tally *t, struct nps_counts *total,
-                     int64_t *excluded)
+static void expected(const struct nps_filter *f, enum report_group g, struct tally *t,
+                     struct nps_counts *total, int64_t *excluded)
 {
 	memset(t, 0, sizeof *t);
 	*total = (struct nps_counts){ 0 };
@@ -254,7 +256,8 @@ static int check_group(const struct nps_group *g, void *arg)
 {
 	struct seen *s = arg;
 	if (s->n >= s->want->n)
-		ck_abort_msg("more groups than the %zu expected (at %s)", s->want->n, g->key ? g->key : "null");
+		ck_abort_msg("more groups than the %zu expected (at %s)", s->want->n,
+		             g->key ? g->key : "null");
 	const struct nps_group *w = &s->want->groups[s->n++];
 	bool same_key = (!g->key && !w->key) || (g->key && w->key && strcmp(g->key, w->key) == 0);
 	if (!same_key || g->start != w->start || memcmp(&g->counts, &w->counts, sizeof g->counts) != 0)
@@ -318,7 +321,8 @@ START_TEST(nps_walk_stops)
 		struct nps_counts total;
 		int64_t excluded;
 		struct db_conn *conn = db_reader(db);
-		int r = reports_nps(conn, &all, (enum report_group)g, stop_at_second, &calls, &total, &excluded);
+		int r = reports_nps(conn, &all, (enum report_group)g, stop_at_second, &calls, &total,
+		                    &excluded);
 		db_reader_put(db, conn);
 		ck_assert_int_eq(r, 42);
 		ck_assert_int_eq(calls, 2);

@@ -1,0 +1,312 @@
+/* Retention and erasure on a database built row by row: which rows store_purge_batch's
+ * rules keep and which go (through retention_purge, in batches of RETENTION_BATCH, with
+ * answers it must keep between those it deletes), and that store_erase_customer leaves
+ * nothing about one customer while another keeps everything. */
+#include <check.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npsd/db.h"
+#include "npsd/retention.h"
+#include "npsd/store.h"
+
+#include "testutil.h"
+
+#define NOW INT64_C(1796644800) /* 2026-12-07T12:00:00Z */
+#define CUTOFF (NOW - 730 * 86400)
+#define OLD (CUTOFF - 10 * 86400)
+#define NEW (CUTOFF + 10 * 86400)
+#define MANY_OLD 1200 /* more than two batches */
+#define KEPT_BETWEEN 300
+
+static char dir[64];
+static char path[128];
+static struct npsd_db *db;
+
+static struct {
+	char *text;
+	size_t len, cap;
+} script;
+
+/* Not checked as printf: SQLite's %Q and %q quote. */
+static void sql(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *line = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	ck_assert_ptr_nonnull(line);
+	size_t n = strlen(line);
+	if (script.len + n + 2 > script.cap) {
+		script.cap = 2 * (script.len + n + 2);
+		script.text = realloc(script.text, script.cap);
+		ck_assert_ptr_nonnull(script.text);
+	}
+	memcpy(script.text + script.len, line, n);
+	script.len += n;
+	script.text[script.len++] = ';';
+	script.text[script.len] = '\0';
+	sqlite3_free(line);
+}
+
+static int run_script(struct db_conn *conn, void *arg)
+{
+	char *error = NULL;
+	int rc = sqlite3_exec(db_handle(conn), arg, NULL, NULL, &error);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "check_retention: %s\n", error);
+	sqlite3_free(error);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static void customer(const char *id, bool do_not_call, int64_t open_callback)
+{
+	sql("INSERT INTO customers (id, name, phone, email, language, do_not_call, open_callback_id, "
+	    "created_at, updated_at) VALUES (%Q, 'Name of %q', '+31600000000', 'x@example.nl', 'nl', %d, "
+	    "nullif(%lld, 0), 0, 0)",
+	    id, id, do_not_call, (long long)open_callback);
+}
+
+static void survey(const char *response_id, const char *customer_id, int64_t answered_at, int64_t callback)
+{
+	sql("INSERT INTO surveys (response_id, source, customer_id, touchpoint, score, answered_at, "
+	    "received_at, consent, callback_id) VALUES (%Q, 's', %Q, 'claim', 3, %lld, %lld, 1, nullif(%lld, "
+	    "0))",
+	    response_id, customer_id, (long long)answered_at, (long long)answered_at, (long long)callback);
+}
+
+static void callback(int64_t id, const char *customer_id, const char *status, int64_t created_at)
+{
+	sql("INSERT INTO callbacks (id, customer_id, status, priority, touchpoint, due_at, sla_deadline, "
+	    "max_attempts, created_at) VALUES (%lld, %Q, %Q, 3, 'claim', %lld, %lld, 3, %lld)",
+	    (long long)id, customer_id, status, (long long)created_at, (long long)created_at,
+	    (long long)created_at);
+	sql("INSERT INTO callback_events (callback_id, customer_id, at, kind) VALUES (%lld, %Q, %lld, "
+	    "'created')",
+	    (long long)id, customer_id, (long long)created_at);
+	sql("INSERT INTO improvements (callback_id, touchpoint, area, text, created_at) VALUES (%lld, "
+	    "'claim', "
+	    "'process', 'faster', %lld)",
+	    (long long)id, (long long)created_at);
+}
+
+/* An event about customer_id with two deliveries of one attempt each. */
+static void event(const char *customer_id, int64_t at)
+{
+	sql("INSERT INTO events (type, payload, created_at) VALUES ('survey.received', "
+	    "json_object('customer', json_object('id', %Q, 'name', 'Name of ' || %Q)), %lld)",
+	    customer_id, customer_id, (long long)at);
+	for (int hook = 1; hook <= 2; hook++) {
+		sql("INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at, created_at, "
+		    "updated_at) VALUES ((SELECT max(id) FROM events), %d, 'delivered', %lld, %lld, %lld)",
+		    hook, (long long)at, (long long)at, (long long)at);
+		sql("INSERT INTO attempts (delivery_id, at, http_status, duration_ms) VALUES ((SELECT "
+		    "max(id) "
+		    "FROM deliveries), %lld, 200, 5)",
+		    (long long)at);
+	}
+}
+
+/*
+ * A: an old promoter: goes, and A with it.       B: an old low score, called: all goes.
+ * C: an old low score still queued: stays.       D: like B, but do-not-call: the row stays.
+ * E: a new answer: stays.                        F: an old answer whose callback was queued
+ * G: an old and a new answer: the old goes.         after the cutoff (a late feed): stays.
+ * H: many old answers, each alone: all go.       I: old answers behind an open callback,
+ * Q"uote: an id that needs escaping in JSON.        answered between H's: all stay.
+ */
+static void setup(void)
+{
+	db = open_test_db("retention", dir, path);
+	sql("INSERT INTO webhooks (id, url, format, events, secret, created_at, updated_at) VALUES "
+	    "(1, 'http://a', 'standard', '[]', 'whsec_x', 0, 0), (2, 'http://b', 'standard', '[]', "
+	    "'whsec_y', 0, 0)");
+	customer("A", false, 0);
+	survey("a1", "A", OLD, 0);
+	customer("B", false, 0);
+	callback(2, "B", "done", OLD);
+	survey("b1", "B", OLD, 2);
+	customer("C", false, 3);
+	callback(3, "C", "queued", OLD);
+	survey("c1", "C", OLD, 3);
+	customer("D", true, 0);
+	callback(4, "D", "done", OLD);
+	survey("d1", "D", OLD, 4);
+	customer("E", false, 0);
+	survey("e1", "E", NEW, 0);
+	customer("F", false, 0);
+	callback(6, "F", "done", NEW);
+	survey("f1", "F", OLD, 6);
+	customer("G", false, 0);
+	survey("g1", "G", OLD, 0);
+	survey("g2", "G", NEW, 0);
+	customer("I", false, 9);
+	callback(9, "I", "claimed", OLD);
+	customer("H", false, 0);
+	for (int i = 0; i < MANY_OLD; i++) {
+		char rid[16];
+		snprintf(rid, sizeof rid, "h%d", i);
+		survey(rid, "H", OLD - 100000 + 50 * i, 0);
+		if (i % 4 == 0 && i / 4 < KEPT_BETWEEN) {
+			snprintf(rid, sizeof rid, "i%d", i);
+			survey(rid, "I", OLD - 100000 + 50 * i + 1, 9);
+		}
+	}
+	customer("Q\"uote", false, 0);
+	survey("q1", "Q\"uote", NEW, 0);
+	event("B", OLD);
+	event("E", OLD);
+	event("Q\"uote", OLD);
+	event("B", NEW);
+	event("E", NEW);
+	ck_assert_int_eq(db_write_sync(db, run_script, script.text), 0);
+	free(script.text);
+	script.text = NULL;
+	script.len = script.cap = 0;
+}
+
+static void teardown(void)
+{
+	db_close(&db);
+	remove_db_folder(dir, path);
+}
+
+/* The single integer a query answers. */
+static int64_t count(const char *query)
+{
+	struct db_conn *conn = db_reader(db);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), query, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	db_reader_put(db, conn);
+	return n;
+}
+
+#define ASSERT_COUNT(query, n)                                                                    \
+	ck_assert_msg(count(query) == (n), "%s: %lld, want %lld", query, (long long)count(query), \
+	              (long long)(n))
+
+START_TEST(purge_keeps_what_is_owed_or_new)
+{
+	struct purge_counts c;
+	ck_assert_int_eq(retention_purge(db, CUTOFF, NULL, &c), 0);
+	ck_assert_int_eq(c.surveys, 4 + MANY_OLD);
+	ck_assert_int_eq(c.callbacks, 2);
+	ck_assert_int_eq(c.improvements, 2);
+	ck_assert_int_eq(c.callback_events, 2);
+	ck_assert_int_eq(c.customers, 3);
+	ck_assert_int_eq(c.customers_kept_do_not_call, 1);
+	ck_assert_int_eq(c.events, 3);
+	ck_assert_int_eq(c.deliveries, 6);
+	ck_assert_int_eq(c.attempts, 6);
+
+	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE response_id IN ('a1', 'b1', 'd1', 'g1')", 0);
+	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE customer_id = 'H'", 0);
+	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE response_id IN ('c1', 'e1', 'f1', 'g2', 'q1')", 5);
+	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE customer_id = 'I'", KEPT_BETWEEN);
+	ASSERT_COUNT("SELECT group_concat(id) = '3,6,9' FROM (SELECT id FROM callbacks ORDER BY id)", 1);
+	ASSERT_COUNT("SELECT count(*) FROM improvements WHERE callback_id IN (2, 4)", 0);
+	ASSERT_COUNT("SELECT count(*) FROM improvements", 3);
+	ASSERT_COUNT("SELECT count(*) FROM callback_events", 3);
+	ASSERT_COUNT(
+	        "SELECT group_concat(id) = 'C,D,E,F,G,I,Q\"uote' FROM (SELECT id FROM customers ORDER BY id)",
+	        1);
+	ASSERT_COUNT(
+	        "SELECT do_not_call = 1 AND coalesce(name, phone, email, language) IS NULL FROM customers "
+	        "WHERE id = 'D'",
+	        1);
+	ASSERT_COUNT("SELECT count(*) FROM customers WHERE id <> 'D' AND name IS NULL", 0);
+	ASSERT_COUNT("SELECT count(*) FROM events", 2);
+	ASSERT_COUNT("SELECT count(*) FROM deliveries", 4);
+	ASSERT_COUNT("SELECT count(*) FROM attempts", 4);
+
+	/* Nothing is left to purge. */
+	ck_assert_int_eq(retention_purge(db, CUTOFF, NULL, &c), 0);
+	ck_assert(purge_counts_zero(&c));
+}
+END_TEST
+
+/* A purge asked to stop before it began deletes nothing. */
+START_TEST(purge_stops_when_asked)
+{
+	atomic_bool stop = true;
+	struct purge_counts c;
+	ck_assert_int_eq(retention_purge(db, CUTOFF, &stop, &c), 0);
+	ck_assert(purge_counts_zero(&c));
+	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE customer_id = 'H'", MANY_OLD);
+}
+END_TEST
+
+struct erase_job {
+	const char *id, *id_json;
+	struct purge_counts counts;
+};
+
+static int apply_erase(struct db_conn *conn, void *arg)
+{
+	struct erase_job *job = arg;
+	return store_erase_customer(conn, job->id, job->id_json, &job->counts);
+}
+
+START_TEST(erase_leaves_nothing_about_the_customer)
+{
+	struct erase_job job = { .id = "B", .id_json = "\"B\"" };
+	ck_assert_int_eq(db_write_sync(db, apply_erase, &job), 0);
+	ck_assert_int_eq(job.counts.surveys, 1);
+	ck_assert_int_eq(job.counts.callbacks, 1);
+	ck_assert_int_eq(job.counts.improvements, 1);
+	ck_assert_int_eq(job.counts.callback_events, 1);
+	ck_assert_int_eq(job.counts.customers, 1);
+	ck_assert_int_eq(job.counts.events, 2);
+	ck_assert_int_eq(job.counts.deliveries, 4);
+	ck_assert_int_eq(job.counts.attempts, 4);
+	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE customer_id = 'B'", 0);
+	ASSERT_COUNT("SELECT count(*) FROM callbacks WHERE customer_id = 'B'", 0);
+	ASSERT_COUNT("SELECT count(*) FROM callback_events WHERE customer_id = 'B'", 0);
+	ASSERT_COUNT("SELECT count(*) FROM improvements WHERE callback_id = 2", 0);
+	ASSERT_COUNT("SELECT count(*) FROM customers WHERE id = 'B'", 0);
+	ASSERT_COUNT("SELECT count(*) FROM events WHERE payload LIKE '%\"B\"%'", 0);
+	ASSERT_COUNT("SELECT count(*) FROM deliveries WHERE event_id NOT IN (SELECT id FROM events)", 0);
+	ASSERT_COUNT("SELECT count(*) FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)", 0);
+	/* Everyone else keeps everything. */
+	ASSERT_COUNT("SELECT count(*) FROM events", 3);
+	ASSERT_COUNT("SELECT count(*) FROM surveys", 8 - 1 + MANY_OLD + KEPT_BETWEEN + 1); /* b1 went */
+	ASSERT_COUNT("SELECT count(*) FROM customers", 9);
+
+	/* An id with a quote is found in the payloads, which escape it. */
+	job = (struct erase_job){ .id = "Q\"uote", .id_json = "\"Q\\\"uote\"" };
+	ck_assert_int_eq(db_write_sync(db, apply_erase, &job), 0);
+	ck_assert_int_eq(job.counts.events, 1);
+	ck_assert_int_eq(job.counts.surveys, 1);
+	ck_assert_int_eq(job.counts.customers, 1);
+
+	/* Again: nothing is left about B. */
+	job = (struct erase_job){ .id = "B", .id_json = "\"B\"" };
+	ck_assert_int_eq(db_write_sync(db, apply_erase, &job), 0);
+	ck_assert(purge_counts_zero(&job.counts));
+}
+END_TEST
+
+static Suite *retention_suite(void)
+{
+	Suite *s = suite_create("retention");
+	TCase *tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, purge_keeps_what_is_owed_or_new);
+	tcase_add_test(tc, purge_stops_when_asked);
+	tcase_add_test(tc, erase_leaves_nothing_about_the_customer);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(retention_suite());
+}
