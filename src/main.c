@@ -19,6 +19,7 @@
 #include "npsd/http.h"
 #include "npsd/log.h"
 #include "npsd/schedule.h"
+#include "npsd/alerts.h"
 #include "npsd/retention.h"
 #include "npsd/scheduler.h"
 #include "npsd/validate.h"
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
 	struct http_server *server = NULL;
 	struct scheduler *scheduler = NULL;
 	struct retention *retention = NULL;
+	struct alerts *alerts = NULL;
 	struct deliver *deliver = NULL;
 	char *tls_cert = NULL, *tls_key = NULL;
 
@@ -342,6 +344,11 @@ int main(int argc, char **argv)
 	r = retention_start(app.db, &app.cfg, &retention);
 	if (r < 0) {
 		log_error("cannot start the retention thread: %s", strerror(-r));
+		goto out;
+	}
+	r = alerts_start(app.db, &app.cfg, clock_now(), &alerts);
+	if (r < 0) {
+		log_error("cannot start the alerts thread: %s", strerror(-r));
 		goto out;
 	}
 	struct commit_listeners listeners = { scheduler, deliver };
@@ -442,6 +449,7 @@ out:
 	http_stop(&server);
 	if (app.db)
 		db_on_commit(app.db, NULL, NULL);
+	alerts_stop(&alerts);
 	retention_stop(&retention);
 	deliver_stop(&deliver); /* its last writes may still wake the scheduler */
 	scheduler_stop(&scheduler);

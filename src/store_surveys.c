@@ -446,3 +446,15 @@ int store_survey_set_excluded(struct db_conn *conn, int64_t id, bool excluded, c
 		r = -ENOENT;
 	return r;
 }
+
+int store_newest_answer_received(struct db_conn *conn, int64_t *ret)
+{
+	static const char sql[] = "SELECT received_at FROM surveys ORDER BY id DESC LIMIT 1";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	db_done(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
+}

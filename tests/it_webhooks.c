@@ -1273,6 +1273,148 @@ START_TEST(disable_after_only_failures_disables_and_tells)
 }
 END_TEST
 
+/* An answer given at answered_at (unix seconds), for the NPS windows of loop.nps_drop. */
+static void post_answered(struct env *e, const char *rid, const char *touchpoint, int score, int64_t answered_at)
+{
+	char when[32], body[512];
+	time_t t = (time_t)answered_at;
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	snprintf(body, sizeof body,
+	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"C-%s\"},\"touchpoint\":\"%s\",\"score\":%d,"
+	         "\"answered_at\":\"%s\"}",
+	         rid, rid, touchpoint, score, when);
+	struct http_result r;
+	http_json(&e->p, "POST", "/v1/surveys", e->ingest, body, &r);
+	expect_status(&r, 201, body);
+	http_result_free(&r);
+}
+
+/* Waits long enough for the alerts thread (it looks every 100 ms on a fake clock) to have
+ * sent what it would, and says how many requests path has had. */
+static size_t rx_count_after_a_look(struct receiver *rx, const char *path)
+{
+	sleep_ms(600);
+	return rx_count(rx, path);
+}
+
+START_TEST(loop_silent_when_answers_stop_coming)
+{
+	int64_t t0 = fake_clock_now();
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[alerts]\nsilence_after = 1h\n");
+	json_t *hook = create_webhook(&e, rx_url(rx, "/hooks/silent"), "\"events\":[\"loop.silent\"]");
+	char *secret = hook_secret(hook);
+	json_decref(hook);
+	post_survey_quiet(&e, "silent-1", "C-1", "claim", 9, NULL);
+	fake_clock_set(t0 + 3599);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 0);
+	/* An hour without an answer, the centre open ("always"): the feed may be broken. */
+	fake_clock_set(t0 + 3600);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/silent", 1, WAIT_MS), 1);
+	json_t *env = check_standard(rx_get(rx, "/hooks/silent", 0), secret, "loop.silent");
+	json_t *data = json_object_get(env, "data");
+	char want[32];
+	time_t t = (time_t)t0;
+	strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	ck_assert_str_eq(sget(data, "last_answer_at"), want);
+	ck_assert_int_eq(iget(data, "silent_minutes"), 60);
+	ck_assert_int_eq(iget(data, "silence_after_minutes"), 60);
+	ck_assert_msg(sget(data, "message") && strstr(sget(data, "message"), "1 h 0 min"), "message: %s",
+	              sget(data, "message"));
+	json_decref(env);
+	/* The same silence is told once, however long it lasts. */
+	fake_clock_set(t0 + 3 * 3600);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 1);
+	/* An answer ends it; the next silence is news again. */
+	post_survey_quiet(&e, "silent-2", "C-2", "claim", 9, NULL);
+	fake_clock_set(t0 + 4 * 3600);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/silent", 2, WAIT_MS), 2);
+	free(secret);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* A closed call centre hears of no silence: nobody could act on it. */
+START_TEST(loop_silent_waits_for_opening_hours)
+{
+	/* 2026-11-21T12:00:00Z is a Saturday; the hours below open on weekdays only. */
+	fake_clock_start(INT64_C(1795262400));
+	struct receiver *rx = rx_start();
+	struct env e;
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(npsd_start_callbacks(&e.p, "hours = mon-fri 08:00-20:00\n", "[alerts]\nsilence_after = 1h\n"),
+	                 0);
+	tokens(&e);
+	json_decref(create_webhook(&e, rx_url(rx, "/hooks/silent"), "\"events\":[\"loop.silent\"]"));
+	fake_clock_set(INT64_C(1795262400) + 6 * 3600);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 0);
+	/* Monday 08:00 in Amsterdam (07:00Z): open, and silent since npsd started. */
+	fake_clock_set(INT64_C(1795417200));
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/silent", 1, WAIT_MS), 1);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+START_TEST(loop_nps_drop_per_touchpoint)
+{
+	int64_t t0 = fake_clock_now();
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[alerts]\nwindow = 1d\nnps_drop = 15\nmin_responses = 5\n");
+	json_t *hook = create_webhook(&e, rx_url(rx, "/hooks/claim"),
+	                              "\"events\":[\"loop.nps_drop\"],\"filter\":{\"touchpoints\":[\"claim\"]}");
+	char *secret = hook_secret(hook);
+	json_decref(hook);
+	json_decref(create_webhook(&e, rx_url(rx, "/hooks/all"), "\"events\":[\"loop.nps_drop\"]"));
+	/* The day before: promoters everywhere. The last day: claim's answers turned bad, and a
+	 * renewal fell too, but with too few answers to tell. */
+	char rid[32];
+	for (int i = 0; i < 6; i++) {
+		snprintf(rid, sizeof rid, "before-claim-%d", i);
+		post_answered(&e, rid, "claim", 10, t0 - 36 * 3600);
+		snprintf(rid, sizeof rid, "before-purchase-%d", i);
+		post_answered(&e, rid, "purchase", 10, t0 - 36 * 3600);
+		snprintf(rid, sizeof rid, "now-claim-%d", i);
+		post_answered(&e, rid, "claim", i < 5 ? 2 : 10, t0 - 12 * 3600);
+		snprintf(rid, sizeof rid, "now-purchase-%d", i);
+		post_answered(&e, rid, "purchase", 9, t0 - 12 * 3600);
+		snprintf(rid, sizeof rid, "before-renewal-%d", i);
+		post_answered(&e, rid, "renewal", 10, t0 - 36 * 3600);
+	}
+	for (int i = 0; i < 4; i++) {
+		snprintf(rid, sizeof rid, "now-renewal-%d", i);
+		post_answered(&e, rid, "renewal", 0, t0 - 12 * 3600);
+	}
+	/* The NPS is looked at every ten minutes. */
+	fake_clock_set(t0 + 600);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/claim", 1, WAIT_MS), 1);
+	json_t *env = check_standard(rx_get(rx, "/hooks/claim", 0), secret, "loop.nps_drop");
+	json_t *data = json_object_get(env, "data");
+	ck_assert_str_eq(sget(data, "touchpoint"), "claim");
+	ck_assert_double_eq_tol(json_number_value(json_object_get(data, "nps")), -66.7, 0.051);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(data, "previous_nps")), 100.0, 0.051);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(data, "drop")), 166.7, 0.051);
+	ck_assert_int_eq(iget(data, "responses"), 6);
+	ck_assert_int_eq(iget(data, "previous_responses"), 6);
+	ck_assert_int_eq(iget(data, "window_hours"), 24);
+	json_decref(env);
+	/* The unfiltered webhook hears the same one drop: purchase fell by 0, renewal lacks
+	 * answers. */
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/all", 1, WAIT_MS), 1);
+	ck_assert_msg(rx_find(rx, "/hooks/all", "\"touchpoint\":\"claim\"") != NULL, "all got %s",
+	              rx_get(rx, "/hooks/all", 0)->body);
+	/* Ten minutes on the fall is the same: not told again within the window. */
+	fake_clock_set(t0 + 1200);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/all"), 1);
+	free(secret);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(a_receiver_that_hangs_times_out_and_is_retried)
 {
 	struct receiver *rx = rx_start();
@@ -2142,6 +2284,9 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, redirects_are_not_followed);
 	tcase_add_test(tc, gone_disables_and_tells_the_others);
 	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
+	tcase_add_test(tc, loop_silent_when_answers_stop_coming);
+	tcase_add_test(tc, loop_silent_waits_for_opening_hours);
+	tcase_add_test(tc, loop_nps_drop_per_touchpoint);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);

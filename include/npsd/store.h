@@ -68,6 +68,9 @@ int store_readiness_touch(struct db_conn *conn, int64_t now);
 int store_customer_insert(struct db_conn *conn, const struct customer_row *c, int64_t now);
 int store_customer_update(struct db_conn *conn, const struct customer_row *c, int64_t now);
 
+/* When the newest answer was received (the highest id: ids follow receipt); 0 when there
+ * is none. */
+int store_newest_answer_received(struct db_conn *conn, int64_t *ret);
 int store_survey_by_response_id(struct db_conn *conn, const char *response_id, struct survey_row *ret);
 int store_survey_get(struct db_conn *conn, int64_t id, struct survey_row *ret);
 /* Inserts a validated answer; attributes is its compact JSON text or NULL, callback_id 0
