@@ -209,9 +209,11 @@ static int parse_command(int argc, char **argv, struct command *ret)
 		ret->kind = CMD_PURGE;
 		if (argc == 1)
 			return 0;
-		if (config_parse_duration(value, &ret->older_than) < 0 || ret->older_than <= 0) {
+		/* Bounded like retention.days: a typo of many digits must not wrap the cutoff. */
+		if (config_parse_duration(value, &ret->older_than) < 0 || ret->older_than <= 0 ||
+		    ret->older_than > 36500 * INT64_C(86400)) {
 			fprintf(stderr, "npsctl: --older-than takes a duration in s, m, h or d, such as 730d "
-			                "(not 0: that would purge everything)\n");
+			                "(not 0: that would purge everything; at most 36500d)\n");
 			return 2;
 		}
 		return 0;

@@ -1,0 +1,1503 @@
+/*
+ * npsctl's operations commands against the real daemon and its database (SPEC "Operations"):
+ *  - backup PATH while npsd runs: a copy that passes integrity_check, is in rollback-journal
+ *    mode and is one file (no -wal, no .partial left), with every answer and key; taken
+ *    while two clients keep posting, it holds every answer acknowledged before it started,
+ *    nothing half-written (no answer without its customer or callback), and the clients
+ *    get nothing but 201s; npsd started on the copy serves it; an existing file is refused
+ *    and left as it was, a stale .partial replaced, a missing folder an error;
+ *  - purge [--older-than D] on the fake clock, which npsctl reads like npsd
+ *    (NPSD_FAKE_CLOCK_FILE): answers older than the cutoff go unless their callback is still
+ *    open or was made at or after the cutoff; closed old callbacks with their improvements
+ *    and call events; customers with their last answer, but a do-not-call customer keeps the
+ *    row and the mark without contact details (their next low score opens no call); outbox
+ *    events with their deliveries and attempts; the counts on stderr; an answer at the
+ *    cutoff itself stays; the default is retention.days (730); a second run purges nothing;
+ *    more than two batches of 500 rows, nothing left pointing at a row that went; npsd keeps
+ *    serving and stops cleanly;
+ *  - erase --customer ID while npsd runs, for an id with a quote and non-ASCII letters:
+ *    every answer, callback, improvement, call event, outbox event (found by its payload's
+ *    customer.id), delivery and attempt about the customer, and the customer; nothing about
+ *    anyone else (another customer's answer that names the id in its attributes stays); a
+ *    second erase and an unknown id exit 1; after a clean stop the name, phone, email,
+ *    comment, notes and improvement are nowhere in the database file's bytes (secure_delete),
+ *    while the other customer's are (so the search does find text); a customer whose call
+ *    an agent holds: the agent's next step is a 404, the lease and SLA timers find nothing,
+ *    and their next low score is a new call;
+ *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
+ *    missing database exits 1 with "no database", and neither creates a file.
+ * What the API cannot show (the copy, a do-not-call customer's cleared details, how many
+ * call events and attempts there were, whether deliveries are done) is read from the
+ * database file with SQLite, read-only. Webhook deliveries go to a receiver inside the test
+ * that answers 200 to everything.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define DAY INT64_C(86400)
+/* 2021-01-10T12:00:00Z: the old answers. npsctl on the real clock (2026 or later) would
+ * purge everything here, E's answer included, so what stays proves it read the fake one. */
+#define T_OLD INT64_C(1610280000)
+#define T_NEW (T_OLD + 800 * DAY) /* 2023-03-21T12:00:00Z */
+#define RETENTION (730 * DAY)     /* retention.days' default */
+#define WAIT_MS 20000             /* how long deliveries get to arrive */
+#define PHONE "+31612345678"
+
+/* Where backups are written: made in main, emptied and removed after the run, so a test
+ * that fails half-way leaves nothing behind. */
+static char scratch[64];
+
+/* ---------- small helpers ---------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *format, ...)
+{
+	va_list ap;
+	va_start(ap, format);
+	char *s = NULL;
+	int n = vasprintf(&s, format, ap);
+	va_end(ap);
+	ck_assert_msg(n >= 0 && s, "out of memory");
+	return s;
+}
+
+static const char *utc(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static bool exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* A new path in the scratch folder (malloc'ed); nothing is there yet. */
+static char *scratch_path(const char *name)
+{
+	char *path = fmt("%s/%d-%s", scratch, (int)getpid(), name);
+	unlink(path);
+	return path;
+}
+
+/* Removes dir and what is in it, one level of folders down (the usage test makes one). */
+static void remove_tree(const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char path[512];
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (unlink(path) < 0 && depth > 0)
+			remove_tree(path, depth - 1);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Runs npsctl --db db with the arguments that follow (NULL-terminated): its exit code, with
+ * what it wrote to stdout and stderr malloc'ed in *ret_out and *ret_err (either may be NULL).
+ * npsctl inherits NPSD_FAKE_CLOCK_FILE from this process, as npsd does. A sanitizer's report
+ * (SANITIZE=1 builds) fails the test: its exit code could pass for an expected 1. */
+static int ctl(const char *db, char **ret_out, char **ret_err, ...)
+{
+	const char *argv[16];
+	size_t n = 0;
+	argv[n++] = npsctl_bin();
+	argv[n++] = "--db";
+	argv[n++] = db;
+	va_list ap;
+	va_start(ap, ret_err);
+	for (const char *a; (a = va_arg(ap, const char *)) && n < 15;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	char *err = NULL;
+	int status = run_program(argv, ret_out, &err);
+	ck_assert_msg(!err || (!strstr(err, "Sanitizer") && !strstr(err, "runtime error:")), "npsctl %s: %s",
+	              argv[3], err);
+	if (ret_err)
+		*ret_err = err;
+	else
+		free(err);
+	return status;
+}
+
+/* ---------- what purge and erase report on stderr ---------- */
+
+struct counts {
+	long long surveys, callbacks, improvements, call_events, customers, events, deliveries, attempts;
+	long long kept_do_not_call;
+};
+
+/* The counts of npsctl's "purged ..." or "erased ..." line. */
+static struct counts counts_of(const char *err, const char *verb)
+{
+	struct counts c = { 0 };
+	char head[16];
+	snprintf(head, sizeof head, "%s ", verb);
+	const char *at = err ? strstr(err, head) : NULL;
+	ck_assert_msg(at != NULL, "no \"%s\" line on npsctl's stderr: %s", verb, err ? err : "(none)");
+	int n = sscanf(at + strlen(head),
+	               "%lld answers, %lld callbacks (%lld improvements, %lld call events), %lld customers, "
+	               "%lld events (%lld deliveries, %lld attempts)",
+	               &c.surveys, &c.callbacks, &c.improvements, &c.call_events, &c.customers, &c.events,
+	               &c.deliveries, &c.attempts);
+	ck_assert_msg(n == 8, "cannot read the counts in: %s", at);
+	const char *kept = strstr(at, "; ");
+	if (kept && (!strchr(at, '\n') || kept < strchr(at, '\n')))
+		ck_assert_int_eq(sscanf(kept, "; %lld do-not-call", &c.kept_do_not_call), 1);
+	return c;
+}
+
+static void assert_counts(struct counts got, struct counts want, const char *what)
+{
+	ck_assert_msg(memcmp(&got, &want, sizeof got) == 0,
+	              "%s: got %lld answers, %lld callbacks, %lld improvements, %lld call events, %lld "
+	              "customers, %lld events, %lld deliveries, %lld attempts, %lld kept; want %lld, %lld, "
+	              "%lld, %lld, %lld, %lld, %lld, %lld, %lld",
+	              what, got.surveys, got.callbacks, got.improvements, got.call_events, got.customers,
+	              got.events, got.deliveries, got.attempts, got.kept_do_not_call, want.surveys,
+	              want.callbacks, want.improvements, want.call_events, want.customers, want.events,
+	              want.deliveries, want.attempts, want.kept_do_not_call);
+}
+
+/* ---------- the database file, read directly ---------- */
+
+/* Read-only: a reader beside the running npsd, or a backup that must not be changed. */
+static sqlite3 *sql_open(const char *path)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	ck_assert_msg(rc == SQLITE_OK, "cannot open %s: %s", path,
+	              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql, const char *text)
+{
+	sqlite3_stmt *st = NULL;
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+	              sqlite3_errmsg(db));
+	if (text)
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+	return st;
+}
+
+/* The first column of the first row as text (malloc'ed; "(null)" for NULL, "(no row)"),
+ * with ?1 bound to text when it is not NULL. */
+static char *sql_text(sqlite3 *db, const char *sql, const char *text)
+{
+	sqlite3_stmt *st = sql_prepare(db, sql, text);
+	int rc = sqlite3_step(st);
+	ck_assert_msg(rc == SQLITE_ROW || rc == SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db));
+	const unsigned char *v = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	char *s = strdup(rc != SQLITE_ROW ? "(no row)" : v ? (const char *)v : "(null)");
+	sqlite3_finalize(st);
+	return s;
+}
+
+static long long sql_int(sqlite3 *db, const char *sql, const char *text)
+{
+	sqlite3_stmt *st = sql_prepare(db, sql, text);
+	ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
+	long long n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* One query on a database file: opened, asked, closed. */
+static long long file_int(const char *path, const char *sql, const char *text)
+{
+	sqlite3 *db = sql_open(path);
+	long long n = sql_int(db, sql, text);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Waits until every delivery in the database is delivered and there are want of them. */
+static void wait_delivered(const char *db_path, long long want)
+{
+	long long done = 0, all = 0;
+	for (int waited = 0; waited < WAIT_MS; waited += 50) {
+		all = file_int(db_path, "SELECT count(*) FROM deliveries", NULL);
+		done = file_int(db_path, "SELECT count(*) FROM deliveries WHERE status = 'delivered'", NULL);
+		if (all == want && done == want)
+			return;
+		sleep_ms(50);
+	}
+	ck_abort_msg("%lld of %lld deliveries delivered after %d ms, want %lld", done, all, WAIT_MS, want);
+}
+
+/* Asserts that no row points at one that is not there: an answer without its customer or
+ * callback, an improvement or call event without its callback, a delivery without its
+ * event, an attempt without its delivery, a customer's open callback that is gone. */
+static void assert_no_dangling(sqlite3 *db, const char *what)
+{
+	char *first =
+	        sql_text(db,
+	                 "SELECT \"table\" || ' row ' || coalesce(rowid, '?') || ' points at a missing ' || "
+	                 "parent FROM pragma_foreign_key_check LIMIT 1",
+	                 NULL);
+	ck_assert_msg(strcmp(first, "(no row)") == 0, "%s: %s", what, first);
+	free(first);
+	ck_assert_msg(sql_int(db,
+	                      "SELECT count(*) FROM customers WHERE open_callback_id IS NOT NULL AND "
+	                      "open_callback_id NOT IN (SELECT id FROM callbacks)",
+	                      NULL) == 0,
+	              "%s: a customer's open callback is gone", what);
+}
+
+/* What a backup must be: sound, one file in rollback-journal mode, nothing half-written. */
+static void assert_sound_copy(sqlite3 *db)
+{
+	char *check = sql_text(db, "PRAGMA integrity_check", NULL);
+	ck_assert_msg(strcmp(check, "ok") == 0, "integrity_check: %s", check);
+	free(check);
+	char *mode = sql_text(db, "PRAGMA journal_mode", NULL);
+	ck_assert_msg(strcmp(mode, "delete") == 0, "the copy's journal mode is %s, want delete", mode);
+	free(mode);
+	assert_no_dangling(db, "the copy");
+}
+
+/* Asserts that the file at path has no -wal, -shm, -journal or .partial beside it. */
+static void assert_one_file(const char *path)
+{
+	static const char *const suffixes[] = { "-wal", "-shm", "-journal", ".partial" };
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char *side = fmt("%s%s", path, suffixes[i]);
+		ck_assert_msg(!exists(side), "%s is there", side);
+		free(side);
+	}
+}
+
+/* ---------- the webhook receiver: 200 to everything ---------- */
+
+struct receiver {
+	struct MHD_Daemon *d;
+	uint16_t port;
+};
+
+static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls)
+{
+	static int seen; /* marks a request whose first call has been made */
+	(void)cls;
+	(void)url;
+	(void)method;
+	(void)version;
+	(void)upload;
+	if (!*con_cls) {
+		*con_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	static char ok[] = "ok";
+	struct MHD_Response *resp = MHD_create_response_from_buffer(2, ok, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static struct receiver *rx_start(void)
+{
+	struct receiver *rx = calloc(1, sizeof *rx);
+	ck_assert_ptr_nonnull(rx);
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rx->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+	                         NULL, rx_handler, rx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	                         MHD_OPTION_END);
+	ck_assert_msg(rx->d != NULL, "the receiver does not start");
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(rx->d, MHD_DAEMON_INFO_BIND_PORT);
+	ck_assert_msg(info && info->port, "the receiver has no port");
+	rx->port = info->port;
+	return rx;
+}
+
+static void rx_stop(struct receiver *rx)
+{
+	if (!rx)
+		return;
+	MHD_stop_daemon(rx->d);
+	free(rx);
+}
+
+/* ---------- the daemon ---------- */
+
+struct fx {
+	struct npsd_proc p;
+	char *ingest, *agent, *manager;
+	struct receiver *rx;
+	json_int_t hook; /* the webhook, 0 when none */
+	int seq;         /* response ids */
+};
+
+/* Starts npsd (on the fake clock at t0 unless it is 0) with a token per role; with events
+ * (a JSON array's text), a standard webhook to the receiver that subscribes to them. */
+static void fx_start(struct fx *f, int64_t t0, const char *events)
+{
+	memset(f, 0, sizeof *f);
+	if (t0)
+		fake_clock_start(t0);
+	ck_assert_msg(npsd_start(&f->p, NULL) == 0, "npsd did not start (NPSD_BIN=%s)", npsd_bin());
+	f->ingest = npsctl_key(&f->p, "ingest", "survey-platform");
+	f->agent = npsctl_key(&f->p, "agent", "agent-anna");
+	f->manager = npsctl_key(&f->p, "manager", "manager-mo");
+	ck_assert_msg(f->ingest && f->agent && f->manager, "npsctl key create failed");
+	if (!events)
+		return;
+	f->rx = rx_start();
+	char *body = fmt("{\"url\":\"http://127.0.0.1:%u/hook\",\"format\":\"standard\",\"events\":%s}",
+	                 f->rx->port, events);
+	struct http_result r;
+	http_json(&f->p, "POST", "/v1/webhooks", f->manager, body, &r);
+	ck_assert_msg(r.status == 201, "create webhook: %ld %s", r.status, r.body);
+	f->hook = iget(r.json, "id");
+	http_result_free(&r);
+	free(body);
+}
+
+/* Stops npsd with SIGTERM: it must exit 0, and its log must hold no sanitizer report. */
+static void fx_stop(struct fx *f)
+{
+	int status = f->p.pid > 0 ? npsd_stop(&f->p, SIGTERM) : 0;
+	char *log = npsd_log(&f->p);
+	static const char *const marks[] = { "AddressSanitizer", "LeakSanitizer", "runtime error:" };
+	const char *report = NULL;
+	for (size_t i = 0; log && i < 3 && !report; i++)
+		report = strstr(log, marks[i]);
+	if (status != 0 || report) {
+		size_t len = log ? strlen(log) : 0;
+		fprintf(stderr, "it_operations: npsd exit %d; log tail:\n%s\n", status,
+		        report ? report
+		        : log  ? log + (len > 4000 ? len - 4000 : 0)
+		               : "(none)");
+	}
+	bool reported = report != NULL;
+	free(log);
+	rx_stop(f->rx);
+	f->rx = NULL;
+	npsd_cleanup(&f->p);
+	free(f->ingest);
+	free(f->agent);
+	free(f->manager);
+	ck_assert_msg(status == 0, "npsd exited %d on SIGTERM", status);
+	ck_assert_msg(!reported, "npsd's log has a sanitizer report");
+}
+
+/* One request that must get an answer below 500: the status, the body in *out (may be
+ * NULL; the caller decrefs). */
+static long call(struct fx *f, const char *method, const char *path, const char *token, const char *body,
+                 json_t **out)
+{
+	struct http_result r;
+	int rc = http_json(&f->p, method, path, token, body, &r);
+	ck_assert_msg(rc == 0, "%s %s: no answer (curl %d)", method, path, r.curl_code);
+	ck_assert_msg(r.status < 500, "%s %s answered %ld: %s", method, path, r.status, r.body);
+	long status = r.status;
+	if (out)
+		*out = json_incref(r.json);
+	http_result_free(&r);
+	return status;
+}
+
+/* A manager's GET of /v1/KIND/ID: the status, the body in *out (may be NULL; the caller
+ * decrefs). */
+static long get_id(struct fx *f, const char *kind, json_int_t id, json_t **out)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/v1/%s/%lld", kind, (long long)id);
+	return call(f, "GET", path, f->manager, NULL, out);
+}
+
+static long get_status(struct fx *f, const char *kind, json_int_t id)
+{
+	return get_id(f, kind, id, NULL);
+}
+
+struct answer {
+	const char *customer, *name, *phone, *email, *touchpoint, *comment;
+	int score;
+	int64_t answered_at; /* 0: not sent, npsd takes the time it receives it */
+	json_t *attributes;  /* borrowed; NULL: none */
+};
+
+static json_t *answer_json(struct fx *f, const struct answer *a)
+{
+	json_t *customer = json_pack("{s:s}", "id", a->customer);
+	if (a->name)
+		json_object_set_new(customer, "name", json_string(a->name));
+	if (a->phone)
+		json_object_set_new(customer, "phone", json_string(a->phone));
+	if (a->email)
+		json_object_set_new(customer, "email", json_string(a->email));
+	json_object_set_new(customer, "language", json_string("nl"));
+	char rid[32];
+	snprintf(rid, sizeof rid, "resp-%d", ++f->seq);
+	json_t *doc =
+	        json_pack("{s:s, s:o, s:s, s:s, s:i}", "response_id", rid, "customer", customer, "touchpoint",
+	                  a->touchpoint ? a->touchpoint : "claim", "channel", "web", "score", a->score);
+	ck_assert_ptr_nonnull(doc);
+	if (a->comment)
+		json_object_set_new(doc, "comment", json_string(a->comment));
+	if (a->attributes)
+		json_object_set(doc, "attributes", a->attributes);
+	if (a->answered_at) {
+		char when[32];
+		json_object_set_new(doc, "answered_at", json_string(utc(a->answered_at, when)));
+	}
+	return doc;
+}
+
+/* Posts one answer, asserting 201; returns the reply (the caller decrefs). */
+static json_t *post(struct fx *f, const struct answer *a)
+{
+	json_t *doc = answer_json(f, a);
+	char *text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	json_t *reply = NULL;
+	long status = call(f, "POST", "/v1/surveys", f->ingest, text, &reply);
+	ck_assert_msg(status == 201 && reply, "POST /v1/surveys answered %ld for %s", status, text);
+	free(text);
+	return reply;
+}
+
+/* The callback id of a POST /v1/surveys reply, 0 when "callback" is null. */
+static json_int_t callback_of(json_t *reply)
+{
+	json_t *cb = json_object_get(reply, "callback");
+	ck_assert_msg(cb != NULL, "the reply has no \"callback\" member");
+	return json_is_null(cb) ? 0 : iget(cb, "id");
+}
+
+/* Posts an answer; its id, and its callback's in *ret_callback (may be NULL). */
+static json_int_t post_id(struct fx *f, const struct answer *a, json_int_t *ret_callback)
+{
+	json_t *reply = post(f, a);
+	json_int_t id = iget(reply, "id");
+	if (ret_callback)
+		*ret_callback = callback_of(reply);
+	json_decref(reply);
+	return id;
+}
+
+/* Posts count answers as JSON arrays of up to 1000 (npsd's most), each item a 201. */
+static void post_many(struct fx *f, int count, struct answer (*make)(int i, char customer[64]))
+{
+	for (int first = 0; first < count; first += 1000) {
+		json_t *batch = json_array();
+		for (int i = first; i < count && i < first + 1000; i++) {
+			char customer[64];
+			struct answer a = make(i, customer);
+			json_array_append_new(batch, answer_json(f, &a));
+		}
+		char *text = json_dumps(batch, JSON_COMPACT);
+		size_t n = json_array_size(batch);
+		json_decref(batch);
+		json_t *reply = NULL;
+		long status = call(f, "POST", "/v1/surveys", f->ingest, text, &reply);
+		free(text);
+		ck_assert_msg(status == 200 && json_array_size(reply) == n, "a batch of %zu answered %ld", n,
+		              status);
+		size_t bad = 0, i;
+		json_t *item;
+		json_array_foreach (reply, i, item)
+			bad += iget(item, "status") != 201;
+		ck_assert_msg(bad == 0, "%zu of a batch of %zu were not 201", bad, n);
+		json_decref(reply);
+	}
+}
+
+/* Claims the due callback of touchpoint (one is expected) and completes it with body. */
+static void claim_and_complete(struct fx *f, const char *touchpoint, json_int_t want, const char *body)
+{
+	char *claim = fmt("{\"touchpoint\":\"%s\"}", touchpoint);
+	json_t *cb = NULL;
+	long status = call(f, "POST", "/v1/callbacks/claim", f->agent, claim, &cb);
+	ck_assert_msg(status == 200, "claim on %s answered %ld", touchpoint, status);
+	ck_assert_int_eq(iget(cb, "id"), want);
+	json_decref(cb);
+	free(claim);
+	char *path = fmt("/v1/callbacks/%lld/complete", (long long)want);
+	status = call(f, "POST", path, f->agent, body, NULL);
+	ck_assert_msg(status == 200, "complete %lld with %s answered %ld", (long long)want, body, status);
+	free(path);
+}
+
+/* The webhook's deliveries (at most 200: the tests make fewer): their ids into ids (at most
+ * max), the count returned; created_at of each at or after since, when since is not 0. */
+static size_t delivery_ids(struct fx *f, json_int_t *ids, size_t max, int64_t since)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/deliveries?limit=200", (long long)f->hook);
+	json_t *body = NULL;
+	ck_assert_int_eq(call(f, "GET", path, f->manager, NULL, &body), 200);
+	json_t *list = json_object_get(body, "deliveries");
+	ck_assert_msg(json_is_array(list), "no deliveries array");
+	ck_assert_uint_le(json_array_size(list), max);
+	size_t n = 0, i;
+	json_t *d;
+	char when[32];
+	utc(since, when);
+	json_array_foreach (list, i, d) {
+		ids[n++] = iget(d, "id");
+		const char *created = sget(d, "created_at");
+		/* RFC 3339 UTC strings of one width sort as the times do. */
+		ck_assert_msg(!since || (created && strcmp(created, when) >= 0),
+		              "delivery %lld was made at %s, before %s", (long long)ids[n - 1], created,
+		              when);
+	}
+	json_decref(body);
+	return n;
+}
+
+static bool has_id(const json_int_t *ids, size_t n, json_int_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* The texts of every improvement, joined by newlines (malloc'ed), and their total. */
+static char *improvement_texts(struct fx *f, json_int_t *ret_total)
+{
+	json_t *body = NULL;
+	ck_assert_int_eq(call(f, "GET", "/v1/improvements?limit=500", f->manager, NULL, &body), 200);
+	size_t len = 0, i;
+	char *texts = NULL;
+	FILE *out = open_memstream(&texts, &len);
+	json_t *item;
+	json_array_foreach (json_object_get(body, "improvements"), i, item)
+		fprintf(out, "%s\n", sget(item, "text"));
+	fclose(out);
+	*ret_total = iget(json_object_get(body, "counts"), "total");
+	json_decref(body);
+	return texts;
+}
+
+/* How many answers GET /v1/surveys?customer_id= lists for the customer. */
+static size_t surveys_of(struct fx *f, const char *customer)
+{
+	CURL *curl = curl_easy_init();
+	char *escaped = curl_easy_escape(curl, customer, 0);
+	char *path = fmt("/v1/surveys?customer_id=%s&limit=500", escaped);
+	curl_free(escaped);
+	curl_easy_cleanup(curl);
+	json_t *body = NULL;
+	long status = call(f, "GET", path, f->manager, NULL, &body);
+	ck_assert_msg(status == 200, "GET %s answered %ld", path, status);
+	size_t n = json_array_size(json_object_get(body, "surveys"));
+	json_decref(body);
+	free(path);
+	return n;
+}
+
+/* ---------- backup ---------- */
+
+START_TEST(backup_is_a_sound_single_file_with_everything)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	json_int_t first = 0, callback = 0;
+	for (int i = 0; i < 30; i++) {
+		char customer[32];
+		snprintf(customer, sizeof customer, "cust-%d", i);
+		json_int_t id =
+		        post_id(&f, &(struct answer){ .customer = customer, .phone = PHONE, .score = i % 11 },
+		                i == 3 ? &callback : NULL);
+		if (i == 3)
+			first = id;
+	}
+	ck_assert_int_gt(callback, 0);
+
+	char *out_path = scratch_path("backup.db");
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "backup", out_path, NULL), 0);
+	/* stdout is for answers a script reads; a backup has none. */
+	ck_assert_msg(out && !*out, "backup wrote to stdout: %s", out);
+	ck_assert_msg(err && strstr(err, out_path), "no word of the backup on stderr: %s", err);
+	free(out);
+	free(err);
+	assert_one_file(out_path);
+
+	sqlite3 *copy = sql_open(out_path);
+	assert_sound_copy(copy);
+	ck_assert_int_eq(sql_int(copy, "SELECT count(*) FROM surveys", NULL), 30);
+	ck_assert_int_eq(sql_int(copy, "SELECT count(*) FROM customers", NULL), 30);
+	ck_assert_int_eq(sql_int(copy, "SELECT count(*) FROM api_keys", NULL), 3);
+	char *sql = fmt("SELECT callback_id FROM surveys WHERE id = %lld", (long long)first);
+	ck_assert_int_eq(sql_int(copy, sql, NULL), callback);
+	free(sql);
+	sqlite3_close(copy);
+
+	/* A second backup to the same name is refused, and the first one stays as it was. */
+	size_t len_before = 0, len_after = 0;
+	char *before = read_all(out_path, &len_before);
+	ck_assert_ptr_nonnull(before);
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "backup", out_path, NULL), 1);
+	ck_assert_msg(err && strstr(err, "exists"), "the refusal does not say why: %s", err);
+	ck_assert_msg(out && !*out, "a refused backup wrote to stdout: %s", out);
+	free(out);
+	free(err);
+	char *after = read_all(out_path, &len_after);
+	ck_assert_msg(after && len_after == len_before && memcmp(before, after, len_before) == 0,
+	              "the existing file was changed");
+	free(before);
+	free(after);
+	assert_one_file(out_path);
+
+	/* What an interrupted backup left is no obstacle: it is replaced. */
+	char *second = scratch_path("second.db");
+	char *partial = fmt("%s.partial", second);
+	FILE *junk = fopen(partial, "w");
+	ck_assert_ptr_nonnull(junk);
+	fputs("half a backup", junk);
+	fclose(junk);
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "backup", second, NULL), 0);
+	assert_one_file(second);
+	copy = sql_open(second);
+	assert_sound_copy(copy);
+	ck_assert_int_eq(sql_int(copy, "SELECT count(*) FROM surveys", NULL), 30);
+	sqlite3_close(copy);
+
+	/* A folder that is not there: an error, and nothing made. */
+	char *nowhere = fmt("%s/no-such-folder/b.db", scratch);
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, &err, "backup", nowhere, NULL), 1);
+	ck_assert_msg(err && *err, "a failed backup says nothing");
+	free(err);
+	ck_assert(!exists(nowhere));
+
+	/* npsd went on as before. */
+	ck_assert_int_eq(get_status(&f, "surveys", first), 200);
+	unlink(out_path);
+	unlink(second);
+	free(out_path);
+	free(second);
+	free(partial);
+	free(nowhere);
+	fx_stop(&f);
+}
+END_TEST
+
+/* A client posting one answer after another; each 201 moves acked on. */
+struct feeder {
+	struct fx *f;
+	int k;            /* its ids: live-K-N */
+	atomic_int acked; /* answers 1..acked were acknowledged */
+	atomic_bool stop;
+	long bad; /* the first status other than 201 (-1: no answer), 0 when none */
+};
+
+static void *feed(void *arg)
+{
+	struct feeder *fd = arg;
+	for (int n = 1; !atomic_load(&fd->stop); n++) {
+		/* Every customer new, so each low score opens a callback in the same transaction. */
+		char body[512];
+		snprintf(body, sizeof body,
+		         "{\"response_id\":\"live-%d-%d\",\"customer\":{\"id\":\"live-%d-%d\","
+		         "\"phone\":\"%s\"},\"touchpoint\":\"claim\",\"score\":%d,\"comment\":\"during\"}",
+		         fd->k, n, fd->k, n, PHONE, n % 11);
+		struct http_result r;
+		int rc = http_json(&fd->f->p, "POST", "/v1/surveys", fd->f->ingest, body, &r);
+		long status = rc == 0 ? r.status : -1;
+		http_result_free(&r);
+		if (status != 201) {
+			fd->bad = status;
+			break;
+		}
+		atomic_store(&fd->acked, n);
+	}
+	return NULL;
+}
+
+static struct answer bulk_answer(int i, char customer[64])
+{
+	/* Long comments make a database of some megabytes: a copy that takes a while. */
+	static const char comment[] = "The claim took three weeks and nobody called back; the letters "
+	                              "contradicted each other and the web form lost my photos twice. "
+	                              "I would like someone to look at the whole process, start to end.";
+	snprintf(customer, 64, "bulk-%d", i);
+	return (struct answer){ .customer = customer, .phone = PHONE, .score = i % 11, .comment = comment };
+}
+
+START_TEST(backup_while_answers_arrive_holds_every_acknowledged_one)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	post_many(&f, 6000, bulk_answer);
+
+	struct feeder feeders[2];
+	pthread_t threads[2];
+	for (int k = 0; k < 2; k++) {
+		feeders[k] = (struct feeder){ .f = &f, .k = k };
+		ck_assert_int_eq(pthread_create(&threads[k], NULL, feed, &feeders[k]), 0);
+	}
+	/* Both feeders under way before the backup starts. */
+	for (int waited = 0;
+	     (atomic_load(&feeders[0].acked) < 20 || atomic_load(&feeders[1].acked) < 20) && waited < 10000;
+	     waited += 10)
+		sleep_ms(10);
+	int before[2], after[2];
+	for (int k = 0; k < 2; k++)
+		before[k] = atomic_load(&feeders[k].acked);
+	char *out_path = scratch_path("live.db");
+	char *err = NULL;
+	int status = ctl(f.p.db_path, NULL, &err, "backup", out_path, NULL);
+	for (int k = 0; k < 2; k++)
+		after[k] = atomic_load(&feeders[k].acked);
+	/* A few more after it: npsd still takes answers. */
+	for (int waited = 0; atomic_load(&feeders[1].acked) < after[1] + 5 && waited < 10000; waited += 10)
+		sleep_ms(10);
+	for (int k = 0; k < 2; k++) {
+		atomic_store(&feeders[k].stop, true);
+		pthread_join(threads[k], NULL);
+	}
+	ck_assert_msg(status == 0, "backup exited %d: %s", status, err);
+	free(err);
+	for (int k = 0; k < 2; k++) {
+		ck_assert_msg(before[k] >= 20, "feeder %d did not get going", k);
+		ck_assert_msg(feeders[k].bad == 0, "feeder %d got %ld while the backup ran", k,
+		              feeders[k].bad);
+		ck_assert_int_gt(atomic_load(&feeders[k].acked), after[k]);
+	}
+
+	assert_one_file(out_path);
+	sqlite3 *copy = sql_open(out_path);
+	assert_sound_copy(copy);
+	ck_assert_int_eq(sql_int(copy, "SELECT count(*) FROM surveys WHERE response_id LIKE 'resp-%'", NULL),
+	                 6000);
+	sqlite3_stmt *st = sql_prepare(copy, "SELECT count(*) FROM surveys WHERE response_id = ?1", NULL);
+	for (int k = 0; k < 2; k++) {
+		int missing = 0, first_missing = 0;
+		for (int n = 1; n <= before[k]; n++) {
+			char rid[32];
+			snprintf(rid, sizeof rid, "live-%d-%d", k, n);
+			sqlite3_bind_text(st, 1, rid, -1, SQLITE_TRANSIENT);
+			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 1) {
+				if (!missing++)
+					first_missing = n;
+			}
+			sqlite3_reset(st);
+		}
+		ck_assert_msg(missing == 0,
+		              "feeder %d: %d of the %d answers acknowledged before the backup are not in "
+		              "it, the first live-%d-%d",
+		              k, missing, before[k], k, first_missing);
+		/* Nothing from after it either: at most the one in flight when it ended. */
+		char like[32];
+		snprintf(like, sizeof like, "live-%d-%%", k);
+		long long held =
+		        sql_int(copy, "SELECT count(*) FROM surveys WHERE response_id LIKE ?1", like);
+		ck_assert_msg(held >= before[k] && held <= after[k] + 1,
+		              "feeder %d: %lld answers in the copy, %d acknowledged before and %d after", k,
+		              held, before[k], after[k]);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(copy);
+	unlink(out_path);
+	free(out_path);
+	fx_stop(&f);
+}
+END_TEST
+
+START_TEST(npsd_serves_a_backup_put_in_place)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	json_int_t kept_cb = 0;
+	json_int_t kept = post_id(&f, &(struct answer){ .customer = "cust-kept", .phone = PHONE, .score = 2 },
+	                          &kept_cb);
+	ck_assert_int_gt(kept_cb, 0);
+	char *out_path = scratch_path("restore.db");
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "backup", out_path, NULL), 0);
+	json_int_t later = post_id(&f, &(struct answer){ .customer = "cust-later", .score = 9 }, NULL);
+
+	/* The way ops restore: stop, put the copy in the database's place, start. */
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	char *side = fmt("%s-wal", f.p.db_path);
+	unlink(side);
+	free(side);
+	side = fmt("%s-shm", f.p.db_path);
+	unlink(side);
+	free(side);
+	ck_assert_int_eq(rename(out_path, f.p.db_path), 0);
+	ck_assert_msg(npsd_restart(&f.p) == 0, "npsd did not start on the backup");
+
+	/* The old tokens are in the copy; so is the answer before it, not the one after. */
+	json_t *survey = NULL;
+	ck_assert_int_eq(get_id(&f, "surveys", kept, &survey), 200);
+	ck_assert_str_eq(sget(json_object_get(survey, "customer"), "id"), "cust-kept");
+	json_decref(survey);
+	ck_assert_int_eq(get_status(&f, "callbacks", kept_cb), 200);
+	ck_assert_int_eq(get_status(&f, "surveys", later), 404);
+	/* And it is a database npsd writes to again. */
+	post_id(&f, &(struct answer){ .customer = "cust-after", .score = 10 }, NULL);
+	ck_assert_uint_eq(surveys_of(&f, "cust-after"), 1);
+	free(out_path);
+	fx_stop(&f);
+}
+END_TEST
+
+/* ---------- purge ---------- */
+
+START_TEST(purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, "[\"survey.received\"]");
+	char when[32];
+
+	/* Two and a bit years ago. */
+	json_int_t a1 = post_id(
+	        &f, &(struct answer){ .customer = "cust-A", .name = "Anna Old", .phone = PHONE, .score = 10 },
+	        NULL);
+	json_int_t b_cb = 0, c_cb = 0, d_cb = 0;
+	json_int_t b1 = post_id(
+	        &f, &(struct answer){ .customer = "cust-B", .name = "Bert Old", .phone = PHONE, .score = 3 },
+	        &b_cb);
+	json_int_t c1 = post_id(&f,
+	                        &(struct answer){ .customer = "cust-C",
+	                                          .name = "Carla Owed",
+	                                          .phone = PHONE,
+	                                          .touchpoint = "purchase",
+	                                          .score = 5 },
+	                        &c_cb);
+	json_int_t d1 = post_id(&f,
+	                        &(struct answer){ .customer = "cust-D",
+	                                          .name = "Dirk Nocall",
+	                                          .phone = PHONE,
+	                                          .email = "dirk@example.org",
+	                                          .touchpoint = "renewal",
+	                                          .score = 2 },
+	                        &d_cb);
+	ck_assert_msg(b_cb && c_cb && d_cb, "a low score opened no callback");
+	claim_and_complete(&f, "claim", b_cb,
+	                   "{\"outcome\":\"reached\",\"notes\":\"old call\",\"improvements\":[{\"area\":"
+	                   "\"process\",\"text\":\"old improvement of B\"}]}");
+	claim_and_complete(&f, "renewal", d_cb, "{\"outcome\":\"do_not_call\"}");
+	wait_delivered(f.p.db_path, 4);
+	json_int_t old[8];
+	ck_assert_uint_eq(delivery_ids(&f, old, 8, 0), 4);
+
+	/* Now: a new answer, and an old one that arrives late; its call is made now. */
+	fake_clock_set(T_NEW);
+	json_int_t e1 =
+	        post_id(&f, &(struct answer){ .customer = "cust-E", .phone = PHONE, .score = 9 }, NULL);
+	json_int_t f_cb = 0;
+	json_int_t f1 = post_id(&f,
+	                        &(struct answer){ .customer = "cust-F",
+	                                          .phone = PHONE,
+	                                          .touchpoint = "late",
+	                                          .score = 4,
+	                                          .answered_at = T_OLD },
+	                        &f_cb);
+	ck_assert_int_gt(f_cb, 0);
+	claim_and_complete(&f, "late", f_cb,
+	                   "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"service\",\"text\":\"new "
+	                   "improvement of F\"}]}");
+	wait_delivered(f.p.db_path, 6);
+
+	/* What purge's counts must say, from the rows themselves. */
+	char *sql = fmt("SELECT count(*) FROM callback_events WHERE callback_id IN (%lld, %lld)",
+	                (long long)b_cb, (long long)d_cb);
+	long long old_call_events = file_int(f.p.db_path, sql, NULL);
+	free(sql);
+	ck_assert_int_ge(old_call_events, 2);
+	sql = fmt("SELECT count(*) FROM attempts WHERE delivery_id IN (%lld, %lld, %lld, %lld)",
+	          (long long)old[0], (long long)old[1], (long long)old[2], (long long)old[3]);
+	long long old_attempts = file_int(f.p.db_path, sql, NULL);
+	free(sql);
+	ck_assert_int_ge(old_attempts, 4);
+
+	/* The cutoff is npsctl's now (the fake clock) less the age, and an answer at the cutoff
+	 * itself is not older than it. */
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "purge", "--older-than", "800d", NULL), 0);
+	ck_assert_msg(strstr(err, utc(T_OLD, when)), "the cutoff is not %s: %s", when, err);
+	ck_assert_msg(out && !*out, "purge wrote to stdout: %s", out);
+	assert_counts(counts_of(err, "purged"), (struct counts){ 0 }, "purge at the old answers' second");
+	free(out);
+	free(err);
+
+	/* retention.days, 730, when no age is given. */
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "purge", NULL), 0);
+	ck_assert_msg(strstr(err, utc(T_NEW - RETENTION, when)), "the cutoff is not %s: %s", when, err);
+	ck_assert_msg(out && !*out, "purge wrote to stdout: %s", out);
+	assert_counts(counts_of(err, "purged"),
+	              (struct counts){ .surveys = 3,
+	                               .callbacks = 2,
+	                               .improvements = 1,
+	                               .call_events = old_call_events,
+	                               .customers = 2,
+	                               .events = 4,
+	                               .deliveries = 4,
+	                               .attempts = old_attempts,
+	                               .kept_do_not_call = 1 },
+	              "purge of 730 days");
+	free(out);
+	free(err);
+
+	/* A's promoter, B's answer and call, D's answer and call are gone. */
+	ck_assert_int_eq(get_status(&f, "surveys", a1), 404);
+	ck_assert_int_eq(get_status(&f, "surveys", b1), 404);
+	ck_assert_int_eq(get_status(&f, "surveys", d1), 404);
+	ck_assert_int_eq(get_status(&f, "callbacks", b_cb), 404);
+	ck_assert_int_eq(get_status(&f, "callbacks", d_cb), 404);
+	ck_assert_uint_eq(surveys_of(&f, "cust-A"), 0);
+	ck_assert_uint_eq(surveys_of(&f, "cust-B"), 0);
+	json_int_t total = 0;
+	char *texts = improvement_texts(&f, &total);
+	ck_assert_msg(!strstr(texts, "old improvement of B"), "B's improvement is still listed");
+	ck_assert_msg(strstr(texts, "new improvement of F"), "F's improvement went: %s", texts);
+	ck_assert_int_eq(total, 1);
+	free(texts);
+
+	/* C is still owed a call: the answer stays with it. E is young. F answered long ago, but
+	 * its call was made within the period: both stay. */
+	json_t *cb = NULL;
+	ck_assert_int_eq(get_id(&f, "callbacks", c_cb, &cb), 200);
+	ck_assert_str_eq(sget(cb, "status"), "queued");
+	ck_assert_uint_eq(json_array_size(json_object_get(cb, "surveys")), 1);
+	ck_assert_int_eq(iget(json_array_get(json_object_get(cb, "surveys"), 0), "id"), c1);
+	json_decref(cb);
+	ck_assert_int_eq(get_status(&f, "surveys", c1), 200);
+	ck_assert_int_eq(get_status(&f, "surveys", e1), 200);
+	ck_assert_int_eq(get_status(&f, "surveys", f1), 200);
+	ck_assert_int_eq(get_status(&f, "callbacks", f_cb), 200);
+
+	/* The old deliveries are gone from the webhook's log, the young ones are not. */
+	json_int_t left[8];
+	size_t n = delivery_ids(&f, left, 8, T_NEW - RETENTION);
+	ck_assert_uint_eq(n, 2);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_msg(!has_id(left, n, old[i]), "old delivery %lld is still listed",
+		              (long long)old[i]);
+
+	/* The customers: A and B gone, C kept whole, D kept for the mark alone. */
+	sqlite3 *db = sql_open(f.p.db_path);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM customers WHERE id IN ('cust-A', 'cust-B')", NULL),
+	                 0);
+	char *name = sql_text(db, "SELECT name FROM customers WHERE id = 'cust-C'", NULL);
+	ck_assert_str_eq(name, "Carla Owed");
+	free(name);
+	char *d_row =
+	        sql_text(db,
+	                 "SELECT do_not_call || '|' || coalesce(name, '-') || '|' || coalesce(phone, '-') || "
+	                 "'|' || coalesce(email, '-') || '|' || coalesce(language, '-') FROM customers "
+	                 "WHERE id = 'cust-D'",
+	                 NULL);
+	ck_assert_str_eq(d_row, "1|-|-|-|-");
+	free(d_row);
+	/* Nothing old is left in the outbox (the webhook's log would not show a delivery whose
+	 * event went), and nothing left points at what went. */
+	sql = fmt("SELECT (SELECT count(*) FROM events WHERE created_at < %lld) + (SELECT count(*) FROM "
+	          "deliveries WHERE created_at < %lld)",
+	          (long long)(T_NEW - RETENTION), (long long)(T_NEW - RETENTION));
+	ck_assert_int_eq(sql_int(db, sql, NULL), 0);
+	free(sql);
+	assert_no_dangling(db, "after the purge");
+	sqlite3_close(db);
+
+	/* So D's next low score is stored and alerted but owes no call. */
+	json_int_t d_again = 0;
+	json_int_t d2 = post_id(&f,
+	                        &(struct answer){ .customer = "cust-D",
+	                                          .name = "Dirk Nocall",
+	                                          .phone = PHONE,
+	                                          .touchpoint = "renewal",
+	                                          .score = 1 },
+	                        &d_again);
+	ck_assert_msg(d_again == 0, "D's new low score opened callback %lld: the do-not-call mark was lost",
+	              (long long)d_again);
+	ck_assert_int_eq(get_status(&f, "surveys", d2), 200);
+	wait_delivered(f.p.db_path, 3);
+
+	/* Nothing is left to purge, and saying the age gives the same cutoff. */
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "purge", "--older-than", "730d", NULL), 0);
+	assert_counts(counts_of(err, "purged"), (struct counts){ 0 }, "the second purge");
+	free(out);
+	free(err);
+	/* npsd served all along. */
+	ck_assert_int_eq(get_status(&f, "surveys", e1), 200);
+	fx_stop(&f);
+}
+END_TEST
+
+static struct answer old_answer(int i, char customer[64])
+{
+	snprintf(customer, 64, "old-%d", i);
+	return (struct answer){ .customer = customer, .score = i % 11 };
+}
+
+START_TEST(purge_goes_on_batch_after_batch)
+{
+	/* 1234 answers, customers, events and deliveries: npsctl goes on, a transaction of up to
+	 * 500 rows of each kind at a time, until a batch deletes nothing, and the events wait for
+	 * their deliveries, so none is ever left pointing at a missing event. */
+	struct fx f;
+	fx_start(&f, T_OLD, "[\"survey.received\"]");
+	post_many(&f, 1234, old_answer);
+	wait_delivered(f.p.db_path, 1234);
+	long long attempts = file_int(f.p.db_path, "SELECT count(*) FROM attempts", NULL);
+	ck_assert_int_ge(attempts, 1234);
+	fake_clock_set(T_NEW);
+	json_int_t young = post_id(&f, &(struct answer){ .customer = "young", .score = 8 }, NULL);
+	wait_delivered(f.p.db_path, 1235);
+	long long young_attempts = file_int(f.p.db_path, "SELECT count(*) FROM attempts", NULL) - attempts;
+
+	char *err = NULL;
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, &err, "purge", "--older-than", "1000h", NULL), 0);
+	assert_counts(counts_of(err, "purged"),
+	              (struct counts){ .surveys = 1234,
+	                               .customers = 1234,
+	                               .events = 1234,
+	                               .deliveries = 1234,
+	                               .attempts = attempts },
+	              "purge of 1234 old answers");
+	free(err);
+	sqlite3 *db = sql_open(f.p.db_path);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM surveys", NULL), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM customers", NULL), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM events", NULL), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM deliveries", NULL), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM attempts", NULL), young_attempts);
+	assert_no_dangling(db, "after the purge");
+	sqlite3_close(db);
+	ck_assert_int_eq(get_status(&f, "surveys", young), 200);
+	fx_stop(&f);
+}
+END_TEST
+
+/* ---------- erase ---------- */
+
+/* A quote and letters beyond ASCII: the outbox payloads hold the id JSON-escaped. */
+#define X_ID "cust-7 \"\xc3\x86r\xc3\xb8\""
+#define X_NAME "Xerxes Erasmus-Test"
+#define X_PHONE "+31687654321"
+#define X_EMAIL "xerxes.erasmus@example.org"
+#define X_COMMENT "X-comment-7f3a: the adjuster never came"
+#define X_NOTES "X-notes-7f3a"
+#define X_IMPROVEMENT "X-improvement-7f3a"
+#define Y_ID "cust-77"
+#define Y_NAME "Yolanda Keep-Test"
+#define Y_PHONE "+31611112222"
+#define Y_COMMENT "Y-comment-keep"
+#define Y_IMPROVEMENT "Y-improvement-keep"
+
+/* The deliveries the last step added to the webhook's log (ids not in seen), appended to
+ * mine; every id seen so far into seen. */
+static void note_new_deliveries(struct fx *f, json_int_t *seen, size_t *nseen, json_int_t *mine,
+                                size_t *nmine)
+{
+	json_int_t now[64];
+	size_t n = delivery_ids(f, now, 64, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (has_id(seen, *nseen, now[i]))
+			continue;
+		seen[(*nseen)++] = now[i];
+		mine[(*nmine)++] = now[i];
+	}
+}
+
+/* Whether needle occurs in the len bytes at hay. */
+static bool bytes_have(const char *hay, size_t len, const char *needle)
+{
+	return hay && memmem(hay, len, needle, strlen(needle)) != NULL;
+}
+
+START_TEST(erase_removes_every_row_about_the_customer_and_no_other)
+{
+	struct fx f;
+	fx_start(&f, 0, "[\"survey.received\", \"callback.created\", \"callback.completed\"]");
+	json_int_t seen[64], xs[64], ys[64];
+	size_t nseen = 0, nx = 0, ny = 0;
+
+	json_int_t x1 = post_id(&f,
+	                        &(struct answer){ .customer = X_ID,
+	                                          .name = X_NAME,
+	                                          .phone = X_PHONE,
+	                                          .email = X_EMAIL,
+	                                          .score = 10,
+	                                          .comment = X_COMMENT },
+	                        NULL);
+	note_new_deliveries(&f, seen, &nseen, xs, &nx);
+	json_int_t x_cb = 0, y_cb = 0;
+	json_int_t x2 = post_id(&f,
+	                        &(struct answer){ .customer = X_ID,
+	                                          .name = X_NAME,
+	                                          .phone = X_PHONE,
+	                                          .email = X_EMAIL,
+	                                          .score = 4,
+	                                          .comment = X_COMMENT },
+	                        &x_cb);
+	note_new_deliveries(&f, seen, &nseen, xs, &nx);
+	/* Y's answer names X's id, as a referral might: it is about Y and stays. */
+	json_t *attributes = json_pack("{s:s}", "referred_by", X_ID);
+	json_int_t y1 = post_id(&f,
+	                        &(struct answer){ .customer = Y_ID,
+	                                          .name = Y_NAME,
+	                                          .phone = Y_PHONE,
+	                                          .touchpoint = "purchase",
+	                                          .score = 3,
+	                                          .comment = Y_COMMENT,
+	                                          .attributes = attributes },
+	                        &y_cb);
+	json_decref(attributes);
+	note_new_deliveries(&f, seen, &nseen, ys, &ny);
+	ck_assert_msg(x_cb && y_cb, "a low score opened no callback");
+	claim_and_complete(&f, "claim", x_cb,
+	                   "{\"outcome\":\"reached\",\"notes\":\"" X_NOTES "\",\"improvements\":[{\"area\":"
+	                   "\"process\",\"text\":\"" X_IMPROVEMENT "\"}]}");
+	note_new_deliveries(&f, seen, &nseen, xs, &nx);
+	claim_and_complete(
+	        &f, "purchase", y_cb,
+	        "{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"service\",\"text\":\"" Y_IMPROVEMENT
+	        "\"}]}");
+	note_new_deliveries(&f, seen, &nseen, ys, &ny);
+	/* survey.received twice, callback.created, callback.completed; for Y all but one. */
+	ck_assert_uint_eq(nx, 4);
+	ck_assert_uint_eq(ny, 3);
+	wait_delivered(f.p.db_path, 7);
+
+	sqlite3 *db = sql_open(f.p.db_path);
+	long long x_call_events =
+	        sql_int(db, "SELECT count(*) FROM callback_events WHERE customer_id = ?1", X_ID);
+	long long x_attempts = sql_int(
+	        db,
+	        "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id JOIN events e "
+	        "ON e.id = d.event_id WHERE json_extract(e.payload, '$.customer.id') = ?1",
+	        X_ID);
+	sqlite3_close(db);
+	ck_assert_int_ge(x_call_events, 1);
+	ck_assert_int_ge(x_attempts, 4);
+
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "erase", "--customer", X_ID, NULL), 0);
+	ck_assert_msg(out && !*out, "erase wrote to stdout: %s", out);
+	assert_counts(counts_of(err, "erased"),
+	              (struct counts){ .surveys = 2,
+	                               .callbacks = 1,
+	                               .improvements = 1,
+	                               .call_events = x_call_events,
+	                               .customers = 1,
+	                               .events = 4,
+	                               .deliveries = 4,
+	                               .attempts = x_attempts },
+	              "erase of X");
+	free(out);
+	free(err);
+
+	/* X is gone from every reply... */
+	ck_assert_int_eq(get_status(&f, "surveys", x1), 404);
+	ck_assert_int_eq(get_status(&f, "surveys", x2), 404);
+	ck_assert_int_eq(get_status(&f, "callbacks", x_cb), 404);
+	ck_assert_uint_eq(surveys_of(&f, X_ID), 0);
+	json_int_t total = 0;
+	char *texts = improvement_texts(&f, &total);
+	ck_assert_msg(!strstr(texts, X_IMPROVEMENT), "X's improvement is still listed");
+	ck_assert_msg(strstr(texts, Y_IMPROVEMENT), "Y's improvement went: %s", texts);
+	ck_assert_int_eq(total, 1);
+	free(texts);
+	json_int_t left[64];
+	size_t n = delivery_ids(&f, left, 64, 0);
+	ck_assert_uint_eq(n, 3);
+	for (size_t i = 0; i < nx; i++)
+		ck_assert_msg(!has_id(left, n, xs[i]), "X's delivery %lld is still listed", (long long)xs[i]);
+	for (size_t i = 0; i < ny; i++)
+		ck_assert_msg(has_id(left, n, ys[i]), "Y's delivery %lld went", (long long)ys[i]);
+
+	/* ...while Y is whole. */
+	json_t *survey = NULL;
+	ck_assert_int_eq(get_id(&f, "surveys", y1, &survey), 200);
+	ck_assert_str_eq(sget(json_object_get(survey, "customer"), "name"), Y_NAME);
+	ck_assert_str_eq(sget(json_object_get(survey, "attributes"), "referred_by"), X_ID);
+	json_decref(survey);
+	json_t *cb = NULL;
+	ck_assert_int_eq(get_id(&f, "callbacks", y_cb, &cb), 200);
+	ck_assert_str_eq(sget(cb, "status"), "done");
+	json_decref(cb);
+	ck_assert_uint_eq(surveys_of(&f, Y_ID), 1);
+	db = sql_open(f.p.db_path);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM customers WHERE id = ?1", X_ID), 0);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM callback_events WHERE customer_id = ?1", X_ID), 0);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM events", NULL), 3);
+	assert_no_dangling(db, "after the erase");
+	sqlite3_close(db);
+
+	/* Erased before, or never there: 1, so a typo does not pass for a request carried out. */
+	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "erase", "--customer", X_ID, NULL), 1);
+	ck_assert_msg(err && *err, "a second erase says nothing");
+	ck_assert_msg(out && !*out, "a second erase wrote to stdout: %s", out);
+	free(out);
+	free(err);
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "erase", "--customer", "nobody-ever", NULL), 1);
+	/* Part of X's id is no id. */
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "erase", "--customer", "cust-7", NULL), 1);
+	ck_assert_uint_eq(surveys_of(&f, Y_ID), 1);
+
+	/* A clean stop checkpoints the WAL into the file and removes it: then the file alone is
+	 * everything stored, and X's details must not be in its bytes, freed pages included. */
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	char *wal = fmt("%s-wal", f.p.db_path);
+	size_t wal_len = 0, len = 0;
+	char *wal_bytes = read_all(wal, &wal_len);
+	char *bytes = read_all(f.p.db_path, &len);
+	ck_assert_ptr_nonnull(bytes);
+	static const char *const gone[] = { X_NAME, X_PHONE, X_EMAIL, X_COMMENT, X_NOTES, X_IMPROVEMENT };
+	for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+		ck_assert_msg(!bytes_have(bytes, len, gone[i]), "\"%s\" is still in %s", gone[i],
+		              f.p.db_path);
+		ck_assert_msg(!bytes_have(wal_bytes, wal_len, gone[i]), "\"%s\" is still in %s", gone[i],
+		              wal);
+	}
+	static const char *const kept[] = { Y_NAME, Y_PHONE, Y_COMMENT, Y_IMPROVEMENT };
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+		ck_assert_msg(bytes_have(bytes, len, kept[i]) || bytes_have(wal_bytes, wal_len, kept[i]),
+		              "\"%s\" is not in the file: the search is blind", kept[i]);
+	free(bytes);
+	free(wal_bytes);
+	free(wal);
+	fx_stop(&f);
+}
+END_TEST
+
+START_TEST(erase_of_a_customer_whose_call_is_under_way)
+{
+	/* The agent is on the phone when the request to erase arrives: the call and its lease
+	 * go with the rest, the agent's next step is a 404, and the lease and SLA timers that
+	 * would have fired find nothing to act on. */
+	struct fx f;
+	fx_start(&f, T_NEW, NULL);
+	json_int_t q_cb = 0, other_cb = 0;
+	json_int_t q1 =
+	        post_id(&f, &(struct answer){ .customer = "cust-Q", .phone = PHONE, .score = 1 }, &q_cb);
+	post_id(&f,
+	        &(struct answer){
+	                .customer = "cust-R", .phone = PHONE, .touchpoint = "purchase", .score = 6 },
+	        &other_cb);
+	ck_assert_msg(q_cb && other_cb, "a low score opened no callback");
+	json_t *claimed = NULL;
+	ck_assert_int_eq(
+	        call(&f, "POST", "/v1/callbacks/claim", f.agent, "{\"touchpoint\":\"claim\"}", &claimed),
+	        200);
+	ck_assert_int_eq(iget(claimed, "id"), q_cb);
+	json_decref(claimed);
+
+	char *err = NULL;
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, &err, "erase", "--customer", "cust-Q", NULL), 0);
+	struct counts c = counts_of(err, "erased");
+	free(err);
+	ck_assert_int_eq(c.surveys, 1);
+	ck_assert_int_eq(c.callbacks, 1);
+	ck_assert_int_eq(c.customers, 1);
+
+	char path[96];
+	snprintf(path, sizeof path, "/v1/callbacks/%lld/heartbeat", (long long)q_cb);
+	ck_assert_int_eq(call(&f, "POST", path, f.agent, NULL, NULL), 404);
+	snprintf(path, sizeof path, "/v1/callbacks/%lld/complete", (long long)q_cb);
+	ck_assert_int_eq(call(&f, "POST", path, f.agent, "{\"outcome\":\"reached\"}", NULL), 404);
+	ck_assert_int_eq(get_status(&f, "surveys", q1), 404);
+	json_t *queue = NULL;
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks", f.manager, NULL, &queue), 200);
+	json_t *items = json_object_get(queue, "callbacks");
+	ck_assert_uint_eq(json_array_size(items), 1);
+	ck_assert_int_eq(iget(json_array_get(items, 0), "id"), other_cb);
+	json_decref(queue);
+
+	/* Past the lease and the SLA deadline: the scheduler runs over where the call was. */
+	fake_clock_set(T_NEW + 2 * 3600);
+	sleep_ms(500);
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.manager, NULL, NULL), 200);
+	json_t *cb = NULL;
+	ck_assert_int_eq(get_id(&f, "callbacks", other_cb, &cb), 200);
+	ck_assert_str_eq(sget(cb, "status"), "queued");
+	json_decref(cb);
+
+	/* Q is a stranger now: a new low score is a new customer with a new call. */
+	json_int_t again = 0;
+	post_id(&f, &(struct answer){ .customer = "cust-Q", .phone = PHONE, .score = 2 }, &again);
+	ck_assert_msg(again > 0 && again != q_cb, "Q's new low score opened callback %lld", (long long)again);
+	ck_assert_int_eq(
+	        call(&f, "POST", "/v1/callbacks/claim", f.agent, "{\"touchpoint\":\"claim\"}", &claimed),
+	        200);
+	ck_assert_int_eq(iget(claimed, "id"), again);
+	json_decref(claimed);
+	fx_stop(&f);
+}
+END_TEST
+
+/* ---------- usage ---------- */
+
+START_TEST(usage_errors_exit_2_and_no_command_makes_a_database)
+{
+	char *dir = scratch_path("usage");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *missing = fmt("%s/none.db", dir);
+	char *backup = fmt("%s/out.db", dir);
+	struct {
+		const char *args[5];
+		int want;
+	} cases[] = {
+		{ { "frobnicate" }, 2 },
+		{ { "erase" }, 2 },
+		{ { "erase", "--customer" }, 2 },
+		{ { "erase", "--customer", "" }, 2 },
+		{ { "erase", "--client", "C-1" }, 2 },
+		{ { "erase", "--customer", "C-1", "C-2" }, 2 },
+		{ { "erase", "--customer", "bad\x01id" }, 2 },
+		{ { "purge", "--older-than", "x" }, 2 },
+		{ { "purge", "--older-than", "0" }, 2 },
+		{ { "purge", "--older-than", "0d" }, 2 },
+		{ { "purge", "--older-than", "-5d" }, 2 },
+		{ { "purge", "--older-than", "730y" }, 2 },
+		{ { "purge", "--older-than", "36501d" }, 2 }, /* past retention.days' bound */
+		{ { "purge", "--older-than" }, 2 },
+		{ { "purge", "730d" }, 2 },
+		{ { "backup" }, 2 },
+		{ { "backup", "" }, 2 },
+		{ { "backup", backup, "again" }, 2 },
+		{ { "key", "revoke", "zero" }, 2 },
+		/* Well formed, but there is no database: nothing to do, and nothing made. */
+		{ { "purge" }, 1 },
+		{ { "purge", "--older-than", "730d" }, 1 },
+		{ { "erase", "--customer", "C-1" }, 1 },
+		{ { "backup", backup }, 1 },
+		{ { "key", "list" }, 1 },
+		{ { "key", "revoke", "1" }, 1 },
+	};
+	char failures[4096] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *const *a = cases[i].args;
+		char *out = NULL, *err = NULL;
+		int status = ctl(missing, &out, &err, a[0], a[1], a[2], a[3], a[4], NULL);
+		const char *wrong = NULL;
+		if (status != cases[i].want)
+			wrong = "exit";
+		else if (!out || *out)
+			wrong = "stdout";
+		else if (!err || !*err)
+			wrong = "stderr empty";
+		else if (cases[i].want == 1 && !strstr(err, "no database"))
+			wrong = "no \"no database\"";
+		else if (exists(missing) || exists(backup))
+			wrong = "a file was made";
+		if (wrong && used < sizeof failures - 1)
+			used += (size_t)snprintf(failures + used, sizeof failures - used,
+			                         "\n  %s %s %s %s: exit %d (want %d), %s; stderr: %s", a[0],
+			                         a[1] ? a[1] : "", a[2] ? a[2] : "", a[3] ? a[3] : "", status,
+			                         cases[i].want, wrong, err ? err : "(none)");
+		unlink(missing);
+		unlink(backup);
+		free(out);
+		free(err);
+	}
+	ck_assert_msg(!failures[0], "npsctl on a missing database:%s", failures);
+
+	/* The same mistakes on a database that is there exit 2 and leave it alone. */
+	struct npsd_proc fake = { 0 };
+	snprintf(fake.db_path, sizeof fake.db_path, "%s", missing);
+	char *token = npsctl_key(&fake, "admin", "ops");
+	ck_assert_msg(token && *token, "key create made no database");
+	free(token);
+	for (size_t i = 0; cases[i].want == 2; i++) {
+		const char *const *a = cases[i].args;
+		int status = ctl(missing, NULL, NULL, a[0], a[1], a[2], a[3], a[4], NULL);
+		if (status != 2 && used < sizeof failures - 1)
+			used += (size_t)snprintf(failures + used, sizeof failures - used,
+			                         "\n  %s %s %s: exit %d", a[0], a[1] ? a[1] : "",
+			                         a[2] ? a[2] : "", status);
+	}
+	ck_assert_msg(!failures[0], "npsctl on a database:%s", failures);
+	ck_assert_int_eq(file_int(missing, "SELECT count(*) FROM api_keys", NULL), 1);
+	ck_assert(!exists(backup));
+	remove_db_folder(dir, missing);
+	free(missing);
+	free(backup);
+	free(dir);
+}
+END_TEST
+
+/* ---------- the suite ---------- */
+
+static Suite *operations_suite(void)
+{
+	Suite *s = suite_create("operations");
+	TCase *backup = tcase_create("backup");
+	tcase_set_timeout(backup, 120);
+	tcase_add_test(backup, backup_is_a_sound_single_file_with_everything);
+	tcase_add_test(backup, backup_while_answers_arrive_holds_every_acknowledged_one);
+	tcase_add_test(backup, npsd_serves_a_backup_put_in_place);
+	suite_add_tcase(s, backup);
+
+	TCase *purge = tcase_create("purge");
+	tcase_set_timeout(purge, 120);
+	tcase_add_test(purge, purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark);
+	tcase_add_test(purge, purge_goes_on_batch_after_batch);
+	suite_add_tcase(s, purge);
+
+	TCase *erase = tcase_create("erase");
+	tcase_set_timeout(erase, 60);
+	tcase_add_test(erase, erase_removes_every_row_about_the_customer_and_no_other);
+	tcase_add_test(erase, erase_of_a_customer_whose_call_is_under_way);
+	suite_add_tcase(s, erase);
+
+	TCase *usage = tcase_create("usage");
+	tcase_set_timeout(usage, 60);
+	tcase_add_test(usage, usage_errors_exit_2_and_no_command_makes_a_database);
+	suite_add_tcase(s, usage);
+	return s;
+}
+
+int main(void)
+{
+	snprintf(scratch, sizeof scratch, "/tmp/npsd-it-ops-XXXXXX");
+	if (!mkdtemp(scratch)) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	curl_global_init(CURL_GLOBAL_ALL);
+	int status = run_suite(operations_suite());
+	curl_global_cleanup();
+	remove_tree(scratch, 1);
+	return status;
+}
