@@ -1,7 +1,6 @@
 #include "npsd/alerts.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <time.h>
 
 #include "npsd/clock.h"
+#include "npsd/digests.h"
 #include "npsd/log.h"
 #include "npsd/outbox.h"
 #include "npsd/schedule.h"
@@ -18,6 +18,7 @@
 #define LOOK_MS 1000
 #define FAKE_CLOCK_LOOK_MS 100 /* a test's clock jumps */
 #define NPS_LOOK_EVERY_S 600
+#define DIGEST_LOOK_EVERY_S 10
 #define TOUCHPOINTS_MAX 1000 /* watched per look; touchpoints are a handful in practice */
 
 bool alerts_silence_due(int64_t now, int64_t last_answer, int64_t silence_after, bool open,
@@ -51,6 +52,7 @@ struct alerts {
 	atomic_bool stopping;
 	int64_t silence_announced_for; /* the last answer's time the silence was announced for */
 	int64_t next_nps_look;
+	int64_t next_digest_look;
 	struct watched *watched;
 	size_t nwatched;
 };
@@ -168,8 +170,7 @@ static int read_windows(struct alerts *a, int64_t now, int64_t window)
 
 static json_t *drop_data(const struct watched *w, int64_t now, int64_t window)
 {
-	double nps = round(nps_value(&w->current) * 10) / 10,
-	       before = round(nps_value(&w->previous) * 10) / 10;
+	double nps = report_figure(nps_value(&w->current)), before = report_figure(nps_value(&w->previous));
 	char message[300], from[21], to[21];
 	long long hours = (long long)(window / 3600);
 	snprintf(message, sizeof message,
@@ -179,7 +180,7 @@ static json_t *drop_data(const struct watched *w, int64_t now, int64_t window)
 	         (long long)nps_responses(&w->previous));
 	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:I, s:s, s:s}", "message", message,
 	                 "touchpoint", w->touchpoint, "nps", nps, "previous_nps", before, "drop",
-	                 round((before - nps) * 10) / 10, "responses", (json_int_t)nps_responses(&w->current),
+	                 report_figure(before - nps), "responses", (json_int_t)nps_responses(&w->current),
 	                 "previous_responses", (json_int_t)nps_responses(&w->previous), "window_hours",
 	                 (json_int_t)hours, "from", time_format_rfc3339(now - window, from), "to",
 	                 time_format_rfc3339(now, to));
@@ -210,6 +211,19 @@ static void look_at_nps(struct alerts *a, const struct npsd_config *cfg, int64_t
 	}
 }
 
+/* Periods end on the minute: a look every ten seconds sends a digest at most that late. */
+static void look_at_digests(struct alerts *a, const struct npsd_config *cfg, int64_t now)
+{
+	if (now < a->next_digest_look)
+		return;
+	a->next_digest_look = a->fake_clock ? now : now + DIGEST_LOOK_EVERY_S;
+	int r = digests_look(a->db, cfg, now);
+	if (r < 0)
+		log_warn("alerts: digests: %s", strerror(-r));
+	else if (r > 0)
+		log_debug("alerts: %d digests written", r);
+}
+
 static void *alerts_main(void *arg)
 {
 	struct alerts *a = arg;
@@ -219,6 +233,7 @@ static void *alerts_main(void *arg)
 		int64_t now = clock_now();
 		look_at_silence(a, cfg, now);
 		look_at_nps(a, cfg, now);
+		look_at_digests(a, cfg, now);
 		struct timespec until = clock_mono_after_ms(a->fake_clock ? FAKE_CLOCK_LOOK_MS : LOOK_MS);
 		pthread_mutex_lock(&a->lock);
 		while (!atomic_load(&a->stopping) &&

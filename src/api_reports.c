@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "npsd/api.h"
@@ -31,10 +30,9 @@ static json_t *bound_json(int64_t t)
 	return t == REPORT_TIME_OPEN ? json_null() : json_string(time_format_rfc3339(t, buf));
 }
 
-/* Figures people read: one decimal. */
 static json_t *figure(double x)
 {
-	return json_real(round(x * 10.0) / 10.0);
+	return json_real(report_figure(x));
 }
 
 /* The figures of one set of answers, into obj (a group or the whole report). */

@@ -22,13 +22,14 @@ static json_t *webhook_json(const struct webhook_row *row)
 	char created[21], updated[21];
 	json_t *events = row->events ? json_loads(row->events, 0, NULL) : NULL;
 	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
-	return json_pack(
-	        "{s:I, s:s, s:s, s:o, s:o, s:b, s:s?, s:b, s:s?, s:s, s:s, s:o}", "id", (json_int_t)row->id,
-	        "url", row->url, "format", row->format, "events", events ? events : json_array(), "filter",
-	        filter ? filter : json_object(), "auth_set", row->auth != NULL, "description",
-	        row->description, "active", row->active, "disabled_reason", row->disabled_reason,
-	        "created_at", time_format_rfc3339(row->created_at, created), "updated_at",
-	        time_format_rfc3339(row->updated_at, updated), "failing_since", api_time(row->failing_since));
+	return json_pack("{s:I, s:s, s:s, s:o, s:o, s:b, s:s?, s:b, s:s?, s:s, s:s, s:o, s:s?, s:s?}", "id",
+	                 (json_int_t)row->id, "url", row->url, "format", row->format, "events",
+	                 events ? events : json_array(), "filter", filter ? filter : json_object(),
+	                 "auth_set", row->auth != NULL, "description", row->description, "active",
+	                 row->active, "disabled_reason", row->disabled_reason, "created_at",
+	                 time_format_rfc3339(row->created_at, created), "updated_at",
+	                 time_format_rfc3339(row->updated_at, updated), "failing_since",
+	                 api_time(row->failing_since), "digest", row->digest, "digest_at", row->digest_at);
 }
 
 static void reply_webhook(struct http_request *req, unsigned status, int64_t id, const char *secret)

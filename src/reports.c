@@ -30,6 +30,11 @@ double nps_margin_of_error(const struct nps_counts *c)
 	return variance > 0 ? 1.96 * 100.0 * sqrt(variance / (double)n) : 0.0;
 }
 
+double report_figure(double x)
+{
+	return round(x * 10.0) / 10.0;
+}
+
 static const char *const group_names[] = {
 	[GROUP_TOUCHPOINT] = "touchpoint",
 	[GROUP_CHANNEL] = "channel",

@@ -8,7 +8,7 @@
 
 #define WEBHOOK_COLUMNS                                                                         \
 	"id, url, format, events, filter, auth, secret, description, disabled_reason, active, " \
-	"created_at, updated_at, failing_since"
+	"created_at, updated_at, failing_since, digest, digest_at, digest_sent_until"
 
 void webhook_row_clear(struct webhook_row *row)
 {
@@ -22,6 +22,8 @@ void webhook_row_clear(struct webhook_row *row)
 	free(row->secret);
 	free(row->description);
 	free(row->disabled_reason);
+	free(row->digest);
+	free(row->digest_at);
 	memset(row, 0, sizeof *row);
 }
 
@@ -42,6 +44,9 @@ static int read_webhook(sqlite3_stmt *st, struct webhook_row *ret)
 		.created_at = sqlite3_column_int64(st, 10),
 		.updated_at = sqlite3_column_int64(st, 11),
 		.failing_since = sqlite3_column_int64(st, 12),
+		.digest = store_column_dup(st, 13, &oom),
+		.digest_at = store_column_dup(st, 14, &oom),
+		.digest_sent_until = sqlite3_column_int64(st, 15),
 	};
 	if (oom) {
 		webhook_row_clear(&row);
@@ -66,7 +71,8 @@ int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, c
 {
 	static const char sql[] =
 	        "INSERT INTO webhooks (url, format, events, filter, auth, secret, description, active, "
-	        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	        "created_at, updated_at, digest, digest_at) VALUES (?, ?, coalesce(?, '[]'), ?, ?, ?, ?, ?, "
+	        "?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -80,6 +86,8 @@ int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, c
 	sqlite3_bind_int(st, 8, in->active != 0);
 	sqlite3_bind_int64(st, 9, now);
 	sqlite3_bind_int64(st, 10, now);
+	db_bind_text(st, 11, in->digest);
+	db_bind_text(st, 12, in->digest_at);
 	int r = store_step_done(st);
 	if (r == 0)
 		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
@@ -140,6 +148,10 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	        "active = CASE WHEN ?13 >= 0 THEN ?13 ELSE active END, "
 	        "disabled_reason = CASE WHEN ?13 = 1 THEN NULL ELSE disabled_reason END, "
 	        "failing_since = CASE WHEN ?13 = 1 THEN NULL ELSE failing_since END, "
+	        "digest = CASE WHEN ?16 THEN ?17 ELSE digest END, "
+	        "digest_at = CASE WHEN ?18 THEN ?19 ELSE digest_at END, "
+	        /* A digest changed starts again with its next period. */
+	        "digest_sent_until = CASE WHEN ?16 OR ?18 THEN NULL ELSE digest_sent_until END, "
 	        "updated_at = ?14 WHERE id = ?15";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
@@ -159,6 +171,10 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	sqlite3_bind_int(st, 13, in->active);
 	sqlite3_bind_int64(st, 14, now);
 	sqlite3_bind_int64(st, 15, id);
+	sqlite3_bind_int(st, 16, in->has_digest);
+	db_bind_text(st, 17, in->digest);
+	sqlite3_bind_int(st, 18, in->has_digest_at);
+	db_bind_text(st, 19, in->digest_at);
 	int r = store_step_done(st);
 	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
 		return -ENOENT;
@@ -520,4 +536,51 @@ int store_delivery_counts(struct db_conn *conn, int64_t *ret_pending, int64_t *r
 	}
 	db_done(st);
 	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t until)
+{
+	static const char sql[] = "UPDATE webhooks SET digest_sent_until = ? WHERE id = ?";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, until);
+	sqlite3_bind_int64(st, 2, id);
+	return store_step_done(st);
+}
+
+struct lowest_visit {
+	int (*fn)(const struct lowest_answer *a, void *arg);
+	void *arg;
+};
+
+static int visit_lowest(sqlite3_stmt *st, void *arg)
+{
+	struct lowest_visit *v = arg;
+	struct lowest_answer a = {
+		.id = sqlite3_column_int64(st, 0),
+		.touchpoint = db_column_text(st, 1),
+		.score = sqlite3_column_int(st, 2),
+		.comment = db_column_text(st, 3),
+		.answered_at = sqlite3_column_int64(st, 4),
+	};
+	return v->fn(&a, v->arg);
+}
+
+int store_lowest_answers(struct db_conn *conn, int64_t from, int64_t to, const char *touchpoints_json,
+                         int limit, int (*fn)(const struct lowest_answer *a, void *arg), void *arg)
+{
+	static const char sql[] =
+	        "SELECT id, touchpoint, score, comment, answered_at FROM surveys WHERE answered_at >= ?1 AND "
+	        "answered_at < ?2 AND NOT excluded AND (?3 IS NULL OR touchpoint IN (SELECT value FROM "
+	        "json_each(?3))) ORDER BY score, answered_at DESC, id DESC LIMIT ?4";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	db_bind_text(st, 3, touchpoints_json);
+	sqlite3_bind_int(st, 4, limit);
+	struct lowest_visit v = { fn, arg };
+	return store_rows(st, visit_lowest, &v);
 }

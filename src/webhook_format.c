@@ -547,7 +547,27 @@ static void webhook_disabled_alert(struct alert *a, json_t *data)
 	a->tags = "no_entry";
 }
 
-/* webhook.test, loop.* and types added later: a title and, when given, data.message. */
+/* npsd's own text of several lines (a digest's): each line cleaned as a customer's text is,
+ * the line breaks kept; the body's cap cuts what is too long. */
+static void add_lines(struct buf *b, const char *text)
+{
+	char *copy = strdup(text);
+	if (!copy) {
+		b->failed = true;
+		return;
+	}
+	for (char *line = copy, *end; line; line = end) {
+		end = strchr(line, '\n');
+		if (end)
+			*end++ = '\0';
+		buf_add_clean(b, line, BODY_MAX_BYTES);
+		if (end)
+			buf_puts(b, "\n");
+	}
+	free(copy);
+}
+
+/* webhook.test, loop.*, digest and types added later: a title and, when given, data.message. */
 static void plain_alert(struct alert *a, const char *type, json_t *data)
 {
 	const char *message = member_text(data, "message");
@@ -560,6 +580,12 @@ static void plain_alert(struct alert *a, const char *type, json_t *data)
 		buf_puts(&a->title, "No NPS answers coming in");
 		fallback = "No survey answer has arrived for a while: the survey feed may be broken.";
 		a->tags = "mute";
+	} else if (strcmp(type, "digest") == 0) {
+		const char *period = member_text(data, "period");
+		buf_puts(&a->title, period && strcmp(period, "hourly") == 0 ? "NPS, the last hour"
+		                                                            : "NPS, the last day");
+		fallback = "The NPS digest of the last period.";
+		a->tags = "bar_chart";
 	} else if (strcmp(type, "loop.nps_drop") == 0) {
 		buf_puts(&a->title, "NPS dropped");
 		add_touchpoint(&a->title, member_text(data, "touchpoint"));
@@ -571,7 +597,9 @@ static void plain_alert(struct alert *a, const char *type, json_t *data)
 		fallback = "An npsd event without a text of its own.";
 		a->tags = "bell";
 	}
-	if (message)
+	if (message && strcmp(type, "digest") == 0)
+		add_lines(&a->body, message);
+	else if (message)
 		buf_add_clean(&a->body, message, COMMENT_MAX_CHARS);
 	else
 		buf_puts(&a->body, fallback);

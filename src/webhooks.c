@@ -1,6 +1,7 @@
 #include "npsd/webhooks.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <netdb.h>
@@ -223,6 +224,39 @@ static bool description_ok(const char *s)
 	return valid_name(s, DESCRIPTION_MAX);
 }
 
+/* "HH:MM", 00:00 to 23:59. */
+static bool clock_time_ok(const char *s)
+{
+	return strlen(s) == 5 && isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
+	       s[2] == ':' && isdigit((unsigned char)s[3]) && isdigit((unsigned char)s[4]) &&
+	       (s[0] - '0') * 10 + (s[1] - '0') < 24 && (s[3] - '0') < 6;
+}
+
+/* digest: "hourly", "daily" or null (none); digest_at: "HH:MM" or null (the default). */
+static int check_digest(json_t *doc, bool patch, struct webhook_input *in, struct field_error *err)
+{
+	json_t *v = json_object_get(doc, "digest");
+	if (v) {
+		const char *d = json_string_value(v);
+		if (!json_is_null(v) && (!d || (strcmp(d, "hourly") != 0 && strcmp(d, "daily") != 0)))
+			return fail(err, "invalid_field", "digest", "digest must be hourly, daily or null");
+		in->digest = d;
+		in->has_digest = true;
+	}
+	v = json_object_get(doc, "digest_at");
+	if (v) {
+		const char *at = json_string_value(v);
+		if (!json_is_null(v) && (!at || !clock_time_ok(at)))
+			return fail(err, "invalid_field", "digest_at",
+			            "digest_at must be a local time HH:MM (00:00 to 23:59), or null");
+		if (!patch && !in->digest)
+			return fail(err, "invalid_field", "digest_at", "digest_at goes with a digest");
+		in->digest_at = at;
+		in->has_digest_at = true;
+	}
+	return 0;
+}
+
 int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
                       struct field_error *err)
 {
@@ -240,9 +274,8 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 		if (!known)
 			return fail(err, "invalid_field", key, "unknown field");
 	}
-	if (json_object_get(doc, "digest") || json_object_get(doc, "digest_at"))
-		return fail(err, "invalid_field", json_object_get(doc, "digest") ? "digest" : "digest_at",
-		            "digests are not supported by this version yet; subscribe to events");
+	if (check_digest(doc, patch, &in, err) < 0)
+		return -1;
 	v = json_object_get(doc, "url");
 	if (v) {
 		if (!json_is_string(v))
@@ -281,8 +314,8 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 		}
 		in.events_json = v;
 		in.has_events = true;
-	} else if (!patch) {
-		return fail(err, "missing_field", "events", "events is required");
+	} else if (!patch && !in.digest) {
+		return fail(err, "missing_field", "events", "events is required (or a digest)");
 	}
 	v = json_object_get(doc, "filter");
 	if (v && !json_is_null(v)) {

@@ -2,6 +2,9 @@
 #include <check.h>
 
 #include "npsd/alerts.h"
+#include "npsd/digests.h"
+#include "npsd/schedule.h"
+#include "npsd/validate.h"
 
 #include "testutil.h"
 
@@ -35,12 +38,60 @@ START_TEST(a_drop_needs_enough_answers_and_points)
 }
 END_TEST
 
+static int64_t at(const char *rfc3339)
+{
+	int64_t t;
+	ck_assert_msg(time_parse_rfc3339(rfc3339, &t) == 0, "bad time in test: %s", rfc3339);
+	return t;
+}
+
+static void check_period(const char *kind, const char *digest_at, const char *now, const char *start,
+                         const char *end)
+{
+	int64_t s, e;
+	char got_s[21], got_e[21];
+	ck_assert_int_eq(digest_period(kind, digest_at, at(now), &s, &e), 0);
+	ck_assert_msg(s == at(start) && e == at(end), "%s %s at %s: [%s, %s), want [%s, %s)", kind,
+	              digest_at ? digest_at : "(default)", now, time_format_rfc3339(s, got_s),
+	              time_format_rfc3339(e, got_e), start, end);
+}
+
+START_TEST(digest_periods_in_local_time)
+{
+	ck_assert_int_eq(schedule_set_timezone("Europe/Amsterdam"), 0);
+	/* Daily at 08:00 (the default) Amsterdam time: 07:00Z in winter. */
+	check_period("daily", NULL, "2026-12-07T09:00:00Z", "2026-12-06T07:00:00Z", "2026-12-07T07:00:00Z");
+	check_period("daily", "08:00", "2026-12-07T07:00:00Z", "2026-12-06T07:00:00Z",
+	             "2026-12-07T07:00:00Z");
+	check_period("daily", "08:00", "2026-12-07T06:59:59Z", "2026-12-05T07:00:00Z",
+	             "2026-12-06T07:00:00Z");
+	check_period("daily", "18:30", "2026-07-01T20:00:00Z", "2026-06-30T16:30:00Z",
+	             "2026-07-01T16:30:00Z");
+	/* The day clocks spring forward has 23 hours. */
+	check_period("daily", "08:00", "2026-03-29T07:00:00Z", "2026-03-28T07:00:00Z",
+	             "2026-03-29T06:00:00Z");
+	/* Hourly on the hour, or at a minute of each hour. */
+	check_period("hourly", NULL, "2026-12-07T09:37:20Z", "2026-12-07T08:00:00Z", "2026-12-07T09:00:00Z");
+	check_period("hourly", "00:45", "2026-12-07T09:37:20Z", "2026-12-07T07:45:00Z",
+	             "2026-12-07T08:45:00Z");
+	check_period("hourly", "00:45", "2026-12-07T09:45:00Z", "2026-12-07T08:45:00Z",
+	             "2026-12-07T09:45:00Z");
+	/* Where local hours start at half past the UTC hour. */
+	ck_assert_int_eq(schedule_set_timezone("America/St_Johns"), 0);
+	check_period("hourly", NULL, "2026-11-23T03:40:00Z", "2026-11-23T02:30:00Z", "2026-11-23T03:30:00Z");
+	int64_t s, e;
+	ck_assert_int_eq(digest_period("weekly", NULL, 0, &s, &e), -1);
+	ck_assert_int_eq(digest_period("daily", "x", 0, &s, &e), -1);
+}
+END_TEST
+
 static Suite *alerts_suite(void)
 {
 	Suite *s = suite_create("alerts");
 	TCase *tc = tcase_create("rules");
 	tcase_add_test(tc, silence_is_news_once_when_open);
 	tcase_add_test(tc, a_drop_needs_enough_answers_and_points);
+	tcase_add_test(tc, digest_periods_in_local_time);
 	suite_add_tcase(s, tc);
 	return s;
 }

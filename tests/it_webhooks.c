@@ -1415,6 +1415,135 @@ START_TEST(loop_nps_drop_per_touchpoint)
 }
 END_TEST
 
+/* An answer with a comment given at answered_at, to be told in a digest. */
+static void post_commented(struct env *e, const char *rid, const char *touchpoint, int score, const char *comment,
+                           int64_t answered_at)
+{
+	char when[32], body[512];
+	time_t t = (time_t)answered_at;
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	snprintf(body, sizeof body,
+	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"C-%s\"},\"touchpoint\":\"%s\",\"score\":%d,"
+	         "\"comment\":\"%s\",\"answered_at\":\"%s\"}",
+	         rid, rid, touchpoint, score, comment, when);
+	struct http_result r;
+	http_json(&e->p, "POST", "/v1/surveys", e->ingest, body, &r);
+	expect_status(&r, 201, body);
+	http_result_free(&r);
+}
+
+START_TEST(digest_fields_are_checked_and_shown)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	char *url = rx_url(rx, "/hooks/digest");
+	static const struct {
+		const char *fields, *code, *field;
+	} bad[] = {
+		{ "\"digest\":\"weekly\"", "invalid_field", "digest" },
+		{ "\"digest\":7", "invalid_field", "digest" },
+		{ "\"digest\":\"daily\",\"digest_at\":\"24:00\"", "invalid_field", "digest_at" },
+		{ "\"digest\":\"daily\",\"digest_at\":\"8:00\"", "invalid_field", "digest_at" },
+		{ "\"digest\":\"daily\",\"digest_at\":\"08:60\"", "invalid_field", "digest_at" },
+		{ "\"events\":[\"survey.received\"],\"digest_at\":\"08:00\"", "invalid_field", "digest_at" },
+		{ "\"format\":\"slack\"", "missing_field", "events" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char body[512];
+		snprintf(body, sizeof body, "{\"url\":\"%s\",%s}", url, bad[i].fields);
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+		expect_field_error(&r, bad[i].code, bad[i].field, body);
+		http_result_free(&r);
+	}
+	/* A digest needs no events; an hourly one may say at which minute. */
+	json_t *w = create_webhook(&e, url, "\"digest\":\"daily\"");
+	ck_assert_str_eq(sget(w, "digest"), "daily");
+	ck_assert(json_is_null(json_object_get(w, "digest_at")));
+	ck_assert_uint_eq(json_array_size(json_object_get(w, "events")), 0);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)iget(w, "id"));
+	json_decref(w);
+	struct http_result r;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest\":\"hourly\",\"digest_at\":\"00:15\"}", &r);
+	expect_status(&r, 200, "patch digest");
+	ck_assert_str_eq(sget(r.json, "digest"), "hourly");
+	ck_assert_str_eq(sget(r.json, "digest_at"), "00:15");
+	http_result_free(&r);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest\":null,\"events\":[\"survey.received\"]}", &r);
+	expect_status(&r, 200, "patch the digest away");
+	ck_assert(json_is_null(json_object_get(r.json, "digest")));
+	http_result_free(&r);
+	free(url);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
+/* A daily digest at 08:00 Amsterdam time: the period's figures against the day before,
+ * the lowest scores with comments, the open queue; of the filtered touchpoints only, once. */
+START_TEST(daily_digest_tells_the_day_once)
+{
+	/* Monday 2026-11-23 07:00 in Amsterdam (06:00Z). */
+	const int64_t t0 = INT64_C(1795413600), hour = 3600;
+	fake_clock_start(t0);
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_t *hook = create_webhook(&e, rx_url(rx, "/hooks/digest"),
+	                              "\"digest\":\"daily\",\"digest_at\":\"08:00\",\"filter\":{\"touchpoints\":[\"claim\"]}");
+	char *secret = hook_secret(hook);
+	json_decref(hook);
+	json_decref(create_webhook(&e, rx_url(rx, "/hooks/phone"), "\"format\":\"ntfy\",\"digest\":\"daily\""));
+	/* The day before the period (Saturday 08:00 to Sunday 08:00): two promoters on claim. */
+	post_commented(&e, "sat-1", "claim", 10, "Fine", t0 - 30 * hour);
+	post_commented(&e, "sat-2", "claim", 10, "Fine", t0 - 28 * hour);
+	/* The period (Sunday 08:00 to Monday 08:00). */
+	post_commented(&e, "sun-1", "claim", 9, "Quick", t0 - 20 * hour);
+	post_commented(&e, "sun-2", "claim", 10, "Great", t0 - 10 * hour);
+	post_commented(&e, "mon-1", "claim", 3, "Took three weeks", t0 - hour);
+	post_commented(&e, "mon-2", "purchase", 0, "Other team", t0 - hour);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/digest"), 0);
+	/* 08:00:30: the period is over. */
+	fake_clock_set(t0 + hour + 30);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/digest", 1, WAIT_MS), 1);
+	json_t *env = check_standard(rx_get(rx, "/hooks/digest", 0), secret, "digest");
+	json_t *data = json_object_get(env, "data");
+	ck_assert_str_eq(sget(data, "period"), "daily");
+	ck_assert_str_eq(sget(data, "from"), "2026-11-22T07:00:00Z");
+	ck_assert_str_eq(sget(data, "to"), "2026-11-23T07:00:00Z");
+	ck_assert_int_eq(iget(data, "responses"), 3);
+	ck_assert_int_eq(iget(data, "promoters"), 2);
+	ck_assert_int_eq(iget(data, "detractors"), 1);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(data, "nps")), 33.3, 0.051);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(json_object_get(data, "previous"), "nps")), 100.0,
+	                        0.051);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(data, "change")), -66.7, 0.051);
+	json_t *lowest = json_object_get(data, "lowest");
+	ck_assert_uint_eq(json_array_size(lowest), 3);
+	ck_assert_int_eq(iget(json_array_get(lowest, 0), "score"), 3);
+	ck_assert_str_eq(sget(json_array_get(lowest, 0), "comment"), "Took three weeks");
+	ck_assert_int_eq(iget(json_object_get(data, "queue"), "queued"), 0);
+	json_decref(env);
+	/* The unfiltered one on a phone: every touchpoint, a few lines a person reads. */
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/phone", 1, WAIT_MS), 1);
+	const struct rx_req *push = rx_get(rx, "/hooks/phone", 0);
+	char *title = decode_title(rx_header(push, "Title"));
+	ck_assert_msg(title && strstr(title, "NPS, the last day"), "Title %s", title);
+	free(title);
+	ck_assert_msg(strstr(push->body, "4 answers") && strstr(push->body, "\n0 on purchase: \"Other team\"") &&
+	                      strstr(push->body, "\nOpen queue:"),
+	              "push body: %s", push->body);
+	/* Later the same day: nothing more. */
+	fake_clock_set(t0 + 5 * hour);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/digest"), 1);
+	free(secret);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(a_receiver_that_hangs_times_out_and_is_retried)
 {
 	struct receiver *rx = rx_start();
@@ -2287,6 +2416,8 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, loop_silent_when_answers_stop_coming);
 	tcase_add_test(tc, loop_silent_waits_for_opening_hours);
 	tcase_add_test(tc, loop_nps_drop_per_touchpoint);
+	tcase_add_test(tc, digest_fields_are_checked_and_shown);
+	tcase_add_test(tc, daily_digest_tells_the_day_once);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);

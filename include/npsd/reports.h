@@ -26,6 +26,9 @@ double nps_value(const struct nps_counts *c);
  * (p + d - (p - d)^2) / n for shares p and d. 0 when there is no response. */
 double nps_margin_of_error(const struct nps_counts *c);
 
+/* x rounded to one decimal: figures as people read them (23.5, ±4.5). */
+double report_figure(double x);
+
 enum report_group {
 	GROUP_NONE,
 	GROUP_TOUCHPOINT,

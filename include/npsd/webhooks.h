@@ -22,15 +22,19 @@ uint32_t webhook_event_bit(const char *type);
 /* A create or a patch, validated. Strings and JSON borrow from the request document. */
 struct webhook_input {
 	const char *url, *format, *auth, *description;
-	uint32_t events;     /* mask of webhook_event_bit() */
-	json_t *events_json; /* the array as sent */
-	json_t *filter;      /* object, or NULL */
-	int active;          /* -1 when not given */
-	bool has_url, has_events, has_filter, has_auth, has_description, has_format;
+	uint32_t events;       /* mask of webhook_event_bit() */
+	json_t *events_json;   /* the array as sent */
+	json_t *filter;        /* object, or NULL */
+	int active;            /* -1 when not given */
+	const char *digest;    /* "hourly" or "daily"; NULL for none (has_digest: given as null) */
+	const char *digest_at; /* "HH:MM" local time; NULL for the default (08:00, or :00 hourly) */
+	bool has_url, has_events, has_filter, has_auth, has_description, has_format, has_digest,
+	        has_digest_at;
 };
 
 /*
- * POST (patch false: url and events required) or PATCH (every field optional) body of
+ * POST (patch false: url, and events unless a digest is asked for) or PATCH (every field
+ * optional) body of
  * /v1/webhooks. URLs: http or https, a host, no user info; with allow_private false a host
  * that is (or resolves to) a loopback, private, link-local, CGNAT, multicast or unspecified
  * address is refused. Returns 0 or -1 with *err.
@@ -44,8 +48,10 @@ bool webhooks_address_blocked(const struct sockaddr *addr);
 struct webhook_row {
 	int64_t id;
 	char *url, *format, *events, *filter, *auth, *secret, *description, *disabled_reason;
+	char *digest, *digest_at; /* NULL when none / the default */
 	bool active;
 	int64_t created_at, updated_at, failing_since;
+	int64_t digest_sent_until; /* 0 until the first period boundary */
 };
 void webhook_row_clear(struct webhook_row *row);
 
@@ -58,6 +64,20 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 /* Deletes the webhook with its deliveries and their attempts. */
 int store_webhook_delete(struct db_conn *conn, int64_t id);
 int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, int64_t now);
+/* The digest of the period that ends at until is in the outbox. */
+int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t until);
+
+/* The lowest scores given in [from, to), excluded answers left out, lowest first (then the
+ * newest), at most limit; touchpoints_json (a JSON array of names, or NULL for all) narrows
+ * them. Strings fn sees live for its call. */
+struct lowest_answer {
+	int64_t id, answered_at;
+	int score;
+	const char *touchpoint, *comment;
+};
+int store_lowest_answers(struct db_conn *conn, int64_t from, int64_t to, const char *touchpoints_json,
+                         int limit, int (*fn)(const struct lowest_answer *a, void *arg), void *arg);
+
 /* since 0 clears it (a success); else it is set unless already set. */
 int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since);
 

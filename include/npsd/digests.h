@@ -1,0 +1,27 @@
+#ifndef NPSD_DIGESTS_H
+#define NPSD_DIGESTS_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "npsd/config.h"
+#include "npsd/db.h"
+
+/*
+ * Digest webhooks (SPEC: "digest": "hourly"|"daily" at digest_at, local time): one message
+ * per period with the NPS, its counts, the change against the period before, the lowest
+ * scores with their comments and the open queue. The alerts thread calls digests_look();
+ * each period is written to the outbox once, with the mark of it in the same transaction.
+ */
+
+/* The last whole period at or before now, in the process time zone (callbacks.timezone):
+ * daily periods end at digest_at (HH:MM; NULL = 08:00) each day, hourly ones at digest_at's
+ * minute (NULL = :00) each hour. A daily time that a clock change skips ends the period at
+ * the first instant after the gap. 0, or -1 for a bad kind or time. */
+int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t *ret_start, int64_t *ret_end);
+
+/* Writes the digest of every active digest webhook whose period has ended since its last
+ * one. A digest set since the last look starts with its next period. Returns how many were
+ * written, or a negative errno. */
+int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now);
+
+#endif

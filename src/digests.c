@@ -1,0 +1,333 @@
+#include "npsd/digests.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "npsd/outbox.h"
+#include "npsd/reports.h"
+#include "npsd/store.h"
+#include "npsd/validate.h"
+#include "npsd/webhooks.h"
+
+#define LOWEST_SHOWN 5
+#define COMMENT_SHOWN_CHARS 160 /* of each lowest score's comment, in the message */
+
+/* Local midnight-based arithmetic: mktime() normalises a day or hour out of range and, with
+ * tm_isdst -1, picks the offset of the day it lands on. */
+static int64_t local_time_on(const struct tm *day, int hour, int minute, int day_offset)
+{
+	struct tm tm = *day;
+	tm.tm_mday += day_offset;
+	tm.tm_hour = hour;
+	tm.tm_min = minute;
+	tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	return (int64_t)mktime(&tm);
+}
+
+int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t *ret_start, int64_t *ret_end)
+{
+	int hour = 8, minute = 0;
+	bool hourly = strcmp(kind, "hourly") == 0;
+	if (!hourly && strcmp(kind, "daily") != 0)
+		return -1;
+	if (hourly)
+		hour = 0;
+	if (digest_at && sscanf(digest_at, "%2d:%2d", &hour, &minute) != 2)
+		return -1;
+	time_t t = (time_t)now;
+	struct tm tm;
+	if (!localtime_r(&t, &tm))
+		return -1;
+	if (hourly) {
+		/* An hour is an hour, whatever the clock does: the boundary is the last time the
+		 * local clock showed the minute. */
+		int64_t end = now - ((tm.tm_min - minute + 60) % 60) * 60 - tm.tm_sec;
+		*ret_start = end - 3600;
+		*ret_end = end;
+		return 0;
+	}
+	int64_t end = local_time_on(&tm, hour, minute, 0);
+	int back = end > now ? 1 : 0;
+	if (back)
+		end = local_time_on(&tm, hour, minute, -1);
+	*ret_start = local_time_on(&tm, hour, minute, -1 - back);
+	*ret_end = end;
+	return 0;
+}
+
+/* What a digest webhook asks for, read on the alerts thread. */
+struct digest_hook {
+	int64_t id, sent_until;
+	char kind[8], at[8];
+	bool has_at;
+	json_t *touchpoints; /* the filter's list, or NULL for all */
+};
+
+struct digest_hooks {
+	struct digest_hook *v;
+	size_t n, cap;
+};
+
+static void digest_hooks_free(struct digest_hooks *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		json_decref(h->v[i].touchpoints);
+	free(h->v);
+}
+
+static int collect_hook(const struct webhook_row *row, void *arg)
+{
+	struct digest_hooks *h = arg;
+	if (!row->active || !row->digest)
+		return 0;
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 8;
+		struct digest_hook *v = realloc(h->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	struct digest_hook *d = &h->v[h->n++];
+	*d = (struct digest_hook){ .id = row->id,
+		                   .sent_until = row->digest_sent_until,
+		                   .has_at = row->digest_at };
+	snprintf(d->kind, sizeof d->kind, "%s", row->digest);
+	snprintf(d->at, sizeof d->at, "%s", row->digest_at ? row->digest_at : "");
+	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
+	json_t *tps = json_object_get(filter, "touchpoints");
+	d->touchpoints = json_is_array(tps) ? json_incref(tps) : NULL;
+	json_decref(filter);
+	return 0;
+}
+
+struct sum_walk {
+	json_t *touchpoints;
+	struct nps_counts sum;
+};
+
+static int sum_listed(const struct nps_group *g, void *arg)
+{
+	struct sum_walk *w = arg;
+	size_t i;
+	json_t *tp;
+	json_array_foreach (w->touchpoints, i, tp) {
+		if (g->key && strcmp(json_string_value(tp), g->key) == 0) {
+			w->sum.promoters += g->counts.promoters;
+			w->sum.passives += g->counts.passives;
+			w->sum.detractors += g->counts.detractors;
+		}
+	}
+	return 0;
+}
+
+/* The counts of [from, to), of the listed touchpoints only when the webhook filters. */
+static int period_counts(struct db_conn *conn, json_t *touchpoints, int64_t from, int64_t to,
+                         struct nps_counts *ret)
+{
+	struct nps_filter f = { .from = from, .to = to };
+	struct sum_walk w = { .touchpoints = touchpoints };
+	int64_t excluded;
+	if (!touchpoints)
+		return reports_nps(conn, &f, GROUP_NONE, NULL, NULL, ret, &excluded);
+	struct nps_counts total;
+	int r = reports_nps(conn, &f, GROUP_TOUCHPOINT, sum_listed, &w, &total, &excluded);
+	if (r == 0)
+		*ret = w.sum;
+	return r;
+}
+
+static json_t *figure_or_null(const struct nps_counts *c, double value)
+{
+	return nps_responses(c) ? json_real(report_figure(value)) : json_null();
+}
+
+/* The message a person reads (ntfy, Slack): the figures in one line or three. */
+struct text {
+	char buf[4096];
+	size_t len;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->len, sizeof t->buf - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len = t->len + (size_t)n < sizeof t->buf ? t->len + (size_t)n : sizeof t->buf - 1;
+}
+
+struct lowest_walk {
+	json_t *list;
+	struct text *text;
+};
+
+static int add_lowest(const struct lowest_answer *a, void *arg)
+{
+	struct lowest_walk *w = arg;
+	char at[21];
+	json_t *item = json_pack("{s:I, s:i, s:s, s:s?, s:s}", "survey_id", (json_int_t)a->id, "score",
+	                         a->score, "touchpoint", a->touchpoint, "comment", a->comment, "answered_at",
+	                         time_format_rfc3339(a->answered_at, at));
+	if (json_array_append_new(w->list, item) < 0)
+		return -ENOMEM;
+	text_add(w->text, "\n%d on %s", a->score, a->touchpoint);
+	if (a->comment && *a->comment) {
+		char shown[COMMENT_SHOWN_CHARS * 4 + 1];
+		snprintf(shown, sizeof shown, "%s", a->comment);
+		for (char *c = shown; *c; c++)
+			if (*c == '\n' || *c == '\r' || *c == '\t')
+				*c = ' '; /* one answer, one line */
+		if (utf8_length(shown) > COMMENT_SHOWN_CHARS) {
+			/* Cut at a character: COMMENT_SHOWN_CHARS code points, then an ellipsis. */
+			size_t chars = 0, i = 0;
+			while (shown[i] && chars < COMMENT_SHOWN_CHARS)
+				if (((unsigned char)shown[++i] & 0xC0) != 0x80)
+					chars++;
+			snprintf(shown + i, sizeof shown - i, "…");
+		}
+		text_add(w->text, ": \"%s\"", shown);
+	}
+	return 0;
+}
+
+static void local_text(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!localtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%d %H:%M", &tm))
+		snprintf(buf, 32, "?");
+}
+
+/* The digest of [from, to) for one webhook: a new object, or NULL with *ret_error. */
+static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg, const struct digest_hook *h,
+                            int64_t from, int64_t to, int64_t now, int *ret_error)
+{
+	int64_t prev_from, prev_to;
+	struct nps_counts c, p;
+	struct callback_stats q;
+	/* The period that ends where this one begins. */
+	int r = digest_period(h->kind, h->has_at ? h->at : NULL, from, &prev_from, &prev_to);
+	if (r == 0)
+		r = period_counts(conn, h->touchpoints, from, to, &c);
+	if (r == 0)
+		r = period_counts(conn, h->touchpoints, prev_from, prev_to, &p);
+	if (r == 0)
+		r = store_callback_stats(conn, now, &q);
+	if (r < 0) {
+		*ret_error = r;
+		return NULL;
+	}
+	struct text text = { 0 };
+	char a[32], b[32], f[21], t[21];
+	local_text(from, a);
+	local_text(to, b);
+	bool hourly = strcmp(h->kind, "hourly") == 0;
+	text_add(&text, "%s, %s to %s: ", hourly ? "The last hour" : "The last day", a, b);
+	bool both = nps_responses(&c) && nps_responses(&p);
+	double change = nps_value(&c) - nps_value(&p);
+	if (nps_responses(&c)) {
+		text_add(&text, "NPS %.1f", report_figure(nps_value(&c)));
+		if (both)
+			text_add(&text, " (%+.1f against the period before)", report_figure(change));
+		text_add(&text, " from %lld answers: %lld promoters, %lld passives, %lld detractors.",
+		         (long long)nps_responses(&c), (long long)c.promoters, (long long)c.passives,
+		         (long long)c.detractors);
+	} else {
+		text_add(&text, "no answers.");
+	}
+	json_t *lowest = json_array();
+	struct lowest_walk lw = { lowest, &text };
+	char *tps_json = h->touchpoints ? json_dumps(h->touchpoints, JSON_COMPACT) : NULL;
+	if (nps_responses(&c)) {
+		text_add(&text, "\nLowest:");
+		r = store_lowest_answers(conn, from, to, tps_json, LOWEST_SHOWN, add_lowest, &lw);
+	}
+	free(tps_json);
+	if (r < 0) {
+		json_decref(lowest);
+		*ret_error = r;
+		return NULL;
+	}
+	text_add(&text,
+	         "\nOpen queue: %lld callbacks, %lld due (the oldest waiting %lld min), %lld being called.",
+	         (long long)q.queued, (long long)q.due, (long long)(q.oldest_due_age / 60),
+	         (long long)q.claimed);
+	json_t *previous = json_pack("{s:o, s:I}", "nps", figure_or_null(&p, nps_value(&p)), "responses",
+	                             (json_int_t)nps_responses(&p));
+	json_t *queue = json_pack("{s:I, s:I, s:I, s:I}", "queued", (json_int_t)q.queued, "due",
+	                          (json_int_t)q.due, "claimed", (json_int_t)q.claimed,
+	                          "oldest_due_age_seconds", (json_int_t)q.oldest_due_age);
+	json_t *d = json_pack(
+	        "{s:s, s:s, s:s, s:s, s:O?, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:s}", "period",
+	        h->kind, "from", time_format_rfc3339(from, f), "to", time_format_rfc3339(to, t), "timezone",
+	        cfg->cb_timezone, "touchpoints", h->touchpoints, "nps", figure_or_null(&c, nps_value(&c)),
+	        "responses", (json_int_t)nps_responses(&c), "promoters", (json_int_t)c.promoters, "passives",
+	        (json_int_t)c.passives, "detractors", (json_int_t)c.detractors, "margin_of_error",
+	        figure_or_null(&c, nps_margin_of_error(&c)), "previous", previous, "change",
+	        both ? json_real(report_figure(change)) : json_null(), "lowest", lowest, "queue", queue,
+	        "message", text.buf);
+	if (!d)
+		*ret_error = -ENOMEM;
+	return d;
+}
+
+struct digest_write {
+	int64_t webhook_id, until, now;
+	json_t *data; /* stolen by the write; NULL: only mark the period (a new digest) */
+};
+
+static int apply_digest(struct db_conn *conn, void *arg)
+{
+	struct digest_write *w = arg;
+	int r = 0;
+	if (w->data) {
+		json_t *data = w->data;
+		w->data = NULL;
+		r = outbox_emit_to(conn, "digest", data, w->webhook_id, w->now, NULL);
+	}
+	return r < 0 ? r : store_webhook_digest_sent(conn, w->webhook_id, w->until);
+}
+
+static int write_digest(struct npsd_db *db, struct digest_write *w)
+{
+	int r = db_write_sync(db, apply_digest, w);
+	json_decref(w->data); /* when the write never ran */
+	return r;
+}
+
+int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
+{
+	struct digest_hooks hooks = { 0 };
+	struct db_conn *conn = db_reader(db);
+	int r = store_webhook_each(conn, collect_hook, &hooks);
+	int written = 0;
+	for (size_t i = 0; r == 0 && i < hooks.n; i++) {
+		const struct digest_hook *h = &hooks.v[i];
+		int64_t from, to;
+		if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &from, &to) < 0 ||
+		    h->sent_until >= to)
+			continue;
+		struct digest_write w = { .webhook_id = h->id, .until = to, .now = now };
+		/* A digest set since the last period ends starts with the next one. After a time
+		 * npsd was down, only the last period is told: old news, and one message. */
+		if (h->sent_until)
+			w.data = build_digest(conn, cfg, h, from, to, now, &r);
+		if (r == 0) {
+			db_reader_put(db, conn);
+			r = write_digest(db, &w);
+			conn = db_reader(db);
+			written += r == 0 && h->sent_until;
+		}
+	}
+	db_reader_put(db, conn);
+	digest_hooks_free(&hooks);
+	return r < 0 ? r : written;
+}
