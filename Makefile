@@ -113,8 +113,11 @@ lint:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/npsd $(DESTDIR)/etc/npsd \
-	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/npsd
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/npsd \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/npsd $(BUILD)/npsctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/npsd.8 man/npsctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 man/npsd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 etc/npsd.conf $(DESTDIR)$(PREFIX)/share/npsd/npsd.conf.sample
 	@# 644: the unit's DynamicUser= is in no group that could read a 640 root file, and the
 	@# file holds no secret (keys live hashed in the database, webhook auth in it too).
