@@ -109,10 +109,10 @@ static int webhook_apply(struct db_conn *conn, void *arg)
 		if (r < 0)
 			return r;
 		op->id = delivery.webhook_id;
-		delivery_row_clear(&delivery);
 		r = require_switched_on(conn, op->id);
 		if (r == 0)
-			r = store_delivery_retry(conn, op->delivery_id, now);
+			r = store_delivery_retry(conn, &delivery, now);
+		delivery_row_clear(&delivery);
 		if (r == 0)
 			outbox_delivery_requeued(); /* wakes the delivery thread after the commit */
 		return r;

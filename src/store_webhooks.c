@@ -334,20 +334,13 @@ int store_delivery_list(struct db_conn *conn, int64_t webhook_id, int64_t before
 	return delivery_rows(st, fn, arg);
 }
 
-int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now)
+int store_delivery_retry(struct db_conn *conn, const struct delivery_row *row, int64_t now)
 {
-	struct delivery_row row;
-	int r = store_delivery_get(conn, id, &row);
-	if (r < 0)
-		return r;
-	bool delivered = strcmp(row.status, "delivered") == 0;
+	if (strcmp(row->status, "delivered") == 0)
+		return -EALREADY;
 	/* Being sent right now: a second send beside it would be one the log never shows (the
 	 * first finish finds its lease gone), and its result is a minute away at most. */
-	bool in_flight = strcmp(row.status, "pending") == 0 && row.lease_until > now;
-	delivery_row_clear(&row);
-	if (delivered)
-		return -EALREADY;
-	if (in_flight)
+	if (strcmp(row->status, "pending") == 0 && row->lease_until > now)
 		return -EBUSY;
 	static const char sql[] =
 	        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL, "
@@ -356,7 +349,7 @@ int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now)
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int64(st, 2, row->id);
 	return store_step_done(st);
 }
 

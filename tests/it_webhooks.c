@@ -460,13 +460,20 @@ static char *hook_secret(json_t *doc)
 	return strdup(secret);
 }
 
-static json_int_t create_webhook_id(struct env *e, struct receiver *rx, const char *path, const char *fields)
+/* The same for a path on the receiver. */
+static json_t *create_webhook_to(struct env *e, struct receiver *rx, const char *path, const char *fields)
 {
 	char *url = rx_url(rx, path);
 	json_t *doc = create_webhook(e, url, fields);
+	free(url);
+	return doc;
+}
+
+static json_int_t create_webhook_id(struct env *e, struct receiver *rx, const char *path, const char *fields)
+{
+	json_t *doc = create_webhook_to(e, rx, path, fields);
 	json_int_t id = iget(doc, "id");
 	json_decref(doc);
-	free(url);
 	return id;
 }
 
@@ -1303,7 +1310,7 @@ START_TEST(loop_silent_when_answers_stop_coming)
 	struct receiver *rx = rx_start();
 	struct env e;
 	env_start(&e, "[alerts]\nsilence_after = 1h\n");
-	json_t *hook = create_webhook(&e, rx_url(rx, "/hooks/silent"), "\"events\":[\"loop.silent\"]");
+	json_t *hook = create_webhook_to(&e, rx, "/hooks/silent", "\"events\":[\"loop.silent\"]");
 	char *secret = hook_secret(hook);
 	json_decref(hook);
 	post_survey_quiet(&e, "silent-1", "C-1", "claim", 9, NULL);
@@ -1347,7 +1354,7 @@ START_TEST(loop_silent_waits_for_opening_hours)
 	ck_assert_int_eq(npsd_start_callbacks(&e.p, "hours = mon-fri 08:00-20:00\n", "[alerts]\nsilence_after = 1h\n"),
 	                 0);
 	tokens(&e);
-	json_decref(create_webhook(&e, rx_url(rx, "/hooks/silent"), "\"events\":[\"loop.silent\"]"));
+	json_decref(create_webhook_to(&e, rx, "/hooks/silent", "\"events\":[\"loop.silent\"]"));
 	fake_clock_set(INT64_C(1795262400) + 6 * 3600);
 	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 0);
 	/* Monday 08:00 in Amsterdam (07:00Z): open, and silent since npsd started. */
@@ -1364,11 +1371,11 @@ START_TEST(loop_nps_drop_per_touchpoint)
 	struct receiver *rx = rx_start();
 	struct env e;
 	env_start(&e, "[alerts]\nwindow = 1d\nnps_drop = 15\nmin_responses = 5\n");
-	json_t *hook = create_webhook(&e, rx_url(rx, "/hooks/claim"),
+	json_t *hook = create_webhook_to(&e, rx, "/hooks/claim",
 	                              "\"events\":[\"loop.nps_drop\"],\"filter\":{\"touchpoints\":[\"claim\"]}");
 	char *secret = hook_secret(hook);
 	json_decref(hook);
-	json_decref(create_webhook(&e, rx_url(rx, "/hooks/all"), "\"events\":[\"loop.nps_drop\"]"));
+	json_decref(create_webhook_to(&e, rx, "/hooks/all", "\"events\":[\"loop.nps_drop\"]"));
 	/* The day before: promoters everywhere. The last day: claim's answers turned bad, and a
 	 * renewal fell too, but with too few answers to tell. */
 	char rid[32];
@@ -1491,11 +1498,11 @@ START_TEST(daily_digest_tells_the_day_once)
 	struct receiver *rx = rx_start();
 	struct env e;
 	env_start(&e, NULL);
-	json_t *hook = create_webhook(&e, rx_url(rx, "/hooks/digest"),
+	json_t *hook = create_webhook_to(&e, rx, "/hooks/digest",
 	                              "\"digest\":\"daily\",\"digest_at\":\"08:00\",\"filter\":{\"touchpoints\":[\"claim\"]}");
 	char *secret = hook_secret(hook);
 	json_decref(hook);
-	json_decref(create_webhook(&e, rx_url(rx, "/hooks/phone"), "\"format\":\"ntfy\",\"digest\":\"daily\""));
+	json_decref(create_webhook_to(&e, rx, "/hooks/phone", "\"format\":\"ntfy\",\"digest\":\"daily\""));
 	/* The day before the period (Saturday 08:00 to Sunday 08:00): two promoters on claim. */
 	post_commented(&e, "sat-1", "claim", 10, "Fine", t0 - 30 * hour);
 	post_commented(&e, "sat-2", "claim", 10, "Fine", t0 - 28 * hour);

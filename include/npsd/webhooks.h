@@ -97,8 +97,9 @@ int store_delivery_get(struct db_conn *conn, int64_t id, struct delivery_row *re
 /* Newest first, ids below before_id (0 = from the newest). */
 int store_delivery_list(struct db_conn *conn, int64_t webhook_id, int64_t before_id, int limit,
                         int (*fn)(const struct delivery_row *row, void *arg), void *arg);
-/* A failed or pending delivery is due again now. -ENOENT, or -EALREADY when delivered. */
-int store_delivery_retry(struct db_conn *conn, int64_t id, int64_t now);
+/* The failed or pending delivery row (as just read in this transaction) is due again now.
+ * -EALREADY when it was delivered, -EBUSY while it is being sent. */
+int store_delivery_retry(struct db_conn *conn, const struct delivery_row *row, int64_t now);
 
 struct attempt_row {
 	int64_t at;
