@@ -841,20 +841,31 @@ static int copy_pages(sqlite3 *src, const char *path, char **ret_error)
 int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 {
 	*ret_error = NULL;
-	if (access(path, F_OK) == 0) {
-		if (asprintf(ret_error, "%s exists: a backup never replaces a file", path) < 0)
-			*ret_error = NULL;
-		return -EEXIST;
-	}
 	char *partial = NULL, *dir_copy = NULL;
 	if (asprintf(&partial, "%s.partial", path) < 0)
 		return -ENOMEM;
 	unlink(partial); /* what an interrupted backup left */
-	struct db_conn *conn = db_reader(db);
-	int r = copy_pages(db_handle(conn), partial, ret_error);
-	db_reader_put(db, conn);
-	if (r == 0 && (r = sync_path(partial, O_RDONLY)) == 0 && rename(partial, path) < 0)
+	/* Made here, not by SQLite: a copy of every customer's data is for its owner alone,
+	 * whatever the umask of the shell that runs npsctl. */
+	int r = 0, fd = open(partial, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
 		r = -errno;
+	else
+		close(fd);
+	if (r == 0) {
+		struct db_conn *conn = db_reader(db);
+		r = copy_pages(db_handle(conn), partial, ret_error);
+		db_reader_put(db, conn);
+	}
+	if (r == 0)
+		r = sync_path(partial, O_RDONLY);
+	/* link() never replaces: a file that appeared at path meanwhile stays as it was. */
+	if (r == 0 && link(partial, path) < 0) {
+		r = -errno;
+		if (r == -EEXIST &&
+		    asprintf(ret_error, "%s exists: a backup never replaces a file", path) < 0)
+			*ret_error = NULL;
+	}
 	/* The new name is durable once its folder is synced. */
 	if (r == 0 && !(dir_copy = strdup(path)))
 		r = -ENOMEM;
@@ -862,8 +873,7 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 		r = sync_path(dirname(dir_copy), O_RDONLY | O_DIRECTORY);
 	if (r < 0 && !*ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
 		*ret_error = NULL;
-	if (r < 0)
-		unlink(partial);
+	unlink(partial);
 	free(partial);
 	free(dir_copy);
 	return r;

@@ -121,6 +121,7 @@ static int sum_listed(const struct nps_group *g, void *arg)
 			w->sum.promoters += g->counts.promoters;
 			w->sum.passives += g->counts.passives;
 			w->sum.detractors += g->counts.detractors;
+			break; /* once, even in a filter stored before duplicates were refused */
 		}
 	}
 	return 0;
@@ -173,9 +174,11 @@ static int add_lowest(const struct lowest_answer *a, void *arg)
 {
 	struct lowest_walk *w = arg;
 	char at[21];
-	json_t *item = json_pack("{s:I, s:i, s:s, s:s?, s:s}", "survey_id", (json_int_t)a->id, "score",
-	                         a->score, "touchpoint", a->touchpoint, "comment", a->comment, "answered_at",
-	                         time_format_rfc3339(a->answered_at, at));
+	/* customer_id lets an erasure find the digests that quote the customer. */
+	json_t *item =
+	        json_pack("{s:I, s:s, s:i, s:s, s:s?, s:s}", "survey_id", (json_int_t)a->id, "customer_id",
+	                  a->customer_id, "score", a->score, "touchpoint", a->touchpoint, "comment",
+	                  a->comment, "answered_at", time_format_rfc3339(a->answered_at, at));
 	if (json_array_append_new(w->list, item) < 0)
 		return -ENOMEM;
 	text_add(w->text, "\n%d on %s", a->score, a->touchpoint);

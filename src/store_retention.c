@@ -164,11 +164,13 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 
 /* ---- erase ---- */
 
-/* The events that carry the customer, found by their payload's customer.id; instr() first
- * skips most payloads without parsing them. */
-#define ERASE_EVENTS                                                                      \
-	"SELECT id FROM events WHERE instr(payload, ?2) > 0 AND json_valid(payload) AND " \
-	"json_extract(payload, '$.customer.id') = ?1"
+/* The events that carry the customer: by their payload's customer.id, and the digests
+ * that quote one of their answers among the lowest scores (a digest goes whole: it would
+ * otherwise keep their words). instr() first skips most payloads without parsing them. */
+#define ERASE_EVENTS                                                                             \
+	"SELECT id FROM events WHERE instr(payload, ?2) > 0 AND json_valid(payload) AND "        \
+	"(json_extract(payload, '$.customer.id') = ?1 OR (type = 'digest' AND EXISTS (SELECT 1 " \
+	"FROM json_each(payload, '$.lowest') WHERE json_extract(value, '$.customer_id') = ?1)))"
 
 int store_erase_customer(struct db_conn *conn, const char *customer_id, const char *customer_id_json,
                          struct purge_counts *c)

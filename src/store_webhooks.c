@@ -556,6 +556,7 @@ static int visit_lowest(sqlite3_stmt *st, void *arg)
 		.score = sqlite3_column_int(st, 2),
 		.comment = db_column_text(st, 3),
 		.answered_at = sqlite3_column_int64(st, 4),
+		.customer_id = db_column_text(st, 5),
 	};
 	return v->fn(&a, v->arg);
 }
@@ -564,7 +565,9 @@ int store_lowest_answers(struct db_conn *conn, int64_t from, int64_t to, const c
                          int limit, int (*fn)(const struct lowest_answer *a, void *arg), void *arg)
 {
 	static const char sql[] =
-	        "SELECT id, touchpoint, score, comment, answered_at FROM surveys WHERE answered_at >= ?1 AND "
+	        "SELECT id, touchpoint, score, comment, answered_at, customer_id FROM surveys WHERE "
+	        "answered_at >= ?1 "
+	        "AND "
 	        "answered_at < ?2 AND NOT excluded AND (?3 IS NULL OR touchpoint IN (SELECT value FROM "
 	        "json_each(?3))) ORDER BY score, answered_at DESC, id DESC LIMIT ?4";
 	sqlite3_stmt *st = db_prepare(conn, sql);

@@ -177,6 +177,12 @@ static int check_filter(json_t *filter, struct field_error *err)
 				if (!json_is_string(tp) || !valid_token_name(json_string_value(tp)))
 					return fail(err, "invalid_field", field,
 					            "each touchpoint must match [a-z0-9_.-]{1,64}");
+				/* As with events: a name twice is a mistake (and a digest would count
+				 * its answers twice). */
+				for (size_t j = 0; j < i; j++)
+					if (json_equal(json_array_get(v, j), tp))
+						return fail(err, "invalid_field", field,
+						            "a touchpoint listed twice");
 			}
 		} else {
 			return fail(err, "invalid_field", field,

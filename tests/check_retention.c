@@ -111,6 +111,18 @@ static void event(const char *customer_id, int64_t at)
 	}
 }
 
+/* A digest that quotes customer_id's answer among its lowest scores, with two deliveries. */
+static void digest_event(const char *customer_id, int64_t at)
+{
+	sql("INSERT INTO events (type, payload, created_at) VALUES ('digest', json_object('nps', 10, 'lowest', "
+	    "json_array(json_object('customer_id', %Q, 'comment', 'Words of ' || %Q))), %lld)",
+	    customer_id, customer_id, (long long)at);
+	for (int hook = 1; hook <= 2; hook++)
+		sql("INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at, created_at, "
+		    "updated_at) VALUES ((SELECT max(id) FROM events), %d, 'pending', %lld, %lld, %lld)",
+		    hook, (long long)at, (long long)at, (long long)at);
+}
+
 /*
  * A: an old promoter: goes, and A with it.       B: an old low score, called: all goes.
  * C: an old low score still queued: stays.       D: like B, but do-not-call: the row stays.
@@ -163,6 +175,8 @@ static void setup(void)
 	event("Q\"uote", OLD);
 	event("B", NEW);
 	event("E", NEW);
+	digest_event("B", NEW);
+	digest_event("E", NEW);
 	ck_assert_int_eq(db_write_sync(db, run_script, script.text), 0);
 	free(script.text);
 	script.text = NULL;
@@ -222,8 +236,8 @@ START_TEST(purge_keeps_what_is_owed_or_new)
 	        "WHERE id = 'D'",
 	        1);
 	ASSERT_COUNT("SELECT count(*) FROM customers WHERE id <> 'D' AND name IS NULL", 0);
-	ASSERT_COUNT("SELECT count(*) FROM events", 2);
-	ASSERT_COUNT("SELECT count(*) FROM deliveries", 4);
+	ASSERT_COUNT("SELECT count(*) FROM events", 4);
+	ASSERT_COUNT("SELECT count(*) FROM deliveries", 8);
 	ASSERT_COUNT("SELECT count(*) FROM attempts", 4);
 
 	/* Nothing is left to purge. */
@@ -263,8 +277,8 @@ START_TEST(erase_leaves_nothing_about_the_customer)
 	ck_assert_int_eq(job.counts.improvements, 1);
 	ck_assert_int_eq(job.counts.callback_events, 1);
 	ck_assert_int_eq(job.counts.customers, 1);
-	ck_assert_int_eq(job.counts.events, 2);
-	ck_assert_int_eq(job.counts.deliveries, 4);
+	ck_assert_int_eq(job.counts.events, 3); /* two about B, and the digest that quotes B */
+	ck_assert_int_eq(job.counts.deliveries, 6);
 	ck_assert_int_eq(job.counts.attempts, 4);
 	ASSERT_COUNT("SELECT count(*) FROM surveys WHERE customer_id = 'B'", 0);
 	ASSERT_COUNT("SELECT count(*) FROM callbacks WHERE customer_id = 'B'", 0);
@@ -274,8 +288,10 @@ START_TEST(erase_leaves_nothing_about_the_customer)
 	ASSERT_COUNT("SELECT count(*) FROM events WHERE payload LIKE '%\"B\"%'", 0);
 	ASSERT_COUNT("SELECT count(*) FROM deliveries WHERE event_id NOT IN (SELECT id FROM events)", 0);
 	ASSERT_COUNT("SELECT count(*) FROM attempts WHERE delivery_id NOT IN (SELECT id FROM deliveries)", 0);
-	/* Everyone else keeps everything. */
-	ASSERT_COUNT("SELECT count(*) FROM events", 3);
+	ASSERT_COUNT("SELECT count(*) FROM events WHERE payload LIKE '%Words of B%'", 0);
+	/* Everyone else keeps everything, the digest that quotes E too. */
+	ASSERT_COUNT("SELECT count(*) FROM events", 4);
+	ASSERT_COUNT("SELECT count(*) FROM events WHERE payload LIKE '%Words of E%'", 1);
 	ASSERT_COUNT("SELECT count(*) FROM surveys", 8 - 1 + MANY_OLD + KEPT_BETWEEN + 1); /* b1 went */
 	ASSERT_COUNT("SELECT count(*) FROM customers", 9);
 

@@ -137,6 +137,9 @@ START_TEST(validator_names_the_field)
 	ck_assert_msg(field, "the field is not UTF-8");
 	json_decref(field);
 	json_decref(parsed);
+	expect_error("{\"url\":\"https://x.example/\",\"digest\":\"daily\",\"filter\":{\"touchpoints\":[\"claim\","
+	             "\"claim\"]}}",
+	             true, "invalid_field", "filter.touchpoints");
 	expect_error("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"digest\":\"weekly\"}", true,
 	             "invalid_field", "digest");
 	expect_error("{\"url\":\"https://x.example/\",\"digest\":\"daily\",\"digest_at\":\"7:30\"}", true,

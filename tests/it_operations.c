@@ -302,6 +302,10 @@ static void assert_one_file(const char *path)
 		ck_assert_msg(!exists(side), "%s is there", side);
 		free(side);
 	}
+	/* Every customer's data: for its owner alone, whatever the umask. */
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg((st.st_mode & 0777) == 0600, "%s has mode %o, want 600", path, (unsigned)(st.st_mode & 0777));
 }
 
 /* ---------- the webhook receiver: 200 to everything ---------- */

@@ -51,9 +51,9 @@ void db_close(struct npsd_db **db);
 /*
  * Writes a consistent copy of the database (one read transaction: everything committed
  * before it began, nothing after) to path, while writes go on: a single file in rollback
- * journal mode, synced, that appears at path only once whole (it is written to
- * path.partial first). Refuses (-EEXIST) to replace an existing file. 0, or a negative
- * errno with *ret_error malloc'ed for the caller to free.
+ * journal mode, mode 0600, synced, that appears at path only once whole (it is written to
+ * path.partial first). Never replaces a file at path (-EEXIST). 0, or a negative errno
+ * with *ret_error malloc'ed for the caller to free.
  */
 int db_backup(struct npsd_db *db, const char *path, char **ret_error);
 

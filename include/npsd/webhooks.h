@@ -73,7 +73,7 @@ int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t until);
 struct lowest_answer {
 	int64_t id, answered_at;
 	int score;
-	const char *touchpoint, *comment;
+	const char *customer_id, *touchpoint, *comment;
 };
 int store_lowest_answers(struct db_conn *conn, int64_t from, int64_t to, const char *touchpoints_json,
                          int limit, int (*fn)(const struct lowest_answer *a, void *arg), void *arg);
