@@ -21,10 +21,10 @@
 #define DIGEST_LOOK_EVERY_S 10
 #define TOUCHPOINTS_MAX 1000 /* watched per look; touchpoints are a handful in practice */
 
-bool alerts_silence_due(int64_t now, int64_t last_answer, int64_t silence_after, bool open,
+bool alerts_silence_due(int64_t open_silence, int64_t silence_after, bool open, int64_t since,
                         int64_t alerted_for)
 {
-	return silence_after > 0 && open && now - last_answer >= silence_after && alerted_for != last_answer;
+	return silence_after > 0 && open && open_silence >= silence_after && alerted_for != since;
 }
 
 bool alerts_nps_dropped(const struct nps_counts *previous, const struct nps_counts *current, double drop,
@@ -103,18 +103,27 @@ static void look_at_silence(struct alerts *a, const struct npsd_config *cfg, int
 	if (r < 0)
 		return;
 	int64_t since = last_answer > a->start_time ? last_answer : a->start_time;
-	if (!alerts_silence_due(now, since, cfg->alerts_silence_after, open, a->silence_announced_for))
+	/* Open time is at most wall time: most looks end here, before counting it. */
+	if (since == a->silence_announced_for || now - since < cfg->alerts_silence_after)
+		return;
+	int64_t open_silence = schedule_open_seconds(&cfg->cb_hours, cfg->cb_holidays, cfg->cb_nholidays,
+	                                             since, now, cfg->alerts_silence_after);
+	if (!alerts_silence_due(open_silence, cfg->alerts_silence_after, open, since,
+	                        a->silence_announced_for))
 		return;
 	char at[21], message[200];
-	long long minutes = (long long)((now - since) / 60);
+	long long minutes = (long long)((now - since) / 60), open_minutes = (long long)(open_silence / 60);
 	snprintf(message, sizeof message,
-	         "No survey answer for %lld h %lld min%s: the survey feed may be broken.", minutes / 60,
-	         minutes % 60, last_answer ? "" : " (none since npsd started)");
+	         "No survey answer for %lld h %lld min, %lld h %lld min of them in opening hours%s: the "
+	         "survey "
+	         "feed may be broken.",
+	         minutes / 60, minutes % 60, open_minutes / 60, open_minutes % 60,
+	         last_answer ? "" : " (none since npsd started)");
 	json_t *data =
-	        json_pack("{s:s, s:o, s:I, s:I}", "message", message, "last_answer_at",
+	        json_pack("{s:s, s:o, s:I, s:I, s:I}", "message", message, "last_answer_at",
 	                  last_answer ? json_string(time_format_rfc3339(last_answer, at)) : json_null(),
-	                  "silent_minutes", (json_int_t)minutes, "silence_after_minutes",
-	                  (json_int_t)(cfg->alerts_silence_after / 60));
+	                  "silent_minutes", (json_int_t)minutes, "open_minutes", (json_int_t)open_minutes,
+	                  "silence_after_minutes", (json_int_t)(cfg->alerts_silence_after / 60));
 	if (emit(a, "loop.silent", data, NO_FACTS, now) == 0)
 		a->silence_announced_for = since;
 }

@@ -16,17 +16,52 @@
 #define LOWEST_SHOWN 5
 #define COMMENT_SHOWN_CHARS 160 /* of each lowest score's comment, in the message */
 
-/* Local midnight-based arithmetic: mktime() normalises a day or hour out of range and, with
- * tm_isdst -1, picks the offset of the day it lands on. */
-static int64_t local_time_on(const struct tm *day, int hour, int minute, int day_offset)
+/* The local civil date day_offset days from the one of *tm. */
+static void civil_date(const struct tm *tm, int day_offset, int *ret_y, int *ret_m, int *ret_d)
 {
-	struct tm tm = *day;
-	tm.tm_mday += day_offset;
-	tm.tm_hour = hour;
-	tm.tm_min = minute;
-	tm.tm_sec = 0;
-	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm);
+	/* Noon UTC: timegm() normalises the day without any zone's clock changes. */
+	struct tm d = { .tm_year = tm->tm_year,
+		        .tm_mon = tm->tm_mon,
+		        .tm_mday = tm->tm_mday + day_offset,
+		        .tm_hour = 12 };
+	time_t t = timegm(&d);
+	gmtime_r(&t, &d);
+	*ret_y = d.tm_year;
+	*ret_m = d.tm_mon;
+	*ret_d = d.tm_mday;
+}
+
+/* When the local clock shows hour:minute on that date: the first time when it shows it twice
+ * (the autumn change), and the later of the two readings, after the gap, when the spring
+ * change skips it (02:30 becomes 03:30 summer time). The same date gives the same instant
+ * whenever it is asked, so that no period is told twice. INT64_MIN when there is none. */
+static int64_t local_instant(int y, int m, int d, int hour, int minute)
+{
+	int64_t valid = INT64_MAX, any = INT64_MIN;
+	for (int dst = 0; dst <= 1; dst++) {
+		struct tm tm = { .tm_year = y,
+			         .tm_mon = m,
+			         .tm_mday = d,
+			         .tm_hour = hour,
+			         .tm_min = minute,
+			         .tm_isdst = dst };
+		time_t t = mktime(&tm);
+		struct tm back;
+		if (t == (time_t)-1 || !localtime_r(&t, &back))
+			continue;
+		if ((int64_t)t > any)
+			any = t;
+		if (back.tm_year == y && back.tm_mon == m && back.tm_mday == d && back.tm_hour == hour &&
+		    back.tm_min == minute && (int64_t)t < valid)
+			valid = t;
+	}
+	return valid != INT64_MAX ? valid : any;
+}
+
+/* The last time at or before t (whose local time is *tm) that the local clock read :minute. */
+static int64_t hour_boundary(int64_t t, const struct tm *tm, int minute)
+{
+	return t - ((tm->tm_min - minute + 60) % 60) * 60 - tm->tm_sec;
 }
 
 int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t *ret_start, int64_t *ret_end)
@@ -44,18 +79,31 @@ int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t 
 	if (!localtime_r(&t, &tm))
 		return -1;
 	if (hourly) {
-		/* An hour is an hour, whatever the clock does: the boundary is the last time the
-		 * local clock showed the minute. */
-		int64_t end = now - ((tm.tm_min - minute + 60) % 60) * 60 - tm.tm_sec;
-		*ret_start = end - 3600;
+		/* The period began where the one before it ended: where a clock change moves the
+		 * local minute by half an hour (Lord Howe), an "hour" is 30 or 90 minutes long
+		 * rather than two overlapping. */
+		int64_t end = hour_boundary(now, &tm, minute), start;
+		time_t before = (time_t)(end - 1);
+		if (!localtime_r(&before, &tm))
+			return -1;
+		start = hour_boundary(end - 1, &tm, minute);
+		*ret_start = start;
 		*ret_end = end;
 		return 0;
 	}
-	int64_t end = local_time_on(&tm, hour, minute, 0);
+	int y, m, d;
+	civil_date(&tm, 0, &y, &m, &d);
+	int64_t end = local_instant(y, m, d, hour, minute);
 	int back = end > now ? 1 : 0;
-	if (back)
-		end = local_time_on(&tm, hour, minute, -1);
-	*ret_start = local_time_on(&tm, hour, minute, -1 - back);
+	if (back) {
+		civil_date(&tm, -1, &y, &m, &d);
+		end = local_instant(y, m, d, hour, minute);
+	}
+	civil_date(&tm, -1 - back, &y, &m, &d);
+	int64_t start = local_instant(y, m, d, hour, minute);
+	if (end == INT64_MIN || start == INT64_MIN)
+		return -1;
+	*ret_start = start;
 	*ret_end = end;
 	return 0;
 }

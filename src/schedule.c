@@ -182,3 +182,18 @@ int64_t schedule_next_open(const struct opening_hours *h, const struct civil_dat
 	}
 	return -1;
 }
+
+int64_t schedule_open_seconds(const struct opening_hours *h, const struct civil_date *holidays,
+                              size_t nholidays, int64_t from, int64_t to, int64_t cap)
+{
+	int64_t open = 0;
+	if (h->always && nholidays == 0)
+		return to - from < cap ? (to > from ? to - from : 0) : cap;
+	for (int64_t t = to; t > from && open < cap;) {
+		int64_t step = t - from < 60 ? t - from : 60;
+		t -= step;
+		if (schedule_is_open(h, holidays, nholidays, t))
+			open += step;
+	}
+	return open < cap ? open : cap;
+}

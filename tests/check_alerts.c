@@ -10,17 +10,17 @@
 
 START_TEST(silence_is_news_once_when_open)
 {
-	const int64_t hour = 3600, last = 1000000;
-	ck_assert(!alerts_silence_due(last + hour - 1, last, hour, true, 0));
-	ck_assert(alerts_silence_due(last + hour, last, hour, true, 0));
-	ck_assert(alerts_silence_due(last + 5 * hour, last, hour, true, 0));
-	/* Closed: nobody to act on it. */
-	ck_assert(!alerts_silence_due(last + 5 * hour, last, hour, false, 0));
-	/* Told already for this last answer; a newer answer makes the next silence news. */
-	ck_assert(!alerts_silence_due(last + 5 * hour, last, hour, true, last));
-	ck_assert(alerts_silence_due(last + 5 * hour, last + 1, hour, true, last));
+	const int64_t hour = 3600, since = 1000000;
+	ck_assert(!alerts_silence_due(hour - 1, hour, true, since, 0));
+	ck_assert(alerts_silence_due(hour, hour, true, since, 0));
+	ck_assert(alerts_silence_due(5 * hour, hour, true, since, 0));
+	/* Closed now: nobody to act on it. */
+	ck_assert(!alerts_silence_due(5 * hour, hour, false, since, 0));
+	/* Told already for this silence; a newer answer makes the next silence news. */
+	ck_assert(!alerts_silence_due(5 * hour, hour, true, since, since));
+	ck_assert(alerts_silence_due(5 * hour, hour, true, since + 1, since));
 	/* silence_after 0: off. */
-	ck_assert(!alerts_silence_due(last + 100 * hour, last, 0, true, 0));
+	ck_assert(!alerts_silence_due(100 * hour, 0, true, since, 0));
 }
 END_TEST
 
@@ -70,6 +70,19 @@ START_TEST(digest_periods_in_local_time)
 	/* The day clocks spring forward has 23 hours. */
 	check_period("daily", "08:00", "2026-03-29T07:00:00Z", "2026-03-28T07:00:00Z",
 	             "2026-03-29T06:00:00Z");
+	/* The autumn change shows 02:30 twice: the first showing ends the period, asked at any
+	 * time (the day itself has 25 hours). */
+	check_period("daily", "02:30", "2026-10-25T00:45:00Z", "2026-10-24T00:30:00Z",
+	             "2026-10-25T00:30:00Z");
+	check_period("daily", "02:30", "2026-10-25T01:45:00Z", "2026-10-24T00:30:00Z",
+	             "2026-10-25T00:30:00Z");
+	check_period("daily", "02:30", "2026-10-25T23:30:00Z", "2026-10-24T00:30:00Z",
+	             "2026-10-25T00:30:00Z");
+	check_period("daily", "02:30", "2026-10-26T01:30:00Z", "2026-10-25T00:30:00Z",
+	             "2026-10-26T01:30:00Z");
+	/* The spring change skips 02:30: read as 03:30 summer time. */
+	check_period("daily", "02:30", "2026-03-29T02:00:00Z", "2026-03-28T01:30:00Z",
+	             "2026-03-29T01:30:00Z");
 	/* Hourly on the hour, or at a minute of each hour. */
 	check_period("hourly", NULL, "2026-12-07T09:37:20Z", "2026-12-07T08:00:00Z", "2026-12-07T09:00:00Z");
 	check_period("hourly", "00:45", "2026-12-07T09:37:20Z", "2026-12-07T07:45:00Z",
@@ -85,6 +98,50 @@ START_TEST(digest_periods_in_local_time)
 }
 END_TEST
 
+/* Asked every ten minutes across both clock changes, as the alerts thread asks, each
+ * period is told once and begins where the one before it ended. */
+START_TEST(digest_periods_follow_each_other_across_clock_changes)
+{
+	static const char *const zones[] = { "Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe" };
+	static const char *const times[] = { NULL, "00:30", "01:30", "02:00", "02:30", "03:00", "23:59" };
+	static const char *const spans[][2] = {
+		{ "2026-03-26T00:00:00Z", "2026-04-07T00:00:00Z" },
+		{ "2026-10-01T00:00:00Z", "2026-11-05T00:00:00Z" },
+	};
+	for (size_t z = 0; z < sizeof zones / sizeof zones[0]; z++) {
+		ck_assert_int_eq(schedule_set_timezone(zones[z]), 0);
+		for (size_t k = 0; k < 2; k++)
+			for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+				for (size_t sp = 0; sp < 2; sp++) {
+					const char *kind = k ? "hourly" : "daily";
+					int64_t told_until = 0, s, e;
+					for (int64_t now = at(spans[sp][0]); now < at(spans[sp][1]);
+					     now += 600) {
+						if (digest_period(kind, times[i], now, &s, &e) < 0)
+							ck_abort_msg("%s %s: no period at %lld", zones[z],
+							             kind, (long long)now);
+						if (e > now || e <= s)
+							ck_abort_msg(
+							        "%s %s %s at %lld: [%lld, %lld)", zones[z],
+							        kind, times[i] ? times[i] : "-",
+							        (long long)now, (long long)s, (long long)e);
+						if (e <= told_until)
+							continue; /* told already */
+						if (told_until && s != told_until)
+							ck_abort_msg("%s %s %s at %lld: period [%lld, %lld) "
+							             "after one told "
+							             "until %lld",
+							             zones[z], kind,
+							             times[i] ? times[i] : "-",
+							             (long long)now, (long long)s,
+							             (long long)e, (long long)told_until);
+						told_until = e;
+					}
+				}
+	}
+}
+END_TEST
+
 static Suite *alerts_suite(void)
 {
 	Suite *s = suite_create("alerts");
@@ -92,6 +149,7 @@ static Suite *alerts_suite(void)
 	tcase_add_test(tc, silence_is_news_once_when_open);
 	tcase_add_test(tc, a_drop_needs_enough_answers_and_points);
 	tcase_add_test(tc, digest_periods_in_local_time);
+	tcase_add_test(tc, digest_periods_follow_each_other_across_clock_changes);
 	suite_add_tcase(s, tc);
 	return s;
 }

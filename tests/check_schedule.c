@@ -254,6 +254,27 @@ START_TEST(test_other_zone)
 }
 END_TEST
 
+/* Open time over a span: the weekend does not count, the cap ends the count. */
+START_TEST(test_open_seconds)
+{
+	/* Friday 2026-11-27 19:00 CET to Monday 2026-11-30 09:00 CET: Friday's last hour,
+	 * Saturday 09:00-13:00 and Monday's first hour. */
+	int64_t fri = utc(2026, 11, 27, 18, 0), mon = utc(2026, 11, 30, 8, 0);
+	ck_assert_int_eq(schedule_open_seconds(&hours, holidays, nholidays, fri, mon, 100 * 3600), 6 * 3600);
+	ck_assert_int_eq(schedule_open_seconds(&hours, holidays, nholidays, fri, mon, 2 * 3600), 2 * 3600);
+	ck_assert_int_eq(schedule_open_seconds(&hours, holidays, nholidays, mon, fri, 3600), 0);
+	/* Counted back from the end: a cap of an hour is met by Monday alone. */
+	ck_assert_int_eq(schedule_open_seconds(&hours, holidays, nholidays, utc(2026, 11, 30, 7, 30), mon, 3600),
+	                 1800);
+	/* A holiday closes the whole day, also with "always". */
+	ck_assert_int_eq(config_parse_hours("always", &hours), 0);
+	ck_assert_int_eq(schedule_open_seconds(&hours, holidays, 0, fri, mon, 100 * 3600), mon - fri);
+	ck_assert_int_eq(config_parse_dates("2026-11-28", holidays, CONFIG_MAX_HOLIDAYS, &nholidays), 0);
+	ck_assert_int_eq(schedule_open_seconds(&hours, holidays, nholidays, fri, mon, 100 * 3600),
+	                 mon - fri - 24 * 3600);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
 	Suite *s = suite_create("schedule");
@@ -275,6 +296,7 @@ static Suite *schedule_suite(void)
 	tcase_add_test(tc, test_whole_day_and_midnight);
 	tcase_add_test(tc, test_never_open);
 	tcase_add_test(tc, test_other_zone);
+	tcase_add_test(tc, test_open_seconds);
 	suite_add_tcase(s, tc);
 	return s;
 }

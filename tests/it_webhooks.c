@@ -1327,6 +1327,7 @@ START_TEST(loop_silent_when_answers_stop_coming)
 	ck_assert_str_eq(sget(data, "last_answer_at"), want);
 	ck_assert_int_eq(iget(data, "silent_minutes"), 60);
 	ck_assert_int_eq(iget(data, "silence_after_minutes"), 60);
+	ck_assert_int_eq(iget(data, "open_minutes"), 60);
 	ck_assert_msg(sget(data, "message") && strstr(sget(data, "message"), "1 h 0 min"), "message: %s",
 	              sget(data, "message"));
 	json_decref(env);
@@ -1357,9 +1358,18 @@ START_TEST(loop_silent_waits_for_opening_hours)
 	json_decref(create_webhook_to(&e, rx, "/hooks/silent", "\"events\":[\"loop.silent\"]"));
 	fake_clock_set(INT64_C(1795262400) + 6 * 3600);
 	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 0);
-	/* Monday 08:00 in Amsterdam (07:00Z): open, and silent since npsd started. */
+	/* Monday 08:00 in Amsterdam (07:00Z): open, silent since npsd started, but the weekend
+	 * does not count: only opening hours do. */
 	fake_clock_set(INT64_C(1795417200));
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 0);
+	fake_clock_set(INT64_C(1795417200) + 3599);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/silent"), 0);
+	/* 09:00: an hour of opening without an answer. */
+	fake_clock_set(INT64_C(1795417200) + 3600);
 	ck_assert_uint_eq(rx_wait(rx, "/hooks/silent", 1, WAIT_MS), 1);
+	const struct rx_req *r = rx_get(rx, "/hooks/silent", 0);
+	ck_assert_msg(strstr(r->body, "\"open_minutes\":60") && strstr(r->body, "\"last_answer_at\":null"),
+	              "loop.silent: %s", r->body);
 	env_end(&e);
 	rx_stop(rx);
 }

@@ -10,7 +10,7 @@
 
 /*
  * Loop-health alerts (SPEC "Webhooks"): loop.silent when no answer has come in for
- * alerts.silence_after while the call centre is open (the survey feed may be broken), and
+ * alerts.silence_after of opening hours (the survey feed may be broken), and
  * loop.nps_drop when a touchpoint's NPS over the last alerts.window fell more than
  * alerts.nps_drop points below the window before, with at least alerts.min_responses
  * answers in each. A thread of their own looks every few seconds (the silence) and every
@@ -18,11 +18,11 @@
  * the writer like every other event.
  */
 
-/* The silence: when the call centre is open and the last answer (or npsd's start, when
- * later: a restart does not know what it missed) is silence_after old or more, unless this
- * silence was announced already (alerted_for: the last answer's time it was announced
- * for). silence_after 0 switches it off. */
-bool alerts_silence_due(int64_t now, int64_t last_answer, int64_t silence_after, bool open,
+/* The silence: when the call centre is open now and has been open for silence_after or
+ * more (open_silence) since the last answer (or npsd's start, when later: a restart does
+ * not know what it missed; since), unless this silence was announced already (alerted_for:
+ * the since it was announced for). silence_after 0 switches it off. */
+bool alerts_silence_due(int64_t open_silence, int64_t silence_after, bool open, int64_t since,
                         int64_t alerted_for);
 
 /* The drop: both windows hold at least min_responses answers and the NPS fell by more

@@ -15,8 +15,11 @@
 
 /* The last whole period at or before now, in the process time zone (callbacks.timezone):
  * daily periods end at digest_at (HH:MM; NULL = 08:00) each day, hourly ones at digest_at's
- * minute (NULL = :00) each hour. A daily time that a clock change skips ends the period at
- * the first instant after the gap. 0, or -1 for a bad kind or time. */
+ * minute (NULL = :00) each hour. A daily time the local clock shows twice (the autumn
+ * change) is its first showing; one it skips (spring) is read with the offset before the
+ * change, which lands after the gap (02:30 becomes 03:30 summer time). A date's end is the
+ * same instant whenever it is asked, so periods follow each other without overlap.
+ * 0, or -1 for a bad kind or time. */
 int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t *ret_start, int64_t *ret_end);
 
 /* Writes the digest of every active digest webhook whose period has ended since its last
