@@ -78,6 +78,29 @@ static int require_switched_on(struct db_conn *conn, int64_t webhook_id)
 	return on ? 0 : -EPERM;
 }
 
+/* A patch is judged with what it leaves, as a create is: a webhook that gets nothing (no
+ * events and no digest), or a digest_at without a digest, is refused. -EDOM for the
+ * events, -ERANGE for digest_at. Clearing the digest clears its time too. */
+static int patch_leaves_a_webhook(struct db_conn *conn, int64_t id, struct webhook_input *in)
+{
+	struct webhook_row row;
+	int r = store_webhook_get(conn, id, &row);
+	if (r < 0)
+		return r;
+	bool digest = in->has_digest ? in->digest != NULL : row.digest != NULL;
+	bool events = in->has_events ? in->events != 0 : row.events && strcmp(row.events, "[]") != 0;
+	webhook_row_clear(&row);
+	if (!digest && in->has_digest_at && in->digest_at)
+		return -ERANGE;
+	if (!digest && !events)
+		return -EDOM;
+	if (!digest) {
+		in->has_digest_at = true;
+		in->digest_at = NULL;
+	}
+	return 0;
+}
+
 static int webhook_apply(struct db_conn *conn, void *arg)
 {
 	struct webhook_op *op = arg;
@@ -88,7 +111,9 @@ static int webhook_apply(struct db_conn *conn, void *arg)
 		r = store_webhook_insert(conn, &op->in, op->secret, now, &op->id);
 		break;
 	case ACT_PATCH:
-		r = store_webhook_update(conn, op->id, &op->in, now);
+		r = patch_leaves_a_webhook(conn, op->id, &op->in);
+		if (r == 0)
+			r = store_webhook_update(conn, op->id, &op->in, now);
 		break;
 	case ACT_DELETE:
 		r = store_webhook_delete(conn, op->id);
@@ -137,6 +162,15 @@ static void webhook_resumed(struct http_request *req)
 			                 op->delivery_id);
 		else
 			http_reply_error(req, 404, "not_found", NULL, "no webhook with id %" PRId64, op->id);
+		return;
+	}
+	if (r == -ERANGE && op->action == ACT_PATCH) {
+		http_reply_error(req, 400, "invalid_field", "digest_at", "digest_at goes with a digest");
+		return;
+	}
+	if (r == -EDOM && op->action == ACT_PATCH) {
+		http_reply_error(req, 400, "invalid_field", "events",
+		                 "the webhook would get nothing: give it events or a digest");
 		return;
 	}
 	if (r == -EPERM) {

@@ -331,20 +331,23 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 }
 
 struct digest_write {
-	int64_t webhook_id, until, now;
+	int64_t webhook_id, was, until, now;
 	json_t *data; /* stolen by the write; NULL: only mark the period (a new digest) */
 };
 
 static int apply_digest(struct db_conn *conn, void *arg)
 {
 	struct digest_write *w = arg;
-	int r = 0;
-	if (w->data) {
+	/* The mark first: a webhook deleted or changed since it was read gets nothing. */
+	int r = store_webhook_digest_sent(conn, w->webhook_id, w->was, w->until);
+	if (r == -ESTALE)
+		return 0;
+	if (r == 0 && w->data) {
 		json_t *data = w->data;
 		w->data = NULL;
 		r = outbox_emit_to(conn, "digest", data, w->webhook_id, w->now, NULL);
 	}
-	return r < 0 ? r : store_webhook_digest_sent(conn, w->webhook_id, w->until);
+	return r;
 }
 
 static int write_digest(struct npsd_db *db, struct digest_write *w)
@@ -366,7 +369,9 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
 		if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &from, &to) < 0 ||
 		    h->sent_until >= to)
 			continue;
-		struct digest_write w = { .webhook_id = h->id, .until = to, .now = now };
+		struct digest_write w = {
+			.webhook_id = h->id, .was = h->sent_until, .until = to, .now = now
+		};
 		/* A digest set since the last period ends starts with the next one. After a time
 		 * npsd was down, only the last period is told: old news, and one message. */
 		if (h->sent_until)

@@ -209,11 +209,13 @@ static int parse_command(int argc, char **argv, struct command *ret)
 		ret->kind = CMD_PURGE;
 		if (argc == 1)
 			return 0;
-		/* Bounded like retention.days: a typo of many digits must not wrap the cutoff. */
-		if (config_parse_duration(value, &ret->older_than) < 0 || ret->older_than <= 0 ||
+		/* Bounded like retention.days, in whole days at least: a day keeps the alerts still
+		 * being retried (the default retry steps span a day), and a typo of many digits
+		 * must not wrap the cutoff. */
+		if (config_parse_duration(value, &ret->older_than) < 0 || ret->older_than < 86400 ||
 		    ret->older_than > 36500 * INT64_C(86400)) {
 			fprintf(stderr, "npsctl: --older-than takes a duration in s, m, h or d, such as 730d "
-			                "(not 0: that would purge everything; at most 36500d)\n");
+			                "(1d to 36500d)\n");
 			return 2;
 		}
 		return 0;

@@ -150,8 +150,10 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	        "failing_since = CASE WHEN ?13 = 1 THEN NULL ELSE failing_since END, "
 	        "digest = CASE WHEN ?16 THEN ?17 ELSE digest END, "
 	        "digest_at = CASE WHEN ?18 THEN ?19 ELSE digest_at END, "
-	        /* A digest changed starts again with its next period. */
-	        "digest_sent_until = CASE WHEN ?16 OR ?18 THEN NULL ELSE digest_sent_until END, "
+	        /* A digest changed starts again with its next period; the same value again
+	         * changes nothing (SET reads the row as it was). */
+	        "digest_sent_until = CASE WHEN (?16 AND ?17 IS NOT digest) OR (?18 AND ?19 IS NOT digest_at) "
+	        "THEN NULL ELSE digest_sent_until END, "
 	        "updated_at = ?14 WHERE id = ?15";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
@@ -531,15 +533,21 @@ int store_delivery_counts(struct db_conn *conn, int64_t *ret_pending, int64_t *r
 	return rc == SQLITE_ROW ? 0 : db_errno(rc);
 }
 
-int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t until)
+int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t was, int64_t until)
 {
-	static const char sql[] = "UPDATE webhooks SET digest_sent_until = ? WHERE id = ?";
+	static const char sql[] =
+	        "UPDATE webhooks SET digest_sent_until = ?1 WHERE id = ?2 AND active = 1 AND "
+	        "digest IS NOT NULL AND coalesce(digest_sent_until, 0) = ?3";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, until);
 	sqlite3_bind_int64(st, 2, id);
-	return store_step_done(st);
+	sqlite3_bind_int64(st, 3, was);
+	int r = store_step_done(st);
+	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
+		r = -ESTALE;
+	return r;
 }
 
 struct lowest_visit {

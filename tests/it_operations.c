@@ -1394,6 +1394,7 @@ START_TEST(usage_errors_exit_2_and_no_command_makes_a_database)
 		{ { "purge", "--older-than", "-5d" }, 2 },
 		{ { "purge", "--older-than", "730y" }, 2 },
 		{ { "purge", "--older-than", "36501d" }, 2 }, /* past retention.days' bound */
+		{ { "purge", "--older-than", "23h" }, 2 }, /* less than a day: alerts still retried */
 		{ { "purge", "--older-than" }, 2 },
 		{ { "purge", "730d" }, 2 },
 		{ { "backup" }, 2 },

@@ -1488,9 +1488,17 @@ START_TEST(digest_fields_are_checked_and_shown)
 	ck_assert_str_eq(sget(r.json, "digest"), "hourly");
 	ck_assert_str_eq(sget(r.json, "digest_at"), "00:15");
 	http_result_free(&r);
+	/* A patch is judged by what it leaves: without events, no digest can go. */
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest\":null}", &r);
+	expect_field_error(&r, "invalid_field", "events", "a webhook left with nothing");
+	http_result_free(&r);
 	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest\":null,\"events\":[\"survey.received\"]}", &r);
 	expect_status(&r, 200, "patch the digest away");
 	ck_assert(json_is_null(json_object_get(r.json, "digest")));
+	ck_assert(json_is_null(json_object_get(r.json, "digest_at"))); /* went with it */
+	http_result_free(&r);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest_at\":\"09:00\"}", &r);
+	expect_field_error(&r, "invalid_field", "digest_at", "digest_at without a digest");
 	http_result_free(&r);
 	free(url);
 	env_end(&e);

@@ -64,8 +64,10 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 /* Deletes the webhook with its deliveries and their attempts. */
 int store_webhook_delete(struct db_conn *conn, int64_t id);
 int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, int64_t now);
-/* The digest of the period that ends at until is in the outbox. */
-int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t until);
+/* Marks the digest of the period that ends at until as told, if the webhook is still an
+ * active digest whose mark is was (0 for none): -ESTALE when it changed since it was read
+ * (deleted, switched off, its digest changed or told), and then nothing is to be sent. */
+int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t was, int64_t until);
 
 /* The lowest scores given in [from, to), excluded answers left out, lowest first (then the
  * newest), at most limit; touchpoints_json (a JSON array of names, or NULL for all) narrows
