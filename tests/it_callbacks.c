@@ -42,28 +42,13 @@
 
 /* ---------- small helpers ---------- */
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static const char *utc(int64_t t, char buf[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
-
 /* Asserts that obj's key is the UTC time t. */
 static void assert_time(json_t *obj, const char *key, int64_t t)
 {
 	char want[32];
 	const char *got = sget(obj, key);
 	ck_assert_msg(got != NULL, "\"%s\" is not a string", key);
-	ck_assert_msg(strcmp(got, utc(t, want)) == 0, "\"%s\" is %s, want %s", key, got, want);
+	ck_assert_msg(strcmp(got, time_format_rfc3339(t, want)) == 0, "\"%s\" is %s, want %s", key, got, want);
 }
 
 static void assert_null(json_t *obj, const char *key)
@@ -1020,22 +1005,22 @@ START_TEST(call_later_wrong_number_do_not_call_reached)
 	assert_error(err, "missing_field", "retry_at");
 	json_decref(err);
 	snprintf(body, sizeof body, "{\"outcome\":\"call_later\",\"retry_at\":\"%s\"}",
-	         utc(T0 + 31 * 86400, when));
+	         time_format_rfc3339(T0 + 31 * 86400, when));
 	err = complete(&f, f.agent_a, later, body, 400);
 	assert_error(err, "invalid_field", "retry_at");
 	json_decref(err);
-	snprintf(body, sizeof body, "{\"outcome\":\"call_later\",\"retry_at\":\"%s\"}", utc(T0 - 60, when));
+	snprintf(body, sizeof body, "{\"outcome\":\"call_later\",\"retry_at\":\"%s\"}", time_format_rfc3339(T0 - 60, when));
 	err = complete(&f, f.agent_a, later, body, 400);
 	assert_error(err, "invalid_field", "retry_at");
 	json_decref(err);
-	snprintf(body, sizeof body, "{\"outcome\":\"reached\",\"retry_at\":\"%s\"}", utc(T0 + 3600, when));
+	snprintf(body, sizeof body, "{\"outcome\":\"reached\",\"retry_at\":\"%s\"}", time_format_rfc3339(T0 + 3600, when));
 	err = complete(&f, f.agent_a, later, body, 400);
 	assert_error(err, "invalid_field", "retry_at");
 	json_decref(err);
 	const int64_t retry_at = T0 + 3 * 86400 + 5400;
 	snprintf(body, sizeof body,
 	         "{\"outcome\":\"call_later\",\"retry_at\":\"%s\",\"notes\":\"after the holiday\"}",
-	         utc(retry_at, when));
+	         time_format_rfc3339(retry_at, when));
 	json_t *cb = complete(&f, f.agent_a, later, body, 200);
 	ck_assert_str_eq(sget(cb, "status"), "queued");
 	ck_assert_int_eq(iget(cb, "attempts"), 0);

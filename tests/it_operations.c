@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/validate.h"
+
 #include "testutil.h"
 
 #define DAY INT64_C(86400)
@@ -67,33 +69,6 @@
 static char scratch[64];
 
 /* ---------- small helpers ---------- */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-	va_list ap;
-	va_start(ap, format);
-	char *s = NULL;
-	int n = vasprintf(&s, format, ap);
-	va_end(ap);
-	ck_assert_msg(n >= 0 && s, "out of memory");
-	return s;
-}
-
-static const char *utc(int64_t t, char buf[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
 
 static bool exists(const char *path)
 {
@@ -486,7 +461,7 @@ static json_t *answer_json(struct fx *f, const struct answer *a)
 		json_object_set(doc, "attributes", a->attributes);
 	if (a->answered_at) {
 		char when[32];
-		json_object_set_new(doc, "answered_at", json_string(utc(a->answered_at, when)));
+		json_object_set_new(doc, "answered_at", json_string(time_format_rfc3339(a->answered_at, when)));
 	}
 	return doc;
 }
@@ -580,7 +555,7 @@ static size_t delivery_ids(struct fx *f, json_int_t *ids, size_t max, int64_t si
 	size_t n = 0, i;
 	json_t *d;
 	char when[32];
-	utc(since, when);
+	time_format_rfc3339(since, when);
 	json_array_foreach (list, i, d) {
 		ids[n++] = iget(d, "id");
 		const char *created = sget(d, "created_at");
@@ -956,7 +931,7 @@ START_TEST(purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark)
 	 * itself is not older than it. */
 	char *out = NULL, *err = NULL;
 	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "purge", "--older-than", "800d", NULL), 0);
-	ck_assert_msg(strstr(err, utc(T_OLD, when)), "the cutoff is not %s: %s", when, err);
+	ck_assert_msg(strstr(err, time_format_rfc3339(T_OLD, when)), "the cutoff is not %s: %s", when, err);
 	ck_assert_msg(out && !*out, "purge wrote to stdout: %s", out);
 	assert_counts(counts_of(err, "purged"), (struct counts){ 0 }, "purge at the old answers' second");
 	free(out);
@@ -964,7 +939,7 @@ START_TEST(purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark)
 
 	/* retention.days, 730, when no age is given. */
 	ck_assert_int_eq(ctl(f.p.db_path, &out, &err, "purge", NULL), 0);
-	ck_assert_msg(strstr(err, utc(T_NEW - RETENTION, when)), "the cutoff is not %s: %s", when, err);
+	ck_assert_msg(strstr(err, time_format_rfc3339(T_NEW - RETENTION, when)), "the cutoff is not %s: %s", when, err);
 	ck_assert_msg(out && !*out, "purge wrote to stdout: %s", out);
 	assert_counts(counts_of(err, "purged"),
 	              (struct counts){ .surveys = 3,
@@ -1107,6 +1082,35 @@ START_TEST(purge_goes_on_batch_after_batch)
 	assert_no_dangling(db, "after the purge");
 	sqlite3_close(db);
 	ck_assert_int_eq(get_status(&f, "surveys", young), 200);
+	fx_stop(&f);
+}
+END_TEST
+
+/* npsd purges by itself, at start and daily: a database left 800 days (here: the clock
+ * moved on while npsd was down) loses what retention.days no longer keeps. */
+START_TEST(npsd_purges_by_itself_at_start)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, NULL);
+	post_id(&f, &(struct answer){ .customer = "aged", .score = 9 }, NULL);
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	fake_clock_set(T_NEW);
+	ck_assert_int_eq(npsd_restart(&f.p), 0);
+	post_id(&f, &(struct answer){ .customer = "young", .score = 9 }, NULL);
+	/* The retention thread runs beside the HTTP threads: give it a moment. Answers are
+	 * looked up by customer: an id freed by the purge may be the young answer's now. */
+	for (int i = 0; surveys_of(&f, "aged") != 0; i++) {
+		if (i == 200) {
+			char *log = npsd_log(&f.p);
+			ck_abort_msg("an answer 800 days old is still there 10 s after the start; log:\n%s",
+			             log ? log : "(none)");
+		}
+		sleep_ms(50);
+	}
+	ck_assert_uint_eq(surveys_of(&f, "young"), 1);
+	char *log = npsd_log(&f.p);
+	ck_assert_msg(log && strstr(log, "retention: purged 1 answers"), "npsd's log: %s", log ? log : "(none)");
+	free(log);
 	fx_stop(&f);
 }
 END_TEST
@@ -1478,6 +1482,7 @@ static Suite *operations_suite(void)
 	tcase_set_timeout(purge, 120);
 	tcase_add_test(purge, purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark);
 	tcase_add_test(purge, purge_goes_on_batch_after_batch);
+	tcase_add_test(purge, npsd_purges_by_itself_at_start);
 	suite_add_tcase(s, purge);
 
 	TCase *erase = tcase_create("erase");

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/validate.h"
+
 #include "testutil.h"
 
 /* 2026-12-07T12:00:00Z, a Monday: "now" for every test; all answers lie before it. */
@@ -100,27 +102,6 @@ static void teardown(void)
 }
 
 /* ---------- small helpers ---------- */
-
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-	va_list ap;
-	va_start(ap, format);
-	char *s = NULL;
-	int n = vasprintf(&s, format, ap);
-	va_end(ap);
-	ck_assert_msg(n >= 0 && s, "out of memory");
-	return s;
-}
-
-static const char *utc(int64_t t, char buf[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
 
 /* A JSON value as text for a failure message (leaked: the test's process ends then). */
 static const char *dump(json_t *v)
@@ -431,7 +412,7 @@ START_TEST(the_figures_of_known_mixes)
 	static const int claim[] = { 10, 10, 9, 9, 9, 8, 7, 6, 3, 0 };
 	for (size_t i = 0; i < sizeof claim / sizeof claim[0]; i++) {
 		char at[32];
-		post("claim", "web", claim[i], utc(T0 - 20 * 86400 + (int64_t)i * 60, at));
+		post("claim", "web", claim[i], time_format_rfc3339(T0 - 20 * 86400 + (int64_t)i * 60, at));
 	}
 	json_t *n = nps("?touchpoint=claim");
 	expect_figures(n, "claim", 5, 2, 3);
@@ -455,7 +436,7 @@ START_TEST(the_figures_of_known_mixes)
 	 * to -45.5, away from zero. */
 	for (int score = 0; score <= 10; score++) {
 		char at[32];
-		post("all", "app", score, utc(T0 - 30 * 86400 + score * 3600, at));
+		post("all", "app", score, time_format_rfc3339(T0 - 30 * 86400 + score * 3600, at));
 	}
 	n = nps("?touchpoint=all");
 	expect_figures(n, "every score once", 2, 2, 7);
@@ -1154,7 +1135,7 @@ static void expect_items_at(int line, json_t *reply, const struct want_imp *want
 		if (!json_is_integer(id) || json_integer_value(id) >= prev || !json_is_integer(cb) ||
 		    json_integer_value(cb) != want[i].callback_id || !tp || strcmp(tp, want[i].touchpoint) ||
 		    !area || strcmp(area, want[i].area) || !text || strcmp(text, want[i].text) || !created ||
-		    strcmp(created, utc(want[i].at, at)))
+		    strcmp(created, time_format_rfc3339(want[i].at, at)))
 			ck_abort_msg("line %d: improvement %zu is %s, want callback_id %lld, %s, %s, \"%s\", "
 			             "created_at %s, id below %lld",
 			             line, i, dump(item), (long long)want[i].callback_id, want[i].touchpoint,
@@ -1249,7 +1230,7 @@ START_TEST(improvements_filters)
 
 	/* from is inclusive and to exclusive, on the time the agent recorded it. */
 	char q[160], a[32], b[32];
-	snprintf(q, sizeof q, "?from=%s", utc(T0 + HOUR, a));
+	snprintf(q, sizeof q, "?from=%s", time_format_rfc3339(T0 + HOUR, a));
 	reply = improvements(q);
 	const struct want_imp later[] = {
 		{ s.cb[3], "renewal", "other", "Nicer hold music", T0 + 3 * HOUR },
@@ -1264,7 +1245,7 @@ START_TEST(improvements_filters)
 	        "{\"process/claim\":1,\"product/purchase\":1,\"service/renewal\":1,\"other/renewal\":1}");
 	json_decref(reply);
 
-	snprintf(q, sizeof q, "?to=%s", utc(T0 + HOUR, a));
+	snprintf(q, sizeof q, "?to=%s", time_format_rfc3339(T0 + HOUR, a));
 	reply = improvements(q);
 	const struct want_imp first[] = {
 		{ s.cb[0], "claim", "communication", "Tell the customer the status", T0 },
@@ -1275,7 +1256,7 @@ START_TEST(improvements_filters)
 	              "{\"claim\":2}", "{\"process/claim\":1,\"communication/claim\":1}");
 	json_decref(reply);
 
-	snprintf(q, sizeof q, "?from=%s&to=%s", utc(T0 + HOUR, a), utc(T0 + 2 * HOUR, b));
+	snprintf(q, sizeof q, "?from=%s&to=%s", time_format_rfc3339(T0 + HOUR, a), time_format_rfc3339(T0 + 2 * HOUR, b));
 	reply = improvements(q);
 	const struct want_imp second[] = {
 		{ s.cb[1], "purchase", "product", "A cheaper second car", T0 + HOUR },
@@ -1286,13 +1267,13 @@ START_TEST(improvements_filters)
 	json_decref(reply);
 
 	/* An empty window is no error. */
-	snprintf(q, sizeof q, "?from=%s&to=%s", utc(T0 + HOUR, a), utc(T0 + HOUR, b));
+	snprintf(q, sizeof q, "?from=%s&to=%s", time_format_rfc3339(T0 + HOUR, a), time_format_rfc3339(T0 + HOUR, b));
 	reply = improvements(q);
 	expect_items(reply, second, 0);
 	expect_counts(reply, 0, "{" ZERO_AREAS "}", "{}", "{}");
 	json_decref(reply);
 
-	snprintf(q, sizeof q, "?area=process&from=%s&touchpoint=claim", utc(T0 + 1, a));
+	snprintf(q, sizeof q, "?area=process&from=%s&touchpoint=claim", time_format_rfc3339(T0 + 1, a));
 	reply = improvements(q);
 	expect_items(reply, process, 1);
 	expect_counts(reply, 1, "{\"process\":1,\"communication\":0,\"service\":0,\"product\":0,\"other\":0}",

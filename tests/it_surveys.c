@@ -106,24 +106,6 @@ static void teardown(void)
 
 /* ---------- small helpers ---------- */
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-	va_list ap;
-	va_start(ap, format);
-	char *s = NULL;
-	int n = vasprintf(&s, format, ap);
-	va_end(ap);
-	ck_assert_msg(n >= 0 && s, "out of memory");
-	return s;
-}
-
 /* One answer. phone NULL leaves it out; more is appended inside the object (",\"k\":v"). */
 static char *survey(const char *rid, const char *customer, const char *phone, const char *touchpoint,
                     int score, const char *more)

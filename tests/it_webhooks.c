@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/validate.h"
+
 #include "testutil.h"
 
 #define WAIT_MS 8000   /* how long a delivery gets to arrive */
@@ -44,12 +46,6 @@
 #define PHONE "+31612345678"
 
 /* ---------- small helpers ---------- */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 static double mono_s(void)
 {
@@ -1280,20 +1276,27 @@ START_TEST(disable_after_only_failures_disables_and_tells)
 }
 END_TEST
 
-/* An answer given at answered_at (unix seconds), for the NPS windows of loop.nps_drop. */
-static void post_answered(struct env *e, const char *rid, const char *touchpoint, int score, int64_t answered_at)
+/* An answer given at answered_at (unix seconds), with a comment unless it is NULL: for the
+ * NPS windows of loop.nps_drop and the periods of digests. */
+static void post_commented(struct env *e, const char *rid, const char *touchpoint, int score, const char *comment,
+                           int64_t answered_at)
 {
 	char when[32], body[512];
-	time_t t = (time_t)answered_at;
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	time_format_rfc3339(answered_at, when);
 	snprintf(body, sizeof body,
-	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"C-%s\"},\"touchpoint\":\"%s\",\"score\":%d,"
+	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"C-%s\"},\"touchpoint\":\"%s\",\"score\":%d%s%s%s,"
 	         "\"answered_at\":\"%s\"}",
-	         rid, rid, touchpoint, score, when);
+	         rid, rid, touchpoint, score, comment ? ",\"comment\":\"" : "", comment ? comment : "",
+	         comment ? "\"" : "", when);
 	struct http_result r;
 	http_json(&e->p, "POST", "/v1/surveys", e->ingest, body, &r);
 	expect_status(&r, 201, body);
 	http_result_free(&r);
+}
+
+static void post_answered(struct env *e, const char *rid, const char *touchpoint, int score, int64_t answered_at)
+{
+	post_commented(e, rid, touchpoint, score, NULL, answered_at);
 }
 
 /* Waits long enough for the alerts thread (it looks every 100 ms on a fake clock) to have
@@ -1322,8 +1325,7 @@ START_TEST(loop_silent_when_answers_stop_coming)
 	json_t *env = check_standard(rx_get(rx, "/hooks/silent", 0), secret, "loop.silent");
 	json_t *data = json_object_get(env, "data");
 	char want[32];
-	time_t t = (time_t)t0;
-	strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	time_format_rfc3339(t0, want);
 	ck_assert_str_eq(sget(data, "last_answer_at"), want);
 	ck_assert_int_eq(iget(data, "silent_minutes"), 60);
 	ck_assert_int_eq(iget(data, "silence_after_minutes"), 60);
@@ -1431,23 +1433,6 @@ START_TEST(loop_nps_drop_per_touchpoint)
 	rx_stop(rx);
 }
 END_TEST
-
-/* An answer with a comment given at answered_at, to be told in a digest. */
-static void post_commented(struct env *e, const char *rid, const char *touchpoint, int score, const char *comment,
-                           int64_t answered_at)
-{
-	char when[32], body[512];
-	time_t t = (time_t)answered_at;
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-	snprintf(body, sizeof body,
-	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"C-%s\"},\"touchpoint\":\"%s\",\"score\":%d,"
-	         "\"comment\":\"%s\",\"answered_at\":\"%s\"}",
-	         rid, rid, touchpoint, score, comment, when);
-	struct http_result r;
-	http_json(&e->p, "POST", "/v1/surveys", e->ingest, body, &r);
-	expect_status(&r, 201, body);
-	http_result_free(&r);
-}
 
 START_TEST(digest_fields_are_checked_and_shown)
 {

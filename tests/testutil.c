@@ -64,7 +64,7 @@ char *read_all(const char *path, size_t *ret_len)
 	return buf;
 }
 
-static void sleep_ms(long ms)
+void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
@@ -599,4 +599,15 @@ int run_suite(Suite *s)
 		started_dirs = -1;
 	}
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+char *fmt(const char *format, ...)
+{
+	va_list ap;
+	va_start(ap, format);
+	char *s = NULL;
+	int n = vasprintf(&s, format, ap);
+	va_end(ap);
+	ck_assert_msg(n >= 0 && s, "out of memory");
+	return s;
 }

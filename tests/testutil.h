@@ -114,6 +114,11 @@ const char *sget(json_t *obj, const char *key);
 /* obj's integer member key; fails the test when it is not an integer. */
 json_int_t iget(json_t *obj, const char *key);
 
+/* Sleeps ms milliseconds. */
+void sleep_ms(long ms);
+/* A formatted string, malloc'ed (the caller frees); fails the test when out of memory. */
+char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
 /* Reads a whole file; NULL when it cannot. */
 char *read_all(const char *path, size_t *ret_len);
 
