@@ -114,9 +114,8 @@ static void look_at_silence(struct alerts *a, const struct npsd_config *cfg, int
 	char at[21], message[200];
 	long long minutes = (long long)((now - since) / 60), open_minutes = (long long)(open_silence / 60);
 	snprintf(message, sizeof message,
-	         "No survey answer for %lld h %lld min, %lld h %lld min of them in opening hours%s: the "
-	         "survey "
-	         "feed may be broken.",
+	         "No survey answer for %lld h %lld min, %lld h %lld min of them in opening hours%s: "
+	         "the survey feed may be broken.",
 	         minutes / 60, minutes % 60, open_minutes / 60, open_minutes % 60,
 	         last_answer ? "" : " (none since npsd started)");
 	json_t *data =
