@@ -11,7 +11,9 @@
 #include "npsd/store.h"
 #include "npsd/webhooks.h"
 
-#define METRICS_MAX 8192 /* a fixed set of lines: far less than this */
+/* A fixed set of lines, and fifteen per route of the latency histogram (about 1.6 KiB
+ * each, 50 KiB with every route answered): far less than this. */
+#define METRICS_MAX (128 * 1024)
 
 struct text {
 	char buf[METRICS_MAX];
@@ -32,6 +34,24 @@ static void add(struct text *t, const char *fmt, ...)
 static void metric(struct text *t, const char *name, const char *type, const char *help, double value)
 {
 	add(t, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+static void latency_histogram(const struct http_latency *l, void *arg)
+{
+	struct text *t = arg;
+	uint64_t below = 0;
+	for (size_t i = 0; i < HTTP_LATENCY_BUCKETS; i++) {
+		below += l->buckets[i];
+		add(t,
+		    "npsd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
+		    l->method, l->route, http_latency_bounds_s[i], (unsigned long long)below);
+	}
+	add(t,
+	    "npsd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
+	    "npsd_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.9f\n"
+	    "npsd_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
+	    l->method, l->route, (unsigned long long)l->count, l->method, l->route, (double)l->sum_ns / 1e9,
+	    l->method, l->route, (unsigned long long)l->count);
 }
 
 static void stage(struct text *t, const char *name, const char *stage, uint64_t ns, uint64_t count)
@@ -79,6 +99,10 @@ void api_metrics(struct http_request *req)
 	       "summary\n");
 	stage(t, "npsd_http_stage_seconds", "resume", hs.resume_ns, hs.resumed);
 	stage(t, "npsd_http_stage_seconds", "send", hs.send_ns, hs.sent);
+	add(t, "# HELP npsd_http_request_duration_seconds Time from a request's first line to its "
+	       "answer's last byte, by route (route \"\": requests no route took).\n# TYPE "
+	       "npsd_http_request_duration_seconds histogram\n");
+	http_latency_each(req, latency_histogram, t);
 	metric(t, "npsd_http_connections_cut_total", "counter",
 	       "Connections cut because a request had not arrived whole within four "
 	       "server.connection_timeout (a client sending a byte now and then).",

@@ -44,6 +44,16 @@ struct http_server {
 	atomic_bool closing;
 	/* see struct http_stage_stats */
 	atomic_uint_fast64_t resumed, resume_ns, sent, send_ns;
+	/* Per route, and one more for requests no route took (404, 405): see http_latency_each. */
+	size_t nroutes;
+	struct route_latency {
+		atomic_uint_fast64_t buckets[HTTP_LATENCY_BUCKETS]; /* each its own range, not cumulative */
+		atomic_uint_fast64_t count, sum_ns;
+	} * latency;
+};
+
+const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 };
 
 enum request_phase {
@@ -81,6 +91,7 @@ struct http_request {
 	const char *content_type; /* NULL = application/json */
 	int retry_after;          /* seconds for a 429/503; 0 = none */
 	bool close_after;         /* shutting down: no keep-alive */
+	int64_t begun_ns;         /* when its request line arrived */
 	int64_t resumed_ns;       /* when storage answered a suspended request; 0 = never suspended */
 	int64_t replied_ns;       /* when such a request's reply was queued */
 	bool handling;            /* counted in srv->handling */
@@ -797,6 +808,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		return NULL; /* on_request then refuses the request */
 	req->srv = cls;
 	req->conn = conn;
+	req->begun_ns = clock_mono_ns();
 	const union MHD_ConnectionInfo *info =
 	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	req->watch = info ? info->socket_context : NULL;
@@ -882,6 +894,50 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return queue_reply(req);
 }
 
+/* The time from the request line to the answer's last byte, into its route's histogram. */
+static void note_latency(struct http_server *srv, const struct http_request *req)
+{
+	size_t slot = req->route ? (size_t)(req->route - srv->routes) : srv->nroutes;
+	struct route_latency *l = &srv->latency[slot];
+	int64_t ns = clock_mono_ns() - req->begun_ns;
+	for (size_t i = 0; i < HTTP_LATENCY_BUCKETS; i++)
+		if ((double)ns <= http_latency_bounds_s[i] * 1e9) {
+			atomic_fetch_add_explicit(&l->buckets[i], 1, memory_order_relaxed);
+			break;
+		}
+	atomic_fetch_add_explicit(&l->sum_ns, (uint64_t)ns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->count, 1, memory_order_relaxed);
+}
+
+static const char *method_name(unsigned bit)
+{
+	return bit == HTTP_GET      ? "GET"
+	       : bit == HTTP_POST   ? "POST"
+	       : bit == HTTP_PUT    ? "PUT"
+	       : bit == HTTP_PATCH  ? "PATCH"
+	       : bit == HTTP_DELETE ? "DELETE"
+	                            : "OTHER";
+}
+
+void http_latency_each(struct http_request *req, void (*fn)(const struct http_latency *l, void *arg),
+                       void *arg)
+{
+	struct http_server *srv = req->srv;
+	for (size_t slot = 0; slot <= srv->nroutes; slot++) {
+		struct route_latency *rl = &srv->latency[slot];
+		struct http_latency l = { .count = atomic_load(&rl->count) };
+		if (l.count == 0)
+			continue;
+		bool routed = slot < srv->nroutes;
+		l.method = routed ? method_name(srv->routes[slot].method) : "";
+		l.route = routed ? srv->routes[slot].pattern : "";
+		l.sum_ns = atomic_load(&rl->sum_ns);
+		for (size_t i = 0; i < HTTP_LATENCY_BUCKETS; i++)
+			l.buckets[i] = atomic_load(&rl->buckets[i]);
+		fn(&l, arg);
+	}
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -891,6 +947,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!req)
 		return;
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		if (req->started)
+			note_latency(srv, req);
 		if (req->replied_ns) {
 			atomic_fetch_add(&srv->send_ns, (uint64_t)(clock_mono_ns() - req->replied_ns));
 			atomic_fetch_add(&srv->sent, 1);
@@ -960,6 +1018,12 @@ static bool route_queries_fit(const struct route *routes)
 	return true;
 }
 
+static void server_free(struct http_server *srv)
+{
+	free(srv->latency);
+	free(srv);
+}
+
 int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
                struct http_server **ret_server, char **ret_error)
 {
@@ -973,10 +1037,17 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		return -ENOMEM;
 	srv->routes = routes;
 	srv->app = app;
+	while (routes[srv->nroutes].pattern)
+		srv->nroutes++;
+	srv->latency = calloc(srv->nroutes + 1, sizeof *srv->latency);
+	if (!srv->latency) {
+		server_free(srv);
+		return -ENOMEM;
+	}
 	srv->request_time_max_ms = (int64_t)opt->connection_timeout * 1000 * REQUEST_TIME_FACTOR;
 	int r = deadlines_start(&srv->deadlines);
 	if (r < 0) {
-		free(srv);
+		server_free(srv);
 		return r;
 	}
 
@@ -988,7 +1059,7 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		if (asprintf(ret_error, "cannot resolve the address: %s", gai_strerror(gai)) < 0)
 			*ret_error = NULL;
 		deadlines_stop(&srv->deadlines);
-		free(srv);
+		server_free(srv);
 		return -EINVAL;
 	}
 	unsigned threads = opt->threads;
@@ -1028,7 +1099,7 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	if (!srv->daemon) {
 		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");
 		deadlines_stop(&srv->deadlines);
-		free(srv);
+		server_free(srv);
 		return -EIO;
 	}
 	srv->started = true;
@@ -1082,6 +1153,6 @@ void http_stop(struct http_server **srv)
 		return;
 	MHD_stop_daemon((*srv)->daemon);
 	deadlines_stop(&(*srv)->deadlines); /* after: libmicrohttpd has let go of every watch */
-	free(*srv);
+	server_free(*srv);
 	*srv = NULL;
 }

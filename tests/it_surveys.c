@@ -467,6 +467,9 @@ START_TEST(metrics_are_public_prometheus_text)
 	json_decref(post_201(body));
 	free(body);
 	struct http_result r;
+	ck_assert_int_eq(http_do(&D, "GET", "/no/such/path", NULL, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	http_result_free(&r);
 	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	char *ctype = http_header(&r, "Content-Type");
@@ -493,6 +496,31 @@ START_TEST(metrics_are_public_prometheus_text)
 	ck_assert_uint_ge(metric_value(r.body, "npsd_http_stage_seconds_count", "resume"), 1);
 	ck_assert_msg(metric_value(r.body, "npsd_http_stage_seconds_count", "send") >= 0, "no send stage: %s",
 	              r.body);
+	/* The latency histogram: one POST answered, one request no route took (the 404); its
+	 * buckets count cumulatively up to +Inf, the count. */
+	ck_assert_msg(strstr(r.body, "# TYPE npsd_http_request_duration_seconds histogram\n"), "no histogram: %s",
+	              r.body);
+	static const char *const labels[] = { "method=\"POST\",route=\"/v1/surveys\"", "method=\"\",route=\"\"" };
+	for (size_t i = 0; i < 2; i++) {
+		char name[160];
+		snprintf(name, sizeof name, "npsd_http_request_duration_seconds_count{%s} 1\n", labels[i]);
+		ck_assert_msg(strstr(r.body, name), "no %s in: %s", name, r.body);
+		snprintf(name, sizeof name, "npsd_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} 1\n", labels[i]);
+		ck_assert_msg(strstr(r.body, name), "no %s in: %s", name, r.body);
+		snprintf(name, sizeof name, "npsd_http_request_duration_seconds_bucket{%s,le=", labels[i]);
+		unsigned long long last = 0;
+		int buckets = 0;
+		for (const char *line = strstr(r.body, name); line; line = strstr(line + 1, name)) {
+			unsigned long long n = strtoull(strchr(line, '}') + 1, NULL, 10);
+			ck_assert_msg(n >= last, "buckets not cumulative for %s", labels[i]);
+			last = n;
+			buckets++;
+		}
+		ck_assert_int_eq(buckets, 13);
+	}
+	/* Nothing was cut off the end. */
+	ck_assert_msg(r.len > 0 && r.body[r.len - 1] == '\n' && strstr(r.body, "npsd_deliveries{status=\"failed\"}"),
+	              "the text ends early: %s", r.body + (r.len > 300 ? r.len - 300 : 0));
 	http_result_free(&r);
 }
 END_TEST

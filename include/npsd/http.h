@@ -120,6 +120,21 @@ struct http_stage_stats {
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
+/* Since start, per route: how long requests took from their request line to their answer's
+ * last byte, in buckets up to http_latency_bounds_s[i] seconds (each bucket counts only its
+ * own range; a request slower than the last bound is in count alone). fn sees each route
+ * that has answered, and then, with method and route "", the requests no route took (404,
+ * 405, refused before routing). For /metrics. */
+#define HTTP_LATENCY_BUCKETS 12
+extern const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS];
+struct http_latency {
+	const char *method, *route;
+	uint64_t buckets[HTTP_LATENCY_BUCKETS];
+	uint64_t count, sum_ns;
+};
+void http_latency_each(struct http_request *req, void (*fn)(const struct http_latency *l, void *arg),
+                       void *arg);
+
 /* Helpers for handlers: query parameters. Each returns 0 (value written, or left as is when
  * absent) or replies 400 naming the parameter and returns -1. */
 int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value);
