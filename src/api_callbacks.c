@@ -399,17 +399,28 @@ void api_callbacks_list(struct http_request *req)
 	api_reply_page(req, "callbacks", st.items, next[0] ? next : NULL);
 }
 
-void api_callbacks_stats(struct http_request *req)
-{
-	struct npsd_app *app = http_app(req);
+/* The stats in flight: read on the reports thread (30 days of callbacks: 50-80 ms at a
+ * million, which an HTTP thread's other connections must not wait for). */
+struct stats_request {
+	struct api_read read; /* first: the reports thread hands it back */
 	struct callback_stats s;
-	struct db_conn *conn = db_reader(app->db);
-	int r = store_callback_stats(conn, clock_now(), &s);
-	db_reader_put(app->db, conn);
-	if (r < 0) {
-		http_reply_storage_error(req, r);
+	int result;
+};
+
+static void stats_run(struct api_read *r, struct db_conn *conn)
+{
+	struct stats_request *sr = (struct stats_request *)r;
+	sr->result = store_callback_stats(conn, clock_now(), &sr->s);
+}
+
+static void stats_resumed(struct http_request *req)
+{
+	struct stats_request *sr = http_state(req);
+	if (sr->result < 0) {
+		http_reply_storage_error(req, sr->result);
 		return;
 	}
+	const struct callback_stats s = sr->s;
 	json_t *sla = s.sla_total ? json_real(100.0 * (double)s.sla_met / (double)s.sla_total) : json_null();
 	json_t *first =
 	        s.median_minutes_to_first_call >= 0 ? json_real(s.median_minutes_to_first_call) : json_null();
@@ -426,4 +437,15 @@ void api_callbacks_stats(struct http_request *req)
 	                  "oldest_due_age_seconds", (json_int_t)s.oldest_due_age, "sla_met_percent", sla,
 	                  "median_minutes_to_first_call", first, "median_minutes_to_close", close,
 	                  "low_scores_reached_percent", reached, "median_minutes_ingest_to_queue", ingest));
+}
+
+void api_callbacks_stats(struct http_request *req)
+{
+	struct stats_request *sr = calloc(1, sizeof *sr);
+	if (!sr) {
+		http_reply_storage_error(req, -ENOMEM);
+		return;
+	}
+	http_set_state(req, sr, free);
+	api_offload(req, &sr->read, stats_run, stats_resumed);
 }

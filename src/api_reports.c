@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "npsd/api.h"
 #include "npsd/app.h"
@@ -47,28 +48,67 @@ static void put_figures(json_t *obj, const struct nps_counts *c)
 	json_object_set_new(obj, "margin_of_error", n ? figure(nps_margin_of_error(c)) : json_null());
 }
 
-struct nps_state {
+/* A /v1/nps in flight: what was asked, and what the reports thread found. */
+struct nps_request {
+	struct api_read read; /* first: the reports thread hands it back */
+	struct nps_filter f;  /* its strings borrow from the query */
 	enum report_group group;
-	json_t *groups;
+	json_t *groups; /* NULL without group_by */
+	struct nps_counts total;
+	int64_t excluded;
+	int result;
 };
+
+static void nps_request_free(void *state)
+{
+	struct nps_request *nr = state;
+	json_decref(nr->groups);
+	free(nr);
+}
 
 static int add_group(const struct nps_group *g, void *arg)
 {
-	struct nps_state *st = arg;
+	struct nps_request *nr = arg;
 	json_t *obj = json_object();
 	json_t *key = g->key ? json_string(g->key) : json_null();
 	json_object_set(obj, "group", key);
 	/* Under its own name too, so a client reading touchpoint groups reads "touchpoint". */
-	json_object_set_new(obj, report_group_name(st->group), key);
-	if (report_group_is_period(st->group))
+	json_object_set_new(obj, report_group_name(nr->group), key);
+	if (report_group_is_period(nr->group))
 		json_object_set_new(obj, "start", api_time(g->start));
 	put_figures(obj, &g->counts);
-	return json_array_append_new(st->groups, obj) < 0 ? -ENOMEM : 0;
+	return json_array_append_new(nr->groups, obj) < 0 ? -ENOMEM : 0;
+}
+
+/* On the reports thread: an unbounded range reads every answer (a second or so at two
+ * million), which an HTTP thread's other connections must not wait for. */
+static void nps_run(struct api_read *r, struct db_conn *conn)
+{
+	struct nps_request *nr = (struct nps_request *)r;
+	nr->result = reports_nps(conn, &nr->f, nr->group, add_group, nr, &nr->total, &nr->excluded);
+}
+
+static void nps_resumed(struct http_request *req)
+{
+	struct nps_request *nr = http_state(req);
+	if (nr->result < 0) {
+		http_reply_storage_error(req, nr->result);
+		return;
+	}
+	json_t *body = json_pack("{s:o, s:o, s:s?, s:s?, s:s?, s:s}", "from", bound_json(nr->f.from), "to",
+	                         bound_json(nr->f.to), "touchpoint", nr->f.touchpoint, "channel",
+	                         nr->f.channel, "group_by", report_group_name(nr->group), "timezone",
+	                         app_config(http_app(req))->cb_timezone);
+	put_figures(body, &nr->total);
+	json_object_set_new(body, "excluded", json_integer(nr->excluded));
+	if (nr->groups) {
+		json_object_set(body, "groups", nr->groups);
+	}
+	http_reply_json(req, 200, body);
 }
 
 void api_reports_nps(struct http_request *req)
 {
-	struct npsd_app *app = http_app(req);
 	struct nps_filter f = { .from = REPORT_TIME_OPEN, .to = REPORT_TIME_OPEN };
 	if (query_range(req, &f.from, &f.to) < 0 || http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
 	    http_query_token(req, "channel", &f.channel) < 0)
@@ -80,26 +120,16 @@ void api_reports_nps(struct http_request *req)
 		                 "group_by must be touchpoint, channel, day, week or month");
 		return;
 	}
-	struct nps_state st = { .group = group, .groups = group == GROUP_NONE ? NULL : json_array() };
-	struct nps_counts total;
-	int64_t excluded;
-	struct db_conn *conn = db_reader(app->db);
-	int r = reports_nps(conn, &f, group, add_group, &st, &total, &excluded);
-	db_reader_put(app->db, conn);
-	if (r < 0) {
-		json_decref(st.groups);
-		http_reply_storage_error(req, r);
+	struct nps_request *nr = calloc(1, sizeof *nr);
+	if (!nr || (group != GROUP_NONE && !(nr->groups = json_array()))) {
+		free(nr);
+		http_reply_storage_error(req, -ENOMEM);
 		return;
 	}
-	json_t *body =
-	        json_pack("{s:o, s:o, s:s?, s:s?, s:s?, s:s}", "from", bound_json(f.from), "to",
-	                  bound_json(f.to), "touchpoint", f.touchpoint, "channel", f.channel, "group_by",
-	                  report_group_name(group), "timezone", app_config(app)->cb_timezone);
-	put_figures(body, &total);
-	json_object_set_new(body, "excluded", json_integer(excluded));
-	if (st.groups)
-		json_object_set_new(body, "groups", st.groups);
-	http_reply_json(req, 200, body);
+	nr->f = f;
+	nr->group = group;
+	http_set_state(req, nr, nps_request_free);
+	api_offload(req, &nr->read, nps_run, nps_resumed);
 }
 
 struct improvements_state {

@@ -20,6 +20,7 @@
 #include "npsd/log.h"
 #include "npsd/schedule.h"
 #include "npsd/alerts.h"
+#include "npsd/offload.h"
 #include "npsd/retention.h"
 #include "npsd/scheduler.h"
 #include "npsd/validate.h"
@@ -346,6 +347,11 @@ int main(int argc, char **argv)
 		log_error("cannot start the retention thread: %s", strerror(-r));
 		goto out;
 	}
+	r = offload_start(&app.offload);
+	if (r < 0) {
+		log_error("cannot start the reports thread: %s", strerror(-r));
+		goto out;
+	}
 	r = alerts_start(app.db, &app.cfg, clock_now(), &alerts);
 	if (r < 0) {
 		log_error("cannot start the alerts thread: %s", strerror(-r));
@@ -447,6 +453,7 @@ int main(int argc, char **argv)
 	status = storage_failed ? 1 : 0;
 out:
 	http_stop(&server);
+	offload_stop(&app.offload); /* after: no request waits for it any more */
 	if (app.db)
 		db_on_commit(app.db, NULL, NULL);
 	alerts_stop(&alerts);

@@ -24,7 +24,9 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1393,6 +1395,64 @@ START_TEST(improvements_page_by_cursor)
 }
 END_TEST
 
+/* ---------- a slow report holds up nobody ---------- */
+
+struct timed_get {
+	const char *path, *token;
+	long status;
+	struct timespec done;
+};
+
+static void *timed_get(void *arg)
+{
+	struct timed_get *g = arg;
+	struct http_result r;
+	if (http_do(&D, "GET", g->path, g->token, NULL, NULL, 0, &r) == 0)
+		g->status = r.status;
+	http_result_free(&r);
+	clock_gettime(CLOCK_MONOTONIC, &g->done);
+	return NULL;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* A report over every answer runs on the reports thread: the one HTTP thread answers other
+ * requests meanwhile (here a health check sent while the report is being worked out). */
+START_TEST(a_slow_report_holds_up_no_other_request)
+{
+	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
+	config_replace(&D, "threads = 2", "threads = 1");
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(D.db_path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	ck_assert_int_eq(sqlite3_exec(db,
+	                              "INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
+	                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+	                              "400000) INSERT INTO surveys (response_id, source, customer_id, touchpoint, "
+	                              "score, answered_at, received_at, consent) SELECT 'bulk-' || i, 's', 'bulk', "
+	                              "'claim', i % 11, 1735689600 + i * 60, 1735689600, 1 FROM n",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(npsd_restart(&D), 0);
+	struct timed_get report = { .path = "/v1/nps?group_by=day", .token = T_MANAGER };
+	struct timed_get health = { .path = "/healthz" };
+	pthread_t a, b;
+	ck_assert_int_eq(pthread_create(&a, NULL, timed_get, &report), 0);
+	sleep_ms(30); /* the report is being worked out */
+	ck_assert_int_eq(pthread_create(&b, NULL, timed_get, &health), 0);
+	pthread_join(b, NULL);
+	pthread_join(a, NULL);
+	ck_assert_int_eq(report.status, 200);
+	ck_assert_int_eq(health.status, 200);
+	ck_assert_msg(before(&health.done, &report.done),
+	              "the health check waited for the report on the one HTTP thread");
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *reports_suite(void)
@@ -1414,6 +1474,7 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, improvements_newest_first_with_counts);
 	tcase_add_test(tc, improvements_filters);
 	tcase_add_test(tc, improvements_page_by_cursor);
+	tcase_add_test(tc, a_slow_report_holds_up_no_other_request);
 	suite_add_tcase(s, tc);
 
 	TCase *tz = tcase_create("timezone");

@@ -4,6 +4,7 @@
 #include "npsd/http.h"
 
 #include "npsd/db.h"
+#include "npsd/offload.h"
 
 /* A write a handler hands to the writer: the connection sleeps until it is durable, then
  * `resumed` runs on a pool thread and replies. Embed it first in the handler's state. */
@@ -13,6 +14,18 @@ struct api_write {
 };
 void api_submit(struct http_request *req, struct api_write *w, int (*apply)(struct db_conn *conn, void *arg),
                 void (*resumed)(struct http_request *req));
+
+/* A slow read a handler hands to the reports thread (offload.h): the connection sleeps
+ * while run works there with a reader connection of its own (it must not reply), then
+ * `resumed` runs on a pool thread and replies. Embed it first in the handler's state. */
+struct api_read {
+	struct offload_job job;
+	struct http_request *req;
+	void (*run)(struct api_read *r, struct db_conn *conn);
+};
+void api_offload(struct http_request *req, struct api_read *r,
+                 void (*run)(struct api_read *r, struct db_conn *conn),
+                 void (*resumed)(struct http_request *req));
 
 /* A JSON string with the RFC 3339 form of t, or null for 0 (not yet). New reference. */
 json_t *api_time(int64_t t);
