@@ -18,6 +18,7 @@
 #define LOOK_MS 1000
 #define FAKE_CLOCK_LOOK_MS 100 /* a test's clock jumps */
 #define NPS_LOOK_EVERY_S 600
+#define OPEN_TIME_TOLD_MAX (31 * 86400)
 #define DIGEST_LOOK_EVERY_S 10
 #define TOUCHPOINTS_MAX 1000 /* watched per look; touchpoints are a handful in practice */
 
@@ -111,6 +112,10 @@ static void look_at_silence(struct alerts *a, const struct npsd_config *cfg, int
 	if (!alerts_silence_due(open_silence, cfg->alerts_silence_after, open, since,
 	                        a->silence_announced_for))
 		return;
+	/* Told with all of its open time, not only the silence_after that made it news (up to a
+	 * month: a minute at a time, once per silence). */
+	open_silence = schedule_open_seconds(&cfg->cb_hours, cfg->cb_holidays, cfg->cb_nholidays, since, now,
+	                                     OPEN_TIME_TOLD_MAX);
 	char at[21], message[200];
 	long long minutes = (long long)((now - since) / 60), open_minutes = (long long)(open_silence / 60);
 	snprintf(message, sizeof message,

@@ -249,6 +249,11 @@ static int add_lowest(const struct lowest_answer *a, void *arg)
 	return 0;
 }
 
+static const char *plural(int64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static void local_text(int64_t t, char buf[32])
 {
 	time_t tt = (time_t)t;
@@ -288,9 +293,10 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 		text_add(&text, "NPS %.1f", report_figure(nps_value(&c)));
 		if (both)
 			text_add(&text, " (%+.1f against the period before)", report_figure(change));
-		text_add(&text, " from %lld answers: %lld promoters, %lld passives, %lld detractors.",
-		         (long long)nps_responses(&c), (long long)c.promoters, (long long)c.passives,
-		         (long long)c.detractors);
+		text_add(&text, " from %lld answer%s: %lld promoter%s, %lld passive%s, %lld detractor%s.",
+		         (long long)nps_responses(&c), plural(nps_responses(&c)), (long long)c.promoters,
+		         plural(c.promoters), (long long)c.passives, plural(c.passives),
+		         (long long)c.detractors, plural(c.detractors));
 	} else {
 		text_add(&text, "no answers.");
 	}
@@ -308,8 +314,8 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 		return NULL;
 	}
 	text_add(&text,
-	         "\nOpen queue: %lld callbacks, %lld due (the oldest waiting %lld min), %lld being called.",
-	         (long long)q.queued, (long long)q.due, (long long)(q.oldest_due_age / 60),
+	         "\nOpen queue: %lld callback%s, %lld due (the oldest waiting %lld min), %lld being called.",
+	         (long long)q.queued, plural(q.queued), (long long)q.due, (long long)(q.oldest_due_age / 60),
 	         (long long)q.claimed);
 	json_t *previous = json_pack("{s:o, s:I}", "nps", figure_or_null(&p, nps_value(&p)), "responses",
 	                             (json_int_t)nps_responses(&p));

@@ -116,7 +116,8 @@ static int insert_event(struct db_conn *conn, const char *type, json_t *data, in
 {
 	if (!data)
 		return -ENOMEM;
-	char *payload = json_dumps(data, JSON_COMPACT);
+	/* 15 digits, as in answers: a figure rounded to 16.7 reads 16.7, not 16.699999999999999. */
+	char *payload = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(data);
 	if (!payload)
 		return -ENOMEM;

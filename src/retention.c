@@ -10,7 +10,9 @@
 #include "npsd/log.h"
 #include "npsd/validate.h"
 
-#define RUN_EVERY_MS (24 * 3600 * 1000LL)
+#define RUN_EVERY_S (24 * 3600)
+#define LOOK_MS (3600 * 1000)
+#define FAKE_CLOCK_LOOK_MS 100 /* a test's clock jumps */
 
 bool purge_counts_zero(const struct purge_counts *c)
 {
@@ -67,6 +69,7 @@ struct retention {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	atomic_bool stopping;
+	bool fake_clock;
 };
 
 static void run_once(struct retention *rt)
@@ -90,9 +93,14 @@ static void *retention_main(void *arg)
 {
 	struct retention *rt = arg;
 	pthread_setname_np(pthread_self(), "npsd-retention");
+	int64_t next_run = 0; /* at start */
 	for (;;) {
-		run_once(rt);
-		struct timespec until = clock_mono_after_ms(RUN_EVERY_MS);
+		if (clock_now() >= next_run) {
+			run_once(rt);
+			next_run = clock_now() + RUN_EVERY_S;
+		}
+		/* A day by the clock npsd keeps (a test's fake one too), looked at now and then. */
+		struct timespec until = clock_mono_after_ms(rt->fake_clock ? FAKE_CLOCK_LOOK_MS : LOOK_MS);
 		pthread_mutex_lock(&rt->lock);
 		while (!atomic_load(&rt->stopping) &&
 		       pthread_cond_timedwait(&rt->cond, &rt->lock, &until) != ETIMEDOUT)
@@ -111,6 +119,8 @@ int retention_start(struct npsd_db *db, _Atomic(const struct npsd_config *) *cfg
 	rt->db = db;
 	rt->cfg = cfg;
 	atomic_init(&rt->stopping, false);
+	const char *fake = getenv("NPSD_FAKE_CLOCK_FILE");
+	rt->fake_clock = fake && *fake;
 	pthread_mutex_init(&rt->lock, NULL);
 	clock_mono_cond_init(&rt->cond);
 	int r = -pthread_create(&rt->thread, NULL, retention_main, rt);

@@ -141,8 +141,8 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	static const char sql[] =
 	        "UPDATE webhooks SET "
 	        "url = CASE WHEN ?1 THEN ?2 ELSE url END, format = CASE WHEN ?3 THEN ?4 ELSE format END, "
-	        "events = CASE WHEN ?5 THEN ?6 ELSE events END, filter = CASE WHEN ?7 THEN ?8 ELSE filter "
-	        "END, "
+	        "events = CASE WHEN ?5 THEN coalesce(?6, '[]') ELSE events END, "
+	        "filter = CASE WHEN ?7 THEN ?8 ELSE filter END, "
 	        "auth = CASE WHEN ?9 THEN ?10 ELSE auth END, "
 	        "description = CASE WHEN ?11 THEN ?12 ELSE description END, "
 	        "active = CASE WHEN ?13 >= 0 THEN ?13 ELSE active END, "

@@ -833,7 +833,7 @@ static int build_standard(const struct webhook_target *target, const struct webh
 	json_decref(empty);
 	if (!envelope)
 		return -ENOMEM;
-	r = set_body(req, json_dumps(envelope, JSON_COMPACT));
+	r = set_body(req, json_dumps(envelope, JSON_COMPACT | JSON_REAL_PRECISION(15)));
 	json_decref(envelope);
 	if (r < 0)
 		return r;
@@ -979,7 +979,7 @@ static int build_slack(const struct webhook_event *event, struct webhook_request
 	free(s);
 	if (!doc)
 		return -ENOMEM;
-	int r = set_body(req, json_dumps(doc, JSON_COMPACT));
+	int r = set_body(req, json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15)));
 	json_decref(doc);
 	if (r < 0)
 		return r;

@@ -303,9 +303,14 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 	}
 	v = json_object_get(doc, "events");
 	if (v) {
-		if (!json_is_array(v) || json_array_size(v) == 0)
+		/* A digest needs no events: [] (as GET shows it) or null say so. Whether a PATCH
+		 * leaves the webhook something to get is judged with the stored row. */
+		bool none = json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0);
+		if (!none && !json_is_array(v))
+			return fail(err, "invalid_field", "events", "events must be an array of event types");
+		if (none && !patch && !in.digest)
 			return fail(err, "invalid_field", "events",
-			            "events must be a non-empty array of event types");
+			            "events must be a non-empty array of event types (or ask for a digest)");
 		size_t i;
 		json_t *e;
 		json_array_foreach (v, i, e) {
@@ -318,7 +323,7 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 			}
 			in.events |= bit;
 		}
-		in.events_json = v;
+		in.events_json = json_is_null(v) ? NULL : v;
 		in.has_events = true;
 	} else if (!patch && !in.digest) {
 		return fail(err, "missing_field", "events", "events is required (or a digest)");

@@ -349,14 +349,19 @@ struct fx {
 	int seq;         /* response ids */
 };
 
-/* Starts npsd (on the fake clock at t0 unless it is 0) with a token per role; with events
- * (a JSON array's text), a standard webhook to the receiver that subscribes to them. */
-static void fx_start(struct fx *f, int64_t t0, const char *events)
+/* npsd's own retention keeps everything in the tests of npsctl, or it would purge first
+ * whatever the fake clock ages while they look (it runs at start and daily). */
+#define KEEP_ALL "[retention]\ndays = 36500\n"
+
+/* Starts npsd (on the fake clock at t0 unless it is 0) with a token per role and extra_ini
+ * in its config; with events (a JSON array's text), a standard webhook to the receiver that
+ * subscribes to them. */
+static void fx_start_with(struct fx *f, int64_t t0, const char *events, const char *extra_ini)
 {
 	memset(f, 0, sizeof *f);
 	if (t0)
 		fake_clock_start(t0);
-	ck_assert_msg(npsd_start(&f->p, NULL) == 0, "npsd did not start (NPSD_BIN=%s)", npsd_bin());
+	ck_assert_msg(npsd_start(&f->p, extra_ini) == 0, "npsd did not start (NPSD_BIN=%s)", npsd_bin());
 	f->ingest = npsctl_key(&f->p, "ingest", "survey-platform");
 	f->agent = npsctl_key(&f->p, "agent", "agent-anna");
 	f->manager = npsctl_key(&f->p, "manager", "manager-mo");
@@ -372,6 +377,11 @@ static void fx_start(struct fx *f, int64_t t0, const char *events)
 	f->hook = iget(r.json, "id");
 	http_result_free(&r);
 	free(body);
+}
+
+static void fx_start(struct fx *f, int64_t t0, const char *events)
+{
+	fx_start_with(f, t0, events, KEEP_ALL);
 }
 
 /* Stops npsd with SIGTERM: it must exit 0, and its log must hold no sanitizer report. */
@@ -1091,7 +1101,7 @@ END_TEST
 START_TEST(npsd_purges_by_itself_at_start)
 {
 	struct fx f;
-	fx_start(&f, T_OLD, NULL);
+	fx_start_with(&f, T_OLD, NULL, NULL); /* retention.days: the default, 730 */
 	post_id(&f, &(struct answer){ .customer = "aged", .score = 9 }, NULL);
 	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
 	fake_clock_set(T_NEW);
@@ -1111,6 +1121,25 @@ START_TEST(npsd_purges_by_itself_at_start)
 	char *log = npsd_log(&f.p);
 	ck_assert_msg(log && strstr(log, "retention: purged 1 answers"), "npsd's log: %s", log ? log : "(none)");
 	free(log);
+	fx_stop(&f);
+}
+END_TEST
+
+/* And daily after that, by the clock npsd keeps: a day on, what has aged past
+ * retention.days goes without a restart. */
+START_TEST(npsd_purges_by_itself_every_day)
+{
+	struct fx f;
+	fx_start_with(&f, T_OLD, NULL, NULL); /* retention.days: the default, 730 */
+	post_id(&f, &(struct answer){ .customer = "aging", .score = 9 }, NULL);
+	sleep_ms(300); /* the run at start has come and gone, with nothing to purge */
+	ck_assert_uint_eq(surveys_of(&f, "aging"), 1);
+	fake_clock_set(T_NEW);
+	for (int i = 0; surveys_of(&f, "aging") != 0; i++) {
+		if (i == 200)
+			ck_abort_msg("an answer 800 days old is still there 10 s after the clock moved on");
+		sleep_ms(50);
+	}
 	fx_stop(&f);
 }
 END_TEST
@@ -1483,6 +1512,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(purge, purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark);
 	tcase_add_test(purge, purge_goes_on_batch_after_batch);
 	tcase_add_test(purge, npsd_purges_by_itself_at_start);
+	tcase_add_test(purge, npsd_purges_by_itself_every_day);
 	suite_add_tcase(s, purge);
 
 	TCase *erase = tcase_create("erase");

@@ -1410,6 +1410,9 @@ START_TEST(loop_nps_drop_per_touchpoint)
 	/* The NPS is looked at every ten minutes. */
 	fake_clock_set(t0 + 600);
 	ck_assert_uint_eq(rx_wait(rx, "/hooks/claim", 1, WAIT_MS), 1);
+	/* Figures as people read them, also in the JSON: -66.7, not -66.700000000000003. */
+	ck_assert_msg(strstr(rx_get(rx, "/hooks/claim", 0)->body, "\"nps\":-66.7,"), "loop.nps_drop: %s",
+	              rx_get(rx, "/hooks/claim", 0)->body);
 	json_t *env = check_standard(rx_get(rx, "/hooks/claim", 0), secret, "loop.nps_drop");
 	json_t *data = json_object_get(env, "data");
 	ck_assert_str_eq(sget(data, "touchpoint"), "claim");
@@ -1450,6 +1453,8 @@ START_TEST(digest_fields_are_checked_and_shown)
 		{ "\"digest\":\"daily\",\"digest_at\":\"08:60\"", "invalid_field", "digest_at" },
 		{ "\"events\":[\"survey.received\"],\"digest_at\":\"08:00\"", "invalid_field", "digest_at" },
 		{ "\"format\":\"slack\"", "missing_field", "events" },
+		{ "\"events\":[]", "invalid_field", "events" },
+		{ "\"events\":null", "invalid_field", "events" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char body[512];
@@ -1485,6 +1490,19 @@ START_TEST(digest_fields_are_checked_and_shown)
 	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest_at\":\"09:00\"}", &r);
 	expect_field_error(&r, "invalid_field", "digest_at", "digest_at without a digest");
 	http_result_free(&r);
+	/* Events and a digest both; then the digest alone again: events [] (as GET shows it). */
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"digest\":\"daily\"}", &r);
+	expect_status(&r, 200, "a digest beside the events");
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "events")), 1);
+	http_result_free(&r);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"events\":[]}", &r);
+	expect_status(&r, 200, "the digest alone");
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "events")), 0);
+	ck_assert_str_eq(sget(r.json, "digest"), "daily");
+	http_result_free(&r);
+	/* Created so at once, events [] or null. */
+	json_decref(create_webhook(&e, url, "\"digest\":\"hourly\",\"events\":[]"));
+	json_decref(create_webhook(&e, url, "\"digest\":\"hourly\",\"events\":null"));
 	free(url);
 	env_end(&e);
 	rx_stop(rx);
@@ -1518,6 +1536,8 @@ START_TEST(daily_digest_tells_the_day_once)
 	/* 08:00:30: the period is over. */
 	fake_clock_set(t0 + hour + 30);
 	ck_assert_uint_eq(rx_wait(rx, "/hooks/digest", 1, WAIT_MS), 1);
+	ck_assert_msg(strstr(rx_get(rx, "/hooks/digest", 0)->body, "\"nps\":33.3,"), "digest: %s",
+	              rx_get(rx, "/hooks/digest", 0)->body);
 	json_t *env = check_standard(rx_get(rx, "/hooks/digest", 0), secret, "digest");
 	json_t *data = json_object_get(env, "data");
 	ck_assert_str_eq(sget(data, "period"), "daily");
