@@ -412,20 +412,11 @@ static void fx_stop(struct fx *f)
 	ck_assert_msg(!reported, "npsd's log has a sanitizer report");
 }
 
-/* One request that must get an answer below 500: the status, the body in *out (may be
- * NULL; the caller decrefs). */
+/* One request that must get an answer below 500 (testutil's http_call). */
 static long call(struct fx *f, const char *method, const char *path, const char *token, const char *body,
                  json_t **out)
 {
-	struct http_result r;
-	int rc = http_json(&f->p, method, path, token, body, &r);
-	ck_assert_msg(rc == 0, "%s %s: no answer (curl %d)", method, path, r.curl_code);
-	ck_assert_msg(r.status < 500, "%s %s answered %ld: %s", method, path, r.status, r.body);
-	long status = r.status;
-	if (out)
-		*out = json_incref(r.json);
-	http_result_free(&r);
-	return status;
+	return http_call(&f->p, method, path, token, body, out);
 }
 
 /* A manager's GET of /v1/KIND/ID: the status, the body in *out (may be NULL; the caller

@@ -611,3 +611,17 @@ char *fmt(const char *format, ...)
 	ck_assert_msg(n >= 0 && s, "out of memory");
 	return s;
 }
+
+long http_call(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+               const char *body, json_t **out)
+{
+	struct http_result r;
+	int rc = http_json(p, method, path, token, body, &r);
+	ck_assert_msg(rc == 0, "%s %s: no answer (curl %d)", method, path, r.curl_code);
+	ck_assert_msg(r.status < 500, "%s %s answered %ld: %s", method, path, r.status, r.body);
+	long status = r.status;
+	if (out)
+		*out = json_incref(r.json);
+	http_result_free(&r);
+	return status;
+}

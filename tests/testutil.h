@@ -87,6 +87,10 @@ int http_do(const struct npsd_proc *p, const char *method, const char *path, con
 int http_json(const struct npsd_proc *p, const char *method, const char *path, const char *token,
               const char *body, struct http_result *ret);
 void http_result_free(struct http_result *r);
+/* http_json that must get an answer below 500 (fails the test otherwise): the status, the
+ * parsed body in *out (may be NULL; the caller decrefs). */
+long http_call(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+               const char *body, json_t **out);
 
 /* A libcurl CURLOPT_WRITEFUNCTION that appends to a struct growbuf (CURLOPT_WRITEDATA),
  * keeping it NUL-terminated; the caller frees data. */
