@@ -27,26 +27,42 @@ LDLIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 LIB_SRC   := $(filter-out src/main.c src/npsctl.c,$(wildcard src/*.c))
-LIB_OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations.o
+LIB_OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations.o \
+             $(BUILD)/obj/ui_assets.o
 UNIT_SRC  := $(wildcard tests/check_*.c)
 IT_SRC    := $(wildcard tests/it_*.c)
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC))
 TESTLIB_SRC := $(filter-out $(UNIT_SRC) $(IT_SRC),$(wildcard tests/*.c))
 MIGRATIONS := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 
-.PHONY: all deps run check valgrind lint install clean bench
+.PHONY: all deps ui-deps ui-check run check valgrind lint install clean bench
 all: $(BUILD)/npsd $(BUILD)/npsctl
+
+# The end of a recipe that has listed the Debian packages it lacks in $$missing.
+APT_INSTALL_MISSING = if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
 
 # Installs only what is missing, so it is quick when everything is there.
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	$(APT_INSTALL_MISSING)
+
+# The console's browser tests need Node.js with npm, and Chromium: installed from Debian
+# when their commands are missing (a machine may have Node.js from elsewhere, with its own
+# npm), then playwright-core, pinned in tests/ui/package-lock.json, from the npm registry.
+ui-deps:
+	@missing=""; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	$(APT_INSTALL_MISSING)
+	@[ tests/ui/node_modules/.package-lock.json -nt tests/ui/package-lock.json ] || \
+	  (cd tests/ui && npm ci --no-audit --no-fund)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/npsd/*.h) | $(BUILD)/obj
 	@echo "  CC      $<"
@@ -57,6 +73,15 @@ $(BUILD)/migrations.c: $(MIGRATIONS) sql/embed.sh | $(BUILD)/obj
 	sh sql/embed.sh $(MIGRATIONS) > $@
 
 $(BUILD)/obj/migrations.o: $(BUILD)/migrations.c
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# So is the web console (src/ui/): one page, its script and its style.
+UI_FILES  := index_html=src/ui/index.html app_js=src/ui/app.js app_css=src/ui/app.css
+$(BUILD)/ui_assets.c: $(foreach f,$(UI_FILES),$(lastword $(subst =, ,$(f)))) src/ui/embed.sh | $(BUILD)/obj
+	sh src/ui/embed.sh $(UI_FILES) > $@
+
+$(BUILD)/obj/ui_assets.o: $(BUILD)/ui_assets.c include/npsd/ui_assets.h
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -78,12 +103,18 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_SRC) $(wildcard tests/*.h) $(BUILD)/libnps
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-# Unit tests first (fast), then the integration tests against the real binaries.
-check: deps
+# Unit tests first (fast), then the integration tests against the real binaries, then the
+# console's browser tests.
+check: deps ui-deps
 	$(MAKE) all $(TEST_BIN)
 	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC)); do \
 	  echo "== $$t"; NPSD_BIN=$(BUILD)/npsd NPSCTL_BIN=$(BUILD)/npsctl $$t; \
 	done
+	$(MAKE) ui-check
+
+ui-check: ui-deps all
+	@echo "== tests/ui/console.test.mjs"
+	NPSD_BIN=$(BUILD)/npsd NPSCTL_BIN=$(BUILD)/npsctl node --test tests/ui/console.test.mjs
 
 # The unit tests in-process (CK_FORK=no) under valgrind: leaks and bad reads fail it.
 valgrind: deps

@@ -40,6 +40,10 @@ const struct route api_routes[] = {
 	  "from to touchpoint channel group_by" },
 	{ HTTP_GET, "/v1/improvements", ROLE_MANAGER, BODY_NONE, api_reports_improvements,
 	  "from to area touchpoint limit cursor" },
+	{ HTTP_GET, "/ui", 0, BODY_NONE, api_ui_redirect, NULL },
+	{ HTTP_GET, "/ui/", 0, BODY_NONE, api_ui_page, NULL },
+	{ HTTP_GET, "/ui/app.js", 0, BODY_NONE, api_ui_script, NULL },
+	{ HTTP_GET, "/ui/app.css", 0, BODY_NONE, api_ui_style, NULL },
 	{ 0, NULL, 0, BODY_NONE, NULL, NULL },
 };
 

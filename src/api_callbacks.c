@@ -31,11 +31,14 @@ static json_t *callback_json(const struct callback_row *row)
 static json_t *survey_brief_json(const struct survey_row *row)
 {
 	char answered[21];
-	return json_pack("{s:I, s:s, s:s, s:s?, s:i, s:s, s:s?, s:s}", "id", (json_int_t)row->id,
+	/* The answer's attributes (a policy number, a product) help the agent place the call. */
+	json_t *attributes = row->attributes ? json_loads(row->attributes, 0, NULL) : NULL;
+	return json_pack("{s:I, s:s, s:s, s:s?, s:i, s:s, s:s?, s:s, s:o}", "id", (json_int_t)row->id,
 	                 "response_id", row->response_id, "touchpoint", row->touchpoint, "channel",
 	                 row->channel, "score", row->score, "category", survey_category(row->score),
 	                 "comment", row->comment, "answered_at",
-	                 time_format_rfc3339(row->answered_at, answered));
+	                 time_format_rfc3339(row->answered_at, answered), "attributes",
+	                 attributes ? attributes : json_object());
 }
 
 static int add_survey(const struct survey_row *row, void *arg)

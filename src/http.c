@@ -97,22 +97,34 @@ struct http_request {
 	bool handling;            /* counted in srv->handling */
 	bool started;             /* the access handler has seen it */
 	bool path_unroutable;     /* the raw path holds %00 or %2F (see on_uri) */
+
+	/* an asset's reply (http_reply_asset) */
+	bool reply_borrowed;              /* reply_body is static: never freed */
+	const char *const *extra_headers; /* static name, value pairs ending in NULL; or NULL */
 };
 
 /* ---------- replies ---------- */
 
-static void set_reply(struct http_request *req, unsigned status, char *body, size_t len)
+/* body is malloc'ed and stolen, or, when borrowed, static and never freed. */
+static void set_reply_body(struct http_request *req, unsigned status, char *body, size_t len, bool borrowed)
 {
 	if (req->has_reply) {
 		/* A handler bug: keep the first reply, drop this one. */
 		log_error("http: second reply (%u) for one request ignored", status);
-		free(body);
+		if (!borrowed)
+			free(body);
 		return;
 	}
 	req->has_reply = true;
 	req->status = status;
 	req->reply_body = body;
 	req->reply_len = len;
+	req->reply_borrowed = borrowed;
+}
+
+static void set_reply(struct http_request *req, unsigned status, char *body, size_t len)
+{
+	set_reply_body(req, status, body, len, false);
 }
 
 /* Most answers are small: dumped into a stack buffer and copied once, instead of
@@ -156,6 +168,16 @@ void http_reply_text(struct http_request *req, unsigned status, const char *cont
 {
 	req->content_type = content_type;
 	set_reply(req, status, body, body ? strlen(body) : 0);
+}
+
+void http_reply_asset(struct http_request *req, unsigned status, const char *content_type, const void *body,
+                      size_t len, const char *const *headers)
+{
+	if (!req->has_reply) {
+		req->content_type = content_type;
+		req->extra_headers = headers;
+	}
+	set_reply_body(req, status, (char *)(uintptr_t)body, len, true);
 }
 
 void http_reply_empty(struct http_request *req, unsigned status)
@@ -453,11 +475,14 @@ static const struct route *route_find(const struct route *routes, unsigned metho
 
 static enum MHD_Result queue_reply(struct http_request *req)
 {
-	struct MHD_Response *resp =
-	        MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	        req->reply_len, req->reply_body,
+	        req->reply_borrowed ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		return MHD_NO;
 	req->reply_body = NULL; /* the response owns it now */
+	for (const char *const *h = req->extra_headers; h && h[0]; h += 2)
+		MHD_add_response_header(resp, h[0], h[1]);
 	if (req->reply_len)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        req->content_type ? req->content_type : "application/json");
@@ -960,7 +985,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		req->state_free(req->state);
 	json_decref(req->json);
 	free(req->body);
-	free(req->reply_body);
+	if (!req->reply_borrowed)
+		free(req->reply_body);
 	if (req->handling)
 		atomic_fetch_sub(&srv->handling, 1);
 	/* A request libmicrohttpd refused itself (a bad header) never reached on_request. */

@@ -71,4 +71,9 @@ void api_deliveries_retry(struct http_request *req);
 void api_reports_nps(struct http_request *req);
 void api_reports_improvements(struct http_request *req);
 
+void api_ui_redirect(struct http_request *req);
+void api_ui_page(struct http_request *req);
+void api_ui_script(struct http_request *req);
+void api_ui_style(struct http_request *req);
+
 #endif

@@ -1,0 +1,53 @@
+#include "npsd/api.h"
+
+#include "npsd/ui_assets.h"
+
+/*
+ * The web console: one page and its script and style, served without a token (they hold
+ * no data); the script calls the API with the token its user signs in with. The headers
+ * keep the page from running anything but its own script, being framed, or leaking the
+ * URL of a callback in a Referer.
+ */
+
+static const char *const asset_headers[] = {
+	"Content-Security-Policy",
+	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+	"X-Content-Type-Options",
+	"nosniff",
+	"X-Frame-Options",
+	"DENY",
+	"Referrer-Policy",
+	"no-referrer",
+	/* A new npsd may bring a new console: the browser asks again rather than keep an old one. */
+	"Cache-Control",
+	"no-cache",
+	NULL,
+};
+
+static const char *const redirect_headers[] = { "Location", "/ui/", NULL };
+
+void api_ui_redirect(struct http_request *req)
+{
+	http_reply_asset(req, 308, "text/plain; charset=utf-8", "/ui/\n", 5, redirect_headers);
+}
+
+static void reply_asset(struct http_request *req, const struct ui_asset *asset, const char *type)
+{
+	http_reply_asset(req, 200, type, asset->body, asset->len, asset_headers);
+}
+
+void api_ui_page(struct http_request *req)
+{
+	reply_asset(req, &ui_assets.index_html, "text/html; charset=utf-8");
+}
+
+void api_ui_script(struct http_request *req)
+{
+	reply_asset(req, &ui_assets.app_js, "text/javascript; charset=utf-8");
+}
+
+void api_ui_style(struct http_request *req)
+{
+	reply_asset(req, &ui_assets.app_css, "text/css; charset=utf-8");
+}

@@ -1,0 +1,513 @@
+// The npsd console: agents take the next customer to call, read the context and record
+// the outcome; managers read NPS by touchpoint, its trend, the queue and the improvements.
+// Everything goes through the REST API with the token its user signs in with; the token
+// lives in sessionStorage, so it goes when the tab closes. Text from customers and agents
+// is only ever set as text (never as HTML), and the page's CSP allows no other script.
+'use strict';
+
+const TOKEN_KEY = 'npsd.token';
+const HEARTBEAT_MS = 60 * 1000;
+
+const OUTCOMES = [
+  ['reached', 'Reached'],
+  ['declined', 'Declined to talk'],
+  ['no_answer', 'No answer'],
+  ['busy', 'Busy'],
+  ['voicemail', 'Voicemail'],
+  ['call_later', 'Call later'],
+  ['wrong_number', 'Wrong number'],
+  ['do_not_call', 'Do not call again'],
+];
+const AREAS = ['process', 'communication', 'service', 'product', 'other'];
+const STATUSES = ['queued', 'claimed', 'done', 'unreachable', 'cancelled'];
+const PERIODS = [
+  [7, 'Last 7 days', 'day'],
+  [30, 'Last 30 days', 'day'],
+  [90, 'Last 90 days', 'week'],
+  [365, 'Last 12 months', 'month'],
+];
+
+// Per view: what to stop (timers) when the user goes elsewhere.
+let leaving = [];
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const error = body && body.error ? body.error : {};
+    super(error.message || `the server answered ${status}`);
+    this.status = status;
+    this.code = error.code || '';
+    this.field = error.field || null;
+  }
+}
+
+// ---------- small DOM helpers ----------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+function svg(tag, attrs) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+  return el;
+}
+
+function render(...nodes) {
+  const main = document.getElementById('main');
+  main.replaceChildren(...nodes);
+  const heading = main.querySelector('h1');
+  if (heading) document.title = `${heading.textContent} · npsd`;
+}
+
+function notify(message, kind) {
+  const notice = document.getElementById('notice');
+  notice.textContent = message || '';
+  notice.className = kind || 'info';
+  notice.hidden = !message;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : '—';
+}
+
+function figure(value, digits = 1) {
+  return value === null || value === undefined ? '—' : Number(value).toFixed(digits);
+}
+
+function rfc3339(date) {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// ---------- the API ----------
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${token()}` } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  // Relative to the console's own address, so npsd may sit under a prefix of a proxy.
+  const response = await fetch(new URL(`../${path}`, location.href), init);
+  let data = null;
+  if (response.status !== 204) {
+    try {
+      data = await response.json();
+    } catch (e) {
+      data = null;
+    }
+  }
+  if (response.status === 401) {
+    signOut('The key is unknown or was revoked: sign in again.');
+    throw new ApiError(401, data);
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return { status: response.status, data };
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== '') q.set(key, value);
+  }
+  const text = q.toString();
+  return text ? `?${text}` : '';
+}
+
+function failed(err) {
+  if (err instanceof ApiError && err.status === 401) return;
+  notify(err.field ? `${err.message} (${err.field})` : err.message, 'error');
+}
+
+// ---------- signing in ----------
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  route();
+  if (message) notify(message, 'error');
+}
+
+function showSignIn() {
+  document.getElementById('nav').hidden = true;
+  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', required: true });
+  const form = h('form', { id: 'sign-in', class: 'card narrow' },
+    h('h1', {}, 'Sign in'),
+    h('p', {}, 'Paste the API key ops gave you (an agent, manager or admin key).'),
+    h('label', { for: 'token' }, 'API key'), input,
+    h('button', { type: 'submit' }, 'Sign in'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    try {
+      // Any key that may use the console may read the queue's figures.
+      await api('GET', 'v1/callbacks/stats');
+      notify('');
+      route();
+    } catch (err) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      if (err.status === 403) notify('This key may not use the console: it needs the agent, manager or admin role.', 'error');
+      else if (err.status !== 401) failed(err);
+    }
+  });
+  render(form);
+  input.focus();
+}
+
+// ---------- calls: the queue ----------
+
+function callbackRow(cb) {
+  const customer = cb.customer || {};
+  return h('tr', {},
+    h('td', {}, h('a', { href: `#/callbacks/${cb.id}` }, `#${cb.id}`)),
+    h('td', {}, customer.name || customer.id || ''),
+    h('td', {}, cb.touchpoint || ''),
+    h('td', { class: 'num' }, cb.priority),
+    h('td', {}, when(cb.due_at)),
+    h('td', { class: cb.sla_breached ? 'late' : '' }, when(cb.sla_deadline)),
+    h('td', {}, cb.status === 'claimed' ? cb.claimed_by || '' : cb.outcome || ''));
+}
+
+function statsCards(s) {
+  const card = (label, value) => h('div', { class: 'stat' }, h('span', { class: 'value' }, value), h('span', {}, label));
+  const age = s.oldest_due_age_seconds ? `${Math.round(s.oldest_due_age_seconds / 60)} min` : '—';
+  return h('div', { class: 'stats', id: 'stats' },
+    card('due now', s.due),
+    card('in the queue', s.queue_depth),
+    card('being called', s.claimed),
+    card('oldest due waiting', age),
+    card('SLA met (30 days)', s.sla_met_percent === null ? '—' : `${figure(s.sla_met_percent)}%`),
+    card('low scores reached', s.low_scores_reached_percent === null ? '—' : `${figure(s.low_scores_reached_percent)}%`));
+}
+
+async function showCalls(params) {
+  const status = STATUSES.includes(params.get('status')) ? params.get('status') : 'queued';
+  const touchpoint = params.get('touchpoint') || '';
+  const [stats, list] = await Promise.all([
+    api('GET', 'v1/callbacks/stats'),
+    api('GET', `v1/callbacks${query({ status, touchpoint, limit: 50 })}`),
+  ]);
+
+  const claimTouchpoint = h('input', { id: 'claim-touchpoint', name: 'touchpoint', pattern: '[a-z0-9_.\\-]{1,64}', placeholder: 'any' });
+  const claim = h('form', { id: 'claim', class: 'card' },
+    h('h2', {}, 'Next call'),
+    h('label', { for: 'claim-touchpoint' }, 'Touchpoint (optional)'), claimTouchpoint,
+    h('button', { type: 'submit' }, 'Call next customer'));
+  claim.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const wanted = claimTouchpoint.value.trim();
+      const result = await api('POST', 'v1/callbacks/claim', wanted ? { touchpoint: wanted } : undefined);
+      if (result.status === 204) {
+        notify('Nobody is due for a call now.', 'info');
+        return;
+      }
+      go(`#/callbacks/${result.data.id}`);
+    } catch (err) {
+      if (err.status === 403) notify('Only agents take calls: this key may not claim.', 'error');
+      else failed(err);
+    }
+  });
+
+  const statusSelect = h('select', { id: 'list-status', name: 'status' },
+    STATUSES.map((s) => h('option', { value: s, selected: s === status }, s)));
+  const touchpointInput = h('input', { id: 'list-touchpoint', name: 'touchpoint', value: touchpoint, placeholder: 'any' });
+  const filter = h('form', { class: 'filter' },
+    h('label', { for: 'list-status' }, 'Status'), statusSelect,
+    h('label', { for: 'list-touchpoint' }, 'Touchpoint'), touchpointInput,
+    h('button', { type: 'submit' }, 'Show'));
+  filter.addEventListener('submit', (event) => {
+    event.preventDefault();
+    location.hash = `#/calls${query({ status: statusSelect.value, touchpoint: touchpointInput.value.trim() })}`;
+  });
+
+  const rows = list.data.callbacks.map(callbackRow);
+  render(
+    h('h1', {}, 'Calls'),
+    statsCards(stats.data),
+    claim,
+    h('section', { class: 'card' },
+      h('h2', {}, status === 'queued' ? 'The queue, in call order' : `Callbacks ${status}`),
+      filter,
+      rows.length
+        ? h('table', { id: 'callbacks' },
+          h('thead', {}, h('tr', {}, ['Callback', 'Customer', 'Touchpoint', 'Priority', 'Due', 'SLA deadline', status === 'claimed' ? 'Agent' : 'Outcome'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, rows))
+        : h('p', { class: 'empty' }, 'None.'),
+      list.data.next_cursor ? h('p', { class: 'more' }, 'The 50 first are shown.') : null));
+}
+
+// ---------- calls: one callback ----------
+
+function surveyItem(s) {
+  const attributes = s.attributes ? Object.entries(s.attributes).map(([k, v]) => `${k}: ${v}`).join(', ') : '';
+  return h('li', { class: 'survey' },
+    h('span', { class: `score ${s.category}` }, s.score),
+    h('div', {},
+      h('div', {}, h('strong', {}, s.touchpoint), s.channel ? ` via ${s.channel}` : '', ` · ${when(s.answered_at)}`),
+      s.comment ? h('blockquote', { class: 'comment' }, s.comment) : h('p', { class: 'empty' }, 'No comment.'),
+      attributes ? h('p', { class: 'attributes' }, attributes) : null));
+}
+
+function historyItem(item) {
+  if (item.type === 'survey') {
+    return h('li', {}, `${when(item.at)}: scored ${item.score} at ${item.touchpoint}`,
+      item.comment ? h('blockquote', { class: 'comment' }, item.comment) : null);
+  }
+  const parts = [`${when(item.at)}: call`, item.outcome ? ` (${item.outcome})` : '', item.agent ? ` by ${item.agent}` : ''];
+  return h('li', {}, parts.join(''), item.notes ? h('blockquote', { class: 'comment' }, item.notes) : null);
+}
+
+function improvementRow() {
+  const row = h('div', { class: 'improvement' },
+    h('select', { name: 'area', 'aria-label': 'Area' }, AREAS.map((a) => h('option', { value: a }, a))),
+    h('input', { name: 'text', 'aria-label': 'What to improve', maxlength: 2000, placeholder: 'What should we improve?' }),
+    h('button', { type: 'button', class: 'link', onclick: () => row.remove() }, 'Remove'));
+  return row;
+}
+
+function completeForm(cb) {
+  const outcome = h('select', { id: 'outcome', name: 'outcome', required: true },
+    h('option', { value: '' }, 'Choose…'),
+    OUTCOMES.map(([value, label]) => h('option', { value }, label)));
+  const retryAt = h('input', { id: 'retry-at', name: 'retry_at', type: 'datetime-local' });
+  const retryLabel = h('label', { for: 'retry-at' }, 'Call again at (the customer\'s choice)');
+  const retry = h('div', { hidden: true }, retryLabel, retryAt);
+  outcome.addEventListener('change', () => { retry.hidden = outcome.value !== 'call_later'; });
+  const notes = h('textarea', { id: 'notes', name: 'notes', rows: 3, maxlength: 4000 });
+  const improvements = h('div', { id: 'improvements' });
+  const form = h('form', { id: 'complete', class: 'card' },
+    h('h2', {}, 'Record the call'),
+    h('label', { for: 'outcome' }, 'Outcome'), outcome, retry,
+    h('label', { for: 'notes' }, 'Notes'), notes,
+    h('fieldset', {}, h('legend', {}, 'What to improve (process, communication, service…)'), improvements,
+      h('button', { type: 'button', id: 'add-improvement', class: 'link', onclick: () => improvements.append(improvementRow()) }, 'Add an improvement')),
+    h('button', { type: 'submit' }, 'Save'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = { outcome: outcome.value };
+    if (notes.value.trim()) body.notes = notes.value.trim();
+    if (outcome.value === 'call_later' && retryAt.value) body.retry_at = rfc3339(new Date(retryAt.value));
+    const ideas = [...improvements.querySelectorAll('.improvement')]
+      .map((row) => ({ area: row.querySelector('[name=area]').value, text: row.querySelector('[name=text]').value.trim() }))
+      .filter((idea) => idea.text);
+    if (ideas.length) body.improvements = ideas;
+    try {
+      const result = await api('POST', `v1/callbacks/${cb.id}/complete`, body);
+      notify(`Saved: the callback is ${result.data.status} now.`, 'info');
+      route();
+    } catch (err) {
+      failed(err);
+    }
+  });
+  return form;
+}
+
+function callbackActions(cb) {
+  const act = (label, id, path, done) => h('button', {
+    type: 'button', id, onclick: async () => {
+      if (id === 'cancel' && !window.confirm('Cancel this callback? Nobody will call the customer.')) return;
+      try {
+        await api('POST', `v1/callbacks/${cb.id}/${path}`);
+        if (id === 'release') go('#/calls', done);
+        else {
+          notify(done, 'info');
+          route();
+        }
+      } catch (err) {
+        if (err.status === 403) notify(id === 'cancel' ? 'Only managers cancel callbacks.' : 'Only agents release calls.', 'error');
+        else failed(err);
+      }
+    },
+  }, label);
+  const open = cb.status === 'queued' || cb.status === 'claimed';
+  return h('div', { class: 'actions' },
+    cb.status === 'claimed' ? act('Release to the queue', 'release', 'release', 'Released: the callback is back in the queue.') : null,
+    open ? act('Cancel callback', 'cancel', 'cancel', 'Cancelled.') : null);
+}
+
+function keepLease(cb) {
+  const timer = setInterval(async () => {
+    try {
+      await api('POST', `v1/callbacks/${cb.id}/heartbeat`);
+    } catch (err) {
+      clearInterval(timer);
+      if (err.status === 409) notify('This call is no longer yours: its lease ran out or it was taken back.', 'error');
+      else failed(err);
+    }
+  }, HEARTBEAT_MS);
+  leaving.push(() => clearInterval(timer));
+}
+
+async function showCallback(id) {
+  const { data: cb } = await api('GET', `v1/callbacks/${id}`);
+  const customer = cb.customer || {};
+  const contact = h('dl', { class: 'facts', id: 'customer' },
+    h('dt', {}, 'Customer'), h('dd', { id: 'customer-name' }, customer.name || customer.id),
+    h('dt', {}, 'Phone'), h('dd', {}, customer.phone ? h('a', { href: `tel:${customer.phone}`, id: 'phone' }, customer.phone) : '—'),
+    customer.email ? [h('dt', {}, 'Email'), h('dd', {}, customer.email)] : null,
+    customer.language ? [h('dt', {}, 'Language'), h('dd', {}, customer.language)] : null,
+    customer.do_not_call ? [h('dt', {}, 'Note'), h('dd', { class: 'late' }, 'Do not call')] : null);
+  const facts = h('dl', { class: 'facts' },
+    h('dt', {}, 'Status'), h('dd', { id: 'status' }, cb.status),
+    h('dt', {}, 'Due'), h('dd', {}, when(cb.due_at)),
+    h('dt', {}, 'SLA deadline'), h('dd', { class: cb.sla_breached ? 'late' : '' }, when(cb.sla_deadline)),
+    h('dt', {}, 'Attempts'), h('dd', {}, `${cb.attempts} of ${cb.max_attempts}`),
+    cb.claimed_by ? [h('dt', {}, 'Agent'), h('dd', {}, cb.claimed_by)] : null,
+    cb.lease_expires_at ? [h('dt', {}, 'Lease until'), h('dd', {}, when(cb.lease_expires_at))] : null,
+    cb.outcome ? [h('dt', {}, 'Outcome'), h('dd', { id: 'outcome-done' }, cb.outcome)] : null,
+    cb.notes ? [h('dt', {}, 'Notes'), h('dd', {}, cb.notes)] : null);
+  const learned = cb.improvements && cb.improvements.length
+    ? h('section', { class: 'card' }, h('h2', {}, 'Improvements recorded'),
+      h('ul', { id: 'recorded' }, cb.improvements.map((i) => h('li', {}, h('strong', {}, i.area), `: ${i.text}`))))
+    : null;
+  render(
+    h('h1', {}, `Callback #${cb.id}`),
+    h('div', { class: 'columns' },
+      h('section', { class: 'card' }, h('h2', {}, 'Who to call'), contact, facts, callbackActions(cb)),
+      h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, cb.surveys.map(surveyItem)))),
+    cb.status === 'claimed' ? completeForm(cb) : null,
+    learned,
+    h('section', { class: 'card' }, h('h2', {}, 'Earlier answers and calls'),
+      cb.history.length ? h('ul', { id: 'history' }, cb.history.map(historyItem)) : h('p', { class: 'empty' }, 'None.')));
+  if (cb.status === 'claimed') keepLease(cb);
+}
+
+// ---------- reports ----------
+
+function trendChart(groups) {
+  const width = 640;
+  const height = 200;
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'chart', id: 'trend-chart' });
+  const title = svg('title', {});
+  title.textContent = 'NPS per period, from -100 to 100';
+  chart.append(title, svg('line', { x1: 0, y1: height / 2, x2: width, y2: height / 2, class: 'axis' }));
+  const step = width / Math.max(groups.length, 1);
+  groups.forEach((g, i) => {
+    const value = g.nps === null ? 0 : g.nps;
+    const barHeight = Math.abs(value) / 100 * (height / 2 - 4);
+    chart.append(svg('rect', {
+      x: i * step + step * 0.15, width: step * 0.7, height: Math.max(barHeight, 1),
+      y: value >= 0 ? height / 2 - barHeight : height / 2,
+      class: value >= 0 ? 'up' : 'down',
+    }));
+  });
+  return chart;
+}
+
+function npsTable(id, label, key, groups) {
+  return h('table', { id },
+    h('thead', {}, h('tr', {}, [label, 'NPS', '± (95%)', 'Answers', 'Promoters', 'Passives', 'Detractors'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, groups.map((g) => h('tr', {},
+      h('td', {}, g[key]), h('td', { class: 'num' }, figure(g.nps)), h('td', { class: 'num' }, figure(g.margin_of_error)),
+      h('td', { class: 'num' }, g.responses), h('td', { class: 'num' }, g.promoters),
+      h('td', { class: 'num' }, g.passives), h('td', { class: 'num' }, g.detractors)))));
+}
+
+async function showReports(params) {
+  const days = PERIODS.some(([d]) => String(d) === params.get('days')) ? Number(params.get('days')) : 30;
+  const [, , groupBy] = PERIODS.find(([d]) => d === days);
+  // No `to`: up to now, answers of this very second included.
+  const range = { from: rfc3339(new Date(Date.now() - days * 86400 * 1000)) };
+  let results;
+  try {
+    results = await Promise.all([
+      api('GET', `v1/nps${query({ ...range, group_by: 'touchpoint' })}`),
+      api('GET', `v1/nps${query({ ...range, group_by: groupBy })}`),
+      api('GET', `v1/improvements${query({ ...range, limit: 50 })}`),
+    ]);
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    render(h('h1', {}, 'Reports'), h('p', { class: 'card' }, 'Reports are for managers: this key may not read them.'));
+    return;
+  }
+  const [byTouchpoint, trend, improvements] = results.map((r) => r.data);
+
+  const period = h('select', { id: 'period', name: 'days' },
+    PERIODS.map(([d, label]) => h('option', { value: d, selected: d === days }, label)));
+  period.addEventListener('change', () => { location.hash = `#/reports?days=${period.value}`; });
+
+  const counts = improvements.counts;
+  render(
+    h('h1', {}, 'Reports'),
+    h('label', { for: 'period' }, 'Period'), period,
+    h('section', { class: 'card' },
+      h('h2', {}, 'Net Promoter Score'),
+      h('p', { class: 'headline' },
+        h('span', { id: 'nps' }, figure(byTouchpoint.nps)),
+        ` ± ${figure(byTouchpoint.margin_of_error)} from `, h('span', { id: 'responses' }, byTouchpoint.responses), ' answers',
+        byTouchpoint.excluded ? ` (${byTouchpoint.excluded} left out)` : ''),
+      npsTable('by-touchpoint', 'Touchpoint', 'touchpoint', byTouchpoint.groups)),
+    h('section', { class: 'card' },
+      h('h2', {}, `Trend per ${groupBy} (${trend.timezone})`),
+      trendChart(trend.groups),
+      npsTable('trend', groupBy[0].toUpperCase() + groupBy.slice(1), groupBy, trend.groups)),
+    h('section', { class: 'card' },
+      h('h2', {}, `What to improve (${counts.total} recorded)`),
+      h('ul', { class: 'counts', id: 'by-area' },
+        Object.entries(counts.by_area).map(([area, n]) => h('li', {}, h('strong', {}, n), ` ${area}`))),
+      improvements.improvements.length
+        ? h('table', { id: 'improvement-list' },
+          h('thead', {}, h('tr', {}, ['When', 'Area', 'Touchpoint', 'What', 'Callback'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, improvements.improvements.map((i) => h('tr', {},
+            h('td', {}, when(i.created_at)), h('td', {}, i.area), h('td', {}, i.touchpoint || ''), h('td', {}, i.text),
+            h('td', {}, h('a', { href: `#/callbacks/${i.callback_id}` }, `#${i.callback_id}`))))))
+        : h('p', { class: 'empty' }, 'Nothing recorded in this period.')));
+}
+
+// ---------- routing ----------
+
+async function route() {
+  leaving.forEach((stop) => stop());
+  leaving = [];
+  if (!token()) {
+    showSignIn();
+    return;
+  }
+  document.getElementById('nav').hidden = false;
+  const [path, search] = (location.hash.slice(1) || '/calls').split('?');
+  const params = new URLSearchParams(search || '');
+  for (const link of document.querySelectorAll('#nav a')) {
+    link.classList.toggle('current', path.startsWith(`/${link.dataset.view}`));
+  }
+  try {
+    const callback = path.match(/^\/callbacks\/([1-9][0-9]{0,17})$/);
+    if (callback) await showCallback(callback[1]);
+    else if (path === '/reports') await showReports(params);
+    else await showCalls(params);
+  } catch (err) {
+    if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, 'There is no such callback.'));
+    else failed(err);
+  }
+}
+
+// A notice to show on the view being gone to; any other goes when the view changes.
+let carried = null;
+
+function go(hash, message) {
+  carried = message || null;
+  location.hash = hash;
+}
+
+window.addEventListener('hashchange', () => {
+  notify(carried || '', 'info');
+  carried = null;
+  route();
+});
+document.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('sign-out').addEventListener('click', () => signOut());
+  route();
+});

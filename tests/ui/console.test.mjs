@@ -1,0 +1,322 @@
+// Browser tests of the web console (/ui/): the real npsd on an ephemeral loopback port
+// with a temporary database, Debian's chromium driven by playwright-core, and the API to
+// set up and to check what the console did. Run by `make check` from the repository root:
+//   NPSD_BIN=build/npsd NPSCTL_BIN=build/npsctl node --test tests/ui/console.test.mjs
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+
+const NPSD = process.env.NPSD_BIN || 'build/npsd';
+const NPSCTL = process.env.NPSCTL_BIN || 'build/npsctl';
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+let dir;
+let npsd;
+let base;
+let browser;
+const keys = {};
+let answers = 0;
+
+function createKey(role, name) {
+  return execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'create', '--role', role, '--name', name],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+}
+
+async function call(key, method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${key}` } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(base + path, init);
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, body: text ? JSON.parse(text) : null };
+}
+
+// Posts one answer; every test uses a touchpoint of its own, so that claims filtered by it
+// take that test's callbacks only.
+async function answer(touchpoint, score, fields = {}) {
+  answers += 1;
+  const r = await call(keys.ingest, 'POST', '/v1/surveys', {
+    response_id: `ui-${answers}`,
+    customer: { id: `C-ui-${answers}`, name: `Customer ${answers}`, phone: `+3161234${String(answers).padStart(4, '0')}` },
+    touchpoint,
+    score,
+    ...fields,
+  });
+  assert.equal(r.status, 201, r.text);
+  return r.body;
+}
+
+async function signedIn(role, hash = '') {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.goto(`${base}/ui/${hash}`);
+  await page.fill('#token', keys[role]);
+  await page.click('#sign-in button[type=submit]');
+  await page.waitForSelector('#nav:not([hidden])');
+  return page;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'npsd-ui-'));
+  writeFileSync(join(dir, 'npsd.conf'), [
+    '[server]', 'listen = 127.0.0.1:0',
+    '[database]', `path = ${join(dir, 'npsd.db')}`,
+    '[callbacks]', 'hours = always',
+  ].join('\n'));
+  keys.agent = createKey('agent', 'anna');
+  keys.manager = createKey('manager', 'mark');
+  keys.ingest = createKey('ingest', 'survey-tool');
+  npsd = spawn(NPSD, ['--config', join(dir, 'npsd.conf'), '--port-file', join(dir, 'port'), '--log-level', 'warn'],
+    { stdio: ['ignore', 'ignore', 'inherit'] });
+  const portFile = join(dir, 'port');
+  for (let i = 0; i < 200 && !(existsSync(portFile) && readFileSync(portFile, 'utf8').trim()); i++) await sleep(50);
+  assert.ok(existsSync(portFile), 'npsd did not write its port');
+  base = `http://127.0.0.1:${readFileSync(portFile, 'utf8').trim()}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--disable-gpu', '--disable-dev-shm-usage'] });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (npsd) {
+    const exited = new Promise((resolve) => npsd.once('exit', resolve));
+    npsd.kill('SIGTERM');
+    await exited;
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the console is served with headers that let it run nothing but its own script', async () => {
+  const redirect = await fetch(`${base}/ui`, { redirect: 'manual' });
+  assert.equal(redirect.status, 308);
+  assert.equal(redirect.headers.get('location'), '/ui/');
+
+  const page = await fetch(`${base}/ui/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type'), /^text\/html/);
+  assert.match(page.headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/);
+  assert.match(page.headers.get('content-security-policy'), /frame-ancestors 'none'/);
+  assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+  assert.match(await page.text(), /<script src="app.js" defer><\/script>/);
+
+  const script = await fetch(`${base}/ui/app.js`);
+  assert.match(script.headers.get('content-type'), /^text\/javascript/);
+  assert.equal(await script.text(), readFileSync('src/ui/app.js', 'utf8'));
+  const style = await fetch(`${base}/ui/app.css`);
+  assert.match(style.headers.get('content-type'), /^text\/css/);
+  assert.equal((await fetch(`${base}/ui/nothing.js`)).status, 404);
+});
+
+test('a key that is unknown or not for the console is turned away', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.goto(`${base}/ui/`);
+
+  await page.fill('#token', 'tk_not_a_key');
+  await page.click('#sign-in button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  assert.match(await page.textContent('#notice'), /unknown or was revoked/);
+  assert.equal(await page.isVisible('#sign-in'), true);
+
+  await page.fill('#token', keys.ingest);
+  await page.click('#sign-in button[type=submit]');
+  await page.waitForFunction(() => /may not use the console/.test(document.querySelector('#notice').textContent));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('npsd.token')), null);
+  assert.equal(await page.isHidden('#nav'), true);
+  await context.close();
+});
+
+test('an agent takes the next call, sees what the customer said, and records the outcome and ideas', async () => {
+  const hostile = '<img src=x onerror="window.pwned=1">Paid out after three weeks';
+  const survey = await answer('ui-claim', 3, {
+    customer: { id: 'C-marieke', name: 'Marieke de Vries', phone: '+31612349999', language: 'nl' },
+    comment: hostile, attributes: { policy: 'AUTO-7' },
+  });
+  const page = await signedIn('agent');
+  await page.waitForSelector('#claim');
+  assert.match(await page.textContent('#callbacks'), /Marieke de Vries/);
+
+  await page.fill('#claim-touchpoint', 'ui-claim');
+  await page.click('#claim button[type=submit]');
+  await page.waitForURL(new RegExp(`#/callbacks/${survey.callback.id}$`));
+  await page.waitForSelector('#customer-name');
+  assert.equal(await page.textContent('#customer-name'), 'Marieke de Vries');
+  assert.equal(await page.getAttribute('#phone', 'href'), 'tel:+31612349999');
+  assert.equal(await page.textContent('#status'), 'claimed');
+  // The customer's text is shown as text: no element made of it, nothing run.
+  assert.equal(await page.textContent('#surveys .comment'), hostile);
+  assert.equal(await page.locator('#main img').count(), 0);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.match(await page.textContent('#surveys'), /policy: AUTO-7/);
+
+  await page.selectOption('#outcome', 'reached');
+  await page.fill('#notes', 'Wants a status mail each week');
+  await page.click('#add-improvement');
+  await page.click('#add-improvement');
+  const rows = page.locator('#improvements .improvement');
+  await rows.nth(0).locator('[name=area]').selectOption('process');
+  await rows.nth(0).locator('[name=text]').fill('Pay out claims within a week');
+  await rows.nth(1).locator('[name=area]').selectOption('communication');
+  await rows.nth(1).locator('[name=text]').fill('Mail the claim status every week');
+  await page.click('#complete button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'done');
+  assert.match(await page.textContent('#notice'), /done/);
+  assert.equal(await page.locator('#recorded li').count(), 2);
+  assert.equal(await page.isHidden('#complete'), true);
+
+  const stored = await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`);
+  assert.equal(stored.body.status, 'done');
+  assert.equal(stored.body.outcome, 'reached');
+  assert.equal(stored.body.notes, 'Wants a status mail each week');
+  assert.deepEqual(stored.body.surveys.map((s) => s.attributes), [{ policy: 'AUTO-7' }]);
+  assert.deepEqual(stored.body.improvements, [
+    { area: 'process', text: 'Pay out claims within a week' },
+    { area: 'communication', text: 'Mail the claim status every week' },
+  ]);
+  await page.context().close();
+});
+
+test('with nobody due, taking the next call says so', async () => {
+  const page = await signedIn('agent');
+  await page.fill('#claim-touchpoint', 'ui-nobody');
+  await page.click('#claim button[type=submit]');
+  await page.waitForFunction(() => /Nobody is due/.test(document.querySelector('#notice').textContent));
+  assert.match(page.url(), /#?\/?ui\/(#\/calls)?$/);
+  await page.context().close();
+});
+
+test('a link from a phone alert opens its callback after signing in; call later needs its time', async () => {
+  const survey = await answer('ui-link', 6, { comment: 'Nobody told me the policy started' });
+  const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-link' });
+  assert.equal(claimed.body.id, survey.callback.id);
+
+  const page = await signedIn('agent', `#/callbacks/${survey.callback.id}`);
+  await page.waitForSelector('#customer-name');
+  assert.equal(await page.textContent('#status'), 'claimed');
+  assert.equal(await page.textContent('#surveys .comment'), 'Nobody told me the policy started');
+
+  await page.selectOption('#outcome', 'call_later');
+  await page.click('#complete button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  assert.match(await page.textContent('#notice'), /retry_at/);
+  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'claimed');
+
+  const later = new Date(Date.now() + 2 * 86400 * 1000);
+  const local = await page.evaluate((ms) => {
+    const d = new Date(ms);
+    const two = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
+  }, later.getTime());
+  const expected = await page.evaluate((v) => new Date(v).toISOString().replace(/\.\d{3}Z$/, 'Z'), local);
+  await page.fill('#retry-at', local);
+  await page.click('#complete button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'queued');
+  const stored = await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`);
+  assert.equal(stored.body.status, 'queued');
+  assert.equal(stored.body.due_at, expected);
+  assert.equal(stored.body.attempts, 0);
+  await page.context().close();
+});
+
+test('an open call keeps its lease while its page is open', async () => {
+  const survey = await answer('ui-lease', 2);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.clock.install();
+  await page.goto(`${base}/ui/`);
+  await page.fill('#token', keys.agent);
+  await page.click('#sign-in button[type=submit]');
+  await page.fill('#claim-touchpoint', 'ui-lease');
+  await page.click('#claim button[type=submit]');
+  await page.waitForSelector('#complete');
+  const first = (await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.lease_expires_at;
+
+  await sleep(1100); // leases are kept to the second
+  await page.clock.fastForward(61 * 1000);
+  let renewed = first;
+  for (let i = 0; i < 100 && renewed === first; i++) {
+    await sleep(50);
+    renewed = (await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.lease_expires_at;
+  }
+  assert.ok(Date.parse(renewed) > Date.parse(first), `lease ${first} was not renewed (${renewed})`);
+  await context.close();
+});
+
+test('an agent hands a call back; a manager cancels one; an agent may not', async () => {
+  const survey = await answer('ui-release', 4);
+  const agent = await signedIn('agent');
+  await agent.fill('#claim-touchpoint', 'ui-release');
+  await agent.click('#claim button[type=submit]');
+  await agent.waitForSelector('#release');
+  await agent.click('#release');
+  await agent.waitForSelector('#claim');
+  assert.match(await agent.textContent('#notice'), /Released/);
+  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
+
+  await agent.goto(`${base}/ui/#/callbacks/${survey.callback.id}`);
+  await agent.waitForSelector('#cancel');
+  agent.once('dialog', (dialog) => dialog.accept());
+  await agent.click('#cancel');
+  await agent.waitForFunction(() => /Only managers cancel/.test(document.querySelector('#notice').textContent));
+  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
+  await agent.context().close();
+
+  const manager = await signedIn('manager', `#/callbacks/${survey.callback.id}`);
+  await manager.waitForSelector('#cancel');
+  manager.once('dialog', (dialog) => dialog.dismiss());
+  await manager.click('#cancel');
+  await sleep(200);
+  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
+  manager.once('dialog', (dialog) => dialog.accept());
+  await manager.click('#cancel');
+  await manager.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
+  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'cancelled');
+  await manager.context().close();
+});
+
+test('a manager reads NPS by touchpoint, its trend and the improvements; an agent may not', async () => {
+  await answer('ui-renewal', 10);
+  await answer('ui-renewal', 9);
+  const low = await answer('ui-renewal', 3, { comment: 'Price went up' });
+  const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-renewal' });
+  assert.equal(claimed.body.id, low.callback.id);
+  const done = await call(keys.agent, 'POST', `/v1/callbacks/${low.callback.id}/complete`,
+    { outcome: 'reached', improvements: [{ area: 'service', text: 'Explain a higher renewal price' }] });
+  assert.equal(done.status, 200, done.text);
+
+  const page = await signedIn('manager');
+  await page.click('#nav a[data-view=reports]');
+  await page.waitForSelector('#by-touchpoint');
+  const overall = (await call(keys.manager, 'GET', '/v1/nps')).body;
+  assert.equal(await page.textContent('#nps'), overall.nps.toFixed(1));
+  assert.equal(await page.textContent('#responses'), String(overall.responses));
+
+  const row = page.locator('#by-touchpoint tr', { hasText: 'ui-renewal' });
+  assert.deepEqual(await row.locator('td').allTextContents(), ['ui-renewal', '33.3', (await call(keys.manager,
+    'GET', '/v1/nps?touchpoint=ui-renewal')).body.margin_of_error.toFixed(1), '3', '2', '0', '1']);
+  // Every answer is from today: one period in the trend, holding them all.
+  assert.equal(await page.locator('#trend tbody tr').count(), 1);
+  assert.equal(await page.textContent('#trend tbody tr td:nth-child(4)'), String(overall.responses));
+  assert.equal(await page.locator('#trend-chart rect').count(), 1);
+  assert.match(await page.textContent('#improvement-list'), /Explain a higher renewal price/);
+  assert.match(await page.textContent('#by-area'), /1 service/);
+
+  await page.selectOption('#period', '7');
+  await page.waitForURL(/#\/reports\?days=7$/);
+  await page.waitForSelector('#by-touchpoint');
+  assert.equal(await page.inputValue('#period'), '7');
+  await page.context().close();
+
+  const agent = await signedIn('agent', '#/reports');
+  await agent.waitForFunction(() => /Reports are for managers/.test(document.querySelector('#main').textContent));
+  await agent.context().close();
+});
