@@ -35,6 +35,8 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC))
 TESTLIB_SRC := $(filter-out $(UNIT_SRC) $(IT_SRC),$(wildcard tests/*.c))
 MIGRATIONS := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 
+# A recipe that fails (an embed script, a compile) leaves no half-written target behind.
+.DELETE_ON_ERROR:
 .PHONY: all deps ui-deps ui-check run check valgrind lint install clean bench
 all: $(BUILD)/npsd $(BUILD)/npsctl
 
@@ -55,13 +57,14 @@ deps:
 # The console's browser tests need Node.js with npm, and Chromium: installed from Debian
 # when their commands are missing (a machine may have Node.js from elsewhere, with its own
 # npm), then playwright-core, pinned in tests/ui/package-lock.json, from the npm registry.
-ui-deps:
+ui-deps: deps
 	@missing=""; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	$(APT_INSTALL_MISSING)
-	@[ tests/ui/node_modules/.package-lock.json -nt tests/ui/package-lock.json ] || \
+	@{ [ tests/ui/node_modules/.package-lock.json -nt tests/ui/package-lock.json ] && \
+	   [ tests/ui/node_modules/.package-lock.json -nt tests/ui/package.json ]; } || \
 	  (cd tests/ui && npm ci --no-audit --no-fund)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/npsd/*.h) | $(BUILD)/obj
@@ -105,7 +108,7 @@ $(BUILD)/obj $(BUILD)/tests:
 
 # Unit tests first (fast), then the integration tests against the real binaries, then the
 # console's browser tests.
-check: deps ui-deps
+check: deps
 	$(MAKE) all $(TEST_BIN)
 	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC)); do \
 	  echo "== $$t"; NPSD_BIN=$(BUILD)/npsd NPSCTL_BIN=$(BUILD)/npsctl $$t; \

@@ -25,11 +25,12 @@ static const char *const asset_headers[] = {
 	NULL,
 };
 
-static const char *const redirect_headers[] = { "Location", "/ui/", NULL };
+/* Relative, so that it holds behind a proxy that serves npsd under a prefix. */
+static const char *const redirect_headers[] = { "Location", "ui/", NULL };
 
 void api_ui_redirect(struct http_request *req)
 {
-	http_reply_asset(req, 308, "text/plain; charset=utf-8", "/ui/\n", 5, redirect_headers);
+	http_reply_asset(req, 308, "text/plain; charset=utf-8", "ui/\n", 4, redirect_headers);
 }
 
 static void reply_asset(struct http_request *req, const struct ui_asset *asset, const char *type)

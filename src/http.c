@@ -481,8 +481,13 @@ static enum MHD_Result queue_reply(struct http_request *req)
 	if (!resp)
 		return MHD_NO;
 	req->reply_body = NULL; /* the response owns it now */
-	for (const char *const *h = req->extra_headers; h && h[0]; h += 2)
-		MHD_add_response_header(resp, h[0], h[1]);
+	/* An asset's headers are its safety (the console's CSP): none missing, or no answer. */
+	for (const char *const *h = req->extra_headers; h && h[0]; h += 2) {
+		if (MHD_add_response_header(resp, h[0], h[1]) != MHD_YES) {
+			MHD_destroy_response(resp);
+			return MHD_NO;
+		}
+	}
 	if (req->reply_len)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        req->content_type ? req->content_type : "application/json");

@@ -1567,7 +1567,11 @@ START_TEST(daily_digest_tells_the_day_once)
 	              "push body: %s", push->body);
 	/* Later the same day: nothing more. */
 	fake_clock_set(t0 + 5 * hour);
-	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/digest"), 1);
+	size_t told = rx_count_after_a_look(rx, "/hooks/digest");
+	ck_assert_msg(told == 1, "%zu digests: ids %s, %s; second: %s", told,
+	              rx_header(rx_get(rx, "/hooks/digest", 0), "webhook-id"),
+	              told > 1 ? rx_header(rx_get(rx, "/hooks/digest", 1), "webhook-id") : "",
+	              told > 1 ? rx_get(rx, "/hooks/digest", 1)->body : "");
 	free(secret);
 	env_end(&e);
 	rx_stop(rx);

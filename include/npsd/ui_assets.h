@@ -4,7 +4,7 @@
 
 /* The web console's files (src/ui/), compiled in by src/ui/embed.sh. */
 struct ui_asset {
-	const char *body;
+	const void *body;
 	size_t len;
 };
 struct ui_assets {

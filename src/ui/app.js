@@ -6,7 +6,9 @@
 'use strict';
 
 const TOKEN_KEY = 'npsd.token';
-const HEARTBEAT_MS = 60 * 1000;
+// A lease is renewed at a third of what is left of it, between these bounds.
+const HEARTBEAT_MIN_MS = 5 * 1000;
+const HEARTBEAT_MAX_MS = 60 * 1000;
 
 const OUTCOMES = [
   ['reached', 'Reached'],
@@ -29,6 +31,8 @@ const PERIODS = [
 
 // Per view: what to stop (timers) when the user goes elsewhere.
 let leaving = [];
+// Counts the views gone to: a view whose answers arrive after the user went on draws nothing.
+let generation = 0;
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -65,7 +69,7 @@ function svg(tag, attrs) {
 
 function render(...nodes) {
   const main = document.getElementById('main');
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined && node !== false));
   const heading = main.querySelector('h1');
   if (heading) document.title = `${heading.textContent} · npsd`;
 }
@@ -87,6 +91,17 @@ function figure(value, digits = 1) {
 
 function rfc3339(date) {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// Runs work with button disabled, so that a double click claims or saves once.
+async function busy(button, work) {
+  if (button.disabled) return;
+  button.disabled = true;
+  try {
+    await work();
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---------- the API ----------
@@ -130,6 +145,10 @@ function query(params) {
 
 function failed(err) {
   if (err instanceof ApiError && err.status === 401) return;
+  if (!(err instanceof ApiError)) {
+    notify(`npsd cannot be reached (${err.message}): try again in a moment.`, 'error');
+    return;
+  }
   notify(err.field ? `${err.message} (${err.field})` : err.message, 'error');
 }
 
@@ -173,7 +192,7 @@ function callbackRow(cb) {
   const customer = cb.customer || {};
   return h('tr', {},
     h('td', {}, h('a', { href: `#/callbacks/${cb.id}` }, `#${cb.id}`)),
-    h('td', {}, customer.name || customer.id || ''),
+    h('td', { dir: 'auto' }, customer.name || customer.id || ''),
     h('td', {}, cb.touchpoint || ''),
     h('td', { class: 'num' }, cb.priority),
     h('td', {}, when(cb.due_at)),
@@ -193,7 +212,21 @@ function statsCards(s) {
     card('low scores reached', s.low_scores_reached_percent === null ? '—' : `${figure(s.low_scores_reached_percent)}%`));
 }
 
-async function showCalls(params) {
+async function takeNextCall(touchpoint) {
+  try {
+    const result = await api('POST', 'v1/callbacks/claim', touchpoint ? { touchpoint } : undefined);
+    if (result.status === 204) {
+      notify('Nobody is due for a call now.', 'info');
+      return;
+    }
+    go(`#/callbacks/${result.data.id}`);
+  } catch (err) {
+    if (err.status === 403) notify('Only agents take calls: this key may not claim.', 'error');
+    else failed(err);
+  }
+}
+
+async function showCalls(params, view) {
   const status = STATUSES.includes(params.get('status')) ? params.get('status') : 'queued';
   const touchpoint = params.get('touchpoint') || '';
   const [stats, list] = await Promise.all([
@@ -206,25 +239,15 @@ async function showCalls(params) {
     h('h2', {}, 'Next call'),
     h('label', { for: 'claim-touchpoint' }, 'Touchpoint (optional)'), claimTouchpoint,
     h('button', { type: 'submit' }, 'Call next customer'));
-  claim.addEventListener('submit', async (event) => {
+  claim.addEventListener('submit', (event) => {
     event.preventDefault();
-    try {
-      const wanted = claimTouchpoint.value.trim();
-      const result = await api('POST', 'v1/callbacks/claim', wanted ? { touchpoint: wanted } : undefined);
-      if (result.status === 204) {
-        notify('Nobody is due for a call now.', 'info');
-        return;
-      }
-      go(`#/callbacks/${result.data.id}`);
-    } catch (err) {
-      if (err.status === 403) notify('Only agents take calls: this key may not claim.', 'error');
-      else failed(err);
-    }
+    busy(claim.querySelector('button[type=submit]'), () => takeNextCall(claimTouchpoint.value.trim()));
   });
+
 
   const statusSelect = h('select', { id: 'list-status', name: 'status' },
     STATUSES.map((s) => h('option', { value: s, selected: s === status }, s)));
-  const touchpointInput = h('input', { id: 'list-touchpoint', name: 'touchpoint', value: touchpoint, placeholder: 'any' });
+  const touchpointInput = h('input', { id: 'list-touchpoint', name: 'touchpoint', value: touchpoint, placeholder: 'any', pattern: '[a-z0-9_.\\-]{1,64}' });
   const filter = h('form', { class: 'filter' },
     h('label', { for: 'list-status' }, 'Status'), statusSelect,
     h('label', { for: 'list-touchpoint' }, 'Touchpoint'), touchpointInput,
@@ -234,6 +257,7 @@ async function showCalls(params) {
     location.hash = `#/calls${query({ status: statusSelect.value, touchpoint: touchpointInput.value.trim() })}`;
   });
 
+  if (view !== generation) return;
   const rows = list.data.callbacks.map(callbackRow);
   render(
     h('h1', {}, 'Calls'),
@@ -243,9 +267,9 @@ async function showCalls(params) {
       h('h2', {}, status === 'queued' ? 'The queue, in call order' : `Callbacks ${status}`),
       filter,
       rows.length
-        ? h('table', { id: 'callbacks' },
+        ? h('div', { class: 'wide' }, h('table', { id: 'callbacks' },
           h('thead', {}, h('tr', {}, ['Callback', 'Customer', 'Touchpoint', 'Priority', 'Due', 'SLA deadline', status === 'claimed' ? 'Agent' : 'Outcome'].map((t) => h('th', {}, t)))),
-          h('tbody', {}, rows))
+          h('tbody', {}, rows)))
         : h('p', { class: 'empty' }, 'None.'),
       list.data.next_cursor ? h('p', { class: 'more' }, 'The 50 first are shown.') : null));
 }
@@ -258,17 +282,17 @@ function surveyItem(s) {
     h('span', { class: `score ${s.category}` }, s.score),
     h('div', {},
       h('div', {}, h('strong', {}, s.touchpoint), s.channel ? ` via ${s.channel}` : '', ` · ${when(s.answered_at)}`),
-      s.comment ? h('blockquote', { class: 'comment' }, s.comment) : h('p', { class: 'empty' }, 'No comment.'),
-      attributes ? h('p', { class: 'attributes' }, attributes) : null));
+      s.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, s.comment) : h('p', { class: 'empty' }, 'No comment.'),
+      attributes ? h('p', { class: 'attributes', dir: 'auto' }, attributes) : null));
 }
 
 function historyItem(item) {
   if (item.type === 'survey') {
     return h('li', {}, `${when(item.at)}: scored ${item.score} at ${item.touchpoint}`,
-      item.comment ? h('blockquote', { class: 'comment' }, item.comment) : null);
+      item.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, item.comment) : null);
   }
   const parts = [`${when(item.at)}: call`, item.outcome ? ` (${item.outcome})` : '', item.agent ? ` by ${item.agent}` : ''];
-  return h('li', {}, parts.join(''), item.notes ? h('blockquote', { class: 'comment' }, item.notes) : null);
+  return h('li', {}, parts.join(''), item.notes ? h('blockquote', { class: 'comment', dir: 'auto' }, item.notes) : null);
 }
 
 function improvementRow() {
@@ -283,8 +307,14 @@ function completeForm(cb) {
   const outcome = h('select', { id: 'outcome', name: 'outcome', required: true },
     h('option', { value: '' }, 'Choose…'),
     OUTCOMES.map(([value, label]) => h('option', { value }, label)));
-  const retryAt = h('input', { id: 'retry-at', name: 'retry_at', type: 'datetime-local' });
-  const retryLabel = h('label', { for: 'retry-at' }, 'Call again at (the customer\'s choice)');
+  // In the agent's own time zone, within the 30 days the API takes.
+  const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const retryAt = h('input', {
+    id: 'retry-at', name: 'retry_at', type: 'datetime-local',
+    min: local(Date.now()), max: local(Date.now() + 30 * 86400 * 1000),
+  });
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const retryLabel = h('label', { for: 'retry-at' }, `Call again at (the customer's choice; your time, ${zone})`);
   const retry = h('div', { hidden: true }, retryLabel, retryAt);
   outcome.addEventListener('change', () => { retry.hidden = outcome.value !== 'call_later'; });
   const notes = h('textarea', { id: 'notes', name: 'notes', rows: 3, maxlength: 4000 });
@@ -296,29 +326,33 @@ function completeForm(cb) {
     h('fieldset', {}, h('legend', {}, 'What to improve (process, communication, service…)'), improvements,
       h('button', { type: 'button', id: 'add-improvement', class: 'link', onclick: () => improvements.append(improvementRow()) }, 'Add an improvement')),
     h('button', { type: 'submit' }, 'Save'));
-  form.addEventListener('submit', async (event) => {
+  form.addEventListener('submit', (event) => {
     event.preventDefault();
-    const body = { outcome: outcome.value };
-    if (notes.value.trim()) body.notes = notes.value.trim();
-    if (outcome.value === 'call_later' && retryAt.value) body.retry_at = rfc3339(new Date(retryAt.value));
-    const ideas = [...improvements.querySelectorAll('.improvement')]
-      .map((row) => ({ area: row.querySelector('[name=area]').value, text: row.querySelector('[name=text]').value.trim() }))
-      .filter((idea) => idea.text);
-    if (ideas.length) body.improvements = ideas;
-    try {
-      const result = await api('POST', `v1/callbacks/${cb.id}/complete`, body);
-      notify(`Saved: the callback is ${result.data.status} now.`, 'info');
-      route();
-    } catch (err) {
-      failed(err);
-    }
+    busy(form.querySelector('button[type=submit]'), () => saveOutcome(cb, outcome, retryAt, notes, improvements));
   });
   return form;
 }
 
-function callbackActions(cb) {
+async function saveOutcome(cb, outcome, retryAt, notes, improvements) {
+  const body = { outcome: outcome.value };
+  if (notes.value.trim()) body.notes = notes.value.trim();
+  if (outcome.value === 'call_later' && retryAt.value) body.retry_at = rfc3339(new Date(retryAt.value));
+  const ideas = [...improvements.querySelectorAll('.improvement')]
+    .map((row) => ({ area: row.querySelector('[name=area]').value, text: row.querySelector('[name=text]').value.trim() }))
+    .filter((idea) => idea.text);
+  if (ideas.length) body.improvements = ideas;
+  try {
+    const result = await api('POST', `v1/callbacks/${cb.id}/complete`, body);
+    notify(`Saved: the callback is ${result.data.status} now.`, 'info');
+    route();
+  } catch (err) {
+    failed(err);
+  }
+}
+
+function callbackActions(cb, mine) {
   const act = (label, id, path, done) => h('button', {
-    type: 'button', id, onclick: async () => {
+    type: 'button', id, onclick: (event) => busy(event.currentTarget, async () => {
       if (id === 'cancel' && !window.confirm('Cancel this callback? Nobody will call the customer.')) return;
       try {
         await api('POST', `v1/callbacks/${cb.id}/${path}`);
@@ -331,32 +365,66 @@ function callbackActions(cb) {
         if (err.status === 403) notify(id === 'cancel' ? 'Only managers cancel callbacks.' : 'Only agents release calls.', 'error');
         else failed(err);
       }
-    },
+    }),
   }, label);
   const open = cb.status === 'queued' || cb.status === 'claimed';
   return h('div', { class: 'actions' },
-    cb.status === 'claimed' ? act('Release to the queue', 'release', 'release', 'Released: the callback is back in the queue.') : null,
+    mine ? act('Release to the queue', 'release', 'release', 'Released: the callback is back in the queue.') : null,
     open ? act('Cancel callback', 'cancel', 'cancel', 'Cancelled.') : null);
 }
 
-function keepLease(cb) {
-  const timer = setInterval(async () => {
-    try {
-      await api('POST', `v1/callbacks/${cb.id}/heartbeat`);
-    } catch (err) {
-      clearInterval(timer);
-      if (err.status === 409) notify('This call is no longer yours: its lease ran out or it was taken back.', 'error');
-      else failed(err);
-    }
-  }, HEARTBEAT_MS);
-  leaving.push(() => clearInterval(timer));
+// Whether this key holds the claimed callback: a heartbeat tells, and renews the lease.
+// Returns the new lease end, or null when the call is someone else's.
+async function holdsLease(cb) {
+  try {
+    return (await api('POST', `v1/callbacks/${cb.id}/heartbeat`)).data.lease_expires_at;
+  } catch (err) {
+    if (err.status === 403 || err.status === 409) return null;
+    throw err;
+  }
 }
 
-async function showCallback(id) {
+// Renews the lease while the page is open, at a third of what is left of it. A lease that
+// is gone (409), or a key that may no longer (401, 403, 404), ends it; anything else (the
+// network, a busy server) is tried again soon, as losing the lease mid-call costs more.
+function keepLease(cb, expires, view) {
+  let timer = null;
+  const schedule = (until, wait) => {
+    const left = Date.parse(until) - Date.now();
+    timer = setTimeout(beat, wait || Math.min(Math.max(left / 3, HEARTBEAT_MIN_MS), HEARTBEAT_MAX_MS));
+  };
+  const beat = async () => {
+    try {
+      const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`);
+      if (view !== generation) return;
+      const until = document.getElementById('lease-until');
+      if (until) until.textContent = when(renewed.data.lease_expires_at);
+      schedule(renewed.data.lease_expires_at);
+    } catch (err) {
+      if (view !== generation) return;
+      if (err.status === 409) {
+        notify('This call is no longer yours: its lease ran out or it was taken back.', 'error');
+        route();
+      } else if ([401, 403, 404].includes(err.status)) {
+        failed(err);
+      } else {
+        notify(`The lease could not be renewed (${err.message}); trying again.`, 'error');
+        schedule(expires, HEARTBEAT_MIN_MS);
+      }
+    }
+  };
+  schedule(expires);
+  leaving.push(() => clearTimeout(timer));
+}
+
+async function showCallback(id, view) {
   const { data: cb } = await api('GET', `v1/callbacks/${id}`);
+  const lease = cb.status === 'claimed' ? await holdsLease(cb) : null;
+  if (view !== generation) return;
+  if (lease) cb.lease_expires_at = lease;
   const customer = cb.customer || {};
   const contact = h('dl', { class: 'facts', id: 'customer' },
-    h('dt', {}, 'Customer'), h('dd', { id: 'customer-name' }, customer.name || customer.id),
+    h('dt', {}, 'Customer'), h('dd', { id: 'customer-name', dir: 'auto' }, customer.name || customer.id),
     h('dt', {}, 'Phone'), h('dd', {}, customer.phone ? h('a', { href: `tel:${customer.phone}`, id: 'phone' }, customer.phone) : '—'),
     customer.email ? [h('dt', {}, 'Email'), h('dd', {}, customer.email)] : null,
     customer.language ? [h('dt', {}, 'Language'), h('dd', {}, customer.language)] : null,
@@ -367,23 +435,23 @@ async function showCallback(id) {
     h('dt', {}, 'SLA deadline'), h('dd', { class: cb.sla_breached ? 'late' : '' }, when(cb.sla_deadline)),
     h('dt', {}, 'Attempts'), h('dd', {}, `${cb.attempts} of ${cb.max_attempts}`),
     cb.claimed_by ? [h('dt', {}, 'Agent'), h('dd', {}, cb.claimed_by)] : null,
-    cb.lease_expires_at ? [h('dt', {}, 'Lease until'), h('dd', {}, when(cb.lease_expires_at))] : null,
+    cb.lease_expires_at ? [h('dt', {}, 'Lease until'), h('dd', { id: 'lease-until' }, when(cb.lease_expires_at))] : null,
     cb.outcome ? [h('dt', {}, 'Outcome'), h('dd', { id: 'outcome-done' }, cb.outcome)] : null,
-    cb.notes ? [h('dt', {}, 'Notes'), h('dd', {}, cb.notes)] : null);
+    cb.notes ? [h('dt', {}, 'Notes'), h('dd', { class: 'text', dir: 'auto' }, cb.notes)] : null);
   const learned = cb.improvements && cb.improvements.length
     ? h('section', { class: 'card' }, h('h2', {}, 'Improvements recorded'),
-      h('ul', { id: 'recorded' }, cb.improvements.map((i) => h('li', {}, h('strong', {}, i.area), `: ${i.text}`))))
+      h('ul', { id: 'recorded' }, cb.improvements.map((i) => h('li', {}, h('strong', {}, i.area), ': ', h('span', { dir: 'auto' }, i.text)))))
     : null;
   render(
     h('h1', {}, `Callback #${cb.id}`),
     h('div', { class: 'columns' },
-      h('section', { class: 'card' }, h('h2', {}, 'Who to call'), contact, facts, callbackActions(cb)),
+      h('section', { class: 'card' }, h('h2', {}, 'Who to call'), contact, facts, callbackActions(cb, Boolean(lease))),
       h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, cb.surveys.map(surveyItem)))),
-    cb.status === 'claimed' ? completeForm(cb) : null,
+    lease ? completeForm(cb) : null,
     learned,
     h('section', { class: 'card' }, h('h2', {}, 'Earlier answers and calls'),
       cb.history.length ? h('ul', { id: 'history' }, cb.history.map(historyItem)) : h('p', { class: 'empty' }, 'None.')));
-  if (cb.status === 'claimed') keepLease(cb);
+  if (lease) keepLease(cb, lease, view);
 }
 
 // ---------- reports ----------
@@ -399,25 +467,29 @@ function trendChart(groups) {
   groups.forEach((g, i) => {
     const value = g.nps === null ? 0 : g.nps;
     const barHeight = Math.abs(value) / 100 * (height / 2 - 4);
-    chart.append(svg('rect', {
+    const bar = svg('rect', {
       x: i * step + step * 0.15, width: step * 0.7, height: Math.max(barHeight, 1),
       y: value >= 0 ? height / 2 - barHeight : height / 2,
       class: value >= 0 ? 'up' : 'down',
-    }));
+    });
+    const tip = svg('title', {});
+    tip.textContent = `${g.group}: NPS ${figure(g.nps)} from ${g.responses} answers`;
+    bar.append(tip);
+    chart.append(bar);
   });
   return chart;
 }
 
 function npsTable(id, label, key, groups) {
-  return h('table', { id },
+  return h('div', { class: 'wide' }, h('table', { id },
     h('thead', {}, h('tr', {}, [label, 'NPS', '± (95%)', 'Answers', 'Promoters', 'Passives', 'Detractors'].map((t) => h('th', {}, t)))),
     h('tbody', {}, groups.map((g) => h('tr', {},
       h('td', {}, g[key]), h('td', { class: 'num' }, figure(g.nps)), h('td', { class: 'num' }, figure(g.margin_of_error)),
       h('td', { class: 'num' }, g.responses), h('td', { class: 'num' }, g.promoters),
-      h('td', { class: 'num' }, g.passives), h('td', { class: 'num' }, g.detractors)))));
+      h('td', { class: 'num' }, g.passives), h('td', { class: 'num' }, g.detractors))))));
 }
 
-async function showReports(params) {
+async function showReports(params, view) {
   const days = PERIODS.some(([d]) => String(d) === params.get('days')) ? Number(params.get('days')) : 30;
   const [, , groupBy] = PERIODS.find(([d]) => d === days);
   // No `to`: up to now, answers of this very second included.
@@ -431,9 +503,11 @@ async function showReports(params) {
     ]);
   } catch (err) {
     if (err.status !== 403) throw err;
+    if (view !== generation) return;
     render(h('h1', {}, 'Reports'), h('p', { class: 'card' }, 'Reports are for managers: this key may not read them.'));
     return;
   }
+  if (view !== generation) return;
   const [byTouchpoint, trend, improvements] = results.map((r) => r.data);
 
   const period = h('select', { id: 'period', name: 'days' },
@@ -460,12 +534,13 @@ async function showReports(params) {
       h('ul', { class: 'counts', id: 'by-area' },
         Object.entries(counts.by_area).map(([area, n]) => h('li', {}, h('strong', {}, n), ` ${area}`))),
       improvements.improvements.length
-        ? h('table', { id: 'improvement-list' },
+        ? h('div', { class: 'wide' }, h('table', { id: 'improvement-list' },
           h('thead', {}, h('tr', {}, ['When', 'Area', 'Touchpoint', 'What', 'Callback'].map((t) => h('th', {}, t)))),
           h('tbody', {}, improvements.improvements.map((i) => h('tr', {},
-            h('td', {}, when(i.created_at)), h('td', {}, i.area), h('td', {}, i.touchpoint || ''), h('td', {}, i.text),
-            h('td', {}, h('a', { href: `#/callbacks/${i.callback_id}` }, `#${i.callback_id}`))))))
-        : h('p', { class: 'empty' }, 'Nothing recorded in this period.')));
+            h('td', {}, when(i.created_at)), h('td', {}, i.area), h('td', {}, i.touchpoint || ''), h('td', { dir: 'auto' }, i.text),
+            h('td', {}, h('a', { href: `#/callbacks/${i.callback_id}` }, `#${i.callback_id}`)))))))
+        : h('p', { class: 'empty' }, 'Nothing recorded in this period.'),
+      improvements.next_cursor ? h('p', { class: 'more' }, 'The 50 newest are shown; the counts are of them all.') : null));
 }
 
 // ---------- routing ----------
@@ -473,6 +548,7 @@ async function showReports(params) {
 async function route() {
   leaving.forEach((stop) => stop());
   leaving = [];
+  const view = ++generation;
   if (!token()) {
     showSignIn();
     return;
@@ -485,12 +561,17 @@ async function route() {
   }
   try {
     const callback = path.match(/^\/callbacks\/([1-9][0-9]{0,17})$/);
-    if (callback) await showCallback(callback[1]);
-    else if (path === '/reports') await showReports(params);
-    else await showCalls(params);
+    if (callback) await showCallback(callback[1], view);
+    else if (path === '/reports') await showReports(params, view);
+    else await showCalls(params, view);
   } catch (err) {
+    if (view !== generation) return;
     if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, 'There is no such callback.'));
-    else failed(err);
+    else {
+      // Not the previous view under the new address: this one, which could not be shown.
+      render(h('h1', {}, 'Could not load this page'), h('p', {}, h('button', { type: 'button', onclick: () => route() }, 'Try again')));
+      failed(err);
+    }
   }
 }
 

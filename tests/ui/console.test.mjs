@@ -53,10 +53,26 @@ async function answer(touchpoint, score, fields = {}) {
   return r.body;
 }
 
-async function signedIn(role, hash = '') {
-  const context = await browser.newContext();
+// A page in a fresh context (its own sessionStorage) that records any breach of the
+// console's Content-Security-Policy; close it with done(), which asserts there was none.
+async function newPage(options = {}) {
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective));
+  });
+  return page;
+}
+
+async function done(page) {
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+  await page.context().close();
+}
+
+async function signedIn(role, hash = '', options = {}) {
+  const page = await newPage(options);
   await page.goto(`${base}/ui/${hash}`);
   await page.fill('#token', keys[role]);
   await page.click('#sign-in button[type=submit]');
@@ -84,19 +100,26 @@ before(async () => {
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  if (npsd) {
-    const exited = new Promise((resolve) => npsd.once('exit', resolve));
-    npsd.kill('SIGTERM');
-    await exited;
+  try {
+    if (browser) await browser.close();
+    if (npsd) {
+      // A clean stop on SIGTERM: under SANITIZE=1 a leak or an error report fails it too.
+      const exited = npsd.exitCode !== null || npsd.signalCode !== null ? Promise.resolve()
+        : new Promise((resolve) => npsd.once('exit', resolve));
+      npsd.kill('SIGTERM');
+      await exited;
+      assert.equal(npsd.exitCode, 0, `npsd exited with ${npsd.exitCode} (signal ${npsd.signalCode})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test('the console is served with headers that let it run nothing but its own script', async () => {
   const redirect = await fetch(`${base}/ui`, { redirect: 'manual' });
   assert.equal(redirect.status, 308);
-  assert.equal(redirect.headers.get('location'), '/ui/');
+  assert.equal(redirect.headers.get('location'), 'ui/');
+  assert.equal((await fetch(`${base}/ui`)).url, `${base}/ui/`);
 
   const page = await fetch(`${base}/ui/`);
   assert.equal(page.status, 200);
@@ -104,20 +127,19 @@ test('the console is served with headers that let it run nothing but its own scr
   assert.match(page.headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/);
   assert.match(page.headers.get('content-security-policy'), /frame-ancestors 'none'/);
   assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
-  assert.match(await page.text(), /<script src="app.js" defer><\/script>/);
+  assert.equal(await page.text(), readFileSync('src/ui/index.html', 'utf8'));
 
   const script = await fetch(`${base}/ui/app.js`);
   assert.match(script.headers.get('content-type'), /^text\/javascript/);
   assert.equal(await script.text(), readFileSync('src/ui/app.js', 'utf8'));
   const style = await fetch(`${base}/ui/app.css`);
   assert.match(style.headers.get('content-type'), /^text\/css/);
+  assert.equal(await style.text(), readFileSync('src/ui/app.css', 'utf8'));
   assert.equal((await fetch(`${base}/ui/nothing.js`)).status, 404);
 });
 
 test('a key that is unknown or not for the console is turned away', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(10000);
+  const page = await newPage();
   await page.goto(`${base}/ui/`);
 
   await page.fill('#token', 'tk_not_a_key');
@@ -131,7 +153,25 @@ test('a key that is unknown or not for the console is turned away', async () => 
   await page.waitForFunction(() => /may not use the console/.test(document.querySelector('#notice').textContent));
   assert.equal(await page.evaluate(() => sessionStorage.getItem('npsd.token')), null);
   assert.equal(await page.isHidden('#nav'), true);
-  await context.close();
+  await done(page);
+});
+
+test('a key revoked while its user works sends them back to sign in', async () => {
+  const key = createKey('agent', 'temp-agent');
+  const page = await newPage();
+  await page.goto(`${base}/ui/`);
+  await page.fill('#token', key);
+  await page.click('#sign-in button[type=submit]');
+  await page.waitForSelector('#claim');
+  const list = execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'list'], { encoding: 'utf8' });
+  const id = list.split('\n').map((line) => line.split(/\s+/)).find((cols) => cols[2] === 'temp-agent')[0];
+  execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'revoke', String(id)], { stdio: 'ignore' });
+  await sleep(1200); // npsd reloads its keys every second (README)
+  await page.click('#nav a[data-view=reports]');
+  await page.waitForSelector('#sign-in');
+  assert.match(await page.textContent('#notice'), /unknown or was revoked/);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('npsd.token')), null);
+  await done(page);
 });
 
 test('an agent takes the next call, sees what the customer said, and records the outcome and ideas', async () => {
@@ -156,6 +196,7 @@ test('an agent takes the next call, sees what the customer said, and records the
   assert.equal(await page.locator('#main img').count(), 0);
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   assert.match(await page.textContent('#surveys'), /policy: AUTO-7/);
+  assert.doesNotMatch(await page.textContent('#main'), /null|undefined/);
 
   await page.selectOption('#outcome', 'reached');
   await page.fill('#notes', 'Wants a status mail each week');
@@ -181,7 +222,7 @@ test('an agent takes the next call, sees what the customer said, and records the
     { area: 'process', text: 'Pay out claims within a week' },
     { area: 'communication', text: 'Mail the claim status every week' },
   ]);
-  await page.context().close();
+  await done(page);
 });
 
 test('with nobody due, taking the next call says so', async () => {
@@ -190,7 +231,7 @@ test('with nobody due, taking the next call says so', async () => {
   await page.click('#claim button[type=submit]');
   await page.waitForFunction(() => /Nobody is due/.test(document.querySelector('#notice').textContent));
   assert.match(page.url(), /#?\/?ui\/(#\/calls)?$/);
-  await page.context().close();
+  await done(page);
 });
 
 test('a link from a phone alert opens its callback after signing in; call later needs its time', async () => {
@@ -198,10 +239,12 @@ test('a link from a phone alert opens its callback after signing in; call later 
   const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-link' });
   assert.equal(claimed.body.id, survey.callback.id);
 
-  const page = await signedIn('agent', `#/callbacks/${survey.callback.id}`);
+  // In a browser away from UTC: the time is the agent's local time.
+  const page = await signedIn('agent', `#/callbacks/${survey.callback.id}`, { timezoneId: 'Asia/Kolkata' });
   await page.waitForSelector('#customer-name');
   assert.equal(await page.textContent('#status'), 'claimed');
   assert.equal(await page.textContent('#surveys .comment'), 'Nobody told me the policy started');
+  assert.match(await page.textContent('label[for=retry-at]'), /Asia\/(Kolkata|Calcutta)/); // ICU's name for it varies
 
   await page.selectOption('#outcome', 'call_later');
   await page.click('#complete button[type=submit]');
@@ -209,13 +252,9 @@ test('a link from a phone alert opens its callback after signing in; call later 
   assert.match(await page.textContent('#notice'), /retry_at/);
   assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'claimed');
 
-  const later = new Date(Date.now() + 2 * 86400 * 1000);
-  const local = await page.evaluate((ms) => {
-    const d = new Date(ms);
-    const two = (n) => String(n).padStart(2, '0');
-    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
-  }, later.getTime());
-  const expected = await page.evaluate((v) => new Date(v).toISOString().replace(/\.\d{3}Z$/, 'Z'), local);
+  const later = Math.floor((Date.now() + 2 * 86400 * 1000) / 60000) * 60000;
+  const local = new Date(later + 330 * 60000).toISOString().slice(0, 16); // Kolkata: UTC+05:30, no DST
+  const expected = new Date(later).toISOString().replace(/\.\d{3}Z$/, 'Z');
   await page.fill('#retry-at', local);
   await page.click('#complete button[type=submit]');
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'queued');
@@ -223,14 +262,12 @@ test('a link from a phone alert opens its callback after signing in; call later 
   assert.equal(stored.body.status, 'queued');
   assert.equal(stored.body.due_at, expected);
   assert.equal(stored.body.attempts, 0);
-  await page.context().close();
+  await done(page);
 });
 
 test('an open call keeps its lease while its page is open', async () => {
   const survey = await answer('ui-lease', 2);
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(10000);
+  const page = await newPage();
   await page.clock.install();
   await page.goto(`${base}/ui/`);
   await page.fill('#token', keys.agent);
@@ -248,7 +285,48 @@ test('an open call keeps its lease while its page is open', async () => {
     renewed = (await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.lease_expires_at;
   }
   assert.ok(Date.parse(renewed) > Date.parse(first), `lease ${first} was not renewed (${renewed})`);
-  await context.close();
+
+  // Taken back while the page is open (a manager cancels it): the next renewal finds it
+  // gone, and the page says so and stops offering the form.
+  assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
+  await page.clock.fastForward(61 * 1000);
+  await page.waitForFunction(() => /no longer yours/.test(document.querySelector('#notice').textContent));
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
+  assert.equal(await page.locator('#complete').count(), 0);
+  await done(page);
+});
+
+test('a double click takes one call; a claimed call is read-only to whoever does not hold it', async () => {
+  const first = await answer('ui-double', 1);
+  const second = await answer('ui-double', 1);
+  const page = await signedIn('agent');
+  await page.fill('#claim-touchpoint', 'ui-double');
+  await page.dblclick('#claim button[type=submit]');
+  await page.waitForSelector('#complete');
+  const claimed = (await call(keys.manager, 'GET', '/v1/callbacks?status=claimed&touchpoint=ui-double')).body.callbacks;
+  assert.deepEqual(claimed.map((cb) => cb.id), [first.callback.id]);
+  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${second.callback.id}`)).body.status, 'queued');
+  await done(page);
+
+  const manager = await signedIn('manager', `#/callbacks/${first.callback.id}`);
+  await manager.waitForSelector('#customer-name');
+  assert.equal(await manager.textContent('#status'), 'claimed');
+  assert.equal(await manager.locator('#complete').count(), 0);
+  assert.equal(await manager.locator('#release').count(), 0);
+  assert.equal(await manager.locator('#cancel').count(), 1);
+  await done(manager);
+
+  const other = createKey('agent', 'otto');
+  const otto = await newPage();
+  await otto.goto(`${base}/ui/#/callbacks/${first.callback.id}`);
+  await otto.fill('#token', other);
+  await otto.click('#sign-in button[type=submit]');
+  await otto.waitForSelector('#customer-name');
+  assert.equal(await otto.locator('#complete').count(), 0);
+  assert.equal(await otto.locator('#release').count(), 0);
+  const held = (await call(keys.manager, 'GET', `/v1/callbacks/${first.callback.id}`)).body;
+  assert.equal(held.claimed_by, 'anna');
+  await done(otto);
 });
 
 test('an agent hands a call back; a manager cancels one; an agent may not', async () => {
@@ -268,19 +346,23 @@ test('an agent hands a call back; a manager cancels one; an agent may not', asyn
   await agent.click('#cancel');
   await agent.waitForFunction(() => /Only managers cancel/.test(document.querySelector('#notice').textContent));
   assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
-  await agent.context().close();
+  await done(agent);
 
   const manager = await signedIn('manager', `#/callbacks/${survey.callback.id}`);
   await manager.waitForSelector('#cancel');
-  manager.once('dialog', (dialog) => dialog.dismiss());
+  const posts = [];
+  manager.on('request', (request) => { if (request.method() === 'POST') posts.push(request.url()); });
+  const dismissed = new Promise((resolve) => manager.once('dialog', (dialog) => resolve(dialog.dismiss())));
   await manager.click('#cancel');
-  await sleep(200);
+  await dismissed;
+  await manager.waitForFunction(() => !document.querySelector('#cancel').disabled);
+  assert.deepEqual(posts, []);
   assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
   manager.once('dialog', (dialog) => dialog.accept());
   await manager.click('#cancel');
   await manager.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
   assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'cancelled');
-  await manager.context().close();
+  await done(manager);
 });
 
 test('a manager reads NPS by touchpoint, its trend and the improvements; an agent may not', async () => {
@@ -289,9 +371,9 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   const low = await answer('ui-renewal', 3, { comment: 'Price went up' });
   const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-renewal' });
   assert.equal(claimed.body.id, low.callback.id);
-  const done = await call(keys.agent, 'POST', `/v1/callbacks/${low.callback.id}/complete`,
+  const completed = await call(keys.agent, 'POST', `/v1/callbacks/${low.callback.id}/complete`,
     { outcome: 'reached', improvements: [{ area: 'service', text: 'Explain a higher renewal price' }] });
-  assert.equal(done.status, 200, done.text);
+  assert.equal(completed.status, 200, completed.text);
 
   const page = await signedIn('manager');
   await page.click('#nav a[data-view=reports]');
@@ -303,10 +385,11 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   const row = page.locator('#by-touchpoint tr', { hasText: 'ui-renewal' });
   assert.deepEqual(await row.locator('td').allTextContents(), ['ui-renewal', '33.3', (await call(keys.manager,
     'GET', '/v1/nps?touchpoint=ui-renewal')).body.margin_of_error.toFixed(1), '3', '2', '0', '1']);
-  // Every answer is from today: one period in the trend, holding them all.
-  assert.equal(await page.locator('#trend tbody tr').count(), 1);
-  assert.equal(await page.textContent('#trend tbody tr td:nth-child(4)'), String(overall.responses));
-  assert.equal(await page.locator('#trend-chart rect').count(), 1);
+  // Every answer is from the last minutes: the trend per day holds them all.
+  const days = (await call(keys.manager, 'GET', '/v1/nps?group_by=day')).body.groups;
+  const counts = await page.locator('#trend tbody tr td:nth-child(4)').allTextContents();
+  assert.deepEqual(counts, days.map((d) => String(d.responses)));
+  assert.equal(await page.locator('#trend-chart rect').count(), days.length);
   assert.match(await page.textContent('#improvement-list'), /Explain a higher renewal price/);
   assert.match(await page.textContent('#by-area'), /1 service/);
 
@@ -314,9 +397,9 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   await page.waitForURL(/#\/reports\?days=7$/);
   await page.waitForSelector('#by-touchpoint');
   assert.equal(await page.inputValue('#period'), '7');
-  await page.context().close();
+  await done(page);
 
   const agent = await signedIn('agent', '#/reports');
   await agent.waitForFunction(() => /Reports are for managers/.test(document.querySelector('#main').textContent));
-  await agent.context().close();
+  await done(agent);
 });
