@@ -13,6 +13,7 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/healthz", 0, BODY_NONE, api_healthz, NULL },
 	{ HTTP_GET, "/readyz", 0, BODY_NONE, api_readyz, NULL },
 	{ HTTP_GET, "/metrics", 0, BODY_NONE, api_metrics, NULL },
+	{ HTTP_GET, "/v1/me", ROLE_INGEST | ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_me, NULL },
 	{ HTTP_POST, "/v1/surveys", ROLE_INGEST, BODY_REQUIRED, api_surveys_post, NULL },
 	{ HTTP_GET, "/v1/surveys", ROLE_MANAGER, BODY_NONE, api_surveys_list,
 	  "touchpoint customer_id max_score from to limit cursor" },
@@ -111,6 +112,15 @@ void api_page_cut(json_t *items, size_t limit, char next[static API_CURSOR_MAX])
 void api_healthz(struct http_request *req)
 {
 	http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* Who the token is: the console shows its user's name and offers only what the role may do. */
+void api_me(struct http_request *req)
+{
+	const struct principal *who = http_principal(req);
+	http_reply_json(req, 200,
+	                json_pack("{s:I, s:s, s:s}", "key_id", (json_int_t)who->key_id, "name", who->name,
+	                          "role", role_name(who->role)));
 }
 
 static int probe_write(struct db_conn *conn, void *arg)

@@ -1395,6 +1395,31 @@ END_TEST
 
 /* ---------- usage ---------- */
 
+/* GET /v1/me: the key's own name and role, for the console; any live key may ask. */
+START_TEST(me_names_the_key_and_its_role)
+{
+	struct fx f;
+	fx_start_with(&f, 0, NULL, NULL);
+	char *admin = npsctl_key(&f.p, "admin", "ops-olga");
+	const char *tokens[] = { f.ingest, f.agent, f.manager, admin };
+	static const char *const names[] = { "survey-platform", "agent-anna", "manager-mo", "ops-olga" };
+	static const char *const roles[] = { "ingest", "agent", "manager", "admin" };
+	for (size_t i = 0; i < 4; i++) {
+		json_t *me = NULL;
+		ck_assert_int_eq(call(&f, "GET", "/v1/me", tokens[i], NULL, &me), 200);
+		ck_assert_str_eq(sget(me, "name"), names[i]);
+		ck_assert_str_eq(sget(me, "role"), roles[i]);
+		ck_assert_int_gt(iget(me, "key_id"), 0);
+		json_decref(me);
+	}
+	ck_assert_int_eq(call(&f, "GET", "/v1/me", NULL, NULL, NULL), 401);
+	ck_assert_int_eq(call(&f, "GET", "/v1/me", "tk_not_a_key", NULL, NULL), 401);
+	ck_assert_int_eq(call(&f, "POST", "/v1/me", f.agent, NULL, NULL), 405);
+	free(admin);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(usage_errors_exit_2_and_no_command_makes_a_database)
 {
 	char *dir = scratch_path("usage");
@@ -1515,6 +1540,7 @@ static Suite *operations_suite(void)
 	TCase *usage = tcase_create("usage");
 	tcase_set_timeout(usage, 60);
 	tcase_add_test(usage, usage_errors_exit_2_and_no_command_makes_a_database);
+	tcase_add_test(usage, me_names_the_key_and_its_role);
 	suite_add_tcase(s, usage);
 	return s;
 }

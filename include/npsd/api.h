@@ -44,6 +44,7 @@ void api_page_cut(json_t *items, size_t limit, char next[static API_CURSOR_MAX])
 void api_healthz(struct http_request *req);
 void api_readyz(struct http_request *req);
 void api_metrics(struct http_request *req);
+void api_me(struct http_request *req);
 
 void api_surveys_post(struct http_request *req);
 void api_surveys_list(struct http_request *req);

@@ -29,6 +29,15 @@ const PERIODS = [
   [365, 'Last 12 months', 'month'],
 ];
 
+// Who the signed-in key is ({name, role}, from GET /v1/me): the console offers each role
+// only what it may do; the API checks every call all the same.
+let me = null;
+const may = {
+  claim: () => me && (me.role === 'agent' || me.role === 'admin'),
+  cancel: () => me && (me.role === 'manager' || me.role === 'admin'),
+  report: () => me && (me.role === 'manager' || me.role === 'admin'),
+};
+
 // Per view: what to stop (timers) when the user goes elsewhere.
 let leaving = [];
 // Counts the views gone to: a view whose answers arrive after the user went on draws nothing.
@@ -156,6 +165,7 @@ function failed(err) {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
   route();
   if (message) notify(message, 'error');
 }
@@ -172,14 +182,18 @@ function showSignIn() {
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     try {
-      // Any key that may use the console may read the queue's figures.
-      await api('GET', 'v1/callbacks/stats');
+      const who = (await api('GET', 'v1/me')).data;
+      if (who.role === 'ingest') {
+        sessionStorage.removeItem(TOKEN_KEY);
+        notify('This key may not use the console: it needs the agent, manager or admin role.', 'error');
+        return;
+      }
+      me = who;
       notify('');
       route();
     } catch (err) {
       sessionStorage.removeItem(TOKEN_KEY);
-      if (err.status === 403) notify('This key may not use the console: it needs the agent, manager or admin role.', 'error');
-      else if (err.status !== 401) failed(err);
+      if (err.status !== 401) failed(err);
     }
   });
   render(form);
@@ -262,7 +276,7 @@ async function showCalls(params, view) {
   render(
     h('h1', {}, 'Calls'),
     statsCards(stats.data),
-    claim,
+    may.claim() ? claim : null,
     h('section', { class: 'card' },
       h('h2', {}, status === 'queued' ? 'The queue, in call order' : `Callbacks ${status}`),
       filter,
@@ -370,7 +384,7 @@ function callbackActions(cb, mine) {
   const open = cb.status === 'queued' || cb.status === 'claimed';
   return h('div', { class: 'actions' },
     mine ? act('Release to the queue', 'release', 'release', 'Released: the callback is back in the queue.') : null,
-    open ? act('Cancel callback', 'cancel', 'cancel', 'Cancelled.') : null);
+    open && may.cancel() ? act('Cancel callback', 'cancel', 'cancel', 'Cancelled.') : null);
 }
 
 // Whether this key holds the claimed callback: a heartbeat tells, and renews the lease.
@@ -419,7 +433,7 @@ function keepLease(cb, expires, view) {
 
 async function showCallback(id, view) {
   const { data: cb } = await api('GET', `v1/callbacks/${id}`);
-  const lease = cb.status === 'claimed' ? await holdsLease(cb) : null;
+  const lease = cb.status === 'claimed' && may.claim() ? await holdsLease(cb) : null;
   if (view !== generation) return;
   if (lease) cb.lease_expires_at = lease;
   const customer = cb.customer || {};
@@ -545,6 +559,13 @@ async function showReports(params, view) {
 
 // ---------- routing ----------
 
+// Not the previous view under the new address: this one, which could not be shown.
+function showLoadError(err) {
+  render(h('h1', {}, 'Could not load this page'),
+    h('p', {}, h('button', { type: 'button', onclick: () => route() }, 'Try again')));
+  failed(err);
+}
+
 async function route() {
   leaving.forEach((stop) => stop());
   leaving = [];
@@ -553,7 +574,18 @@ async function route() {
     showSignIn();
     return;
   }
+  if (!me) {
+    try {
+      me = (await api('GET', 'v1/me')).data;
+    } catch (err) {
+      if (err.status !== 401 && view === generation) showLoadError(err);
+      return;
+    }
+  }
+  if (view !== generation) return;
   document.getElementById('nav').hidden = false;
+  document.getElementById('who').textContent = `${me.name} (${me.role})`;
+  document.querySelector('#nav a[data-view=reports]').hidden = !may.report();
   const [path, search] = (location.hash.slice(1) || '/calls').split('?');
   const params = new URLSearchParams(search || '');
   for (const link of document.querySelectorAll('#nav a')) {
@@ -567,11 +599,7 @@ async function route() {
   } catch (err) {
     if (view !== generation) return;
     if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, 'There is no such callback.'));
-    else {
-      // Not the previous view under the new address: this one, which could not be shown.
-      render(h('h1', {}, 'Could not load this page'), h('p', {}, h('button', { type: 'button', onclick: () => route() }, 'Try again')));
-      failed(err);
-    }
+    else showLoadError(err);
   }
 }
 

@@ -167,7 +167,7 @@ test('a key revoked while its user works sends them back to sign in', async () =
   const id = list.split('\n').map((line) => line.split(/\s+/)).find((cols) => cols[2] === 'temp-agent')[0];
   execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'revoke', String(id)], { stdio: 'ignore' });
   await sleep(1200); // npsd reloads its keys every second (README)
-  await page.click('#nav a[data-view=reports]');
+  await page.click('#nav a[data-view=calls]');
   await page.waitForSelector('#sign-in');
   assert.match(await page.textContent('#notice'), /unknown or was revoked/);
   assert.equal(await page.evaluate(() => sessionStorage.getItem('npsd.token')), null);
@@ -182,6 +182,8 @@ test('an agent takes the next call, sees what the customer said, and records the
   });
   const page = await signedIn('agent');
   await page.waitForSelector('#claim');
+  assert.equal(await page.textContent('#who'), 'anna (agent)');
+  assert.equal(await page.isHidden('#nav a[data-view=reports]'), true);
   assert.match(await page.textContent('#callbacks'), /Marieke de Vries/);
 
   await page.fill('#claim-touchpoint', 'ui-claim');
@@ -340,12 +342,11 @@ test('an agent hands a call back; a manager cancels one; an agent may not', asyn
   assert.match(await agent.textContent('#notice'), /Released/);
   assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
 
+  // An agent is not offered what only managers may do; the API refuses it anyway.
   await agent.goto(`${base}/ui/#/callbacks/${survey.callback.id}`);
-  await agent.waitForSelector('#cancel');
-  agent.once('dialog', (dialog) => dialog.accept());
-  await agent.click('#cancel');
-  await agent.waitForFunction(() => /Only managers cancel/.test(document.querySelector('#notice').textContent));
-  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
+  await agent.waitForSelector('#customer-name');
+  assert.equal(await agent.locator('#cancel').count(), 0);
+  assert.equal((await call(keys.agent, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 403);
   await done(agent);
 
   const manager = await signedIn('manager', `#/callbacks/${survey.callback.id}`);
@@ -376,6 +377,9 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   assert.equal(completed.status, 200, completed.text);
 
   const page = await signedIn('manager');
+  await page.waitForSelector('#callbacks, .empty');
+  assert.equal(await page.textContent('#who'), 'mark (manager)');
+  assert.equal(await page.locator('#claim').count(), 0); // managers do not take calls
   await page.click('#nav a[data-view=reports]');
   await page.waitForSelector('#by-touchpoint');
   const overall = (await call(keys.manager, 'GET', '/v1/nps')).body;
