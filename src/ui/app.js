@@ -243,10 +243,13 @@ async function takeNextCall(touchpoint) {
 async function showCalls(params, view) {
   const status = STATUSES.includes(params.get('status')) ? params.get('status') : 'queued';
   const touchpoint = params.get('touchpoint') || '';
-  const [stats, list] = await Promise.all([
+  const [stats, list, claimed] = await Promise.all([
     api('GET', 'v1/callbacks/stats'),
     api('GET', `v1/callbacks${query({ status, touchpoint, limit: 50 })}`),
+    may.claim() ? api('GET', 'v1/callbacks?status=claimed&limit=100') : null,
   ]);
+  // An agent who closed the tab mid-call finds it again here (by their key's name).
+  const mine = claimed ? claimed.data.callbacks.filter((cb) => cb.claimed_by === me.name) : [];
 
   const claimTouchpoint = h('input', { id: 'claim-touchpoint', name: 'touchpoint', pattern: '[a-z0-9_.\\-]{1,64}', placeholder: 'any' });
   const claim = h('form', { id: 'claim', class: 'card' },
@@ -277,6 +280,12 @@ async function showCalls(params, view) {
     h('h1', {}, 'Calls'),
     statsCards(stats.data),
     may.claim() ? claim : null,
+    mine.length
+      ? h('section', { class: 'card', id: 'mine' }, h('h2', {}, 'Your calls in progress'),
+        h('ul', {}, mine.map((cb) => h('li', {}, h('a', { href: `#/callbacks/${cb.id}` }, `#${cb.id}`), ' ',
+          h('span', { dir: 'auto' }, (cb.customer && (cb.customer.name || cb.customer.id)) || ''),
+          ` · lease until ${when(cb.lease_expires_at)}`))))
+      : null,
     h('section', { class: 'card' },
       h('h2', {}, status === 'queued' ? 'The queue, in call order' : `Callbacks ${status}`),
       filter,
@@ -462,6 +471,9 @@ async function showCallback(id, view) {
       h('section', { class: 'card' }, h('h2', {}, 'Who to call'), contact, facts, callbackActions(cb, Boolean(lease))),
       h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, cb.surveys.map(surveyItem)))),
     lease ? completeForm(cb) : null,
+    !lease && may.claim() && cb.status !== 'claimed'
+      ? h('p', {}, h('button', { type: 'button', id: 'next-call', onclick: (event) => busy(event.currentTarget, () => takeNextCall('')) }, 'Call next customer'))
+      : null,
     learned,
     h('section', { class: 'card' }, h('h2', {}, 'Earlier answers and calls'),
       cb.history.length ? h('ul', { id: 'history' }, cb.history.map(historyItem)) : h('p', { class: 'empty' }, 'None.')));
@@ -506,14 +518,16 @@ function npsTable(id, label, key, groups) {
 async function showReports(params, view) {
   const days = PERIODS.some(([d]) => String(d) === params.get('days')) ? Number(params.get('days')) : 30;
   const [, , groupBy] = PERIODS.find(([d]) => d === days);
+  // The trend and the improvements of one touchpoint, or of all.
+  const touchpoint = /^[a-z0-9_.-]{1,64}$/.test(params.get('touchpoint') || '') ? params.get('touchpoint') : '';
   // No `to`: up to now, answers of this very second included.
   const range = { from: rfc3339(new Date(Date.now() - days * 86400 * 1000)) };
   let results;
   try {
     results = await Promise.all([
       api('GET', `v1/nps${query({ ...range, group_by: 'touchpoint' })}`),
-      api('GET', `v1/nps${query({ ...range, group_by: groupBy })}`),
-      api('GET', `v1/improvements${query({ ...range, limit: 50 })}`),
+      api('GET', `v1/nps${query({ ...range, touchpoint, group_by: groupBy })}`),
+      api('GET', `v1/improvements${query({ ...range, touchpoint, limit: 50 })}`),
     ]);
   } catch (err) {
     if (err.status !== 403) throw err;
@@ -526,25 +540,36 @@ async function showReports(params, view) {
 
   const period = h('select', { id: 'period', name: 'days' },
     PERIODS.map(([d, label]) => h('option', { value: d, selected: d === days }, label)));
-  period.addEventListener('change', () => { location.hash = `#/reports?days=${period.value}`; });
+  const names = byTouchpoint.groups.map((g) => g.touchpoint);
+  if (touchpoint && !names.includes(touchpoint)) names.push(touchpoint);
+  const only = h('select', { id: 'report-touchpoint', name: 'touchpoint' },
+    h('option', { value: '' }, 'every touchpoint'),
+    names.map((name) => h('option', { value: name, selected: name === touchpoint }, name)));
+  const choose = () => { location.hash = `#/reports${query({ days: period.value, touchpoint: only.value })}`; };
+  period.addEventListener('change', choose);
+  only.addEventListener('change', choose);
+  const of = touchpoint ? ` of ${touchpoint}` : '';
 
   const counts = improvements.counts;
   render(
     h('h1', {}, 'Reports'),
-    h('label', { for: 'period' }, 'Period'), period,
+    h('div', { class: 'filter' },
+      h('label', { for: 'period' }, 'Period'), period,
+      h('label', { for: 'report-touchpoint' }, 'Trend and improvements of'), only),
     h('section', { class: 'card' },
       h('h2', {}, 'Net Promoter Score'),
+      byTouchpoint.responses ? null : h('p', { class: 'empty' }, 'No answers in this period.'),
       h('p', { class: 'headline' },
         h('span', { id: 'nps' }, figure(byTouchpoint.nps)),
         ` ± ${figure(byTouchpoint.margin_of_error)} from `, h('span', { id: 'responses' }, byTouchpoint.responses), ' answers',
         byTouchpoint.excluded ? ` (${byTouchpoint.excluded} left out)` : ''),
       npsTable('by-touchpoint', 'Touchpoint', 'touchpoint', byTouchpoint.groups)),
     h('section', { class: 'card' },
-      h('h2', {}, `Trend per ${groupBy} (${trend.timezone})`),
+      h('h2', {}, `Trend${of} per ${groupBy} (${trend.timezone})`),
       trendChart(trend.groups),
       npsTable('trend', groupBy[0].toUpperCase() + groupBy.slice(1), groupBy, trend.groups)),
     h('section', { class: 'card' },
-      h('h2', {}, `What to improve (${counts.total} recorded)`),
+      h('h2', {}, `What to improve${of} (${counts.total} recorded)`),
       h('ul', { class: 'counts', id: 'by-area' },
         Object.entries(counts.by_area).map(([area, n]) => h('li', {}, h('strong', {}, n), ` ${area}`))),
       improvements.improvements.length

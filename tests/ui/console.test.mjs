@@ -213,7 +213,8 @@ test('an agent takes the next call, sees what the customer said, and records the
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'done');
   assert.match(await page.textContent('#notice'), /done/);
   assert.equal(await page.locator('#recorded li').count(), 2);
-  assert.equal(await page.isHidden('#complete'), true);
+  assert.equal(await page.locator('#complete').count(), 0);
+  assert.equal(await page.isVisible('#next-call'), true);
 
   const stored = await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`);
   assert.equal(stored.body.status, 'done');
@@ -308,6 +309,10 @@ test('a double click takes one call; a claimed call is read-only to whoever does
   const claimed = (await call(keys.manager, 'GET', '/v1/callbacks?status=claimed&touchpoint=ui-double')).body.callbacks;
   assert.deepEqual(claimed.map((cb) => cb.id), [first.callback.id]);
   assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${second.callback.id}`)).body.status, 'queued');
+  // Back on the list (a tab closed mid-call, say), the agent finds the call again.
+  await page.click('#nav a[data-view=calls]');
+  await page.waitForSelector('#mine');
+  assert.equal(await page.locator(`#mine a[href="#/callbacks/${first.callback.id}"]`).count(), 1);
   await done(page);
 
   const manager = await signedIn('manager', `#/callbacks/${first.callback.id}`);
@@ -401,6 +406,17 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   await page.waitForURL(/#\/reports\?days=7$/);
   await page.waitForSelector('#by-touchpoint');
   assert.equal(await page.inputValue('#period'), '7');
+
+  // One touchpoint's trend and improvements.
+  await page.selectOption('#report-touchpoint', 'ui-renewal');
+  await page.waitForURL(/#\/reports\?days=7&touchpoint=ui-renewal$/);
+  await page.waitForSelector('#trend');
+  const trendCounts = await page.locator('#trend tbody tr td:nth-child(4)').allTextContents();
+  assert.equal(trendCounts.reduce((sum, n) => sum + Number(n), 0), 3);
+  const ideas = (await call(keys.manager, 'GET', '/v1/improvements?touchpoint=ui-renewal')).body;
+  assert.match(await page.textContent('#main'), new RegExp(`What to improve of ui-renewal \\(${ideas.counts.total} recorded\\)`));
+  assert.deepEqual(await page.locator('#improvement-list tbody td:nth-child(4)').allTextContents(),
+    ideas.improvements.map((i) => i.text));
   await done(page);
 
   const agent = await signedIn('agent', '#/reports');
