@@ -4,7 +4,13 @@ DESTDIR   ?=
 SANITIZE  ?= 0
 CC        ?= cc
 
-ifeq ($(SANITIZE),1)
+ifeq ($(FUZZ),1)
+# `make fuzz`: clang's libFuzzer, its coverage in the library too.
+BUILD     ?= build/libfuzzer
+CC        := clang
+SANFLAGS  := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT       := -O1
+else ifeq ($(SANITIZE),1)
 BUILD     ?= build/san
 SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT       := -O1
@@ -35,9 +41,17 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC))
 TESTLIB_SRC := $(filter-out $(UNIT_SRC) $(IT_SRC),$(wildcard tests/*.c))
 MIGRATIONS := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 
+# The fuzz targets (fuzz/fuzz_*.c) and the inputs each starts from and replays in `make check`.
+FUZZ_TARGETS := bodies config text
+FUZZ_SEEDS_bodies := fuzz/corpus/bodies tests/corpus/malformed
+FUZZ_SEEDS_config := fuzz/corpus/config etc/npsd.conf etc/npsd.dev.conf
+FUZZ_SEEDS_text   := fuzz/corpus/text
+FUZZ_REPLAY  := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
+FUZZ_SECONDS ?= 60
+
 # A recipe that fails (an embed script, a compile) leaves no half-written target behind.
 .DELETE_ON_ERROR:
-.PHONY: all deps ui-deps ui-check run check valgrind lint install clean bench
+.PHONY: all deps ui-deps ui-check run check valgrind lint install clean bench fuzz fuzz-run
 all: $(BUILD)/npsd $(BUILD)/npsctl
 
 # The end of a recipe that has listed the Debian packages it lacks in $$missing.
@@ -103,17 +117,48 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_SRC) $(wildcard tests/*.h) $(BUILD)/libnps
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TESTLIB_SRC) $(BUILD)/libnpsd.a $(CHECK_LIBS) $(LDLIBS_ALL)
 
-$(BUILD)/obj $(BUILD)/tests:
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libnpsd.a | $(BUILD)/fuzz
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/libnpsd.a $(LDLIBS_ALL)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/libnpsd.a | $(BUILD)/fuzz
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libnpsd.a $(LDLIBS_ALL)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/fuzz:
 	mkdir -p $@
 
-# Unit tests first (fast), then the integration tests against the real binaries, then the
-# console's browser tests.
+# Unit tests first (fast), the fuzz targets over their saved inputs, then the integration
+# tests against the real binaries, then the console's browser tests.
 check: deps
-	$(MAKE) all $(TEST_BIN)
-	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC) $(IT_SRC)); do \
+	$(MAKE) all $(TEST_BIN) $(FUZZ_REPLAY)
+	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC)); do \
+	  echo "== $$t"; $$t; \
+	done
+	@set -e; $(foreach t,$(FUZZ_TARGETS),echo "== $(BUILD)/fuzz/replay_$(t)"; \
+	  $(BUILD)/fuzz/replay_$(t) $(FUZZ_SEEDS_$(t));)
+	@set -e; for t in $(patsubst tests/%.c,$(BUILD)/tests/%,$(IT_SRC)); do \
 	  echo "== $$t"; NPSD_BIN=$(BUILD)/npsd NPSCTL_BIN=$(BUILD)/npsctl $$t; \
 	done
 	$(MAKE) ui-check
+
+# libFuzzer on each target for FUZZ_SECONDS (default 60), from its seeds. What it finds
+# stays in build/libfuzzer/fuzz/corpus/; a crash is written to build/libfuzzer/fuzz/ (the
+# log shows it): put it in fuzz/corpus/TARGET/ with the fix, and `make check` replays it.
+fuzz: deps
+	@command -v clang >/dev/null || { missing=clang; $(APT_INSTALL_MISSING); }
+	$(MAKE) FUZZ=1 fuzz-run
+
+fuzz-run: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@set -e; $(foreach t,$(FUZZ_TARGETS),mkdir -p $(BUILD)/fuzz/corpus/$(t); \
+	  echo "== fuzz $(t), $(FUZZ_SECONDS)s (log: $(BUILD)/fuzz/$(t).log)"; \
+	  dirs=""; for seed in $(FUZZ_SEEDS_$(t)); do \
+	    if [ -d $$seed ]; then dirs="$$dirs $$seed"; else cp $$seed $(BUILD)/fuzz/corpus/$(t)/; fi; \
+	  done; \
+	  $(BUILD)/fuzz/fuzz_$(t) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus/$(t) $$dirs >$(BUILD)/fuzz/$(t).log 2>&1 || \
+	    { tail -n 40 $(BUILD)/fuzz/$(t).log; exit 1; }; \
+	  tail -n 1 $(BUILD)/fuzz/$(t).log;)
 
 ui-check: ui-deps all
 	@echo "== tests/ui/console.test.mjs"
@@ -141,9 +186,9 @@ bench: deps all
 	sh bench/run.sh
 
 lint:
-	@! grep -nE '\b(gets|sprintf|strcpy|strcat|strtok|atoi)\s*\(' src/*.c include/npsd/*.h tests/*.c || \
+	@! grep -nE '\b(gets|sprintf|strcpy|strcat|strtok|atoi)\s*\(' src/*.c include/npsd/*.h tests/*.c fuzz/*.c || \
 	  { echo "banned call above"; exit 1; }
-	clang-format --dry-run --Werror src/*.c src/*.h include/npsd/*.h
+	clang-format --dry-run --Werror src/*.c src/*.h include/npsd/*.h fuzz/*.c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/npsd $(DESTDIR)/etc/npsd \
