@@ -180,6 +180,7 @@ run: deps all
 	fi
 	@echo "npsd dev admin token: $$(cat var/dev-admin.token)"
 	@echo "try: curl -s -H \"Authorization: Bearer $$(cat var/dev-admin.token)\" http://127.0.0.1:8080/v1/surveys"
+	@echo "or the web console: http://127.0.0.1:8080/ui/ (sign in with the token above)"
 	exec $(BUILD)/npsd --config etc/npsd.dev.conf
 
 bench: deps all

@@ -1,6 +1,5 @@
 #include "npsd/http.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -336,12 +335,9 @@ int http_query_int(struct http_request *req, const char *key, int64_t min, int64
 	const char *text = http_query(req, key);
 	if (!text)
 		return 0;
-	/* strtoll alone would also take " 5", "+5" and "-0". */
-	const char *digits = min < 0 && text[0] == '-' ? text + 1 : text;
-	char *end;
-	errno = 0;
-	long long v = strtoll(text, &end, 10);
-	if (!isdigit((unsigned char)digits[0]) || *end || errno || v < min || v > max) {
+	int64_t v;
+	const char *end;
+	if (parse_decimal(text, min < 0, &v, &end) < 0 || *end || v < min || v > max) {
 		http_reply_error(req, 400, "invalid_field", key, "%s must be an integer from %lld to %lld",
 		                 key, (long long)min, (long long)max);
 		return -1;

@@ -519,6 +519,23 @@ bool valid_area(const char *s)
 	return in_list(s, areas);
 }
 
+int parse_decimal(const char *text, bool negative, int64_t *ret_value, const char **ret_end)
+{
+	/* strtoll alone would take spaces, a '+', a '-' where none is wanted, and cap what
+	 * overflows. */
+	const char *digits = negative && text[0] == '-' ? text + 1 : text;
+	if (!isdigit((unsigned char)digits[0]))
+		return -1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (errno)
+		return -1;
+	*ret_value = v;
+	*ret_end = end;
+	return 0;
+}
+
 int parse_callback_cursor(const char *text, struct callback_cursor *ret)
 {
 	static const int64_t max[4] = { 1, 10, INT64_MAX, INT64_MAX };
@@ -526,15 +543,10 @@ int parse_callback_cursor(const char *text, struct callback_cursor *ret)
 	int n = 0;
 	const char *p = text;
 	for (;; n++) {
-		if (n == 4 || !isdigit((unsigned char)*p))
+		const char *end;
+		if (n == 4 || parse_decimal(p, false, &parts[n], &end) < 0 || parts[n] > max[n] ||
+		    (n >= 2 && parts[n] < 1))
 			return -1;
-		/* strtoll alone would take signs and spaces, and cap what overflows. */
-		char *end;
-		errno = 0;
-		long long v = strtoll(p, &end, 10);
-		if (errno || v > max[n] || (n >= 2 && v < 1))
-			return -1;
-		parts[n] = v;
 		if (*end == '\0')
 			break;
 		if (*end != '.')

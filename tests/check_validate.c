@@ -829,6 +829,34 @@ START_TEST(test_time_parse_bad)
 }
 END_TEST
 
+/* The digits rule every number npsd reads from text (query parameters, cursors) follows. */
+START_TEST(test_parse_decimal)
+{
+	int64_t v = 7;
+	const char *end = NULL;
+	ck_assert_int_eq(parse_decimal("12x", false, &v, &end), 0);
+	ck_assert_int_eq(v, 12);
+	ck_assert_str_eq(end, "x");
+	ck_assert_int_eq(parse_decimal("9223372036854775807", false, &v, &end), 0);
+	ck_assert_int_eq(v, INT64_MAX);
+	ck_assert_int_eq(parse_decimal("-5", true, &v, &end), 0);
+	ck_assert_int_eq(v, -5);
+	ck_assert_int_eq(parse_decimal("-0", true, &v, &end), 0);
+	ck_assert_int_eq(v, 0);
+	static const char *const refused[] = { "", "-5", "+5", " 5", "x1", "9223372036854775808", "-" };
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		v = 7;
+		end = NULL;
+		ck_assert_msg(parse_decimal(refused[i], false, &v, &end) == -1, "took \"%s\"", refused[i]);
+		ck_assert_int_eq(v, 7);
+		ck_assert_ptr_null(end);
+	}
+	ck_assert_int_eq(parse_decimal("--5", true, &v, &end), -1);
+	ck_assert_int_eq(parse_decimal("-+5", true, &v, &end), -1);
+	ck_assert_int_eq(parse_decimal("-9223372036854775809", true, &v, &end), -1);
+}
+END_TEST
+
 START_TEST(test_time_format)
 {
 	char buf[21];
@@ -951,6 +979,7 @@ static Suite *validate_suite(void)
 	tcase_add_test(tc, test_time_parse_good);
 	tcase_add_test(tc, test_time_parse_bad);
 	tcase_add_test(tc, test_time_format);
+	tcase_add_test(tc, test_parse_decimal);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("corpus");

@@ -94,6 +94,11 @@ struct callback_cursor {
  * and AS_OF positive 64-bit numbers. -1 for anything else, *ret untouched. */
 int parse_callback_cursor(const char *text, struct callback_cursor *ret);
 
+/* Reads the decimal integer text starts with: digits only, with a '-' first when negative
+ * is true; no sign otherwise, no space, nothing that overflows 64 bits. Returns 0 with the
+ * value and where the digits end, or -1 (both left as they are). */
+int parse_decimal(const char *text, bool negative, int64_t *ret_value, const char **ret_end);
+
 /* "promoter" (9-10), "passive" (7-8) or "detractor" (0-6). */
 const char *survey_category(int score);
 
