@@ -38,8 +38,9 @@ static void sweep(struct deadlines *d, int64_t now_ms)
 		 * the owner has just moved the deadline: its request ended in time. */
 		if (!atomic_compare_exchange_strong(&w->deadline_ms, &at, 0))
 			continue;
-		shutdown(w->fd, SHUT_RDWR);
+		/* Counted first: whoever sees the connection end may read the count at once. */
 		atomic_fetch_add(&d->cut, 1);
+		shutdown(w->fd, SHUT_RDWR);
 	}
 }
 
