@@ -20,6 +20,12 @@ const OUTCOMES = [
   ['wrong_number', 'Wrong number'],
   ['do_not_call', 'Do not call again'],
 ];
+function outcomeLabel(outcome) {
+  const known = OUTCOMES.find(([value]) => value === outcome);
+  return known ? known[1] : outcome || '';
+}
+
+const IMPROVEMENTS_MAX = 20;
 const AREAS = ['process', 'communication', 'service', 'product', 'other'];
 const STATUSES = ['queued', 'claimed', 'done', 'unreachable', 'cancelled'];
 const PERIODS = [
@@ -102,18 +108,25 @@ function rfc3339(date) {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-// Runs work with button disabled, so that a double click claims or saves once.
+// Runs work with button disabled, so that a double click claims or saves once. work
+// answers true when it has moved the user on (a new view is coming): the button stays off
+// until that view replaces it, however long drawing it takes.
 async function busy(button, work) {
   if (button.disabled) return;
   button.disabled = true;
+  let movedOn = false;
   try {
-    await work();
+    movedOn = await work();
   } finally {
-    button.disabled = false;
+    if (!movedOn) button.disabled = false;
   }
 }
 
 // ---------- the API ----------
+
+// The server's clock less the browser's, from each answer's Date header: a lease ends by the
+// server's clock, and an agent's PC may run minutes behind.
+let skewMs = 0;
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -127,6 +140,8 @@ async function api(method, path, body) {
   }
   // Relative to the console's own address, so npsd may sit under a prefix of a proxy.
   const response = await fetch(new URL(`../${path}`, location.href), init);
+  const served = Date.parse(response.headers.get('Date') || '');
+  if (!Number.isNaN(served)) skewMs = served - Date.now();
   let data = null;
   if (response.status !== 204) {
     try {
@@ -211,7 +226,7 @@ function callbackRow(cb) {
     h('td', { class: 'num' }, cb.priority),
     h('td', {}, when(cb.due_at)),
     h('td', { class: cb.sla_breached ? 'late' : '' }, when(cb.sla_deadline)),
-    h('td', {}, cb.status === 'claimed' ? cb.claimed_by || '' : cb.outcome || ''));
+    h('td', {}, cb.status === 'claimed' ? h('bdi', {}, cb.claimed_by || '') : outcomeLabel(cb.outcome)));
 }
 
 function statsCards(s) {
@@ -231,12 +246,14 @@ async function takeNextCall(touchpoint) {
     const result = await api('POST', 'v1/callbacks/claim', touchpoint ? { touchpoint } : undefined);
     if (result.status === 204) {
       notify('Nobody is due for a call now.', 'info');
-      return;
+      return false;
     }
     go(`#/callbacks/${result.data.id}`);
+    return true;
   } catch (err) {
     if (err.status === 403) notify('Only agents take calls: this key may not claim.', 'error');
     else failed(err);
+    return false;
   }
 }
 
@@ -314,15 +331,16 @@ function historyItem(item) {
     return h('li', {}, `${when(item.at)}: scored ${item.score} at ${item.touchpoint}`,
       item.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, item.comment) : null);
   }
-  const parts = [`${when(item.at)}: call`, item.outcome ? ` (${item.outcome})` : '', item.agent ? ` by ${item.agent}` : ''];
-  return h('li', {}, parts.join(''), item.notes ? h('blockquote', { class: 'comment', dir: 'auto' }, item.notes) : null);
+  return h('li', {}, `${when(item.at)}: call`, item.outcome ? ` (${outcomeLabel(item.outcome)})` : '',
+    item.agent ? [' by ', h('bdi', {}, item.agent)] : null,
+    item.notes ? h('blockquote', { class: 'comment', dir: 'auto' }, item.notes) : null);
 }
 
-function improvementRow() {
+function improvementRow(removed) {
   const row = h('div', { class: 'improvement' },
     h('select', { name: 'area', 'aria-label': 'Area' }, AREAS.map((a) => h('option', { value: a }, a))),
     h('input', { name: 'text', 'aria-label': 'What to improve', maxlength: 2000, placeholder: 'What should we improve?' }),
-    h('button', { type: 'button', class: 'link', onclick: () => row.remove() }, 'Remove'));
+    h('button', { type: 'button', class: 'link', onclick: () => { row.remove(); removed(); } }, 'Remove'));
   return row;
 }
 
@@ -347,7 +365,13 @@ function completeForm(cb) {
     h('label', { for: 'outcome' }, 'Outcome'), outcome, retry,
     h('label', { for: 'notes' }, 'Notes'), notes,
     h('fieldset', {}, h('legend', {}, 'What to improve (process, communication, service…)'), improvements,
-      h('button', { type: 'button', id: 'add-improvement', class: 'link', onclick: () => improvements.append(improvementRow()) }, 'Add an improvement')),
+      h('button', {
+        type: 'button', id: 'add-improvement', class: 'link', onclick: (event) => {
+          improvements.append(improvementRow(() => { event.target.disabled = false; }));
+          // The API takes at most 20 a call.
+          event.target.disabled = improvements.children.length >= IMPROVEMENTS_MAX;
+        },
+      }, 'Add an improvement')),
     h('button', { type: 'submit' }, 'Save'));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -368,26 +392,42 @@ async function saveOutcome(cb, outcome, retryAt, notes, improvements) {
     const result = await api('POST', `v1/callbacks/${cb.id}/complete`, body);
     notify(`Saved: the callback is ${result.data.status} now.`, 'info');
     route();
+    return true;
   } catch (err) {
-    failed(err);
+    return leaseLost(err);
   }
+}
+
+// A 409 on a held call: the lease is gone (it ran out, or a manager cancelled). Says so and
+// shows the call as it is now; true then, as the view moves on. Any other error: false.
+function leaseLost(err) {
+  if (err.status === 409) {
+    notify(`This call is no longer yours (${err.message}): it ran out or was taken back.`, 'error');
+    route(true);
+    return true;
+  }
+  failed(err);
+  return false;
 }
 
 function callbackActions(cb, mine) {
   const act = (label, id, path, done) => h('button', {
     type: 'button', id, onclick: (event) => busy(event.currentTarget, async () => {
-      if (id === 'cancel' && !window.confirm('Cancel this callback? Nobody will call the customer.')) return;
+      if (id === 'cancel' && !window.confirm('Cancel this callback? Nobody will call the customer.')) return false;
       try {
         await api('POST', `v1/callbacks/${cb.id}/${path}`);
-        if (id === 'release') go('#/calls', done);
-        else {
-          notify(done, 'info');
-          route();
-        }
       } catch (err) {
-        if (err.status === 403) notify(id === 'cancel' ? 'Only managers cancel callbacks.' : 'Only agents release calls.', 'error');
-        else failed(err);
+        if (id === 'release') return leaseLost(err);
+        failed(err);
+        if (err.status === 409) route(true); // closed meanwhile: show it as it is now
+        return err.status === 409;
       }
+      if (id === 'release') go('#/calls', done);
+      else {
+        notify(done, 'info');
+        route();
+      }
+      return true;
     }),
   }, label);
   const open = cb.status === 'queued' || cb.status === 'claimed';
@@ -412,25 +452,29 @@ async function holdsLease(cb) {
 // network, a busy server) is tried again soon, as losing the lease mid-call costs more.
 function keepLease(cb, expires, view) {
   let timer = null;
+  let failing = false;
   const schedule = (until, wait) => {
-    const left = Date.parse(until) - Date.now();
+    const left = Date.parse(until) - (Date.now() + skewMs);
     timer = setTimeout(beat, wait || Math.min(Math.max(left / 3, HEARTBEAT_MIN_MS), HEARTBEAT_MAX_MS));
   };
   const beat = async () => {
     try {
       const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`);
       if (view !== generation) return;
+      if (failing) notify('The lease is renewed again.', 'info');
+      failing = false;
+      expires = renewed.data.lease_expires_at;
       const until = document.getElementById('lease-until');
-      if (until) until.textContent = when(renewed.data.lease_expires_at);
-      schedule(renewed.data.lease_expires_at);
+      if (until) until.textContent = when(expires);
+      schedule(expires);
     } catch (err) {
       if (view !== generation) return;
       if (err.status === 409) {
-        notify('This call is no longer yours: its lease ran out or it was taken back.', 'error');
-        route();
+        leaseLost(err);
       } else if ([401, 403, 404].includes(err.status)) {
         failed(err);
       } else {
+        failing = true;
         notify(`The lease could not be renewed (${err.message}); trying again.`, 'error');
         schedule(expires, HEARTBEAT_MIN_MS);
       }
@@ -442,8 +486,11 @@ function keepLease(cb, expires, view) {
 
 async function showCallback(id, view) {
   const { data: cb } = await api('GET', `v1/callbacks/${id}`);
-  const lease = cb.status === 'claimed' && may.claim() ? await holdsLease(cb) : null;
+  // Only a call claimed under this key's name can be this key's: no probe of others' calls.
+  const ours = cb.status === 'claimed' && may.claim() && cb.claimed_by === me.name;
+  const lease = ours ? await holdsLease(cb) : null;
   if (view !== generation) return;
+  if (ours && !lease) notify(`This call is held by another key also named ${me.name}.`, 'error');
   if (lease) cb.lease_expires_at = lease;
   const customer = cb.customer || {};
   const contact = h('dl', { class: 'facts', id: 'customer' },
@@ -457,9 +504,9 @@ async function showCallback(id, view) {
     h('dt', {}, 'Due'), h('dd', {}, when(cb.due_at)),
     h('dt', {}, 'SLA deadline'), h('dd', { class: cb.sla_breached ? 'late' : '' }, when(cb.sla_deadline)),
     h('dt', {}, 'Attempts'), h('dd', {}, `${cb.attempts} of ${cb.max_attempts}`),
-    cb.claimed_by ? [h('dt', {}, 'Agent'), h('dd', {}, cb.claimed_by)] : null,
+    cb.claimed_by ? [h('dt', {}, 'Agent'), h('dd', { dir: 'auto' }, cb.claimed_by)] : null,
     cb.lease_expires_at ? [h('dt', {}, 'Lease until'), h('dd', { id: 'lease-until' }, when(cb.lease_expires_at))] : null,
-    cb.outcome ? [h('dt', {}, 'Outcome'), h('dd', { id: 'outcome-done' }, cb.outcome)] : null,
+    cb.outcome ? [h('dt', {}, 'Outcome'), h('dd', { id: 'outcome-done' }, outcomeLabel(cb.outcome))] : null,
     cb.notes ? [h('dt', {}, 'Notes'), h('dd', { class: 'text', dir: 'auto' }, cb.notes)] : null);
   const learned = cb.improvements && cb.improvements.length
     ? h('section', { class: 'card' }, h('h2', {}, 'Improvements recorded'),
@@ -559,15 +606,15 @@ async function showReports(params, view) {
     h('section', { class: 'card' },
       h('h2', {}, 'Net Promoter Score'),
       byTouchpoint.responses ? null : h('p', { class: 'empty' }, 'No answers in this period.'),
-      h('p', { class: 'headline' },
+      !byTouchpoint.responses ? null : h('p', { class: 'headline' },
         h('span', { id: 'nps' }, figure(byTouchpoint.nps)),
         ` ± ${figure(byTouchpoint.margin_of_error)} from `, h('span', { id: 'responses' }, byTouchpoint.responses), ' answers',
         byTouchpoint.excluded ? ` (${byTouchpoint.excluded} left out)` : ''),
       npsTable('by-touchpoint', 'Touchpoint', 'touchpoint', byTouchpoint.groups)),
     h('section', { class: 'card' },
       h('h2', {}, `Trend${of} per ${groupBy} (${trend.timezone})`),
-      trendChart(trend.groups),
-      npsTable('trend', groupBy[0].toUpperCase() + groupBy.slice(1), groupBy, trend.groups)),
+      trend.responses ? trendChart(trend.groups) : h('p', { class: 'empty' }, `No answers${of} in this period.`),
+      trend.responses ? npsTable('trend', groupBy[0].toUpperCase() + groupBy.slice(1), groupBy, trend.groups) : null),
     h('section', { class: 'card' },
       h('h2', {}, `What to improve${of} (${counts.total} recorded)`),
       h('ul', { class: 'counts', id: 'by-area' },
@@ -591,10 +638,14 @@ function showLoadError(err) {
   failed(err);
 }
 
-async function route() {
+// keepNotice: the notice shown now is about what the new view shows (a lost lease); else an
+// error notice from before goes once the view is drawn (a "Try again" that worked).
+async function route(keepNotice = false) {
   leaving.forEach((stop) => stop());
   leaving = [];
   const view = ++generation;
+  const notice = document.getElementById('notice');
+  const before = !keepNotice && notice.className === 'error' ? notice.textContent : null;
   if (!token()) {
     showSignIn();
     return;
@@ -609,7 +660,7 @@ async function route() {
   }
   if (view !== generation) return;
   document.getElementById('nav').hidden = false;
-  document.getElementById('who').textContent = `${me.name} (${me.role})`;
+  document.getElementById('who').replaceChildren(h('bdi', {}, me.name), ` (${me.role})`);
   document.querySelector('#nav a[data-view=reports]').hidden = !may.report();
   const [path, search] = (location.hash.slice(1) || '/calls').split('?');
   const params = new URLSearchParams(search || '');
@@ -621,6 +672,7 @@ async function route() {
     if (callback) await showCallback(callback[1], view);
     else if (path === '/reports') await showReports(params, view);
     else await showCalls(params, view);
+    if (before !== null && view === generation && notice.textContent === before) notify('');
   } catch (err) {
     if (view !== generation) return;
     if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, 'There is no such callback.'));
