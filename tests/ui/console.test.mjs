@@ -71,12 +71,17 @@ async function done(page) {
   await page.context().close();
 }
 
-async function signedIn(role, hash = '', options = {}) {
-  const page = await newPage(options);
+// Opens the console at hash and signs in with key (a token); resolves once signed in.
+async function signIn(page, key, hash = '') {
   await page.goto(`${base}/ui/${hash}`);
-  await page.fill('#token', keys[role]);
+  await page.fill('#token', key);
   await page.click('#sign-in button[type=submit]');
   await page.waitForSelector('#nav:not([hidden])');
+}
+
+async function signedIn(role, hash = '', options = {}) {
+  const page = await newPage(options);
+  await signIn(page, keys[role], hash);
   return page;
 }
 
@@ -160,9 +165,7 @@ test('a key that is unknown or not for the console is turned away', async () => 
 test('a key revoked while its user works sends them back to sign in', async () => {
   const key = createKey('agent', 'temp-agent');
   const page = await newPage();
-  await page.goto(`${base}/ui/`);
-  await page.fill('#token', key);
-  await page.click('#sign-in button[type=submit]');
+  await signIn(page, key);
   await page.waitForSelector('#claim');
   const list = execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'list'], { encoding: 'utf8' });
   const id = list.split('\n').map((line) => line.split(/\s+/)).find((cols) => cols[2] === 'temp-agent')[0];
@@ -276,9 +279,7 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
   await page.clock.install({ time: Date.now() - 5 * 60 * 1000 });
   const beats = [];
   page.on('request', (request) => { if (request.url().endsWith('/heartbeat')) beats.push(request.url()); });
-  await page.goto(`${base}/ui/`);
-  await page.fill('#token', keys.agent);
-  await page.click('#sign-in button[type=submit]');
+  await signIn(page, keys.agent);
   await page.fill('#claim-touchpoint', 'ui-lease');
   await page.click('#claim button[type=submit]');
   await page.waitForSelector('#complete');
@@ -342,9 +343,7 @@ test('a double click takes one call; a claimed call is read-only to whoever does
 
   const other = createKey('agent', 'otto');
   const otto = await newPage();
-  await otto.goto(`${base}/ui/#/callbacks/${first.callback.id}`);
-  await otto.fill('#token', other);
-  await otto.click('#sign-in button[type=submit]');
+  await signIn(otto, other, `#/callbacks/${first.callback.id}`);
   await otto.waitForSelector('#customer-name');
   assert.equal(await otto.locator('#complete').count(), 0);
   assert.equal(await otto.locator('#release').count(), 0);
