@@ -9,6 +9,8 @@ const TOKEN_KEY = 'npsd.token';
 // A lease is renewed at a third of what is left of it, between these bounds.
 const HEARTBEAT_MIN_MS = 5 * 1000;
 const HEARTBEAT_MAX_MS = 60 * 1000;
+// The Calls page reads the queue again this often, unless its user is typing there.
+const CALLS_REFRESH_MS = 30 * 1000;
 
 const OUTCOMES = [
   ['reached', 'Reached'],
@@ -178,8 +180,11 @@ function failed(err) {
 
 // ---------- signing in ----------
 
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+// A key refused (401) goes alone: its user signs in again and finds their drafts. Signing
+// out on purpose forgets the drafts too, which hold what customers said.
+function signOut(message, everything = false) {
+  if (everything) sessionStorage.clear();
+  else sessionStorage.removeItem(TOKEN_KEY);
   me = null;
   route();
   if (message) notify(message, 'error');
@@ -292,6 +297,11 @@ async function showCalls(params, view) {
   });
 
   if (view !== generation) return;
+  const refresh = setInterval(() => {
+    const typing = document.activeElement && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
+    if (!typing) route(true);
+  }, CALLS_REFRESH_MS);
+  leaving.push(() => clearInterval(refresh));
   const rows = list.data.callbacks.map(callbackRow);
   render(
     h('h1', {}, 'Calls'),
@@ -336,12 +346,35 @@ function historyItem(item) {
     item.notes ? h('blockquote', { class: 'comment', dir: 'auto' }, item.notes) : null);
 }
 
-function improvementRow(removed) {
+function improvementRow(removed, idea = { area: 'process', text: '' }) {
   const row = h('div', { class: 'improvement' },
-    h('select', { name: 'area', 'aria-label': 'Area' }, AREAS.map((a) => h('option', { value: a }, a))),
-    h('input', { name: 'text', 'aria-label': 'What to improve', maxlength: 2000, placeholder: 'What should we improve?' }),
+    h('select', { name: 'area', 'aria-label': 'Area' }, AREAS.map((a) => h('option', { value: a, selected: a === idea.area }, a))),
+    h('input', { name: 'text', 'aria-label': 'What to improve', maxlength: 2000, placeholder: 'What should we improve?', value: idea.text }),
     h('button', { type: 'button', class: 'link', onclick: () => { row.remove(); removed(); } }, 'Remove'));
   return row;
+}
+
+// What an agent typed for a call and has not saved yet, kept in the tab's sessionStorage per
+// callback: a reload, a lost lease or a revoked key does not throw it away.
+const draftKey = (id) => `npsd.draft.${id}`;
+
+function readDraft(id) {
+  try {
+    return JSON.parse(sessionStorage.getItem(draftKey(id)) || 'null');
+  } catch (e) {
+    return null;
+  }
+}
+
+function draftCard(cb) {
+  const draft = readDraft(cb.id);
+  if (!draft || !(draft.notes || draft.improvements.some((i) => i.text))) return null;
+  const card = h('section', { class: 'card', id: 'draft' },
+    h('h2', {}, 'What you typed and did not save'),
+    draft.notes ? h('p', { class: 'comment', dir: 'auto' }, draft.notes) : null,
+    h('ul', {}, draft.improvements.filter((i) => i.text).map((i) => h('li', {}, h('strong', {}, i.area), ': ', h('span', { dir: 'auto' }, i.text)))),
+    h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.removeItem(draftKey(cb.id)); card.remove(); } }, 'Discard'));
+  return card;
 }
 
 function completeForm(cb) {
@@ -377,6 +410,27 @@ function completeForm(cb) {
     event.preventDefault();
     busy(form.querySelector('button[type=submit]'), () => saveOutcome(cb, outcome, retryAt, notes, improvements));
   });
+
+  const add = form.querySelector('#add-improvement');
+  const ideas = () => [...improvements.querySelectorAll('.improvement')]
+    .map((row) => ({ area: row.querySelector('[name=area]').value, text: row.querySelector('[name=text]').value }));
+  const draft = readDraft(cb.id);
+  if (draft) {
+    outcome.value = draft.outcome || '';
+    retryAt.value = draft.retry_at || '';
+    retry.hidden = outcome.value !== 'call_later';
+    notes.value = draft.notes || '';
+    for (const idea of draft.improvements.slice(0, IMPROVEMENTS_MAX)) {
+      improvements.append(improvementRow(() => { add.disabled = false; }, idea));
+    }
+    add.disabled = improvements.children.length >= IMPROVEMENTS_MAX;
+  }
+  const keep = () => sessionStorage.setItem(draftKey(cb.id), JSON.stringify({
+    outcome: outcome.value, retry_at: retryAt.value, notes: notes.value, improvements: ideas(),
+  }));
+  form.addEventListener('input', keep);
+  form.addEventListener('change', keep);
+  form.addEventListener('click', (event) => { if (event.target.type === 'button') keep(); });
   return form;
 }
 
@@ -390,6 +444,7 @@ async function saveOutcome(cb, outcome, retryAt, notes, improvements) {
   if (ideas.length) body.improvements = ideas;
   try {
     const result = await api('POST', `v1/callbacks/${cb.id}/complete`, body);
+    sessionStorage.removeItem(draftKey(cb.id));
     notify(`Saved: the callback is ${result.data.status} now.`, 'info');
     route();
     return true;
@@ -517,7 +572,7 @@ async function showCallback(id, view) {
     h('div', { class: 'columns' },
       h('section', { class: 'card' }, h('h2', {}, 'Who to call'), contact, facts, callbackActions(cb, Boolean(lease))),
       h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, cb.surveys.map(surveyItem)))),
-    lease ? completeForm(cb) : null,
+    lease ? completeForm(cb) : draftCard(cb),
     !lease && may.claim() && cb.status !== 'claimed'
       ? h('p', {}, h('button', { type: 'button', id: 'next-call', onclick: (event) => busy(event.currentTarget, () => takeNextCall('')) }, 'Call next customer'))
       : null,
@@ -694,6 +749,6 @@ window.addEventListener('hashchange', () => {
   route();
 });
 document.addEventListener('DOMContentLoaded', () => {
-  document.getElementById('sign-out').addEventListener('click', () => signOut());
+  document.getElementById('sign-out').addEventListener('click', () => signOut(null, true));
   route();
 });

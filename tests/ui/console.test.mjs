@@ -213,12 +213,21 @@ test('an agent takes the next call, sees what the customer said, and records the
   await rows.nth(0).locator('[name=text]').fill('Pay out claims within a week');
   await rows.nth(1).locator('[name=area]').selectOption('communication');
   await rows.nth(1).locator('[name=text]').fill('Mail the claim status every week');
+  // A reload (or a lost lease) keeps what was typed and not saved.
+  await page.reload();
+  await page.waitForSelector('#complete');
+  assert.equal(await page.inputValue('#notes'), 'Wants a status mail each week');
+  assert.equal(await page.inputValue('#outcome'), 'reached');
+  assert.deepEqual(await page.locator('#improvements [name=text]').evaluateAll((inputs) => inputs.map((i) => i.value)),
+    ['Pay out claims within a week', 'Mail the claim status every week']);
+  assert.equal(await rows.nth(1).locator('[name=area]').inputValue(), 'communication');
   await page.click('#complete button[type=submit]');
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'done');
   assert.match(await page.textContent('#notice'), /done/);
   assert.equal(await page.locator('#recorded li').count(), 2);
   assert.equal(await page.locator('#complete').count(), 0);
   assert.equal(await page.isVisible('#next-call'), true);
+  assert.equal(await page.evaluate((id) => sessionStorage.getItem(`npsd.draft.${id}`), survey.callback.id), null);
 
   const stored = await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`);
   assert.equal(stored.body.status, 'done');
@@ -232,12 +241,19 @@ test('an agent takes the next call, sees what the customer said, and records the
   await done(page);
 });
 
-test('with nobody due, taking the next call says so', async () => {
-  const page = await signedIn('agent');
+test('with nobody due, taking the next call says so; the queue shows new answers by itself', async () => {
+  const page = await newPage();
+  await page.clock.install();
+  await signIn(page, keys.agent);
   await page.fill('#claim-touchpoint', 'ui-nobody');
   await page.click('#claim button[type=submit]');
   await page.waitForFunction(() => /Nobody is due/.test(document.querySelector('#notice').textContent));
   assert.match(page.url(), /#?\/?ui\/(#\/calls)?$/);
+
+  await answer('ui-nobody', 4, { customer: { id: 'C-late', name: 'Late Lotte', phone: '+31612340777' } });
+  await page.locator('#claim-touchpoint').blur();
+  await page.clock.fastForward(31 * 1000);
+  await page.waitForFunction(() => /Late Lotte/.test(document.querySelector('#callbacks')?.textContent || ''));
   await done(page);
 });
 
@@ -300,11 +316,14 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
 
   // Taken back while the page is open (a manager cancels it): the next renewal finds it
   // gone, and the page says so and stops offering the form.
+  // What the agent had typed stays on the page, to be copied.
+  await page.fill('#notes', 'Customer wants a call after lunch');
   assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
   await page.clock.fastForward(25 * 1000);
   await page.waitForFunction(() => /no longer yours/.test(document.querySelector('#notice').textContent));
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
   assert.equal(await page.locator('#complete').count(), 0);
+  assert.match(await page.textContent('#draft'), /Customer wants a call after lunch/);
   await done(page);
 });
 
