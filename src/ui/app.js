@@ -63,16 +63,21 @@ class ApiError extends Error {
 
 // ---------- small DOM helpers ----------
 
+// Whether a child or attribute given to h() or render() is there: null, undefined and false
+// stand for "nothing here", so that views can write `cond ? node : null`.
+function present(value) {
+  return value !== null && value !== undefined && value !== false;
+}
+
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
+    if (!present(value)) continue;
     if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
     else if (key === 'class') el.className = value;
     else el.setAttribute(key, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
+  for (const child of children.flat().filter(present)) {
     el.append(child instanceof Node ? child : String(child));
   }
   return el;
@@ -86,7 +91,7 @@ function svg(tag, attrs) {
 
 function render(...nodes) {
   const main = document.getElementById('main');
-  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined && node !== false));
+  main.replaceChildren(...nodes.filter(present));
   const heading = main.querySelector('h1');
   if (heading) document.title = `${heading.textContent} · npsd`;
 }
