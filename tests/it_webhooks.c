@@ -1565,13 +1565,18 @@ START_TEST(daily_digest_tells_the_day_once)
 	ck_assert_msg(strstr(push->body, "4 answers") && strstr(push->body, "\n0 on purchase: \"Other team\"") &&
 	                      strstr(push->body, "\nOpen queue:"),
 	              "push body: %s", push->body);
-	/* Later the same day: nothing more. */
+	/* Later the same day: nothing more. Delivery is at least once: an attempt that timed out
+	 * on a loaded machine comes again with the same webhook-id, which is the same digest. */
 	fake_clock_set(t0 + 5 * hour);
-	size_t told = rx_count_after_a_look(rx, "/hooks/digest");
-	ck_assert_msg(told == 1, "%zu digests: ids %s, %s; second: %s", told,
-	              rx_header(rx_get(rx, "/hooks/digest", 0), "webhook-id"),
-	              told > 1 ? rx_header(rx_get(rx, "/hooks/digest", 1), "webhook-id") : "",
-	              told > 1 ? rx_get(rx, "/hooks/digest", 1)->body : "");
+	size_t requests = rx_count_after_a_look(rx, "/hooks/digest");
+	const char *first_id = rx_header(rx_get(rx, "/hooks/digest", 0), "webhook-id");
+	ck_assert_ptr_nonnull(first_id);
+	for (size_t i = 1; i < requests; i++) {
+		const struct rx_req *again = rx_get(rx, "/hooks/digest", i);
+		const char *id = rx_header(again, "webhook-id");
+		ck_assert_msg(id && strcmp(id, first_id) == 0, "a second digest (%s after %s): %s", id ? id : "no id",
+		              first_id, again->body);
+	}
 	free(secret);
 	env_end(&e);
 	rx_stop(rx);
