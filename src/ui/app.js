@@ -28,6 +28,9 @@ function outcomeLabel(outcome) {
 }
 
 const IMPROVEMENTS_MAX = 20;
+// SPEC's touchpoint: for the inputs' pattern attribute, and to check one read from the URL.
+const TOUCHPOINT = '[a-z0-9_.\\-]{1,64}';
+const isTouchpoint = (text) => new RegExp(`^${TOUCHPOINT}$`).test(text);
 const AREAS = ['process', 'communication', 'service', 'product', 'other'];
 const STATUSES = ['queued', 'claimed', 'done', 'unreachable', 'cancelled'];
 const PERIODS = [
@@ -278,7 +281,7 @@ async function showCalls(params, view) {
   // An agent who closed the tab mid-call finds it again here (by their key's name).
   const mine = claimed ? claimed.data.callbacks.filter((cb) => cb.claimed_by === me.name) : [];
 
-  const claimTouchpoint = h('input', { id: 'claim-touchpoint', name: 'touchpoint', pattern: '[a-z0-9_.\\-]{1,64}', placeholder: 'any' });
+  const claimTouchpoint = h('input', { id: 'claim-touchpoint', name: 'touchpoint', pattern: TOUCHPOINT, placeholder: 'any' });
   const claim = h('form', { id: 'claim', class: 'card' },
     h('h2', {}, 'Next call'),
     h('label', { for: 'claim-touchpoint' }, 'Touchpoint (optional)'), claimTouchpoint,
@@ -291,7 +294,7 @@ async function showCalls(params, view) {
 
   const statusSelect = h('select', { id: 'list-status', name: 'status' },
     STATUSES.map((s) => h('option', { value: s, selected: s === status }, s)));
-  const touchpointInput = h('input', { id: 'list-touchpoint', name: 'touchpoint', value: touchpoint, placeholder: 'any', pattern: '[a-z0-9_.\\-]{1,64}' });
+  const touchpointInput = h('input', { id: 'list-touchpoint', name: 'touchpoint', value: touchpoint, placeholder: 'any', pattern: TOUCHPOINT });
   const filter = h('form', { class: 'filter' },
     h('label', { for: 'list-status' }, 'Status'), statusSelect,
     h('label', { for: 'list-touchpoint' }, 'Touchpoint'), touchpointInput,
@@ -626,7 +629,7 @@ async function showReports(params, view) {
   const days = PERIODS.some(([d]) => String(d) === params.get('days')) ? Number(params.get('days')) : 30;
   const [, , groupBy] = PERIODS.find(([d]) => d === days);
   // The trend and the improvements of one touchpoint, or of all.
-  const touchpoint = /^[a-z0-9_.-]{1,64}$/.test(params.get('touchpoint') || '') ? params.get('touchpoint') : '';
+  const touchpoint = isTouchpoint(params.get('touchpoint') || '') ? params.get('touchpoint') : '';
   // No `to`: up to now, answers of this very second included.
   const range = { from: rfc3339(new Date(Date.now() - days * 86400 * 1000)) };
   let results;

@@ -38,6 +38,11 @@ async function call(key, method, path, body) {
   return { status: response.status, headers: response.headers, text, body: text ? JSON.parse(text) : null };
 }
 
+// A callback as the API has it now, read with the manager's key.
+async function stored(id) {
+  return (await call(keys.manager, 'GET', `/v1/callbacks/${id}`)).body;
+}
+
 // Posts one answer; every test uses a touchpoint of its own, so that claims filtered by it
 // take that test's callbacks only.
 async function answer(touchpoint, score, fields = {}) {
@@ -229,12 +234,12 @@ test('an agent takes the next call, sees what the customer said, and records the
   assert.equal(await page.isVisible('#next-call'), true);
   assert.equal(await page.evaluate((id) => sessionStorage.getItem(`npsd.draft.${id}`), survey.callback.id), null);
 
-  const stored = await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`);
-  assert.equal(stored.body.status, 'done');
-  assert.equal(stored.body.outcome, 'reached');
-  assert.equal(stored.body.notes, 'Wants a status mail each week');
-  assert.deepEqual(stored.body.surveys.map((s) => s.attributes), [{ policy: 'AUTO-7' }]);
-  assert.deepEqual(stored.body.improvements, [
+  const now = await stored(survey.callback.id);
+  assert.equal(now.status, 'done');
+  assert.equal(now.outcome, 'reached');
+  assert.equal(now.notes, 'Wants a status mail each week');
+  assert.deepEqual(now.surveys.map((s) => s.attributes), [{ policy: 'AUTO-7' }]);
+  assert.deepEqual(now.improvements, [
     { area: 'process', text: 'Pay out claims within a week' },
     { area: 'communication', text: 'Mail the claim status every week' },
   ]);
@@ -273,7 +278,7 @@ test('a link from a phone alert opens its callback after signing in; call later 
   await page.click('#complete button[type=submit]');
   await page.waitForSelector('#notice.error');
   assert.match(await page.textContent('#notice'), /retry_at/);
-  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'claimed');
+  assert.equal((await stored(survey.callback.id)).status, 'claimed');
 
   const later = Math.floor((Date.now() + 2 * 86400 * 1000) / 60000) * 60000;
   const local = new Date(later + 330 * 60000).toISOString().slice(0, 16); // Kolkata: UTC+05:30, no DST
@@ -281,10 +286,10 @@ test('a link from a phone alert opens its callback after signing in; call later 
   await page.fill('#retry-at', local);
   await page.click('#complete button[type=submit]');
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'queued');
-  const stored = await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`);
-  assert.equal(stored.body.status, 'queued');
-  assert.equal(stored.body.due_at, expected);
-  assert.equal(stored.body.attempts, 0);
+  const now = await stored(survey.callback.id);
+  assert.equal(now.status, 'queued');
+  assert.equal(now.due_at, expected);
+  assert.equal(now.attempts, 0);
   await done(page);
 });
 
@@ -299,7 +304,7 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
   await page.fill('#claim-touchpoint', 'ui-lease');
   await page.click('#claim button[type=submit]');
   await page.waitForSelector('#complete');
-  const first = (await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.lease_expires_at;
+  const first = (await stored(survey.callback.id)).lease_expires_at;
 
   await sleep(1100); // leases are kept to the second
   const opened = beats.length; // the one that told the page the call is its own
@@ -309,7 +314,7 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
   let renewed = first;
   for (let i = 0; i < 100 && renewed === first; i++) {
     await sleep(50);
-    renewed = (await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.lease_expires_at;
+    renewed = (await stored(survey.callback.id)).lease_expires_at;
   }
   assert.ok(Date.parse(renewed) > Date.parse(first), `lease ${first} was not renewed (${renewed})`);
   assert.ok(beats.length > opened, 'no renewal within 25 s');
@@ -345,7 +350,7 @@ test('a double click takes one call; a claimed call is read-only to whoever does
   await page.unroute('**/v1/callbacks/**');
   const claimed = (await call(keys.manager, 'GET', '/v1/callbacks?status=claimed&touchpoint=ui-double')).body.callbacks;
   assert.deepEqual(claimed.map((cb) => cb.id), [first.callback.id]);
-  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${second.callback.id}`)).body.status, 'queued');
+  assert.equal((await stored(second.callback.id)).status, 'queued');
   // Back on the list (a tab closed mid-call, say), the agent finds the call again.
   await page.click('#nav a[data-view=calls]');
   await page.waitForSelector('#mine');
@@ -366,7 +371,7 @@ test('a double click takes one call; a claimed call is read-only to whoever does
   await otto.waitForSelector('#customer-name');
   assert.equal(await otto.locator('#complete').count(), 0);
   assert.equal(await otto.locator('#release').count(), 0);
-  const held = (await call(keys.manager, 'GET', `/v1/callbacks/${first.callback.id}`)).body;
+  const held = await stored(first.callback.id);
   assert.equal(held.claimed_by, 'anna');
   await done(otto);
 });
@@ -380,7 +385,7 @@ test('an agent hands a call back; a manager cancels one; an agent may not', asyn
   await agent.click('#release');
   await agent.waitForSelector('#claim');
   assert.match(await agent.textContent('#notice'), /Released/);
-  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
+  assert.equal((await stored(survey.callback.id)).status, 'queued');
 
   // An agent is not offered what only managers may do; the API refuses it anyway.
   await agent.goto(`${base}/ui/#/callbacks/${survey.callback.id}`);
@@ -398,11 +403,11 @@ test('an agent hands a call back; a manager cancels one; an agent may not', asyn
   await dismissed;
   await manager.waitForFunction(() => !document.querySelector('#cancel').disabled);
   assert.deepEqual(posts, []);
-  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'queued');
+  assert.equal((await stored(survey.callback.id)).status, 'queued');
   manager.once('dialog', (dialog) => dialog.accept());
   await manager.click('#cancel');
   await manager.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
-  assert.equal((await call(keys.manager, 'GET', `/v1/callbacks/${survey.callback.id}`)).body.status, 'cancelled');
+  assert.equal((await stored(survey.callback.id)).status, 'cancelled');
   await done(manager);
 });
 
