@@ -85,8 +85,9 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/npsd/*.h) | $(BUILD)/obj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# Migrations are compiled in, so an installed npsd needs no sql/ folder.
-$(BUILD)/migrations.c: $(MIGRATIONS) sql/embed.sh | $(BUILD)/obj
+# Migrations are compiled in, so an installed npsd needs no sql/ folder. The folder itself
+# is a prerequisite too: a migration removed or renamed changes only its time.
+$(BUILD)/migrations.c: $(MIGRATIONS) sql/embed.sh sql | $(BUILD)/obj
 	sh sql/embed.sh $(MIGRATIONS) > $@
 
 $(BUILD)/obj/migrations.o: $(BUILD)/migrations.c

@@ -10,11 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "npsd/config.h"
 #include "npsd/db.h"
 #include "npsd/log.h"
 #include "npsd/migrations.h"
 #include "npsd/outbox.h"
 #include "npsd/store.h"
+#include "npsd/surveys.h"
 #include "npsd/webhooks.h"
 
 #include "testutil.h"
@@ -445,6 +447,176 @@ START_TEST(migrations_apply_once_and_data_survives)
 }
 END_TEST
 
+/* A database of the step before 0009 (status CHECKs as IN lists), with rows in both tables
+ * 0009 rebuilds and a deliveries counter past the highest id left. */
+static void make_database_before_0009(void)
+{
+	sqlite3 *h = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &h), SQLITE_OK);
+	size_t i = 0;
+	for (; i < migrations_count && migrations[i].version < 9; i++)
+		ck_assert_msg(sqlite3_exec(h, migrations[i].sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
+		              migrations[i].name, sqlite3_errmsg(h));
+	ck_assert_uint_lt(i, migrations_count);
+	ck_assert_int_eq(migrations[i].version, 9);
+	char version[64];
+	snprintf(version, sizeof version, "PRAGMA user_version = %d", migrations[i - 1].version);
+	const char *rows =
+	        "INSERT INTO customers (id, created_at, updated_at) VALUES ('C-1', 1, 1);"
+	        "INSERT INTO callbacks (id, customer_id, status, priority, touchpoint, due_at, sla_deadline,"
+	        " max_attempts, created_at, released_key_id, released_at, answered_at) VALUES"
+	        " (7, 'C-1', 'claimed', 3, 'claim', 10, 20, 3, 5, 4, 6, 2),"
+	        " (8, 'C-1', 'done', 6, 'renewal', 11, 21, 3, 5, NULL, NULL, 3);"
+	        "INSERT INTO events (id, type, payload, created_at) VALUES (1, 'survey.received', '{}', 1);"
+	        "INSERT INTO webhooks (id, url, format, events, secret, created_at, updated_at) VALUES"
+	        " (1, 'https://example.com/h', 'standard', '[]', 'whsec_x', 1, 1);"
+	        "INSERT INTO deliveries (id, event_id, webhook_id, status, next_attempt_at, created_at,"
+	        " updated_at) VALUES (40, 1, 1, 'delivered', 1, 1, 1), (41, 1, 1, 'pending', 1, 1, 1);"
+	        "UPDATE sqlite_sequence SET seq = 90 WHERE name = 'deliveries';";
+	ck_assert_msg(sqlite3_exec(h, version, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(h));
+	ck_assert_msg(sqlite3_exec(h, rows, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(h));
+	sqlite3_close(h);
+}
+
+static int try_sql(struct db_conn *conn, void *arg)
+{
+	const char *const *sql = arg;
+	return sqlite3_exec(db_handle(conn), *sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EINVAL;
+}
+
+/* 0 when the writer ran sql, -EINVAL when SQLite refused it. */
+static int writer_sql(struct npsd_db *db, const char *sql)
+{
+	return db_write_sync(db, try_sql, &sql);
+}
+
+static int read_int(struct db_conn *conn, void *arg)
+{
+	struct {
+		const char *sql;
+		long long value;
+	} *q = arg;
+	q->value = query_int(conn, q->sql);
+	return 0;
+}
+
+static long long writer_int(struct npsd_db *db, const char *sql)
+{
+	struct {
+		const char *sql;
+		long long value;
+	} q = { sql, -1 };
+	ck_assert_int_eq(db_write_sync(db, read_int, &q), 0);
+	return q.value;
+}
+
+/* 0009 rebuilds callbacks and deliveries for their CHECKs: every row and column stays, the
+ * rule still holds, the indexes are back, and a new delivery's id comes after the counter,
+ * not after the highest id left. */
+START_TEST(checks_rebuilt_keep_rows_rules_and_counter)
+{
+	make_database_before_0009();
+	struct npsd_db *db = NULL;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	ck_assert_int_eq(writer_int(db, "SELECT count(*) FROM callbacks WHERE id = 7 AND status = 'claimed' "
+	                                "AND priority = 3 AND touchpoint = 'claim' AND released_key_id = 4 "
+	                                "AND released_at = 6 AND answered_at = 2 AND created_at = 5"),
+	                 1);
+	ck_assert_int_eq(writer_int(db, "SELECT count(*) FROM callbacks WHERE id = 8 AND status = 'done'"),
+	                 1);
+	ck_assert_int_eq(writer_int(db, "SELECT count(*) FROM deliveries"), 2);
+	ck_assert_int_eq(writer_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+	                                "(tbl_name = 'callbacks' OR tbl_name = 'deliveries')"),
+	                 9);
+	ck_assert_int_eq(writer_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_new'"), 0);
+	ck_assert_int_eq(writer_sql(db, "UPDATE callbacks SET status = 'lost' WHERE id = 7"), -EINVAL);
+	ck_assert_int_eq(writer_sql(db, "UPDATE deliveries SET status = 'sent' WHERE id = 40"), -EINVAL);
+	ck_assert_int_eq(writer_sql(db, "UPDATE callbacks SET status = 'cancelled' WHERE id = 7"), 0);
+	ck_assert_int_eq(writer_sql(db,
+	                            "INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at, "
+	                            "created_at, updated_at) VALUES (1, 1, 'failed', 1, 1, 1)"),
+	                 0);
+	ck_assert_int_eq(writer_int(db, "SELECT max(id) FROM deliveries"), 91);
+	db_close(&db);
+}
+END_TEST
+
+/* Stores one answer owed a callback with a webhook that hears of it: every statement ingest
+ * writes with (the customer, the survey, its callback, the events and their deliveries). */
+static int ingest_with_a_subscriber(struct db_conn *conn, void *arg)
+{
+	(void)arg;
+	struct webhook_input in = { .url = "http://hooks.example/nps", .format = "standard", .active = -1,
+		                    .events = webhook_event_bit("survey.received") |
+		                              webhook_event_bit("callback.created"),
+		                    .events_json = json_pack("[s, s]", "survey.received", "callback.created") };
+	int64_t id;
+	int r = store_webhook_insert(conn, &in, "whsec_dGVzdA==", 1, &id);
+	json_decref(in.events_json);
+	if (r < 0)
+		return r;
+	outbox_webhooks_changed();
+	/* From here on: the statements that ran are ingest's. */
+	for (sqlite3_stmt *st = sqlite3_next_stmt(db_handle(conn), NULL); st;
+	     st = sqlite3_next_stmt(db_handle(conn), st))
+		sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 1);
+	struct npsd_config cfg = { 0 };
+	config_defaults(&cfg);
+	struct ingest_item item = { .cfg = &cfg, .source = "test",
+		                    .in = { .response_id = "r-1", .customer_id = "C-1", .customer_phone = "+31612345678",
+		                            .touchpoint = "claim", .score = 3, .answered_at = 1000, .consent = true } };
+	r = surveys_ingest(conn, &item, 1000);
+	config_free(&cfg);
+	ck_assert_int_eq(item.status, 201);
+	ck_assert(item.has_callback);
+	return r;
+}
+
+/* The write statements this connection ran since their counters were reset whose program
+ * opens a temporary table:
+ * what SQLite builds for a CHECK's or an index's `IN (three or more values)` each time the
+ * statement runs. */
+static int statements_with_temporary_tables(struct db_conn *conn, void *arg)
+{
+	sqlite3 *h = db_handle(conn);
+	int *found = arg;
+	for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st)) {
+		if (sqlite3_stmt_readonly(st) || sqlite3_stmt_isexplain(st) ||
+		    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0) == 0)
+			continue;
+		char sql[4096];
+		snprintf(sql, sizeof sql, "EXPLAIN %s", sqlite3_sql(st));
+		sqlite3_stmt *explain = NULL;
+		ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &explain, NULL), SQLITE_OK);
+		while (sqlite3_step(explain) == SQLITE_ROW) {
+			if (strcmp((const char *)sqlite3_column_text(explain, 1), "OpenEphemeral") == 0) {
+				fprintf(stderr, "a temporary table per run: %s\n", sqlite3_sql(st));
+				(*found)++;
+				break;
+			}
+		}
+		sqlite3_finalize(explain);
+	}
+	return 0;
+}
+
+/* An answer's writes cost what their rows cost: none of ingest's statements builds a table
+ * for a list of values at every run (0009). */
+START_TEST(ingest_builds_no_table_per_answer)
+{
+	struct npsd_db *db = NULL;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	ck_assert_int_eq(db_write_sync(db, ingest_with_a_subscriber, NULL), 0);
+	ck_assert_int_eq(writer_int(db, "SELECT count(*) FROM deliveries"), 2);
+	int found = 0;
+	ck_assert_int_eq(db_write_sync(db, statements_with_temporary_tables, &found), 0);
+	ck_assert_int_eq(found, 0);
+	db_close(&db);
+}
+END_TEST
+
 START_TEST(open_reports_a_bad_path)
 {
 	struct npsd_db *db = NULL;
@@ -469,6 +641,8 @@ int main(void)
 	tcase_add_test(tc, a_full_disk_fails_the_write_and_keeps_the_database_whole);
 	tcase_add_test(tc, subscriptions_of_a_failed_write_are_forgotten);
 	tcase_add_test(tc, migrations_apply_once_and_data_survives);
+	tcase_add_test(tc, checks_rebuilt_keep_rows_rules_and_counter);
+	tcase_add_test(tc, ingest_builds_no_table_per_answer);
 	tcase_add_test(tc, open_reports_a_bad_path);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
