@@ -167,6 +167,9 @@ void api_surveys_post(struct http_request *req)
 		ingest_resumed(req);
 		return;
 	}
+	/* Each run of surveys_ingest() sets every result of its item afresh, and what else it
+	 * touches (the writer's webhook cache) is read again after a rollback. */
+	ir->write.write.replayable = true;
 	api_submit(req, &ir->write, ingest_apply, ingest_resumed);
 }
 

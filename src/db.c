@@ -459,11 +459,59 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
-/* Runs each write of the list in a savepoint of its own inside the open transaction, and
- * adds up its time queued (stage_ns becomes the time it started). Returns 0, or a negative
- * errno when the transaction cannot go on; SQLite may have rolled it back already (disk
- * full, I/O error). */
-static int apply_writes(struct db_conn *conn, struct db_write *list, uint64_t *count, uint64_t *queued_ns)
+static int apply_isolated(struct db_conn *conn, struct db_write *w)
+{
+	int r = conn_step_cached(conn, "SAVEPOINT one_write");
+	if (r < 0)
+		return r;
+	w->result = w->apply(conn, w->arg);
+	if (sqlite3_get_autocommit(conn->handle))
+		return w->result < 0 ? w->result : -EIO;
+	if (w->result < 0 && (r = rollback_to(conn, "ROLLBACK TO one_write")) < 0)
+		return r;
+	return conn_step_cached(conn, "RELEASE one_write");
+}
+
+/*
+ * Replayable writes in a row share one savepoint, a run, instead of one each: SQLite copies
+ * each page into a savepoint's journal before the first change under it, so a savepoint per
+ * answer made the writer copy every page an answer touches (a quarter of its instructions).
+ * When a write of the run fails, the run is rolled back and its writes up to the failed one
+ * run again, each in a savepoint of its own: the failure stays alone, as if isolated from
+ * the start.
+ */
+struct write_run {
+	struct db_write *first; /* NULL: no run open */
+};
+
+static int run_end(struct db_conn *conn, struct write_run *run)
+{
+	if (!run->first)
+		return 0;
+	run->first = NULL;
+	return conn_step_cached(conn, "RELEASE some_writes");
+}
+
+static int run_replay(struct db_conn *conn, struct write_run *run, struct db_write *failed)
+{
+	struct db_write *w = run->first;
+	int r = rollback_to(conn, "ROLLBACK TO some_writes");
+	if (r == 0)
+		r = run_end(conn, run);
+	for (; r == 0; w = w->next) {
+		r = apply_isolated(conn, w);
+		if (w == failed)
+			break;
+	}
+	return r;
+}
+
+/* Runs each write of the list inside the open transaction, isolated from the others (each
+ * in a savepoint of its own, or a run's), and adds up its time queued (stage_ns becomes the
+ * time it started). Returns 0, or a negative errno when the transaction cannot go on; SQLite
+ * may have rolled it back already (disk full, I/O error). */
+static int apply_writes(struct db_conn *conn, struct db_write *list, struct write_run *run, uint64_t *count,
+                        uint64_t *queued_ns)
 {
 	sqlite3 *h = conn->handle;
 	for (struct db_write *w = list; w; w = w->next) {
@@ -471,15 +519,21 @@ static int apply_writes(struct db_conn *conn, struct db_write *list, uint64_t *c
 		(*count)++;
 		*queued_ns += (uint64_t)(started - w->stage_ns);
 		w->stage_ns = started;
-		int r = conn_step_cached(conn, "SAVEPOINT one_write");
-		if (r < 0)
-			return r;
+		int r;
+		if (!w->replayable) {
+			if ((r = run_end(conn, run)) < 0 || (r = apply_isolated(conn, w)) < 0)
+				return r;
+			continue;
+		}
+		if (!run->first) {
+			if ((r = conn_step_cached(conn, "SAVEPOINT some_writes")) < 0)
+				return r;
+			run->first = w;
+		}
 		w->result = w->apply(conn, w->arg);
 		if (sqlite3_get_autocommit(h))
 			return w->result < 0 ? w->result : -EIO;
-		if (w->result < 0 && (r = rollback_to(conn, "ROLLBACK TO one_write")) < 0)
-			return r;
-		if ((r = conn_step_cached(conn, "RELEASE one_write")) < 0)
+		if (w->result < 0 && (r = run_replay(conn, run, w)) < 0)
 			return r;
 	}
 	return 0;
@@ -514,7 +568,8 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 		goto finish;
 	}
 	struct db_write *tail = batch;
-	r = apply_writes(conn, batch, &count, &queued_ns);
+	struct write_run run = { NULL };
+	r = apply_writes(conn, batch, &run, &count, &queued_ns);
 	while (r == 0 && atomic_load(&db->sync_busy)) {
 		struct db_write *more = take_while_syncing(db);
 		if (!more)
@@ -522,8 +577,10 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 		while (tail->next)
 			tail = tail->next;
 		tail->next = more;
-		r = apply_writes(conn, more, &count, &queued_ns);
+		r = apply_writes(conn, more, &run, &count, &queued_ns);
 	}
+	if (r == 0)
+		r = run_end(conn, &run);
 	if (r < 0) {
 		/* Every write of this batch is gone, so every one of them must hear so. */
 		fail_batch(batch, r);

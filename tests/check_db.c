@@ -39,6 +39,7 @@ static void teardown(void)
 struct key_write {
 	struct db_write w;
 	int n;
+	int runs; /* how often the writer ran it */
 	bool fail;
 	pthread_mutex_t *lock;
 	pthread_cond_t *cond;
@@ -54,6 +55,7 @@ static int insert_key(struct db_conn *conn, void *arg)
 	snprintf(name, sizeof name, "k%d", kw->n);
 	memcpy(hash, &kw->n, sizeof kw->n);
 	int64_t id;
+	kw->runs++;
 	int r = store_key_insert(conn, name, ROLE_AGENT, hash, 1, &id);
 	if (r < 0)
 		return r;
@@ -69,11 +71,12 @@ static void key_done(struct db_write *w)
 	pthread_mutex_unlock(kw->lock);
 }
 
-/* Submits key write n (every third one fails on purpose), counted in *done when it ends. */
-static void submit_key(struct npsd_db *db, struct key_write *kw, int n, pthread_mutex_t *lock,
+/* Submits key write n (every third one fails on purpose), counted in *done when it ends;
+ * replayable or not (db.h). */
+static void submit_key(struct npsd_db *db, struct key_write *kw, int n, bool replayable, pthread_mutex_t *lock,
                        pthread_cond_t *cond, int *done)
 {
-	*kw = (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = kw },
+	*kw = (struct key_write){ .w = { .apply = insert_key, .done = key_done, .arg = kw, .replayable = replayable },
 		                  .n = n,
 		                  .fail = n % 3 == 0,
 		                  .lock = lock,
@@ -92,6 +95,7 @@ static int count_key(const struct key_row *row, void *arg)
 	return 0;
 }
 
+/* Loop 0: every write in a savepoint of its own; 1: all replayable; 2: every other one. */
 START_TEST(failed_writes_roll_back_alone)
 {
 	enum { N = 300 };
@@ -103,13 +107,16 @@ START_TEST(failed_writes_roll_back_alone)
 	int done = 0;
 	struct key_write *writes = calloc(N, sizeof *writes);
 	for (int i = 0; i < N; i++)
-		submit_key(db, &writes[i], i, &lock, &cond, &done);
+		submit_key(db, &writes[i], i, _i == 1 || (_i == 2 && i % 2), &lock, &cond, &done);
 	pthread_mutex_lock(&lock);
 	while (done < N)
 		pthread_cond_wait(&cond, &lock);
 	pthread_mutex_unlock(&lock);
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(writes[i].w.result, i % 3 == 0 ? -EINVAL : 0);
+		if (_i == 0)
+			ck_assert_int_eq(writes[i].runs, 1);
+	}
 	struct db_write_stats ws;
 	db_write_stats(db, &ws);
 	ck_assert_uint_eq(ws.writes, N);
@@ -149,6 +156,8 @@ static void held_done(struct db_write *w)
 	key_done(w);
 }
 
+/* Loop 0: each write in a savepoint of its own; 1: replayable, so the writes of the one
+ * open transaction share savepoints and those before a failure run again. */
 START_TEST(writes_during_a_sync_join_one_commit_and_fail_alone)
 {
 	enum { N = 12 };
@@ -178,7 +187,7 @@ START_TEST(writes_during_a_sync_join_one_commit_and_fail_alone)
 	/* The sync thread is busy: these are taken into one open transaction, not committed. */
 	struct key_write writes[N];
 	for (int i = 0; i < N; i++) {
-		submit_key(db, &writes[i], i, &lock, &cond, &done);
+		submit_key(db, &writes[i], i, _i == 1, &lock, &cond, &done);
 		usleep(2000);
 	}
 	usleep(100 * 1000);
@@ -200,8 +209,13 @@ START_TEST(writes_during_a_sync_join_one_commit_and_fail_alone)
 	ck_assert_uint_eq(after.batches, before.batches + 1);
 	ck_assert_uint_eq(after.writes, before.writes + N);
 	ck_assert_int_eq(held.kw.w.result, 0);
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(writes[i].w.result, i % 3 == 0 ? -EINVAL : 0);
+		/* Replayable: 0 fails in its run and runs alone; 1, 2 and 3 share the next run,
+		 * which 3 fails, so all three run again; ... 10 and 11 follow the last failure. */
+		int runs = _i == 0 || i > 9 ? 1 : 2;
+		ck_assert_msg(writes[i].runs == runs, "write %d ran %d times, want %d", i, writes[i].runs, runs);
+	}
 	int count = 0;
 	struct db_conn *conn = db_reader(db);
 	ck_assert_int_eq(store_key_each(conn, false, count_key, &count), 0);
@@ -635,8 +649,8 @@ int main(void)
 	TCase *tc = tcase_create("writer");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, failed_writes_roll_back_alone);
-	tcase_add_test(tc, writes_during_a_sync_join_one_commit_and_fail_alone);
+	tcase_add_loop_test(tc, failed_writes_roll_back_alone, 0, 3);
+	tcase_add_loop_test(tc, writes_during_a_sync_join_one_commit_and_fail_alone, 0, 2);
 	tcase_add_test(tc, isolated_parts_fail_alone);
 	tcase_add_test(tc, a_full_disk_fails_the_write_and_keeps_the_database_whole);
 	tcase_add_test(tc, subscriptions_of_a_failed_write_are_forgotten);

@@ -11,9 +11,10 @@
  *
  * One writer, many readers. The writer thread owns the only write connection. A write is a
  * function (`apply`) handed to it with db_submit(); the writer takes every write queued,
- * runs each inside its own SAVEPOINT within one BEGIN IMMEDIATE ... COMMIT
- * (synchronous=FULL: the commit is on disk when it returns), then calls each write's `done`.
- * One write failing rolls back only its savepoint. Readers borrow a connection of their own
+ * runs each inside its own SAVEPOINT (or replayable ones in a shared one, run again one by
+ * one when one of them fails) within one BEGIN IMMEDIATE ... COMMIT (synchronous=FULL: the
+ * commit is on disk when it returns), then calls each write's `done`. One write failing
+ * rolls back only its own writes. Readers borrow a connection of their own
  * from a pool; WAL lets them read beside the writer.
  */
 
@@ -32,6 +33,11 @@ struct db_write {
 	 * It must not block: it wakes whoever waits. */
 	void (*done)(struct db_write *w);
 	void *arg;
+	/* apply may run twice: a later write it shared a savepoint with failed, and each write
+	 * of that run is run again in a savepoint of its own (see db.c, struct write_run). Only
+	 * for an apply whose every run sets all it hands back afresh and that touches nothing
+	 * outside the database that a rollback would not undo. Cheaper per write under load. */
+	bool replayable;
 	int result;
 	struct db_write *next; /* the writer's queue link */
 	int64_t stage_ns;      /* db's own: when the write entered its current stage */
