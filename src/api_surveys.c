@@ -44,8 +44,9 @@ static int ingest_one(struct db_conn *conn, void *arg)
 	return surveys_ingest(conn, item, clock_now());
 }
 
-/* Runs on the writer thread. A batch is one write, so it commits whole or not at all;
- * inside it each item has a savepoint of its own. */
+/* Runs on the writer thread. A batch is one write, so it commits whole or not at all: an
+ * item's 400 or 409 is an outcome, and an error of storage fails every item alike, so its
+ * items need no savepoints of their own (each would copy the pages it touches). */
 static int ingest_apply(struct db_conn *conn, void *arg)
 {
 	struct ingest_request *ir = arg;
@@ -53,8 +54,7 @@ static int ingest_apply(struct db_conn *conn, void *arg)
 		struct ingest_slot *slot = &ir->slots[i];
 		if (slot->error)
 			continue;
-		int r = ir->batch ? db_isolated(conn, ingest_one, &slot->item)
-		                  : ingest_one(conn, &slot->item);
+		int r = ingest_one(conn, &slot->item);
 		if (r < 0)
 			return r;
 	}
