@@ -51,7 +51,7 @@ FUZZ_SECONDS ?= 60
 
 # A recipe that fails (an embed script, a compile) leaves no half-written target behind.
 .DELETE_ON_ERROR:
-.PHONY: all deps ui-deps ui-check run check valgrind lint install clean bench fuzz fuzz-run
+.PHONY: all deps ui-deps ui-check run check valgrind lint install clean bench bench-instructions fuzz fuzz-run
 all: $(BUILD)/npsd $(BUILD)/npsctl
 
 # The end of a recipe that has listed the Debian packages it lacks in $$missing.
@@ -186,6 +186,10 @@ run: deps all
 
 bench: deps all
 	sh bench/run.sh
+
+# Instructions per answer by thread, under callgrind: a steady figure for A/B of a change.
+bench-instructions: deps all
+	sh bench/instructions.sh
 
 lint:
 	@! grep -nE '\b(gets|sprintf|strcpy|strcat|strtok|atoi)\s*\(' src/*.c include/npsd/*.h tests/*.c fuzz/*.c || \
