@@ -223,17 +223,30 @@ uint64_t db_rollbacks(const struct db_conn *conn)
 	return conn->rollbacks;
 }
 
-int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg)
+/* Runs fn(conn, arg) in the savepoint that the three statements open, undo and close
+ * (static strings: statements are cached by address), rolled back alone when fn returns a
+ * negative value, which goes to *ret_result. Returns 0, or a negative errno when the
+ * transaction cannot go on (SQLite may have rolled it back whole). */
+static int in_savepoint(struct db_conn *conn, const char *open_sql, const char *undo_sql,
+                        const char *close_sql, int (*fn)(struct db_conn *conn, void *arg), void *arg,
+                        int *ret_result)
 {
-	int r = conn_step_cached(conn, "SAVEPOINT one_part");
+	int r = conn_step_cached(conn, open_sql);
 	if (r < 0)
 		return r;
-	int result = fn(conn, arg);
+	int result = *ret_result = fn(conn, arg);
 	if (sqlite3_get_autocommit(conn->handle))
-		return result < 0 ? result : -EIO; /* the whole transaction is gone */
-	if (result < 0 && (r = rollback_to(conn, "ROLLBACK TO one_part")) < 0)
+		return result < 0 ? result : -EIO;
+	if (result < 0 && (r = rollback_to(conn, undo_sql)) < 0)
 		return r;
-	r = conn_step_cached(conn, "RELEASE one_part");
+	return conn_step_cached(conn, close_sql);
+}
+
+int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg), void *arg)
+{
+	int result;
+	int r = in_savepoint(conn, "SAVEPOINT one_part", "ROLLBACK TO one_part", "RELEASE one_part", fn, arg,
+	                     &result);
 	return r < 0 ? r : result;
 }
 
@@ -461,15 +474,8 @@ static void *sync_main(void *arg)
 
 static int apply_isolated(struct db_conn *conn, struct db_write *w)
 {
-	int r = conn_step_cached(conn, "SAVEPOINT one_write");
-	if (r < 0)
-		return r;
-	w->result = w->apply(conn, w->arg);
-	if (sqlite3_get_autocommit(conn->handle))
-		return w->result < 0 ? w->result : -EIO;
-	if (w->result < 0 && (r = rollback_to(conn, "ROLLBACK TO one_write")) < 0)
-		return r;
-	return conn_step_cached(conn, "RELEASE one_write");
+	return in_savepoint(conn, "SAVEPOINT one_write", "ROLLBACK TO one_write", "RELEASE one_write",
+	                    w->apply, w->arg, &w->result);
 }
 
 /*
