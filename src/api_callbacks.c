@@ -348,9 +348,54 @@ static int list_add(const struct callback_row *row, void *arg)
 
 static const char *const statuses[] = { "queued", "claimed", "done", "unreachable", "cancelled", NULL };
 
+/* A list in flight, read on the reports thread: a filter few callbacks pass (a rare
+ * touchpoint) walks every callback of the statuses asked for, 0.3-0.8 s at a million, which
+ * the other connections of an HTTP thread must not wait for. */
+struct list_request {
+	struct api_read read; /* first: the reports thread hands it back */
+	struct callback_filter f;
+	struct list_state st;
+	int64_t limit;
+	int result;
+};
+
+static void list_request_free(void *state)
+{
+	struct list_request *lr = state;
+	if (!lr)
+		return;
+	json_decref(lr->st.items);
+	free(lr);
+}
+
+static void list_run(struct api_read *r, struct db_conn *conn)
+{
+	struct list_request *lr = (struct list_request *)r;
+	lr->st.lookup.conn = conn;
+	lr->result = store_callback_list(conn, &lr->f, list_add, &lr->st);
+	lr->st.lookup.conn = NULL;
+}
+
+static void list_resumed(struct http_request *req)
+{
+	struct list_request *lr = http_state(req);
+	if (lr->result < 0) {
+		http_reply_storage_error(req, lr->result);
+		return;
+	}
+	char next[80] = "";
+	if (json_array_size(lr->st.items) > (size_t)lr->limit) {
+		json_array_remove(lr->st.items, (size_t)lr->limit);
+		snprintf(next, sizeof next, "%" PRId64 ".%" PRId64 ".%" PRId64 ".%" PRId64, lr->st.keys[0][0],
+		         lr->st.keys[0][1], lr->st.keys[0][2], lr->f.now);
+	}
+	json_t *items = lr->st.items;
+	lr->st.items = NULL;
+	api_reply_page(req, "callbacks", items, next[0] ? next : NULL);
+}
+
 void api_callbacks_list(struct http_request *req)
 {
-	struct npsd_app *app = http_app(req);
 	int64_t limit = LIST_DEFAULT;
 	struct callback_filter f = { .now = clock_now() };
 	if (http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
@@ -384,22 +429,17 @@ void api_callbacks_list(struct http_request *req)
 			f.now = c.as_of;
 	}
 	f.limit = (int)limit + 1; /* one more tells whether there is a next page */
-	struct list_state st = { .items = json_array(), .now = f.now };
-	st.lookup.conn = db_reader(app->db);
-	int r = store_callback_list(st.lookup.conn, &f, list_add, &st);
-	db_reader_put(app->db, st.lookup.conn);
-	if (r < 0) {
-		json_decref(st.items);
-		http_reply_storage_error(req, r);
+	struct list_request *lr = calloc(1, sizeof *lr);
+	if (!lr || !(lr->st.items = json_array())) {
+		free(lr);
+		http_reply_storage_error(req, -ENOMEM);
 		return;
 	}
-	char next[80] = "";
-	if (json_array_size(st.items) > (size_t)limit) {
-		json_array_remove(st.items, (size_t)limit);
-		snprintf(next, sizeof next, "%" PRId64 ".%" PRId64 ".%" PRId64 ".%" PRId64, st.keys[0][0],
-		         st.keys[0][1], st.keys[0][2], f.now);
-	}
-	api_reply_page(req, "callbacks", st.items, next[0] ? next : NULL);
+	lr->f = f;
+	lr->limit = limit;
+	lr->st.now = f.now;
+	http_set_state(req, lr, list_request_free);
+	api_offload(req, &lr->read, list_run, list_resumed);
 }
 
 /* The stats in flight: read on the reports thread (30 days of callbacks: 50-80 ms at a

@@ -1453,6 +1453,40 @@ START_TEST(a_slow_report_holds_up_no_other_request)
 }
 END_TEST
 
+/* A list of callbacks filtered by a touchpoint that none has walks every callback of the
+ * statuses asked for; it runs on the reports thread, so the one HTTP thread answers a health
+ * check meanwhile. */
+START_TEST(a_slow_callbacks_list_holds_up_no_other_request)
+{
+	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
+	config_replace(&D, "threads = 2", "threads = 1");
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(D.db_path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	ck_assert_int_eq(sqlite3_exec(db,
+	                              "INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
+	                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+	                              "400000) INSERT INTO callbacks (customer_id, status, priority, touchpoint, "
+	                              "due_at, sla_deadline, max_attempts, created_at) SELECT 'bulk', 'done', "
+	                              "i % 9, 'claim', i, i, 3, i FROM n",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(npsd_restart(&D), 0);
+	struct timed_get list = { .path = "/v1/callbacks?status=done&touchpoint=rare", .token = T_MANAGER };
+	struct timed_get health = { .path = "/healthz" };
+	pthread_t a, b;
+	ck_assert_int_eq(pthread_create(&a, NULL, timed_get, &list), 0);
+	sleep_ms(30); /* the list is being read */
+	ck_assert_int_eq(pthread_create(&b, NULL, timed_get, &health), 0);
+	pthread_join(b, NULL);
+	pthread_join(a, NULL);
+	ck_assert_int_eq(list.status, 200);
+	ck_assert_int_eq(health.status, 200);
+	ck_assert_msg(before(&health.done, &list.done), "the health check waited for the list on the one HTTP thread");
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *reports_suite(void)
@@ -1475,6 +1509,7 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, improvements_filters);
 	tcase_add_test(tc, improvements_page_by_cursor);
 	tcase_add_test(tc, a_slow_report_holds_up_no_other_request);
+	tcase_add_test(tc, a_slow_callbacks_list_holds_up_no_other_request);
 	suite_add_tcase(s, tc);
 
 	TCase *tz = tcase_create("timezone");
