@@ -57,6 +57,8 @@ static int ingest_apply(struct db_conn *conn, void *arg)
 		int r = ingest_one(conn, &slot->item);
 		if (r < 0)
 			return r;
+		if (!db_in_transaction(conn))
+			return -EIO;
 	}
 	return 0;
 }

@@ -218,6 +218,11 @@ static void count_rollback(void *arg)
 	((struct db_conn *)arg)->rollbacks++;
 }
 
+bool db_in_transaction(struct db_conn *conn)
+{
+	return !sqlite3_get_autocommit(conn->handle);
+}
+
 uint64_t db_rollbacks(const struct db_conn *conn)
 {
 	return conn->rollbacks;

@@ -101,6 +101,10 @@ int db_isolated(struct db_conn *conn, int (*fn)(struct db_conn *conn, void *arg)
 uint64_t db_rollbacks(const struct db_conn *conn);
 
 sqlite3 *db_handle(struct db_conn *conn);
+/* False once SQLite has rolled the writer's transaction back whole (a full disk, an I/O
+ * error): a write of several parts must stop there, or its next statements would each
+ * commit on their own. */
+bool db_in_transaction(struct db_conn *conn);
 /* Since start: writes committed, the batches (transactions) that carried them, and where
  * their time went, summed over the writes: waiting for the writer (queue), their batch's
  * statements and commit (batch), the fdatasync that made them durable (sync); and the
