@@ -3,7 +3,7 @@
 # by callgrind while wrk posts single answers (bench/ingest.lua) to a fresh npsd.
 #
 # On the bench VM two runs of the same binary differ by up to 30% in answers/s, more than
-# most changes to the code; an instruction count moves by well under 1% between runs of the
+# most changes to the code; an instruction count moves by 1-2% between runs of the
 # same binary, so it tells an A/B of a change to the handler or the writer apart. It says
 # nothing of cache misses, system calls or waiting (the kernel's work is not counted), and
 # under callgrind's single-threaded emulation a commit carries fewer answers than at full
@@ -22,9 +22,17 @@ NPSCTL=${NPSCTL_BIN:-build/npsctl}
 SECS=${BENCH_SECONDS:-15}
 
 die() { echo "bench/instructions.sh: $*" >&2; exit 2; }
-for cmd in valgrind wrk sqlite3; do
-	command -v "$cmd" >/dev/null || { apt-get install -y "$cmd" >/dev/null || die "cannot install $cmd"; }
+need=""
+for pkg in valgrind wrk sqlite3; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need="$need $pkg"
 done
+if [ -n "$need" ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need || die "cannot install$need"
+fi
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/npsd-instr.XXXXXX")
 PID=
@@ -45,6 +53,7 @@ hours = always
 EOF
 TOKEN=$("$NPSCTL" --db "$TMP/npsd.db" key create --role ingest --name bench 2>/dev/null) ||
 	die "npsctl key create failed"
+[ -n "$TOKEN" ] || die "npsctl printed no token"
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$TMP/cg.%p" \
 	"$NPSD" --config "$TMP/npsd.conf" --port-file "$TMP/port" --log-level warn 2>"$TMP/npsd.log" &
 PID=$!
@@ -58,10 +67,12 @@ PID=
 ANSWERS=$(sqlite3 "$TMP/npsd.db" 'select count(*) from surveys')
 [ "$ANSWERS" -gt 0 ] || die "no answer was stored"
 
-# callgrind numbers threads, not names: each is known by the function it runs.
+# callgrind numbers threads, not names: each is known by the function it runs (named in an
+# fn= or cfn= line: callgrind names a function where it first appears, either way).
 declare -A total=()
 for f in "$TMP"/cg.*-*; do
 	n=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+	[ -n "$n" ] || die "no total in $f"
 	name=other
 	if grep -q 'fn=.*writer_main' "$f"; then name=writer
 	elif grep -q 'fn=.*sync_main' "$f"; then name=sync
