@@ -320,19 +320,31 @@ START_TEST(a_full_disk_fails_the_write_and_keeps_the_database_whole)
 }
 END_TEST
 
+/* Subscribes a standard webhook to the events named in events (a JSON array, taken over)
+ * and has the writer's cache read it again. */
+static int subscribe(struct db_conn *conn, json_t *events)
+{
+	struct webhook_input in = { .url = "http://hooks.example/nps", .format = "standard", .active = -1,
+		                    .events_json = events };
+	size_t i;
+	json_t *e;
+	json_array_foreach (events, i, e)
+		in.events |= webhook_event_bit(json_string_value(e));
+	int64_t id;
+	int r = store_webhook_insert(conn, &in, "whsec_dGVzdA==", 1, &id);
+	json_decref(events);
+	if (r == 0)
+		outbox_webhooks_changed();
+	return r;
+}
+
 /* A manager's new webhook, then an answer it hears of, in a write that the full disk fails. */
 static int webhook_then_too_much(struct db_conn *conn, void *arg)
 {
 	(void)arg;
-	struct webhook_input in = { .url = "http://hooks.example/nps", .format = "standard",
-		                    .events = webhook_event_bit("survey.received"),
-		                    .events_json = json_pack("[s]", "survey.received"), .active = -1 };
-	int64_t id;
-	int r = store_webhook_insert(conn, &in, "whsec_dGVzdA==", 1, &id);
-	json_decref(in.events_json);
+	int r = subscribe(conn, json_pack("[s]", "survey.received"));
 	if (r < 0)
 		return r;
-	outbox_webhooks_changed();
 	r = outbox_emit(conn, "survey.received", json_object(), NO_FACTS, 1);
 	if (r < 0)
 		return r;
@@ -561,16 +573,9 @@ END_TEST
 static int ingest_with_a_subscriber(struct db_conn *conn, void *arg)
 {
 	(void)arg;
-	struct webhook_input in = { .url = "http://hooks.example/nps", .format = "standard", .active = -1,
-		                    .events = webhook_event_bit("survey.received") |
-		                              webhook_event_bit("callback.created"),
-		                    .events_json = json_pack("[s, s]", "survey.received", "callback.created") };
-	int64_t id;
-	int r = store_webhook_insert(conn, &in, "whsec_dGVzdA==", 1, &id);
-	json_decref(in.events_json);
+	int r = subscribe(conn, json_pack("[s, s]", "survey.received", "callback.created"));
 	if (r < 0)
 		return r;
-	outbox_webhooks_changed();
 	/* From here on: the statements that ran are ingest's. */
 	for (sqlite3_stmt *st = sqlite3_next_stmt(db_handle(conn), NULL); st;
 	     st = sqlite3_next_stmt(db_handle(conn), st))

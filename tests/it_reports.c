@@ -1419,71 +1419,61 @@ static bool before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+/* Restarts npsd with one HTTP thread, on a database that sql has filled meanwhile. */
+static void restart_on_one_thread_with(const char *sql)
+{
+	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
+	config_replace(&D, "threads = 2", "threads = 1");
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(D.db_path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(npsd_restart(&D), 0);
+}
+
+/* GETs the slow path as a manager and, while it is being read, /healthz: both succeed and the
+ * health check is answered first. */
+static void health_check_answered_during(const char *slow_path)
+{
+	struct timed_get slow = { .path = slow_path, .token = T_MANAGER };
+	struct timed_get health = { .path = "/healthz" };
+	pthread_t a, b;
+	ck_assert_int_eq(pthread_create(&a, NULL, timed_get, &slow), 0);
+	sleep_ms(30); /* the slow read is under way */
+	ck_assert_int_eq(pthread_create(&b, NULL, timed_get, &health), 0);
+	pthread_join(b, NULL);
+	pthread_join(a, NULL);
+	ck_assert_int_eq(slow.status, 200);
+	ck_assert_int_eq(health.status, 200);
+	ck_assert_msg(before(&health.done, &slow.done), "the health check waited for %s on the one HTTP thread",
+	              slow_path);
+}
+
 /* A report over every answer runs on the reports thread: the one HTTP thread answers other
  * requests meanwhile (here a health check sent while the report is being worked out). */
 START_TEST(a_slow_report_holds_up_no_other_request)
 {
-	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
-	config_replace(&D, "threads = 2", "threads = 1");
-	sqlite3 *db = NULL;
-	ck_assert_int_eq(sqlite3_open(D.db_path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 10000);
-	ck_assert_int_eq(sqlite3_exec(db,
-	                              "INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
-	                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-	                              "400000) INSERT INTO surveys (response_id, source, customer_id, touchpoint, "
-	                              "score, answered_at, received_at, consent) SELECT 'bulk-' || i, 's', 'bulk', "
-	                              "'claim', i % 11, 1735689600 + i * 60, 1735689600, 1 FROM n",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-	ck_assert_int_eq(npsd_restart(&D), 0);
-	struct timed_get report = { .path = "/v1/nps?group_by=day", .token = T_MANAGER };
-	struct timed_get health = { .path = "/healthz" };
-	pthread_t a, b;
-	ck_assert_int_eq(pthread_create(&a, NULL, timed_get, &report), 0);
-	sleep_ms(30); /* the report is being worked out */
-	ck_assert_int_eq(pthread_create(&b, NULL, timed_get, &health), 0);
-	pthread_join(b, NULL);
-	pthread_join(a, NULL);
-	ck_assert_int_eq(report.status, 200);
-	ck_assert_int_eq(health.status, 200);
-	ck_assert_msg(before(&health.done, &report.done),
-	              "the health check waited for the report on the one HTTP thread");
+	restart_on_one_thread_with("INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
+	                           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+	                           "400000) INSERT INTO surveys (response_id, source, customer_id, touchpoint, "
+	                           "score, answered_at, received_at, consent) SELECT 'bulk-' || i, 's', 'bulk', "
+	                           "'claim', i % 11, 1735689600 + i * 60, 1735689600, 1 FROM n");
+	health_check_answered_during("/v1/nps?group_by=day");
 }
 END_TEST
 
 /* A list of callbacks filtered by a touchpoint that none has walks every callback of the
- * statuses asked for; it runs on the reports thread, so the one HTTP thread answers a health
- * check meanwhile. */
+ * statuses asked for (400,000 here: about half a second); it runs on the reports thread, so
+ * the one HTTP thread answers a health check meanwhile. */
 START_TEST(a_slow_callbacks_list_holds_up_no_other_request)
 {
-	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
-	config_replace(&D, "threads = 2", "threads = 1");
-	sqlite3 *db = NULL;
-	ck_assert_int_eq(sqlite3_open(D.db_path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 10000);
-	ck_assert_int_eq(sqlite3_exec(db,
-	                              "INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
-	                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-	                              "400000) INSERT INTO callbacks (customer_id, status, priority, touchpoint, "
-	                              "due_at, sla_deadline, max_attempts, created_at) SELECT 'bulk', 'done', "
-	                              "i % 9, 'claim', i, i, 3, i FROM n",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
-	ck_assert_int_eq(npsd_restart(&D), 0);
-	struct timed_get list = { .path = "/v1/callbacks?status=done&touchpoint=rare", .token = T_MANAGER };
-	struct timed_get health = { .path = "/healthz" };
-	pthread_t a, b;
-	ck_assert_int_eq(pthread_create(&a, NULL, timed_get, &list), 0);
-	sleep_ms(30); /* the list is being read: it walks 400,000 rows, about half a second */
-	ck_assert_int_eq(pthread_create(&b, NULL, timed_get, &health), 0);
-	pthread_join(b, NULL);
-	pthread_join(a, NULL);
-	ck_assert_int_eq(list.status, 200);
-	ck_assert_int_eq(health.status, 200);
-	ck_assert_msg(before(&health.done, &list.done), "the health check waited for the list on the one HTTP thread");
+	restart_on_one_thread_with("INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
+	                           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+	                           "400000) INSERT INTO callbacks (customer_id, status, priority, touchpoint, "
+	                           "due_at, sla_deadline, max_attempts, created_at) SELECT 'bulk', 'done', "
+	                           "i % 9, 'claim', i, i, 3, i FROM n");
+	health_check_answered_during("/v1/callbacks?status=done&touchpoint=rare");
 }
 END_TEST
 
