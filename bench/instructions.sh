@@ -22,17 +22,10 @@ NPSCTL=${NPSCTL_BIN:-build/npsctl}
 SECS=${BENCH_SECONDS:-15}
 
 die() { echo "bench/instructions.sh: $*" >&2; exit 2; }
-need=""
-for pkg in valgrind wrk sqlite3; do
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need="$need $pkg"
-done
-if [ -n "$need" ]; then
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need || die "cannot install$need"
-fi
+say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
+install_missing valgrind wrk sqlite3
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/npsd-instr.XXXXXX")
 PID=
@@ -42,25 +35,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$TMP/npsd.conf" <<EOF
-[server]
-listen = 127.0.0.1:0
-threads = 0
-[database]
-path = $TMP/npsd.db
-[callbacks]
-hours = always
-EOF
+bench_config "$TMP" bench/instructions.sh
 TOKEN=$("$NPSCTL" --db "$TMP/npsd.db" key create --role ingest --name bench 2>/dev/null) ||
 	die "npsctl key create failed"
 [ -n "$TOKEN" ] || die "npsctl printed no token"
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$TMP/cg.%p" \
 	"$NPSD" --config "$TMP/npsd.conf" --port-file "$TMP/port" --log-level warn 2>"$TMP/npsd.log" &
 PID=$!
-for _ in $(seq 300); do [ -s "$TMP/port" ] && break; sleep 0.1; done
-[ -s "$TMP/port" ] || { cat "$TMP/npsd.log" >&2; die "npsd did not start under callgrind"; }
+# callgrind starts npsd slowly: up to 30 s.
+PORT=$(wait_for_port "$TMP/port" "$PID" 300) || { cat "$TMP/npsd.log" >&2; die "npsd did not start under callgrind"; }
 NPSD_TOKEN=$TOKEN BENCH_TAG=instr$$ wrk -t1 -c16 -d"${SECS}s" -s bench/ingest.lua \
-	"http://127.0.0.1:$(cat "$TMP/port")/v1/surveys" >"$TMP/wrk.txt" 2>&1 || die "wrk failed"
+	"http://127.0.0.1:$PORT/v1/surveys" >"$TMP/wrk.txt" 2>&1 || die "wrk failed"
 kill "$PID"
 wait "$PID" 2>/dev/null || true
 PID=

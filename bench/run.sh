@@ -67,18 +67,9 @@ for p in $PHASES; do
 done
 
 # --- tools -------------------------------------------------------------------------------
-need=""
-for pkg in wrk sqlite3; do
-	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need="$need $pkg"
-done
-if [ -n "$need" ]; then
-	say "installing:$need"
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need
-fi
+# shellcheck source=bench/common.sh
+. bench/common.sh
+install_missing wrk sqlite3
 [ -x "$NPSD" ] || die "$NPSD is missing: run make all first"
 [ -x "$NPSCTL" ] || die "$NPSCTL is missing: run make all first"
 
@@ -186,19 +177,6 @@ thread_cpu() {
 # and its context switches so far.
 cpu_ticks() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; i = $5 + $6 } /^ctxt / { c = $2 } END { print b, i, c }' /proc/stat; }
 
-wait_for_port() { # wait_for_port FILE PID: up to 15 s for a port number in FILE
-	local file=$1 pid=$2 i
-	for i in $(seq 1 150); do
-		if [ -s "$file" ] && grep -qE '^[0-9]+$' "$file"; then
-			head -n1 "$file"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
 # --- ingest: npsd against the no-op ceiling, in rounds --------------------------------------
 
 # ingest_round N: a fresh npsd on a fresh database, its warm-up and measured wrk runs, then
@@ -209,16 +187,7 @@ ingest_round() {
 	local dir=$TMP/ingest-$round
 	mkdir -p "$dir"
 	CFG=$dir/npsd.conf
-	cat >"$CFG" <<EOF
-; written by bench/run.sh
-[server]
-listen = 127.0.0.1:0
-threads = 0
-[database]
-path = $dir/npsd.db
-[callbacks]
-hours = always
-EOF
+	bench_config "$dir" bench/run.sh
 
 	TOKEN=$("$NPSCTL" --db "$dir/npsd.db" key create --role ingest --name bench) ||
 		die "npsctl key create failed"
@@ -419,17 +388,7 @@ load() {
 start_npsd() {
 	local dir=$1 extra=${2:-} name
 	name=$(basename "$dir")
-	cat >"$dir/npsd.conf" <<EOF
-; written by bench/run.sh ($name)
-[server]
-listen = 127.0.0.1:0
-threads = 0
-[database]
-path = $dir/npsd.db
-[callbacks]
-hours = always
-$extra
-EOF
+	bench_config "$dir" "bench/run.sh ($name)" "$extra"
 	say "starting: $NPSD --config $dir/npsd.conf --port-file $dir/port --log-level warn"
 	"$NPSD" --config "$dir/npsd.conf" --port-file "$dir/port" --log-level warn 2>"$TMP/npsd-$name.log" &
 	NPSD_PID=$!
