@@ -16,7 +16,9 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -2410,6 +2412,176 @@ START_TEST(malformed_corpus_is_4xx_json_and_the_daemon_stays_up)
 }
 END_TEST
 
+/* ---------- large bodies: at most 4 MiB of them in memory at once ---------- */
+
+/* The value of the unlabelled metric name in GET /metrics; fails the test when it is missing. */
+static double metric_now(const char *name)
+{
+	struct http_result r;
+	REQ(&r, "GET", "/metrics", NULL, NULL);
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *at = strstr(r.body, key);
+	ck_assert_msg(at != NULL, "no %s in /metrics", name);
+	double value = strtod(at + strlen(key), NULL);
+	http_result_free(&r);
+	return value;
+}
+
+static void wait_for_metric(const char *name, double want)
+{
+	double got = metric_now(name);
+	for (int i = 0; i < 200 && got != want; i++) {
+		sleep_ms(50);
+		got = metric_now(name);
+	}
+	ck_assert_msg(got == want, "%s is %.0f, want %.0f", name, got, want);
+}
+
+#define HELD_BODY 1048576 /* max_body: each of four such uploads takes a quarter of the budget */
+
+/* Starts an upload of HELD_BODY bytes and sends 20,000 of them: past 16 KiB, so it holds its
+ * share of the budget until the connection ends. The socket. */
+static int hold_large_body(void)
+{
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	char *head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+	                 T_INGEST, HELD_BODY);
+	char part[20001];
+	memset(part, ' ', 20000);
+	part[20000] = '\0';
+	ck_assert_int_eq(raw_send(fd, head), 0);
+	ck_assert_int_eq(raw_send(fd, part), 0);
+	free(head);
+	return fd;
+}
+
+/* A batch of n answers (over 16 KiB from about 130 on), each with a customer of its own. */
+static char *batch_of(const char *tag, int n)
+{
+	size_t cap = (size_t)n * 200 + 3, len = 0;
+	char *text = malloc(cap);
+	ck_assert_ptr_nonnull(text);
+	text[len++] = '[';
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(text + len, cap - len,
+		                        "%s{\"response_id\":\"%s-%d\",\"customer\":{\"id\":\"C-%s-%d\","
+		                        "\"phone\":\"+316%08d\"},\"touchpoint\":\"claim\",\"score\":%d}",
+		                        i ? "," : "", tag, i, tag, i, i, i % 11);
+	}
+	text[len++] = ']';
+	text[len] = '\0';
+	return text;
+}
+
+struct batch_post {
+	char *body;
+	struct http_result r;
+	atomic_bool answered;
+};
+
+static void *post_batch(void *arg)
+{
+	struct batch_post *b = arg;
+	http_json(&D, "POST", "/v1/surveys", T_INGEST, b->body, &b->r);
+	atomic_store(&b->answered, true);
+	return NULL;
+}
+
+#define WAITING_BATCHES 6
+#define BATCH_ANSWERS 200
+
+/* Four held uploads take the whole budget; then WAITING_BATCHES batches are posted at once,
+ * each from a thread of its own, and every one of them waits. */
+static void queue_batches_behind_held_uploads(int held[4], struct batch_post posts[WAITING_BATCHES],
+                                              pthread_t threads[WAITING_BATCHES], const char *tag)
+{
+	for (int i = 0; i < 4; i++)
+		held[i] = hold_large_body();
+	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
+	for (int k = 0; k < WAITING_BATCHES; k++) {
+		char *name = fmt("%s%d", tag, k);
+		posts[k].body = batch_of(name, BATCH_ANSWERS);
+		free(name);
+		atomic_init(&posts[k].answered, false);
+		ck_assert_int_eq(pthread_create(&threads[k], NULL, post_batch, &posts[k]), 0);
+	}
+	wait_for_metric("npsd_http_large_bodies_waited_total", WAITING_BATCHES);
+}
+
+/* Uploads that end (here: their clients go away) give their share back, and the batches that
+ * waited go on, each stored whole with its own answers. */
+START_TEST(large_bodies_wait_for_room_and_every_one_is_stored)
+{
+	int held[4];
+	struct batch_post posts[WAITING_BATCHES] = { 0 };
+	pthread_t threads[WAITING_BATCHES];
+	queue_batches_behind_held_uploads(held, posts, threads, "wait");
+	/* An answer on its own does not queue behind them. */
+	char *one = survey("alone-1", "C-alone-1", "+31611112222", "claim", 4, NULL);
+	struct http_result r;
+	post_expect(&r, one, 201);
+	http_result_free(&r);
+	free(one);
+	sleep_ms(300);
+	for (int k = 0; k < WAITING_BATCHES; k++)
+		ck_assert_msg(!atomic_load(&posts[k].answered), "batch %d was answered while the budget was taken", k);
+
+	for (int i = 0; i < 4; i++)
+		close(held[i]);
+	for (int k = 0; k < WAITING_BATCHES; k++) {
+		pthread_join(threads[k], NULL);
+		struct http_result *b = &posts[k].r;
+		ck_assert_msg(b->status == 200, "batch %d: status %ld (curl %d)", k, b->status, b->curl_code);
+		ck_assert_int_eq(json_array_size(b->json), BATCH_ANSWERS);
+		for (size_t i = 0; i < BATCH_ANSWERS; i++) {
+			json_t *item = json_array_get(b->json, i);
+			ck_assert_int_eq(obj_int(item, "status"), 201);
+			char *rid = fmt("wait%d-%zu", k, i);
+			ck_assert_str_eq(obj_str(item, "response_id"), rid);
+			free(rid);
+		}
+		json_t *last = get_survey(obj_int(json_array_get(b->json, BATCH_ANSWERS - 1), "id"));
+		char *rid = fmt("wait%d-%d", k, BATCH_ANSWERS - 1);
+		ck_assert_str_eq(obj_str(last, "response_id"), rid);
+		free(rid);
+		json_decref(last);
+		http_result_free(b);
+		free(posts[k].body);
+	}
+	wait_for_metric("npsd_http_large_body_bytes", 0);
+	ck_assert_double_eq(metric_now("npsd_http_large_body_bytes_peak"), 4.0 * HELD_BODY);
+}
+END_TEST
+
+/* A stop while batches wait behind uploads that never end: the drain runs out, the uploads
+ * are cut, the waiting batches are let go unstored (libmicrohttpd cannot stop with a
+ * connection paused), and npsd stops cleanly. */
+START_TEST(a_stop_with_large_bodies_waiting_ends_cleanly)
+{
+	int held[4];
+	struct batch_post posts[WAITING_BATCHES] = { 0 };
+	pthread_t threads[WAITING_BATCHES];
+	queue_batches_behind_held_uploads(held, posts, threads, "stop");
+	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
+	for (int k = 0; k < WAITING_BATCHES; k++) {
+		pthread_join(threads[k], NULL);
+		struct http_result *b = &posts[k].r;
+		/* Cut off with the stop, or a 503 to retry: never stored in part. */
+		ck_assert_msg(b->status == 0 || b->status == 503, "batch %d: status %ld", k, b->status);
+		http_result_free(b);
+		free(posts[k].body);
+	}
+	for (int i = 0; i < 4; i++)
+		close(held[i]);
+	char *log = npsd_log(&D);
+	ck_assert_msg(strstr(log, "still sending a request"), "no word of the cut uploads: %s", log);
+	free(log);
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *surveys_suite(void)
@@ -2456,6 +2628,8 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_rare_filter_pages_on_past_a_short_page);
 	tcase_add_test(tc, list_bad_query_parameters_are_400);
 	tcase_add_test(tc, malformed_corpus_is_4xx_json_and_the_daemon_stays_up);
+	tcase_add_test(tc, large_bodies_wait_for_room_and_every_one_is_stored);
+	tcase_add_test(tc, a_stop_with_large_bodies_waiting_ends_cleanly);
 	suite_add_tcase(s, tc);
 
 	TCase *cfg = tcase_create("config");

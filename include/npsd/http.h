@@ -121,6 +121,9 @@ struct http_stage_stats {
 	uint64_t resumed, resume_ns;
 	uint64_t sent, send_ns;
 	uint64_t cut; /* connections cut: a request not whole within four connection timeouts */
+	/* Large bodies (see BODY_BUDGET in http.c): how many had to wait for others to end, and
+	 * the bytes of the budget taken now and at most since start. */
+	uint64_t body_waits, body_bytes, body_bytes_peak;
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
