@@ -14,15 +14,18 @@
 #define LIST_MAX 500
 #define HISTORY_MAX 20
 
+/* claimed_by_key_id, beside SPEC's claimed_by (a key's name, which two keys may share), lets
+ * the console tell the caller's own calls from those of a namesake. */
 static json_t *callback_json(const struct callback_row *row)
 {
 	char due[21], sla[21], created[21];
 	return json_pack(
-	        "{s:I, s:s, s:i, s:s, s:s, s:s, s:b, s:i, s:i, s:s?, s:o, s:s?, s:s?, s:s, s:o, s:o}", "id",
-	        (json_int_t)row->id, "status", row->status, "priority", row->priority, "touchpoint",
+	        "{s:I, s:s, s:i, s:s, s:s, s:s, s:b, s:i, s:i, s:s?, s:o, s:o, s:s?, s:s?, s:s, s:o, s:o}",
+	        "id", (json_int_t)row->id, "status", row->status, "priority", row->priority, "touchpoint",
 	        row->touchpoint, "due_at", time_format_rfc3339(row->due_at, due), "sla_deadline",
 	        time_format_rfc3339(row->sla_deadline, sla), "sla_breached", row->sla_breached, "attempts",
 	        row->attempts, "max_attempts", row->max_attempts, "claimed_by", row->claimed_by,
+	        "claimed_by_key_id", row->claimed_key_id ? json_integer(row->claimed_key_id) : json_null(),
 	        "lease_expires_at", api_time(row->lease_expires_at), "outcome", row->outcome, "notes",
 	        row->notes, "created_at", time_format_rfc3339(row->created_at, created), "first_attempt_at",
 	        api_time(row->first_attempt_at), "closed_at", api_time(row->closed_at));

@@ -416,6 +416,12 @@ START_TEST(claim_order_filter_and_list_pagination)
 	json_t *cb = NULL;
 	ck_assert_int_eq(claim(&f, f.agent_a, NULL, &cb), f0);
 	ck_assert_str_eq(sget(cb, "claimed_by"), "agent-a");
+	/* And by which key: the one GET /v1/me names for agent-a. */
+	json_t *me = NULL;
+	ck_assert_int_eq(call(&f, "GET", "/v1/me", f.agent_a, NULL, &me), 200);
+	ck_assert_int_gt(iget(me, "key_id"), 0);
+	ck_assert_int_eq(iget(cb, "claimed_by_key_id"), iget(me, "key_id"));
+	json_decref(me);
 	assert_time(cb, "lease_expires_at", T0 + LEASE);
 	ck_assert_int_eq(iget(cb, "priority"), 0);
 	json_decref(cb);
@@ -474,6 +480,9 @@ START_TEST(claim_order_filter_and_list_pagination)
 	        call(&f, "GET", "/v1/callbacks?status=queued&touchpoint=purchase", f.agent_a, NULL, &list),
 	        200);
 	assert_ids(ids, list_ids(list, ids, 16), purchase, 3, "the purchase queue");
+	for (size_t i = 0; i < 3; i++) /* queued: no key holds them */
+		ck_assert(json_is_null(
+		        json_object_get(json_array_get(json_object_get(list, "callbacks"), i), "claimed_by_key_id")));
 	json_decref(list);
 
 	/* Claims follow the queue; the filter takes the first of its touchpoint. */

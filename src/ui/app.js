@@ -278,8 +278,9 @@ async function showCalls(params, view) {
     api('GET', `v1/callbacks${query({ status, touchpoint, limit: 50 })}`),
     may.claim() ? api('GET', 'v1/callbacks?status=claimed&limit=100') : null,
   ]);
-  // An agent who closed the tab mid-call finds it again here (by their key's name).
-  const mine = claimed ? claimed.data.callbacks.filter((cb) => cb.claimed_by === me.name) : [];
+  // An agent who closed the tab mid-call finds it again here (by their key, not its name,
+  // which a namesake's key may share).
+  const mine = claimed ? claimed.data.callbacks.filter((cb) => cb.claimed_by_key_id === me.key_id) : [];
 
   const claimTouchpoint = h('input', { id: 'claim-touchpoint', name: 'touchpoint', pattern: TOUCHPOINT, placeholder: 'any' });
   const claim = h('form', { id: 'claim', class: 'card' },
@@ -549,11 +550,12 @@ function keepLease(cb, expires, view) {
 
 async function showCallback(id, view) {
   const { data: cb } = await api('GET', `v1/callbacks/${id}`);
-  // Only a call claimed under this key's name can be this key's: no probe of others' calls.
-  const ours = cb.status === 'claimed' && may.claim() && cb.claimed_by === me.name;
+  // Only a call claimed by this key is probed (the heartbeat renews the lease and tells its
+  // end); between the read and the probe the lease may have run out.
+  const ours = cb.status === 'claimed' && may.claim() && cb.claimed_by_key_id === me.key_id;
   const lease = ours ? await holdsLease(cb) : null;
   if (view !== generation) return;
-  if (ours && !lease) notify(`This call is held by another key also named ${me.name}.`, 'error');
+  if (ours && !lease) notify('This call is no longer yours: its lease ran out or it was taken back.', 'error');
   if (lease) cb.lease_expires_at = lease;
   const customer = cb.customer || {};
   const contact = h('dl', { class: 'facts', id: 'customer' },

@@ -374,6 +374,19 @@ test('a double click takes one call; a claimed call is read-only to whoever does
   const held = await stored(first.callback.id);
   assert.equal(held.claimed_by, 'anna');
   await done(otto);
+
+  // A second key also named anna: the call is not among its calls in progress, and its page
+  // is read-only, with no word of a lease it never held.
+  const namesake = await newPage();
+  await signIn(namesake, createKey('agent', 'anna'));
+  await namesake.waitForSelector('#claim');
+  assert.equal(await namesake.locator(`#mine a[href="#/callbacks/${first.callback.id}"]`).count(), 0);
+  await namesake.goto(`${base}/ui/#/callbacks/${first.callback.id}`);
+  await namesake.waitForSelector('#customer-name');
+  assert.equal(await namesake.locator('#complete').count(), 0);
+  assert.equal(await namesake.locator('#release').count(), 0);
+  assert.doesNotMatch(await namesake.textContent('#notice'), /also named|no longer yours/);
+  await done(namesake);
 });
 
 test('an agent hands a call back; a manager cancels one; an agent may not', async () => {
