@@ -131,11 +131,11 @@ static void metrics_resumed(struct http_request *req)
 	       "server.connection_timeout (a client sending a byte now and then).",
 	       (double)hs.cut);
 	metric(t, "npsd_http_large_bodies_waited_total", "counter",
-	       "Bodies over 64 KiB that waited, their connection paused, until bodies before them "
-	       "had been answered: at most 8 MiB of such bodies are in memory at once.",
+	       "Bodies over 16 KiB that waited, their connection paused, until bodies before them "
+	       "had been answered: at most 4 MiB of such bodies are in memory at once.",
 	       (double)hs.body_waits);
 	metric(t, "npsd_http_large_body_bytes", "gauge",
-	       "Bytes of the 8 MiB budget of bodies over 64 KiB held by requests in flight.",
+	       "Bytes of the 4 MiB budget of bodies over 16 KiB held by requests in flight.",
 	       (double)hs.body_bytes);
 	metric(t, "npsd_http_large_body_bytes_peak", "gauge",
 	       "The most bytes of that budget held at once since start.", (double)hs.body_bytes_peak);

@@ -804,12 +804,19 @@ static void budget_take(struct http_request *req)
 	struct http_server *srv = req->srv;
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	size_t expected = length ? (size_t)strtoull(length, NULL, 10) : req->max_body;
+	/* With Transfer-Encoding, libmicrohttpd reads the body as chunked whatever the length says. */
+	bool chunked = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+	                                           MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	size_t expected = length && !chunked ? (size_t)strtoull(length, NULL, 10) : req->max_body;
 	if (expected < req->body_len) /* never 0, which would mean no share */
 		expected = req->body_len;
 	req->budget = expected < BODY_BUDGET ? expected : BODY_BUDGET;
 	pthread_mutex_lock(&srv->budget_lock);
-	bool now = !srv->waiters && (srv->budget_held == 0 || srv->budget_held + req->budget <= BODY_BUDGET);
+	/* Once closing, nothing wakes a waiter any more (see budget_wake_waiters): a request that
+	 * gets this far during the stop goes on, and is answered 503 or cut like the others. */
+	bool now =
+	        atomic_load(&srv->closing) ||
+	        (!srv->waiters && (srv->budget_held == 0 || srv->budget_held + req->budget <= BODY_BUDGET));
 	if (now) {
 		budget_add(srv, req->budget);
 	} else {

@@ -18,8 +18,9 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2440,15 +2441,16 @@ static void wait_for_metric(const char *name, double want)
 
 #define HELD_BODY 1048576 /* max_body: each of four such uploads takes a quarter of the budget */
 
-/* Starts an upload of HELD_BODY bytes and sends 20,000 of them: past 16 KiB, so it holds its
+/* Starts an upload to POST /v1/surveys whose head ends in framing (its length headers, the
+ * blank line, a chunk's size line) and sends 20,000 bytes of it: past 16 KiB, so it holds its
  * share of the budget until the connection ends. The socket. */
-static int hold_large_body(void)
+static int start_upload(const char *framing)
 {
 	int fd = raw_connect(&D);
 	ck_assert_int_ge(fd, 0);
 	char *head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
-	                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-	                 T_INGEST, HELD_BODY);
+	                 "Content-Type: application/json\r\n%s",
+	                 T_INGEST, framing);
 	char part[20001];
 	memset(part, ' ', 20000);
 	part[20000] = '\0';
@@ -2456,6 +2458,14 @@ static int hold_large_body(void)
 	ck_assert_int_eq(raw_send(fd, part), 0);
 	free(head);
 	return fd;
+}
+
+/* An upload of HELD_BODY bytes that stops after 20,000. */
+static int hold_large_body(void)
+{
+	char framing[64];
+	snprintf(framing, sizeof framing, "Content-Length: %d\r\n\r\n", HELD_BODY);
+	return start_upload(framing);
 }
 
 /* A batch of n answers (over 16 KiB from about 130 on), each with a customer of its own. */
@@ -2582,6 +2592,89 @@ START_TEST(a_stop_with_large_bodies_waiting_ends_cleanly)
 }
 END_TEST
 
+/* With Transfer-Encoding the body is chunked whatever Content-Length says, so its share is
+ * max_body, as for any chunked body: a small length must not let a large body past. */
+START_TEST(a_chunked_body_takes_max_body_whatever_its_length_says)
+{
+	int held[3];
+	for (int i = 0; i < 3; i++)
+		held[i] = hold_large_body();
+	wait_for_metric("npsd_http_large_body_bytes", 3.0 * HELD_BODY);
+	int fd = start_upload("Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n4e20\r\n");
+	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
+	close(fd);
+	for (int i = 0; i < 3; i++)
+		close(held[i]);
+	wait_for_metric("npsd_http_large_body_bytes", 0);
+}
+END_TEST
+
+/* Sends the first n bytes of text. */
+static void send_part(int fd, const char *text, size_t n)
+{
+	char *part = strndup(text, n);
+	ck_assert_ptr_nonnull(part);
+	ck_assert_int_eq(raw_send(fd, part), 0);
+	free(part);
+}
+
+/* A stop whose drain runs out while a write waits for the database: a batch that passes
+ * 16 KiB only then, with the budget taken, is not left paused (libmicrohttpd would abort the
+ * stop). One HTTP thread, so that no upload cut in another thread wakes it by chance. */
+START_TEST(a_body_that_grows_large_during_the_stop_is_not_left_waiting)
+{
+	config_replace(&D, "threads = 2\n", "threads = 1\n");
+	ck_assert_int_eq(npsd_restart(&D), 0);
+	int held[4];
+	for (int i = 0; i < 4; i++)
+		held[i] = hold_large_body();
+	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
+	char *batch = batch_of("late", BATCH_ANSWERS);
+	char *one = survey("stop-1", "C-stop-1", "+31611113333", "claim", 9, NULL);
+	int late = raw_connect(&D), slow = raw_connect(&D);
+	ck_assert_int_ge(late, 0);
+	ck_assert_int_ge(slow, 0);
+	char *head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	                 T_INGEST, strlen(batch));
+	ck_assert_int_eq(raw_send(late, head), 0);
+	free(head);
+	send_part(late, batch, 10000); /* below 16 KiB: no share asked for yet */
+	head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	           T_INGEST, strlen(one));
+	ck_assert_int_eq(raw_send(slow, head), 0);
+	free(head);
+	send_part(slow, one, 10);
+	sleep_ms(300);
+
+	kill(D.pid, SIGTERM);
+	/* The drain waits 10 s for the held uploads. Near its end the answer's write is made to
+	 * wait for the database (the writer's busy timeout is 5 s), so the stop waits for it. */
+	sleep_ms(8500);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(D.db_path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 2000);
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(raw_send(slow, one + 10), 0);
+	for (int i = 0; i < 500 && !log_has("waiting for those on storage"); i++)
+		sleep_ms(10);
+	ck_assert_msg(log_has("waiting for those on storage"), "the drain did not run out");
+	/* Closing now: the batch passes 16 KiB with the whole budget taken. */
+	ck_assert_int_eq(raw_send(late, batch + 10000), 0);
+	sleep_ms(500);
+	ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0);
+	for (int i = 0; i < 4; i++)
+		close(held[i]);
+	close(late);
+	close(slow);
+	free(batch);
+	free(one);
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *surveys_suite(void)
@@ -2630,6 +2723,8 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, malformed_corpus_is_4xx_json_and_the_daemon_stays_up);
 	tcase_add_test(tc, large_bodies_wait_for_room_and_every_one_is_stored);
 	tcase_add_test(tc, a_stop_with_large_bodies_waiting_ends_cleanly);
+	tcase_add_test(tc, a_chunked_body_takes_max_body_whatever_its_length_says);
+	tcase_add_test(tc, a_body_that_grows_large_during_the_stop_is_not_left_waiting);
 	suite_add_tcase(s, tc);
 
 	TCase *cfg = tcase_create("config");
