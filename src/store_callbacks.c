@@ -485,7 +485,8 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 int store_event_insert(struct db_conn *conn, const char *type, const char *payload, int64_t now,
                        int64_t *ret_id)
 {
-	static const char sql[] = "INSERT INTO events (type, payload, created_at) VALUES (?, ?, ?)";
+	static const char sql[] = "INSERT INTO events (id, type, payload, created_at) VALUES (" STORE_NEXT_ID(
+	        "events") ", ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;

@@ -27,6 +27,19 @@ static int change_rows(struct db_conn *conn, const char *sql, const char *text, 
 	return r;
 }
 
+/* Notes each table's highest id before rows are deleted, so that no id is handed out again
+ * (see STORE_NEXT_ID). */
+static int note_id_floors(struct db_conn *conn)
+{
+	static const char sql[] = "INSERT INTO id_floors (name, max_id) SELECT name, top FROM ("
+	                          "SELECT 'surveys' AS name, (SELECT max(id) FROM surveys) AS top UNION ALL "
+	                          "SELECT 'callbacks', (SELECT max(id) FROM callbacks) UNION ALL "
+	                          "SELECT 'events', (SELECT max(id) FROM events)) WHERE top IS NOT NULL "
+	                          "ON CONFLICT (name) DO UPDATE SET max_id = max(max_id, excluded.max_id)";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	return st ? store_step_done(st) : -EIO;
+}
+
 /* ---- purge ---- */
 
 /* An answer goes when it is older than the cutoff and so is its callback, closed: a call
@@ -129,6 +142,9 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	static const char sql_events[] = "DELETE FROM events WHERE id IN (" OLDEST("events") ")";
 	struct purge_cursor moved = *cursor;
 	struct customer_ids customers = { .cursor = &moved };
+	int r = note_id_floors(conn);
+	if (r < 0)
+		return r;
 	sqlite3_stmt *st = db_prepare(conn, sql_surveys);
 	if (!st)
 		return -EIO;
@@ -136,7 +152,7 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	sqlite3_bind_int(st, 2, limit);
 	sqlite3_bind_int64(st, 3, cursor->answered_at);
 	sqlite3_bind_int64(st, 4, cursor->survey_id);
-	int r = store_rows(st, collect_customer, &customers);
+	r = store_rows(st, collect_customer, &customers);
 	if (r == 0)
 		c->surveys += (int64_t)customers.n;
 	if (r == 0)
@@ -201,6 +217,9 @@ int store_erase_customer(struct db_conn *conn, const char *customer_id, const ch
 	/* Erased means unreadable in the file too: freed pages are overwritten with zeros. */
 	if (sqlite3_exec(db_handle(conn), "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK)
 		return -EIO;
+	int r = note_id_floors(conn);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
 		sqlite3_stmt *st = db_prepare(conn, steps[i].sql);
 		if (!st)
@@ -208,7 +227,7 @@ int store_erase_customer(struct db_conn *conn, const char *customer_id, const ch
 		db_bind_text(st, 1, customer_id);
 		if (sqlite3_bind_parameter_count(st) >= 2)
 			db_bind_text(st, 2, customer_id_json);
-		int r = store_step_done(st);
+		r = store_step_done(st);
 		if (r < 0)
 			return r;
 		*(int64_t *)((char *)c + steps[i].count) += sqlite3_changes(db_handle(conn));

@@ -201,9 +201,9 @@ int store_survey_insert(struct db_conn *conn, const struct survey_input *in, con
                         const char *attributes, int64_t received_at, int64_t callback_id, int64_t *ret_id)
 {
 	static const char sql[] =
-	        "INSERT INTO surveys (response_id, source, customer_id, touchpoint, channel, score, "
+	        "INSERT INTO surveys (id, response_id, source, customer_id, touchpoint, channel, score, "
 	        "comment, answered_at, received_at, consent, attributes, callback_id) "
-	        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	        "VALUES (" STORE_NEXT_ID("surveys") ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
@@ -346,8 +346,10 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
                           int64_t now, int64_t *ret_id)
 {
 	static const char sql[] =
-	        "INSERT INTO callbacks (customer_id, status, priority, touchpoint, due_at, sla_deadline, "
-	        "max_attempts, answered_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)";
+	        "INSERT INTO callbacks (id, customer_id, status, priority, touchpoint, due_at, sla_deadline, "
+	        "max_attempts, answered_at, created_at) VALUES (" STORE_NEXT_ID(
+	                "callbacks") ", ?, 'queued', ?, ?, "
+	                             "?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;

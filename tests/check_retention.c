@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,15 @@ static int run_script(struct db_conn *conn, void *arg)
 		fprintf(stderr, "check_retention: %s\n", error);
 	sqlite3_free(error);
 	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+/* Runs the statements sql() gathered, in one write, and starts a new script. */
+static void run_sql(void)
+{
+	ck_assert_int_eq(db_write_sync(db, run_script, script.text), 0);
+	free(script.text);
+	script.text = NULL;
+	script.len = script.cap = 0;
 }
 
 static void customer(const char *id, bool do_not_call, int64_t open_callback)
@@ -177,10 +187,7 @@ static void setup(void)
 	event("E", NEW);
 	digest_event("B", NEW);
 	digest_event("E", NEW);
-	ck_assert_int_eq(db_write_sync(db, run_script, script.text), 0);
-	free(script.text);
-	script.text = NULL;
-	script.len = script.cap = 0;
+	run_sql();
 }
 
 static void teardown(void)
@@ -309,6 +316,82 @@ START_TEST(erase_leaves_nothing_about_the_customer)
 }
 END_TEST
 
+/* The highest id of table, read now. */
+static int64_t top_id(const char *table)
+{
+	char *query = sqlite3_mprintf("SELECT max(id) FROM %s", table);
+	int64_t id = count(query);
+	sqlite3_free(query);
+	return id;
+}
+
+/* A new answer (response_id), callback and event, through the inserts that ingest runs, and
+ * the ids they took. */
+struct new_ids {
+	const char *response_id;
+	int64_t survey, callback, event;
+};
+
+static int insert_one_of_each(struct db_conn *conn, void *arg)
+{
+	struct new_ids *ids = arg;
+	struct survey_input in = { .response_id = ids->response_id, .customer_id = "E", .touchpoint = "claim",
+		                   .score = 3, .answered_at = NOW, .consent = true };
+	int r = store_callback_insert(conn, "E", 3, "claim", NOW, NOW, 3, NOW, NOW, &ids->callback);
+	if (r == 0)
+		r = store_survey_insert(conn, &in, "s", NULL, NOW, ids->callback, &ids->survey);
+	if (r == 0)
+		r = store_event_insert(conn, "survey.received", "{}", NOW, &ids->event);
+	return r;
+}
+
+/* Each table's newest row is Z's: erased, its ids are not handed out again, and once past
+ * them ids go on one by one. */
+START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
+{
+	customer("Z", false, 0);
+	callback(100, "Z", "done", NEW);
+	survey("z1", "Z", NEW, 100);
+	event("Z", NEW);
+	run_sql();
+	int64_t survey_top = top_id("surveys"), event_top = top_id("events");
+	ASSERT_COUNT("SELECT max(id) FROM callbacks", 100);
+	ASSERT_COUNT("SELECT customer_id = 'Z' FROM surveys ORDER BY id DESC LIMIT 1", 1);
+	struct erase_job job = { .id = "Z", .id_json = "\"Z\"" };
+	ck_assert_int_eq(db_write_sync(db, apply_erase, &job), 0);
+	ck_assert_int_lt(top_id("surveys"), survey_top);
+	ck_assert_int_lt(top_id("events"), event_top);
+	ck_assert_int_lt(top_id("callbacks"), 100);
+
+	struct new_ids ids = { .response_id = "after-1" };
+	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &ids), 0);
+	ck_assert_int_eq(ids.survey, survey_top + 1);
+	ck_assert_int_eq(ids.callback, 101);
+	ck_assert_int_eq(ids.event, event_top + 1);
+	struct new_ids next = { .response_id = "after-2" };
+	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &next), 0);
+	ck_assert_int_eq(next.survey, ids.survey + 1);
+	ck_assert_int_eq(next.callback, ids.callback + 1);
+	ck_assert_int_eq(next.event, ids.event + 1);
+}
+END_TEST
+
+/* A purge that takes every row up to the newest hands none of their ids out again. */
+START_TEST(ids_purged_at_the_top_are_not_handed_out_again)
+{
+	int64_t survey_top = top_id("surveys"), event_top = top_id("events");
+	struct purge_counts c;
+	ck_assert_int_eq(retention_purge(db, NEW + 1, NULL, &c), 0);
+	ck_assert_int_lt(top_id("surveys"), survey_top);
+	ck_assert_int_lt(top_id("events"), event_top);
+	struct new_ids ids = { .response_id = "after-1" };
+	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &ids), 0);
+	ck_assert_int_eq(ids.survey, survey_top + 1);
+	ck_assert_int_eq(ids.event, event_top + 1);
+	ck_assert_int_gt(ids.callback, 9);
+}
+END_TEST
+
 static Suite *retention_suite(void)
 {
 	Suite *s = suite_create("retention");
@@ -318,6 +401,8 @@ static Suite *retention_suite(void)
 	tcase_add_test(tc, purge_keeps_what_is_owed_or_new);
 	tcase_add_test(tc, purge_stops_when_asked);
 	tcase_add_test(tc, erase_leaves_nothing_about_the_customer);
+	tcase_add_test(tc, ids_erased_at_the_top_are_not_handed_out_again);
+	tcase_add_test(tc, ids_purged_at_the_top_are_not_handed_out_again);
 	suite_add_tcase(s, tc);
 	return s;
 }

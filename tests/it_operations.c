@@ -1336,12 +1336,13 @@ START_TEST(erase_of_a_customer_whose_call_is_under_way)
 	struct fx f;
 	fx_start(&f, T_NEW, NULL);
 	json_int_t q_cb = 0, other_cb = 0;
-	json_int_t q1 =
-	        post_id(&f, &(struct answer){ .customer = "cust-Q", .phone = PHONE, .score = 1 }, &q_cb);
 	post_id(&f,
 	        &(struct answer){
 	                .customer = "cust-R", .phone = PHONE, .touchpoint = "purchase", .score = 6 },
 	        &other_cb);
+	/* Q's answer and call are the newest: their ids are the ones SQLite would hand out again. */
+	json_int_t q1 =
+	        post_id(&f, &(struct answer){ .customer = "cust-Q", .phone = PHONE, .score = 1 }, &q_cb);
 	ck_assert_msg(q_cb && other_cb, "a low score opened no callback");
 	json_t *claimed = NULL;
 	ck_assert_int_eq(
@@ -1380,10 +1381,13 @@ START_TEST(erase_of_a_customer_whose_call_is_under_way)
 	ck_assert_str_eq(sget(cb, "status"), "queued");
 	json_decref(cb);
 
-	/* Q is a stranger now: a new low score is a new customer with a new call. */
+	/* Q is a stranger now: a new low score is a new customer with a new call, under ids that
+	 * no link to the erased ones can reach. */
 	json_int_t again = 0;
-	post_id(&f, &(struct answer){ .customer = "cust-Q", .phone = PHONE, .score = 2 }, &again);
-	ck_assert_msg(again > 0 && again != q_cb, "Q's new low score opened callback %lld", (long long)again);
+	json_int_t q2 = post_id(&f, &(struct answer){ .customer = "cust-Q", .phone = PHONE, .score = 2 }, &again);
+	ck_assert_msg(again > q_cb, "Q's new low score opened callback %lld after %lld", (long long)again,
+	              (long long)q_cb);
+	ck_assert_msg(q2 > q1, "Q's new answer is %lld after %lld", (long long)q2, (long long)q1);
 	ck_assert_int_eq(
 	        call(&f, "POST", "/v1/callbacks/claim", f.agent, "{\"touchpoint\":\"claim\"}", &claimed),
 	        200);
