@@ -3,8 +3,9 @@
 -- plus one): a link in an old alert or an integrator's stored id must not come to name
 -- another customer's answer. AUTOINCREMENT would cost every insert a write of
 -- sqlite_sequence (measured: 11% more of the writer's work per answer); instead erase and
--- purge note each table's highest id here before they delete, and an insert takes the id
--- after it while the table's own highest is not past it (two lookups, no write).
+-- purge note each table's highest id here before they delete, and the next insert takes the
+-- id after it (when the table's own highest is not past it) and drops the note: while there
+-- is none, an insert costs one look into this empty table (store_next_id).
 CREATE TABLE id_floors (
 	name    TEXT PRIMARY KEY,   -- surveys, callbacks or events
 	max_id  INTEGER NOT NULL

@@ -485,14 +485,14 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 int store_event_insert(struct db_conn *conn, const char *type, const char *payload, int64_t now,
                        int64_t *ret_id)
 {
-	static const char sql[] = "INSERT INTO events (id, type, payload, created_at) VALUES (" STORE_NEXT_ID(
-	        "events") ", ?, ?, ?)";
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	static const char sql[] = "INSERT INTO events (id, type, payload, created_at) VALUES (?, ?, ?, ?)";
+	int r;
+	sqlite3_stmt *st = store_prepare_insert(conn, "events", sql, &r);
 	if (!st)
-		return -EIO;
-	db_bind_text(st, 1, type);
-	db_bind_text(st, 2, payload);
-	sqlite3_bind_int64(st, 3, now);
+		return r;
+	db_bind_text(st, 2, type);
+	db_bind_text(st, 3, payload);
+	sqlite3_bind_int64(st, 4, now);
 	int rc = sqlite3_step(st);
 	db_done(st);
 	if (rc != SQLITE_DONE)

@@ -27,8 +27,76 @@ static int change_rows(struct db_conn *conn, const char *sql, const char *text, 
 	return r;
 }
 
-/* Notes each table's highest id before rows are deleted, so that no id is handed out again
- * (see STORE_NEXT_ID). */
+/* ---- ids after deletes (sql/0010) ---- */
+
+static const struct id_table {
+	const char *name;
+	const char *sql_top; /* the table's highest id */
+} id_tables[] = {
+	{ "surveys", "SELECT max(id) FROM surveys" },
+	{ "callbacks", "SELECT max(id) FROM callbacks" },
+	{ "events", "SELECT max(id) FROM events" },
+};
+
+/* The id a new row of table must take (see store_prepare_insert): 0 for SQLite's choice. */
+static int next_id(struct db_conn *conn, const char *table, int64_t *ret_id)
+{
+	/* Nearly always there is no note: one look into an empty table. (Not DELETE … RETURNING,
+	 * which gathers its rows in a temporary table each time.) */
+	static const char sql_note[] = "SELECT max_id FROM id_floors WHERE name = ?";
+	static const char sql_drop[] = "DELETE FROM id_floors WHERE name = ?";
+	*ret_id = 0;
+	sqlite3_stmt *st = db_prepare(conn, sql_note);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, table);
+	int rc = sqlite3_step(st);
+	int64_t floor = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	db_done(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_errno(rc);
+	const struct id_table *t = id_tables;
+	while (strcmp(t->name, table) != 0)
+		t++;
+	st = db_prepare(conn, t->sql_top);
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	int64_t top = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0; /* NULL, no rows: 0 */
+	db_done(st);
+	if (rc != SQLITE_ROW)
+		return db_errno(rc);
+	st = db_prepare(conn, sql_drop);
+	if (!st)
+		return -EIO;
+	db_bind_text(st, 1, table);
+	int r = store_step_done(st);
+	if (r < 0)
+		return r;
+	*ret_id = floor >= top ? floor + 1 : 0;
+	return 0;
+}
+
+sqlite3_stmt *store_prepare_insert(struct db_conn *conn, const char *table, const char *sql, int *ret_error)
+{
+	int64_t id;
+	*ret_error = next_id(conn, table, &id);
+	if (*ret_error < 0)
+		return NULL;
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st) {
+		*ret_error = -EIO;
+		return NULL;
+	}
+	if (id)
+		sqlite3_bind_int64(st, 1, id);
+	return st;
+}
+
+/* Notes each table's highest id before rows are deleted, so that none is handed out again
+ * (see store_prepare_insert). */
 static int note_id_floors(struct db_conn *conn)
 {
 	static const char sql[] = "INSERT INTO id_floors (name, max_id) SELECT name, top FROM ("

@@ -203,23 +203,24 @@ int store_survey_insert(struct db_conn *conn, const struct survey_input *in, con
 	static const char sql[] =
 	        "INSERT INTO surveys (id, response_id, source, customer_id, touchpoint, channel, score, "
 	        "comment, answered_at, received_at, consent, attributes, callback_id) "
-	        "VALUES (" STORE_NEXT_ID("surveys") ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	int r;
+	sqlite3_stmt *st = store_prepare_insert(conn, "surveys", sql, &r);
 	if (!st)
-		return -EIO;
-	db_bind_text(st, 1, in->response_id);
-	db_bind_text(st, 2, source);
-	db_bind_text(st, 3, in->customer_id);
-	db_bind_text(st, 4, in->touchpoint);
-	db_bind_text(st, 5, in->channel);
-	sqlite3_bind_int(st, 6, in->score);
-	db_bind_text(st, 7, in->comment);
-	sqlite3_bind_int64(st, 8, in->answered_at);
-	sqlite3_bind_int64(st, 9, received_at);
-	sqlite3_bind_int(st, 10, in->consent);
-	db_bind_text(st, 11, attributes);
+		return r;
+	db_bind_text(st, 2, in->response_id);
+	db_bind_text(st, 3, source);
+	db_bind_text(st, 4, in->customer_id);
+	db_bind_text(st, 5, in->touchpoint);
+	db_bind_text(st, 6, in->channel);
+	sqlite3_bind_int(st, 7, in->score);
+	db_bind_text(st, 8, in->comment);
+	sqlite3_bind_int64(st, 9, in->answered_at);
+	sqlite3_bind_int64(st, 10, received_at);
+	sqlite3_bind_int(st, 11, in->consent);
+	db_bind_text(st, 12, attributes);
 	if (callback_id)
-		sqlite3_bind_int64(st, 12, callback_id);
+		sqlite3_bind_int64(st, 13, callback_id);
 	int rc = sqlite3_step(st);
 	db_done(st);
 	if (rc != SQLITE_DONE)
@@ -347,20 +348,19 @@ int store_callback_insert(struct db_conn *conn, const char *customer_id, int pri
 {
 	static const char sql[] =
 	        "INSERT INTO callbacks (id, customer_id, status, priority, touchpoint, due_at, sla_deadline, "
-	        "max_attempts, answered_at, created_at) VALUES (" STORE_NEXT_ID(
-	                "callbacks") ", ?, 'queued', ?, ?, "
-	                             "?, ?, ?, ?, ?)";
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	        "max_attempts, answered_at, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)";
+	int r;
+	sqlite3_stmt *st = store_prepare_insert(conn, "callbacks", sql, &r);
 	if (!st)
-		return -EIO;
-	db_bind_text(st, 1, customer_id);
-	sqlite3_bind_int(st, 2, priority);
-	db_bind_text(st, 3, touchpoint);
-	sqlite3_bind_int64(st, 4, due_at);
-	sqlite3_bind_int64(st, 5, sla_deadline);
-	sqlite3_bind_int(st, 6, max_attempts);
-	sqlite3_bind_int64(st, 7, answered_at);
-	sqlite3_bind_int64(st, 8, now);
+		return r;
+	db_bind_text(st, 2, customer_id);
+	sqlite3_bind_int(st, 3, priority);
+	db_bind_text(st, 4, touchpoint);
+	sqlite3_bind_int64(st, 5, due_at);
+	sqlite3_bind_int64(st, 6, sla_deadline);
+	sqlite3_bind_int(st, 7, max_attempts);
+	sqlite3_bind_int64(st, 8, answered_at);
+	sqlite3_bind_int64(st, 9, now);
 	int rc = sqlite3_step(st);
 	db_done(st);
 	if (rc != SQLITE_DONE)

@@ -368,6 +368,8 @@ START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
 	ck_assert_int_eq(ids.survey, survey_top + 1);
 	ck_assert_int_eq(ids.callback, 101);
 	ck_assert_int_eq(ids.event, event_top + 1);
+	/* Past them now: the notes are gone, and inserts look into an empty table again. */
+	ASSERT_COUNT("SELECT count(*) FROM id_floors", 0);
 	struct new_ids next = { .response_id = "after-2" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &next), 0);
 	ck_assert_int_eq(next.survey, ids.survey + 1);

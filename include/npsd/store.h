@@ -122,14 +122,6 @@ int store_improvement_counts(struct db_conn *conn, const struct improvement_filt
                              int (*fn)(const char *area, const char *touchpoint, int64_t count, void *arg),
                              void *arg);
 
-/* The id a new row of table takes, as an INSERT's value for id: NULL (SQLite's highest plus
- * one) unless an erasure or purge removed the newest rows, and then the one after the
- * highest ever noted (sql/0010_ids_stay_unique_after_erasure.sql). */
-#define STORE_NEXT_ID(table)                                     \
-	"(SELECT max_id + 1 FROM id_floors WHERE name = '" table \
-	"' AND max_id >= (SELECT coalesce(max(id), "             \
-	"0) FROM " table "))"
-
 #define SURVEY_TIME_OPEN INT64_MIN /* no bound: 0 is a time like any other (1970-01-01) */
 struct survey_filter {
 	const char *touchpoint, *customer_id;
