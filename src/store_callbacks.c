@@ -260,16 +260,17 @@ int store_callback_event_add(struct db_conn *conn, int64_t callback_id, const ch
 int store_improvement_add(struct db_conn *conn, int64_t callback_id, const char *touchpoint, const char *area,
                           const char *text, int64_t now)
 {
-	static const char sql[] = "INSERT INTO improvements (callback_id, touchpoint, area, text, "
-	                          "created_at) VALUES (?, ?, ?, ?, ?)";
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	static const char sql[] = "INSERT INTO improvements (id, callback_id, touchpoint, area, text, "
+	                          "created_at) VALUES (?, ?, ?, ?, ?, ?)";
+	int r;
+	sqlite3_stmt *st = store_prepare_insert(conn, "improvements", sql, &r);
 	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, callback_id);
-	db_bind_text(st, 2, touchpoint);
-	db_bind_text(st, 3, area);
-	db_bind_text(st, 4, text);
-	sqlite3_bind_int64(st, 5, now);
+		return r;
+	sqlite3_bind_int64(st, 2, callback_id);
+	db_bind_text(st, 3, touchpoint);
+	db_bind_text(st, 4, area);
+	db_bind_text(st, 5, text);
+	sqlite3_bind_int64(st, 6, now);
 	return store_step_done(st);
 }
 

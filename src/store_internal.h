@@ -17,7 +17,7 @@ int store_step_done(sqlite3_stmt *st);
 int store_rows(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *arg), void *arg);
 
 /* The statement for sql (static, as for db_prepare), an INSERT into table ("surveys",
- * "callbacks" or "events") whose first parameter is the new row's id, with that parameter
+ * "callbacks", "events" or "improvements") whose first parameter is the new row's id, with that parameter
  * bound: NULL for SQLite's own choice (the highest in use plus one), or, after an erasure or
  * purge deleted the newest rows, the one after the highest they noted (sql/0010), whose
  * note then goes. Runs in the caller's transaction. NULL with *ret_error (a negative errno)

@@ -29,14 +29,29 @@ static int change_rows(struct db_conn *conn, const char *sql, const char *text, 
 
 /* ---- ids after deletes (sql/0010) ---- */
 
+#define ID_TABLES 4
+
 static const struct id_table {
 	const char *name;
 	const char *sql_top; /* the table's highest id */
-} id_tables[] = {
+} id_tables[ID_TABLES] = {
 	{ "surveys", "SELECT max(id) FROM surveys" },
 	{ "callbacks", "SELECT max(id) FROM callbacks" },
 	{ "events", "SELECT max(id) FROM events" },
+	{ "improvements", "SELECT max(id) FROM improvements" },
 };
+
+/* The table's highest id, 0 when it is empty. */
+static int table_top(struct db_conn *conn, const struct id_table *t, int64_t *ret_top)
+{
+	sqlite3_stmt *st = db_prepare(conn, t->sql_top);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	*ret_top = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0; /* NULL reads as 0 */
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
 
 /* The id a new row of table must take (see store_prepare_insert): 0 for SQLite's choice. */
 static int next_id(struct db_conn *conn, const char *table, int64_t *ret_id)
@@ -60,19 +75,15 @@ static int next_id(struct db_conn *conn, const char *table, int64_t *ret_id)
 	const struct id_table *t = id_tables;
 	while (strcmp(t->name, table) != 0)
 		t++;
-	st = db_prepare(conn, t->sql_top);
-	if (!st)
-		return -EIO;
-	rc = sqlite3_step(st);
-	int64_t top = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0; /* NULL, no rows: 0 */
-	db_done(st);
-	if (rc != SQLITE_ROW)
-		return db_errno(rc);
+	int64_t top;
+	int r = table_top(conn, t, &top);
+	if (r < 0)
+		return r;
 	st = db_prepare(conn, sql_drop);
 	if (!st)
 		return -EIO;
 	db_bind_text(st, 1, table);
-	int r = store_step_done(st);
+	r = store_step_done(st);
 	if (r < 0)
 		return r;
 	*ret_id = floor >= top ? floor + 1 : 0;
@@ -95,17 +106,38 @@ sqlite3_stmt *store_prepare_insert(struct db_conn *conn, const char *table, cons
 	return st;
 }
 
-/* Notes each table's highest id before rows are deleted, so that none is handed out again
- * (see store_prepare_insert). */
-static int note_id_floors(struct db_conn *conn)
+/* Each table's highest id, read before rows are deleted (see note_lowered_tops). */
+static int read_tops(struct db_conn *conn, int64_t tops[ID_TABLES])
 {
-	static const char sql[] = "INSERT INTO id_floors (name, max_id) SELECT name, top FROM ("
-	                          "SELECT 'surveys' AS name, (SELECT max(id) FROM surveys) AS top UNION ALL "
-	                          "SELECT 'callbacks', (SELECT max(id) FROM callbacks) UNION ALL "
-	                          "SELECT 'events', (SELECT max(id) FROM events)) WHERE top IS NOT NULL "
+	int r = 0;
+	for (size_t i = 0; i < ID_TABLES && r == 0; i++)
+		r = table_top(conn, &id_tables[i], &tops[i]);
+	return r;
+}
+
+/* After the deletes: notes the highest id each table had whose highest they lowered, so
+ * that none of its ids is handed out again (see store_prepare_insert). Deletes that took
+ * no table's newest row note nothing. */
+static int note_lowered_tops(struct db_conn *conn, const int64_t before[ID_TABLES])
+{
+	static const char sql[] = "INSERT INTO id_floors (name, max_id) VALUES (?, ?) "
 	                          "ON CONFLICT (name) DO UPDATE SET max_id = max(max_id, excluded.max_id)";
-	sqlite3_stmt *st = db_prepare(conn, sql);
-	return st ? store_step_done(st) : -EIO;
+	for (size_t i = 0; i < ID_TABLES; i++) {
+		int64_t now;
+		int r = table_top(conn, &id_tables[i], &now);
+		if (r < 0)
+			return r;
+		if (now >= before[i])
+			continue;
+		sqlite3_stmt *st = db_prepare(conn, sql);
+		if (!st)
+			return -EIO;
+		db_bind_text(st, 1, id_tables[i].name);
+		sqlite3_bind_int64(st, 2, before[i]);
+		if ((r = store_step_done(st)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* ---- purge ---- */
@@ -210,7 +242,8 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	static const char sql_events[] = "DELETE FROM events WHERE id IN (" OLDEST("events") ")";
 	struct purge_cursor moved = *cursor;
 	struct customer_ids customers = { .cursor = &moved };
-	int r = note_id_floors(conn);
+	int64_t tops[ID_TABLES];
+	int r = read_tops(conn, tops);
 	if (r < 0)
 		return r;
 	sqlite3_stmt *st = db_prepare(conn, sql_surveys);
@@ -241,6 +274,8 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	if (r == 0 && deliveries < limit)
 		r = change_rows(conn, sql_events, NULL, cutoff, limit, &c->events);
 	customer_ids_free(&customers);
+	if (r == 0)
+		r = note_lowered_tops(conn, tops);
 	if (r == 0)
 		*cursor = moved; /* a batch rolled back deleted nothing: its walk starts again */
 	return r;
@@ -285,7 +320,8 @@ int store_erase_customer(struct db_conn *conn, const char *customer_id, const ch
 	/* Erased means unreadable in the file too: freed pages are overwritten with zeros. */
 	if (sqlite3_exec(db_handle(conn), "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK)
 		return -EIO;
-	int r = note_id_floors(conn);
+	int64_t tops[ID_TABLES];
+	int r = read_tops(conn, tops);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
@@ -300,5 +336,5 @@ int store_erase_customer(struct db_conn *conn, const char *customer_id, const ch
 			return r;
 		*(int64_t *)((char *)c + steps[i].count) += sqlite3_changes(db_handle(conn));
 	}
-	return 0;
+	return note_lowered_tops(conn, tops);
 }

@@ -325,11 +325,11 @@ static int64_t top_id(const char *table)
 	return id;
 }
 
-/* A new answer (response_id), callback and event, through the inserts that ingest runs, and
- * the ids they took. */
+/* A new answer (response_id), callback, event and improvement, through the inserts npsd
+ * runs, and the ids they took. */
 struct new_ids {
 	const char *response_id;
-	int64_t survey, callback, event;
+	int64_t survey, callback, event, improvement;
 };
 
 static int insert_one_of_each(struct db_conn *conn, void *arg)
@@ -342,11 +342,30 @@ static int insert_one_of_each(struct db_conn *conn, void *arg)
 		r = store_survey_insert(conn, &in, "s", NULL, NOW, ids->callback, &ids->survey);
 	if (r == 0)
 		r = store_event_insert(conn, "survey.received", "{}", NOW, &ids->event);
+	if (r == 0)
+		r = store_improvement_add(conn, ids->callback, "claim", "process", "faster", NOW);
+	ids->improvement = sqlite3_last_insert_rowid(db_handle(conn));
 	return r;
 }
 
-/* Each table's newest row is Z's: erased, its ids are not handed out again, and once past
- * them ids go on one by one. */
+/* The same, then a failure: the write rolls back, what the inserts took with it. */
+static int insert_one_of_each_and_fail(struct db_conn *conn, void *arg)
+{
+	int r = insert_one_of_each(conn, arg);
+	return r < 0 ? r : -EIO;
+}
+
+struct tops {
+	int64_t survey, callback, event, improvement;
+};
+
+static struct tops tops_now(void)
+{
+	return (struct tops){ top_id("surveys"), top_id("callbacks"), top_id("events"), top_id("improvements") };
+}
+
+/* Each table's newest row is Z's: erased, its ids are not handed out again, not even by an
+ * insert that is rolled back, and once past them ids go on one by one. */
 START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
 {
 	customer("Z", false, 0);
@@ -354,20 +373,28 @@ START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
 	survey("z1", "Z", NEW, 100);
 	event("Z", NEW);
 	run_sql();
-	int64_t survey_top = top_id("surveys"), event_top = top_id("events");
-	ASSERT_COUNT("SELECT max(id) FROM callbacks", 100);
+	struct tops before = tops_now();
+	ck_assert_int_eq(before.callback, 100);
 	ASSERT_COUNT("SELECT customer_id = 'Z' FROM surveys ORDER BY id DESC LIMIT 1", 1);
+	ASSERT_COUNT("SELECT callback_id = 100 FROM improvements ORDER BY id DESC LIMIT 1", 1);
 	struct erase_job job = { .id = "Z", .id_json = "\"Z\"" };
 	ck_assert_int_eq(db_write_sync(db, apply_erase, &job), 0);
-	ck_assert_int_lt(top_id("surveys"), survey_top);
-	ck_assert_int_lt(top_id("events"), event_top);
-	ck_assert_int_lt(top_id("callbacks"), 100);
+	struct tops after = tops_now();
+	ck_assert_int_lt(after.survey, before.survey);
+	ck_assert_int_lt(after.callback, before.callback);
+	ck_assert_int_lt(after.event, before.event);
+	ck_assert_int_lt(after.improvement, before.improvement);
+	ASSERT_COUNT("SELECT count(*) FROM id_floors", 4);
 
+	struct new_ids failed = { .response_id = "after-0" };
+	ck_assert_int_eq(db_write_sync(db, insert_one_of_each_and_fail, &failed), -EIO);
+	ASSERT_COUNT("SELECT count(*) FROM id_floors", 4);
 	struct new_ids ids = { .response_id = "after-1" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &ids), 0);
-	ck_assert_int_eq(ids.survey, survey_top + 1);
+	ck_assert_int_eq(ids.survey, before.survey + 1);
 	ck_assert_int_eq(ids.callback, 101);
-	ck_assert_int_eq(ids.event, event_top + 1);
+	ck_assert_int_eq(ids.event, before.event + 1);
+	ck_assert_int_eq(ids.improvement, before.improvement + 1);
 	/* Past them now: the notes are gone, and inserts look into an empty table again. */
 	ASSERT_COUNT("SELECT count(*) FROM id_floors", 0);
 	struct new_ids next = { .response_id = "after-2" };
@@ -375,22 +402,42 @@ START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
 	ck_assert_int_eq(next.survey, ids.survey + 1);
 	ck_assert_int_eq(next.callback, ids.callback + 1);
 	ck_assert_int_eq(next.event, ids.event + 1);
+	ck_assert_int_eq(next.improvement, ids.improvement + 1);
 }
 END_TEST
 
-/* A purge that takes every row up to the newest hands none of their ids out again. */
+/* A purge that takes every row up to the newest hands none of their ids out again; one that
+ * takes no table's newest notes nothing, and a note a table has passed is only dropped. */
 START_TEST(ids_purged_at_the_top_are_not_handed_out_again)
 {
-	int64_t survey_top = top_id("surveys"), event_top = top_id("events");
 	struct purge_counts c;
+	ck_assert_int_eq(retention_purge(db, OLD - 200000, NULL, &c), 0);
+	ck_assert(purge_counts_zero(&c));
+	ASSERT_COUNT("SELECT count(*) FROM id_floors", 0);
+
+	callback(50, "B", "done", OLD); /* the newest callback and improvement, old enough to go */
+	run_sql();
+	struct tops before = tops_now();
+	ck_assert_int_eq(before.callback, 50);
 	ck_assert_int_eq(retention_purge(db, NEW + 1, NULL, &c), 0);
-	ck_assert_int_lt(top_id("surveys"), survey_top);
-	ck_assert_int_lt(top_id("events"), event_top);
+	struct tops after = tops_now();
+	ck_assert_int_lt(after.survey, before.survey);
+	ck_assert_int_lt(after.callback, before.callback);
+	ck_assert_int_lt(after.event, before.event);
+	ck_assert_int_lt(after.improvement, before.improvement);
 	struct new_ids ids = { .response_id = "after-1" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &ids), 0);
-	ck_assert_int_eq(ids.survey, survey_top + 1);
-	ck_assert_int_eq(ids.event, event_top + 1);
-	ck_assert_int_gt(ids.callback, 9);
+	ck_assert_int_eq(ids.survey, before.survey + 1);
+	ck_assert_int_eq(ids.callback, 51);
+	ck_assert_int_eq(ids.event, before.event + 1);
+	ck_assert_int_eq(ids.improvement, before.improvement + 1);
+
+	sql("INSERT INTO id_floors (name, max_id) VALUES ('surveys', 1)");
+	run_sql();
+	struct new_ids next = { .response_id = "after-2" };
+	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &next), 0);
+	ck_assert_int_eq(next.survey, ids.survey + 1);
+	ASSERT_COUNT("SELECT count(*) FROM id_floors", 0);
 }
 END_TEST
 
