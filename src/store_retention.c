@@ -1,4 +1,5 @@
-/* SQL for retention and erasure: what `npsctl purge` and `npsctl erase` delete. */
+/* SQL for retention and erasure: what `npsctl purge` and `npsctl erase` delete, and the ids
+ * their deletes must not free for reuse (store_prepare_insert). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
