@@ -27,6 +27,9 @@
 #define RESPONSE_HEAD_MAX 4096 /* SPEC: the first 4 KiB of every answer is kept */
 #define LEASE_SLACK_S 30       /* a lease outlives the attempt's timeout by this much */
 #define IDLE_POLL_MS 60000     /* with nothing due, look again every minute anyway */
+/* A round that cannot be written (a full disk) is tried again after 1 s, then 2, 4 … up to
+ * this: in a loop, every try was a failed commit and a log line, thousands a second. */
+#define ROUND_RETRY_MAX_S 32
 
 struct transfer {
 	CURL *easy;
@@ -468,10 +471,12 @@ void deliver_wake(void *arg)
 	curl_multi_wakeup(d->multi);
 }
 
-/* Sends what finished to the writer and claims up to `want` due deliveries. *ret_capped
- * tells whether a webhook's share held some back. */
-static size_t run_round(struct deliver *d, struct finished *finished, size_t nfinished, size_t want,
-                        struct delivery_row *claimed, bool *ret_capped)
+/* Sends what finished to the writer and claims up to `want` due deliveries: how many in
+ * *ret_claimed, and in *ret_capped whether a webhook's share held some back. 0, or the
+ * write's error (nothing claimed; what finished stays leased, and once the lease runs out
+ * it is sent again). */
+static int run_round(struct deliver *d, struct finished *finished, size_t nfinished, size_t want,
+                     struct delivery_row *claimed, size_t *ret_claimed, bool *ret_capped)
 {
 	struct round round = { .cfg = d->cfg,
 		               .finished = finished,
@@ -483,18 +488,17 @@ static size_t run_round(struct deliver *d, struct finished *finished, size_t nfi
 		               .nactive = d->nactive,
 		               .rotate = d->rotate++ };
 	*ret_capped = false;
+	*ret_claimed = 0;
 	if (!nfinished && !want)
 		return 0;
 	int r = db_write_sync(d->db, round_apply, &round);
-	*ret_capped = r == 0 && round.capped;
 	for (size_t i = 0; i < nfinished; i++)
 		free(finished[i].head);
-	if (r < 0) {
-		/* What finished stays leased; the lease runs out and it is sent again. */
-		log_warn("deliver: round failed: %s", strerror(-r));
-		return 0;
-	}
-	return round.nclaimed;
+	if (r < 0)
+		return r;
+	*ret_capped = round.capped;
+	*ret_claimed = round.nclaimed;
+	return 0;
 }
 
 /* Moves every finished transfer into `finished`; returns how many. */
@@ -542,6 +546,7 @@ static void *deliver_main(void *arg)
 	int64_t due = next_due(d); /* at start: resume what a previous run left pending */
 	bool fake_clock = getenv("NPSD_FAKE_CLOCK_FILE") != NULL;
 	bool held_back = false; /* due deliveries wait for their webhook's transfers to end */
+	int retry_s = 0;        /* the pause after the last round, which failed; 0: it did not */
 	while (!atomic_load(&d->stopping)) {
 		d->cfg = atomic_load(d->cfg_in_force);
 		int running = 0;
@@ -554,10 +559,23 @@ static void *deliver_main(void *arg)
 		if ((due_now || (held_back && nfinished)) && d->nactive < MAX_IN_FLIGHT)
 			want = MAX_IN_FLIGHT - d->nactive;
 		bool capped;
-		size_t nclaimed = run_round(d, finished, nfinished, want, claimed, &capped);
-		if (want)
+		size_t nclaimed;
+		int r = run_round(d, finished, nfinished, want, claimed, &nclaimed, &capped);
+		if (r < 0) {
+			retry_s = retry_s == 0                      ? 1
+			          : retry_s * 2 < ROUND_RETRY_MAX_S ? retry_s * 2
+			                                            : ROUND_RETRY_MAX_S;
+			log_warn("deliver: cannot write the deliveries' state: %s; trying again in %d s",
+			         strerror(-r), retry_s);
+			due = clock_now() + retry_s;
+		} else if (want || nfinished) {
+			if (retry_s)
+				log_info("deliver: writing again");
+			retry_s = 0;
+		}
+		if (r == 0 && want)
 			held_back = capped;
-		if (want || nfinished) {
+		if (r == 0 && (want || nfinished)) {
 			due = next_due(d);
 			/* What a webhook's share holds back is due already: it is claimed as that
 			 * webhook's transfers end (above), or a second later, not in a busy loop. */
@@ -581,7 +599,10 @@ static void *deliver_main(void *arg)
 				d->active[d->nactive++] = t;
 			}
 			db_reader_put(d->db, conn);
-			run_round(d, finished, nfinished, 0, claimed, &capped);
+			size_t none;
+			r = run_round(d, finished, nfinished, 0, claimed, &none, &capped);
+			if (r < 0)
+				log_warn("deliver: cannot write the deliveries' state: %s", strerror(-r));
 			continue; /* start the new transfers at once */
 		}
 		/* Sleep until a transfer needs us, a commit wakes us, or the next delivery is due. */

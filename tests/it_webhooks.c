@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1226,6 +1228,62 @@ static int64_t fake_clock_now(void)
 	fake_clock_start(t0);
 	return t0;
 }
+
+/* How many lines of the daemon's log hold needle. */
+static int log_lines_with(struct env *e, const char *needle)
+{
+	char *log = npsd_log(&e->p);
+	int n = 0;
+	for (const char *at = log; at && (at = strstr(at, needle)); at += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
+
+static void set_file_limit(pid_t pid, rlim_t bytes)
+{
+	struct rlimit limit = { .rlim_cur = bytes, .rlim_max = RLIM_INFINITY };
+	ck_assert_int_eq(prlimit(pid, RLIMIT_FSIZE, &limit, NULL), 0);
+}
+
+/* A disk that fills up while a delivery is due: the delivery thread cannot write its round,
+ * and tries again after a pause (1 s, then 2, 4 …), not in a loop where every try was a
+ * failed commit and a log line; with room again the delivery goes on. A file size limit on
+ * the running daemon stands in for the full disk (as in it_durability). */
+START_TEST(a_full_disk_pauses_deliveries_instead_of_spinning)
+{
+	int64_t t0 = fake_clock_now();
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 30s, 30s, 30s\n");
+	rx_answer(rx, "/hooks/full", 503, -1);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/full", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "full-1", "C-1", "claim", 4, NULL);
+	json_decref(wait_delivery(&e, wid, 0, "pending", 1, WAIT_MS));
+
+	char wal[256];
+	snprintf(wal, sizeof wal, "%s-wal", e.p.db_path);
+	struct stat sb;
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	set_file_limit(e.p.pid, (rlim_t)sb.st_size + 4096);
+	fake_clock_set(t0 + 40); /* the second attempt is due (30 s +-20%): its claim cannot be written */
+	double until = mono_s() + WAIT_MS / 1000.0;
+	while (log_lines_with(&e, "deliver: cannot write") == 0 && mono_s() < until)
+		sleep_ms(50);
+	sleep_ms(1500);
+	/* One failed round; the next is a second away on npsd's (fake) clock, which stands still. */
+	int failed = log_lines_with(&e, "deliver: cannot write");
+	ck_assert_msg(failed == 1, "%d failed rounds logged", failed);
+
+	set_file_limit(e.p.pid, RLIM_INFINITY);
+	fake_clock_set(t0 + 42);
+	json_decref(wait_delivery(&e, wid, 0, "pending", 2, WAIT_MS));
+	ck_assert_int_eq(log_lines_with(&e, "deliver: writing again"), 1);
+	ck_assert_int_eq(log_lines_with(&e, "deliver: cannot write"), 1);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
 
 START_TEST(disable_after_only_failures_disables_and_tells)
 {
@@ -2452,6 +2510,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, redirects_are_not_followed);
 	tcase_add_test(tc, gone_disables_and_tells_the_others);
 	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
+	tcase_add_test(tc, a_full_disk_pauses_deliveries_instead_of_spinning);
 	tcase_add_test(tc, loop_silent_when_answers_stop_coming);
 	tcase_add_test(tc, loop_silent_waits_for_opening_hours);
 	tcase_add_test(tc, loop_nps_drop_per_touchpoint);
