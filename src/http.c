@@ -638,6 +638,55 @@ static void reply_query_problem(struct http_request *req, const struct query_che
 		                 "unknown query parameter %s: this call takes none", key);
 }
 
+struct length_headers {
+	unsigned count;
+	const char *first;
+	bool differ;
+};
+
+static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct length_headers *l = cls;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	if (l->count++ == 0)
+		l->first = value;
+	else if (strcmp(l->first, value) != 0)
+		l->differ = true;
+	return MHD_YES;
+}
+
+/*
+ * A body whose end libmicrohttpd and a proxy in front of npsd could place differently, or
+ * that libmicrohttpd cannot find at all, refused with the connection closed (RFC 9112, 6.1
+ * and 6.3): two Content-Lengths that differ (libmicrohttpd takes the first, a proxy may
+ * take the other: request smuggling), Content-Length beside Transfer-Encoding, and a
+ * transfer coding other than chunked (libmicrohttpd would read to the connection's end).
+ * True when it replied.
+ */
+static bool refuse_unclear_framing(struct http_request *req)
+{
+	struct length_headers lengths = { 0 };
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_lengths, &lengths);
+	const char *coding =
+	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (lengths.differ)
+		http_reply_error(req, 400, "invalid_field", NULL,
+		                 "the request has Content-Length headers that differ");
+	else if (coding && lengths.count)
+		http_reply_error(req, 400, "invalid_field", NULL,
+		                 "the request has both Content-Length and Transfer-Encoding");
+	else if (coding && strcasecmp(coding, "chunked") != 0)
+		http_reply_error(
+		        req, 415, "unsupported_media_type", NULL,
+		        "the body must be sent as it is or chunked, without another Transfer-Encoding");
+	else
+		return false;
+	req->close_after = true;
+	return true;
+}
+
 /* Everything decided before the body arrives: route, token, role, declared size and type. */
 static void start_request(struct http_request *req, const char *url, const char *method)
 {
@@ -649,6 +698,8 @@ static void start_request(struct http_request *req, const char *url, const char 
 		reply_shutting_down(req, true);
 		return;
 	}
+	if (refuse_unclear_framing(req))
+		return;
 	unsigned bit = method_bit(method);
 	/* An unknown method (OPTIONS, TRACE ...) still learns which ones the path takes. */
 	req->route = req->path_unroutable ? NULL
@@ -979,8 +1030,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		 * before it uploads, and an answer now (instead of libmicrohttpd's "100 Continue")
 		 * spares it the upload. Without a body it waits for the next call too: a reply
 		 * queued in the first call makes libmicrohttpd close the connection, and a
-		 * rate-limited client would pay a new connection for every 429. */
-		if (req->has_reply && (body_too_large_to_drain(req) || expects_continue(req, version)))
+		 * rate-limited client would pay a new connection for every 429. A body whose end is
+		 * unclear (refuse_unclear_framing) is not read at all: the connection closes. */
+		if (req->has_reply &&
+		    (body_too_large_to_drain(req) || expects_continue(req, version) || req->close_after))
 			return queue_reply(req);
 		return MHD_YES;
 	}

@@ -2592,20 +2592,76 @@ START_TEST(a_stop_with_large_bodies_waiting_ends_cleanly)
 }
 END_TEST
 
-/* With Transfer-Encoding the body is chunked whatever Content-Length says, so its share is
- * max_body, as for any chunked body: a small length must not let a large body past. */
-START_TEST(a_chunked_body_takes_max_body_whatever_its_length_says)
+/* A chunked body gives no length up front: its share is max_body. */
+START_TEST(a_chunked_body_takes_max_body_as_its_share)
 {
 	int held[3];
 	for (int i = 0; i < 3; i++)
 		held[i] = hold_large_body();
 	wait_for_metric("npsd_http_large_body_bytes", 3.0 * HELD_BODY);
-	int fd = start_upload("Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n4e20\r\n");
+	int fd = start_upload("Transfer-Encoding: chunked\r\n\r\n4e20\r\n");
 	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
 	close(fd);
 	for (int i = 0; i < 3; i++)
 		close(held[i]);
 	wait_for_metric("npsd_http_large_body_bytes", 0);
+}
+END_TEST
+
+/* Framing whose end libmicrohttpd and a proxy could see differently, or that libmicrohttpd
+ * cannot find: answered at once (not after the connection's deadline), the connection
+ * closed, nothing stored. Two equal lengths are one. */
+START_TEST(a_body_whose_end_is_unclear_is_refused_at_once)
+{
+	char *one = survey("frame-1", "C-frame-1", NULL, "claim", 9, NULL);
+	size_t len = strlen(one);
+	char chunk_head[32];
+	snprintf(chunk_head, sizeof chunk_head, "%zx\r\n", len);
+	struct {
+		char *framing; /* the length headers, the blank line and what precedes the answer */
+		const char *status;
+	} cases[] = {
+		{ fmt("Content-Length: %zu\r\nContent-Length: 3\r\n\r\n", len), "HTTP/1.1 400 " },
+		{ fmt("Transfer-Encoding: chunked\r\nContent-Length: %zu\r\n\r\n%s", len, chunk_head),
+		  "HTTP/1.1 400 " },
+		{ fmt("Transfer-Encoding: gzip, chunked\r\n\r\n%s", chunk_head), "HTTP/1.1 415 " },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int fd = raw_connect(&D);
+		ck_assert_int_ge(fd, 0);
+		char *request = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+		                    "Content-Type: application/json\r\n%s%s",
+		                    T_INGEST, cases[i].framing, one);
+		ck_assert_int_eq(raw_send(fd, request), 0);
+		char *reply = raw_reply(fd, 3000);
+		ck_assert_msg(reply && strncmp(reply, cases[i].status, strlen(cases[i].status)) == 0,
+		              "case %zu: %.200s", i, reply ? reply : "(no answer in 3 s)");
+		ck_assert_msg(strstr(reply, "\"error\":{\"code\":"), "case %zu: no error body: %s", i, reply);
+		char rest[16];
+		ck_assert_msg(recv(fd, rest, sizeof rest, 0) == 0, "case %zu: the connection stayed open", i);
+		free(reply);
+		free(request);
+		free(cases[i].framing);
+		close(fd);
+	}
+	struct http_result r;
+	REQ(&r, "GET", "/v1/surveys", T_MANAGER, NULL);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "surveys")), 0);
+	http_result_free(&r);
+	/* The same length twice is that length. */
+	char *twice = fmt("Content-Length: %zu\r\nContent-Length: %zu\r\n\r\n", len, len);
+	int fd = raw_connect(&D);
+	char *request = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	                    "Content-Type: application/json\r\n%s%s",
+	                    T_INGEST, twice, one);
+	ck_assert_int_eq(raw_send(fd, request), 0);
+	char *reply = raw_reply(fd, 3000);
+	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 201 ", 13) == 0, "%.200s", reply ? reply : "(none)");
+	free(reply);
+	free(request);
+	free(twice);
+	free(one);
+	close(fd);
 }
 END_TEST
 
@@ -2723,7 +2779,8 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, malformed_corpus_is_4xx_json_and_the_daemon_stays_up);
 	tcase_add_test(tc, large_bodies_wait_for_room_and_every_one_is_stored);
 	tcase_add_test(tc, a_stop_with_large_bodies_waiting_ends_cleanly);
-	tcase_add_test(tc, a_chunked_body_takes_max_body_whatever_its_length_says);
+	tcase_add_test(tc, a_chunked_body_takes_max_body_as_its_share);
+	tcase_add_test(tc, a_body_whose_end_is_unclear_is_refused_at_once);
 	tcase_add_test(tc, a_body_that_grows_large_during_the_stop_is_not_left_waiting);
 	suite_add_tcase(s, tc);
 
