@@ -325,11 +325,16 @@ static int64_t top_id(const char *table)
 	return id;
 }
 
+/* The highest id of each table, or the ids of one new row of each. */
+struct tops {
+	int64_t survey, callback, event, improvement;
+};
+
 /* A new answer (response_id), callback, event and improvement, through the inserts npsd
  * runs, and the ids they took. */
 struct new_ids {
 	const char *response_id;
-	int64_t survey, callback, event, improvement;
+	struct tops got;
 };
 
 static int insert_one_of_each(struct db_conn *conn, void *arg)
@@ -337,14 +342,15 @@ static int insert_one_of_each(struct db_conn *conn, void *arg)
 	struct new_ids *ids = arg;
 	struct survey_input in = { .response_id = ids->response_id, .customer_id = "E", .touchpoint = "claim",
 		                   .score = 3, .answered_at = NOW, .consent = true };
-	int r = store_callback_insert(conn, "E", 3, "claim", NOW, NOW, 3, NOW, NOW, &ids->callback);
+	struct tops *got = &ids->got;
+	int r = store_callback_insert(conn, "E", 3, "claim", NOW, NOW, 3, NOW, NOW, &got->callback);
 	if (r == 0)
-		r = store_survey_insert(conn, &in, "s", NULL, NOW, ids->callback, &ids->survey);
+		r = store_survey_insert(conn, &in, "s", NULL, NOW, got->callback, &got->survey);
 	if (r == 0)
-		r = store_event_insert(conn, "survey.received", "{}", NOW, &ids->event);
+		r = store_event_insert(conn, "survey.received", "{}", NOW, &got->event);
 	if (r == 0)
-		r = store_improvement_add(conn, ids->callback, "claim", "process", "faster", NOW);
-	ids->improvement = sqlite3_last_insert_rowid(db_handle(conn));
+		r = store_improvement_add(conn, got->callback, "claim", "process", "faster", NOW);
+	got->improvement = sqlite3_last_insert_rowid(db_handle(conn));
 	return r;
 }
 
@@ -355,13 +361,28 @@ static int insert_one_of_each_and_fail(struct db_conn *conn, void *arg)
 	return r < 0 ? r : -EIO;
 }
 
-struct tops {
-	int64_t survey, callback, event, improvement;
-};
-
 static struct tops tops_now(void)
 {
 	return (struct tops){ top_id("surveys"), top_id("callbacks"), top_id("events"), top_id("improvements") };
+}
+
+/* The deletes took every table's newest row: each highest id is lower than before. */
+static void assert_tops_lowered(struct tops before)
+{
+	struct tops after = tops_now();
+	ck_assert_int_lt(after.survey, before.survey);
+	ck_assert_int_lt(after.callback, before.callback);
+	ck_assert_int_lt(after.event, before.event);
+	ck_assert_int_lt(after.improvement, before.improvement);
+}
+
+/* Each new row took the id right after the one in last. */
+static void assert_ids_follow(struct tops got, struct tops last)
+{
+	ck_assert_int_eq(got.survey, last.survey + 1);
+	ck_assert_int_eq(got.callback, last.callback + 1);
+	ck_assert_int_eq(got.event, last.event + 1);
+	ck_assert_int_eq(got.improvement, last.improvement + 1);
 }
 
 /* Each table's newest row is Z's: erased, its ids are not handed out again, not even by an
@@ -379,11 +400,7 @@ START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
 	ASSERT_COUNT("SELECT callback_id = 100 FROM improvements ORDER BY id DESC LIMIT 1", 1);
 	struct erase_job job = { .id = "Z", .id_json = "\"Z\"" };
 	ck_assert_int_eq(db_write_sync(db, apply_erase, &job), 0);
-	struct tops after = tops_now();
-	ck_assert_int_lt(after.survey, before.survey);
-	ck_assert_int_lt(after.callback, before.callback);
-	ck_assert_int_lt(after.event, before.event);
-	ck_assert_int_lt(after.improvement, before.improvement);
+	assert_tops_lowered(before);
 	ASSERT_COUNT("SELECT count(*) FROM id_floors", 4);
 
 	struct new_ids failed = { .response_id = "after-0" };
@@ -391,18 +408,13 @@ START_TEST(ids_erased_at_the_top_are_not_handed_out_again)
 	ASSERT_COUNT("SELECT count(*) FROM id_floors", 4);
 	struct new_ids ids = { .response_id = "after-1" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &ids), 0);
-	ck_assert_int_eq(ids.survey, before.survey + 1);
-	ck_assert_int_eq(ids.callback, 101);
-	ck_assert_int_eq(ids.event, before.event + 1);
-	ck_assert_int_eq(ids.improvement, before.improvement + 1);
+	assert_ids_follow(ids.got, before);
+	ck_assert_int_eq(ids.got.callback, 101);
 	/* Past them now: the notes are gone, and inserts look into an empty table again. */
 	ASSERT_COUNT("SELECT count(*) FROM id_floors", 0);
 	struct new_ids next = { .response_id = "after-2" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &next), 0);
-	ck_assert_int_eq(next.survey, ids.survey + 1);
-	ck_assert_int_eq(next.callback, ids.callback + 1);
-	ck_assert_int_eq(next.event, ids.event + 1);
-	ck_assert_int_eq(next.improvement, ids.improvement + 1);
+	assert_ids_follow(next.got, ids.got);
 }
 END_TEST
 
@@ -420,23 +432,17 @@ START_TEST(ids_purged_at_the_top_are_not_handed_out_again)
 	struct tops before = tops_now();
 	ck_assert_int_eq(before.callback, 50);
 	ck_assert_int_eq(retention_purge(db, NEW + 1, NULL, &c), 0);
-	struct tops after = tops_now();
-	ck_assert_int_lt(after.survey, before.survey);
-	ck_assert_int_lt(after.callback, before.callback);
-	ck_assert_int_lt(after.event, before.event);
-	ck_assert_int_lt(after.improvement, before.improvement);
+	assert_tops_lowered(before);
 	struct new_ids ids = { .response_id = "after-1" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &ids), 0);
-	ck_assert_int_eq(ids.survey, before.survey + 1);
-	ck_assert_int_eq(ids.callback, 51);
-	ck_assert_int_eq(ids.event, before.event + 1);
-	ck_assert_int_eq(ids.improvement, before.improvement + 1);
+	assert_ids_follow(ids.got, before);
+	ck_assert_int_eq(ids.got.callback, 51);
 
 	sql("INSERT INTO id_floors (name, max_id) VALUES ('surveys', 1)");
 	run_sql();
 	struct new_ids next = { .response_id = "after-2" };
 	ck_assert_int_eq(db_write_sync(db, insert_one_of_each, &next), 0);
-	ck_assert_int_eq(next.survey, ids.survey + 1);
+	ck_assert_int_eq(next.got.survey, ids.got.survey + 1);
 	ASSERT_COUNT("SELECT count(*) FROM id_floors", 0);
 }
 END_TEST

@@ -1229,6 +1229,17 @@ static int64_t fake_clock_now(void)
 	return t0;
 }
 
+/* A webhook at path on rx, which answers its every attempt 503, for survey.received, and
+ * an answer (response_id rid) whose delivery to it has failed once. The webhook's id. */
+static json_int_t webhook_failing_once(struct env *e, struct receiver *rx, const char *path, const char *rid)
+{
+	rx_answer(rx, path, 503, -1);
+	json_int_t wid = create_webhook_id(e, rx, path, "\"events\":[\"survey.received\"]");
+	post_survey_quiet(e, rid, "C-1", "claim", 9, NULL);
+	json_decref(wait_delivery(e, wid, 0, "pending", 1, WAIT_MS));
+	return wid;
+}
+
 /* How many lines of the daemon's log hold needle. */
 static int log_lines_with(struct env *e, const char *needle)
 {
@@ -1256,10 +1267,7 @@ START_TEST(a_full_disk_pauses_deliveries_instead_of_spinning)
 	struct receiver *rx = rx_start();
 	struct env e;
 	env_start(&e, "[webhooks]\nretry = 30s, 30s, 30s\n");
-	rx_answer(rx, "/hooks/full", 503, -1);
-	json_int_t wid = create_webhook_id(&e, rx, "/hooks/full", "\"events\":[\"survey.received\"]");
-	post_survey_quiet(&e, "full-1", "C-1", "claim", 4, NULL);
-	json_decref(wait_delivery(&e, wid, 0, "pending", 1, WAIT_MS));
+	json_int_t wid = webhook_failing_once(&e, rx, "/hooks/full", "full-1");
 
 	char wal[256];
 	snprintf(wal, sizeof wal, "%s-wal", e.p.db_path);
@@ -1745,10 +1753,7 @@ START_TEST(a_deleted_webhook_gets_nothing_more)
 	struct receiver *rx = rx_start();
 	struct env e;
 	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s, 1s\n");
-	rx_answer(rx, "/hooks/bye", 503, -1);
-	json_int_t wid = create_webhook_id(&e, rx, "/hooks/bye", "\"events\":[\"survey.received\"]");
-	post_survey_quiet(&e, "bye-1", "C-1", "claim", 9, NULL);
-	json_decref(wait_delivery(&e, wid, 0, "pending", 1, WAIT_MS));
+	json_int_t wid = webhook_failing_once(&e, rx, "/hooks/bye", "bye-1");
 	char path[64];
 	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)wid);
 	struct http_result r;
