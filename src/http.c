@@ -855,10 +855,8 @@ static void budget_take(struct http_request *req)
 	struct http_server *srv = req->srv;
 	const char *length =
 	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	/* With Transfer-Encoding, libmicrohttpd reads the body as chunked whatever the length says. */
-	bool chunked = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                           MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-	size_t expected = length && !chunked ? (size_t)strtoull(length, NULL, 10) : req->max_body;
+	/* No length: chunked (a length beside Transfer-Encoding was refused at the start). */
+	size_t expected = length ? (size_t)strtoull(length, NULL, 10) : req->max_body;
 	if (expected < req->body_len) /* never 0, which would mean no share */
 		expected = req->body_len;
 	req->budget = expected < BODY_BUDGET ? expected : BODY_BUDGET;
