@@ -79,6 +79,34 @@ static json_t *item_json(const struct ingest_item *item)
 	                 callback_json(item));
 }
 
+/* The reply to one answer, the one npsd sends most, written from its fixed shape: built and
+ * dumped by jansson it cost a fifth of the HTTP threads' instructions per answer, most of it
+ * in the dump's cycle check (it prints each object's address into a hash table). jansson
+ * still escapes the one string a client chose. The same text as http_reply_json() would
+ * send for item_json(); NULL when out of memory or the id does not fit, to build it so. */
+static char *item_text(const struct ingest_item *item, size_t *ret_len)
+{
+	char id[1024];
+	json_t *rid = json_string_nocheck(item->in.response_id);
+	size_t id_len = rid ? json_dumpb(rid, id, sizeof id, JSON_ENCODE_ANY) : 0;
+	json_decref(rid);
+	if (id_len == 0 || id_len >= sizeof id)
+		return NULL;
+	id[id_len] = '\0';
+	char callback[128] = "null", due[21];
+	if (item->has_callback)
+		snprintf(callback, sizeof callback, "{\"id\":%lld,\"status\":\"%s\",\"due_at\":\"%s\"}",
+		         (long long)item->callback.id, item->callback.status,
+		         time_format_rfc3339(item->callback.due_at, due));
+	char *text = NULL;
+	int len = asprintf(&text, "{\"id\":%lld,\"response_id\":%s,\"category\":\"%s\",\"callback\":%s}",
+	                   (long long)item->survey_id, id, survey_category(item->score), callback);
+	if (len < 0)
+		return NULL;
+	*ret_len = (size_t)len;
+	return text;
+}
+
 static json_t *conflict_error(void)
 {
 	return http_error_object("conflict", "response_id",
@@ -100,7 +128,12 @@ static void ingest_resumed(struct http_request *req)
 			http_reply_json(req, 409, body);
 			return;
 		}
-		http_reply_json(req, item->status, item_json(item));
+		size_t len;
+		char *text = item_text(item, &len);
+		if (text)
+			http_reply_json_text(req, item->status, text, len);
+		else
+			http_reply_json(req, item->status, item_json(item));
 		return;
 	}
 	json_t *results = json_array();

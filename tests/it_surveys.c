@@ -618,6 +618,51 @@ START_TEST(identical_retry_is_200_with_the_same_body)
 }
 END_TEST
 
+/* The reply to one answer is written from a template (api_surveys.c): the sender's own
+ * response_id, with the characters JSON escapes, comes back as it was sent, in the
+ * same body a batch gives for that answer. */
+START_TEST(a_response_id_that_needs_escaping_comes_back_as_sent)
+{
+	/* As JSON text: a quote, a backslash, a slash, é and an emoji (control characters are
+	 * refused). */
+	const char *rid_json = "q\\\"b\\\\s/\\u00e9\xf0\x9f\x98\x80";
+	const char *rid = "q\"b\\s/\xc3\xa9\xf0\x9f\x98\x80";
+	char *owed = survey(rid_json, "C-esc-1", "+31612345001", "claim", 3, NULL);
+	struct http_result r1, r2, batch;
+	post_expect(&r1, owed, 201);
+	ck_assert_str_eq(obj_str(r1.json, "response_id"), rid);
+	ck_assert_int_eq(json_object_size(r1.json), 4);
+	ck_assert(json_integer_value(json_object_get(r1.json, "id")) > 0);
+	ck_assert_str_eq(obj_str(r1.json, "category"), "detractor");
+	expect_queued_callback(json_object_get(r1.json, "callback"), "escaped id");
+	post_expect(&r2, owed, 200);
+	ck_assert_msg(r1.len == r2.len && memcmp(r1.body, r2.body, r1.len) == 0,
+	              "retry body not byte-identical: %s vs %s", r1.body, r2.body);
+	/* The batch reply is built by jansson: the same answer, the same fields. */
+	char *in_batch = fmt("[%s]", owed);
+	post_expect(&batch, in_batch, 200);
+	json_t *item = json_deep_copy(json_array_get(batch.json, 0));
+	ck_assert_int_eq(json_integer_value(json_object_get(item, "status")), 200);
+	json_object_del(item, "status");
+	ck_assert_msg(json_equal(item, r1.json), "single %s, batch %s", r1.body, batch.body);
+	json_decref(item);
+	free(in_batch);
+	http_result_free(&r1);
+	http_result_free(&r2);
+	http_result_free(&batch);
+	free(owed);
+
+	/* No call owed: callback null. */
+	char *promoter = survey("p\\\\9", "C-esc-2", NULL, "claim", 9, NULL);
+	post_expect(&r1, promoter, 201);
+	ck_assert_str_eq(obj_str(r1.json, "response_id"), "p\\9");
+	ck_assert_str_eq(obj_str(r1.json, "category"), "promoter");
+	ck_assert(json_is_null(json_object_get(r1.json, "callback")));
+	http_result_free(&r1);
+	free(promoter);
+}
+END_TEST
+
 START_TEST(retry_with_a_comment_completes_the_answer)
 {
 	char *first = survey("cmt-1", "C-cmt", "+31666666666", "claim", 4, NULL);
@@ -2744,6 +2789,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, callback_null_without_consent_phone_or_low_score);
 	tcase_add_test(tc, second_low_score_of_one_customer_joins_the_open_callback);
 	tcase_add_test(tc, identical_retry_is_200_with_the_same_body);
+	tcase_add_test(tc, a_response_id_that_needs_escaping_comes_back_as_sent);
 	tcase_add_test(tc, retry_with_a_comment_completes_the_answer);
 	tcase_add_test(tc, retry_with_new_attributes_merges_them);
 	tcase_add_test(tc, retry_with_a_different_score_is_409);

@@ -94,6 +94,8 @@ void *http_state(struct http_request *req);
 
 /* Replies. Exactly one per request. body is stolen (freed by the server). */
 void http_reply_json(struct http_request *req, unsigned status, json_t *body);
+/* A JSON body already written (malloc'ed, len bytes), stolen. */
+void http_reply_json_text(struct http_request *req, unsigned status, char *text, size_t len);
 void http_reply_empty(struct http_request *req, unsigned status);
 /* A fixed body that outlives the server (the console's files): neither copied nor freed.
  * headers: more response headers as static name, value pairs ending in NULL, or NULL. */
