@@ -65,6 +65,10 @@ static int cache_add(const struct webhook_row *row, void *arg)
 	json_array_foreach (events, i, e)
 		sub->events |= json_is_string(e) ? webhook_event_bit(json_string_value(e)) : 0;
 	json_decref(events);
+	/* Every webhook hears that another one went quiet, whatever it listed (SPEC: "goes to
+	 * the other webhooks so a person hears of it"): few would think of subscribing to it,
+	 * and alerts that stop without a word are the failure it exists for. */
+	sub->events |= webhook_event_bit("webhook.disabled");
 	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
 	json_t *v;
 	if ((v = json_object_get(filter, "min_score")) && json_is_integer(v))

@@ -8,7 +8,7 @@
  *    verified here independently with nettle;
  *  - retries (503 then 200, the same webhook-id), Retry-After capped at twice the step,
  *    redirects not followed, every attempt logged (status, error, first 4 KiB of the answer);
- *  - 410 Gone disables the webhook and tells the webhook.disabled subscribers; so does
+ *  - 410 Gone disables the webhook and tells every other webhook; so does
  *    webhooks.disable_after of nothing but failures (fake clock);
  *  - a receiver that hangs past webhooks.timeout: a timed-out attempt, then a retry;
  *  - filters (max_score, min_score, touchpoints);
@@ -1175,6 +1175,8 @@ START_TEST(gone_disables_and_tells_the_others)
 	json_int_t ops = create_webhook_id(&e, rx, "/hooks/ops", "\"events\":[\"webhook.disabled\"]");
 	/* A second subscriber in the slack format: it hears of it too. */
 	create_webhook_id(&e, rx, "/hooks/ops-slack", "\"format\":\"slack\",\"events\":[\"webhook.disabled\"]");
+	/* One that did not list it hears of it as well. */
+	create_webhook_id(&e, rx, "/hooks/team", "\"events\":[\"callback.completed\"]");
 
 	post_survey_quiet(&e, "gone-1", "C-1", "claim", 2, "bad");
 	ck_assert_uint_eq(rx_wait(rx, "/hooks/gone", 1, WAIT_MS), 1);
@@ -1206,6 +1208,9 @@ START_TEST(gone_disables_and_tells_the_others)
 	json_t *slack = json_loads(rx_get(rx, "/hooks/ops-slack", 0)->body, 0, NULL);
 	ck_assert_msg(json_is_string(json_object_get(slack, "text")), "slack webhook.disabled without text");
 	json_decref(slack);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/team", 1, WAIT_MS), 1);
+	ck_assert_msg(rx_find(rx, "/hooks/team", "webhook.disabled"), "the team webhook got %s",
+	              rx_get(rx, "/hooks/team", 0)->body);
 
 	/* Disabled: the next answer is not sent there, and the ops hook got only the one event. */
 	post_survey_quiet(&e, "gone-2", "C-2", "claim", 1, "worse");
@@ -1213,6 +1218,7 @@ START_TEST(gone_disables_and_tells_the_others)
 	ck_assert_uint_eq(rx_count(rx, "/hooks/gone"), 1);
 	ck_assert_uint_eq(rx_count(rx, "/hooks/ops"), 1);
 	ck_assert_ptr_null(rx_find(rx, "/hooks/ops", "survey.received"));
+	ck_assert_uint_eq(rx_count(rx, "/hooks/team"), 1);
 	json_t *list = deliveries(&e, gone);
 	ck_assert_uint_eq(json_array_size(list), 1);
 	json_decref(list);
