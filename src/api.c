@@ -6,6 +6,7 @@
 
 #include "npsd/app.h"
 #include "npsd/clock.h"
+#include "npsd/reports.h"
 #include "npsd/store.h"
 
 /* Who may do what: SPEC's roles per resource. admin passes every check in http.c. */
@@ -91,6 +92,11 @@ json_t *api_time(int64_t t)
 {
 	char buf[21];
 	return t ? json_string(time_format_rfc3339(t, buf)) : json_null();
+}
+
+json_t *api_figure(double x)
+{
+	return json_real(report_figure(x));
 }
 
 void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor)

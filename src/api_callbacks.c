@@ -477,14 +477,15 @@ static void stats_resumed(struct http_request *req)
 		return;
 	}
 	const struct callback_stats s = sr->s;
-	json_t *sla = s.sla_total ? json_real(100.0 * (double)s.sla_met / (double)s.sla_total) : json_null();
-	json_t *first =
-	        s.median_minutes_to_first_call >= 0 ? json_real(s.median_minutes_to_first_call) : json_null();
-	json_t *close = s.median_minutes_to_close >= 0 ? json_real(s.median_minutes_to_close) : json_null();
-	json_t *ingest = s.median_minutes_ingest_to_queue >= 0 ? json_real(s.median_minutes_ingest_to_queue)
+	/* Rounded to one decimal, as the NPS figures are. */
+	json_t *sla = s.sla_total ? api_figure(100.0 * (double)s.sla_met / (double)s.sla_total) : json_null();
+	json_t *first = s.median_minutes_to_first_call >= 0 ? api_figure(s.median_minutes_to_first_call)
+	                                                    : json_null();
+	json_t *close = s.median_minutes_to_close >= 0 ? api_figure(s.median_minutes_to_close) : json_null();
+	json_t *ingest = s.median_minutes_ingest_to_queue >= 0 ? api_figure(s.median_minutes_ingest_to_queue)
 	                                                       : json_null();
 	json_t *reached = s.low_scores
-	                          ? json_real(100.0 * (double)s.low_scores_reached / (double)s.low_scores)
+	                          ? api_figure(100.0 * (double)s.low_scores_reached / (double)s.low_scores)
 	                          : json_null();
 	http_reply_json(
 	        req, 200,

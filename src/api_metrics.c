@@ -164,7 +164,8 @@ static void metrics_resumed(struct http_request *req)
 		       "Median minutes from queueing to closing (last 30 days).", cs.median_minutes_to_close);
 	if (cs.low_scores)
 		metric(t, "npsd_callbacks_reached_ratio", "gauge",
-		       "Share of closed callbacks (last 30 days) in which the customer was reached.",
+		       "Share of the callbacks queued in the last 30 days (not cancelled) whose customer "
+		       "was reached.",
 		       (double)cs.low_scores_reached / (double)cs.low_scores);
 	const struct npsd_config *cfg = app_config(app);
 	if (cfg->tls_cert)

@@ -31,21 +31,16 @@ static json_t *bound_json(int64_t t)
 	return t == REPORT_TIME_OPEN ? json_null() : json_string(time_format_rfc3339(t, buf));
 }
 
-static json_t *figure(double x)
-{
-	return json_real(report_figure(x));
-}
-
 /* The figures of one set of answers, into obj (a group or the whole report). */
 static void put_figures(json_t *obj, const struct nps_counts *c)
 {
 	int64_t n = nps_responses(c);
-	json_object_set_new(obj, "nps", n ? figure(nps_value(c)) : json_null());
+	json_object_set_new(obj, "nps", n ? api_figure(nps_value(c)) : json_null());
 	json_object_set_new(obj, "responses", json_integer(n));
 	json_object_set_new(obj, "promoters", json_integer(c->promoters));
 	json_object_set_new(obj, "passives", json_integer(c->passives));
 	json_object_set_new(obj, "detractors", json_integer(c->detractors));
-	json_object_set_new(obj, "margin_of_error", n ? figure(nps_margin_of_error(c)) : json_null());
+	json_object_set_new(obj, "margin_of_error", n ? api_figure(nps_margin_of_error(c)) : json_null());
 }
 
 /* A /v1/nps in flight: what was asked, and what the reports thread found. */

@@ -429,13 +429,16 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 	                                 "count(*) FILTER (WHERE status = 'claimed'), "
 	                                 "min(due_at) FILTER (WHERE status = 'queued' AND due_at <= ?1) "
 	                                 "FROM callbacks WHERE status IN ('queued', 'claimed')";
+	/* The SLA counts a callback once its first call or its deadline has come; the reached
+	 * share counts every call owed (a cancelled one was not: a test answer, say), reached
+	 * or not yet, as a manager reads "low scores reached". */
 	static const char sql_sla[] =
-	        "SELECT count(*), count(*) FILTER (WHERE first_attempt_at <= sla_deadline), "
-	        "count(*) FILTER (WHERE status IN ('done', 'unreachable')), "
+	        "SELECT count(*) FILTER (WHERE first_attempt_at IS NOT NULL OR sla_breached = 1), "
+	        "count(*) FILTER (WHERE first_attempt_at <= sla_deadline), "
+	        "count(*) FILTER (WHERE status <> 'cancelled'), "
 	        "count(*) FILTER (WHERE status = 'done' AND outcome IN ('reached', 'declined', "
 	        "'do_not_call')) "
-	        "FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1 AND "
-	        "(first_attempt_at IS NOT NULL OR sla_breached = 1)";
+	        "FROM callbacks INDEXED BY callbacks_created WHERE created_at >= ?1";
 	static const char sql_first_call[] =
 	        MEDIAN_SQL("first_attempt_at - created_at", "first_attempt_at IS NOT NULL");
 	/* Closed by the loop: a cancelled callback (nobody called) is not one. */

@@ -1674,7 +1674,8 @@ START_TEST(stats_after_some_work)
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_first_call")), 10.0,
 	                        1e-9);
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_to_close")), 10.0, 1e-9);
-	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 100.0,
+	/* Of the four calls owed (the cancelled two were not), one has reached its customer. */
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 25.0,
 	                        1e-9);
 	json_decref(s);
 
@@ -1689,6 +1690,16 @@ START_TEST(stats_after_some_work)
 	/* Every answer came without answered_at: npsd took the time it got them, and queued
 	 * their callbacks in the same commit. */
 	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "median_minutes_ingest_to_queue")), 0.0,
+	                        1e-9);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 50.0,
+	                        1e-9);
+	json_decref(s);
+
+	/* Two more owed: two of six reached, shown to one decimal as the NPS figures are. */
+	post_low(&f, "C-st-e", 2, "claim");
+	post_low(&f, "C-st-f", 2, "claim");
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks/stats", f.manager, NULL, &s), 200);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(s, "low_scores_reached_percent")), 33.3,
 	                        1e-9);
 	json_decref(s);
 	fx_stop(&f);

@@ -29,6 +29,8 @@ void api_offload(struct http_request *req, struct api_read *r,
 
 /* A JSON string with the RFC 3339 form of t, or null for 0 (not yet). New reference. */
 json_t *api_time(int64_t t);
+/* A figure people read (an NPS, a share, minutes) as a JSON number to one decimal. */
+json_t *api_figure(double x);
 
 /* Replies 200 with {"<name>": items, "next_cursor": next_cursor or null}; steals items. */
 void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor);

@@ -232,7 +232,7 @@ struct callback_stats {
 	double median_minutes_to_first_call;          /* -1 when none yet */
 	double median_minutes_to_close;               /* -1 when none yet */
 	double median_minutes_ingest_to_queue;        /* answer to queued; -1 when none yet */
-	int64_t low_scores, low_scores_reached;       /* callbacks closed, and those reached */
+	int64_t low_scores, low_scores_reached;       /* calls owed (not cancelled), and those reached */
 };
 int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret);
 
