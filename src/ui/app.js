@@ -399,7 +399,12 @@ function completeForm(cb) {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const retryLabel = h('label', { for: 'retry-at' }, `Call again at (the customer's choice; your time, ${zone})`);
   const retry = h('div', { hidden: true }, retryLabel, retryAt);
-  outcome.addEventListener('change', () => { retry.hidden = outcome.value !== 'call_later'; });
+  // The time is asked for in the browser: the customer chose one, and the API needs it.
+  const showRetry = () => {
+    retry.hidden = outcome.value !== 'call_later';
+    retryAt.required = !retry.hidden;
+  };
+  outcome.addEventListener('change', showRetry);
   const notes = h('textarea', { id: 'notes', name: 'notes', rows: 3, maxlength: 4000 });
   const improvements = h('div', { id: 'improvements' });
   const form = h('form', { id: 'complete', class: 'card' },
@@ -415,6 +420,11 @@ function completeForm(cb) {
         },
       }, 'Add an improvement')),
     h('button', { type: 'submit' }, 'Save'));
+  // Enter in a one-line field (an improvement's text, the time) would submit the form and
+  // close the call while the agent is still writing: only Save saves.
+  form.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && event.target instanceof HTMLInputElement) event.preventDefault();
+  });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     busy(form.querySelector('button[type=submit]'), () => saveOutcome(cb, outcome, retryAt, notes, improvements));
@@ -427,7 +437,7 @@ function completeForm(cb) {
   if (draft) {
     outcome.value = draft.outcome || '';
     retryAt.value = draft.retry_at || '';
-    retry.hidden = outcome.value !== 'call_later';
+    showRetry();
     notes.value = draft.notes || '';
     for (const idea of draft.improvements.slice(0, IMPROVEMENTS_MAX)) {
       improvements.append(improvementRow(() => { add.disabled = false; }, idea));
@@ -556,6 +566,10 @@ async function showCallback(id, view) {
   const lease = ours ? await holdsLease(cb) : null;
   if (view !== generation) return;
   if (ours && !lease) notify('This call is no longer yours: its lease ran out or it was taken back.', 'error');
+  // Names are not unique: a key that replaced the agent's old one sees the old one's call.
+  if (cb.status === 'claimed' && !ours && may.claim() && cb.claimed_by === me.name) {
+    notify(`Another key also named ${me.name} holds this call: only that key can record it.`, 'info');
+  }
   if (lease) cb.lease_expires_at = lease;
   const customer = cb.customer || {};
   const contact = h('dl', { class: 'facts', id: 'customer' },

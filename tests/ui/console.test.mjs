@@ -218,6 +218,11 @@ test('an agent takes the next call, sees what the customer said, and records the
   await rows.nth(0).locator('[name=text]').fill('Pay out claims within a week');
   await rows.nth(1).locator('[name=area]').selectOption('communication');
   await rows.nth(1).locator('[name=text]').fill('Mail the claim status every week');
+  // Enter in an idea's field is no Save: the call stays open, the form as it was.
+  await rows.nth(1).locator('[name=text]').press('Enter');
+  await page.waitForLoadState('networkidle'); // what a submit would have sent has come back
+  assert.equal(await page.locator('#complete').count(), 1);
+  assert.equal((await stored(survey.callback.id)).status, 'claimed');
   // A reload (or a lost lease) keeps what was typed and not saved.
   await page.reload();
   await page.waitForSelector('#complete');
@@ -274,10 +279,10 @@ test('a link from a phone alert opens its callback after signing in; call later 
   assert.equal(await page.textContent('#surveys .comment'), 'Nobody told me the policy started');
   assert.match(await page.textContent('label[for=retry-at]'), /Asia\/(Kolkata|Calcutta)/); // ICU's name for it varies
 
+  // Without its time the browser asks for it: nothing is sent.
   await page.selectOption('#outcome', 'call_later');
   await page.click('#complete button[type=submit]');
-  await page.waitForSelector('#notice.error');
-  assert.match(await page.textContent('#notice'), /retry_at/);
+  assert.equal(await page.evaluate(() => document.querySelector('#retry-at').validity.valueMissing), true);
   assert.equal((await stored(survey.callback.id)).status, 'claimed');
 
   const later = Math.floor((Date.now() + 2 * 86400 * 1000) / 60000) * 60000;
@@ -376,7 +381,7 @@ test('a double click takes one call; a claimed call is read-only to whoever does
   await done(otto);
 
   // A second key also named anna: the call is not among its calls in progress, and its page
-  // is read-only, with no word of a lease it never held.
+  // is read-only, saying who holds it, with no word of a lease it never held.
   const namesake = await newPage();
   await signIn(namesake, createKey('agent', 'anna'));
   await namesake.waitForSelector('#claim');
@@ -385,7 +390,8 @@ test('a double click takes one call; a claimed call is read-only to whoever does
   await namesake.waitForSelector('#customer-name');
   assert.equal(await namesake.locator('#complete').count(), 0);
   assert.equal(await namesake.locator('#release').count(), 0);
-  assert.doesNotMatch(await namesake.textContent('#notice'), /also named|no longer yours/);
+  assert.match(await namesake.textContent('#notice'), /Another key also named anna holds this call/);
+  assert.doesNotMatch(await namesake.textContent('#notice'), /no longer yours/);
   await done(namesake);
 });
 
@@ -474,4 +480,18 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   const agent = await signedIn('agent', '#/reports');
   await agent.waitForFunction(() => /Reports are for managers/.test(document.querySelector('#main').textContent));
   await done(agent);
+});
+
+test('a long unbroken name wraps in the queue: every column stays in view', async () => {
+  const survey = await answer('ui-long', 5, { customer: { id: 'C-long', name: 'N'.repeat(200), phone: '+31612340888' } });
+  const page = await signedIn('agent', '', { viewport: { width: 1280, height: 800 } });
+  await page.waitForFunction(() => /N{200}/.test(document.querySelector('#callbacks')?.textContent || ''));
+  const [wide, room] = await page.evaluate(() => {
+    const wrapper = document.querySelector('#callbacks').parentElement;
+    return [wrapper.scrollWidth, wrapper.clientWidth];
+  });
+  assert.ok(wide <= room, `the queue is ${wide} px wide in ${room}`);
+  await done(page);
+  // Out of the queue the other tests take from.
+  assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
 });
