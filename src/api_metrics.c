@@ -36,6 +36,11 @@ static void metric(struct text *t, const char *name, const char *type, const cha
 	add(t, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
 }
 
+static void answers_by_status(unsigned status, uint64_t count, void *arg)
+{
+	add(arg, "npsd_http_responses_total{code=\"%u\"} %llu\n", status, (unsigned long long)count);
+}
+
 static void latency_histogram(const struct http_latency *l, void *arg)
 {
 	struct text *t = arg;
@@ -126,6 +131,10 @@ static void metrics_resumed(struct http_request *req)
 	       "answer's last byte, by route (route \"\": requests no route took).\n# TYPE "
 	       "npsd_http_request_duration_seconds histogram\n");
 	http_latency_each(req, latency_histogram, t);
+	add(t, "# HELP npsd_http_responses_total Answers sent, by status code (a code appears once "
+	       "sent; libmicrohttpd's own refusals of malformed requests are not counted).\n# TYPE "
+	       "npsd_http_responses_total counter\n");
+	http_status_each(req, answers_by_status, t);
 	metric(t, "npsd_http_connections_cut_total", "counter",
 	       "Connections cut because a request had not arrived whole within four "
 	       "server.connection_timeout (a client sending a byte now and then).",
@@ -142,8 +151,10 @@ static void metrics_resumed(struct http_request *req)
 	const struct callback_stats cs = mr->cs;
 	add(t, "# HELP npsd_callbacks Open callbacks by state.\n# TYPE npsd_callbacks gauge\n");
 	add(t, "npsd_callbacks{state=\"queued\"} %lld\n", (long long)cs.queued);
-	add(t, "npsd_callbacks{state=\"due\"} %lld\n", (long long)cs.due);
 	add(t, "npsd_callbacks{state=\"claimed\"} %lld\n", (long long)cs.claimed);
+	/* Apart from the states: the due ones are queued ones, and a sum over the states must
+	 * count each open callback once. */
+	metric(t, "npsd_callbacks_due", "gauge", "Queued callbacks due for a call now.", (double)cs.due);
 	metric(t, "npsd_callbacks_oldest_due_age_seconds", "gauge",
 	       "How long the oldest due callback has waited for a call.", (double)cs.oldest_due_age);
 	if (cs.sla_total)

@@ -53,6 +53,7 @@ struct http_server {
 	atomic_bool closing;
 	/* see struct http_stage_stats */
 	atomic_uint_fast64_t resumed, resume_ns, sent, send_ns;
+	atomic_uint_fast64_t answered[HTTP_STATUS_MAX + 1]; /* answers queued, by status code */
 	pthread_mutex_t budget_lock;
 	size_t budget_held, budget_held_peak;       /* bytes of BODY_BUDGET taken, now and at most */
 	struct http_request *waiters, *last_waiter; /* for budget, first come first served */
@@ -351,6 +352,16 @@ void http_stage_stats(struct http_request *req, struct http_stage_stats *ret)
 	pthread_mutex_unlock(&srv->budget_lock);
 }
 
+void http_status_each(struct http_request *req, void (*fn)(unsigned status, uint64_t count, void *arg),
+                      void *arg)
+{
+	for (unsigned status = 100; status <= HTTP_STATUS_MAX; status++) {
+		uint64_t n = atomic_load(&req->srv->answered[status]);
+		if (n)
+			fn(status, n, arg);
+	}
+}
+
 void http_resume(struct http_request *req)
 {
 	req->resumed_ns = clock_mono_ns();
@@ -525,6 +536,7 @@ static enum MHD_Result queue_reply(struct http_request *req)
 	}
 	if (req->resumed_ns)
 		req->replied_ns = clock_mono_ns();
+	atomic_fetch_add(&req->srv->answered[req->status <= HTTP_STATUS_MAX ? req->status : 0], 1);
 	enum MHD_Result ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
 	req->phase = PHASE_REPLIED;

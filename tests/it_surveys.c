@@ -482,6 +482,15 @@ START_TEST(metrics_are_public_prometheus_text)
 	ck_assert_msg(strstr(r.body, "# TYPE npsd_db_writes_total counter\n"), "no writes counter: %s",
 	              r.body);
 	ck_assert_msg(strstr(r.body, "npsd_callbacks{state=\"queued\"} 1\n"), "queued is not 1: %s", r.body);
+	/* The due ones are among the queued: a gauge of their own, so that a sum over the
+	 * states counts each open callback once. */
+	ck_assert_msg(strstr(r.body, "npsd_callbacks_due 1\n"), "due is not 1: %s", r.body);
+	ck_assert_msg(!strstr(r.body, "state=\"due\""), "due is a state: %s", r.body);
+	/* Answers by status: the 201 and the 404 above, one each (this test's own daemon). */
+	ck_assert_msg(strstr(r.body, "# TYPE npsd_http_responses_total counter\n"), "no answers by status: %s",
+	              r.body);
+	ck_assert_msg(strstr(r.body, "npsd_http_responses_total{code=\"201\"} 1\n"), "201 not 1: %s", r.body);
+	ck_assert_msg(strstr(r.body, "npsd_http_responses_total{code=\"404\"} 1\n"), "404 not 1: %s", r.body);
 	ck_assert_msg(strstr(r.body, "npsd_deliveries{status=\"pending\"} 0\n"), "no deliveries line: %s",
 	              r.body);
 	ck_assert_msg(!strstr(r.body, "+31611111201") && !strstr(r.body, "C-met-1"), "PII in metrics");

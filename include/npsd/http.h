@@ -129,6 +129,13 @@ struct http_stage_stats {
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
+/* Since start, how many answers npsd queued with each status code: fn sees each code that
+ * has been sent, in order. libmicrohttpd's own refusals of a malformed request (its HTML
+ * 400, 431, 505) never reach npsd and are not among them. For /metrics. */
+#define HTTP_STATUS_MAX 599
+void http_status_each(struct http_request *req, void (*fn)(unsigned status, uint64_t count, void *arg),
+                      void *arg);
+
 /* Since start, per route: how long requests took from their request line to their answer's
  * last byte, in buckets up to http_latency_bounds_s[i] seconds (each bucket counts only its
  * own range; a request slower than the last bound is in count alone). fn sees each route
