@@ -608,27 +608,78 @@ async function showCallback(id, view) {
 
 // ---------- reports ----------
 
+// The period after key, in the API's key forms (a day 2026-12-07, an ISO week 2026-W49, a
+// month 2026-12), by calendar arithmetic on the key alone; null for another form.
+function nextPeriod(key) {
+  const day = 86400 * 1000;
+  let m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(key);
+  if (m) return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3] + 1)).toISOString().slice(0, 10);
+  m = /^(\d{4})-W(\d{2})$/.exec(key);
+  if (m) {
+    // January 4th is in week 1; a week's Thursday is in the week's year.
+    const jan4 = Date.UTC(+m[1], 0, 4);
+    const thursday = new Date(jan4 + ((+m[2] - 1) * 7 + 4 - (new Date(jan4).getUTCDay() || 7) + 7) * day);
+    const year = thursday.getUTCFullYear();
+    const week = Math.floor((thursday - Date.UTC(year, 0, 1)) / (7 * day)) + 1;
+    return `${year}-W${String(week).padStart(2, '0')}`;
+  }
+  m = /^(\d{4})-(\d{2})$/.exec(key);
+  if (m) return new Date(Date.UTC(+m[1], +m[2], 1)).toISOString().slice(0, 7);
+  return null;
+}
+
+// The periods from the first group to the last, those without answers included (the API
+// lists only periods with answers), so that the bars stand where their periods are.
+function everyPeriod(groups) {
+  const slots = [];
+  for (const g of groups) {
+    for (let key = slots.length ? nextPeriod(slots[slots.length - 1].group) : null;
+      key && key < g.group && slots.length < 1000; key = nextPeriod(key)) {
+      slots.push({ group: key, nps: null, responses: 0 });
+    }
+    slots.push(g);
+  }
+  return slots;
+}
+
 function trendChart(groups) {
   const width = 640;
   const height = 200;
+  const left = 34; // the scale's labels
+  const bottom = 16; // the first and last period's
+  const plot = height - bottom;
+  const zero = plot / 2;
   const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'chart', id: 'trend-chart' });
   const title = svg('title', {});
-  title.textContent = 'NPS per period, from -100 to 100';
-  chart.append(title, svg('line', { x1: 0, y1: height / 2, x2: width, y2: height / 2, class: 'axis' }));
-  const step = width / Math.max(groups.length, 1);
-  groups.forEach((g, i) => {
+  title.textContent = 'NPS per period, from -100 to 100 (the table below has every figure)';
+  const label = (text, attrs) => {
+    const el = svg('text', attrs);
+    el.textContent = text;
+    return el;
+  };
+  chart.append(title,
+    svg('line', { x1: left, y1: zero, x2: width, y2: zero, class: 'axis' }),
+    label('+100', { x: left - 4, y: 10, class: 'scale' }),
+    label('0', { x: left - 4, y: zero + 4, class: 'scale' }),
+    label('-100', { x: left - 4, y: plot - 2, class: 'scale' }));
+  const slots = everyPeriod(groups);
+  const step = (width - left) / Math.max(slots.length, 1);
+  slots.forEach((g, i) => {
+    if (!g.responses) return; // a period without answers: its place stays empty
     const value = g.nps === null ? 0 : g.nps;
-    const barHeight = Math.abs(value) / 100 * (height / 2 - 4);
+    const barHeight = Math.abs(value) / 100 * (zero - 4);
     const bar = svg('rect', {
-      x: i * step + step * 0.15, width: step * 0.7, height: Math.max(barHeight, 1),
-      y: value >= 0 ? height / 2 - barHeight : height / 2,
-      class: value >= 0 ? 'up' : 'down',
+      x: left + i * step + step * 0.15, width: step * 0.7, height: Math.max(barHeight, 1),
+      y: value >= 0 ? zero - barHeight : zero,
+      class: value >= 0 ? 'up' : 'down', 'data-period': g.group,
     });
     const tip = svg('title', {});
     tip.textContent = `${g.group}: NPS ${figure(g.nps)} from ${g.responses} answers`;
     bar.append(tip);
     chart.append(bar);
   });
+  chart.append(label(slots[0].group, { x: left, y: height - 2, class: 'period' }));
+  if (slots.length > 1) chart.append(label(slots[slots.length - 1].group, { x: width, y: height - 2, class: 'period last' }));
   return chart;
 }
 

@@ -495,3 +495,20 @@ test('a long unbroken name wraps in the queue: every column stays in view', asyn
   // Out of the queue the other tests take from.
   assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
 });
+
+test('the trend leaves a period without answers empty in its place, on a scale', async () => {
+  const now = Date.now();
+  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  await answer('ui-gaps', 9, { answered_at: iso(now - 14 * 86400 * 1000) });
+  await answer('ui-gaps', 10, { answered_at: iso(now) });
+  const page = await signedIn('manager', '#/reports?days=30&touchpoint=ui-gaps');
+  await page.waitForSelector('#trend-chart rect');
+  const bars = await page.locator('#trend-chart rect').evaluateAll((rects) =>
+    rects.map((r) => [r.getAttribute('data-period'), Number(r.getAttribute('x')), Number(r.getAttribute('width'))]));
+  assert.equal(bars.length, 2);
+  // Two answers fourteen days apart: thirteen empty days between their bars.
+  const step = bars[0][2] / 0.7;
+  assert.equal(Math.round((bars[1][1] - bars[0][1]) / step), 14);
+  assert.deepEqual(await page.locator('#trend-chart text').allTextContents(), ['+100', '0', '-100', bars[0][0], bars[1][0]]);
+  await done(page);
+});
