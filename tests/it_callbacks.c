@@ -1729,8 +1729,8 @@ START_TEST(stats_ingest_to_queue)
 	struct http_result m = { 0 };
 	ck_assert_int_eq(http_do(&f.p, "GET", "/metrics", NULL, NULL, NULL, 0, &m), 0);
 	ck_assert_int_eq(m.status, 200);
-	ck_assert_msg(strstr(m.body, "\nnpsd_callbacks_minutes_ingest_to_queue 10\n") != NULL,
-	              "no ingest-to-queue median of 10 in /metrics:\n%s", m.body);
+	ck_assert_msg(strstr(m.body, "\nnpsd_callbacks_ingest_to_queue_seconds 600\n") != NULL,
+	              "no ingest-to-queue median of 600 s in /metrics:\n%s", m.body);
 	http_result_free(&m);
 	fx_stop(&f);
 }

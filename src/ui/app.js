@@ -487,7 +487,8 @@ function leaseLost(err) {
 function callbackActions(cb, mine) {
   const act = (label, id, path, done) => h('button', {
     type: 'button', id, onclick: (event) => busy(event.currentTarget, async () => {
-      if (id === 'cancel' && !window.confirm('Cancel this callback? Nobody will call the customer.')) return false;
+      const held = cb.status === 'claimed' && cb.claimed_by ? ` ${cb.claimed_by} holds it now: their call ends unsaved.` : '';
+      if (id === 'cancel' && !window.confirm(`Cancel this callback? Nobody will call the customer.${held}`)) return false;
       try {
         await api('POST', `v1/callbacks/${cb.id}/${path}`);
       } catch (err) {

@@ -413,16 +413,22 @@ test('an agent hands a call back; a manager cancels one; an agent may not', asyn
   assert.equal((await call(keys.agent, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 403);
   await done(agent);
 
+  // Held by an agent again when a manager cancels it: the question says whose call ends.
+  assert.equal((await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-release' })).body.id,
+    survey.callback.id);
   const manager = await signedIn('manager', `#/callbacks/${survey.callback.id}`);
   await manager.waitForSelector('#cancel');
   const posts = [];
   manager.on('request', (request) => { if (request.method() === 'POST') posts.push(request.url()); });
-  const dismissed = new Promise((resolve) => manager.once('dialog', (dialog) => resolve(dialog.dismiss())));
+  const dismissed = new Promise((resolve) => manager.once('dialog', (dialog) => {
+    resolve(dialog.message());
+    dialog.dismiss();
+  }));
   await manager.click('#cancel');
-  await dismissed;
+  assert.match(await dismissed, /Nobody will call the customer\. anna holds it now/);
   await manager.waitForFunction(() => !document.querySelector('#cancel').disabled);
   assert.deepEqual(posts, []);
-  assert.equal((await stored(survey.callback.id)).status, 'queued');
+  assert.equal((await stored(survey.callback.id)).status, 'claimed');
   manager.once('dialog', (dialog) => dialog.accept());
   await manager.click('#cancel');
   await manager.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
