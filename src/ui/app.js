@@ -9,6 +9,8 @@ const TOKEN_KEY = 'npsd.token';
 // A lease is renewed at a third of what is left of it, between these bounds.
 const HEARTBEAT_MIN_MS = 5 * 1000;
 const HEARTBEAT_MAX_MS = 60 * 1000;
+const RATE_LIMITED_TRIES = 4;
+const RATE_LIMITED_WAIT_MAX_S = 5;
 // The Calls page reads the queue again this often, unless its user is typing there.
 const CALLS_REFRESH_MS = 30 * 1000;
 
@@ -149,7 +151,15 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   // Relative to the console's own address, so npsd may sit under a prefix of a proxy.
-  const response = await fetch(new URL(`../${path}`, location.href), init);
+  const url = new URL(`../${path}`, location.href);
+  let response = await fetch(url, init);
+  // A 429 was refused before anything was done, so asking again is safe: a page's first
+  // reads go out together, and a key's burst (server.rate_limit) may be smaller than them.
+  for (let tries = 1; response.status === 429 && tries <= RATE_LIMITED_TRIES; tries++) {
+    const wait = Math.min(Number(response.headers.get('Retry-After')) || 1, RATE_LIMITED_WAIT_MAX_S);
+    await new Promise((resolve) => { setTimeout(resolve, wait * 1000); });
+    response = await fetch(url, init);
+  }
   const served = Date.parse(response.headers.get('Date') || '');
   if (!Number.isNaN(served)) skewMs = served - Date.now();
   let data = null;
