@@ -774,8 +774,12 @@ async function showReports(params, view) {
 
 // Not the previous view under the new address: this one, which could not be shown.
 function showLoadError(err) {
+  // A 400 is the address's own fault (a filter the API refuses): asking again cannot help.
+  const badAddress = err instanceof ApiError && err.status === 400;
   render(h('h1', {}, 'Could not load this page'),
-    h('p', {}, h('button', { type: 'button', onclick: () => route() }, 'Try again')));
+    h('p', {}, badAddress
+      ? h('a', { id: 'unfiltered', href: location.hash.split('?')[0] || '#/' }, 'Show it without filters')
+      : h('button', { type: 'button', onclick: () => route() }, 'Try again')));
   failed(err);
 }
 

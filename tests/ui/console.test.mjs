@@ -546,3 +546,13 @@ test('under a tight rate limit a page waits its turn instead of failing', async 
     await reload(plain, false);
   }
 });
+
+test('an address with a filter the API refuses offers the page without it', async () => {
+  const page = await signedIn('agent', '#/calls?touchpoint=BAD!');
+  await page.waitForSelector('#unfiltered');
+  assert.match(await page.textContent('#notice'), /touchpoint/);
+  await page.click('#unfiltered');
+  await page.waitForSelector('#claim');
+  assert.equal(await page.locator('#unfiltered').count(), 0);
+  await done(page);
+});
