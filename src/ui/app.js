@@ -387,9 +387,11 @@ function readDraft(id) {
 
 function draftCard(cb) {
   const draft = readDraft(cb.id);
-  if (!draft || !(draft.notes || draft.improvements.some((i) => i.text))) return null;
+  if (!draft || !(draft.outcome || draft.notes || draft.improvements.some((i) => i.text))) return null;
+  const later = draft.outcome === 'call_later' && draft.retry_at ? `, call again at ${draft.retry_at.replace('T', ' ')}` : '';
   const card = h('section', { class: 'card', id: 'draft' },
     h('h2', {}, 'What you typed and did not save'),
+    draft.outcome ? h('p', {}, `Outcome: ${outcomeLabel(draft.outcome)}${later}`) : null,
     draft.notes ? h('p', { class: 'comment', dir: 'auto' }, draft.notes) : null,
     h('ul', {}, draft.improvements.filter((i) => i.text).map((i) => h('li', {}, h('strong', {}, i.area), ': ', h('span', { dir: 'auto' }, i.text)))),
     h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.removeItem(draftKey(cb.id)); card.remove(); } }, 'Discard'));

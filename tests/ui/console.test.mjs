@@ -327,6 +327,8 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
   // Taken back while the page is open (a manager cancels it): the next renewal finds it
   // gone, and the page says so and stops offering the form.
   // What the agent had typed stays on the page, to be copied.
+  await page.selectOption('#outcome', 'call_later');
+  await page.fill('#retry-at', '2030-01-02T14:30');
   await page.fill('#notes', 'Customer wants a call after lunch');
   assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
   await page.clock.fastForward(25 * 1000);
@@ -334,6 +336,7 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled');
   assert.equal(await page.locator('#complete').count(), 0);
   assert.match(await page.textContent('#draft'), /Customer wants a call after lunch/);
+  assert.match(await page.textContent('#draft'), /Outcome: Call later, call again at 2030-01-02 14:30/);
   await done(page);
 });
 
