@@ -35,6 +35,8 @@
  * below LARGE_BODY and never touch the lock. */
 #define LARGE_BODY (16u << 10)
 #define BODY_BUDGET ((size_t)4 << 20)
+/* How long no large body must have been in flight before a burst of them counts as over. */
+#define BURST_QUIET_MS 5000
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -55,7 +57,9 @@ struct http_server {
 	atomic_uint_fast64_t resumed, resume_ns, sent, send_ns;
 	atomic_uint_fast64_t answered[HTTP_STATUS_MAX + 1]; /* answers queued, by status code */
 	pthread_mutex_t budget_lock;
-	size_t budget_held, budget_held_peak;       /* bytes of BODY_BUDGET taken, now and at most */
+	size_t budget_held, budget_held_peak; /* bytes of BODY_BUDGET taken, now and at most */
+	bool burst;                /* a large body was taken since http_burst_over() said so last */
+	int64_t budget_emptied_ms; /* when budget_held last fell to 0 */
 	struct http_request *waiters, *last_waiter; /* for budget, first come first served */
 	atomic_uint_fast64_t budget_waits;          /* bodies that had to wait, since start */
 	/* Per route, and one more for requests no route took (404, 405): see http_latency_each. */
@@ -841,6 +845,7 @@ static void take_body(struct http_request *req, const char *data, size_t size)
 static void budget_add(struct http_server *srv, size_t bytes)
 {
 	srv->budget_held += bytes;
+	srv->burst = true;
 	if (srv->budget_held > srv->budget_held_peak)
 		srv->budget_held_peak = srv->budget_held;
 }
@@ -900,6 +905,16 @@ static void budget_take(struct http_request *req)
 	pthread_mutex_unlock(&srv->budget_lock);
 }
 
+bool http_burst_over(struct http_server *srv, int64_t now_ms)
+{
+	pthread_mutex_lock(&srv->budget_lock);
+	bool over = srv->burst && srv->budget_held == 0 && now_ms - srv->budget_emptied_ms >= BURST_QUIET_MS;
+	if (over)
+		srv->burst = false;
+	pthread_mutex_unlock(&srv->budget_lock);
+	return over;
+}
+
 /* Gives the request's share back (or leaves the queue) and wakes who now fits. */
 static void budget_give_back(struct http_request *req)
 {
@@ -917,6 +932,8 @@ static void budget_give_back(struct http_request *req)
 		req->budget_waiting = false;
 	} else {
 		srv->budget_held -= req->budget;
+		if (srv->budget_held == 0)
+			srv->budget_emptied_ms = clock_mono_ms();
 	}
 	req->budget = 0;
 	budget_wake_waiters(srv);

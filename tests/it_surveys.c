@@ -2646,6 +2646,65 @@ START_TEST(a_stop_with_large_bodies_waiting_ends_cleanly)
 }
 END_TEST
 
+/* The daemon's resident memory in KiB, from /proc. */
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	long kib = -1;
+	while (kib < 0 && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kib = strtol(line + 6, NULL, 10);
+	fclose(f);
+	ck_assert_int_gt(kib, 0);
+	return kib;
+}
+
+/* What a burst of batches took is given back to the system a few seconds after the last
+ * one ends (glibc would keep it: RSS stayed near its peak). */
+START_TEST(memory_a_burst_of_batches_took_is_given_back)
+{
+	enum { BURST = 24, ANSWERS = 1000 };
+	long before = rss_kib(D.pid);
+	struct batch_post posts[BURST] = { 0 };
+	pthread_t threads[BURST];
+	for (int k = 0; k < BURST; k++) {
+		char *name = fmt("mem%d", k);
+		posts[k].body = batch_of(name, ANSWERS);
+		free(name);
+		ck_assert_int_eq(pthread_create(&threads[k], NULL, post_batch, &posts[k]), 0);
+	}
+	for (int k = 0; k < BURST; k++) {
+		pthread_join(threads[k], NULL);
+		ck_assert_msg(posts[k].r.status == 200, "batch %d: status %ld (curl %d)", k, posts[k].r.status,
+		              posts[k].r.curl_code);
+		http_result_free(&posts[k].r);
+		free(posts[k].body);
+	}
+	long peak = rss_kib(D.pid);
+	static const char said[] = "a burst of large bodies is over";
+	char *log = NULL;
+	for (int i = 0; i < 150 && !(log && strstr(log, said)); i++) {
+		free(log);
+		sleep_ms(100);
+		log = npsd_log(&D);
+	}
+	ck_assert_msg(log && strstr(log, said), "no end of the burst in the log in 15 s");
+	free(log);
+#ifndef __SANITIZE_ADDRESS__ /* AddressSanitizer's allocator holds freed memory itself */
+	ck_assert_msg(peak - before > 16 * 1024, "the burst took only %ld KiB: nothing to give back", peak - before);
+	long now = rss_kib(D.pid);
+	ck_assert_msg(now <= before + (peak - before) / 4, "RSS %ld KiB before, %ld after the burst, %ld once it was over",
+	              before, peak, now);
+#else
+	(void)before;
+	(void)peak;
+#endif
+}
+END_TEST
+
 /* A chunked body gives no length up front: its share is max_body. */
 START_TEST(a_chunked_body_takes_max_body_as_its_share)
 {
@@ -2825,6 +2884,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, one_address_holds_at_most_1000_connections);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
+	tcase_add_test(tc, memory_a_burst_of_batches_took_is_given_back);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
 	tcase_add_test(tc, answered_at_more_than_5_minutes_ahead_is_400);
 	tcase_add_test(tc, list_filters);

@@ -129,6 +129,10 @@ struct http_stage_stats {
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
+/* True once after each burst of large bodies (batches), when none has been in flight for a
+ * few seconds: the moment to hand what they took back to the system (main.c). */
+bool http_burst_over(struct http_server *srv, int64_t now_ms);
+
 /* Since start, how many answers npsd queued with each status code: fn sees each code that
  * has been sent, in order. libmicrohttpd's own refusals of a malformed request (its HTML
  * 400, 431, 505) never reach npsd and are not among them. For /metrics. */
