@@ -302,6 +302,21 @@ static int on_sla_breached(const struct callback_row *row, void *arg)
 	return emit_closed(t->conn, "callback.sla_breached", row, NULL, t->now);
 }
 
+static int on_key_revoked(const struct callback_row *row, void *arg)
+{
+	struct tick *t = arg;
+	t->changed++;
+	return store_callback_event_add(t->conn, row->id, row->customer_id, t->now, "key_revoked", NULL, NULL,
+	                                NULL);
+}
+
+int callbacks_release_key(struct db_conn *conn, int64_t key_id, int64_t now)
+{
+	struct tick t = { .conn = conn, .now = now };
+	int r = store_callbacks_release_key(conn, key_id, on_key_revoked, &t);
+	return r < 0 ? r : t.changed;
+}
+
 int callbacks_tick(struct db_conn *conn, int64_t now)
 {
 	struct tick t = { .conn = conn, .now = now };

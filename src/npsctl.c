@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "npsd/auth.h"
+#include "npsd/callbacks.h"
 #include "npsd/clock.h"
 #include "npsd/config.h"
 #include "npsd/db.h"
@@ -35,7 +36,8 @@ struct key_command {
 	enum { KEY_CREATE, KEY_LIST, KEY_REVOKE } action;
 	const char *role_text, *name; /* create */
 	enum role role;
-	int64_t id; /* revoke: the key; create: the new key's */
+	int64_t id;   /* revoke: the key; create: the new key's */
+	int released; /* revoke: its calls in progress, returned to the queue */
 	uint8_t hash[TOKEN_HASH_LEN];
 };
 
@@ -149,8 +151,16 @@ static int key_list(struct npsd_db *db)
 
 static int apply_key_revoke(struct db_conn *conn, void *arg)
 {
-	const struct key_command *kc = arg;
-	return store_key_revoke(conn, kc->id, clock_now());
+	struct key_command *kc = arg;
+	int64_t now = clock_now();
+	int r = store_key_revoke(conn, kc->id, now);
+	if (r < 0)
+		return r;
+	r = callbacks_release_key(conn, kc->id, now);
+	if (r < 0)
+		return r;
+	kc->released = r;
+	return 0;
 }
 
 static int key_revoke(struct npsd_db *db, struct key_command *kc)
@@ -168,7 +178,11 @@ static int key_revoke(struct npsd_db *db, struct key_command *kc)
 		fprintf(stderr, "npsctl: cannot revoke: %s\n", strerror(-r));
 		return 1;
 	}
-	fprintf(stderr, "revoked key %lld\n", (long long)kc->id);
+	fprintf(stderr, "revoked key %lld", (long long)kc->id);
+	if (kc->released)
+		fprintf(stderr, "; its %d call%s in progress went back to the queue", kc->released,
+		        kc->released == 1 ? "" : "s");
+	fprintf(stderr, "\n");
 	return 0;
 }
 

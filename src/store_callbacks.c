@@ -351,6 +351,17 @@ int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
  * callbacks_queue (status = ?) and walks every queued callback, ~200 ms a tick with 270,000
  * queued, where the partial index answers in microseconds. INDEXED BY also makes a change
  * that stops the index from fitting fail at prepare time instead of silently scanning. */
+/* Runs an UPDATE ... RETURNING of callbacks with ?1 = value; fn sees each row changed. */
+static int callbacks_changed(struct db_conn *conn, const char *sql, int64_t value,
+                             int (*fn)(const struct callback_row *row, void *arg), void *arg)
+{
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, value);
+	return callback_rows(st, fn, arg);
+}
+
 int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
                                   int (*fn)(const struct callback_row *row, void *arg), void *arg)
 {
@@ -359,11 +370,19 @@ int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
 	        "claimed_key_id = NULL, lease_expires_at = NULL WHERE status = 'claimed' AND "
 	        "lease_expires_at <= ? "
 	        "RETURNING " CALLBACK_COLUMNS;
-	sqlite3_stmt *st = db_prepare(conn, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, now);
-	return callback_rows(st, fn, arg);
+	return callbacks_changed(conn, sql, now, fn, arg);
+}
+
+int store_callbacks_release_key(struct db_conn *conn, int64_t key_id,
+                                int (*fn)(const struct callback_row *row, void *arg), void *arg)
+{
+	/* The lease index holds the claimed callbacks alone: a few, however long the table. */
+	static const char sql[] =
+	        "UPDATE callbacks INDEXED BY callbacks_lease SET status = 'queued', claimed_by = NULL, "
+	        "claimed_key_id = NULL, lease_expires_at = NULL WHERE status = 'claimed' AND "
+	        "claimed_key_id = ? "
+	        "RETURNING " CALLBACK_COLUMNS;
+	return callbacks_changed(conn, sql, key_id, fn, arg);
 }
 
 int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
@@ -373,11 +392,7 @@ int store_callbacks_breach_sla(struct db_conn *conn, int64_t now,
 	        "UPDATE callbacks INDEXED BY callbacks_sla SET sla_breached = 1 WHERE sla_breached = 0 AND "
 	        "first_attempt_at IS NULL "
 	        "AND status IN ('queued', 'claimed') AND sla_deadline < ? RETURNING " CALLBACK_COLUMNS;
-	sqlite3_stmt *st = db_prepare(conn, sql);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, now);
-	return callback_rows(st, fn, arg);
+	return callbacks_changed(conn, sql, now, fn, arg);
 }
 
 int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret)

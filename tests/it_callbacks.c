@@ -694,6 +694,42 @@ END_TEST
 
 /* ---------- leases ---------- */
 
+/* A key revoked (an agent who left) holds no call until its lease runs out: npsctl puts
+ * its calls in progress back in the queue at once, and says so; others' calls stay theirs. */
+START_TEST(a_revoked_key_hands_its_calls_back_at_once)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	int64_t mine = post_low(&f, "C-gone-1", 3, "claim");
+	int64_t theirs = post_low(&f, "C-gone-2", 4, "claim");
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), mine);
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), theirs);
+	json_t *me = NULL;
+	ck_assert_int_eq(call(&f, "GET", "/v1/me", f.agent_a, NULL, &me), 200);
+	char id[32];
+	snprintf(id, sizeof id, "%lld", (long long)iget(me, "key_id"));
+	json_decref(me);
+
+	const char *const argv[] = { npsctl_bin(), "--db", f.p.db_path, "key", "revoke", id, NULL };
+	char *err = NULL;
+	ck_assert_int_eq(run_program(argv, NULL, &err), 0);
+	ck_assert_msg(err && strstr(err, "its 1 call in progress went back to the queue"), "npsctl said: %s", err);
+	free(err);
+
+	/* No clock moved: the lease has most of its time left. */
+	json_t *cb = get_cb(&f, mine);
+	ck_assert_str_eq(sget(cb, "status"), "queued");
+	assert_null(cb, "claimed_by");
+	assert_null(cb, "lease_expires_at");
+	ck_assert_int_eq(iget(cb, "attempts"), 0);
+	json_decref(cb);
+	char st[16];
+	ck_assert_str_eq(status_of(&f, theirs, st), "claimed");
+	ck_assert_int_eq(claim(&f, f.agent_b, NULL, NULL), mine);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(lease_expiry_hands_callback_to_another_agent)
 {
 	struct fx f;
@@ -1826,6 +1862,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, list_pages_keep_their_order_while_callbacks_fall_due);
 	tcase_add_test(tc, concurrent_claims_never_hand_out_one_twice);
 	tcase_add_test(tc, lease_expiry_hands_callback_to_another_agent);
+	tcase_add_test(tc, a_revoked_key_hands_its_calls_back_at_once);
 	tcase_add_test(tc, heartbeat_extends_and_release_requeues);
 	tcase_add_test(tc, a_released_callback_goes_to_someone_else);
 	tcase_add_test(tc, conflicts_and_not_found);

@@ -56,6 +56,11 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
 /* A manager takes an open callback off the queue. */
 int callbacks_cancel(struct db_conn *conn, const struct principal *who, int64_t id, int64_t now);
 
+/* A revoked key's calls in progress back to the queue at once, rather than when their
+ * leases run out (an agent who left holds no call for another quarter of an hour). Returns
+ * how many, or a negative errno. */
+int callbacks_release_key(struct db_conn *conn, int64_t key_id, int64_t now);
+
 /* The timers: expired leases back to the queue, SLA breaches marked and announced once.
  * Returns the number of callbacks changed, or a negative errno. */
 int callbacks_tick(struct db_conn *conn, int64_t now);

@@ -217,6 +217,9 @@ int store_customer_calls(struct db_conn *conn, const char *customer_id, int limi
 int store_callback_improvements(struct db_conn *conn, int64_t callback_id,
                                 int (*fn)(const char *area, const char *text, void *arg), void *arg);
 
+/* Returns to the queue every callback the key holds; fn sees each as it was changed. */
+int store_callbacks_release_key(struct db_conn *conn, int64_t key_id,
+                                int (*fn)(const struct callback_row *row, void *arg), void *arg);
 /* Claims whose lease ran out go back to the queue; fn sees each. */
 int store_callbacks_expire_leases(struct db_conn *conn, int64_t now,
                                   int (*fn)(const struct callback_row *row, void *arg), void *arg);
