@@ -479,11 +479,14 @@ static void stats_resumed(struct http_request *req)
 	const struct callback_stats s = sr->s;
 	/* Rounded to one decimal, as the NPS figures are. */
 	json_t *sla = s.sla_total ? api_figure(100.0 * (double)s.sla_met / (double)s.sla_total) : json_null();
-	json_t *first = s.median_minutes_to_first_call >= 0 ? api_figure(s.median_minutes_to_first_call)
+	/* The store's medians are in seconds; people read minutes. */
+	json_t *first = s.median_seconds_to_first_call >= 0 ? api_figure(s.median_seconds_to_first_call / 60)
 	                                                    : json_null();
-	json_t *close = s.median_minutes_to_close >= 0 ? api_figure(s.median_minutes_to_close) : json_null();
-	json_t *ingest = s.median_minutes_ingest_to_queue >= 0 ? api_figure(s.median_minutes_ingest_to_queue)
-	                                                       : json_null();
+	json_t *close =
+	        s.median_seconds_to_close >= 0 ? api_figure(s.median_seconds_to_close / 60) : json_null();
+	json_t *ingest = s.median_seconds_ingest_to_queue >= 0
+	                         ? api_figure(s.median_seconds_ingest_to_queue / 60)
+	                         : json_null();
 	json_t *reached = s.low_scores
 	                          ? api_figure(100.0 * (double)s.low_scores_reached / (double)s.low_scores)
 	                          : json_null();

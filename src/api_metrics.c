@@ -162,19 +162,18 @@ static void metrics_resumed(struct http_request *req)
 		       "Share of callbacks (last 30 days) first called within their SLA.",
 		       (double)cs.sla_met / (double)cs.sla_total);
 	/* In seconds, Prometheus' base unit; the API's stats speak minutes to people. */
-	if (cs.median_minutes_to_first_call >= 0)
+	if (cs.median_seconds_to_first_call >= 0)
 		metric(t, "npsd_callbacks_first_call_seconds", "gauge",
 		       "Median seconds from queueing to the first call attempt (last 30 days).",
-		       cs.median_minutes_to_first_call * 60);
-	if (cs.median_minutes_ingest_to_queue >= 0)
+		       cs.median_seconds_to_first_call);
+	if (cs.median_seconds_ingest_to_queue >= 0)
 		metric(t, "npsd_callbacks_ingest_to_queue_seconds", "gauge",
 		       "Median seconds from a low score's answer to its callback in the queue (last 30 "
 		       "days).",
-		       cs.median_minutes_ingest_to_queue * 60);
-	if (cs.median_minutes_to_close >= 0)
+		       cs.median_seconds_ingest_to_queue);
+	if (cs.median_seconds_to_close >= 0)
 		metric(t, "npsd_callbacks_close_seconds", "gauge",
-		       "Median seconds from queueing to closing (last 30 days).",
-		       cs.median_minutes_to_close * 60);
+		       "Median seconds from queueing to closing (last 30 days).", cs.median_seconds_to_close);
 	if (cs.low_scores)
 		metric(t, "npsd_callbacks_reached_ratio", "gauge",
 		       "Share of the callbacks queued in the last 30 days (not cancelled) whose customer "

@@ -432,7 +432,7 @@ static double median_of(struct db_conn *conn, const char *sql, int64_t since)
 	sqlite3_bind_int64(st, 1, since);
 	double v = -1;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = sqlite3_column_double(st, 0) / 60.0;
+		v = sqlite3_column_double(st, 0);
 	db_done(st);
 	return v;
 }
@@ -494,9 +494,9 @@ int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stat
 	db_done(st);
 	if (rc != SQLITE_ROW)
 		return db_errno(rc);
-	s.median_minutes_to_first_call = median_of(conn, sql_first_call, since);
-	s.median_minutes_to_close = median_of(conn, sql_close, since);
-	s.median_minutes_ingest_to_queue = median_of(conn, sql_ingest, since);
+	s.median_seconds_to_first_call = median_of(conn, sql_first_call, since);
+	s.median_seconds_to_close = median_of(conn, sql_close, since);
+	s.median_seconds_ingest_to_queue = median_of(conn, sql_ingest, since);
 	*ret = s;
 	return 0;
 }

@@ -644,6 +644,11 @@ START_TEST(a_response_id_that_needs_escaping_comes_back_as_sent)
 	ck_assert(json_integer_value(json_object_get(r1.json, "id")) > 0);
 	ck_assert_str_eq(obj_str(r1.json, "category"), "detractor");
 	expect_queued_callback(json_object_get(r1.json, "callback"), "escaped id");
+	/* Byte for byte what jansson writes for it: the keys in this order, the numbers as it
+	 * prints them, the id escaped as it escapes. */
+	char *dumped = json_dumps(r1.json, JSON_COMPACT);
+	ck_assert_str_eq(r1.body, dumped);
+	free(dumped);
 	post_expect(&r2, owed, 200);
 	ck_assert_msg(r1.len == r2.len && memcmp(r1.body, r2.body, r1.len) == 0,
 	              "retry body not byte-identical: %s vs %s", r1.body, r2.body);

@@ -232,9 +232,9 @@ int store_callbacks_next_deadline(struct db_conn *conn, int64_t *ret);
 struct callback_stats {
 	int64_t queued, due, claimed, oldest_due_age; /* seconds */
 	int64_t sla_total, sla_met;                   /* callbacks with a first call or a breach */
-	double median_minutes_to_first_call;          /* -1 when none yet */
-	double median_minutes_to_close;               /* -1 when none yet */
-	double median_minutes_ingest_to_queue;        /* answer to queued; -1 when none yet */
+	double median_seconds_to_first_call;          /* -1 when none yet */
+	double median_seconds_to_close;               /* -1 when none yet */
+	double median_seconds_ingest_to_queue;        /* answer to queued; -1 when none yet */
 	int64_t low_scores, low_scores_reached;       /* calls owed (not cancelled), and those reached */
 };
 int store_callback_stats(struct db_conn *conn, int64_t now, struct callback_stats *ret);

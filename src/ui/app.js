@@ -435,7 +435,7 @@ function completeForm(cb) {
   // Enter in a one-line field (an improvement's text, the time) would submit the form and
   // close the call while the agent is still writing: only Save saves.
   form.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' && event.target instanceof HTMLInputElement) event.preventDefault();
+    if (event.key === 'Enter' && !event.isComposing && event.target instanceof HTMLInputElement) event.preventDefault();
   });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -499,7 +499,8 @@ function leaseLost(err) {
 function callbackActions(cb, mine) {
   const act = (label, id, path, done) => h('button', {
     type: 'button', id, onclick: (event) => busy(event.currentTarget, async () => {
-      const held = cb.status === 'claimed' && cb.claimed_by ? ` ${cb.claimed_by} holds it now: their call ends unsaved.` : '';
+      const holder = cb.claimed_by_key_id === me.key_id ? 'You hold' : `${cb.claimed_by} holds`;
+      const held = cb.status === 'claimed' && cb.claimed_by ? ` ${holder} it now: the call ends unsaved.` : '';
       if (id === 'cancel' && !window.confirm(`Cancel this callback? Nobody will call the customer.${held}`)) return false;
       try {
         await api('POST', `v1/callbacks/${cb.id}/${path}`);
@@ -777,10 +778,10 @@ async function showReports(params, view) {
 // Not the previous view under the new address: this one, which could not be shown.
 function showLoadError(err) {
   // A 400 is the address's own fault (a filter the API refuses): asking again cannot help.
-  const badAddress = err instanceof ApiError && err.status === 400;
+  const badAddress = err instanceof ApiError && err.status === 400 && location.hash.includes('?');
   render(h('h1', {}, 'Could not load this page'),
     h('p', {}, badAddress
-      ? h('a', { id: 'unfiltered', href: location.hash.split('?')[0] || '#/' }, 'Show it without filters')
+      ? h('a', { id: 'unfiltered', href: location.hash.split('?')[0] }, 'Show it without filters')
       : h('button', { type: 'button', onclick: () => route() }, 'Try again')));
   failed(err);
 }

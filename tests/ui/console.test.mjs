@@ -218,9 +218,13 @@ test('an agent takes the next call, sees what the customer said, and records the
   await rows.nth(0).locator('[name=text]').fill('Pay out claims within a week');
   await rows.nth(1).locator('[name=area]').selectOption('communication');
   await rows.nth(1).locator('[name=text]').fill('Mail the claim status every week');
-  // Enter in an idea's field is no Save: the call stays open, the form as it was.
+  // Enter in an idea's field is no Save: the form is not submitted, the call stays open.
+  await page.evaluate(() => {
+    window.submits = 0;
+    document.querySelector('#complete').addEventListener('submit', () => { window.submits += 1; });
+  });
   await rows.nth(1).locator('[name=text]').press('Enter');
-  await page.waitForLoadState('networkidle'); // what a submit would have sent has come back
+  assert.equal(await page.evaluate(() => window.submits), 0);
   assert.equal(await page.locator('#complete').count(), 1);
   assert.equal((await stored(survey.callback.id)).status, 'claimed');
   // A reload (or a lost lease) keeps what was typed and not saved.
@@ -506,10 +510,13 @@ test('a long unbroken name wraps in the queue: every column stays in view', asyn
 });
 
 test('the trend leaves a period without answers empty in its place, on a scale', async () => {
-  const now = Date.now();
-  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  await answer('ui-gaps', 9, { answered_at: iso(now - 14 * 86400 * 1000) });
-  await answer('ui-gaps', 10, { answered_at: iso(now) });
+  // At noon UTC, fourteen days apart: fourteen local days apart in callbacks.timezone too,
+  // whatever the hour the test runs at and across a change of summer time.
+  const day = 86400 * 1000;
+  const noon = (daysAgo) => new Date(Math.floor(Date.now() / day - daysAgo) * day + day / 2).toISOString()
+    .replace(/\.\d{3}Z$/, 'Z');
+  await answer('ui-gaps', 9, { answered_at: noon(15) });
+  await answer('ui-gaps', 10, { answered_at: noon(1) });
   const page = await signedIn('manager', '#/reports?days=30&touchpoint=ui-gaps');
   await page.waitForSelector('#trend-chart rect');
   const bars = await page.locator('#trend-chart rect').evaluateAll((rects) =>
