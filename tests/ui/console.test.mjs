@@ -202,6 +202,8 @@ test('an agent takes the next call, sees what the customer said, and records the
   assert.equal(await page.textContent('#customer-name'), 'Marieke de Vries');
   assert.equal(await page.getAttribute('#phone', 'href'), 'tel:+31612349999');
   assert.equal(await page.textContent('#status'), 'claimed');
+  assert.equal(await page.textContent('dt:has(+ #attempts)'), 'Unanswered tries');
+  assert.equal(await page.textContent('#attempts'), '0 of 3');
   // The customer's text is shown as text: no element made of it, nothing run.
   assert.equal(await page.textContent('#surveys .comment'), hostile);
   assert.equal(await page.locator('#main img').count(), 0);
