@@ -667,6 +667,18 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	r = conn_open(path, 0, &db->writer, ret_error);
 	if (r < 0)
 		goto fail;
+	/* SQLite opens a file this user may not write read-only, without a word (a restored
+	 * backup left owned by root, chattr +i): every write would then fail until a restart,
+	 * even once the file is put right. Refuse it, naming the file, instead. */
+	if (sqlite3_db_readonly(db->writer->handle, "main") == 1) {
+		r = -EACCES;
+		if (asprintf(
+		            ret_error,
+		            "%s: this user may read the database but not write it (check its owner and mode)",
+		            path) < 0)
+			*ret_error = NULL;
+		goto fail;
+	}
 	r = migrate(db->writer, ret_error);
 	if (r < 0)
 		goto fail;

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1487,6 +1489,62 @@ START_TEST(npsctl_makes_a_database_only_for_a_first_key)
 END_TEST
 
 /* A start that cannot listen says where and why (here: the port is taken), not a guess. */
+/* A second npsd on a database one already serves is refused: it would run with caches of
+ * its own (the webhooks it sends to) that the first one's changes never reach. (Under
+ * timeout: a second npsd that started would otherwise hold the test up.) */
+START_TEST(a_second_npsd_on_the_same_database_is_refused)
+{
+	const char *const argv[] = { "/usr/bin/timeout", "10", npsd_bin(), "--db", D.db_path,
+		                     "--listen", "127.0.0.1:0", NULL };
+	char *err = NULL;
+	int status = run_program(argv, NULL, &err);
+	ck_assert_msg(status == 1, "a second npsd exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, D.db_path) && strstr(err, "is in use by another npsd"), "stderr: %s",
+	              err ? err : "(none)");
+	free(err);
+	/* The first goes on. */
+	ck_assert(daemon_alive());
+}
+END_TEST
+
+/* A database this user may read but not write (a backup restored as root, owned by root) is
+ * refused at the start, naming it: SQLite would open it read-only without a word, and every
+ * write fail until a restart. Root writes whatever the mode, so as root npsd runs as nobody
+ * in a folder nobody owns, on a file root owns. */
+START_TEST(a_database_this_user_may_not_write_stops_the_start)
+{
+	char dir[] = "/tmp/npsd-ro-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char db[64];
+	snprintf(db, sizeof db, "%s/npsd.db", dir);
+	const char *const create[] = { npsctl_bin(), "--db", db, "key", "create", "--role", "admin", "--name", "a", NULL };
+	ck_assert_int_eq(run_program(create, NULL, NULL), 0);
+	bool root = geteuid() == 0;
+	if (root) {
+		struct passwd *nobody = getpwnam("nobody");
+		ck_assert_ptr_nonnull(nobody);
+		ck_assert_int_eq(chown(dir, nobody->pw_uid, (gid_t)-1), 0);
+		ck_assert_int_eq(chmod(dir, 0755), 0);
+		ck_assert_int_eq(chmod(db, 0644), 0);
+	} else {
+		ck_assert_int_eq(chmod(db, 0444), 0);
+	}
+	const char *const as_nobody[] = { "/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+		                          "/usr/bin/timeout", "10", npsd_bin(), "--db", db,
+		                          "--listen", "127.0.0.1:0", NULL };
+	const char *const as_me[] = { "/usr/bin/timeout", "10", npsd_bin(), "--db", db, "--listen", "127.0.0.1:0", NULL };
+	char *err = NULL;
+	int status = run_program(root ? as_nobody : as_me, NULL, &err);
+	ck_assert_msg(status == 1, "npsd on a database it may not write exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, db) && strstr(err, "may read the database but not write it"), "stderr: %s",
+	              err ? err : "(none)");
+	free(err);
+	chmod(db, 0644);
+	unlink(db);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(a_start_that_cannot_listen_says_why)
 {
 	char listen[32], db[256];
@@ -2798,6 +2856,7 @@ static void send_part(int fd, const char *text, size_t n)
 START_TEST(a_body_that_grows_large_during_the_stop_is_not_left_waiting)
 {
 	config_replace(&D, "threads = 2\n", "threads = 1\n");
+	ck_assert_int_eq(npsd_stop(&D, SIGTERM), 0); /* one npsd per database */
 	ck_assert_int_eq(npsd_restart(&D), 0);
 	int held[4];
 	for (int i = 0; i < 4; i++)
@@ -2888,6 +2947,8 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_trickled_body_is_cut_off);
 	tcase_add_test(tc, one_address_holds_at_most_1000_connections);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
+	tcase_add_test(tc, a_second_npsd_on_the_same_database_is_refused);
+	tcase_add_test(tc, a_database_this_user_may_not_write_stops_the_start);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, memory_a_burst_of_batches_took_is_given_back);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
