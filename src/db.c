@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +65,7 @@ struct npsd_db {
 	int sync_dirty; /* a commit with changes was handed over since the last sync */
 	int sync_stopping;
 	int wal_fd;
+	int main_fd; /* the database file, read-only: its link count (sync_wal) and db_lock_exclusive */
 	atomic_int sync_busy; /* a commit handed over is not durable yet */
 	/* A sync failed. After a failed fsync the kernel may have dropped the pages it could not
 	 * write, and a later fsync may succeed over the gap: from then on nothing is synced or
@@ -423,6 +426,17 @@ static int sync_wal(struct npsd_db *db)
 		log_error("db: fdatasync of the WAL failed: %s", strerror(errno));
 		return errno == ENOSPC ? -ENOSPC : -EIO;
 	}
+	/* A database or WAL deleted, or replaced by a rename, while npsd runs takes what is
+	 * written to it along when the last descriptor closes: nothing committed into it is
+	 * durable, whatever the sync said. */
+	struct stat wal_file, db_file;
+	if ((fstat(db->wal_fd, &wal_file) == 0 && wal_file.st_nlink == 0) ||
+	    (fstat(db->main_fd, &db_file) == 0 && db_file.st_nlink == 0)) {
+		log_error("db: %s or its WAL was deleted or replaced while npsd ran: nothing written to "
+		          "it is durable",
+		          db->path);
+		return -EIO;
+	}
 	int r = db_vfs_take_write_error();
 	if (r < 0)
 		log_error("db: a WAL write failed; the commits since the last sync are not acknowledged");
@@ -662,6 +676,7 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	pthread_mutex_init(&db->hook_lock, NULL);
 	pthread_cond_init(&db->sync_wake, NULL);
 	db->wal_fd = -1;
+	db->main_fd = -1;
 	const char *fail_sync = getenv("NPSD_TEST_FAIL_SYNC");
 	db->fail_sync_at = fail_sync ? strtol(fail_sync, NULL, 10) : 0;
 	r = conn_open(path, 0, &db->writer, ret_error);
@@ -676,6 +691,13 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 		            ret_error,
 		            "%s: this user may read the database but not write it (check its owner and mode)",
 		            path) < 0)
+			*ret_error = NULL;
+		goto fail;
+	}
+	db->main_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (db->main_fd < 0) {
+		r = -errno;
+		if (asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
 			*ret_error = NULL;
 		goto fail;
 	}
@@ -735,6 +757,8 @@ void db_close(struct npsd_db **dbp)
 		conn_close(&db->readers[i]);
 	if (db->writer) /* a clean close checkpoints the WAL, so the file alone is complete */
 		conn_close(&db->writer);
+	if (db->main_fd >= 0) /* after SQLite's: a close drops every fcntl lock the process holds */
+		close(db->main_fd);
 	pthread_mutex_destroy(&db->queue_lock);
 	pthread_cond_destroy(&db->queue_wake);
 	pthread_mutex_destroy(&db->pool_lock);
@@ -848,6 +872,11 @@ void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 	db->free_readers = conn;
 	pthread_cond_signal(&db->pool_wake);
 	pthread_mutex_unlock(&db->pool_lock);
+}
+
+int db_lock_exclusive(struct npsd_db *db)
+{
+	return flock(db->main_fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
 }
 
 bool db_broken(struct npsd_db *db)

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -214,28 +212,6 @@ static void on_commit(void *arg)
 	deliver_wake(l->deliver);
 }
 
-/* One npsd per database: a second one runs with caches of its own (the webhooks it sends
- * to, the keys) that the first one's changes never reach, and it lost alerts so. flock(),
- * which SQLite's fcntl() locks neither see nor disturb, held until exit. The descriptor, or
- * -1 after saying why. */
-static int lock_database(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		log_error("cannot open %s to lock it: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			log_error("%s is in use by another npsd: one npsd per database", path);
-		else
-			log_error("cannot lock %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -344,7 +320,6 @@ int main(int argc, char **argv)
 	struct alerts *alerts = NULL;
 	struct deliver *deliver = NULL;
 	char *tls_cert = NULL, *tls_key = NULL;
-	int db_lock = -1;
 
 	ensure_parent_dir(cfg.db_path);
 	int r = db_open(cfg.db_path, &app.db, &error);
@@ -353,9 +328,16 @@ int main(int argc, char **argv)
 		free(error);
 		goto out;
 	}
-	db_lock = lock_database(cfg.db_path);
-	if (db_lock < 0)
+	/* One npsd per database: a second one runs with caches of its own (the webhooks it
+	 * sends to, the keys) that the first one's changes never reach; it lost alerts so. */
+	r = db_lock_exclusive(app.db);
+	if (r < 0) {
+		if (r == -EWOULDBLOCK)
+			log_error("%s is in use by another npsd: one npsd per database", cfg.db_path);
+		else
+			log_error("cannot lock %s: %s", cfg.db_path, strerror(-r));
 		goto out;
+	}
 	if (auth_new(app.db, &app.auth) < 0)
 		goto out;
 	if (ratelimit_new(cfg.rate_limit, &app.ratelimit) < 0)
@@ -499,8 +481,6 @@ out:
 	auth_free(&app.auth);
 	ratelimit_free(&app.ratelimit);
 	db_close(&app.db);
-	if (db_lock >= 0) /* after SQLite let go of the file: a close drops a process's fcntl locks */
-		close(db_lock);
 	free(tls_cert);
 	free(tls_key);
 	while (retired) {

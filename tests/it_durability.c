@@ -14,6 +14,7 @@
  * the id the 201 gave (a lost answer would answer 201 again).
  */
 #include <check.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -1412,6 +1413,54 @@ START_TEST(a_failed_fdatasync_stops_npsd_and_keeps_every_201)
 }
 END_TEST
 
+/* A WAL or database deleted (or replaced by a rename) while npsd runs takes what is written
+ * to it along: the next answer gets no 201 but the 503 of a write that may or may not be
+ * stored, and npsd stops with status 1, saying why. It used to go on answering 201. */
+static void deleting_stops_the_201s(const char *suffix)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	char *ingest = npsctl_key(&p, "ingest", "gone-ingest");
+	ck_assert_ptr_nonnull(ingest);
+	struct http_result r;
+	const char *first = "{\"response_id\":\"gone-1\",\"customer\":{\"id\":\"C-gone-1\"},"
+	                    "\"touchpoint\":\"claim\",\"score\":9}";
+	ck_assert_int_eq(http_json(&p, "POST", "/v1/surveys", ingest, first, &r), 0);
+	ck_assert_int_eq(r.status, 201);
+	http_result_free(&r);
+	char *path = NULL;
+	ck_assert_int_ge(asprintf(&path, "%s%s", p.db_path, suffix), 0);
+	ck_assert_msg(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+	free(path);
+	const char *second = "{\"response_id\":\"gone-2\",\"customer\":{\"id\":\"C-gone-2\"},"
+	                     "\"touchpoint\":\"claim\",\"score\":9}";
+	int rc = http_json(&p, "POST", "/v1/surveys", ingest, second, &r);
+	ck_assert_msg(rc != 0 || r.status == 503, "answered %ld with the file gone: %s", r.status, r.body);
+	if (rc == 0) {
+		const char *why = sget(json_object_get(r.json, "error"), "message");
+		ck_assert_msg(why && strstr(why, "may or may not be stored"), "503 says: %s", r.body);
+		http_result_free(&r);
+	}
+	ck_assert_int_eq(npsd_stop(&p, 0), 1); /* it stops by itself, with status 1 */
+	char *log = npsd_log(&p);
+	ck_assert_msg(strstr(log, "was deleted or replaced while npsd ran"), "log: %s", log);
+	free(log);
+	free(ingest);
+	npsd_cleanup(&p);
+}
+
+START_TEST(a_deleted_wal_gets_no_201)
+{
+	deleting_stops_the_201s("-wal");
+}
+END_TEST
+
+START_TEST(a_deleted_database_gets_no_201)
+{
+	deleting_stops_the_201s("");
+}
+END_TEST
+
 START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 {
 	struct npsd_proc p;
@@ -1481,6 +1530,8 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, readyz_waits_without_holding_up_other_requests);
 	tcase_add_test(tc, the_watchdog_pings_only_while_the_writer_moves);
 	tcase_add_test(tc, a_failed_fdatasync_stops_npsd_and_keeps_every_201);
+	tcase_add_test(tc, a_deleted_wal_gets_no_201);
+	tcase_add_test(tc, a_deleted_database_gets_no_201);
 	suite_add_tcase(s, tc);
 	return s;
 }
