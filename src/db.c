@@ -66,6 +66,7 @@ struct npsd_db {
 	int sync_stopping;
 	int wal_fd;
 	int main_fd; /* the database file, read-only: its link count (sync_wal) and db_lock_exclusive */
+	bool commits_failing; /* the writer's: its last COMMIT failed (see commit()) */
 	atomic_int sync_busy; /* a commit handed over is not durable yet */
 	/* A sync failed. After a failed fsync the kernel may have dropped the pages it could not
 	 * write, and a later fsync may succeed over the gap: from then on nothing is synced or
@@ -365,6 +366,31 @@ fail_msg:
 	return r;
 }
 
+/* The writer's COMMIT. A disk that stays full fails every commit until space comes back:
+ * that is said once, and once more when commits go through again (it flooded the log with
+ * a line per commit, a thousand a minute). */
+static int commit(struct npsd_db *db, struct db_conn *conn)
+{
+	sqlite3_stmt *stmt = db_prepare(conn, "COMMIT");
+	if (!stmt)
+		return -EIO;
+	int rc = sqlite3_step(stmt);
+	db_done(stmt);
+	if (rc == SQLITE_DONE) {
+		if (db->commits_failing) {
+			db->commits_failing = false;
+			log_info("db: commits go through again");
+		}
+		return 0;
+	}
+	if (!db->commits_failing) {
+		db->commits_failing = true;
+		log_error("db: COMMIT: %s (said once until a commit goes through)",
+		          sqlite3_errmsg(conn->handle));
+	}
+	return db_errno(rc);
+}
+
 static void fail_batch(struct db_write *batch, int result)
 {
 	for (struct db_write *w = batch; w; w = w->next)
@@ -611,7 +637,7 @@ static void run_batch(struct npsd_db *db, struct db_write *batch)
 		fail_batch(batch, r);
 		goto rollback;
 	}
-	r = conn_step_cached(conn, "COMMIT");
+	r = commit(db, conn);
 	if (r < 0) {
 		fail_batch(batch, r);
 		goto rollback;

@@ -1205,6 +1205,18 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 	while (status == 200 && round < FULL_MAX_ROUNDS)
 		status = post_full_round(&p, ingest, round++, &st, refused);
 	ck_assert_msg(status == 503, "the disk never filled up in %d rounds", round);
+	/* Full for a while: each round's commits fail, and the log says so once, not per commit. */
+	for (int more = 0; more < 3; more++) {
+		for (int i = 0; i < FULL_BATCH; i++) {
+			free(refused[i]);
+			refused[i] = NULL;
+		}
+		ck_assert_int_eq(post_full_round(&p, ingest, round++, &st, refused), 503);
+	}
+	char *log = npsd_log(&p);
+	const char *first = strstr(log, "db: COMMIT: ");
+	ck_assert_msg(first && !strstr(first + 1, "db: COMMIT: "), "the failed commits in the log: %s", log);
+	free(log);
 	/* Not ready while writes fail: a load balancer sends the answers elsewhere. */
 	struct http_result ready;
 	ck_assert_int_eq(http_json(&p, "GET", "/readyz", NULL, NULL, &ready), 0);
@@ -1225,6 +1237,9 @@ START_TEST(a_full_disk_answers_503_and_keeps_every_201)
 
 	/* Room again: the daemon goes on, nothing acknowledged is lost, nothing refused kept. */
 	ck_assert_int_eq(post_full_round(&p, ingest, round++, &st, refused), 200);
+	log = npsd_log(&p);
+	ck_assert_msg(strstr(log, "db: commits go through again"), "no word of the commits going through again");
+	free(log);
 	assert_all_stored(&p, ingest, st.items, st.ids, st.n);
 	for (int i = 0; i < FULL_BATCH; i++) {
 		struct http_result r;
