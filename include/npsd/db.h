@@ -116,12 +116,12 @@ struct db_write_stats {
 	uint64_t checkpoints, checkpoint_ns, checkpoint_finishes, checkpoint_finish_ns;
 };
 void db_write_stats(struct npsd_db *db, struct db_write_stats *ret);
-/* True once a sync of the WAL has failed: every write fails from then on (-EIO), and the
- * daemon should stop so that a restart recovers what is on disk. */
 /* Takes an exclusive flock on the database file, held until db_close(): one npsd per
  * database (SQLite's own fcntl locks neither see it nor are disturbed). 0, -EWOULDBLOCK when
  * another process holds it, or another -errno. */
 int db_lock_exclusive(struct npsd_db *db);
+/* True once a sync of the WAL has failed: every write fails from then on (-EIO), and the
+ * daemon should stop so that a restart recovers what is on disk. */
 bool db_broken(struct npsd_db *db);
 /* True when a write failed for the storage's sake (a full disk, an I/O error) less than
  * window_ns ago. A small write may still fit where a larger one did not. */
