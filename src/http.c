@@ -1,8 +1,11 @@
 #include "npsd/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1254,17 +1257,55 @@ static void server_free(struct http_server *srv)
 	free(srv);
 }
 
+int http_listen(const char *host, uint16_t port, int *ret_fd, char **ret_error)
+{
+	*ret_error = NULL;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char service[8];
+	snprintf(service, sizeof service, "%u", port);
+	int gai = getaddrinfo(host && *host ? host : NULL, service, &hints, &ai);
+	if (gai != 0) {
+		if (asprintf(ret_error, "cannot resolve the address: %s", gai_strerror(gai)) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int r = fd < 0 ? -errno : 0;
+	/* SO_REUSEADDR lets a restart bind while the old connections sit in TIME_WAIT; not
+	 * SO_REUSEPORT, which would let a second npsd share the port (and split the traffic)
+	 * instead of failing to start. An IPv6 address is that address only, as it is written. */
+	int on = 1;
+	if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+		r = -errno;
+	if (r == 0 && ai->ai_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) < 0)
+		r = -errno;
+	if (r == 0 && (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0))
+		r = -errno;
+	freeaddrinfo(ai);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
                struct http_server **ret_server, char **ret_error)
 {
 	*ret_error = NULL;
 	if (!route_queries_fit(routes)) {
 		*ret_error = strdup("a route takes more query parameters than http.c can tell apart");
+		close(opt->listen_fd);
 		return -EINVAL;
 	}
 	struct http_server *srv = calloc(1, sizeof *srv);
-	if (!srv)
+	if (!srv) {
+		close(opt->listen_fd);
 		return -ENOMEM;
+	}
 	srv->routes = routes;
 	srv->app = app;
 	pthread_mutex_init(&srv->budget_lock, NULL);
@@ -1273,25 +1314,24 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	srv->latency = calloc(srv->nroutes + 1, sizeof *srv->latency);
 	if (!srv->latency) {
 		server_free(srv);
+		close(opt->listen_fd);
 		return -ENOMEM;
 	}
 	srv->request_time_max_ms = (int64_t)opt->connection_timeout * 1000 * REQUEST_TIME_FACTOR;
 	int r = deadlines_start(&srv->deadlines);
 	if (r < 0) {
 		server_free(srv);
+		close(opt->listen_fd);
 		return r;
 	}
 
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
-	char port[8];
-	snprintf(port, sizeof port, "%u", opt->port);
-	int gai = getaddrinfo(opt->host && *opt->host ? opt->host : NULL, port, &hints, &ai);
-	if (gai != 0) {
-		if (asprintf(ret_error, "cannot resolve the address: %s", gai_strerror(gai)) < 0)
-			*ret_error = NULL;
+	struct sockaddr_storage bound;
+	socklen_t bound_len = sizeof bound;
+	if (getsockname(opt->listen_fd, (struct sockaddr *)&bound, &bound_len) < 0) {
 		deadlines_stop(&srv->deadlines);
 		server_free(srv);
-		return -EINVAL;
+		close(opt->listen_fd);
+		return -errno;
 	}
 	unsigned threads = opt->threads;
 	if (threads == 0) {
@@ -1304,7 +1344,7 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	 * connection counts npsd serves (bench/README.md). */
 	unsigned flags =
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	if (ai->ai_family == AF_INET6)
+	if (bound.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (opt->tls_cert_pem && opt->tls_key_pem)
 		flags |= MHD_USE_TLS;
@@ -1313,20 +1353,24 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)opt->tls_key_pem },
 		{ MHD_OPTION_END, 0, NULL },
 	};
-	/* The logger first, so that it hears about the options after it too. No
-	 * MHD_OPTION_LISTENING_ADDRESS_REUSE: libmicrohttpd's default SO_REUSEADDR lets a restart
-	 * bind at once, while SO_REUSEPORT would let a second npsd share the port (and split
-	 * the traffic) instead of failing to start. */
-	srv->daemon = MHD_start_daemon(
-	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-	        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	        MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-	        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_LIMIT, 10000,
-	        MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	        (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
-	        MHD_OPTION_END);
-	freeaddrinfo(ai);
+	/* The logger first, so that it hears about the options after it too. libmicrohttpd
+	 * gets a copy of the socket: whether it closes the one it was given when it fails to
+	 * start is not documented, and ours is closed here either way. */
+	int mhd_fd = fcntl(opt->listen_fd, F_DUPFD_CLOEXEC, 0);
+	srv->daemon = mhd_fd < 0
+	                      ? NULL
+	                      : MHD_start_daemon(
+	                                flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	                                on_mhd_log, srv, MHD_OPTION_LISTEN_SOCKET, mhd_fd,
+	                                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	                                opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	                                srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+	                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_LIMIT,
+	                                10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTIONS,
+	                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+	                                MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
+	                                MHD_OPTION_END);
+	close(opt->listen_fd);
 	if (!srv->daemon) {
 		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");
 		deadlines_stop(&srv->deadlines);
@@ -1334,8 +1378,8 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		return -EIO;
 	}
 	srv->started = true;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info ? info->port : opt->port;
+	srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+	                                              : ((struct sockaddr_in *)&bound)->sin_port);
 	*ret_server = srv;
 	return 0;
 }

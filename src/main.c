@@ -320,9 +320,20 @@ int main(int argc, char **argv)
 	struct alerts *alerts = NULL;
 	struct deliver *deliver = NULL;
 	char *tls_cert = NULL, *tls_key = NULL;
+	int listen_fd = -1;
 
+	/* Listening comes first: a port that is taken (another npsd, say) stops the start before
+	 * this one migrates a database or starts a thread. */
+	char *why = NULL;
+	int r = http_listen(cfg.listen_host, cfg.listen_port, &listen_fd, &why);
+	if (r < 0) {
+		log_error("cannot listen on %s:%u: %s", cfg.listen_host, cfg.listen_port,
+		          why ? why : strerror(-r));
+		free(why);
+		goto out;
+	}
 	ensure_parent_dir(cfg.db_path);
-	int r = db_open(cfg.db_path, &app.db, &error);
+	r = db_open(cfg.db_path, &app.db, &error);
 	if (r < 0) {
 		log_error("cannot open the database: %s", error ? error : strerror(-r));
 		free(error);
@@ -382,15 +393,14 @@ int main(int argc, char **argv)
 		}
 	}
 	struct http_options http_opt = {
-		.host = cfg.listen_host,
-		.port = cfg.listen_port,
+		.listen_fd = listen_fd,
 		.threads = cfg.threads,
 		.connection_timeout = (unsigned)cfg.connection_timeout,
 		.tls_cert_pem = tls_cert,
 		.tls_key_pem = tls_key,
 	};
-	char *why = NULL;
 	r = http_start(&http_opt, api_routes, &app, &server, &why);
+	listen_fd = -1; /* http_start's now */
 	if (r < 0) {
 		log_error("cannot listen on %s:%u%s: %s", cfg.listen_host, cfg.listen_port,
 		          tls_cert ? " (https)" : "", why ? why : strerror(-r));
@@ -444,7 +454,15 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
+			/* systemd shows the unit as reloading until READY=1 again; MONOTONIC_USEC ties
+			 * the notice to this signal, which Type=notify-reload (systemd 253) asks for. */
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			           (unsigned long long)now.tv_sec * 1000000ULL +
+			                   (unsigned long long)now.tv_nsec / 1000);
 			reload(&app, config_path, listen, db_path, &retired);
+			sd_notifyf(0, "READY=1\nSTATUS=listening on port %u", http_port(server));
 			continue;
 		}
 		log_info("signal %d: draining and stopping", sig);
@@ -470,6 +488,8 @@ int main(int argc, char **argv)
 	         (unsigned long long)ws.batches);
 	status = storage_failed ? 1 : 0;
 out:
+	if (listen_fd >= 0)
+		close(listen_fd);
 	http_stop(&server);
 	offload_stop(&app.offload); /* after: no request waits for it any more */
 	if (app.db)

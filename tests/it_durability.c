@@ -1304,27 +1304,52 @@ START_TEST(readyz_waits_without_holding_up_other_requests)
 }
 END_TEST
 
+/* A datagram socket at a new path (written to path) that NOTIFY_SOCKET now names, as
+ * systemd's for sd_notify: the next npsd started tells it what it does. */
+static int notify_socket(char *path, size_t size)
+{
+	snprintf(path, size, "/tmp/npsd-notify-%d", (int)getpid());
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	ck_assert_int_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
+	return fd;
+}
+
+/* Reads the next datagram on fd into msg (NUL-terminated) if one comes before ms
+ * milliseconds since t0 are over; false when they are. */
+static bool next_notice(int fd, const struct timespec *t0, long ms, char *msg, size_t size)
+{
+	for (;;) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = ms - ((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+		if (left <= 0)
+			return false;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) <= 0)
+			continue;
+		ssize_t n = recv(fd, msg, size - 1, 0);
+		if (n > 0) {
+			msg[n] = '\0';
+			return true;
+		}
+	}
+}
+
 /* Counts the datagrams holding "WATCHDOG=1" that arrive on fd within ms milliseconds. */
 static int watchdog_pings(int fd, long ms)
 {
 	int pings = 0;
-	struct timespec t0, t;
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0)
-			return pings;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, (int)left) <= 0)
-			continue;
-		char msg[512];
-		ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
-		if (n > 0) {
-			msg[n] = '\0';
-			pings += strstr(msg, "WATCHDOG=1") != NULL;
-		}
-	}
+	char msg[512];
+	while (next_notice(fd, &t0, ms, msg, sizeof msg))
+		pings += strstr(msg, "WATCHDOG=1") != NULL;
+	return pings;
 }
 
 /* WATCHDOG=1 vouches for the storage pipeline, not only for the main thread: while the
@@ -1333,14 +1358,7 @@ static int watchdog_pings(int fd, long ms)
 START_TEST(the_watchdog_pings_only_while_the_writer_moves)
 {
 	char sock_path[108];
-	snprintf(sock_path, sizeof sock_path, "/tmp/npsd-notify-%d", (int)getpid());
-	unlink(sock_path);
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-	ck_assert_int_eq(setenv("NOTIFY_SOCKET", sock_path, 1), 0);
+	int fd = notify_socket(sock_path, sizeof sock_path);
 	ck_assert_int_eq(setenv("WATCHDOG_USEC", "2000000", 1), 0); /* a ping a second */
 	struct npsd_proc p;
 	int started = npsd_start(&p, NULL);
@@ -1359,6 +1377,53 @@ START_TEST(the_watchdog_pings_only_while_the_writer_moves)
 	sqlite3_close(outside);
 	ck_assert_msg(while_stuck == 0, "%d watchdog pings while the writer could not get on", while_stuck);
 	ck_assert_int_ge(watchdog_pings(fd, 3000), 1);
+	npsd_cleanup(&p);
+	close(fd);
+	unlink(sock_path);
+}
+END_TEST
+
+/* Waits up to ms for a datagram on fd that holds needle; returns it (malloc'ed), or NULL. */
+static char *notice_with(int fd, const char *needle, long ms)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	char msg[512];
+	while (next_notice(fd, &t0, ms, msg, sizeof msg))
+		if (strstr(msg, needle))
+			return strdup(msg);
+	return NULL;
+}
+
+/* A reload is told to systemd: RELOADING=1 (with the monotonic time systemd ties it to the
+ * signal by) when SIGHUP comes, READY=1 once the file is read; `systemctl reload` showed
+ * nothing of it. */
+START_TEST(a_reload_is_told_to_systemd)
+{
+	char sock_path[108];
+	int fd = notify_socket(sock_path, sizeof sock_path);
+	struct npsd_proc p;
+	int started = npsd_start(&p, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	ck_assert_int_eq(started, 0);
+	char *ready = notice_with(fd, "READY=1", 5000);
+	ck_assert_msg(ready, "no READY=1 at the start");
+	free(ready);
+
+	struct timespec before;
+	clock_gettime(CLOCK_MONOTONIC, &before);
+	kill(p.pid, SIGHUP);
+	char *reloading = notice_with(fd, "RELOADING=1", 5000);
+	ck_assert_msg(reloading, "no RELOADING=1 after SIGHUP");
+	const char *usec = strstr(reloading, "MONOTONIC_USEC=");
+	ck_assert_msg(usec, "RELOADING=1 without MONOTONIC_USEC: %s", reloading);
+	unsigned long long at = strtoull(usec + strlen("MONOTONIC_USEC="), NULL, 10);
+	ck_assert_msg(at >= (unsigned long long)before.tv_sec * 1000000ULL + (unsigned long long)before.tv_nsec / 1000,
+	              "MONOTONIC_USEC=%llu is before the signal", at);
+	free(reloading);
+	ready = notice_with(fd, "READY=1", 5000);
+	ck_assert_msg(ready, "no READY=1 after the reload");
+	free(ready);
 	npsd_cleanup(&p);
 	close(fd);
 	unlink(sock_path);
@@ -1544,6 +1609,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
 	tcase_add_test(tc, readyz_waits_without_holding_up_other_requests);
 	tcase_add_test(tc, the_watchdog_pings_only_while_the_writer_moves);
+	tcase_add_test(tc, a_reload_is_told_to_systemd);
 	tcase_add_test(tc, a_failed_fdatasync_stops_npsd_and_keeps_every_201);
 	tcase_add_test(tc, a_deleted_wal_gets_no_201);
 	tcase_add_test(tc, a_deleted_database_gets_no_201);

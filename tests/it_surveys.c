@@ -1488,7 +1488,6 @@ START_TEST(npsctl_makes_a_database_only_for_a_first_key)
 }
 END_TEST
 
-/* A start that cannot listen says where and why (here: the port is taken), not a guess. */
 /* A second npsd on a database one already serves is refused: it would run with caches of
  * its own (the webhooks it sends to) that the first one's changes never reach. (Under
  * timeout: a second npsd that started would otherwise hold the test up.) */
@@ -1545,6 +1544,8 @@ START_TEST(a_database_this_user_may_not_write_stops_the_start)
 }
 END_TEST
 
+/* A start that cannot listen says where and why (here: the port is taken), not a guess,
+ * and leaves the database alone. */
 START_TEST(a_start_that_cannot_listen_says_why)
 {
 	char listen[32], db[256];
@@ -1557,6 +1558,10 @@ START_TEST(a_start_that_cannot_listen_says_why)
 	char want[64];
 	snprintf(want, sizeof want, "cannot listen on %s: ", listen);
 	ck_assert_msg(err && strstr(err, want) && strstr(err, "in use"), "stderr: %s", err ? err : "(none)");
+	/* It said "port 0" (libmicrohttpd's words for an address it was handed), and it had
+	 * created and migrated its database before it found the port taken. */
+	ck_assert_msg(!strstr(err, "port 0"), "stderr: %s", err);
+	ck_assert_msg(access(db, F_OK) != 0, "a start that could not listen created %s", db);
 	free(err);
 }
 END_TEST

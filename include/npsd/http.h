@@ -49,17 +49,21 @@ struct route {
 };
 
 struct http_options {
-	const char *host; /* numeric or a name */
-	uint16_t port;    /* 0 = ephemeral */
+	int listen_fd;    /* from http_listen(); http_start closes it, whatever it returns */
 	unsigned threads; /* 0 = one per core */
 	unsigned connection_timeout;
 	const char *tls_cert_pem, *tls_key_pem; /* file contents, or NULL for plain HTTP */
 };
 
-/* Starts listening. routes (ending with a zeroed entry) and app are borrowed for the
- * server's lifetime. Returns 0 and *ret_server, or a negative errno with *ret_error
- * (why, from libmicrohttpd when it refused: a bad key, an address in use) malloc'ed for
- * the caller to free, or NULL when out of memory. */
+/* Binds host (numeric or a name; NULL or "" = every address) and port (0 = ephemeral) and
+ * listens, before npsd touches its database: a taken port stops the start there. Returns 0
+ * and *ret_fd, or a negative errno, with *ret_error malloc'ed (or NULL) when the address
+ * does not resolve. */
+int http_listen(const char *host, uint16_t port, int *ret_fd, char **ret_error);
+/* Starts serving on opt->listen_fd. routes (ending with a zeroed entry) and app are
+ * borrowed for the server's lifetime. Returns 0 and *ret_server, or a negative errno with
+ * *ret_error (why, from libmicrohttpd when it refused: a bad key) malloc'ed for the caller
+ * to free, or NULL. */
 int http_start(const struct http_options *opt, const struct route *routes, struct npsd_app *app,
                struct http_server **ret_server, char **ret_error);
 /* The port bound (useful with port 0). */
