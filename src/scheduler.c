@@ -12,7 +12,10 @@
 #include "npsd/log.h"
 #include "npsd/store.h"
 
-#define IDLE_RECHECK_S 3600  /* with nothing pending, look again hourly anyway */
+/* Deadlines are wall-clock times, and the sleep until one runs on the monotonic clock: a
+ * step of the wall clock (NTP setting it right after a VM was paused) would leave a lease or
+ * an SLA that came due meanwhile waiting for the end of the sleep. Look at least this often. */
+#define RECHECK_S 60
 #define WAKE_COALESCE_MS 200 /* commits come in thousands a second; deadlines minutes ahead */
 #define FAKE_CLOCK_POLL_MS 100
 
@@ -30,6 +33,13 @@ static int tick_apply(struct db_conn *conn, void *arg)
 	return callbacks_tick(conn, *(const int64_t *)arg);
 }
 
+int64_t scheduler_sleep_ms(int64_t now, int64_t next_deadline)
+{
+	if (next_deadline <= 0 || next_deadline - now >= RECHECK_S)
+		return RECHECK_S * 1000;
+	return next_deadline > now ? (next_deadline - now) * 1000 : 1000; /* a retry after a failed tick */
+}
+
 /* Runs what is due and returns how long to sleep, in milliseconds. */
 static int64_t run_once(struct scheduler *s)
 {
@@ -43,11 +53,7 @@ static int64_t run_once(struct scheduler *s)
 	struct db_conn *conn = db_reader(s->db);
 	r = store_callbacks_next_deadline(conn, &next);
 	db_reader_put(s->db, conn);
-	int64_t sleep_ms = IDLE_RECHECK_S * 1000;
-	if (r == 0 && next > 0)
-		sleep_ms = next > now ? (next - now) * 1000 : 1000; /* a retry after a failed tick */
-	if (r < 0)
-		sleep_ms = 1000;
+	int64_t sleep_ms = r < 0 ? 1000 : scheduler_sleep_ms(now, next);
 	if (s->fake_clock && sleep_ms > FAKE_CLOCK_POLL_MS)
 		sleep_ms = FAKE_CLOCK_POLL_MS;
 	return sleep_ms;

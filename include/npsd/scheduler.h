@@ -1,6 +1,8 @@
 #ifndef NPSD_SCHEDULER_H
 #define NPSD_SCHEDULER_H
 
+#include <stdint.h>
+
 #include "npsd/db.h"
 
 /*
@@ -11,6 +13,10 @@
  */
 struct scheduler;
 
+/* How long to sleep at now (unix seconds) before next_deadline (0: none), in milliseconds:
+ * never more than a minute, so that a step of the wall clock is noticed; a deadline already
+ * past (its tick failed) is tried again a second later. */
+int64_t scheduler_sleep_ms(int64_t now, int64_t next_deadline);
 /* Starts the thread; db is borrowed until scheduler_stop(). */
 int scheduler_start(struct npsd_db *db, struct scheduler **ret);
 /* Safe from any thread; cheap enough for every commit. */
