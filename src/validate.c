@@ -510,6 +510,9 @@ int validate_survey_patch(json_t *doc, struct survey_patch *ret, struct field_er
 		return -1;
 	if (in.reason && !*in.reason)
 		in.reason = NULL;
+	/* Putting an answer back clears its reason: one sent with it would be dropped unseen. */
+	if (in.reason && !in.excluded)
+		return fail(err, INVALID, "reason", NULL, "a reason goes with excluded: true only");
 	*ret = in;
 	return 0;
 }

@@ -941,6 +941,8 @@ START_TEST(patch_errors_name_the_field_and_change_nothing)
 		{ "{\"excluded\":true,\"reason\":true}", "invalid_field", "reason" },
 		{ "{\"excluded\":true,\"reason\":[\"a\"]}", "invalid_field", "reason" },
 		{ too_long, "invalid_field", "reason" },
+		/* Putting an answer back clears the reason: one given with it would be lost. */
+		{ "{\"excluded\":false,\"reason\":\"checked, a real answer\"}", "invalid_field", "reason" },
 		{ "{\"excluded\":true,\"why\":\"x\"}", "invalid_field", "why" },
 		/* PATCH marks an answer; it does not edit one. */
 		{ "{\"excluded\":true,\"score\":9}", "invalid_field", "score" },
