@@ -231,19 +231,19 @@ static int add_lowest(const struct lowest_answer *a, void *arg)
 		return -ENOMEM;
 	text_add(w->text, "\n%d on %s", a->score, a->touchpoint);
 	if (a->comment && *a->comment) {
-		char shown[COMMENT_SHOWN_CHARS * 4 + 1];
-		snprintf(shown, sizeof shown, "%s", a->comment);
+		/* Up to COMMENT_SHOWN_CHARS code points (of up to 4 bytes: the comment is valid
+		 * UTF-8), cut at a character, and an ellipsis when there is more. */
+		const char *comment = a->comment;
+		size_t n = 0;
+		for (int chars = 0; comment[n] && chars < COMMENT_SHOWN_CHARS; chars++)
+			while (((unsigned char)comment[++n] & 0xC0) == 0x80)
+				;
+		char shown[COMMENT_SHOWN_CHARS * 4 + sizeof "…"];
+		memcpy(shown, comment, n);
+		snprintf(shown + n, sizeof shown - n, "%s", comment[n] ? "…" : "");
 		for (char *c = shown; *c; c++)
 			if (*c == '\n' || *c == '\r' || *c == '\t')
 				*c = ' '; /* one answer, one line */
-		if (utf8_length(shown) > COMMENT_SHOWN_CHARS) {
-			/* Cut at a character: COMMENT_SHOWN_CHARS code points, then an ellipsis. */
-			size_t chars = 0, i = 0;
-			while (shown[i] && chars < COMMENT_SHOWN_CHARS)
-				if (((unsigned char)shown[++i] & 0xC0) != 0x80)
-					chars++;
-			snprintf(shown + i, sizeof shown - i, "…");
-		}
 		text_add(w->text, ": \"%s\"", shown);
 	}
 	return 0;
@@ -367,9 +367,10 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
 {
 	struct digest_hooks hooks = { 0 };
 	struct db_conn *conn = db_reader(db);
-	int r = store_webhook_each(conn, collect_hook, &hooks);
+	int failed = store_webhook_each(conn, collect_hook, &hooks);
 	int written = 0;
-	for (size_t i = 0; r == 0 && i < hooks.n; i++) {
+	/* One webhook's digest that cannot be made or written holds up none of the others. */
+	for (size_t i = 0; i < (failed == 0 ? hooks.n : 0); i++) {
 		const struct digest_hook *h = &hooks.v[i];
 		int64_t from, to;
 		if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &from, &to) < 0 ||
@@ -380,6 +381,7 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
 		};
 		/* A digest set since the last period ends starts with the next one. After a time
 		 * npsd was down, only the last period is told: old news, and one message. */
+		int r = 0;
 		if (h->sent_until)
 			w.data = build_digest(conn, cfg, h, from, to, now, &r);
 		if (r == 0) {
@@ -388,8 +390,10 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
 			conn = db_reader(db);
 			written += r == 0 && h->sent_until;
 		}
+		if (r < 0 && failed == 0)
+			failed = r;
 	}
 	db_reader_put(db, conn);
 	digest_hooks_free(&hooks);
-	return r < 0 ? r : written;
+	return failed < 0 ? failed : written;
 }

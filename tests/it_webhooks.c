@@ -1353,7 +1353,7 @@ END_TEST
 static void post_commented(struct env *e, const char *rid, const char *touchpoint, int score, const char *comment,
                            int64_t answered_at)
 {
-	char when[32], body[512];
+	char when[32], body[2048];
 	time_format_rfc3339(answered_at, when);
 	snprintf(body, sizeof body,
 	         "{\"response_id\":\"%s\",\"customer\":{\"id\":\"C-%s\"},\"touchpoint\":\"%s\",\"score\":%d%s%s%s,"
@@ -1583,6 +1583,37 @@ END_TEST
 
 /* A daily digest at 08:00 Amsterdam time: the period's figures against the day before,
  * the lowest scores with comments, the open queue; of the filtered touchpoints only, once. */
+/* A digest quotes 160 characters of a comment, cut at a character. A comment whose 160th
+ * character ended 2 bytes before the quote's buffer did (158 emoji of 4 bytes, two euro
+ * signs of 3) left a broken ellipsis behind: that period's digest was never sent, and the
+ * log said "Cannot allocate memory" every ten seconds. */
+START_TEST(a_digest_cuts_a_long_comment_at_a_character)
+{
+	const int64_t t0 = INT64_C(1795413600), hour = 3600; /* 2026-11-23 06:00Z */
+	fake_clock_start(t0 + 60);
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_decref(create_webhook_to(&e, rx, "/hooks/phone", "\"format\":\"ntfy\",\"digest\":\"hourly\""));
+	char comment[1024], shown[1100];
+	size_t n = 0;
+	for (int i = 0; i < 158; i++)
+		n += (size_t)snprintf(comment + n, sizeof comment - n, "\xF0\x9F\x98\x80"); /* U+1F600 */
+	/* Two euro signs: the 160th character ends 2 bytes before the quote's 640 did. */
+	snprintf(comment + n, sizeof comment - n, "\xE2\x82\xAC\xE2\x82\xAC");
+	snprintf(shown, sizeof shown, "\n2 on claim: \"%s\xE2\x80\xA6\"", comment);
+	snprintf(comment + n + 6, sizeof comment - n - 6, "abcdef");
+	post_commented(&e, "emoji-1", "claim", 2, comment, t0 + 100);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/phone"), 0);
+	fake_clock_set(t0 + hour + 30);
+	ck_assert_uint_eq(rx_wait(rx, "/hooks/phone", 1, WAIT_MS), 1);
+	const struct rx_req *push = rx_get(rx, "/hooks/phone", 0);
+	ck_assert_msg(strstr(push->body, shown), "push body: %s", push->body);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(daily_digest_tells_the_day_once)
 {
 	/* Monday 2026-11-23 07:00 in Amsterdam (06:00Z). */
@@ -2527,6 +2558,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, loop_nps_drop_per_touchpoint);
 	tcase_add_test(tc, digest_fields_are_checked_and_shown);
 	tcase_add_test(tc, daily_digest_tells_the_day_once);
+	tcase_add_test(tc, a_digest_cuts_a_long_comment_at_a_character);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);

@@ -24,7 +24,7 @@ int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t 
 
 /* Writes the digest of every active digest webhook whose period has ended since its last
  * one. A digest set since the last look starts with its next period. Returns how many were
- * written, or a negative errno. */
+ * written, or the first negative errno (the other digests are written all the same). */
 int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now);
 
 #endif
