@@ -945,6 +945,17 @@ static int sync_path(const char *path, int flags)
 	return r;
 }
 
+int db_wal_truncate(struct npsd_db *db)
+{
+	struct db_conn *conn = NULL;
+	int r = conn_open(db->path, 0, &conn, NULL);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_wal_checkpoint_v2(conn->handle, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	conn_close(&conn);
+	return rc == SQLITE_OK ? 0 : db_errno(rc);
+}
+
 /* Copies every page of src into a new database file at path; 0 or a negative errno with
  * *ret_error set. */
 static int copy_pages(sqlite3 *src, const char *path, char **ret_error)

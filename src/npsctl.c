@@ -305,7 +305,7 @@ static int apply_erase(struct db_conn *conn, void *arg)
 	return store_erase_customer(conn, job->customer_id, job->customer_id_json, &job->counts);
 }
 
-static int erase(struct npsd_db *db, const char *customer_id)
+static int erase(struct npsd_db *db, const char *db_path, const char *customer_id)
 {
 	json_t *id = json_string(customer_id);
 	struct erase_job job = { .customer_id = customer_id,
@@ -328,6 +328,15 @@ static int erase(struct npsd_db *db, const char *customer_id)
 		return 1;
 	}
 	print_counts("erased", &job.counts);
+	/* npsd's writes may keep the WAL busy past one busy timeout under a burst. */
+	r = -EBUSY;
+	for (int tries = 0; r == -EBUSY && tries < 3; tries++)
+		r = db_wal_truncate(db);
+	if (r < 0)
+		fprintf(stderr,
+		        "npsctl: warning: the erased rows are gone from the database, but older copies "
+		        "may stay in %s-wal (%s) until npsd reuses it or stops\n",
+		        db_path, strerror(-r));
 	return 0;
 }
 
@@ -395,7 +404,7 @@ int main(int argc, char **argv)
 		status = purge(db, cmd.older_than ? cmd.older_than : (int64_t)cfg.retention_days * 86400);
 		break;
 	case CMD_ERASE:
-		status = erase(db, cmd.customer_id);
+		status = erase(db, cfg.db_path, cmd.customer_id);
 		break;
 	}
 out:

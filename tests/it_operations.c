@@ -1172,6 +1172,31 @@ static bool bytes_have(const char *hay, size_t len, const char *needle)
 	return hay && memmem(hay, len, needle, strlen(needle)) != NULL;
 }
 
+/* Neither the database file nor its WAL holds X's details, in any page, freed or not, and
+ * both still hold Y's (a search that finds nothing must be able to find something). */
+static void assert_erased_from_the_files(struct fx *f, const char *when)
+{
+	char *wal = fmt("%s-wal", f->p.db_path);
+	size_t wal_len = 0, len = 0;
+	char *wal_bytes = read_all(wal, &wal_len);
+	char *bytes = read_all(f->p.db_path, &len);
+	ck_assert_ptr_nonnull(bytes);
+	static const char *const gone[] = { X_NAME, X_PHONE, X_EMAIL, X_COMMENT, X_NOTES, X_IMPROVEMENT };
+	for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+		ck_assert_msg(!bytes_have(bytes, len, gone[i]), "%s: \"%s\" is still in %s", when, gone[i],
+		              f->p.db_path);
+		ck_assert_msg(!bytes_have(wal_bytes, wal_len, gone[i]), "%s: \"%s\" is still in %s", when,
+		              gone[i], wal);
+	}
+	static const char *const kept[] = { Y_NAME, Y_PHONE, Y_COMMENT, Y_IMPROVEMENT };
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+		ck_assert_msg(bytes_have(bytes, len, kept[i]) || bytes_have(wal_bytes, wal_len, kept[i]),
+		              "%s: \"%s\" is not in the files: the search is blind", when, kept[i]);
+	free(bytes);
+	free(wal_bytes);
+	free(wal);
+}
+
 START_TEST(erase_removes_every_row_about_the_customer_and_no_other)
 {
 	struct fx f;
@@ -1302,31 +1327,15 @@ START_TEST(erase_removes_every_row_about_the_customer_and_no_other)
 	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "erase", "--customer", "cust-7", NULL), 1);
 	ck_assert_uint_eq(surveys_of(&f, Y_ID), 1);
 
-	/* A clean stop checkpoints the WAL into the file and removes it: then the file alone is
-	 * everything stored, and X's details must not be in its bytes, freed pages included. */
+	/* While npsd runs, and after a clean stop (which checkpoints the WAL into the file and
+	 * removes it), X's details are in neither file's bytes, freed pages included. */
+	assert_erased_from_the_files(&f, "while npsd runs");
 	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
-	char *wal = fmt("%s-wal", f.p.db_path);
-	size_t wal_len = 0, len = 0;
-	char *wal_bytes = read_all(wal, &wal_len);
-	char *bytes = read_all(f.p.db_path, &len);
-	ck_assert_ptr_nonnull(bytes);
-	static const char *const gone[] = { X_NAME, X_PHONE, X_EMAIL, X_COMMENT, X_NOTES, X_IMPROVEMENT };
-	for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
-		ck_assert_msg(!bytes_have(bytes, len, gone[i]), "\"%s\" is still in %s", gone[i],
-		              f.p.db_path);
-		ck_assert_msg(!bytes_have(wal_bytes, wal_len, gone[i]), "\"%s\" is still in %s", gone[i],
-		              wal);
-	}
-	static const char *const kept[] = { Y_NAME, Y_PHONE, Y_COMMENT, Y_IMPROVEMENT };
-	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-		ck_assert_msg(bytes_have(bytes, len, kept[i]) || bytes_have(wal_bytes, wal_len, kept[i]),
-		              "\"%s\" is not in the file: the search is blind", kept[i]);
-	free(bytes);
-	free(wal_bytes);
-	free(wal);
+	assert_erased_from_the_files(&f, "after a clean stop");
 	fx_stop(&f);
 }
 END_TEST
+
 
 START_TEST(erase_of_a_customer_whose_call_is_under_way)
 {

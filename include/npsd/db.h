@@ -63,6 +63,13 @@ void db_close(struct npsd_db **db);
  */
 int db_backup(struct npsd_db *db, const char *path, char **ret_error);
 
+/* Copies the whole WAL into the database file and truncates it to nothing, on a connection
+ * of its own: what was deleted with secure_delete is then gone from the files too, where
+ * older WAL frames kept it until later commits happened to overwrite them. Waits (up to
+ * the busy timeout) for the writers and readers of any process; 0, or -EBUSY when they
+ * did not finish in time, or another negative errno. */
+int db_wal_truncate(struct npsd_db *db);
+
 /* Queues w for the next batch. w is borrowed until its done() has been called.
  * After db_close() began, done() runs at once with result -ESHUTDOWN. */
 void db_submit(struct npsd_db *db, struct db_write *w);
