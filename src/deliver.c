@@ -154,10 +154,17 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 	if (r < 0)
 		return r;
 	if (success)
-		return store_webhook_failing(conn, f->webhook_id, 0);
+		return store_webhook_failing(conn, f->webhook_id, 0, 0);
 	if (status == 410)
 		return disable_webhook(conn, f->webhook_id, "the receiver answered 410 Gone", now);
-	r = store_webhook_failing(conn, f->webhook_id, now);
+	/* Failures further apart than one delivery's attempts can be (twice the longest step,
+	 * as far as a Retry-After stretches one, and an attempt's lease) had nothing waiting
+	 * between them: a receiver that failed once days ago and once now has not failed for
+	 * days, and is not disabled for it. */
+	int64_t longest = 0;
+	for (size_t i = 0; i < cfg->wh_nretry; i++)
+		longest = cfg->wh_retry[i] > longest ? cfg->wh_retry[i] : longest;
+	r = store_webhook_failing(conn, f->webhook_id, now, 2 * longest + cfg->wh_timeout + LEASE_SLACK_S);
 	if (r < 0)
 		return r;
 	struct webhook_row row;

@@ -215,15 +215,18 @@ int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, 
 	return store_step_done(st);
 }
 
-int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since)
+int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t failed_at, int64_t spell_gap)
 {
-	static const char sql[] = "UPDATE webhooks SET failing_since = CASE WHEN ?1 = 0 THEN NULL "
-	                          "ELSE coalesce(failing_since, ?1) END WHERE id = ?2";
+	static const char sql[] =
+	        "UPDATE webhooks SET failing_since = CASE WHEN ?1 = 0 THEN NULL "
+	        "WHEN failing_since IS NULL OR last_failed_at IS NULL OR ?1 - last_failed_at > ?3 THEN ?1 "
+	        "ELSE failing_since END, last_failed_at = nullif(?1, 0) WHERE id = ?2";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 1, failed_at);
 	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int64(st, 3, spell_gap);
 	return store_step_done(st);
 }
 

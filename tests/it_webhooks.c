@@ -1299,6 +1299,39 @@ START_TEST(a_full_disk_pauses_deliveries_instead_of_spinning)
 }
 END_TEST
 
+/* The spell of failures that disables a webhook is one without a pause: a delivery that
+ * failed for good, days of nothing to send, then one failed attempt is a receiver that
+ * failed twice, not for days. That one attempt disabled it (found by review). */
+START_TEST(a_failure_after_a_quiet_spell_starts_a_new_spell)
+{
+	int64_t t0 = fake_clock_now();
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 5s\ndisable_after = 1h\n");
+	rx_answer(rx, "/hooks/down", 503, -1);
+	json_int_t down = create_webhook_id(&e, rx, "/hooks/down", "\"events\":[\"survey.received\"]");
+
+	post_survey_quiet(&e, "quiet-1", "C-1", "claim", 4, NULL);
+	json_decref(wait_delivery(&e, down, 0, "pending", 1, WAIT_MS));
+	fake_clock_set(t0 + 10);
+	json_decref(wait_delivery(&e, down, 0, "failed", 2, WAIT_MS));
+	/* Two hours without anything to send, then one more failure. */
+	fake_clock_set(t0 + 2 * 3600);
+	post_survey_quiet(&e, "quiet-2", "C-2", "claim", 4, NULL);
+	json_decref(wait_delivery(&e, down, 0, "pending", 1, WAIT_MS));
+	json_t *w = get_webhook(&e, down);
+	ck_assert_msg(json_is_true(json_object_get(w, "active")),
+	              "disabled by one failure two hours after the last: %s", sget(w, "disabled_reason"));
+	char since[32];
+	time_format_rfc3339(t0 + 2 * 3600, since);
+	ck_assert_msg(sget(w, "failing_since") && strcmp(sget(w, "failing_since"), since) == 0,
+	              "failing_since %s, want %s", sget(w, "failing_since"), since);
+	json_decref(w);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(disable_after_only_failures_disables_and_tells)
 {
 	int64_t t0 = fake_clock_now();
@@ -2552,6 +2585,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, redirects_are_not_followed);
 	tcase_add_test(tc, gone_disables_and_tells_the_others);
 	tcase_add_test(tc, disable_after_only_failures_disables_and_tells);
+	tcase_add_test(tc, a_failure_after_a_quiet_spell_starts_a_new_spell);
 	tcase_add_test(tc, a_full_disk_pauses_deliveries_instead_of_spinning);
 	tcase_add_test(tc, loop_silent_when_answers_stop_coming);
 	tcase_add_test(tc, loop_silent_waits_for_opening_hours);

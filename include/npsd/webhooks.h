@@ -80,8 +80,10 @@ struct lowest_answer {
 int store_lowest_answers(struct db_conn *conn, int64_t from, int64_t to, const char *touchpoints_json,
                          int limit, int (*fn)(const struct lowest_answer *a, void *arg), void *arg);
 
-/* since 0 clears it (a success); else it is set unless already set. */
-int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t since);
+/* A failed attempt at failed_at starts the webhook's spell of failures (failing_since),
+ * unless one is running: one whose last failure is at most spell_gap seconds before. 0 for
+ * failed_at ends the spell (a success). */
+int store_webhook_failing(struct db_conn *conn, int64_t id, int64_t failed_at, int64_t spell_gap);
 
 struct delivery_row {
 	int64_t id, event_id, webhook_id;
