@@ -19,6 +19,7 @@
  *  - the test and retry endpoints.
  */
 #include <check.h>
+#include <sqlite3.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -1842,6 +1843,38 @@ START_TEST(a_deleted_webhook_gets_nothing_more)
 }
 END_TEST
 
+/* An answer that no webhook's filter lets through leaves no event behind: it would keep the
+ * customer's name and comment in the outbox until retention, for nobody. */
+START_TEST(an_event_no_filter_passes_is_not_kept)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_int_t low = create_webhook_id(&e, rx, "/low", "\"events\":[\"survey.received\"],\"filter\":{\"max_score\":6}");
+	for (int i = 0; i < 3; i++) {
+		char rid[32];
+		snprintf(rid, sizeof rid, "unseen-%d", i);
+		post_survey_quiet(&e, rid, rid, "claim", 10, NULL);
+	}
+	post_survey_quiet(&e, "seen-1", "C-seen", "claim", 3, NULL);
+	ck_assert_uint_eq(rx_wait(rx, "/low", 1, WAIT_MS), 1);
+	json_t *list = deliveries(&e, low);
+	ck_assert_uint_eq(json_array_size(list), 1);
+	json_decref(list);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(e.p.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int events = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	ck_assert_msg(events == 1, "%d events in the outbox for the one answer a webhook gets", events);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(filters_pick_the_answers)
 {
 	struct receiver *rx = rx_start();
@@ -2599,6 +2632,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, retry_of_a_delivery_in_flight_is_a_conflict);
 	tcase_add_test(tc, ids_are_never_used_twice);
 	tcase_add_test(tc, filters_pick_the_answers);
+	tcase_add_test(tc, an_event_no_filter_passes_is_not_kept);
 	tcase_add_test(tc, ntfy_shape_with_public_url_and_auth);
 	tcase_add_test(tc, slack_shape);
 	tcase_add_test(tc, survey_updated_goes_out);
