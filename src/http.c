@@ -963,7 +963,7 @@ static void dispatch(struct http_request *req)
 		/* A call that takes no body still reads one, so that what a client sent by
 		 * mistake is refused rather than ignored while the call goes ahead. */
 		if (route->body == BODY_NONE && !json_is_object(req->json)) {
-			http_reply_error(req, 400, "invalid_json", NULL,
+			http_reply_error(req, 400, "invalid_field", NULL,
 			                 "this call takes no body: send none, or {}");
 			return;
 		}

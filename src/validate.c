@@ -420,6 +420,9 @@ static int check_improvements(json_t *list, struct complete_input *in, struct fi
 		if (string_field(text, field, "text must be a string of 1 to 2000 characters", 1,
 		                 IMPROVEMENT_MAX_CHARS, true, &in->improvements[i].text, err) < 0)
 			return -1;
+		/* Spaces alone are no idea, and would stand in the improvements report as one. */
+		if (!in->improvements[i].text[strspn(in->improvements[i].text, " \t\r\n")])
+			return fail(err, INVALID, field, NULL, "text must not be blank");
 		in->improvements[i].area = json_string_value(area);
 	}
 	in->nimprovements = json_array_size(list);

@@ -227,6 +227,8 @@ START_TEST(improvements_name_the_item_and_field)
 	             "improvements.0.text");
 	complete_bad("{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"\"}]}",
 	             "invalid_field", "improvements.0.text");
+	complete_bad("{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\" \\n\\t \"}]}",
+	             "invalid_field", "improvements.0.text");
 	complete_bad("{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":5}]}",
 	             "invalid_field", "improvements.0.text");
 	complete_bad("{\"outcome\":\"reached\",\"improvements\":[{\"area\":\"process\",\"text\":\"x\",\"by\":\"me\"}]}",
