@@ -9,6 +9,7 @@
 #include "npsd/app.h"
 #include "npsd/callbacks.h"
 #include "npsd/clock.h"
+#include "npsd/outbox.h"
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
@@ -66,12 +67,6 @@ static int add_history_call(const struct call_event *ev, void *arg)
 	                                     time_format_rfc3339(ev->at, at), "callback_id",
 	                                     (json_int_t)ev->callback_id, "event", ev->kind, "agent",
 	                                     ev->agent, "outcome", ev->outcome, "notes", ev->notes));
-	return 0;
-}
-
-static int add_improvement(const char *area, const char *text, void *arg)
-{
-	json_array_append_new(arg, json_pack("{s:s, s:s}", "area", area, "text", text));
 	return 0;
 }
 
@@ -145,7 +140,7 @@ static json_t *callback_full_json(struct db_conn *conn, int64_t id, int *ret_err
 	                              "language", customer.language, "do_not_call", customer.do_not_call));
 	json_t *surveys = json_array(), *improvements = json_array();
 	store_callback_surveys(conn, row.customer_id, row.id, add_survey, surveys);
-	store_callback_improvements(conn, row.id, add_improvement, improvements);
+	store_callback_improvements(conn, row.id, outbox_improvement_add, improvements);
 	json_object_set_new(body, "surveys", surveys);
 	json_object_set_new(body, "improvements", improvements);
 	json_object_set_new(body, "history", history_json(conn, &row));

@@ -157,8 +157,10 @@ int callbacks_release(struct db_conn *conn, const struct principal *agent, int64
 	return r;
 }
 
-static int emit_closed(struct db_conn *conn, const char *type, const struct callback_row *row,
-                       const struct complete_input *in, int64_t now)
+/* The event of a callback closed (or past its SLA), with every improvement recorded on it
+ * so far, as GET /v1/callbacks/{id} shows them: one attempt's alone left out what earlier
+ * attempts' calls had learned. */
+static int emit_closed(struct db_conn *conn, const char *type, const struct callback_row *row, int64_t now)
 {
 	if (!outbox_wanted(conn, type))
 		return 0;
@@ -167,9 +169,12 @@ static int emit_closed(struct db_conn *conn, const char *type, const struct call
 	if (r < 0)
 		return r;
 	json_t *improvements = json_array();
-	for (size_t i = 0; in && i < in->nimprovements; i++)
-		json_array_append_new(improvements, json_pack("{s:s, s:s}", "area", in->improvements[i].area,
-		                                              "text", in->improvements[i].text));
+	r = store_callback_improvements(conn, row->id, outbox_improvement_add, improvements);
+	if (r < 0) {
+		json_decref(improvements);
+		customer_row_clear(&customer);
+		return r;
+	}
 	json_t *data = json_pack("{s:o, s:o, s:s?, s:o}", "callback", outbox_callback(row), "customer",
 	                         outbox_customer(customer.id, customer.name, customer.language), "notes",
 	                         row->notes, "improvements", improvements);
@@ -253,7 +258,7 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
 	                                        strcmp(o, "do_not_call") == 0)) < 0)
 		goto out;
 	if (event)
-		r = emit_closed(conn, event, &row, in, now);
+		r = emit_closed(conn, event, &row, now);
 out:
 	callback_row_clear(&row);
 	return r;
@@ -299,7 +304,7 @@ static int on_sla_breached(const struct callback_row *row, void *arg)
 {
 	struct tick *t = arg;
 	t->changed++;
-	return emit_closed(t->conn, "callback.sla_breached", row, NULL, t->now);
+	return emit_closed(t->conn, "callback.sla_breached", row, t->now);
 }
 
 static int on_key_revoked(const struct callback_row *row, void *arg)

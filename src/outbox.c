@@ -185,6 +185,12 @@ json_t *outbox_customer(const char *id, const char *name, const char *language)
 	return json_pack("{s:s, s:s?, s:s?}", "id", id, "name", name, "language", language);
 }
 
+int outbox_improvement_add(const char *area, const char *text, void *improvements)
+{
+	json_array_append_new(improvements, json_pack("{s:s, s:s}", "area", area, "text", text));
+	return 0;
+}
+
 json_t *outbox_callback(const struct callback_row *row)
 {
 	char due[21], sla[21];

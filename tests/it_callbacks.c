@@ -970,7 +970,10 @@ START_TEST(no_answer_retries_then_unreachable)
 	/* First attempt: no answer → back in 30 minutes. */
 	fx_at(&f, T0 + 60);
 	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), id);
-	cb = complete(&f, f.agent_a, id, "{\"outcome\":\"no_answer\",\"notes\":\"rang twice\"}", 200);
+	cb = complete(&f, f.agent_a, id,
+	              "{\"outcome\":\"no_answer\",\"notes\":\"rang twice\",\"improvements\":[{\"area\":"
+	              "\"process\",\"text\":\"idea from the first try\"}]}",
+	              200);
 	ck_assert_str_eq(sget(cb, "status"), "queued");
 	ck_assert_int_eq(iget(cb, "attempts"), 1);
 	ck_assert_str_eq(sget(cb, "notes"), "rang twice");
@@ -1006,7 +1009,10 @@ START_TEST(no_answer_retries_then_unreachable)
 	int64_t t3 = t2 + RETRY2;
 	fx_at(&f, t3);
 	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), id);
-	cb = complete(&f, f.agent_a, id, "{\"outcome\":\"voicemail\",\"notes\":\"left a message\"}", 200);
+	cb = complete(&f, f.agent_a, id,
+	              "{\"outcome\":\"voicemail\",\"notes\":\"left a message\",\"improvements\":[{\"area\":"
+	              "\"service\",\"text\":\"idea from the last try\"}]}",
+	              200);
 	ck_assert_str_eq(sget(cb, "status"), "unreachable");
 	ck_assert_int_eq(iget(cb, "attempts"), 3);
 	ck_assert_str_eq(sget(cb, "outcome"), "voicemail");
@@ -1020,6 +1026,15 @@ START_TEST(no_answer_retries_then_unreachable)
 	json_decref(err);
 	ck_assert_int_eq(count_events(&f, "callback.unreachable", id), 1);
 	ck_assert_int_eq(count_events(&f, "callback.created", id), 1);
+	/* The event tells what every call learned, as the callback shows it: the first try's
+	 * improvement too, not the last one's alone. */
+	json_t *told = event_payload(&f, "callback.unreachable", id);
+	ck_assert_ptr_nonnull(told);
+	json_t *ideas = json_object_get(told, "improvements");
+	ck_assert_msg(json_array_size(ideas) == 2, "callback.unreachable improvements: %zu", json_array_size(ideas));
+	ck_assert_str_eq(sget(json_array_get(ideas, 0), "text"), "idea from the first try");
+	ck_assert_str_eq(sget(json_array_get(ideas, 1), "text"), "idea from the last try");
+	json_decref(told);
 
 	/* An unreachable customer who answers low again is owed a new call. */
 	int64_t again = post_low(&f, "C-na", 4, "claim");

@@ -48,5 +48,8 @@ void outbox_webhooks_changed(void);
  * numbers and emails never go into an event. */
 json_t *outbox_customer(const char *id, const char *name, const char *language);
 json_t *outbox_callback(const struct callback_row *row);
+/* Appends {"area", "text"} to the JSON array improvements (a store_callback_improvements
+ * callback); 0. */
+int outbox_improvement_add(const char *area, const char *text, void *improvements);
 
 #endif
