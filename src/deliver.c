@@ -1,5 +1,6 @@
 #include "npsd/deliver.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
@@ -285,6 +286,26 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
 	return socket(address->family, address->socktype, address->protocol);
 }
 
+/* Before every request, on a new connection or a kept-alive one: a connection opened while
+ * webhooks.allow_private_targets was true (a reload has set it false since) never passed
+ * open_socket, and would carry requests to a private address for as long as it is kept. */
+static int check_connection(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	struct transfer *t = clientp;
+	(void)local_ip, (void)primary_port, (void)local_port;
+	struct sockaddr_in v4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+	const struct sockaddr *peer =
+	        inet_pton(AF_INET, primary_ip, &v4.sin_addr) == 1     ? (struct sockaddr *)&v4
+	        : inet_pton(AF_INET6, primary_ip, &v6.sin6_addr) == 1 ? (struct sockaddr *)&v6
+	                                                              : NULL;
+	if (!peer || webhooks_address_blocked(peer)) {
+		t->blocked = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct transfer *t = userdata;
@@ -409,6 +430,8 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	if (!d->cfg->wh_allow_private_targets) {
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+		curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, check_connection);
+		curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
 	}
 	goto out;
 failed:

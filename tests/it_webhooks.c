@@ -2332,6 +2332,43 @@ START_TEST(ssrf_guard_at_connect_time)
 }
 END_TEST
 
+/* A reload that turns the guard on holds for connections kept alive from before it: libcurl
+ * reuses them without opening a socket, where the guard looked, and went on delivering to
+ * the loopback receiver for minutes (found by QA). */
+START_TEST(a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/inside", "\"events\":[\"survey.received\"]");
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/test", (long long)wid);
+	struct http_result r;
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "test call while allowed");
+	json_int_t allowed = iget(r.json, "id");
+	http_result_free(&r);
+	json_decref(wait_delivery(&e, wid, allowed, "delivered", 1, WAIT_MS));
+
+	config_replace(&e.p, "allow_private_targets = true", "allow_private_targets = false");
+	kill(e.p.pid, SIGHUP);
+	for (int i = 0; i < 300 && log_lines_with(&e, "reload: configuration applied") == 0; i++)
+		sleep_ms(10);
+	ck_assert_int_eq(log_lines_with(&e, "reload: configuration applied"), 1);
+	http_json(&e.p, "POST", path, e.mgr, NULL, &r);
+	expect_status(&r, 202, "test call after the reload");
+	json_int_t guarded = iget(r.json, "id");
+	http_result_free(&r);
+	json_t *d = wait_delivery(&e, wid, guarded, NULL, 1, WAIT_MS);
+	ck_assert_msg(contains_ci(sget(d, "last_error"), "refus"), "after the reload: %s, last_error %s", sget(d, "status"),
+	              sget(d, "last_error"));
+	json_decref(d);
+	ck_assert_uint_eq(rx_count(rx, NULL), 1);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* ---------- the test and retry endpoints ---------- */
 
 START_TEST(test_endpoint_sends_webhook_test)
@@ -2641,6 +2678,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, kill_9_in_the_middle_of_a_send_resends);
 	tcase_add_test(tc, ssrf_guard_at_create_time);
 	tcase_add_test(tc, ssrf_guard_at_connect_time);
+	tcase_add_test(tc, a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections);
 	tcase_add_test(tc, test_endpoint_sends_webhook_test);
 	tcase_add_test(tc, retry_endpoint_resends_a_failed_delivery);
 	tcase_add_test(tc, attempt_log_shows_the_newest_attempts);
