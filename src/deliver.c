@@ -467,7 +467,10 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 		         t->blocked    ? "refused: the address is loopback, private, link-local or multicast"
 		         : t->error[0] ? t->error
 		                       : curl_easy_strerror(code));
-		status = 0;
+		/* A status that came before the failure stands: a 2xx whose body was slow or cut
+		 * off was taken by the receiver, and sending it again would tell it twice. */
+		if (t->blocked)
+			status = 0;
 	} else if (status < 200 || status >= 300) {
 		snprintf(f->error, sizeof f->error, "HTTP %ld", status);
 	}

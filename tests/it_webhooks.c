@@ -92,7 +92,10 @@ struct rx_answer {
 	const char *retry_after;
 	const char *location;
 	const char *body;   /* NULL = "ok" */
+	int drip_ms;        /* > 0: the body is DRIP_BYTES bytes, one every drip_ms */
 };
+
+enum { DRIP_BYTES = 100 };
 
 struct rx_upload {
 	char *data;
@@ -109,7 +112,24 @@ struct receiver {
 	size_t n;
 	struct rx_answer script[RX_MAX_SCRIPT];
 	size_t nscript;
+	int drip_ms; /* of the answer being dripped (one at a time) */
 };
+
+/* A body sent one byte every drip_ms: a receiver that answers 2xx and then stalls. */
+static ssize_t rx_drip(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct receiver *rx = cls;
+	(void)pos;
+	for (int waited = 0; waited < rx->drip_ms; waited += 10) {
+		if (__atomic_load_n(&rx->stopping, __ATOMIC_RELAXED))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		sleep_ms(10);
+	}
+	if (max < 1)
+		return 0;
+	buf[0] = 'x';
+	return 1;
+}
 
 static enum MHD_Result rx_collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -192,8 +212,14 @@ static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *conn, const 
 	}
 	pthread_mutex_unlock(&rx->mu);
 
-	char *text = strdup(answer.body ? answer.body : "ok");
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *resp;
+	if (answer.drip_ms > 0) {
+		rx->drip_ms = answer.drip_ms;
+		resp = MHD_create_response_from_callback(DRIP_BYTES, 1, rx_drip, rx, NULL);
+	} else {
+		char *text = strdup(answer.body ? answer.body : "ok");
+		resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	}
 	if (answer.retry_after)
 		MHD_add_response_header(resp, "Retry-After", answer.retry_after);
 	if (answer.location)
@@ -1720,6 +1746,30 @@ START_TEST(daily_digest_tells_the_day_once)
 }
 END_TEST
 
+/* A 2xx whose body comes slower than webhooks.timeout was taken by the receiver: it is
+ * delivered, with its status, not sent again (it was a failure without a status, and
+ * the receiver heard it twice; found by QA). */
+START_TEST(a_2xx_with_a_slow_body_is_delivered_once)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, "[webhooks]\ntimeout = 1s\nretry = 1s, 1s, 1s\n");
+	struct rx_answer drip = { .path = "/hooks/drip", .status = 200, .count = 1, .drip_ms = 100 };
+	rx_push(rx, drip);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/drip", "\"events\":[\"survey.received\"]");
+	post_survey_quiet(&e, "drip-1", "C-1", "claim", 7, NULL);
+	json_t *d = wait_delivery(&e, wid, 0, "delivered", 1, WAIT_MS);
+	json_t *a0 = json_array_get(json_object_get(d, "attempt_log"), 0);
+	ck_assert_int_eq(iget(a0, "http_status"), 200);
+	ck_assert_int_eq(iget(d, "attempts"), 1);
+	json_decref(d);
+	sleep_ms(QUIET_MS + 1000);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/drip"), 1);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 START_TEST(a_receiver_that_hangs_times_out_and_is_retried)
 {
 	struct receiver *rx = rx_start();
@@ -2664,6 +2714,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, daily_digest_tells_the_day_once);
 	tcase_add_test(tc, a_digest_cuts_a_long_comment_at_a_character);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
+	tcase_add_test(tc, a_2xx_with_a_slow_body_is_delivered_once);
 	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);
 	tcase_add_test(tc, a_deleted_webhook_gets_nothing_more);
 	tcase_add_test(tc, retry_of_a_delivery_in_flight_is_a_conflict);
