@@ -8,6 +8,7 @@
 #include "npsd/api.h"
 #include "npsd/app.h"
 #include "npsd/clock.h"
+#include "npsd/digests.h"
 #include "npsd/outbox.h"
 #include "npsd/webhook_format.h"
 #include "npsd/webhooks.h"
@@ -29,7 +30,8 @@ static json_t *webhook_json(const struct webhook_row *row)
 	                 row->active, "disabled_reason", row->disabled_reason, "created_at",
 	                 time_format_rfc3339(row->created_at, created), "updated_at",
 	                 time_format_rfc3339(row->updated_at, updated), "failing_since",
-	                 api_time(row->failing_since), "digest", row->digest, "digest_at", row->digest_at);
+	                 api_time(row->failing_since), "digest", row->digest, "digest_at",
+	                 digest_at_in_force(row->digest, row->digest_at));
 }
 
 static void reply_webhook(struct http_request *req, unsigned status, int64_t id, const char *secret)

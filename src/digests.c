@@ -64,15 +64,21 @@ static int64_t hour_boundary(int64_t t, const struct tm *tm, int minute)
 	return t - ((tm->tm_min - minute + 60) % 60) * 60 - tm->tm_sec;
 }
 
+const char *digest_at_in_force(const char *kind, const char *digest_at)
+{
+	if (digest_at || !kind)
+		return digest_at;
+	return strcmp(kind, "daily") == 0 ? "08:00" : strcmp(kind, "hourly") == 0 ? "00:00" : NULL;
+}
+
 int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t *ret_start, int64_t *ret_end)
 {
-	int hour = 8, minute = 0;
+	int hour, minute;
 	bool hourly = strcmp(kind, "hourly") == 0;
 	if (!hourly && strcmp(kind, "daily") != 0)
 		return -1;
-	if (hourly)
-		hour = 0;
-	if (digest_at && sscanf(digest_at, "%2d:%2d", &hour, &minute) != 2)
+	digest_at = digest_at_in_force(kind, digest_at);
+	if (!digest_at || sscanf(digest_at, "%2d:%2d", &hour, &minute) != 2)
 		return -1;
 	time_t t = (time_t)now;
 	struct tm tm;

@@ -1596,10 +1596,11 @@ START_TEST(digest_fields_are_checked_and_shown)
 		expect_field_error(&r, bad[i].code, bad[i].field, body);
 		http_result_free(&r);
 	}
-	/* A digest needs no events; an hourly one may say at which minute. */
+	/* A digest needs no events; an hourly one may say at which minute. One without a time
+	 * shows the time it goes by (it showed null). */
 	json_t *w = create_webhook(&e, url, "\"digest\":\"daily\"");
 	ck_assert_str_eq(sget(w, "digest"), "daily");
-	ck_assert(json_is_null(json_object_get(w, "digest_at")));
+	ck_assert_str_eq(sget(w, "digest_at"), "08:00");
 	ck_assert_uint_eq(json_array_size(json_object_get(w, "events")), 0);
 	char path[64];
 	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)iget(w, "id"));

@@ -13,6 +13,11 @@
  * each period is written to the outbox once, with the mark of it in the same transaction.
  */
 
+/* The local time HH:MM a digest of kind goes by: digest_at, or when NULL the default
+ * ("08:00" daily; "00:00" hourly, of which only the minute counts). NULL when kind is no
+ * digest (NULL, or unknown). */
+const char *digest_at_in_force(const char *kind, const char *digest_at);
+
 /* The last whole period at or before now, in the process time zone (callbacks.timezone):
  * daily periods end at digest_at (HH:MM; NULL = 08:00) each day, hourly ones at digest_at's
  * minute (NULL = :00) each hour. A daily time the local clock shows twice (the autumn
