@@ -111,6 +111,9 @@ int db_errno(int sqlite_rc)
 		return -ENOMEM;
 	case SQLITE_READONLY:
 		return -EROFS;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EUCLEAN;
 	default:
 		return -EIO;
 	}
@@ -401,7 +404,8 @@ static void finish_batch(struct npsd_db *db, struct db_write *batch)
 {
 	for (struct db_write *w = batch, *next; w; w = next) {
 		next = w->next; /* done() may free w */
-		if (w->result == -ENOSPC || w->result == -EIO || w->result == -ENOTRECOVERABLE)
+		if (w->result == -ENOSPC || w->result == -EIO || w->result == -EUCLEAN ||
+		    w->result == -ENOTRECOVERABLE)
 			atomic_store(&db->storage_failed_at_ns, clock_mono_ns());
 		w->done(w);
 	}

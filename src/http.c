@@ -40,6 +40,7 @@
 #define BODY_BUDGET ((size_t)4 << 20)
 /* How long no large body must have been in flight before a burst of them counts as over. */
 #define BURST_QUIET_MS 5000
+#define STORAGE_FAILURE_LOG_MS 60000
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -258,6 +259,30 @@ void http_reply_field_error(struct http_request *req, const struct field_error *
 	reply_error_text(req, 400, err->code, err->field, err->message);
 }
 
+/* A request that storage failed (a read as well as a write: a damaged page fails only
+ * the queries that reach it) is logged, at most one line a minute with how many failed
+ * since the last: ops must hear of it, and not a thousand times a second. */
+static void storage_failure_told(struct http_request *req, int err)
+{
+	static _Atomic int64_t told_ms;
+	static atomic_uint untold;
+	int64_t now = clock_mono_ms(), last = atomic_load(&told_ms);
+	if ((last && now - last < STORAGE_FAILURE_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&told_ms, &last, now)) {
+		atomic_fetch_add(&untold, 1);
+		return;
+	}
+	char more[64] = "";
+	unsigned before = atomic_exchange(&untold, 0);
+	if (before)
+		snprintf(more, sizeof more, " (and %u requests since the last such line)", before);
+	log_error("storage failed answering %s: %s%s", req->route ? req->route->pattern : "a request",
+	          err == -EUCLEAN ? "the database file is damaged; stop npsd, keep a copy of its files and "
+	                            "restore the last backup"
+	                          : strerror(-err),
+	          more);
+}
+
 void http_reply_storage_error(struct http_request *req, int err)
 {
 	switch (err) {
@@ -285,6 +310,7 @@ void http_reply_storage_error(struct http_request *req, int err)
 		http_reply_error(req, 503, "unavailable", NULL, "storage is busy; nothing was written");
 		return;
 	default:
+		storage_failure_told(req, err);
 		req->retry_after = 1;
 		http_reply_error(req, 503, "unavailable", NULL, "storage failed; nothing was written");
 		return;

@@ -1541,6 +1541,67 @@ START_TEST(a_deleted_database_gets_no_201)
 }
 END_TEST
 
+/* A damaged page (a disk or a copy gone wrong) fails the queries that reach it: each is a
+ * 503, and the log says what is wrong and what to do, once a minute at most. It said
+ * nothing: every read of the answers was a 503 for ever, and ops had no line to go by. */
+START_TEST(a_damaged_page_is_told_in_the_log)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	char *ingest = npsctl_key(&p, "ingest", "damage-ingest");
+	char *manager = npsctl_key(&p, "manager", "damage-manager");
+	ck_assert(ingest && manager);
+	for (int b = 0; b < 4; b++) {
+		char *body = batch_body(7, b);
+		struct http_result r;
+		http_json(&p, "POST", "/v1/surveys", ingest, body, &r);
+		ck_assert_msg(r.status == 200, "batch %d: %ld", b, r.status);
+		http_result_free(&r);
+		free(body);
+	}
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0); /* the WAL is in the file now */
+
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(p.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE name = 'surveys'", -1,
+	                                    &st, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	long root = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	long page_size = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	ck_assert_int_gt(root, 1);
+	char garbage[512];
+	memset(garbage, 0xA5, sizeof garbage);
+	FILE *f = fopen(p.db_path, "r+b");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, (root - 1) * page_size, SEEK_SET), 0);
+	ck_assert_uint_eq(fwrite(garbage, 1, sizeof garbage, f), sizeof garbage);
+	fclose(f);
+
+	size_t from = log_len(&p);
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	for (int i = 0; i < 3; i++) {
+		struct http_result r;
+		http_json(&p, "GET", "/v1/surveys", manager, NULL, &r);
+		ck_assert_msg(r.status == 503, "GET /v1/surveys over a damaged page: %ld %s", r.status, r.body);
+		http_result_free(&r);
+	}
+	ck_assert_msg(wait_log(&p, from, "the database file is damaged", 5000), "the log does not tell the damage");
+	char *log = npsd_log(&p);
+	ck_assert_uint_eq(count_in(log + from, "the database file is damaged"), 1);
+	free(log);
+	free(ingest);
+	free(manager);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 {
 	struct npsd_proc p;
@@ -1606,6 +1667,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, group_commit_gives_each_request_its_own_answer);
 	tcase_add_test(tc, concurrent_batches_answer_per_item_in_order);
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);
+	tcase_add_test(tc, a_damaged_page_is_told_in_the_log);
 	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
 	tcase_add_test(tc, readyz_waits_without_holding_up_other_requests);
 	tcase_add_test(tc, the_watchdog_pings_only_while_the_writer_moves);

@@ -95,7 +95,8 @@ sqlite3_stmt *db_prepare(struct db_conn *conn, const char *sql);
 void db_done(sqlite3_stmt *stmt);
 
 /* The SQLite result code as a negative errno: BUSY/LOCKED -EBUSY, FULL -ENOSPC,
- * CONSTRAINT -EEXIST, anything else -EIO. */
+ * CONSTRAINT -EEXIST, NOMEM -ENOMEM, READONLY -EROFS, CORRUPT/NOTADB -EUCLEAN (a damaged
+ * file), anything else -EIO. */
 int db_errno(int sqlite_rc);
 
 /* Runs fn inside a nested savepoint of the writer's transaction, rolled back alone when fn
