@@ -99,6 +99,17 @@ json_t *api_figure(double x)
 	return json_real(report_figure(x));
 }
 
+int api_query_range(struct http_request *req, int64_t open, int64_t *from, int64_t *to)
+{
+	if (http_query_time(req, "from", from) < 0 || http_query_time(req, "to", to) < 0)
+		return -1;
+	if (*from != open && *to != open && *from > *to) {
+		http_reply_error(req, 400, "invalid_field", "to", "to must not be before from");
+		return -1;
+	}
+	return 0;
+}
+
 void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor)
 {
 	http_reply_json(req, 200,

@@ -10,19 +10,6 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
 
-/* Reads from and to (RFC 3339; absent ones stay as they are) and refuses a range that ends
- * before it begins: an empty report for a swapped pair would look like a quiet week. */
-static int query_range(struct http_request *req, int64_t *from, int64_t *to)
-{
-	if (http_query_time(req, "from", from) < 0 || http_query_time(req, "to", to) < 0)
-		return -1;
-	if (*from != REPORT_TIME_OPEN && *to != REPORT_TIME_OPEN && *from > *to) {
-		http_reply_error(req, 400, "invalid_field", "to", "to must not be before from");
-		return -1;
-	}
-	return 0;
-}
-
 /* The bound the report applied, null for none: 1970-01-01T00:00:00Z is a bound like any
  * other (api_time() would show 0 as "not yet"). */
 static json_t *bound_json(int64_t t)
@@ -105,7 +92,8 @@ static void nps_resumed(struct http_request *req)
 void api_reports_nps(struct http_request *req)
 {
 	struct nps_filter f = { .from = REPORT_TIME_OPEN, .to = REPORT_TIME_OPEN };
-	if (query_range(req, &f.from, &f.to) < 0 || http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
+	if (api_query_range(req, REPORT_TIME_OPEN, &f.from, &f.to) < 0 ||
+	    http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
 	    http_query_token(req, "channel", &f.channel) < 0)
 		return;
 	int group = GROUP_NONE;
@@ -165,7 +153,8 @@ void api_reports_improvements(struct http_request *req)
 	struct npsd_app *app = http_app(req);
 	struct improvement_filter f = { .from = REPORT_TIME_OPEN, .to = REPORT_TIME_OPEN };
 	int64_t limit = LIST_DEFAULT, cursor = 0;
-	if (query_range(req, &f.from, &f.to) < 0 || http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
+	if (api_query_range(req, REPORT_TIME_OPEN, &f.from, &f.to) < 0 ||
+	    http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
 	    http_query_int(req, "limit", 1, LIST_MAX, &limit) < 0 ||
 	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0)
 		return;

@@ -270,7 +270,7 @@ void api_surveys_list(struct http_request *req)
 	int64_t max_score = -1, limit = LIST_DEFAULT, cursor = 0;
 	if (http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
 	    http_query_int(req, "max_score", 0, 10, &max_score) < 0 ||
-	    http_query_time(req, "from", &f.from) < 0 || http_query_time(req, "to", &f.to) < 0 ||
+	    api_query_range(req, SURVEY_TIME_OPEN, &f.from, &f.to) < 0 ||
 	    http_query_int(req, "limit", 1, LIST_MAX, &limit) < 0 ||
 	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0 ||
 	    http_query_name(req, "customer_id", ID_MAX_CHARS, &f.customer_id) < 0)

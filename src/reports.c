@@ -32,7 +32,8 @@ double nps_margin_of_error(const struct nps_counts *c)
 
 double report_figure(double x)
 {
-	return round(x * 10.0) / 10.0;
+	/* + 0.0: a figure just below zero rounds to -0.0, which reads "-0.0". */
+	return round(x * 10.0) / 10.0 + 0.0;
 }
 
 static const char *const group_names[] = {

@@ -1,6 +1,7 @@
 #include "npsd/surveys.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,9 +18,19 @@ static bool same_text(const char *a, const char *b)
 /* JSON has one number type: 3 and 3.0 are the same value, though jansson keeps them apart. */
 static bool same_value(json_t *a, json_t *b)
 {
-	/* Two integers compare exactly (as doubles, large ones could meet). */
-	if (json_is_number(a) && json_is_number(b) && (json_is_real(a) || json_is_real(b)))
-		return json_number_value(a) == json_number_value(b);
+	if (json_is_real(a) && json_is_real(b))
+		return json_real_value(a) == json_real_value(b);
+	if (json_is_integer(a) && json_is_real(b)) {
+		json_t *t = a;
+		a = b;
+		b = t;
+	}
+	/* A real and an integer: equal only when the real is that very integer. As doubles,
+	 * 9007199254740993 and 9007199254740992.0 would meet; two integers compare exactly. */
+	if (json_is_real(a) && json_is_integer(b)) {
+		double x = json_real_value(a);
+		return x == trunc(x) && x >= -0x1p63 && x < 0x1p63 && (json_int_t)x == json_integer_value(b);
+	}
 	return json_equal(a, b);
 }
 

@@ -197,7 +197,18 @@ static int reject_unknown(json_t *obj, const char *const *allowed, const char *p
 	return 0;
 }
 
-/* Flat object of at most 32 keys; values strings, numbers or booleans. */
+/* Whether x reads back the same from 15 significant digits, the precision npsd writes
+ * reals with (so that a figure rounded to 16.7 reads 16.7): a value that does not would be
+ * shown as another number, and sent back as shown it would be a 409. */
+static bool real_fits_15_digits(double x)
+{
+	char text[32];
+	snprintf(text, sizeof text, "%.15g", x);
+	return strtod(text, NULL) == x;
+}
+
+/* Flat object of at most 32 keys; values strings, numbers (reals of up to 15 significant
+ * digits) or booleans. */
 static int check_attributes(json_t *attrs, struct field_error *err)
 {
 	const char *key, *s;
@@ -218,6 +229,10 @@ static int check_attributes(json_t *attrs, struct field_error *err)
 		if (has_control(key, false))
 			return fail(err, INVALID, "attributes.", key,
 			            "attribute names must not contain control characters");
+		if (json_is_real(v) && !real_fits_15_digits(json_real_value(v)))
+			return fail(err, INVALID, "attributes.", key,
+			            "attribute numbers keep at most 15 significant digits (as answers show "
+			            "them): send this one as a string");
 		if (json_is_number(v) || json_is_boolean(v))
 			continue;
 		if (!json_is_string(v))

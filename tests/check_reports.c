@@ -48,6 +48,20 @@ START_TEST(nps_of_known_mixes)
 }
 END_TEST
 
+/* Figures are rounded to one decimal, half away from zero, and never to "-0.0": 1001
+ * promoters against 1002 detractors is an NPS of -0.05, shown as 0.0. */
+START_TEST(figures_round_to_one_decimal_without_minus_zero)
+{
+	struct nps_counts close = { 1001, 0, 1002 };
+	double shown = report_figure(nps_value(&close));
+	ck_assert_double_eq(shown, 0.0);
+	ck_assert_msg(!signbit(shown), "the NPS of 1001 promoters and 1002 detractors reads -0.0");
+	ck_assert_double_eq(report_figure(6.25), 6.3);
+	ck_assert_double_eq(report_figure(-6.25), -6.3);
+	ck_assert_double_eq(report_figure(16.66), 16.7);
+}
+END_TEST
+
 START_TEST(group_names)
 {
 	static const char *const names[] = { "touchpoint", "channel", "day", "week", "month" };
@@ -335,6 +349,7 @@ static Suite *reports_suite(void)
 	Suite *s = suite_create("reports");
 	TCase *tc = tcase_create("pure");
 	tcase_add_test(tc, nps_of_known_mixes);
+	tcase_add_test(tc, figures_round_to_one_decimal_without_minus_zero);
 	tcase_add_test(tc, group_names);
 	tcase_add_test(tc, periods_in_amsterdam);
 	suite_add_tcase(s, tc);

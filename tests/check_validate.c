@@ -318,6 +318,10 @@ static const struct refusal refusals[] = {
 	{"attributes", "{\"\":\"x\"}", "invalid_field", "attributes."},
 	{"attributes", "{\"k\\u0001\":\"x\"}", "invalid_field", "attributes.k\x01"},
 	{"attributes", "{\"k\":\"a\\nb\"}", "invalid_field", "attributes.k"},
+	/* Shown with 15 significant digits, it would read 1234.56789012346, and sent back as
+	 * shown it would be a 409. */
+	{"attributes", "{\"premium\":1234.5678901234567}", "invalid_field", "attributes.premium"},
+	{"attributes", "{\"x\":0.1,\"r\":0.30000000000000004}", "invalid_field", "attributes.r"},
 	/* unknown fields */
 	{"nps", "7", "invalid_field", "nps"},
 	{"Score", "7", "invalid_field", "Score"},
@@ -360,6 +364,8 @@ static const struct refusal acceptances[] = {
 	{"answered_at", "\"2026-11-22t10:15:00.999999z\"", NULL, NULL},
 	{"answered_at", "\"2000-01-01T00:00:00Z\"", NULL, NULL},
 	{"attributes", "{\"n\":1.5,\"i\":-3,\"b\":false,\"s\":\"\",\"e\":1e10}", NULL, NULL},
+	/* 15 significant digits read back whole; integers of any 64-bit size are exact. */
+	{"attributes", "{\"p\":1234.56789012345,\"t\":0.1,\"big\":12345678901234567}", NULL, NULL},
 	{"attributes", "{\"k.with dots and spaces\":\"v\"}", NULL, NULL},
 };
 

@@ -756,6 +756,18 @@ START_TEST(retry_with_new_attributes_merges_them)
 	post_expect(&r, same_number, 200);
 	http_result_free(&r);
 	free(same_number);
+	/* But a real is that integer only when it is exactly it: 1e17 is not 10^17 + 1, though
+	 * both are the same double (compared as doubles, that was a 200). */
+	char *big = survey("att-big", "C-att", NULL, "renewal", 9, ",\"attributes\":{\"n\":100000000000000001}");
+	char *near = survey("att-big", "C-att", NULL, "renewal", 9, ",\"attributes\":{\"n\":1e17}");
+	post_expect(&r, big, 201);
+	http_result_free(&r);
+	post_expect(&r, near, 409);
+	http_result_free(&r);
+	post_expect(&r, big, 200);
+	http_result_free(&r);
+	free(big);
+	free(near);
 
 	/* A stored key with another value: conflict. */
 	char *fourth =
@@ -2402,6 +2414,8 @@ START_TEST(list_bad_query_parameters_are_400)
 		{ "?from=2026-13-01T00:00:00Z", "from" },
 		{ "?to=2026-11-31T00:00:00Z", "to" },
 		{ "?to=2026-11-01", "to" },
+		/* A range that ends before it begins, as /v1/nps says (it was an empty list). */
+		{ "?from=2026-11-10T00:00:00Z&to=2026-11-01T00:00:00Z", "to" },
 		{ "?touchpoint=Claim", "touchpoint" },
 		{ "?touchpoint=a%20b", "touchpoint" },
 		{ "?touchpoint=", "touchpoint" },

@@ -32,6 +32,12 @@ json_t *api_time(int64_t t);
 /* A figure people read (an NPS, a share, minutes) as a JSON number to one decimal. */
 json_t *api_figure(double x);
 
+/* Reads the query's from and to (RFC 3339) into *from and *to, leaving an absent one as it
+ * is (open, the caller's sentinel), and refuses with a 400 naming to a range that ends
+ * before it begins: an empty list or report for a swapped pair would look like a quiet
+ * week. 0, or -1 when a reply has been queued. */
+int api_query_range(struct http_request *req, int64_t open, int64_t *from, int64_t *to);
+
 /* Replies 200 with {"<name>": items, "next_cursor": next_cursor or null}; steals items. */
 void api_reply_page(struct http_request *req, const char *name, json_t *items, const char *next_cursor);
 
