@@ -110,14 +110,21 @@ static int wb_write(sqlite3_file *file, const void *data, int amount, sqlite3_in
 		f->offset = offset;
 	memcpy(f->buf + f->len, data, (size_t)amount);
 	f->len += (size_t)amount;
+	/* Bytes 4..7 of a frame header: the database size after a commit, 0 in other frames.
+	 * Each header is looked at anew: one SQLite rewrites alone (a spilled transaction
+	 * rewriting its frames' checksums up to the commit's header) is followed by no page,
+	 * and the flag it set must not make the next transaction's first page pass for a
+	 * commit page while its real one waits for the barrier, where a full disk would be
+	 * found too late to fail that write alone. */
+	const unsigned char *h = data;
+	if (amount == FRAME_HEADER) {
+		f->commit_page_next = (h[4] | h[5] | h[6] | h[7]) != 0;
+		return SQLITE_OK;
+	}
 	if (f->commit_page_next) {
 		f->commit_page_next = 0;
 		return flush(f); /* the commit's last write: out now, while it can still fail */
 	}
-	/* Bytes 4..7 of a frame header: the database size after a commit, 0 in other frames. */
-	const unsigned char *h = data;
-	if (amount == FRAME_HEADER && (h[4] | h[5] | h[6] | h[7]))
-		f->commit_page_next = 1;
 	return SQLITE_OK;
 }
 
