@@ -187,10 +187,14 @@ int auth_check(struct auth *auth, const char *token, struct principal *ret)
 	const struct key_row *key = r == 0 ? find(auth, hash) : NULL;
 	if (r == 0 && !key) {
 		/* Not cached: perhaps a key created since the last reload. One indexed lookup
-		 * tells; only a hit pays for a reload, so unknown tokens cannot force reloads. */
+		 * tells; only a hit pays for a reload, so unknown tokens cannot force reloads. It
+		 * runs without the lock: a stream of made-up tokens must not queue every known
+		 * one behind its reads. */
+		pthread_mutex_unlock(&auth->lock);
 		struct db_conn *conn = db_reader(auth->db);
 		int live = store_key_live(conn, hash);
 		db_reader_put(auth->db, conn);
+		pthread_mutex_lock(&auth->lock);
 		if (live == 0 && (r = reload(auth)) == 0)
 			key = find(auth, hash);
 		else if (live < 0 && live != -ENOENT)
