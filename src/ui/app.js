@@ -1,5 +1,6 @@
 // The npsd console: agents take the next customer to call, read the context and record
-// the outcome; managers read NPS by touchpoint, its trend, the queue and the improvements.
+// the outcome; managers read NPS by touchpoint, its trend, the queue and the improvements,
+// and manage the webhooks that push alerts to their phones.
 // Everything goes through the REST API with the token its user signs in with; the token
 // lives in sessionStorage, so it goes when the tab closes. Text from customers and agents
 // is only ever set as text (never as HTML), and the page's CSP allows no other script.
@@ -49,6 +50,7 @@ const may = {
   claim: () => me && (me.role === 'agent' || me.role === 'admin'),
   cancel: () => me && (me.role === 'manager' || me.role === 'admin'),
   report: () => me && (me.role === 'manager' || me.role === 'admin'),
+  webhooks: () => me && (me.role === 'manager' || me.role === 'admin'),
 };
 
 // Per view: what to stop (timers) when the user goes elsewhere.
@@ -204,6 +206,7 @@ function signOut(message, everything = false) {
   if (everything) sessionStorage.clear();
   else sessionStorage.removeItem(TOKEN_KEY);
   me = null;
+  freshSecret = null;
   route();
   if (message) notify(message, 'error');
 }
@@ -774,6 +777,361 @@ async function showReports(params, view) {
       improvements.next_cursor ? h('p', { class: 'more' }, 'The 50 newest are shown; the counts are of them all.') : null));
 }
 
+// ---------- webhooks ----------
+
+// The event types of SPEC a webhook subscribes to. Not offered: webhook.test, which only
+// the test call sends, and webhook.disabled, which goes to every active webhook anyway.
+const EVENTS = [
+  ['survey.received', 'every answer, good or bad'],
+  ['survey.updated', 'an answer completed later (a comment added)'],
+  ['callback.created', 'a customer put in the callback queue'],
+  ['callback.completed', 'a call recorded, with its outcome and improvements'],
+  ['callback.sla_breached', 'a callback not made in time'],
+  ['callback.unreachable', 'a customer who could not be reached'],
+  ['loop.silent', 'no answers coming in during opening hours'],
+  ['loop.nps_drop', 'a touchpoint whose NPS falls'],
+];
+const FORMATS = [
+  ['standard', 'standard: signed JSON (Standard Webhooks)'],
+  ['ntfy', 'ntfy: a push to a phone'],
+  ['slack', 'slack: Slack, Mattermost, Rocket.Chat'],
+];
+const DELIVERIES_SHOWN = 20;
+// After a test or a retry the page follows that delivery this often, this many times,
+// and then tells how it went (a first attempt may take webhooks.timeout, 10 s by default).
+const DELIVERY_WATCH_MS = 1000;
+const DELIVERY_WATCH_TRIES = 30;
+
+// The secret of the webhook just created, {id, secret}: the API shows it once, so it is
+// kept in memory while that webhook's page is open (a test or a switch redraws the page),
+// never stored, and forgotten as soon as the user goes to another page.
+let freshSecret = null;
+
+function webhookSends(w) {
+  const parts = [];
+  if (w.digest === 'daily') parts.push(`daily digest at ${w.digest_at}`);
+  else if (w.digest === 'hourly') parts.push(`hourly digest at :${w.digest_at.slice(3)}`);
+  if (w.events.length) parts.push(w.events.join(', '));
+  return parts.join('; ');
+}
+
+function webhookFilter(filter) {
+  const parts = [];
+  if (present(filter.min_score)) parts.push(`score ≥ ${filter.min_score}`);
+  if (present(filter.max_score)) parts.push(`score ≤ ${filter.max_score}`);
+  if (filter.touchpoints) parts.push(`touchpoints ${filter.touchpoints.join(', ')}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+function webhookState(w) {
+  if (w.active) return 'active';
+  return w.disabled_reason ? `disabled: ${w.disabled_reason}` : 'switched off';
+}
+
+// The pages are the API's: a key of another role gets a 403 and is told so.
+function managersOnly(err, view) {
+  if (err.status !== 403) throw err;
+  if (view !== generation) return;
+  render(h('h1', {}, 'Webhooks'), h('p', { class: 'card' }, 'Webhooks are for managers: this key may not manage them.'));
+}
+
+function webhookRow(w) {
+  return h('tr', {},
+    h('td', {}, h('a', { href: `#/webhooks/${w.id}` }, `#${w.id}`)),
+    h('td', { class: 'url' }, w.url),
+    h('td', {}, w.format),
+    h('td', {}, webhookSends(w)),
+    h('td', {}, webhookFilter(w.filter)),
+    h('td', { dir: 'auto' }, w.description || ''),
+    h('td', { class: w.active ? '' : 'late' }, webhookState(w)),
+    h('td', { class: w.failing_since ? 'late' : '' }, w.failing_since ? when(w.failing_since) : '—'));
+}
+
+// Marks the input a 400 named (field "url", "events.2", "filter.max_score") and takes the
+// focus there; the notice says what is wrong with it.
+function markInvalid(form, field) {
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  const name = (field || '').startsWith('filter.') ? field : (field || '').split('.')[0];
+  const el = name ? form.querySelector(`[data-field="${name}"]`) : null;
+  if (!el) return;
+  el.setAttribute('aria-invalid', 'true');
+  (el.matches('fieldset') ? el.querySelector('input') : el).focus();
+}
+
+function webhookForm() {
+  const input = (id, field, attrs = {}) => h('input', { id, name: field, 'data-field': field, ...attrs });
+  const url = input('wh-url', 'url', { type: 'url', required: true, maxlength: 2048, placeholder: 'https://ntfy.sh/nps-claims-7f3k2' });
+  const format = h('select', { id: 'wh-format', name: 'format', 'data-field': 'format' },
+    FORMATS.map(([value, label]) => h('option', { value }, label)));
+  const events = h('fieldset', { id: 'wh-events', 'data-field': 'events' },
+    h('legend', {}, 'Events, each pushed as it happens'),
+    EVENTS.map(([type, what]) => h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: 'events', value: type }), h('code', {}, type), ` ${what}`)));
+  const digestAt = input('wh-digest-at', 'digest_at', { type: 'time' });
+  const digestTime = h('div', { hidden: true },
+    h('label', { for: 'wh-digest-at' }, 'At (the call centre\'s time zone; empty: 08:00 daily, on the hour hourly)'), digestAt);
+  const digest = h('select', { id: 'wh-digest', name: 'digest', 'data-field': 'digest' },
+    h('option', { value: '' }, 'no digest'),
+    h('option', { value: 'hourly' }, 'hourly'),
+    h('option', { value: 'daily' }, 'daily'));
+  digest.addEventListener('change', () => { digestTime.hidden = !digest.value; });
+  const score = (id, field) => input(id, field, { type: 'number', min: 0, max: 10, step: 1, class: 'score-input' });
+  const minScore = score('wh-min-score', 'filter.min_score');
+  const maxScore = score('wh-max-score', 'filter.max_score');
+  const touchpoints = input('wh-touchpoints', 'filter.touchpoints', {
+    pattern: `\\s*${TOUCHPOINT}(\\s*,\\s*${TOUCHPOINT})*\\s*`, placeholder: 'every touchpoint (or: claim, renewal)',
+  });
+  // Sent to the receiver as its Authorization header; npsd never shows it again.
+  const auth = input('wh-auth', 'auth', { type: 'password', autocomplete: 'off', maxlength: 1024, placeholder: 'Bearer tk_…' });
+  const description = input('wh-description', 'description', { maxlength: 200, placeholder: 'claims team' });
+  const form = h('form', { id: 'webhook-form', class: 'card' },
+    h('h2', {}, 'Add a webhook'),
+    h('label', { for: 'wh-url' }, 'URL (http or https)'), url,
+    h('label', { for: 'wh-format' }, 'Format'), format,
+    events,
+    h('p', { class: 'more' }, 'A webhook.disabled alert (another webhook switched off after failing) comes to every active webhook.'),
+    h('label', { for: 'wh-digest' }, 'Digest: one message per period with the NPS, the lowest scores and the queue (then no events are needed)'), digest,
+    digestTime,
+    h('fieldset', {}, h('legend', {}, 'Filter for answer and callback events (empty: all)'),
+      h('div', { class: 'filter' },
+        h('label', { for: 'wh-min-score' }, 'Lowest score'), minScore,
+        h('label', { for: 'wh-max-score' }, 'Highest score'), maxScore),
+      h('label', { for: 'wh-touchpoints' }, 'Touchpoints, separated by commas'), touchpoints),
+    h('label', { for: 'wh-auth' }, 'Authorization header the receiver wants (optional; never shown again)'), auth,
+    h('label', { for: 'wh-description' }, 'Description (optional)'), description,
+    h('button', { type: 'submit' }, 'Add webhook'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const body = { url: url.value.trim(), format: format.value };
+    const chosen = [...events.querySelectorAll('input:checked')].map((box) => box.value);
+    if (chosen.length) body.events = chosen;
+    if (digest.value) {
+      body.digest = digest.value;
+      if (digestAt.value) body.digest_at = digestAt.value;
+    }
+    const filter = {};
+    if (minScore.value !== '') filter.min_score = Number(minScore.value);
+    if (maxScore.value !== '') filter.max_score = Number(maxScore.value);
+    const names = touchpoints.value.split(',').map((name) => name.trim()).filter(Boolean);
+    if (names.length) filter.touchpoints = names;
+    if (Object.keys(filter).length) body.filter = filter;
+    if (auth.value.trim()) body.auth = auth.value.trim();
+    if (description.value.trim()) body.description = description.value.trim();
+    // What was typed stays in the form until the webhook is created.
+    busy(form.querySelector('button[type=submit]'), async () => {
+      try {
+        const { data } = await api('POST', 'v1/webhooks', body);
+        freshSecret = { id: data.id, secret: data.secret };
+        go(`#/webhooks/${data.id}`, `Webhook #${data.id} added: it gets what it subscribed to from now on.`);
+        return true;
+      } catch (err) {
+        failed(err);
+        if (err.status === 400) markInvalid(form, err.field);
+        return false;
+      }
+    });
+  });
+  return form;
+}
+
+async function showWebhooks(view) {
+  let list;
+  try {
+    list = (await api('GET', 'v1/webhooks')).data.webhooks;
+  } catch (err) {
+    managersOnly(err, view);
+    return;
+  }
+  if (view !== generation) return;
+  render(
+    h('h1', {}, 'Webhooks'),
+    h('section', { class: 'card' },
+      h('h2', {}, 'Where alerts go'),
+      list.length
+        ? h('div', { class: 'wide' }, h('table', { id: 'webhooks' },
+          h('thead', {}, h('tr', {}, ['Webhook', 'URL', 'Format', 'Sends', 'Filter', 'Description', 'State', 'Failing since'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, list.map(webhookRow))))
+        : h('p', { class: 'empty' }, 'None yet: add one below.')),
+    webhookForm());
+}
+
+function secretCard(secret) {
+  const text = h('input', {
+    id: 'secret', readonly: true, value: secret, 'aria-describedby': 'secret-note', onfocus: (event) => event.target.select(),
+  });
+  const copy = async () => {
+    text.select();
+    try {
+      await navigator.clipboard.writeText(secret);
+      notify('The secret is copied.', 'info');
+    } catch (e) {
+      // No clipboard for a page served over plain http from another host.
+      notify('The browser did not let the page copy: the secret is selected, press Ctrl+C.', 'info');
+    }
+  };
+  return h('section', { class: 'card secret', id: 'secret-card' },
+    h('h2', {}, 'Signing secret'),
+    h('p', { id: 'secret-note' }, h('strong', {}, 'Shown only now: '),
+      'npsd never shows it again, here or in the API. Copy it to the receiver, which checks the ',
+      h('code', {}, 'webhook-signature'), ' header with it (format standard). Once you leave this page it is gone; ',
+      'if it is lost, delete the webhook and add it again.'),
+    h('label', { for: 'secret' }, 'Secret'), text,
+    h('button', { type: 'button', id: 'copy-secret', onclick: copy }, 'Copy'));
+}
+
+function attemptItem(a) {
+  const answer = present(a.http_status) ? `HTTP ${a.http_status}` : 'no HTTP answer';
+  return h('li', {}, `${when(a.at)}: ${answer} in ${a.duration_ms} ms`,
+    a.error && a.error !== answer ? h('span', { class: 'late' }, ` (${a.error})`) : null);
+}
+
+function deliveryStatus(d) {
+  if (d.status === 'pending') return d.next_attempt_at ? `pending, next try ${when(d.next_attempt_at)}` : 'pending';
+  return d.status;
+}
+
+function deliveriesTable(w, deliveries, retry) {
+  if (!deliveries.length) return h('p', { class: 'empty', id: 'deliveries' }, 'Nothing sent yet.');
+  return h('div', { class: 'wide', id: 'deliveries' }, h('table', {},
+    h('thead', {}, h('tr', {}, ['Delivery', 'Event', 'Status', 'Attempts', 'Created', ''].map((t) => h('th', {}, t)))),
+    h('tbody', {}, deliveries.map((d) => h('tr', { id: `delivery-${d.id}` },
+      h('td', {}, `#${d.id}`),
+      h('td', {}, d.event_type || ''),
+      h('td', { class: `status ${d.status === 'failed' ? 'late' : ''}` }, deliveryStatus(d)),
+      h('td', {}, d.attempt_log.length
+        ? h('ol', { class: 'attempts' }, d.attempt_log.map(attemptItem))
+        : h('span', { class: 'empty' }, 'none yet')),
+      h('td', {}, when(d.created_at)),
+      // A retry of a switched-off webhook's delivery would be refused (409).
+      h('td', {}, d.status === 'failed' && w.active
+        ? h('button', { type: 'button', id: `retry-${d.id}`, onclick: (event) => busy(event.currentTarget, () => retry(d)) }, 'Send again')
+        : null))))));
+}
+
+async function showWebhook(id, view) {
+  let w;
+  let log;
+  try {
+    [{ data: w }, { data: log }] = await Promise.all([
+      api('GET', `v1/webhooks/${id}`),
+      api('GET', `v1/webhooks/${id}/deliveries?limit=${DELIVERIES_SHOWN}`),
+    ]);
+  } catch (err) {
+    managersOnly(err, view);
+    return;
+  }
+  if (view !== generation) return;
+
+  // The deliveries are redrawn in place, so the secret and anything else on the page stay.
+  const card = h('section', { class: 'card', id: 'deliveries-card' });
+  const draw = (deliveries, more) => card.replaceChildren(...[
+    h('h2', {}, 'Recent deliveries'),
+    deliveriesTable(w, deliveries, retry),
+    more ? h('p', { class: 'more' }, `The ${DELIVERIES_SHOWN} newest are shown.`) : null,
+    h('button', { type: 'button', class: 'link', id: 'refresh-deliveries', onclick: (event) => busy(event.currentTarget, () => reload().then(() => true, (err) => { failed(err); return false; })) }, 'Refresh'),
+  ].filter(present));
+  const reload = async () => {
+    const { data } = await api('GET', `v1/webhooks/${w.id}/deliveries?limit=${DELIVERIES_SHOWN}`);
+    if (view === generation) draw(data.deliveries, data.next_cursor);
+    return data.deliveries;
+  };
+  // Follows one delivery until it is no longer pending, then tells how it went.
+  let timer = null;
+  leaving.push(() => clearTimeout(timer));
+  const watch = (delivery, tries = 0) => {
+    timer = setTimeout(async () => {
+      let d;
+      try {
+        d = (await reload()).find((one) => one.id === delivery);
+      } catch (err) {
+        if (view === generation) failed(err);
+        return;
+      }
+      if (view !== generation) return;
+      if (!d) return; // deleted meanwhile
+      const last = d.attempt_log[d.attempt_log.length - 1];
+      const answer = last ? (present(last.http_status) ? `HTTP ${last.http_status}` : last.error || 'no answer') : '';
+      if (d.status === 'delivered') notify(`Delivery #${d.id} (${d.event_type}) delivered: the receiver answered ${answer}.`, 'info');
+      else if (d.status === 'failed') notify(`Delivery #${d.id} (${d.event_type}) failed: ${answer}.`, 'error');
+      else if (tries + 1 < DELIVERY_WATCH_TRIES) watch(delivery, tries + 1);
+      else notify(`Delivery #${d.id} is still pending (${answer || 'no answer yet'}); Refresh shows how it goes.`, 'info');
+    }, DELIVERY_WATCH_MS);
+  };
+  async function retry(d) {
+    try {
+      await api('POST', `v1/deliveries/${d.id}/retry`);
+    } catch (err) {
+      failed(err);
+      await reload().catch(() => {});
+      return false;
+    }
+    notify(`Delivery #${d.id} is being sent again…`, 'info');
+    await reload().catch(() => {});
+    watch(d.id);
+    return true; // the table was redrawn without this button
+  }
+  draw(log.deliveries, log.next_cursor);
+
+  const sendTest = async () => {
+    try {
+      const { data } = await api('POST', `v1/webhooks/${w.id}/test`);
+      notify(`A webhook.test is on its way as delivery #${data.id}…`, 'info');
+      await reload().catch(() => {});
+      watch(data.id);
+    } catch (err) {
+      failed(err);
+    }
+    return false;
+  };
+  const toggle = async () => {
+    try {
+      await api('PATCH', `v1/webhooks/${w.id}`, { active: !w.active });
+    } catch (err) {
+      failed(err);
+      return false;
+    }
+    notify(w.active ? 'Switched off: nothing is sent to it until it is switched on.' : 'Switched on.', 'info');
+    route();
+    return true;
+  };
+  const remove = async () => {
+    if (!window.confirm(`Delete webhook #${w.id}? Alerts stop going to ${w.url}, and its deliveries go with it.`)) return false;
+    try {
+      await api('DELETE', `v1/webhooks/${w.id}`);
+    } catch (err) {
+      failed(err);
+      return false;
+    }
+    go('#/webhooks', `Webhook #${w.id} deleted.`);
+    return true;
+  };
+  const button = (label, buttonId, work) => h('button', { type: 'button', id: buttonId, onclick: (event) => busy(event.currentTarget, work) }, label);
+
+  const fact = (label, value, attrs = {}) => [h('dt', {}, label), h('dd', attrs, value)];
+  render(
+    h('h1', {}, `Webhook #${w.id}`),
+    freshSecret && freshSecret.id === w.id ? secretCard(freshSecret.secret) : null,
+    h('section', { class: 'card' },
+      h('h2', {}, 'Where it sends'),
+      h('dl', { class: 'facts', id: 'webhook' },
+        fact('URL', w.url),
+        fact('Format', w.format),
+        fact('Events', w.events.length ? w.events.join(', ') : 'none'),
+        fact('Digest', w.digest ? webhookSends({ ...w, events: [] }) : 'none'),
+        fact('Filter', webhookFilter(w.filter)),
+        fact('Authorization', w.auth_set ? 'set (never shown)' : 'none'),
+        w.description ? fact('Description', w.description, { dir: 'auto' }) : null,
+        fact('State', webhookState(w), { id: 'webhook-state', class: w.active ? '' : 'late' }),
+        w.failing_since ? fact('Failing since', when(w.failing_since), { class: 'late' }) : null,
+        fact('Created', when(w.created_at))),
+      h('div', { class: 'actions' },
+        w.active ? button('Send a test', 'test-webhook', sendTest) : null,
+        button(w.active ? 'Switch off' : 'Switch on', 'toggle-webhook', toggle),
+        button('Delete', 'delete-webhook', remove))),
+    card,
+    h('p', {}, h('a', { href: '#/webhooks' }, 'All webhooks')));
+}
+
 // ---------- routing ----------
 
 // Not the previous view under the new address: this one, which could not be shown.
@@ -811,20 +1169,25 @@ async function route(keepNotice = false) {
   document.getElementById('nav').hidden = false;
   document.getElementById('who').replaceChildren(h('bdi', {}, me.name), ` (${me.role})`);
   document.querySelector('#nav a[data-view=reports]').hidden = !may.report();
+  document.querySelector('#nav a[data-view=webhooks]').hidden = !may.webhooks();
   const [path, search] = (location.hash.slice(1) || '/calls').split('?');
+  if (freshSecret && path !== `/webhooks/${freshSecret.id}`) freshSecret = null;
   const params = new URLSearchParams(search || '');
   for (const link of document.querySelectorAll('#nav a')) {
     link.classList.toggle('current', path.startsWith(`/${link.dataset.view}`));
   }
   try {
     const callback = path.match(/^\/callbacks\/([1-9][0-9]{0,17})$/);
+    const webhook = path.match(/^\/webhooks\/([1-9][0-9]{0,17})$/);
     if (callback) await showCallback(callback[1], view);
+    else if (webhook) await showWebhook(webhook[1], view);
     else if (path === '/reports') await showReports(params, view);
+    else if (path === '/webhooks') await showWebhooks(view);
     else await showCalls(params, view);
     if (before !== null && view === generation && notice.textContent === before) notify('');
   } catch (err) {
     if (view !== generation) return;
-    if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, 'There is no such callback.'));
+    if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, `There is no such ${path.startsWith('/webhooks') ? 'webhook' : 'callback'}.`));
     else showLoadError(err);
   }
 }
