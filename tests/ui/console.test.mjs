@@ -5,6 +5,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +23,11 @@ let base;
 let browser;
 const keys = {};
 let answers = 0;
+// A webhook receiver on loopback: what it got, in order, and the paths it answers 500 to.
+let receiver;
+let hooks;
+const received = [];
+const failing = new Set();
 
 function createKey(role, name) {
   return execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'create', '--role', role, '--name', name],
@@ -97,7 +104,21 @@ before(async () => {
     '[database]', `path = ${join(dir, 'npsd.db')}`,
     // A short lease, as a call centre may set: the console must renew it in time.
     '[callbacks]', 'hours = always', 'lease = 1m',
+    // The receiver is on loopback; one quick retry, then a delivery fails for good.
+    '[webhooks]', 'allow_private_targets = true', 'retry = 1s',
   ].join('\n'));
+  receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      const status = failing.has(req.url) ? 500 : 200;
+      res.writeHead(status, { 'Content-Type': 'text/plain' });
+      res.end(status === 200 ? 'ok' : 'down for maintenance');
+    });
+  });
+  await new Promise((resolve) => { receiver.listen(0, '127.0.0.1', resolve); });
+  hooks = `http://127.0.0.1:${receiver.address().port}`;
   keys.agent = createKey('agent', 'anna');
   keys.manager = createKey('manager', 'mark');
   keys.ingest = createKey('ingest', 'survey-tool');
@@ -113,6 +134,7 @@ before(async () => {
 after(async () => {
   try {
     if (browser) await browser.close();
+    if (receiver) receiver.close();
     if (npsd) {
       // A clean stop on SIGTERM: under SANITIZE=1 a leak or an error report fails it too.
       const exited = npsd.exitCode !== null || npsd.signalCode !== null ? Promise.resolve()
@@ -566,5 +588,212 @@ test('an address with a filter the API refuses offers the page without it', asyn
   await page.click('#unfiltered');
   await page.waitForSelector('#claim');
   assert.equal(await page.locator('#unfiltered').count(), 0);
+  await done(page);
+});
+
+// ---------- webhooks ----------
+
+// Whether body was signed with secret as Standard Webhooks sign: HMAC-SHA256 over
+// "id.timestamp.body" with the secret's base64 part decoded.
+function signedWith(secret, request) {
+  const { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature } = request.headers;
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${request.body}`).digest('base64');
+  return signature.split(' ').includes(`v1,${expected}`);
+}
+
+async function webhooksNamed(description) {
+  const list = await call(keys.manager, 'GET', '/v1/webhooks');
+  assert.equal(list.status, 200, list.text);
+  return list.body.webhooks.filter((w) => w.description === description);
+}
+
+test('a manager adds a webhook, sees its secret once, tests it, switches it off and deletes it', async () => {
+  const page = await signedIn('manager');
+  assert.equal(await page.isVisible('#nav a[data-view=webhooks]'), true);
+  await page.click('#nav a[data-view=webhooks]');
+  await page.waitForSelector('#webhook-form');
+  await page.fill('#wh-url', `${hooks}/hooks/claims`);
+  await page.selectOption('#wh-format', 'standard');
+  await page.check('#wh-events input[value="callback.created"]');
+  await page.check('#wh-events input[value="callback.sla_breached"]');
+  await page.fill('#wh-max-score', '6');
+  await page.fill('#wh-touchpoints', 'ui-hook-claim, ui-hook-renewal');
+  await page.fill('#wh-auth', 'Bearer tk_receiver');
+  await page.fill('#wh-description', 'ui claims team');
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#secret');
+
+  const [made] = await webhooksNamed('ui claims team');
+  assert.ok(made, 'no webhook was created');
+  assert.equal(page.url(), `${base}/ui/#/webhooks/${made.id}`);
+  assert.equal(made.url, `${hooks}/hooks/claims`);
+  assert.equal(made.format, 'standard');
+  assert.deepEqual(made.events, ['callback.created', 'callback.sla_breached']);
+  assert.deepEqual(made.filter, { max_score: 6, touchpoints: ['ui-hook-claim', 'ui-hook-renewal'] });
+  assert.equal(made.auth_set, true);
+  assert.equal(made.active, true);
+  const secret = await page.inputValue('#secret');
+  assert.match(secret, /^whsec_/);
+  assert.match(await page.textContent('#secret-card'), /Shown only now/);
+  assert.equal(await page.getAttribute('#secret', 'readonly'), '');
+
+  // The test push: the receiver gets a webhook.test signed with the secret shown, and the
+  // page follows the delivery until it is delivered.
+  const before = received.length;
+  await page.click('#test-webhook');
+  await page.waitForFunction(() => /delivered/.test(document.querySelector('#notice').textContent));
+  const got = received.slice(before).filter((r) => r.path === '/hooks/claims');
+  assert.equal(got.length, 1);
+  assert.equal(JSON.parse(got[0].body).type, 'webhook.test');
+  assert.equal(got[0].headers.authorization, 'Bearer tk_receiver');
+  assert.ok(signedWith(secret, got[0]), 'the secret shown does not sign what npsd sent');
+  const [sent] = (await call(keys.manager, 'GET', `/v1/webhooks/${made.id}/deliveries`)).body.deliveries;
+  assert.equal(sent.status, 'delivered');
+  assert.equal(sent.event_type, 'webhook.test');
+  assert.match(await page.textContent('#notice'), new RegExp(`Delivery #${sent.id} \\(webhook.test\\) delivered: the receiver answered HTTP 200`));
+  const row = page.locator(`#delivery-${sent.id}`);
+  assert.equal(await row.locator('td.status').textContent(), 'delivered');
+  assert.match(await row.locator('.attempts').textContent(), /HTTP 200 in \d+ ms/);
+  // Redrawn in place: the secret is still there to be copied.
+  assert.equal(await page.inputValue('#secret'), secret);
+
+  // Switched off: the API has it inactive, and the page offers no test (it would be a 409).
+  await page.click('#toggle-webhook');
+  await page.waitForFunction(() => document.querySelector('#webhook-state')?.textContent === 'switched off');
+  assert.equal((await call(keys.manager, 'GET', `/v1/webhooks/${made.id}`)).body.active, false);
+  assert.equal(await page.locator('#test-webhook').count(), 0);
+  assert.equal(await page.textContent('#toggle-webhook'), 'Switch on');
+
+  // The list shows it as it is; back on its page, the secret is gone for good.
+  await page.click('#nav a[data-view=webhooks]');
+  await page.waitForSelector('#webhooks');
+  const listed = page.locator('#webhooks tr', { hasText: 'ui claims team' });
+  const cells = await listed.locator('td').allTextContents();
+  assert.deepEqual(cells, [`#${made.id}`, `${hooks}/hooks/claims`, 'standard', 'callback.created, callback.sla_breached',
+    'score ≤ 6, touchpoints ui-hook-claim, ui-hook-renewal', 'ui claims team', 'switched off', '—']);
+  await listed.locator('a').click();
+  await page.waitForSelector('#webhook-state');
+  assert.equal(await page.locator('#secret').count(), 0);
+
+  // Deleted after a confirmation; dismissed first, nothing is deleted.
+  const deletes = [];
+  page.on('request', (request) => { if (request.method() === 'DELETE') deletes.push(request.url()); });
+  page.once('dialog', (dialog) => dialog.dismiss());
+  await page.click('#delete-webhook');
+  await page.waitForFunction(() => !document.querySelector('#delete-webhook').disabled);
+  assert.deepEqual(deletes, []);
+  page.once('dialog', (dialog) => {
+    assert.match(dialog.message(), new RegExp(`Delete webhook #${made.id}\\?`));
+    dialog.accept();
+  });
+  await page.click('#delete-webhook');
+  await page.waitForSelector('#webhook-form');
+  assert.match(await page.textContent('#notice'), new RegExp(`Webhook #${made.id} deleted`));
+  assert.equal((await call(keys.manager, 'GET', `/v1/webhooks/${made.id}`)).status, 404);
+  assert.equal(await page.locator('#webhooks tr', { hasText: 'ui claims team' }).count(), 0);
+  await done(page);
+});
+
+test('a failed delivery shows its attempts and is sent again on request', async () => {
+  failing.add('/hooks/flaky');
+  const made = await call(keys.manager, 'POST', '/v1/webhooks',
+    { url: `${hooks}/hooks/flaky`, events: ['callback.created'], filter: { touchpoints: ['ui-hook-flaky'] }, description: 'ui flaky' });
+  assert.equal(made.status, 201, made.text);
+  const page = await signedIn('manager', `#/webhooks/${made.body.id}`);
+  await page.waitForSelector('#test-webhook');
+  assert.equal(await page.locator('#secret').count(), 0); // shown at creation only
+  await page.click('#test-webhook');
+  // One attempt and one retry (retry = 1s), both answered 500.
+  await page.waitForFunction(() => /failed: HTTP 500/.test(document.querySelector('#notice').textContent), null, { timeout: 20000 });
+  assert.match(await page.getAttribute('#notice', 'class'), /error/);
+  const [delivery] = (await call(keys.manager, 'GET', `/v1/webhooks/${made.body.id}/deliveries`)).body.deliveries;
+  assert.equal(delivery.status, 'failed');
+  const row = page.locator(`#delivery-${delivery.id}`);
+  assert.equal(await row.locator('td.status').textContent(), 'failed');
+  assert.doesNotMatch(await page.textContent('#deliveries-card'), /null|undefined/);
+  const attempts = await row.locator('.attempts li').allTextContents();
+  assert.equal(attempts.length, delivery.attempt_log.length);
+  assert.ok(attempts.length >= 2, attempts.join(' | '));
+  for (const attempt of attempts) assert.match(attempt, /HTTP 500 in \d+ ms/);
+
+  failing.delete('/hooks/flaky');
+  const before = received.filter((r) => r.path === '/hooks/flaky').length;
+  await page.click(`#retry-${delivery.id}`);
+  await page.waitForFunction((id) => new RegExp(`Delivery #${id} \\(webhook.test\\) delivered`).test(document.querySelector('#notice').textContent),
+    delivery.id);
+  assert.equal(received.filter((r) => r.path === '/hooks/flaky').length, before + 1);
+  const again = (await call(keys.manager, 'GET', `/v1/webhooks/${made.body.id}/deliveries`)).body.deliveries[0];
+  assert.equal(again.id, delivery.id);
+  assert.equal(again.status, 'delivered');
+  assert.equal(await row.locator('td.status').textContent(), 'delivered');
+  assert.equal(await row.locator('.attempts li').count(), again.attempt_log.length);
+  assert.equal(await page.locator(`#retry-${delivery.id}`).count(), 0);
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.body.id}`)).status, 204);
+});
+
+test('a digest webhook is added without events, in another format', async () => {
+  const page = await signedIn('manager', '#/webhooks');
+  await page.waitForSelector('#webhook-form');
+  await page.fill('#wh-url', `${hooks}/hooks/daily`);
+  await page.selectOption('#wh-format', 'ntfy');
+  assert.equal(await page.isVisible('#wh-digest-at'), false);
+  await page.selectOption('#wh-digest', 'daily');
+  await page.fill('#wh-digest-at', '07:30');
+  await page.fill('#wh-description', 'ui morning digest');
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#secret');
+  const [made] = await webhooksNamed('ui morning digest');
+  assert.ok(made, 'no webhook was created');
+  assert.equal(made.format, 'ntfy');
+  assert.equal(made.digest, 'daily');
+  assert.equal(made.digest_at, '07:30');
+  assert.deepEqual(made.events, []);
+  assert.deepEqual(made.filter, {});
+  assert.equal(made.auth_set, false);
+  assert.match(await page.textContent('#webhook'), /daily digest at 07:30/);
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.id}`)).status, 204);
+});
+
+test('a webhook the API refuses names the field, which keeps what was typed', async () => {
+  const count = (await call(keys.manager, 'GET', '/v1/webhooks')).body.webhooks.length;
+  const page = await signedIn('manager', '#/webhooks');
+  await page.waitForSelector('#webhook-form');
+  // A URL the browser takes and npsd does not.
+  await page.fill('#wh-url', 'ftp://example.com/alerts');
+  await page.check('#wh-events input[value="survey.received"]');
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  const refused = await call(keys.manager, 'POST', '/v1/webhooks', { url: 'ftp://example.com/alerts', format: 'standard', events: ['survey.received'] });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.error.field, 'url');
+  assert.equal(await page.textContent('#notice'), `${refused.body.error.message} (url)`);
+  assert.equal(await page.getAttribute('#wh-url', 'aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'wh-url');
+  assert.equal(await page.inputValue('#wh-url'), 'ftp://example.com/alerts');
+  assert.equal(await page.isChecked('#wh-events input[value="survey.received"]'), true);
+
+  // A nested field: the filter's lowest score above its highest.
+  await page.fill('#wh-url', `${hooks}/hooks/never`);
+  await page.fill('#wh-min-score', '9');
+  await page.fill('#wh-max-score', '3');
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForFunction(() => /\(filter\.min_score\)$/.test(document.querySelector('#notice').textContent));
+  assert.equal(await page.getAttribute('#wh-min-score', 'aria-invalid'), 'true');
+  assert.equal(await page.getAttribute('#wh-url', 'aria-invalid'), null);
+  assert.equal((await call(keys.manager, 'GET', '/v1/webhooks')).body.webhooks.length, count);
+  await done(page);
+});
+
+test('an agent is not offered the webhooks, and is told so at their address', async () => {
+  const page = await signedIn('agent');
+  await page.waitForSelector('#claim');
+  assert.equal(await page.isHidden('#nav a[data-view=webhooks]'), true);
+  await page.goto(`${base}/ui/#/webhooks`);
+  await page.waitForFunction(() => /Webhooks are for managers/.test(document.querySelector('#main').textContent));
+  assert.equal(await page.locator('#webhook-form').count(), 0);
+  assert.equal((await call(keys.agent, 'GET', '/v1/webhooks')).status, 403);
   await done(page);
 });
