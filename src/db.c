@@ -688,6 +688,20 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* SQLite takes an empty file for a new database, and a new install starts from no file: an
+ * empty one where the database should be is a restore or a copy that went wrong, and would
+ * be migrated into a fresh start without keys or answers, as if nothing had been lost. (A
+ * database whose pages are all still in its WAL has an empty file beside a WAL that is not.) */
+static bool empty_file_stands_for_database(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0)
+		return false;
+	char wal[4096];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	return stat(wal, &st) < 0 || st.st_size == 0;
+}
+
 int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 {
 	*ret_error = NULL;
@@ -709,6 +723,15 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	db->main_fd = -1;
 	const char *fail_sync = getenv("NPSD_TEST_FAIL_SYNC");
 	db->fail_sync_at = fail_sync ? strtol(fail_sync, NULL, 10) : 0;
+	if (empty_file_stands_for_database(path)) {
+		r = -EINVAL;
+		if (asprintf(ret_error,
+		             "%s is an empty file, not a database (a restore or copy that failed?): "
+		             "restore it from a backup, or remove it to start a new install",
+		             path) < 0)
+			*ret_error = NULL;
+		goto fail;
+	}
 	r = conn_open(path, 0, &db->writer, ret_error);
 	if (r < 0)
 		goto fail;

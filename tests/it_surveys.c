@@ -1519,6 +1519,37 @@ START_TEST(a_second_npsd_on_the_same_database_is_refused)
 }
 END_TEST
 
+/* An empty file where the database should be (a restore that failed) stops the start,
+ * saying so, and is left as it is: it was migrated into a fresh database without keys or
+ * answers, as if nothing had been lost. npsctl refuses it too. */
+START_TEST(an_empty_database_file_stops_the_start)
+{
+	char dir[] = "/tmp/npsd-empty-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char db[64];
+	snprintf(db, sizeof db, "%s/npsd.db", dir);
+	FILE *f = fopen(db, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	const char *const start[] = { "/usr/bin/timeout", "10", npsd_bin(), "--db", db, "--listen", "127.0.0.1:0", NULL };
+	char *err = NULL;
+	int status = run_program(start, NULL, &err);
+	ck_assert_msg(status == 1, "npsd on an empty file exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, db) && strstr(err, "is an empty file"), "stderr: %s", err ? err : "(none)");
+	free(err);
+	const char *const key[] = { npsctl_bin(), "--db", db, "key", "list", NULL };
+	err = NULL;
+	ck_assert_int_eq(run_program(key, NULL, &err), 1);
+	ck_assert_msg(err && strstr(err, "is an empty file"), "npsctl: %s", err ? err : "(none)");
+	free(err);
+	struct stat st;
+	ck_assert_int_eq(stat(db, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	unlink(db);
+	rmdir(dir);
+}
+END_TEST
+
 /* A database this user may read but not write (a backup restored as root, owned by root) is
  * refused at the start, naming it: SQLite would open it read-only without a word, and every
  * write fail until a restart. Root writes whatever the mode, so as root npsd runs as nobody
@@ -2969,6 +3000,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, a_second_npsd_on_the_same_database_is_refused);
 	tcase_add_test(tc, a_database_this_user_may_not_write_stops_the_start);
+	tcase_add_test(tc, an_empty_database_file_stops_the_start);
 	tcase_add_test(tc, bodies_over_max_body_are_413);
 	tcase_add_test(tc, memory_a_burst_of_batches_took_is_given_back);
 	tcase_add_test(tc, bad_bodies_are_400_with_the_right_code_and_field);
