@@ -146,8 +146,10 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	        "auth = CASE WHEN ?9 THEN ?10 ELSE auth END, "
 	        "description = CASE WHEN ?11 THEN ?12 ELSE description END, "
 	        "active = CASE WHEN ?13 >= 0 THEN ?13 ELSE active END, "
-	        "disabled_reason = CASE WHEN ?13 = 1 THEN NULL ELSE disabled_reason END, "
-	        "failing_since = CASE WHEN ?13 = 1 THEN NULL ELSE failing_since END, "
+	        /* Only switching it back on forgets: an "active": true sent to an active webhook
+	         * (a client sending its whole state) must not reset the spell that disables it. */
+	        "disabled_reason = CASE WHEN ?13 = 1 AND active = 0 THEN NULL ELSE disabled_reason END, "
+	        "failing_since = CASE WHEN ?13 = 1 AND active = 0 THEN NULL ELSE failing_since END, "
 	        "digest = CASE WHEN ?16 THEN ?17 ELSE digest END, "
 	        "digest_at = CASE WHEN ?18 THEN ?19 ELSE digest_at END, "
 	        /* A digest changed starts again with its next period; the same value again

@@ -37,6 +37,8 @@ uint32_t webhook_event_bit(const char *type)
 #define AUTH_MAX 1024
 #define DESCRIPTION_MAX 200
 #define TOUCHPOINTS_MAX 64
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x) /* a number written into a message */
 
 static int fail(struct field_error *err, const char *code, const char *field, const char *message)
 {
@@ -164,9 +166,13 @@ static int check_filter(json_t *filter, struct field_error *err)
 				return fail(err, "invalid_field", field,
 				            "scores in a filter are integers from 0 to 10");
 		} else if (strcmp(key, "touchpoints") == 0) {
-			if (!json_is_array(v) || json_array_size(v) > TOUCHPOINTS_MAX)
+			if (!json_is_array(v))
 				return fail(err, "invalid_field", field,
 				            "touchpoints must be an array of touchpoint names");
+			if (json_array_size(v) > TOUCHPOINTS_MAX)
+				return fail(
+				        err, "invalid_field", field,
+				        "a filter takes at most " TEXT_OF(TOUCHPOINTS_MAX) " touchpoints");
 			if (json_array_size(v) == 0)
 				return fail(err, "invalid_field", field,
 				            "touchpoints is empty: no answer would ever match (leave it out "
@@ -255,7 +261,7 @@ static int check_digest(json_t *doc, bool patch, struct webhook_input *in, struc
 		if (!json_is_null(v) && (!at || !clock_time_ok(at)))
 			return fail(err, "invalid_field", "digest_at",
 			            "digest_at must be a local time HH:MM (00:00 to 23:59), or null");
-		if (!patch && !in->digest)
+		if (!patch && !in->digest && at)
 			return fail(err, "invalid_field", "digest_at", "digest_at goes with a digest");
 		in->digest_at = at;
 		in->has_digest_at = true;

@@ -144,6 +144,24 @@ START_TEST(validator_names_the_field)
 	             "invalid_field", "digest");
 	expect_error("{\"url\":\"https://x.example/\",\"digest\":\"daily\",\"digest_at\":\"7:30\"}", true,
 	             "invalid_field", "digest_at");
+
+	/* 65 touchpoints: the message says what is wrong with a list of good names. */
+	char many[2048];
+	int n = snprintf(many, sizeof many,
+	                 "{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],\"filter\":{\"touchpoints\":[");
+	for (int i = 0; i < 65; i++)
+		n += snprintf(many + n, sizeof many - (size_t)n, "%s\"t%d\"", i ? "," : "", i);
+	snprintf(many + n, sizeof many - (size_t)n, "]}}");
+	ck_assert_int_eq(validate_text(many, false, true, &in, &err, &parsed), -1);
+	ck_assert_str_eq(err.field, "filter.touchpoints");
+	ck_assert_msg(strstr(err.message, "at most 64 touchpoints"), "message: %s", err.message);
+	json_decref(parsed);
+	/* A digest_at of null beside no digest is no time at all, not a time without a digest. */
+	ck_assert_int_eq(validate_text("{\"url\":\"https://x.example/\",\"events\":[\"survey.received\"],"
+	                               "\"digest\":null,\"digest_at\":null}",
+	                               false, true, &in, &err, &parsed),
+	                 0);
+	json_decref(parsed);
 }
 END_TEST
 

@@ -1379,6 +1379,15 @@ START_TEST(disable_after_only_failures_disables_and_tells)
 	ck_assert_msg(json_is_string(json_object_get(w, "failing_since")) || !json_object_get(w, "failing_since"),
 	              "failing_since is not a time");
 	json_decref(w);
+	/* "active": true to an active webhook (a client sending its whole state) switches
+	 * nothing back on: the spell goes on (it was reset, and the webhook never disabled). */
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)down);
+	struct http_result pr;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":true}", &pr);
+	expect_status(&pr, 200, "patch active");
+	ck_assert_msg(sget(pr.json, "failing_since"), "PATCH active:true cleared failing_since");
+	http_result_free(&pr);
 	ck_assert_uint_eq(rx_count(rx, "/hooks/ops"), 0);
 	/* 80s of nothing but failures: disabled, and the ops webhook hears of it. */
 	fake_clock_set(t0 + 80);
