@@ -51,12 +51,16 @@ static void latency_histogram(const struct http_latency *l, void *arg)
 		    "npsd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
 		    l->method, l->route, http_latency_bounds_s[i], (unsigned long long)below);
 	}
+	/* The count was read before the buckets, and a request that finished in between is in a
+	 * bucket already: +Inf and _count are never below the buckets (Prometheus would take a
+	 * histogram that falls for a broken one). */
+	uint64_t count = l->count > below ? l->count : below;
 	add(t,
 	    "npsd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
 	    "npsd_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.9f\n"
 	    "npsd_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
-	    l->method, l->route, (unsigned long long)l->count, l->method, l->route, (double)l->sum_ns / 1e9,
-	    l->method, l->route, (unsigned long long)l->count);
+	    l->method, l->route, (unsigned long long)count, l->method, l->route, (double)l->sum_ns / 1e9,
+	    l->method, l->route, (unsigned long long)count);
 }
 
 static void stage(struct text *t, const char *name, const char *stage, uint64_t ns, uint64_t count)
