@@ -115,11 +115,26 @@ void api_reports_nps(struct http_request *req)
 	api_offload(req, &nr->read, nps_run, nps_resumed);
 }
 
+/* A /v1/improvements in flight: what was asked, and what the reports thread found. */
 struct improvements_state {
+	struct api_read read;        /* first: the reports thread hands it back */
+	struct improvement_filter f; /* its strings borrow from the query */
+	size_t limit;
 	json_t *items;
 	json_t *by_area, *by_touchpoint, *pairs;
 	int64_t total;
+	int result;
 };
+
+static void improvements_state_free(void *state)
+{
+	struct improvements_state *st = state;
+	json_decref(st->items);
+	json_decref(st->by_area);
+	json_decref(st->by_touchpoint);
+	json_decref(st->pairs);
+	free(st);
+}
 
 static int add_improvement(const struct improvement_row *row, void *arg)
 {
@@ -148,9 +163,36 @@ static int add_count(const char *area, const char *touchpoint, int64_t count, vo
 	return json_array_append_new(st->pairs, pair) < 0 ? -ENOMEM : 0;
 }
 
+/* On the reports thread: the counts cover every improvement the filters select (the whole
+ * table without from and to), which an HTTP thread's other connections must not wait for;
+ * a rare area walks the table for its page too. */
+static void improvements_run(struct api_read *r, struct db_conn *conn)
+{
+	struct improvements_state *st = (struct improvements_state *)r;
+	st->result = store_improvement_list(conn, &st->f, add_improvement, st);
+	if (st->result == 0)
+		st->result = store_improvement_counts(conn, &st->f, add_count, st);
+}
+
+static void improvements_resumed(struct http_request *req)
+{
+	struct improvements_state *st = http_state(req);
+	if (st->result < 0) {
+		http_reply_storage_error(req, st->result);
+		return;
+	}
+	char next[API_CURSOR_MAX] = "";
+	api_page_cut(st->items, st->limit, next);
+	json_t *counts =
+	        json_pack("{s:I, s:O, s:O, s:O}", "total", (json_int_t)st->total, "by_area", st->by_area,
+	                  "by_touchpoint", st->by_touchpoint, "by_area_and_touchpoint", st->pairs);
+	http_reply_json(req, 200,
+	                json_pack("{s:O, s:o, s:o}", "improvements", st->items, "counts", counts,
+	                          "next_cursor", next[0] ? json_string(next) : json_null()));
+}
+
 void api_reports_improvements(struct http_request *req)
 {
-	struct npsd_app *app = http_app(req);
 	struct improvement_filter f = { .from = REPORT_TIME_OPEN, .to = REPORT_TIME_OPEN };
 	int64_t limit = LIST_DEFAULT, cursor = 0;
 	if (api_query_range(req, REPORT_TIME_OPEN, &f.from, &f.to) < 0 ||
@@ -166,31 +208,23 @@ void api_reports_improvements(struct http_request *req)
 	}
 	f.before_id = cursor;
 	f.limit = (int)limit + 1; /* one more tells whether a next page exists */
-	/* Every area shows, a zero too: the to-do list's empty columns are news as well. */
-	struct improvements_state st = {
-		.items = json_array(),
-		.by_area = json_pack("{s:i, s:i, s:i, s:i, s:i}", "process", 0, "communication", 0, "service",
-		                     0, "product", 0, "other", 0),
-		.by_touchpoint = json_object(),
-		.pairs = json_array(),
-	};
-	struct db_conn *conn = db_reader(app->db);
-	int r = store_improvement_list(conn, &f, add_improvement, &st);
-	if (r == 0)
-		r = store_improvement_counts(conn, &f, add_count, &st);
-	db_reader_put(app->db, conn);
-	json_t *counts =
-	        json_pack("{s:I, s:o, s:o, s:o}", "total", (json_int_t)st.total, "by_area", st.by_area,
-	                  "by_touchpoint", st.by_touchpoint, "by_area_and_touchpoint", st.pairs);
-	if (r < 0) {
-		json_decref(st.items);
-		json_decref(counts);
-		http_reply_storage_error(req, r);
+	struct improvements_state *st = calloc(1, sizeof *st);
+	if (st) {
+		st->f = f;
+		st->limit = (size_t)limit;
+		st->items = json_array();
+		/* Every area shows, a zero too: the to-do list's empty columns are news as well. */
+		st->by_area = json_pack("{s:i, s:i, s:i, s:i, s:i}", "process", 0, "communication", 0,
+		                        "service", 0, "product", 0, "other", 0);
+		st->by_touchpoint = json_object();
+		st->pairs = json_array();
+	}
+	if (!st || !st->items || !st->by_area || !st->by_touchpoint || !st->pairs) {
+		if (st)
+			improvements_state_free(st);
+		http_reply_storage_error(req, -ENOMEM);
 		return;
 	}
-	char next[API_CURSOR_MAX] = "";
-	api_page_cut(st.items, (size_t)limit, next);
-	http_reply_json(req, 200,
-	                json_pack("{s:o, s:o, s:o}", "improvements", st.items, "counts", counts,
-	                          "next_cursor", next[0] ? json_string(next) : json_null()));
+	http_set_state(req, st, improvements_state_free);
+	api_offload(req, &st->read, improvements_run, improvements_resumed);
 }
