@@ -171,11 +171,15 @@ static char *buf_take(struct buf *b)
 /* --- UTF-8 --- */
 
 /* What a lock screen shows as a break or nothing at all: C0 and C1 controls, DEL, Unicode
- * spaces and line separators. They become one plain space. */
+ * spaces and line separators, the zero-width space, and the bidi embeddings, overrides
+ * and isolates, with which a name could turn the rest of an alert's line around and make
+ * it say something else. They become one plain space. (Not the joiners that emoji and
+ * Persian words are made with, nor the marks that set one character's direction.) */
 static bool is_blank(uint32_t cp)
 {
-	return cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
-	       cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000 || cp == 0xfeff;
+	return cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200b) ||
+	       cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202f) || cp == 0x205f ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x3000 || cp == 0xfeff;
 }
 
 /* The largest length <= max that does not split a character of the valid UTF-8 in s. */
@@ -954,6 +958,11 @@ static void add_slack_escaped(struct buf *b, const char *s)
 			buf_puts(b, "&lt;");
 		else if (*s == '>')
 			buf_puts(b, "&gt;");
+		else if (*s == '@')
+			/* Mattermost and Rocket.Chat page a whole channel for "@all" or "@channel" in
+			 * a webhook's text: a word joiner after the "@" (invisible) keeps a customer's
+			 * comment from doing so. Slack needs <!channel>, escaped above. */
+			buf_puts(b, "@\xe2\x81\xa0");
 		else
 			buf_add(b, s, 1);
 	}

@@ -619,7 +619,7 @@ END_TEST
 
 START_TEST(test_slack_shape)
 {
-	json_t *data = survey_data(3, "Jan Jansen", "Took three weeks <!channel> & more", true);
+	json_t *data = survey_data(3, "Jan Jansen", "Took three weeks <!channel> & more @all", true);
 	struct webhook_request req;
 	ck_assert_int_eq(build(FORMAT_SLACK, NULL, NULL, "survey.received", data, &req), 0);
 	assert_headers_clean(&req);
@@ -628,8 +628,9 @@ START_TEST(test_slack_shape)
 	ck_assert_uint_eq(json_object_size(doc), 1);
 	const char *text = json_string_value(json_object_get(doc, "text"));
 	ck_assert_ptr_nonnull(text);
+	/* "@all" pages no Mattermost channel: a word joiner follows the "@". */
 	ck_assert_str_eq(text, "*NPS 3 (detractor) \xc2\xb7 claim*\nJan: \"Took three weeks &lt;!channel&gt; "
-	                       "&amp; more\" \xe2\x80\x94 callback queued");
+	                       "&amp; more @\xe2\x81\xa0" "all\" \xe2\x80\x94 callback queued");
 	json_decref(doc);
 	webhook_request_clear(&req);
 	json_decref(data);
@@ -672,6 +673,16 @@ START_TEST(test_injection_and_controls)
 	ck_assert_ptr_null(header(&req, "X-Evil"));
 	ck_assert(strchr(req.body, '\r') == NULL && strchr(req.body, '\n') == NULL);
 	ck_assert_str_eq(req.body, "Jan: \"line one X-Evil: 2 line two\" \xe2\x80\x94 callback queued");
+	webhook_request_clear(&req);
+	json_decref(data);
+
+	/* A right-to-left override in a name would turn the rest of the line around; an
+	 * isolate and a zero-width space hide what follows. A joiner in an emoji stays. */
+	data = survey_data(3, "Zo\xc3\xab\xe2\x80\xae" "evil", "a\xe2\x81\xa6" "b\xe2\x80\x8b" "c \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9", true);
+	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "survey.received", data, &req), 0);
+	ck_assert_msg(!strstr(req.body, "\xe2\x80\xae") && !strstr(req.body, "\xe2\x81\xa6") && !strstr(req.body, "\xe2\x80\x8b"),
+	              "bidi or zero-width characters passed: %s", req.body);
+	ck_assert_msg(strstr(req.body, "\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9"), "the emoji's joiner went: %s", req.body);
 	webhook_request_clear(&req);
 	json_decref(data);
 
