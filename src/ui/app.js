@@ -371,7 +371,7 @@ function historyItem(item) {
 function improvementRow(removed, idea = { area: 'process', text: '' }) {
   const row = h('div', { class: 'improvement' },
     h('select', { name: 'area', 'aria-label': 'Area' }, AREAS.map((a) => h('option', { value: a, selected: a === idea.area }, a))),
-    h('input', { name: 'text', 'aria-label': 'What to improve', maxlength: 2000, placeholder: 'What should we improve?', value: idea.text }),
+    h('input', { name: 'text', 'aria-label': 'What to improve', placeholder: 'What should we improve?', value: idea.text }),
     h('button', { type: 'button', class: 'link', onclick: () => { row.remove(); removed(); } }, 'Remove'));
   return row;
 }
@@ -402,13 +402,13 @@ function draftCard(cb) {
 }
 
 function completeForm(cb) {
-  const outcome = h('select', { id: 'outcome', name: 'outcome', required: true },
+  const outcome = h('select', { id: 'outcome', name: 'outcome', 'data-field': 'outcome', required: true },
     h('option', { value: '' }, 'Choose…'),
     OUTCOMES.map(([value, label]) => h('option', { value }, label)));
   // In the agent's own time zone, within the 30 days the API takes.
   const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   const retryAt = h('input', {
-    id: 'retry-at', name: 'retry_at', type: 'datetime-local',
+    id: 'retry-at', name: 'retry_at', 'data-field': 'retry_at', type: 'datetime-local',
     min: local(Date.now()), max: local(Date.now() + 30 * 86400 * 1000),
   });
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -420,7 +420,9 @@ function completeForm(cb) {
     retryAt.required = !retry.hidden;
   };
   outcome.addEventListener('change', showRetry);
-  const notes = h('textarea', { id: 'notes', name: 'notes', rows: 3, maxlength: 4000 });
+  // No maxlength here or on an idea: it would cut a pasted text without a word (and counts
+  // UTF-16 units, not the API's characters). The API judges, and its 400 names the field.
+  const notes = h('textarea', { id: 'notes', name: 'notes', rows: 3, 'data-field': 'notes' });
   const improvements = h('div', { id: 'improvements' });
   const form = h('form', { id: 'complete', class: 'card' },
     h('h2', {}, 'Record the call'),
@@ -472,9 +474,10 @@ async function saveOutcome(cb, outcome, retryAt, notes, improvements) {
   const body = { outcome: outcome.value };
   if (notes.value.trim()) body.notes = notes.value.trim();
   if (outcome.value === 'call_later' && retryAt.value) body.retry_at = rfc3339(new Date(retryAt.value));
-  const ideas = [...improvements.querySelectorAll('.improvement')]
-    .map((row) => ({ area: row.querySelector('[name=area]').value, text: row.querySelector('[name=text]').value.trim() }))
-    .filter((idea) => idea.text);
+  // The rows sent, in the order sent: a 400 names one by its place ("improvements.2.text").
+  const rows = [...improvements.querySelectorAll('.improvement')]
+    .filter((row) => row.querySelector('[name=text]').value.trim());
+  const ideas = rows.map((row) => ({ area: row.querySelector('[name=area]').value, text: row.querySelector('[name=text]').value.trim() }));
   if (ideas.length) body.improvements = ideas;
   try {
     const result = await api('POST', `v1/callbacks/${cb.id}/complete`, body);
@@ -483,6 +486,11 @@ async function saveOutcome(cb, outcome, retryAt, notes, improvements) {
     route();
     return true;
   } catch (err) {
+    if (err.status === 400) {
+      const idea = /^improvements\.(\d+)\.(area|text)$/.exec(err.field || '');
+      const row = idea ? rows[Number(idea[1])] : null;
+      markInvalid(outcome.form, err.field, row ? row.querySelector(`[name=${idea[2]}]`) : null);
+    }
     return leaseLost(err);
   }
 }
@@ -847,12 +855,13 @@ function webhookRow(w) {
     h('td', { class: w.failing_since ? 'late' : '' }, w.failing_since ? when(w.failing_since) : '—'));
 }
 
-// Marks the input a 400 named (field "url", "events.2", "filter.max_score") and takes the
-// focus there; the notice says what is wrong with it.
-function markInvalid(form, field) {
+// Marks the input a 400 named (field "url", "events.2", "filter.max_score", by its
+// data-field; or the one found for it) and takes the focus there; the notice says what is
+// wrong with it.
+function markInvalid(form, field, found = null) {
   for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
   const name = (field || '').startsWith('filter.') ? field : (field || '').split('.')[0];
-  const el = name ? form.querySelector(`[data-field="${name}"]`) : null;
+  const el = found || (name ? form.querySelector(`[data-field="${name}"]`) : null);
   if (!el) return;
   el.setAttribute('aria-invalid', 'true');
   (el.matches('fieldset') ? el.querySelector('input') : el).focus();
@@ -860,7 +869,9 @@ function markInvalid(form, field) {
 
 function webhookForm() {
   const input = (id, field, attrs = {}) => h('input', { id, name: field, 'data-field': field, ...attrs });
-  const url = input('wh-url', 'url', { type: 'url', required: true, maxlength: 2048, placeholder: 'https://ntfy.sh/nps-claims-7f3k2' });
+  // No maxlength on these: it would cut a pasted value without a word (a wrong URL, a broken
+  // header) and counts UTF-16 units, not the API's characters. The API judges the length.
+  const url = input('wh-url', 'url', { type: 'url', required: true, placeholder: 'https://ntfy.sh/nps-claims-7f3k2' });
   const format = h('select', { id: 'wh-format', name: 'format', 'data-field': 'format' },
     FORMATS.map(([value, label]) => h('option', { value }, label)));
   const events = h('fieldset', { id: 'wh-events', 'data-field': 'events' },
@@ -882,8 +893,8 @@ function webhookForm() {
     pattern: `\\s*${TOUCHPOINT}(\\s*,\\s*${TOUCHPOINT})*\\s*`, placeholder: 'every touchpoint (or: claim, renewal)',
   });
   // Sent to the receiver as its Authorization header; npsd never shows it again.
-  const auth = input('wh-auth', 'auth', { type: 'password', autocomplete: 'off', maxlength: 1024, placeholder: 'Bearer tk_…' });
-  const description = input('wh-description', 'description', { maxlength: 200, placeholder: 'claims team' });
+  const auth = input('wh-auth', 'auth', { type: 'password', autocomplete: 'off', placeholder: 'Bearer tk_…' });
+  const description = input('wh-description', 'description', { placeholder: 'claims team' });
   const form = h('form', { id: 'webhook-form', class: 'card' },
     h('h2', {}, 'Add a webhook'),
     h('label', { for: 'wh-url' }, 'URL (http or https)'), url,

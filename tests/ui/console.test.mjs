@@ -797,3 +797,56 @@ test('an agent is not offered the webhooks, and is told so at their address', as
   assert.equal((await call(keys.agent, 'GET', '/v1/webhooks')).status, 403);
   await done(page);
 });
+
+test('an overlong value is sent whole and refused by the API, never cut by the form', async () => {
+  const count = (await call(keys.manager, 'GET', '/v1/webhooks')).body.webhooks.length;
+  const page = await signedIn('manager', '#/webhooks');
+  await page.waitForSelector('#webhook-form');
+  // One character over the API's 2048: cut to 2048 it would be a webhook to a wrong URL.
+  const long = `${hooks}/hooks/`;
+  const url = long + 'a'.repeat(2049 - long.length);
+  await page.fill('#wh-url', url);
+  await page.check('#wh-events input[value="survey.received"]');
+  await page.fill('#wh-description', 'ui too long');
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  assert.match(await page.textContent('#notice'), /\(url\)$/);
+  assert.equal(await page.getAttribute('#wh-url', 'aria-invalid'), 'true');
+  assert.equal(await page.inputValue('#wh-url'), url);
+  assert.equal((await call(keys.manager, 'GET', '/v1/webhooks')).body.webhooks.length, count);
+
+  // 150 emoji are 150 characters to the API (at most 200), though 300 UTF-16 units.
+  const emoji = '🔔'.repeat(150);
+  await page.fill('#wh-url', `${hooks}/hooks/emoji`);
+  await page.fill('#wh-description', emoji);
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#secret');
+  const [made] = await webhooksNamed(emoji);
+  assert.ok(made, 'the description was not kept whole');
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.id}`)).status, 204);
+});
+
+test('an overlong improvement is refused by the API, naming it, and kept as typed', async () => {
+  const survey = await answer('ui-long-idea', 2);
+  const page = await signedIn('agent');
+  await page.fill('#claim-touchpoint', 'ui-long-idea');
+  await page.click('#claim button[type=submit]');
+  await page.waitForSelector('#complete');
+  await page.selectOption('#outcome', 'reached');
+  await page.click('#add-improvement');
+  await page.click('#add-improvement');
+  const rows = page.locator('#improvements .improvement');
+  const text = 'x'.repeat(2001); // the API takes 2000
+  await rows.nth(1).locator('[name=text]').fill(text);
+  await page.click('#complete button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  // The empty first row is not sent: the refused one is the first sent, the second shown.
+  assert.match(await page.textContent('#notice'), /\(improvements\.0\.text\)$/);
+  assert.equal(await rows.nth(1).locator('[name=text]').getAttribute('aria-invalid'), 'true');
+  assert.equal(await rows.nth(1).locator('[name=text]').inputValue(), text);
+  assert.equal((await stored(survey.callback.id)).status, 'claimed');
+  await done(page);
+  assert.equal((await call(keys.agent, 'POST', `/v1/callbacks/${survey.callback.id}/release`)).status, 200);
+  assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
+});
