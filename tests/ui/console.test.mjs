@@ -850,3 +850,17 @@ test('an overlong improvement is refused by the API, naming it, and kept as type
   assert.equal((await call(keys.agent, 'POST', `/v1/callbacks/${survey.callback.id}/release`)).status, 200);
   assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
 });
+
+test('on a 360 px phone a manager\'s pages do not scroll sideways', async () => {
+  const page = await signedIn('manager', '', { viewport: { width: 360, height: 740 } });
+  for (const [hash, ready] of [['#/calls', '#stats'], ['#/reports', '#by-touchpoint'], ['#/webhooks', '#webhook-form']]) {
+    await page.goto(`${base}/ui/${hash}`);
+    await page.waitForSelector(ready);
+    const [wide, room] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(wide <= room, `${hash} is ${wide} px wide at ${room}`);
+    assert.ok(await page.locator('#sign-out').isVisible());
+    const right = await page.locator('#sign-out').evaluate((b) => b.getBoundingClientRect().right);
+    assert.ok(right <= room, `Sign out ends at ${right} px on ${hash}`);
+  }
+  await done(page);
+});
