@@ -90,6 +90,13 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// A table cell's long text (a URL, what someone typed): a few lines of it, the rest
+// scrolled to in place (and shown whole on the page its row links to), so that one long
+// value makes neither a column a few letters wide nor a row a screen tall.
+function clamped(text) {
+  return h('div', { class: 'clamp' }, text);
+}
+
 function svg(tag, attrs) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
@@ -247,7 +254,7 @@ function callbackRow(cb) {
   const customer = cb.customer || {};
   return h('tr', {},
     h('td', {}, h('a', { href: `#/callbacks/${cb.id}` }, `#${cb.id}`)),
-    h('td', { dir: 'auto' }, customer.name || customer.id || ''),
+    h('td', { dir: 'auto' }, clamped(customer.name || customer.id || '')),
     h('td', {}, cb.touchpoint || ''),
     h('td', { class: 'num' }, cb.priority),
     h('td', {}, when(cb.due_at)),
@@ -779,7 +786,7 @@ async function showReports(params, view) {
         ? h('div', { class: 'wide' }, h('table', { id: 'improvement-list' },
           h('thead', {}, h('tr', {}, ['When', 'Area', 'Touchpoint', 'What', 'Callback'].map((t) => h('th', {}, t)))),
           h('tbody', {}, improvements.improvements.map((i) => h('tr', {},
-            h('td', {}, when(i.created_at)), h('td', {}, i.area), h('td', {}, i.touchpoint || ''), h('td', { dir: 'auto' }, i.text),
+            h('td', {}, when(i.created_at)), h('td', {}, i.area), h('td', {}, i.touchpoint || ''), h('td', { dir: 'auto' }, clamped(i.text)),
             h('td', {}, h('a', { href: `#/callbacks/${i.callback_id}` }, `#${i.callback_id}`)))))))
         : h('p', { class: 'empty' }, 'Nothing recorded in this period.'),
       improvements.next_cursor ? h('p', { class: 'more' }, 'The 50 newest are shown; the counts are of them all.') : null));
@@ -846,11 +853,11 @@ function managersOnly(err, view) {
 function webhookRow(w) {
   return h('tr', {},
     h('td', {}, h('a', { href: `#/webhooks/${w.id}` }, `#${w.id}`)),
-    h('td', { class: 'url' }, w.url),
+    h('td', { class: 'url' }, clamped(w.url)),
     h('td', {}, w.format),
     h('td', {}, webhookSends(w)),
     h('td', {}, webhookFilter(w.filter)),
-    h('td', { dir: 'auto' }, w.description || ''),
+    h('td', { dir: 'auto' }, clamped(w.description || '')),
     h('td', { class: w.active ? '' : 'late' }, webhookState(w)),
     h('td', { class: w.failing_since ? 'late' : '' }, w.failing_since ? when(w.failing_since) : '—'));
 }

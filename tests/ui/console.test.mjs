@@ -864,3 +864,46 @@ test('on a 360 px phone a manager\'s pages do not scroll sideways', async () => 
   }
   await done(page);
 });
+
+test('a very long URL or text keeps its table column readable and its row short', async () => {
+  // One word of 2000 characters (the API's most for an idea), and a URL of 2048.
+  const survey = await answer('ui-long-word', 3);
+  assert.equal((await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-long-word' })).body.id, survey.callback.id);
+  const word = 'w'.repeat(2000);
+  const completed = await call(keys.agent, 'POST', `/v1/callbacks/${survey.callback.id}/complete`,
+    { outcome: 'reached', improvements: [{ area: 'product', text: word }] });
+  assert.equal(completed.status, 200, completed.text);
+  const path = `${hooks}/hooks/`;
+  const url = path + 'u'.repeat(2048 - path.length);
+  const made = await call(keys.manager, 'POST', '/v1/webhooks', { url, events: ['loop.silent'], description: 'ui long url' });
+  assert.equal(made.status, 201, made.text);
+
+  // Its row's height and its cell's width, and whether the whole text is there to scroll to.
+  const measure = (cell) => cell.evaluate((td) => {
+    const row = td.closest('tr').getBoundingClientRect();
+    const box = td.querySelector('.clamp') || td;
+    return { height: row.height, width: td.getBoundingClientRect().width, text: td.textContent, scrolls: box.scrollHeight > box.clientHeight };
+  });
+  // On a wide screen and on a tablet (narrower, the table squeezes its columns harder).
+  const page = await signedIn('manager', '', { viewport: { width: 1280, height: 800 } });
+  for (const width of [1280, 768]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.goto(`${base}/ui/#/reports?touchpoint=ui-long-word`);
+    await page.waitForSelector('#improvement-list');
+    const idea = await measure(page.locator('#improvement-list tbody tr td:nth-child(4)').first());
+    assert.equal(idea.text, word);
+    assert.ok(idea.width >= 150, `at ${width} px the idea's column is ${idea.width} px wide`);
+    assert.ok(idea.height <= 250, `at ${width} px the idea's row is ${idea.height} px tall`);
+    assert.ok(idea.scrolls, 'the rest of the idea cannot be scrolled to');
+
+    await page.goto(`${base}/ui/#/webhooks`);
+    await page.waitForSelector('#webhooks');
+    const cell = await measure(page.locator('#webhooks tr', { hasText: 'ui long url' }).locator('td.url'));
+    assert.equal(cell.text, url);
+    assert.ok(cell.width >= 150, `at ${width} px the URL's column is ${cell.width} px wide`);
+    assert.ok(cell.height <= 250, `at ${width} px the URL's row is ${cell.height} px tall`);
+    assert.ok(cell.scrolls, 'the rest of the URL cannot be scrolled to');
+  }
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.body.id}`)).status, 204);
+});
