@@ -1040,13 +1040,24 @@ async function showWebhook(id, view) {
   }
   if (view !== generation) return;
 
+  // A 404 to anything done here: the webhook was deleted meanwhile (through the API, in
+  // another tab), so its page goes too. True then, as the view moves on.
+  const gone = (err) => {
+    if (err.status !== 404 || view !== generation) return false;
+    go('#/webhooks', `Webhook #${w.id} no longer exists: it was deleted meanwhile.`);
+    return true;
+  };
   // The deliveries are redrawn in place, so the secret and anything else on the page stay.
   const card = h('section', { class: 'card', id: 'deliveries-card' });
   const draw = (deliveries, more) => card.replaceChildren(...[
     h('h2', {}, 'Recent deliveries'),
     deliveriesTable(w, deliveries, retry),
     more ? h('p', { class: 'more' }, `The ${DELIVERIES_SHOWN} newest are shown.`) : null,
-    h('button', { type: 'button', class: 'link', id: 'refresh-deliveries', onclick: (event) => busy(event.currentTarget, () => reload().then(() => true, (err) => { failed(err); return false; })) }, 'Refresh'),
+    h('button', { type: 'button', class: 'link', id: 'refresh-deliveries', onclick: (event) => busy(event.currentTarget, () => reload().then(() => true, (err) => {
+      if (gone(err)) return true;
+      failed(err);
+      return false;
+    })) }, 'Refresh'),
   ].filter(present));
   const reload = async () => {
     const { data } = await api('GET', `v1/webhooks/${w.id}/deliveries?limit=${DELIVERIES_SHOWN}`);
@@ -1062,7 +1073,7 @@ async function showWebhook(id, view) {
       try {
         d = (await reload()).find((one) => one.id === delivery);
       } catch (err) {
-        if (view === generation) failed(err);
+        if (view === generation && !gone(err)) failed(err);
         return;
       }
       if (view !== generation) return;
@@ -1080,7 +1091,12 @@ async function showWebhook(id, view) {
       await api('POST', `v1/deliveries/${d.id}/retry`);
     } catch (err) {
       failed(err);
-      await reload().catch(() => {});
+      // A 404 may be this delivery's alone; the list tells whether the webhook is gone too.
+      try {
+        await reload();
+      } catch (again) {
+        if (gone(again)) return true;
+      }
       return false;
     }
     notify(`Delivery #${d.id} is being sent again…`, 'info');
@@ -1097,6 +1113,7 @@ async function showWebhook(id, view) {
       await reload().catch(() => {});
       watch(data.id);
     } catch (err) {
+      if (gone(err)) return true;
       failed(err);
     }
     return false;
@@ -1105,6 +1122,7 @@ async function showWebhook(id, view) {
     try {
       await api('PATCH', `v1/webhooks/${w.id}`, { active: !w.active });
     } catch (err) {
+      if (gone(err)) return true;
       failed(err);
       return false;
     }
@@ -1117,6 +1135,7 @@ async function showWebhook(id, view) {
     try {
       await api('DELETE', `v1/webhooks/${w.id}`);
     } catch (err) {
+      if (gone(err)) return true;
       failed(err);
       return false;
     }

@@ -907,3 +907,23 @@ test('a very long URL or text keeps its table column readable and its row short'
   await done(page);
   assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.body.id}`)).status, 204);
 });
+
+test('a webhook deleted meanwhile: its page goes back to the list and says so', async () => {
+  const page = await signedIn('manager', '#/webhooks');
+  await page.waitForSelector('#webhook-form');
+  for (const button of ['test-webhook', 'toggle-webhook', 'delete-webhook', 'refresh-deliveries']) {
+    const made = await call(keys.manager, 'POST', '/v1/webhooks', { url: `${hooks}/hooks/gone`, events: ['loop.silent'], description: 'ui gone' });
+    assert.equal(made.status, 201, made.text);
+    await page.goto(`${base}/ui/#/webhooks/${made.body.id}`);
+    await page.waitForSelector(`#${button}`);
+    // Deleted through the API (or in another tab) while its page is open.
+    assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.body.id}`)).status, 204);
+    if (button === 'delete-webhook') page.once('dialog', (dialog) => dialog.accept());
+    await page.click(`#${button}`);
+    await page.waitForURL(/#\/webhooks$/);
+    await page.waitForSelector('#webhook-form');
+    assert.equal(await page.textContent('#notice'), `Webhook #${made.body.id} no longer exists: it was deleted meanwhile.`, button);
+    assert.equal(await page.locator('#webhooks tr', { hasText: 'ui gone' }).count(), 0);
+  }
+  await done(page);
+});
