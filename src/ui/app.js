@@ -1182,6 +1182,13 @@ function showLoadError(err) {
   failed(err);
 }
 
+// A callback or webhook address whose id is unknown to the API, or no id at all.
+function showNotFound(path) {
+  const webhook = path.startsWith('/webhooks/');
+  render(h('h1', {}, 'Not found'), h('p', {}, `There is no such ${webhook ? 'webhook' : 'callback'}.`),
+    h('p', {}, h('a', { href: webhook ? '#/webhooks' : '#/calls' }, webhook ? 'All webhooks' : 'All calls')));
+}
+
 // keepNotice: the notice shown now is about what the new view shows (a lost lease); else an
 // error notice from before goes once the view is drawn (a "Try again" that worked).
 async function route(keepNotice = false) {
@@ -1211,7 +1218,7 @@ async function route(keepNotice = false) {
   if (freshSecret && path !== `/webhooks/${freshSecret.id}`) freshSecret = null;
   const params = new URLSearchParams(search || '');
   for (const link of document.querySelectorAll('#nav a')) {
-    link.classList.toggle('current', path.startsWith(`/${link.dataset.view}`));
+    link.classList.toggle('current', path === `/${link.dataset.view}` || path.startsWith(`/${link.dataset.view}/`));
   }
   try {
     const callback = path.match(/^\/callbacks\/([1-9][0-9]{0,17})$/);
@@ -1220,11 +1227,13 @@ async function route(keepNotice = false) {
     else if (webhook) await showWebhook(webhook[1], view);
     else if (path === '/reports') await showReports(params, view);
     else if (path === '/webhooks') await showWebhooks(view);
+    // An id that cannot be one (abc, 0, too many digits): as for an unknown one.
+    else if (/^\/(callbacks|webhooks)\//.test(path)) showNotFound(path);
     else await showCalls(params, view);
     if (before !== null && view === generation && notice.textContent === before) notify('');
   } catch (err) {
     if (view !== generation) return;
-    if (err.status === 404) render(h('h1', {}, 'Not found'), h('p', {}, `There is no such ${path.startsWith('/webhooks') ? 'webhook' : 'callback'}.`));
+    if (err.status === 404) showNotFound(path);
     else showLoadError(err);
   }
 }

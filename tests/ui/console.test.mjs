@@ -927,3 +927,20 @@ test('a webhook deleted meanwhile: its page goes back to the list and says so', 
   }
   await done(page);
 });
+
+test('an address whose id cannot be one says Not found, as one unknown does', async () => {
+  const page = await signedIn('manager', '#/reports');
+  await page.waitForSelector('#by-touchpoint');
+  for (const [hash, what, list] of [['#/webhooks/abc', 'webhook', '#/webhooks'], ['#/webhooks/0', 'webhook', '#/webhooks'],
+    ['#/webhooks/99999999999999999999', 'webhook', '#/webhooks'], ['#/webhooks/99999999', 'webhook', '#/webhooks'],
+    ['#/callbacks/abc', 'callback', '#/calls']]) {
+    await page.goto(`${base}/ui/${hash}`);
+    await page.waitForFunction(() => document.querySelector('#main h1')?.textContent === 'Not found');
+    assert.equal(await page.textContent('#main p'), `There is no such ${what}.`, hash);
+    assert.equal(await page.getAttribute('#main p a', 'href'), list, hash);
+    assert.equal(await page.locator('#stats, #callbacks, #webhook-form').count(), 0, hash);
+    await page.goto(`${base}/ui/#/reports`); // so that the next Not found is drawn anew
+    await page.waitForSelector('#by-touchpoint');
+  }
+  await done(page);
+});
