@@ -868,7 +868,7 @@ function webhookRow(w) {
 function markInvalid(form, field, found = null) {
   for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
   const name = (field || '').startsWith('filter.') ? field : (field || '').split('.')[0];
-  const el = found || (name ? form.querySelector(`[data-field="${name}"]`) : null);
+  const el = found || (name ? form.querySelector(`[data-field="${name}"]:not(:disabled)`) : null);
   if (!el) return;
   el.setAttribute('aria-invalid', 'true');
   (el.matches('fieldset') ? el.querySelector('input') : el).focus();
@@ -885,14 +885,25 @@ function webhookForm() {
     h('legend', {}, 'Events, each pushed as it happens'),
     EVENTS.map(([type, what]) => h('label', { class: 'check' },
       h('input', { type: 'checkbox', name: 'events', value: type }), h('code', {}, type), ` ${what}`)));
-  const digestAt = input('wh-digest-at', 'digest_at', { type: 'time' });
-  const digestTime = h('div', { hidden: true },
-    h('label', { for: 'wh-digest-at' }, 'At (the call centre\'s time zone; empty: 08:00 daily, on the hour hourly)'), digestAt);
+  // A daily digest's time, or an hourly one's minute (the API takes "HH:MM" and uses only
+  // the minute of an hourly one's: asking for an hour would drop it without a word). The one
+  // not shown is disabled, so that what it holds is neither checked nor sent.
+  const digestAt = input('wh-digest-at', 'digest_at', { type: 'time', disabled: true });
+  const digestMinute = input('wh-digest-minute', 'digest_at', { type: 'number', min: 0, max: 59, step: 1, class: 'score-input', disabled: true });
+  const daily = h('div', { hidden: true },
+    h('label', { for: 'wh-digest-at' }, 'At (the call centre\'s time zone; empty: 08:00)'), digestAt);
+  const hourly = h('div', { hidden: true },
+    h('label', { for: 'wh-digest-minute' }, 'At this minute past each hour (0 to 59, in the call centre\'s time zone; empty: on the hour)'), digestMinute);
   const digest = h('select', { id: 'wh-digest', name: 'digest', 'data-field': 'digest' },
     h('option', { value: '' }, 'no digest'),
     h('option', { value: 'hourly' }, 'hourly'),
     h('option', { value: 'daily' }, 'daily'));
-  digest.addEventListener('change', () => { digestTime.hidden = !digest.value; });
+  digest.addEventListener('change', () => {
+    daily.hidden = digest.value !== 'daily';
+    hourly.hidden = digest.value !== 'hourly';
+    digestAt.disabled = daily.hidden;
+    digestMinute.disabled = hourly.hidden;
+  });
   const score = (id, field) => input(id, field, { type: 'number', min: 0, max: 10, step: 1, class: 'score-input' });
   const minScore = score('wh-min-score', 'filter.min_score');
   const maxScore = score('wh-max-score', 'filter.max_score');
@@ -909,7 +920,7 @@ function webhookForm() {
     events,
     h('p', { class: 'more' }, 'A webhook.disabled alert (another webhook switched off after failing) comes to every active webhook.'),
     h('label', { for: 'wh-digest' }, 'Digest: one message per period with the NPS, the lowest scores and the queue (then no events are needed)'), digest,
-    digestTime,
+    daily, hourly,
     h('fieldset', {}, h('legend', {}, 'Filter for answer and callback events (empty: all)'),
       h('div', { class: 'filter' },
         h('label', { for: 'wh-min-score' }, 'Lowest score'), minScore,
@@ -925,7 +936,8 @@ function webhookForm() {
     if (chosen.length) body.events = chosen;
     if (digest.value) {
       body.digest = digest.value;
-      if (digestAt.value) body.digest_at = digestAt.value;
+      if (digest.value === 'daily' && digestAt.value) body.digest_at = digestAt.value;
+      if (digest.value === 'hourly' && digestMinute.value !== '') body.digest_at = `00:${String(Number(digestMinute.value)).padStart(2, '0')}`;
     }
     const filter = {};
     if (minScore.value !== '') filter.min_score = Number(minScore.value);

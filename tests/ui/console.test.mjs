@@ -944,3 +944,26 @@ test('an address whose id cannot be one says Not found, as one unknown does', as
   }
   await done(page);
 });
+
+test('an hourly digest is asked for its minute only', async () => {
+  const page = await signedIn('manager', '#/webhooks');
+  await page.waitForSelector('#webhook-form');
+  await page.fill('#wh-url', `${hooks}/hooks/hourly`);
+  // A time typed for a daily digest first is not what an hourly one sends.
+  await page.selectOption('#wh-digest', 'daily');
+  await page.fill('#wh-digest-at', '09:15');
+  await page.selectOption('#wh-digest', 'hourly');
+  assert.equal(await page.isVisible('#wh-digest-at'), false);
+  assert.equal(await page.isVisible('#wh-digest-minute'), true);
+  await page.fill('#wh-digest-minute', '5');
+  await page.fill('#wh-description', 'ui hourly digest');
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#secret');
+  const [made] = await webhooksNamed('ui hourly digest');
+  assert.ok(made, 'no webhook was created');
+  assert.equal(made.digest, 'hourly');
+  assert.equal(made.digest_at, '00:05');
+  assert.match(await page.textContent('#webhook'), /hourly digest at :05/);
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.id}`)).status, 204);
+});
