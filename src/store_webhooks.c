@@ -522,9 +522,12 @@ int store_event_get(struct db_conn *conn, int64_t id, char **ret_type, char **re
 int store_delivery_counts(struct db_conn *conn, int64_t *ret_pending, int64_t *ret_delivered,
                           int64_t *ret_failed)
 {
-	static const char sql[] = "SELECT count(*) FILTER (WHERE status = 'pending'), "
-	                          "count(*) FILTER (WHERE status = 'delivered'), "
-	                          "count(*) FILTER (WHERE status = 'failed') FROM deliveries";
+	/* Each status counted on the deliveries_due index, whose entries are a fraction of a
+	 * row: 0.13 s against 0.33 s for one pass over the table at three million deliveries.
+	 * Still a walk of every delivery kept; /metrics runs it on the reports thread. */
+	static const char sql[] = "SELECT (SELECT count(*) FROM deliveries WHERE status = 'pending'), "
+	                          "(SELECT count(*) FROM deliveries WHERE status = 'delivered'), "
+	                          "(SELECT count(*) FROM deliveries WHERE status = 'failed')";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
