@@ -373,10 +373,10 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
 {
 	struct digest_hooks hooks = { 0 };
 	struct db_conn *conn = db_reader(db);
-	int failed = store_webhook_each(conn, collect_hook, &hooks);
+	int listed = store_webhook_each(conn, collect_hook, &hooks), failed = listed;
 	int written = 0;
 	/* One webhook's digest that cannot be made or written holds up none of the others. */
-	for (size_t i = 0; i < (failed == 0 ? hooks.n : 0); i++) {
+	for (size_t i = 0; listed == 0 && i < hooks.n; i++) {
 		const struct digest_hook *h = &hooks.v[i];
 		int64_t from, to;
 		if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &from, &to) < 0 ||

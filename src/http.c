@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1354,10 +1354,11 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	struct sockaddr_storage bound;
 	socklen_t bound_len = sizeof bound;
 	if (getsockname(opt->listen_fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+		r = -errno;
 		deadlines_stop(&srv->deadlines);
 		server_free(srv);
 		close(opt->listen_fd);
-		return -errno;
+		return r;
 	}
 	unsigned threads = opt->threads;
 	if (threads == 0) {
