@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -43,6 +44,7 @@ struct db_conn {
 
 struct npsd_db {
 	char *path;
+	char *wal_path; /* where SQLite keeps the WAL: beside the file a symbolic link names */
 	struct db_conn *writer;
 	struct db_checkpointer *checkpointer; /* the writer's WAL hook tells it the WAL's size */
 	pthread_t writer_thread;
@@ -440,11 +442,9 @@ static void hand_to_sync(struct npsd_db *db, struct db_write *batch, bool change
 static int sync_wal(struct npsd_db *db)
 {
 	if (db->wal_fd < 0) {
-		char wal[4096];
-		snprintf(wal, sizeof wal, "%s-wal", db->path);
-		db->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
+		db->wal_fd = open(db->wal_path, O_RDWR | O_CLOEXEC);
 		if (db->wal_fd < 0) {
-			log_error("db: cannot open %s to sync it: %s", wal, strerror(errno));
+			log_error("db: cannot open %s to sync it: %s", db->wal_path, strerror(errno));
 			return -EIO;
 		}
 	}
@@ -695,10 +695,10 @@ static void *writer_main(void *arg)
 static bool empty_file_stands_for_database(const char *path)
 {
 	struct stat st;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0)
+	char real[PATH_MAX], wal[PATH_MAX + 8];
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0 || !realpath(path, real))
 		return false;
-	char wal[4096];
-	snprintf(wal, sizeof wal, "%s-wal", path);
+	snprintf(wal, sizeof wal, "%s-wal", real); /* beside the file a link names, as SQLite has it */
 	return stat(wal, &st) < 0 || st.st_size == 0;
 }
 
@@ -735,6 +735,15 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	r = conn_open(path, 0, &db->writer, ret_error);
 	if (r < 0)
 		goto fail;
+	/* SQLite follows a symbolic link to the database and keeps the WAL beside the file it
+	 * points to; "PATH-wal" beside the link would not exist, and the first sync would
+	 * fail every write from then on. */
+	const char *full = sqlite3_db_filename(db->writer->handle, "main");
+	db->wal_path = strdup(full && *full ? sqlite3_filename_wal(full) : "");
+	if (!db->wal_path || !*db->wal_path) {
+		r = db->wal_path ? -EIO : -ENOMEM;
+		goto fail;
+	}
 	/* SQLite opens a file this user may not write read-only, without a word (a restored
 	 * backup left owned by root, chattr +i): every write would then fail until a restart,
 	 * even once the file is put right. Refuse it, naming the file, instead. */
@@ -820,6 +829,7 @@ void db_close(struct npsd_db **dbp)
 	pthread_mutex_destroy(&db->hook_lock);
 	pthread_cond_destroy(&db->sync_wake);
 	free(db->path);
+	free(db->wal_path);
 	free(db);
 	*dbp = NULL;
 }

@@ -1602,6 +1602,45 @@ START_TEST(a_damaged_page_is_told_in_the_log)
 }
 END_TEST
 
+/* A database path that is a symbolic link (the data on another disk) works: SQLite keeps
+ * the WAL beside the file the link names, and npsd synced "PATH-wal" beside the link, which
+ * did not exist: the first write failed, and every one after it. */
+START_TEST(a_database_behind_a_symbolic_link_takes_writes)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	char *ingest = npsctl_key(&p, "ingest", "link-ingest");
+	ck_assert_ptr_nonnull(ingest);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	char data[256], real[320];
+	snprintf(data, sizeof data, "%s/data", p.dir);
+	snprintf(real, sizeof real, "%s/real.db", data);
+	ck_assert_int_eq(mkdir(data, 0700), 0);
+	ck_assert_int_eq(rename(p.db_path, real), 0);
+	ck_assert_int_eq(symlink("data/real.db", p.db_path), 0);
+
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	static const char body[] = "{\"response_id\":\"link-1\",\"customer\":{\"id\":\"C-link\"},"
+	                           "\"touchpoint\":\"claim\",\"score\":9,\"answered_at\":\"" ANSWERED_AT "\"}";
+	struct http_result r;
+	http_json(&p, "POST", "/v1/surveys", ingest, body, &r);
+	ck_assert_msg(r.status == 201, "a survey into a linked database: %ld %s", r.status, r.body);
+	http_result_free(&r);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(real, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM surveys", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(ingest);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 START_TEST(restart_applies_no_migration_twice_and_keeps_data)
 {
 	struct npsd_proc p;
@@ -1668,6 +1707,7 @@ static Suite *durability_suite(void)
 	tcase_add_test(tc, concurrent_batches_answer_per_item_in_order);
 	tcase_add_test(tc, restart_applies_no_migration_twice_and_keeps_data);
 	tcase_add_test(tc, a_damaged_page_is_told_in_the_log);
+	tcase_add_test(tc, a_database_behind_a_symbolic_link_takes_writes);
 	tcase_add_test(tc, a_full_disk_answers_503_and_keeps_every_201);
 	tcase_add_test(tc, readyz_waits_without_holding_up_other_requests);
 	tcase_add_test(tc, the_watchdog_pings_only_while_the_writer_moves);
