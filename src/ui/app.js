@@ -1197,7 +1197,8 @@ function showLoadError(err) {
 // A callback or webhook address whose id is unknown to the API, or no id at all.
 function showNotFound(path) {
   const webhook = path.startsWith('/webhooks/');
-  render(h('h1', {}, 'Not found'), h('p', {}, `There is no such ${webhook ? 'webhook' : 'callback'}.`),
+  const what = webhook ? 'webhook' : path.startsWith('/callbacks/') ? 'callback' : 'page';
+  render(h('h1', {}, 'Not found'), h('p', {}, `There is no such ${what}.`),
     h('p', {}, h('a', { href: webhook ? '#/webhooks' : '#/calls' }, webhook ? 'All webhooks' : 'All calls')));
 }
 
@@ -1239,9 +1240,10 @@ async function route(keepNotice = false) {
     else if (webhook) await showWebhook(webhook[1], view);
     else if (path === '/reports') await showReports(params, view);
     else if (path === '/webhooks') await showWebhooks(view);
-    // An id that cannot be one (abc, 0, too many digits): as for an unknown one.
-    else if (/^\/(callbacks|webhooks)\//.test(path)) showNotFound(path);
-    else await showCalls(params, view);
+    else if (path === '/calls' || path === '/') await showCalls(params, view);
+    // An id that cannot be one (abc, 0, too many digits), or a page there is not (a typo,
+    // an old link): said so, rather than another page under an address that is not its own.
+    else showNotFound(path);
     if (before !== null && view === generation && notice.textContent === before) notify('');
   } catch (err) {
     if (view !== generation) return;

@@ -933,7 +933,7 @@ test('an address whose id cannot be one says Not found, as one unknown does', as
   await page.waitForSelector('#by-touchpoint');
   for (const [hash, what, list] of [['#/webhooks/abc', 'webhook', '#/webhooks'], ['#/webhooks/0', 'webhook', '#/webhooks'],
     ['#/webhooks/99999999999999999999', 'webhook', '#/webhooks'], ['#/webhooks/99999999', 'webhook', '#/webhooks'],
-    ['#/callbacks/abc', 'callback', '#/calls']]) {
+    ['#/callbacks/abc', 'callback', '#/calls'], ['#/foo', 'page', '#/calls'], ['#/call', 'page', '#/calls']]) {
     await page.goto(`${base}/ui/${hash}`);
     await page.waitForFunction(() => document.querySelector('#main h1')?.textContent === 'Not found');
     assert.equal(await page.textContent('#main p'), `There is no such ${what}.`, hash);
