@@ -568,6 +568,49 @@ START_TEST(checks_rebuilt_keep_rows_rules_and_counter)
 }
 END_TEST
 
+/* The deliveries' counts by status that /metrics shows come from a table the triggers of
+ * 0012 keep: seeded from the rows there were, then moved by every insert, change of status
+ * and delete, they stay what counting the rows says. */
+static int read_counts(struct db_conn *conn, void *arg)
+{
+	int64_t *c = arg;
+	return store_delivery_counts(conn, &c[0], &c[1], &c[2]);
+}
+
+START_TEST(delivery_counts_follow_the_rows)
+{
+	make_database_before_0009(); /* one delivered, one pending */
+	struct npsd_db *db = NULL;
+	char *error = NULL;
+	ck_assert_int_eq(db_open(path, &db, &error), 0);
+	int64_t c[3] = { -1, -1, -1 };
+	ck_assert_int_eq(db_write_sync(db, read_counts, c), 0);
+	ck_assert(c[0] == 1 && c[1] == 1 && c[2] == 0);
+	ck_assert_int_eq(writer_sql(db, "INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at,"
+	                                " created_at, updated_at) VALUES (1, 1, 'pending', 1, 1, 1),"
+	                                " (1, 1, 'pending', 1, 1, 1), (1, 1, 'failed', 1, 1, 1)"),
+	                 0);
+	ck_assert_int_eq(writer_sql(db, "UPDATE deliveries SET status = 'delivered' WHERE id = 41"), 0);
+	ck_assert_int_eq(writer_sql(db, "UPDATE deliveries SET attempts = 2 WHERE status = 'pending'"), 0);
+	ck_assert_int_eq(writer_sql(db, "DELETE FROM deliveries WHERE id = 40"), 0);
+	/* A write that fails takes its counts back with it. */
+	ck_assert_int_eq(writer_sql(db, "INSERT INTO deliveries (event_id, webhook_id, status, next_attempt_at,"
+	                                " created_at, updated_at) VALUES (1, 1, 'failed', 1, 1, 1), (1, 1, 'gone', 1, 1, 1)"),
+	                 -EINVAL);
+	ck_assert_int_eq(db_write_sync(db, read_counts, c), 0);
+	static const char *const statuses[] = { "pending", "delivered", "failed" };
+	for (int i = 0; i < 3; i++) {
+		char sql[96];
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE status = '%s'", statuses[i]);
+		ck_assert_msg(c[i] == writer_int(db, sql), "%s: %lld counted, %lld rows", statuses[i], (long long)c[i],
+		              writer_int(db, sql));
+	}
+	ck_assert(c[0] == 2 && c[1] == 1 && c[2] == 1);
+	db_close(&db);
+}
+END_TEST
+
+
 /* Stores one answer owed a callback with a webhook that hears of it: every statement ingest
  * writes with (the customer, the survey, its callback, the events and their deliveries). */
 static int ingest_with_a_subscriber(struct db_conn *conn, void *arg)
@@ -661,6 +704,7 @@ int main(void)
 	tcase_add_test(tc, subscriptions_of_a_failed_write_are_forgotten);
 	tcase_add_test(tc, migrations_apply_once_and_data_survives);
 	tcase_add_test(tc, checks_rebuilt_keep_rows_rules_and_counter);
+	tcase_add_test(tc, delivery_counts_follow_the_rows);
 	tcase_add_test(tc, ingest_builds_no_table_per_answer);
 	tcase_add_test(tc, open_reports_a_bad_path);
 	suite_add_tcase(s, tc);
