@@ -84,7 +84,7 @@ static json_t *item_json(const struct ingest_item *item)
  * in the dump's cycle check (it prints each object's address into a hash table). jansson
  * still escapes the one string a client chose. The same text as http_reply_json() would
  * send for item_json(); NULL when out of memory or the id does not fit, to build it so. */
-static char *item_text(const struct ingest_item *item, size_t *ret_len)
+static char *item_text(const struct ingest_item *item)
 {
 	char id[1024];
 	json_t *rid = json_string_nocheck(item->in.response_id);
@@ -99,11 +99,9 @@ static char *item_text(const struct ingest_item *item, size_t *ret_len)
 		         (long long)item->callback.id, item->callback.status,
 		         time_format_rfc3339(item->callback.due_at, due));
 	char *text = NULL;
-	int len = asprintf(&text, "{\"id\":%lld,\"response_id\":%s,\"category\":\"%s\",\"callback\":%s}",
-	                   (long long)item->survey_id, id, survey_category(item->score), callback);
-	if (len < 0)
+	if (asprintf(&text, "{\"id\":%lld,\"response_id\":%s,\"category\":\"%s\",\"callback\":%s}",
+	             (long long)item->survey_id, id, survey_category(item->score), callback) < 0)
 		return NULL;
-	*ret_len = (size_t)len;
 	return text;
 }
 
@@ -128,10 +126,9 @@ static void ingest_resumed(struct http_request *req)
 			http_reply_json(req, 409, body);
 			return;
 		}
-		size_t len;
-		char *text = item_text(item, &len);
+		char *text = item_text(item);
 		if (text)
-			http_reply_json_text(req, item->status, text, len);
+			http_reply_text(req, item->status, NULL, text);
 		else
 			http_reply_json(req, item->status, item_json(item));
 		return;

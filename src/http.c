@@ -189,11 +189,6 @@ void http_reply_json(struct http_request *req, unsigned status, json_t *body)
 	set_reply(req, status, text, len);
 }
 
-void http_reply_json_text(struct http_request *req, unsigned status, char *text, size_t len)
-{
-	set_reply(req, status, text, len);
-}
-
 void http_reply_text(struct http_request *req, unsigned status, const char *content_type, char *body)
 {
 	req->content_type = content_type;

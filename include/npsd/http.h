@@ -98,14 +98,13 @@ void *http_state(struct http_request *req);
 
 /* Replies. Exactly one per request. body is stolen (freed by the server). */
 void http_reply_json(struct http_request *req, unsigned status, json_t *body);
-/* A JSON body already written (malloc'ed, len bytes), stolen. */
-void http_reply_json_text(struct http_request *req, unsigned status, char *text, size_t len);
 void http_reply_empty(struct http_request *req, unsigned status);
 /* A fixed body that outlives the server (the console's files): neither copied nor freed.
  * headers: more response headers as static name, value pairs ending in NULL, or NULL. */
 void http_reply_asset(struct http_request *req, unsigned status, const char *content_type, const void *body,
                       size_t len, const char *const *headers);
-/* A non-JSON body (e.g. Prometheus text); body (malloc'ed) is stolen. */
+/* A body already written as text (malloc'ed), stolen: Prometheus text, or JSON when
+ * content_type is NULL. */
 void http_reply_text(struct http_request *req, unsigned status, const char *content_type, char *body);
 void http_reply_error(struct http_request *req, unsigned status, const char *code, const char *field,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
