@@ -113,7 +113,7 @@ static void look_at_silence(struct alerts *a, const struct npsd_config *cfg, int
 	                        a->silence_announced_for))
 		return;
 	/* Told with all of its open time, not only the silence_after that made it news (up to a
-	 * month: a minute at a time, once per silence). */
+	 * month, once per silence). */
 	open_silence = schedule_open_seconds(&cfg->cb_hours, cfg->cb_holidays, cfg->cb_nholidays, since, now,
 	                                     OPEN_TIME_TOLD_MAX);
 	char at[21], message[200];

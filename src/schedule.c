@@ -183,17 +183,64 @@ int64_t schedule_next_open(const struct opening_hours *h, const struct civil_dat
 	return -1;
 }
 
+/* How many wall seconds of [w0, w1) the hours are open: the overlap of each day's windows. */
+static int64_t open_wall_seconds(const struct opening_hours *h, const struct civil_date *holidays,
+                                 size_t nholidays, int64_t w0, int64_t w1)
+{
+	int64_t open = 0;
+
+	for (int64_t day = floor_div(w0, DAY_SECS); day * DAY_SECS < w1; day++) {
+		int wd = weekday(day);
+
+		if (h->nwindows[wd] == 0 || is_holiday(holidays, nholidays, day))
+			continue;
+		for (int i = 0; i < h->nwindows[wd]; i++) {
+			int64_t ws = day * DAY_SECS + h->windows[wd][i].open_min * INT64_C(60);
+			int64_t we = day * DAY_SECS + h->windows[wd][i].close_min * INT64_C(60);
+
+			if (ws < w0)
+				ws = w0;
+			if (we > w1)
+				we = w1;
+			if (we > ws)
+				open += we - ws;
+		}
+	}
+	return open;
+}
+
 int64_t schedule_open_seconds(const struct opening_hours *h, const struct civil_date *holidays,
                               size_t nholidays, int64_t from, int64_t to, int64_t cap)
 {
 	int64_t open = 0;
+
+	if (to <= from)
+		return 0;
 	if (h->always && nholidays == 0)
-		return to - from < cap ? (to > from ? to - from : 0) : cap;
-	for (int64_t t = to; t > from && open < cap;) {
-		int64_t step = t - from < 60 ? t - from : 60;
-		t -= step;
-		if (schedule_is_open(h, holidays, nholidays, t))
-			open += step;
+		return to - from < cap ? to - from : cap;
+	if (h->always)
+		h = &whole_days;
+	/* Back from to, one stretch of constant UTC offset at a time (at most a day): a span of
+	 * days costs a few calls per day, whatever its seconds, and the cap ends it early. */
+	for (int64_t y = to; y > from && open < cap;) {
+		int64_t off = utc_offset(y - 1), start = y - DAY_SECS > from ? y - DAY_SECS : from;
+
+		if (utc_offset(start) != off) {
+			/* The offset changes within the stretch: find the first second of this one. */
+			int64_t lo = start, hi = y - 1;
+
+			while (hi - lo > 1) {
+				int64_t mid = lo + (hi - lo) / 2;
+
+				if (utc_offset(mid) == off)
+					hi = mid;
+				else
+					lo = mid;
+			}
+			start = hi;
+		}
+		open += open_wall_seconds(h, holidays, nholidays, start + off, y + off);
+		y = start;
 	}
 	return open < cap ? open : cap;
 }

@@ -275,6 +275,94 @@ START_TEST(test_open_seconds)
 }
 END_TEST
 
+static int64_t open_secs(int64_t from, int64_t to, int64_t cap)
+{
+	return schedule_open_seconds(&hours, holidays, nholidays, from, to, cap);
+}
+
+/* Open time is exact to the second whatever the span's ends: it was counted a minute at a
+ * time back from the end, each minute open or not as its first second was, so a span that
+ * opened or closed inside it came out up to 59 s wrong and loop.silent fired that early
+ * or late. */
+START_TEST(test_open_seconds_unaligned)
+{
+	/* Wednesday 2026-11-25, open 08:00-20:00 CET (07:00-19:00Z). */
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 6, 59) + 30, utc(2026, 11, 25, 7, 0) + 30, 3600), 30);
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 7, 0) + 10, utc(2026, 11, 25, 7, 0) + 50, 3600), 40);
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 18, 59) + 50, utc(2026, 11, 25, 19, 1) + 5, 3600), 10);
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 6, 58) + 1, utc(2026, 11, 25, 7, 2) + 59, 3600), 179);
+	/* The cap, reached part of the way into a minute. */
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 6, 59) + 30, utc(2026, 11, 25, 7, 0) + 30, 17), 17);
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 7, 0) + 30, utc(2026, 11, 25, 7, 0) + 30, 3600), 0);
+}
+END_TEST
+
+START_TEST(test_open_seconds_across_the_close_and_the_opening)
+{
+	/* Wednesday 12:00:17 CET to Thursday 20:00:42 CET: 7 h 59 min 43 s of Wednesday, the
+	 * whole of Thursday's 12 h, nothing of the night or of the 42 s after Thursday's close. */
+	int64_t from = utc(2026, 11, 25, 11, 0) + 17, to = utc(2026, 11, 26, 19, 0) + 42;
+	ck_assert_int_eq(open_secs(from, to, 100 * 3600), 7 * 3600 + 59 * 60 + 43 + 12 * 3600);
+	/* Wednesday 19:59:55 CET to Thursday 08:00:07 CET: 5 s and 7 s. */
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 18, 59) + 55, utc(2026, 11, 26, 7, 0) + 7, 3600), 12);
+	/* Friday 19:30:05 CET to Monday 08:15:55 CET: 29 min 55 s, Saturday's 4 h, 15 min 55 s. */
+	ck_assert_int_eq(open_secs(utc(2026, 11, 27, 18, 30) + 5, utc(2026, 11, 30, 7, 15) + 55, 100 * 3600),
+			 29 * 60 + 55 + 4 * 3600 + 15 * 60 + 55);
+	/* Counted back from the end: a cap of an hour is met by Monday and Saturday. */
+	ck_assert_int_eq(open_secs(utc(2026, 11, 27, 18, 30) + 5, utc(2026, 11, 30, 7, 15) + 55, 3600), 3600);
+}
+END_TEST
+
+START_TEST(test_open_seconds_over_a_holiday)
+{
+	/* Wednesday 20:00:20 CET to Friday 08:00:15 CET: Thursday is a holiday, so only 15 s. */
+	int64_t from = utc(2026, 11, 25, 19, 0) + 20, to = utc(2026, 11, 27, 7, 0) + 15;
+	ck_assert_int_eq(open_secs(from, to, 100 * 3600), 12 * 3600 + 15);
+	ck_assert_int_eq(config_parse_dates("2026-11-26", holidays, CONFIG_MAX_HOLIDAYS, &nholidays), 0);
+	ck_assert_int_eq(open_secs(from, to, 100 * 3600), 15);
+	/* "always" with the holiday: closed from local midnight to midnight (23:00Z to 23:00Z). */
+	ck_assert_int_eq(config_parse_hours("always", &hours), 0);
+	ck_assert_int_eq(open_secs(utc(2026, 11, 25, 22, 59) + 30, utc(2026, 11, 26, 23, 0) + 45, 100 * 3600), 75);
+}
+END_TEST
+
+START_TEST(test_open_seconds_across_dst_changes)
+{
+	/* Sunday 2026-03-29 01:00-04:00 local: 01:00-02:00 CET (00:00-01:00Z), then the clocks
+	 * jump to 03:00 CEST (01:00Z) and it is open to 04:00 CEST (02:00Z): two real hours. */
+	ck_assert_int_eq(config_parse_hours("sun 01:00-04:00", &hours), 0);
+	ck_assert_int_eq(open_secs(utc(2026, 3, 28, 23, 30), utc(2026, 3, 29, 2, 30) + 7, 100 * 3600), 2 * 3600);
+	ck_assert_int_eq(open_secs(utc(2026, 3, 28, 23, 30), utc(2026, 3, 29, 1, 0) + 10, 100 * 3600), 3610);
+	ck_assert_int_eq(open_secs(utc(2026, 3, 29, 0, 59) + 50, utc(2026, 3, 29, 1, 0) + 10, 100 * 3600), 20);
+	/* Sunday 2026-10-25: 01:00 CEST (23:00Z the day before) to 03:00 CEST (01:00Z), then
+	 * 02:00-04:00 CET (01:00-03:00Z): the repeated hour is open twice, four real hours. */
+	ck_assert_int_eq(open_secs(utc(2026, 10, 24, 22, 0), utc(2026, 10, 25, 4, 0) + 1, 100 * 3600), 4 * 3600);
+	ck_assert_int_eq(open_secs(utc(2026, 10, 24, 22, 0), utc(2026, 10, 25, 1, 30) + 25, 100 * 3600),
+			 2 * 3600 + 30 * 60 + 25);
+	ck_assert_int_eq(open_secs(utc(2026, 10, 25, 0, 59) + 45, utc(2026, 10, 25, 1, 0) + 15, 100 * 3600), 30);
+}
+END_TEST
+
+/* The open time of long spans is counted a day at a time, not a minute: a silence_after of
+ * days, or the month of open time loop.silent tells, took half a million steps a year. */
+START_TEST(test_open_seconds_of_a_year_is_cheap)
+{
+	/* Monday 2026-01-05 00:00 CET to Monday 2027-01-04 00:00 CET: 52 weeks of 64 open hours
+	 * (the two clock changes make up for each other). */
+	int64_t from = utc(2026, 1, 4, 23, 0), to = utc(2027, 1, 3, 23, 0);
+	struct timespec t0, t1;
+	ck_assert_int_eq(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0), 0);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(open_secs(from, to, INT64_MAX), INT64_C(52) * 64 * 3600);
+	ck_assert_int_eq(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1), 0);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	/* Well under a millisecond for the ten, against a third of a second a minute at a time. */
+	ck_assert_msg(ms < 50, "ten years of open time took %.0f ms of CPU", ms);
+	/* A cap of days ends the count that many open days back from the end. */
+	ck_assert_int_eq(open_secs(from, to, 3 * 86400), 3 * 86400);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
 	Suite *s = suite_create("schedule");
@@ -297,6 +385,11 @@ static Suite *schedule_suite(void)
 	tcase_add_test(tc, test_never_open);
 	tcase_add_test(tc, test_other_zone);
 	tcase_add_test(tc, test_open_seconds);
+	tcase_add_test(tc, test_open_seconds_unaligned);
+	tcase_add_test(tc, test_open_seconds_across_the_close_and_the_opening);
+	tcase_add_test(tc, test_open_seconds_over_a_holiday);
+	tcase_add_test(tc, test_open_seconds_across_dst_changes);
+	tcase_add_test(tc, test_open_seconds_of_a_year_is_cheap);
 	suite_add_tcase(s, tc);
 	return s;
 }

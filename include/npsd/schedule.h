@@ -36,9 +36,10 @@ bool schedule_is_open(const struct opening_hours *h, const struct civil_date *ho
 int64_t schedule_next_open(const struct opening_hours *h, const struct civil_date *holidays, size_t nholidays,
                            int64_t t);
 
-/* How long the call centre was open in [from, to), counted back from to a minute at a time
- * (hours change on the minute), and only up to cap: a caller asking "open for at least
- * cap?" pays for no more. 0 when from >= to. */
+/* How many seconds the call centre was open in [from, to), exact to the second whatever
+ * from and to are (the DST changes and holidays counted in), and only up to cap: counted
+ * back from to a day at most at a time, so a caller asking "open for at least cap?" pays
+ * for little more, and a span of months costs a few hundred steps. 0 when from >= to. */
 int64_t schedule_open_seconds(const struct opening_hours *h, const struct civil_date *holidays,
                               size_t nholidays, int64_t from, int64_t to, int64_t cap);
 
