@@ -230,11 +230,16 @@ static void look_at_digests(struct alerts *a, const struct npsd_config *cfg, int
 	if (now < a->next_digest_look)
 		return;
 	a->next_digest_look = a->fake_clock ? now : now + DIGEST_LOOK_EVERY_S;
-	int r = digests_look(a->db, cfg, now);
+	int64_t skipped = 0;
+	int r = digests_look(a->db, cfg, now, &skipped);
 	if (r < 0)
 		log_warn("alerts: digests: %s", strerror(-r));
 	else if (r > 0)
 		log_debug("alerts: %d digests written", r);
+	if (skipped > 0)
+		log_info("alerts: digests: %lld periods that ended while npsd was down not told (at most %d "
+		         "digests of a webhook at once, the newest)",
+		         (long long)skipped, DIGESTS_CATCH_UP_MAX);
 }
 
 static void *alerts_main(void *arg)

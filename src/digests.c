@@ -116,7 +116,7 @@ int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t 
 
 /* What a digest webhook asks for, read on the alerts thread. */
 struct digest_hook {
-	int64_t id, sent_until;
+	int64_t id, sent_until, changed_at;
 	char kind[8], at[8];
 	bool has_at;
 	json_t *touchpoints; /* the filter's list, or NULL for all */
@@ -150,6 +150,7 @@ static int collect_hook(const struct webhook_row *row, void *arg)
 	struct digest_hook *d = &h->v[h->n++];
 	*d = (struct digest_hook){ .id = row->id,
 		                   .sent_until = row->digest_sent_until,
+		                   .changed_at = row->updated_at,
 		                   .has_at = row->digest_at };
 	snprintf(d->kind, sizeof d->kind, "%s", row->digest);
 	snprintf(d->at, sizeof d->at, "%s", row->digest_at ? row->digest_at : "");
@@ -268,9 +269,10 @@ static void local_text(int64_t t, char buf[32])
 		snprintf(buf, 32, "?");
 }
 
-/* The digest of [from, to) for one webhook: a new object, or NULL with *ret_error. */
+/* The digest of [from, to) for one webhook, saying that the skipped periods before it were
+ * not told: a new object, or NULL with *ret_error. */
 static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg, const struct digest_hook *h,
-                            int64_t from, int64_t to, int64_t now, int *ret_error)
+                            int64_t from, int64_t to, int64_t skipped, int64_t now, int *ret_error)
 {
 	int64_t prev_from, prev_to;
 	struct nps_counts c, p;
@@ -323,20 +325,24 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	         "\nOpen queue: %lld callback%s, %lld due (the oldest waiting %lld min), %lld being called.",
 	         (long long)q.queued, plural(q.queued), (long long)q.due, (long long)(q.oldest_due_age / 60),
 	         (long long)q.claimed);
+	if (skipped > 0)
+		text_add(&text, "\nNot told: the %lld %s%s before this one (npsd was down).",
+		         (long long)skipped, hourly ? "hour" : "day", plural(skipped));
 	json_t *previous = json_pack("{s:o, s:I}", "nps", figure_or_null(&p, nps_value(&p)), "responses",
 	                             (json_int_t)nps_responses(&p));
 	json_t *queue = json_pack("{s:I, s:I, s:I, s:I}", "queued", (json_int_t)q.queued, "due",
 	                          (json_int_t)q.due, "claimed", (json_int_t)q.claimed,
 	                          "oldest_due_age_seconds", (json_int_t)q.oldest_due_age);
 	json_t *d = json_pack(
-	        "{s:s, s:s, s:s, s:s, s:O?, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:s}", "period",
-	        h->kind, "from", time_format_rfc3339(from, f), "to", time_format_rfc3339(to, t), "timezone",
-	        cfg->cb_timezone, "touchpoints", h->touchpoints, "nps", figure_or_null(&c, nps_value(&c)),
-	        "responses", (json_int_t)nps_responses(&c), "promoters", (json_int_t)c.promoters, "passives",
-	        (json_int_t)c.passives, "detractors", (json_int_t)c.detractors, "margin_of_error",
-	        figure_or_null(&c, nps_margin_of_error(&c)), "previous", previous, "change",
-	        both ? json_real(report_figure(change)) : json_null(), "lowest", lowest, "queue", queue,
-	        "message", text.buf);
+	        "{s:s, s:s, s:s, s:s, s:O?, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:s}",
+	        "period", h->kind, "from", time_format_rfc3339(from, f), "to", time_format_rfc3339(to, t),
+	        "timezone", cfg->cb_timezone, "touchpoints", h->touchpoints, "nps",
+	        figure_or_null(&c, nps_value(&c)), "responses", (json_int_t)nps_responses(&c), "promoters",
+	        (json_int_t)c.promoters, "passives", (json_int_t)c.passives, "detractors",
+	        (json_int_t)c.detractors, "margin_of_error", figure_or_null(&c, nps_margin_of_error(&c)),
+	        "previous", previous, "change", both ? json_real(report_figure(change)) : json_null(),
+	        "lowest", lowest, "queue", queue, "skipped_periods", (json_int_t)skipped, "message",
+	        text.buf);
 	if (!d)
 		*ret_error = -ENOMEM;
 	return d;
@@ -345,6 +351,7 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 struct digest_write {
 	int64_t webhook_id, was, until, now;
 	json_t *data; /* stolen by the write; NULL: only mark the period (a new digest) */
+	bool stale;   /* the webhook changed since it was read: nothing was written */
 };
 
 static int apply_digest(struct db_conn *conn, void *arg)
@@ -352,8 +359,10 @@ static int apply_digest(struct db_conn *conn, void *arg)
 	struct digest_write *w = arg;
 	/* The mark first: a webhook deleted or changed since it was read gets nothing. */
 	int r = store_webhook_digest_sent(conn, w->webhook_id, w->was, w->until);
-	if (r == -ESTALE)
+	if (r == -ESTALE) {
+		w->stale = true;
 		return 0;
+	}
 	if (r == 0 && w->data) {
 		json_t *data = w->data;
 		w->data = NULL;
@@ -369,37 +378,97 @@ static int write_digest(struct npsd_db *db, struct digest_write *w)
 	return r;
 }
 
-int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now)
+struct period {
+	int64_t from, to;
+};
+
+/*
+ * The periods of h to tell at now, oldest first, in v: each one that ended after the mark
+ * while the webhook was as it is now (after its last change: those npsd was down for), and
+ * of the ones that ended before that (while it was switched off), only the last, as when it
+ * is switched on again. Of these only the DIGESTS_CATCH_UP_MAX newest: *ret_skipped says
+ * how many older ones are left untold. Returns how many are in v, 0 when none, -1 for a
+ * digest whose periods cannot be worked out.
+ */
+static int periods_to_tell(const struct digest_hook *h, int64_t now, struct period v[DIGESTS_CATCH_UP_MAX],
+                           int64_t *ret_skipped)
+{
+	const char *at = h->has_at ? h->at : NULL;
+	struct period p, newest_first[DIGESTS_CATCH_UP_MAX];
+	int n = 0;
+	int64_t skipped = 0;
+	if (digest_period(h->kind, at, now, &p.from, &p.to) < 0)
+		return -1;
+	/* Back from the newest: each step is one period, so a year down costs a year of
+	 * periods once, and then the mark is past them. */
+	while (p.to > h->sent_until) {
+		if (n < DIGESTS_CATCH_UP_MAX)
+			newest_first[n++] = p;
+		else
+			skipped++;
+		struct period before;
+		if (p.to <= h->changed_at ||
+		    digest_period(h->kind, at, p.from, &before.from, &before.to) < 0 || before.to >= p.to)
+			break;
+		p = before;
+	}
+	for (int i = 0; i < n; i++)
+		v[i] = newest_first[n - 1 - i];
+	*ret_skipped = skipped;
+	return n;
+}
+
+int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now, int64_t *ret_skipped)
 {
 	struct digest_hooks hooks = { 0 };
 	struct db_conn *conn = db_reader(db);
 	int listed = store_webhook_each(conn, collect_hook, &hooks), failed = listed;
 	int written = 0;
+	int64_t skipped_told = 0;
 	/* One webhook's digest that cannot be made or written holds up none of the others. */
 	for (size_t i = 0; listed == 0 && i < hooks.n; i++) {
 		const struct digest_hook *h = &hooks.v[i];
-		int64_t from, to;
-		if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &from, &to) < 0 ||
-		    h->sent_until >= to)
+		struct period v[DIGESTS_CATCH_UP_MAX];
+		int64_t skipped = 0;
+		int n;
+		if (!h->sent_until) {
+			/* A digest set since the last period ends starts with the next one: only
+			 * the mark of the last one that ended. */
+			if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &v[0].from, &v[0].to) < 0)
+				continue;
+			n = 1;
+		} else if ((n = periods_to_tell(h, now, v, &skipped)) <= 0) {
 			continue;
-		struct digest_write w = {
-			.webhook_id = h->id, .was = h->sent_until, .until = to, .now = now
-		};
-		/* A digest set since the last period ends starts with the next one. After a time
-		 * npsd was down, only the last period is told: old news, and one message. */
-		int r = 0;
-		if (h->sent_until)
-			w.data = build_digest(conn, cfg, h, from, to, now, &r);
-		if (r == 0) {
-			db_reader_put(db, conn);
-			r = write_digest(db, &w);
-			conn = db_reader(db);
-			written += r == 0 && h->sent_until;
 		}
-		if (r < 0 && failed == 0)
-			failed = r;
+		/* Oldest first, each with its own mark in the transaction of its message: a crash
+		 * half way leaves the rest for the next look, none told twice. */
+		int64_t was = h->sent_until;
+		for (int k = 0; k < n; k++) {
+			struct digest_write w = {
+				.webhook_id = h->id, .was = was, .until = v[k].to, .now = now
+			};
+			int r = 0;
+			if (h->sent_until)
+				w.data = build_digest(conn, cfg, h, v[k].from, v[k].to, k == 0 ? skipped : 0,
+				                      now, &r);
+			if (r == 0) {
+				db_reader_put(db, conn);
+				r = write_digest(db, &w);
+				conn = db_reader(db);
+			}
+			if (r < 0 && failed == 0)
+				failed = r;
+			if (r < 0 || w.stale)
+				break;
+			if (h->sent_until) {
+				written++;
+				skipped_told += k == 0 ? skipped : 0;
+			}
+			was = v[k].to;
+		}
 	}
 	db_reader_put(db, conn);
 	digest_hooks_free(&hooks);
+	*ret_skipped = skipped_told;
 	return failed < 0 ? failed : written;
 }

@@ -1756,6 +1756,117 @@ START_TEST(daily_digest_tells_the_day_once)
 }
 END_TEST
 
+/* The distinct digests path got, oldest period first (a delivery sent again on a loaded
+ * machine comes with the same webhook-id, and two deliveries may overtake each other): a
+ * JSON array of their data, which the caller decrefs. */
+static json_t *digests_received(struct receiver *rx, const char *path)
+{
+	json_t *seen = json_object(), *list = json_array();
+	size_t n = rx_count(rx, path);
+	for (size_t i = 0; i < n; i++) {
+		const struct rx_req *r = rx_get(rx, path, i);
+		const char *id = rx_header(r, "webhook-id");
+		ck_assert_msg(id != NULL, "a digest without a webhook-id: %s", r->body);
+		if (json_object_get(seen, id))
+			continue;
+		json_object_set_new(seen, id, json_true());
+		json_t *env = json_loadb(r->body, r->len, 0, NULL);
+		json_t *data = json_object_get(env, "data");
+		ck_assert_msg(sget(data, "from") != NULL, "not a digest: %s", r->body);
+		size_t at = json_array_size(list);
+		while (at > 0 && strcmp(sget(json_array_get(list, at - 1), "from"), sget(data, "from")) > 0)
+			at--;
+		json_array_insert(list, at, data);
+		json_decref(env);
+	}
+	json_decref(seen);
+	return list;
+}
+
+/* npsd down from Monday 07:00 to Thursday 09:00 in Amsterdam: on its return each daily
+ * period that ended meanwhile is told once, oldest first, each with its own figures; an
+ * hourly digest tells only its last seven hours and says how many it left out. Only the
+ * last day was told, and the days before were lost. A webhook switched off over the same
+ * days still gets only the last day when it is switched on again. */
+START_TEST(digests_after_downtime_tell_each_missed_period)
+{
+	const int64_t t0 = INT64_C(1795413600), hour = 3600; /* Monday 2026-11-23 06:00Z */
+	fake_clock_start(t0);
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_decref(create_webhook_to(&e, rx, "/hooks/daily", "\"digest\":\"daily\",\"digest_at\":\"08:00\""));
+	json_decref(create_webhook_to(&e, rx, "/hooks/hourly", "\"digest\":\"hourly\""));
+	json_int_t off = create_webhook_id(&e, rx, "/hooks/off", "\"digest\":\"daily\"");
+	/* Sunday 08:00 to Monday 08:00, the period under way: a promoter and a detractor. */
+	post_commented(&e, "sun-1", "claim", 9, "Quick", t0 - 10 * hour);
+	post_commented(&e, "mon-1", "claim", 3, "Slow", t0 - hour);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/daily"), 0);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/hourly"), 0);
+	char *path = fmt("/v1/webhooks/%lld", (long long)off);
+	struct http_result r;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":false}", &r);
+	expect_status(&r, 200, "switch off");
+	http_result_free(&r);
+	ck_assert_int_eq(npsd_stop(&e.p, SIGTERM), 0);
+
+	/* Thursday 2026-11-26 09:00:30 in Amsterdam: four daily periods and 74 hours ended. */
+	const int64_t back = t0 + 74 * hour + 30;
+	fake_clock_set(back);
+	ck_assert_int_eq(npsd_restart(&e.p), 0);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/daily", 4, WAIT_MS), 4);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/hourly", 7, WAIT_MS), 7);
+	sleep_ms(QUIET_MS);
+	json_t *days = digests_received(rx, "/hooks/daily");
+	ck_assert_uint_eq(json_array_size(days), 4);
+	const char *days_from[] = { "2026-11-22T07:00:00Z", "2026-11-23T07:00:00Z", "2026-11-24T07:00:00Z",
+		                    "2026-11-25T07:00:00Z", "2026-11-26T07:00:00Z" };
+	for (size_t i = 0; i < 4; i++) {
+		json_t *d = json_array_get(days, i);
+		ck_assert_str_eq(sget(d, "from"), days_from[i]);
+		ck_assert_str_eq(sget(d, "to"), days_from[i + 1]);
+		ck_assert_int_eq(iget(d, "responses"), i == 0 ? 2 : 0);
+		ck_assert_int_eq(iget(json_object_get(d, "previous"), "responses"), i == 1 ? 2 : 0);
+		ck_assert_int_eq(iget(d, "skipped_periods"), 0);
+	}
+	ck_assert_double_eq_tol(json_number_value(json_object_get(json_array_get(days, 0), "nps")), 0.0, 0.051);
+	json_decref(days);
+
+	json_t *hours = digests_received(rx, "/hooks/hourly");
+	ck_assert_uint_eq(json_array_size(hours), 7);
+	char want[32];
+	for (size_t i = 0; i < 7; i++) {
+		json_t *h = json_array_get(hours, i);
+		time_format_rfc3339(back - 30 - (int64_t)(7 - i) * hour, want);
+		ck_assert_str_eq(sget(h, "from"), want);
+		ck_assert_int_eq(iget(h, "skipped_periods"), i == 0 ? 67 : 0);
+	}
+	const char *first = sget(json_array_get(hours, 0), "message");
+	ck_assert_msg(first && strstr(first, "\nNot told: the 67 hours before this one (npsd was down)."),
+	              "message: %s", first ? first : "(none)");
+	json_decref(hours);
+	char *log = npsd_log(&e.p);
+	ck_assert_msg(log && strstr(log, "67 periods that ended while npsd was down not told"), "log: %s",
+	              log ? log : "(none)");
+	free(log);
+
+	/* Switched off, it hears nothing; switched on, the last day alone. */
+	ck_assert_uint_eq(rx_count(rx, "/hooks/off"), 0);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":true}", &r);
+	expect_status(&r, 200, "switch on");
+	http_result_free(&r);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/off", 1, WAIT_MS), 1);
+	sleep_ms(QUIET_MS);
+	json_t *last = digests_received(rx, "/hooks/off");
+	ck_assert_uint_eq(json_array_size(last), 1);
+	ck_assert_str_eq(sget(json_array_get(last, 0), "from"), "2026-11-25T07:00:00Z");
+	json_decref(last);
+	free(path);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* A 2xx whose body comes slower than webhooks.timeout was taken by the receiver: it is
  * delivered, with its status, not sent again (it was a failure without a status, and
  * the receiver heard it twice; found by QA). */
@@ -2723,6 +2834,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, digest_fields_are_checked_and_shown);
 	tcase_add_test(tc, daily_digest_tells_the_day_once);
 	tcase_add_test(tc, a_digest_cuts_a_long_comment_at_a_character);
+	tcase_add_test(tc, digests_after_downtime_tell_each_missed_period);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_2xx_with_a_slow_body_is_delivered_once);
 	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);

@@ -27,9 +27,17 @@ const char *digest_at_in_force(const char *kind, const char *digest_at);
  * 0, or -1 for a bad kind or time. */
 int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t *ret_start, int64_t *ret_end);
 
+/* At most this many digests of one webhook at once, after npsd was down over their periods:
+ * a week of daily ones, where an hourly digest down for a week would be 168 pushes. */
+#define DIGESTS_CATCH_UP_MAX 7
+
 /* Writes the digest of every active digest webhook whose period has ended since its last
- * one. A digest set since the last look starts with its next period. Returns how many were
- * written, or the first negative errno (the other digests are written all the same). */
-int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now);
+ * one, each period once, oldest first: after a time npsd was down, each period that ended
+ * meanwhile (up to the DIGESTS_CATCH_UP_MAX newest; the first one told says how many older
+ * ones were skipped); after a time the webhook was switched off, the last period that ended
+ * meanwhile. A digest set since the last look starts with its next period. Returns how many
+ * were written, or the first negative errno (the other digests are written all the same),
+ * and in *ret_skipped how many periods the written ones said were skipped. */
+int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now, int64_t *ret_skipped);
 
 #endif
