@@ -67,7 +67,8 @@ struct npsd_db {
 	int sync_dirty; /* a commit with changes was handed over since the last sync */
 	int sync_stopping;
 	int wal_fd;
-	int main_fd; /* the database file, read-only: its link count (sync_wal) and db_lock_exclusive */
+	int main_fd; /* the database file, read-only: its link count (sync_wal) and DB_OPEN_EXCLUSIVE's flock
+	              */
 	bool commits_failing; /* the writer's: its last COMMIT failed (see commit()) */
 	atomic_int sync_busy; /* a commit handed over is not durable yet */
 	/* A sync failed. After a failed fsync the kernel may have dropped the pages it could not
@@ -704,6 +705,11 @@ static bool empty_file_stands_for_database(const char *path)
 
 int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 {
+	return db_open_flags(path, 0, ret_db, ret_error);
+}
+
+int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, char **ret_error)
+{
 	*ret_error = NULL;
 	struct npsd_db *db = calloc(1, sizeof *db);
 	if (!db)
@@ -760,6 +766,15 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	if (db->main_fd < 0) {
 		r = -errno;
 		if (asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
+			*ret_error = NULL;
+		goto fail;
+	}
+	/* Before the migrations: a process that does not get the lock must leave the database
+	 * as the one holding it knows it (a newer npsd started beside an older one migrated the
+	 * schema under it). */
+	if ((flags & DB_OPEN_EXCLUSIVE) && flock(db->main_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		if (r != -EWOULDBLOCK && asprintf(ret_error, "cannot lock %s: %s", path, strerror(-r)) < 0)
 			*ret_error = NULL;
 		goto fail;
 	}
@@ -935,11 +950,6 @@ void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 	db->free_readers = conn;
 	pthread_cond_signal(&db->pool_wake);
 	pthread_mutex_unlock(&db->pool_lock);
-}
-
-int db_lock_exclusive(struct npsd_db *db)
-{
-	return flock(db->main_fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
 }
 
 bool db_broken(struct npsd_db *db)

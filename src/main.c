@@ -333,20 +333,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ensure_parent_dir(cfg.db_path);
-	r = db_open(cfg.db_path, &app.db, &error);
+	/* One npsd per database: a second one runs with caches of its own (the webhooks it
+	 * sends to, the keys) that the first one's changes never reach; it lost alerts so. */
+	r = db_open_flags(cfg.db_path, DB_OPEN_EXCLUSIVE, &app.db, &error);
+	if (r == -EWOULDBLOCK && !error) {
+		log_error("%s is in use by another npsd: one npsd per database", cfg.db_path);
+		goto out;
+	}
 	if (r < 0) {
 		log_error("cannot open the database: %s", error ? error : strerror(-r));
 		free(error);
-		goto out;
-	}
-	/* One npsd per database: a second one runs with caches of its own (the webhooks it
-	 * sends to, the keys) that the first one's changes never reach; it lost alerts so. */
-	r = db_lock_exclusive(app.db);
-	if (r < 0) {
-		if (r == -EWOULDBLOCK)
-			log_error("%s is in use by another npsd: one npsd per database", cfg.db_path);
-		else
-			log_error("cannot lock %s: %s", cfg.db_path, strerror(-r));
 		goto out;
 	}
 	if (auth_new(app.db, &app.auth) < 0)

@@ -24,6 +24,7 @@
  *    while the other customer's are (so the search does find text); a customer whose call
  *    an agent holds: the agent's next step is a 404, the lease and SLA timers find nothing,
  *    and their next low score is a new call;
+ *  - lifecycle: a second npsd on a database another holds stops before it migrates it;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file.
  * What the API cannot show (the copy, a do-not-call customer's cleared details, how many
@@ -34,6 +35,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -46,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1406,6 +1409,46 @@ START_TEST(erase_of_a_customer_whose_call_is_under_way)
 }
 END_TEST
 
+/* ---------- lifecycle ---------- */
+
+/* A second npsd on a database another one serves stops before it changes anything: the
+ * lock is taken before the migrations. A newer npsd started by hand beside the running
+ * service (after an upgrade, before the restart) migrated the schema under the older one,
+ * which then ran on tables it does not know. The test holds the lock itself, as the older
+ * npsd would, on a database whose schema is older than this npsd's (version 0, a table of
+ * its own). */
+START_TEST(a_second_npsd_migrates_nothing_under_the_first)
+{
+	char *dir = scratch_path("in-use");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	sqlite3 *older = NULL;
+	ck_assert_int_eq(sqlite3_open(db, &older), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	int fd = open(db, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+
+	const char *const argv[] = { "/usr/bin/timeout", "10", npsd_bin(), "--db", db, "--listen", "127.0.0.1:0", NULL };
+	char *err = NULL;
+	int status = run_program(argv, NULL, &err);
+	ck_assert_msg(status == 1, "a second npsd exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "is in use by another npsd"), "stderr: %s", err ? err : "(none)");
+	ck_assert_msg(!strstr(err, "migration"), "stderr: %s", err);
+	ck_assert_int_eq(file_int(db, "PRAGMA user_version", NULL), 0);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM sqlite_master WHERE name <> 'older_npsd'", NULL), 0);
+	free(err);
+
+	close(fd);
+	sqlite3_close(older);
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- usage ---------- */
 
 /* GET /v1/me: the key's own name and role, for the console; any live key may ask. */
@@ -1549,6 +1592,11 @@ static Suite *operations_suite(void)
 	tcase_add_test(erase, erase_removes_every_row_about_the_customer_and_no_other);
 	tcase_add_test(erase, erase_of_a_customer_whose_call_is_under_way);
 	suite_add_tcase(s, erase);
+
+	TCase *lifecycle = tcase_create("lifecycle");
+	tcase_set_timeout(lifecycle, 60);
+	tcase_add_test(lifecycle, a_second_npsd_migrates_nothing_under_the_first);
+	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");
 	tcase_set_timeout(usage, 60);

@@ -49,6 +49,13 @@ struct db_write {
  * with db_close(), or a negative errno with *ret_error malloc'ed for the caller to free.
  */
 int db_open(const char *path, struct npsd_db **ret_db, char **ret_error);
+/* Takes an exclusive flock on the database file, held until db_close(), before any
+ * migration: one npsd per database (SQLite's own fcntl locks neither see it nor are
+ * disturbed). */
+#define DB_OPEN_EXCLUSIVE 1u
+/* db_open with flags (DB_OPEN_EXCLUSIVE); -EWOULDBLOCK, with *ret_error NULL, when another
+ * process holds the lock. */
+int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, char **ret_error);
 
 /* Drains the queued writes, stops the writer, closes every connection, frees *db and sets
  * it to NULL. No reader may be borrowed any more. NULL and *db == NULL are no-ops. */
@@ -124,10 +131,6 @@ struct db_write_stats {
 	uint64_t checkpoints, checkpoint_ns, checkpoint_finishes, checkpoint_finish_ns;
 };
 void db_write_stats(struct npsd_db *db, struct db_write_stats *ret);
-/* Takes an exclusive flock on the database file, held until db_close(): one npsd per
- * database (SQLite's own fcntl locks neither see it nor are disturbed). 0, -EWOULDBLOCK when
- * another process holds it, or another -errno. */
-int db_lock_exclusive(struct npsd_db *db);
 /* True once a sync of the WAL has failed: every write fails from then on (-EIO), and the
  * daemon should stop so that a restart recovers what is on disk. */
 bool db_broken(struct npsd_db *db);
