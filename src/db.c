@@ -321,9 +321,11 @@ static int read_user_version(struct db_conn *conn, int *ret_version)
 }
 
 /* Applies every migration newer than user_version, all in one transaction, so a failed
- * start leaves the schema as it was. */
-static int migrate(struct db_conn *conn, char **ret_error)
+ * start leaves the schema as it was. With lock_fd >= 0 (the database file), it migrates only
+ * when no npsd holds the file's flock: the one that does runs code of the schema it found. */
+static int migrate(struct db_conn *conn, int lock_fd, char **ret_error)
 {
+	bool locked = false;
 	int r = conn_exec(conn, "BEGIN IMMEDIATE");
 	if (r < 0)
 		goto fail_msg;
@@ -339,6 +341,24 @@ static int migrate(struct db_conn *conn, char **ret_error)
 		conn_exec(conn, "ROLLBACK");
 		return -EPROTO;
 	}
+	/* npsctl of a new release beside the npsd of the old one (upgraded, not yet restarted):
+	 * a nightly backup migrated the schema under the running npsd. Held shared until the
+	 * commit, so an npsd that starts meanwhile stops (systemd starts it again) instead of
+	 * migrating beside this. */
+	if (version < newest && lock_fd >= 0) {
+		if (flock(lock_fd, LOCK_SH | LOCK_NB) < 0) {
+			r = -errno;
+			if (asprintf(ret_error,
+			             "database schema version %d is older than this program's (%d) and a "
+			             "running npsd holds it: restart npsd (it applies the migrations), "
+			             "then try again",
+			             version, newest) < 0)
+				*ret_error = NULL;
+			conn_exec(conn, "ROLLBACK");
+			return r == -EWOULDBLOCK ? -EBUSY : r;
+		}
+		locked = true;
+	}
 	for (size_t i = 0; i < migrations_count; i++) {
 		const struct migration *m = &migrations[i];
 		if (m->version <= version)
@@ -351,6 +371,8 @@ static int migrate(struct db_conn *conn, char **ret_error)
 				*ret_error = NULL;
 			sqlite3_free(msg);
 			conn_exec(conn, "ROLLBACK");
+			if (locked)
+				flock(lock_fd, LOCK_UN);
 			return db_errno(rc);
 		}
 		char pragma[64];
@@ -363,9 +385,13 @@ static int migrate(struct db_conn *conn, char **ret_error)
 	r = conn_exec(conn, "COMMIT");
 	if (r < 0)
 		goto rollback;
+	if (locked)
+		flock(lock_fd, LOCK_UN);
 	return 0;
 rollback:
 	conn_exec(conn, "ROLLBACK");
+	if (locked)
+		flock(lock_fd, LOCK_UN);
 fail_msg:
 	if (asprintf(ret_error, "cannot migrate the database: %s", sqlite3_errmsg(conn->handle)) < 0)
 		*ret_error = NULL;
@@ -778,7 +804,7 @@ int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, cha
 			*ret_error = NULL;
 		goto fail;
 	}
-	r = migrate(db->writer, ret_error);
+	r = migrate(db->writer, flags & DB_OPEN_EXCLUSIVE ? -1 : db->main_fd, ret_error);
 	if (r < 0)
 		goto fail;
 	r = db_checkpointer_start(path, CHECKPOINT_FRAMES, &db->checkpointer, ret_error);

@@ -24,7 +24,8 @@
  *    while the other customer's are (so the search does find text); a customer whose call
  *    an agent holds: the agent's next step is a 404, the lease and SLA timers find nothing,
  *    and their next low score is a new call;
- *  - lifecycle: a second npsd on a database another holds stops before it migrates it;
+ *  - lifecycle: a second npsd on a database another holds stops before it migrates it, and
+ *    npsctl migrates nothing while an npsd holds the database;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file.
  * What the API cannot show (the copy, a do-not-call customer's cleared details, how many
@@ -1449,6 +1450,48 @@ START_TEST(a_second_npsd_migrates_nothing_under_the_first)
 }
 END_TEST
 
+/* npsctl of a newer release beside a running npsd of an older one (upgraded, not yet
+ * restarted: a nightly backup) leaves the schema alone and says to restart npsd; it
+ * migrated the database under the running npsd. Without npsd it migrates (a stopped
+ * service, or the first key of a new install). The test holds npsd's lock itself on a
+ * database of schema version 0. */
+START_TEST(npsctl_migrates_nothing_under_a_running_npsd)
+{
+	char *dir = scratch_path("older");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	char *copy = fmt("%s/copy.db", dir);
+	sqlite3 *older = NULL;
+	ck_assert_int_eq(sqlite3_open(db, &older), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	int fd = open(db, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+
+	char *out = NULL, *err = NULL;
+	int status = ctl(db, &out, &err, "backup", copy, NULL);
+	ck_assert_msg(status == 1, "npsctl backup exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "restart npsd"), "stderr: %s", err ? err : "(none)");
+	ck_assert_int_eq(file_int(db, "PRAGMA user_version", NULL), 0);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM sqlite_master WHERE name <> 'older_npsd'", NULL), 0);
+	ck_assert(!exists(copy));
+	free(out);
+	free(err);
+
+	/* npsd stopped: npsctl brings the schema up to date itself. */
+	close(fd);
+	ck_assert_int_eq(ctl(db, NULL, NULL, "key", "list", NULL), 0);
+	ck_assert_int_gt(file_int(db, "PRAGMA user_version", NULL), 0);
+	sqlite3_close(older);
+	remove_db_folder(dir, db);
+	free(copy);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- usage ---------- */
 
 /* GET /v1/me: the key's own name and role, for the console; any live key may ask. */
@@ -1596,6 +1639,7 @@ static Suite *operations_suite(void)
 	TCase *lifecycle = tcase_create("lifecycle");
 	tcase_set_timeout(lifecycle, 60);
 	tcase_add_test(lifecycle, a_second_npsd_migrates_nothing_under_the_first);
+	tcase_add_test(lifecycle, npsctl_migrates_nothing_under_a_running_npsd);
 	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");
