@@ -51,12 +51,16 @@ static int parse_create(int argc, char **argv, struct key_command *kc)
 	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "r:n:", options, NULL)) != -1) {
-		if (opt == 'r')
-			kc->role_text = optarg;
-		else if (opt == 'n')
-			kc->name = optarg;
-		else
+		const char **slot = opt == 'r' ? &kc->role_text : opt == 'n' ? &kc->name : NULL;
+		if (!slot)
 			return 2;
+		/* The last would win without a word: "--role agent ... --role admin" from a
+		 * command line pasted together made an admin key. */
+		if (*slot) {
+			fprintf(stderr, "npsctl: --%s given twice\n", opt == 'r' ? "role" : "name");
+			return 2;
+		}
+		*slot = optarg;
 	}
 	if (optind < argc) {
 		/* "--name John Smith" would otherwise make a key named John. */
@@ -345,19 +349,26 @@ int main(int argc, char **argv)
 	const char *db_path = NULL, *config_path = NULL;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
-			db_path = argv[++i];
-		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			config_path = argv[++i];
+		const char **slot = strcmp(argv[i], "--db") == 0       ? &db_path
+		                    : strcmp(argv[i], "--config") == 0 ? &config_path
+		                                                       : NULL;
+		if (slot && (i + 1 >= argc || *slot)) {
+			fprintf(stderr, "npsctl: %s %s\n", argv[i], *slot ? "given twice" : "takes a path");
+			return 2;
+		}
+		if (slot)
+			*slot = argv[++i];
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
 		} else {
+			fprintf(stderr, "npsctl: unknown option %s\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
 	}
 	if (i >= argc) {
+		fprintf(stderr, "npsctl: no command\n");
 		usage(stderr);
 		return 2;
 	}

@@ -27,7 +27,8 @@
  *  - lifecycle: a second npsd on a database another holds stops before it migrates it, and
  *    npsctl migrates nothing while an npsd holds the database;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
- *    missing database exits 1 with "no database", and neither creates a file.
+ *    missing database exits 1 with "no database", and neither creates a file; an option
+ *    given twice, or without its value, exits 2 naming it.
  * What the API cannot show (the copy, a do-not-call customer's cleared details, how many
  * call events and attempts there were, whether deliveries are done) is read from the
  * database file with SQLite, read-only. Webhook deliveries go to a receiver inside the test
@@ -1610,6 +1611,53 @@ START_TEST(usage_errors_exit_2_and_no_command_makes_a_database)
 }
 END_TEST
 
+/* A command line that says a thing twice, or an option without its value, is refused
+ * (exit 2), naming what is wrong, and nothing is made: the last --role won without a word,
+ * so "--role agent ... --role admin" made an admin key, and the last --db chose the
+ * database. */
+START_TEST(options_given_twice_are_refused)
+{
+	char *dir = scratch_path("twice");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	char *other = fmt("%s/other.db", dir);
+	struct {
+		const char *args[9];
+		const char *says;
+	} cases[] = {
+		{ { "--db", db, "key", "create", "--role", "agent", "--role", "admin", "--name" }, "--role given twice" },
+		{ { "--db", db, "key", "create", "--name", "a", "--role", "agent", "--name" }, "--name given twice" },
+		{ { "--db", db, "--db", other, "key", "create", "--role", "agent", "--name" }, "--db given twice" },
+		{ { "--config", "/dev/null", "--config", "/dev/null", "key", "list" }, "--config given twice" },
+		{ { "--db" }, "--db takes a path" },
+		{ { "--bogus", "key", "list" }, "unknown option --bogus" },
+		{ { "--db", db }, "no command" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *argv[12] = { npsctl_bin() };
+		size_t n = 1;
+		for (size_t j = 0; j < 9 && cases[i].args[j]; j++)
+			argv[n++] = cases[i].args[j];
+		if (n == 10) /* the name the last option of the long lines takes */
+			argv[n++] = "x";
+		argv[n] = NULL;
+		char *out = NULL, *err = NULL;
+		int status = run_program(argv, &out, &err);
+		ck_assert_msg(status == 2, "case %zu exited %d: %s", i, status, err ? err : "");
+		ck_assert_msg(err && strstr(err, cases[i].says), "case %zu: want \"%s\" in: %s", i, cases[i].says,
+		              err ? err : "(none)");
+		ck_assert_msg(out && !*out, "case %zu wrote to stdout: %s", i, out ? out : "(none)");
+		ck_assert(!exists(db) && !exists(other));
+		free(out);
+		free(err);
+	}
+	rmdir(dir);
+	free(other);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *operations_suite(void)
@@ -1646,6 +1694,7 @@ static Suite *operations_suite(void)
 	tcase_set_timeout(usage, 60);
 	tcase_add_test(usage, usage_errors_exit_2_and_no_command_makes_a_database);
 	tcase_add_test(usage, me_names_the_key_and_its_role);
+	tcase_add_test(usage, options_given_twice_are_refused);
 	suite_add_tcase(s, usage);
 	return s;
 }
