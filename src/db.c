@@ -67,8 +67,8 @@ struct npsd_db {
 	int sync_dirty; /* a commit with changes was handed over since the last sync */
 	int sync_stopping;
 	int wal_fd;
-	int main_fd; /* the database file, read-only: its link count (sync_wal) and DB_OPEN_EXCLUSIVE's flock
-	              */
+	/* The database file, read-only: its link count (sync_wal) and DB_OPEN_EXCLUSIVE's flock. */
+	int main_fd;
 	bool commits_failing; /* the writer's: its last COMMIT failed (see commit()) */
 	atomic_int sync_busy; /* a commit handed over is not durable yet */
 	/* A sync failed. After a failed fsync the kernel may have dropped the pages it could not
