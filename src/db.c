@@ -1018,12 +1018,13 @@ static int sync_path(const char *path, int flags)
 	return r;
 }
 
-int db_wal_truncate(struct npsd_db *db)
+int db_wal_truncate(struct npsd_db *db, int wait_ms)
 {
 	struct db_conn *conn = NULL;
 	int r = conn_open(db->path, 0, &conn, NULL);
 	if (r < 0)
 		return r;
+	sqlite3_busy_timeout(conn->handle, wait_ms);
 	int rc = sqlite3_wal_checkpoint_v2(conn->handle, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	conn_close(&conn);
 	return rc == SQLITE_OK ? 0 : db_errno(rc);

@@ -266,6 +266,19 @@ static int backup(struct npsd_db *db, const char *path)
 	return 0;
 }
 
+/* Rids the WAL of older copies of what was just deleted (retention_truncate_wal); only
+ * warns when npsd keeps it busy: the rows themselves are gone. */
+static void truncate_wal(struct npsd_db *db, const char *db_path, const char *what)
+{
+	int r = retention_truncate_wal(db, NULL);
+	if (r < 0)
+		fprintf(stderr,
+		        "npsctl: warning: the %s rows are gone from the database, but older copies "
+		        "may stay in %s-wal (%s) until npsd reuses it or stops, or a later purge "
+		        "truncates it\n",
+		        what, db_path, strerror(-r));
+}
+
 static void print_counts(const char *what, const struct purge_counts *c)
 {
 	fprintf(stderr,
@@ -280,7 +293,7 @@ static void print_counts(const char *what, const struct purge_counts *c)
 	fprintf(stderr, "\n");
 }
 
-static int purge(struct npsd_db *db, int64_t older_than)
+static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 {
 	int64_t cutoff = clock_now() - older_than;
 	char at[21];
@@ -290,10 +303,13 @@ static int purge(struct npsd_db *db, int64_t older_than)
 	if (r < 0) {
 		print_counts("purged before the failure:", &total);
 		fprintf(stderr, "npsctl: purge failed: %s\n", strerror(-r));
-		return 1;
+	} else {
+		print_counts("purged", &total);
 	}
-	print_counts("purged", &total);
-	return 0;
+	/* Even when nothing was purged: a run again is how the copies an earlier one could not
+	 * get rid of go. */
+	truncate_wal(db, db_path, "purged");
+	return r < 0 ? 1 : 0;
 }
 
 struct erase_job {
@@ -332,15 +348,7 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 		return 1;
 	}
 	print_counts("erased", &job.counts);
-	/* npsd's writes may keep the WAL busy past one busy timeout under a burst. */
-	r = -EBUSY;
-	for (int tries = 0; r == -EBUSY && tries < 3; tries++)
-		r = db_wal_truncate(db);
-	if (r < 0)
-		fprintf(stderr,
-		        "npsctl: warning: the erased rows are gone from the database, but older copies "
-		        "may stay in %s-wal (%s) until npsd reuses it or stops\n",
-		        db_path, strerror(-r));
+	truncate_wal(db, db_path, "erased");
 	return 0;
 }
 
@@ -412,7 +420,8 @@ int main(int argc, char **argv)
 		status = backup(db, cmd.backup_path);
 		break;
 	case CMD_PURGE:
-		status = purge(db, cmd.older_than ? cmd.older_than : (int64_t)cfg.retention_days * 86400);
+		status = purge(db, cfg.db_path,
+		               cmd.older_than ? cmd.older_than : (int64_t)cfg.retention_days * 86400);
 		break;
 	case CMD_ERASE:
 		status = erase(db, cfg.db_path, cmd.customer_id);

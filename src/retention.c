@@ -62,6 +62,28 @@ int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
 	return 0;
 }
 
+#define TRUNCATE_WAIT_MS 1000
+#define TRUNCATE_PAUSE_MS 1000
+
+int retention_truncate_wal(struct npsd_db *db, const atomic_bool *stop)
+{
+	int r = -EBUSY;
+	for (int i = 0; r == -EBUSY && i < RETENTION_TRUNCATE_TRIES; i++) {
+		/* A pause, not a try at once: a checkpoint of npsd's own under way fails the
+		 * next try without waiting, and a long report is over by then. */
+		for (int waited = 0; i > 0 && waited < TRUNCATE_PAUSE_MS; waited += 100) {
+			if (stop && atomic_load(stop))
+				return r;
+			struct timespec pause = { .tv_nsec = 100 * 1000000L };
+			nanosleep(&pause, NULL);
+		}
+		if (stop && atomic_load(stop))
+			return r;
+		r = db_wal_truncate(db, TRUNCATE_WAIT_MS);
+	}
+	return r;
+}
+
 struct retention {
 	struct npsd_db *db;
 	_Atomic(const struct npsd_config *) *cfg;
@@ -70,6 +92,7 @@ struct retention {
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	atomic_bool stopping;
 	bool fake_clock;
+	bool wal_has_copies; /* the last truncation after a purge failed: try again */
 };
 
 static void run_once(struct retention *rt)
@@ -82,6 +105,17 @@ static void run_once(struct retention *rt)
 	if (r < 0)
 		log_warn("retention: purge of what is older than %s stopped: %s",
 		         time_format_rfc3339(cutoff, at), strerror(-r));
+	/* Also after a purge that failed half-way (its batches before stay purged), and after
+	 * one that found nothing when the last run could not truncate. */
+	if (!purge_counts_zero(&c) || rt->wal_has_copies) {
+		int t = retention_truncate_wal(rt->db, &rt->stopping);
+		rt->wal_has_copies = t < 0;
+		if (t < 0 && !atomic_load(&rt->stopping))
+			log_warn("retention: the purged rows are gone from the database, but older copies "
+			         "may stay in its WAL until npsd reuses it or stops (%s); the next run tries "
+			         "again",
+			         strerror(-t));
+	}
 	if (!purge_counts_zero(&c))
 		log_info("retention: purged %lld answers, %lld callbacks, %lld customers, %lld events older "
 		         "than %s (retention.days %lld)",

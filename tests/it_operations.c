@@ -15,6 +15,12 @@
  *    cutoff itself stays; the default is retention.days (730); a second run purges nothing;
  *    more than two batches of 500 rows, nothing left pointing at a row that went; npsd keeps
  *    serving and stops cleanly;
+ *  - what purge deletes leaves no copy in the files: after npsctl purge while npsd runs, and
+ *    after npsd's own daily run, a customer's name, phone, email, comment, notes and
+ *    improvement are in neither the database file's bytes nor its WAL's (also after a clean
+ *    stop), while every row of a customer within the period is as it was; a reader that
+ *    holds the WAL past every try gets a warning in npsd's log, without the customer's
+ *    details, and the next day's run truncates it;
  *  - erase --customer ID while npsd runs, for an id with a quote and non-ASCII letters:
  *    every answer, callback, improvement, call event, outbox event (found by its payload's
  *    customer.id), delivery and attempt about the customer, and the customer; nothing about
@@ -1114,8 +1120,13 @@ START_TEST(npsd_purges_by_itself_at_start)
 		sleep_ms(50);
 	}
 	ck_assert_uint_eq(surveys_of(&f, "young"), 1);
-	char *log = npsd_log(&f.p);
-	ck_assert_msg(log && strstr(log, "retention: purged 1 answers"), "npsd's log: %s", log ? log : "(none)");
+	/* Logged once the WAL is truncated too, a moment after the rows went. */
+	char *log = NULL;
+	for (int i = 0; !(log = npsd_log(&f.p)) || !strstr(log, "retention: purged 1 answers"); i++) {
+		ck_assert_msg(i < 200, "npsd's log: %s", log ? log : "(none)");
+		free(log);
+		sleep_ms(50);
+	}
 	free(log);
 	fx_stop(&f);
 }
@@ -1177,29 +1188,37 @@ static bool bytes_have(const char *hay, size_t len, const char *needle)
 	return hay && memmem(hay, len, needle, strlen(needle)) != NULL;
 }
 
-/* Neither the database file nor its WAL holds X's details, in any page, freed or not, and
- * both still hold Y's (a search that finds nothing must be able to find something). */
-static void assert_erased_from_the_files(struct fx *f, const char *when)
+/* Neither the database file nor its WAL holds any of the ngone texts gone, in any page,
+ * freed or not, and the two together hold each of the nkept texts kept (a search that
+ * finds nothing must be able to find something). */
+static void assert_files_hold(struct fx *f, const char *when, const char *const *gone, size_t ngone,
+                              const char *const *kept, size_t nkept)
 {
 	char *wal = fmt("%s-wal", f->p.db_path);
 	size_t wal_len = 0, len = 0;
 	char *wal_bytes = read_all(wal, &wal_len);
 	char *bytes = read_all(f->p.db_path, &len);
 	ck_assert_ptr_nonnull(bytes);
-	static const char *const gone[] = { X_NAME, X_PHONE, X_EMAIL, X_COMMENT, X_NOTES, X_IMPROVEMENT };
-	for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+	for (size_t i = 0; i < ngone; i++) {
 		ck_assert_msg(!bytes_have(bytes, len, gone[i]), "%s: \"%s\" is still in %s", when, gone[i],
 		              f->p.db_path);
 		ck_assert_msg(!bytes_have(wal_bytes, wal_len, gone[i]), "%s: \"%s\" is still in %s", when,
 		              gone[i], wal);
 	}
-	static const char *const kept[] = { Y_NAME, Y_PHONE, Y_COMMENT, Y_IMPROVEMENT };
-	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+	for (size_t i = 0; i < nkept; i++)
 		ck_assert_msg(bytes_have(bytes, len, kept[i]) || bytes_have(wal_bytes, wal_len, kept[i]),
 		              "%s: \"%s\" is not in the files: the search is blind", when, kept[i]);
 	free(bytes);
 	free(wal_bytes);
 	free(wal);
+}
+
+/* X's details are in neither file, Y's are. */
+static void assert_erased_from_the_files(struct fx *f, const char *when)
+{
+	static const char *const gone[] = { X_NAME, X_PHONE, X_EMAIL, X_COMMENT, X_NOTES, X_IMPROVEMENT };
+	static const char *const kept[] = { Y_NAME, Y_PHONE, Y_COMMENT, Y_IMPROVEMENT };
+	assert_files_hold(f, when, gone, sizeof gone / sizeof gone[0], kept, sizeof kept / sizeof kept[0]);
 }
 
 START_TEST(erase_removes_every_row_about_the_customer_and_no_other)
@@ -1493,6 +1512,237 @@ START_TEST(npsctl_migrates_nothing_under_a_running_npsd)
 }
 END_TEST
 
+/* ---------- purged rows leave no copy in the files ---------- */
+
+/* P answered long ago (retention takes it all), K within the period (all of it stays). */
+#define P_ID "cust-P"
+#define P_NAME "Pieter Purge-Test"
+#define P_PHONE "+31699887766"
+#define P_EMAIL "pieter.purge@example.org"
+#define P_COMMENT "P-comment-91c2: the claim took half a year"
+#define P_NOTES "P-notes-91c2"
+#define P_IMPROVEMENT "P-improvement-91c2"
+#define K_ID "cust-K"
+#define K_NAME "Karin Keep-Test"
+#define K_PHONE "+31655443322"
+#define K_EMAIL "karin.keep@example.org"
+#define K_COMMENT "K-comment-keep"
+#define K_NOTES "K-notes-keep"
+#define K_IMPROVEMENT "K-improvement-keep"
+#define T_K (T_OLD + 100 * DAY) /* within 730 days of T_NEW */
+
+/* Every row about a customer (customer, answers, callbacks, call events, improvements,
+ * outbox events), every column, as text (malloc'ed): equal before and after means untouched. */
+static char *rows_about(const char *db_path, const char *customer)
+{
+	static const char *const queries[] = {
+		"SELECT * FROM customers WHERE id = ?1",
+		"SELECT * FROM surveys WHERE customer_id = ?1 ORDER BY id",
+		"SELECT * FROM callbacks WHERE customer_id = ?1 ORDER BY id",
+		"SELECT * FROM callback_events WHERE customer_id = ?1 ORDER BY id",
+		"SELECT * FROM improvements WHERE callback_id IN (SELECT id FROM callbacks WHERE customer_id = "
+		"?1) ORDER BY id",
+		"SELECT * FROM events WHERE json_extract(payload, '$.customer.id') = ?1 ORDER BY id",
+	};
+	sqlite3 *db = sql_open(db_path);
+	size_t len = 0;
+	char *text = NULL;
+	FILE *out = open_memstream(&text, &len);
+	for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+		sqlite3_stmt *st = sql_prepare(db, queries[q], customer);
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			for (int c = 0; c < sqlite3_column_count(st); c++) {
+				const unsigned char *v = sqlite3_column_text(st, c);
+				fprintf(out, "%s|", v ? (const char *)v : "NULL");
+			}
+			fputc('\n', out);
+		}
+		ck_assert_msg(rc == SQLITE_DONE, "%s: %s", queries[q], sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		fprintf(out, "--\n");
+	}
+	fclose(out);
+	sqlite3_close(db);
+	return text;
+}
+
+/* Two answers of one customer, the low one's call completed with notes and an improvement:
+ * every kind of row that holds their words, outbox events included. */
+static void post_customer(struct fx *f, const char *id, const char *name, const char *phone,
+                          const char *email, const char *comment, const char *touchpoint,
+                          const char *completion)
+{
+	post_id(f,
+	        &(struct answer){ .customer = id,
+	                          .name = name,
+	                          .phone = phone,
+	                          .email = email,
+	                          .touchpoint = touchpoint,
+	                          .score = 10,
+	                          .comment = comment },
+	        NULL);
+	json_int_t cb = 0;
+	post_id(f,
+	        &(struct answer){ .customer = id,
+	                          .name = name,
+	                          .phone = phone,
+	                          .email = email,
+	                          .touchpoint = touchpoint,
+	                          .score = 2,
+	                          .comment = comment },
+	        &cb);
+	ck_assert_msg(cb > 0, "a low score opened no callback");
+	claim_and_complete(f, touchpoint, cb, completion);
+}
+
+/* P's rows at T_OLD, K's at T_K, each with their outbox events delivered (at T_NEW P's are
+ * past 730 days and K's are not). K's rows as they are then in *ret_k_rows (malloc'ed). */
+static void post_old_and_young(struct fx *f, char **ret_k_rows)
+{
+	post_customer(f, P_ID, P_NAME, P_PHONE, P_EMAIL, P_COMMENT, "claim",
+	              "{\"outcome\":\"reached\",\"notes\":\"" P_NOTES "\",\"improvements\":[{\"area\":"
+	              "\"process\",\"text\":\"" P_IMPROVEMENT "\"}]}");
+	wait_delivered(f->p.db_path, 4);
+	fake_clock_set(T_K);
+	post_customer(f, K_ID, K_NAME, K_PHONE, K_EMAIL, K_COMMENT, "purchase",
+	              "{\"outcome\":\"reached\",\"notes\":\"" K_NOTES "\",\"improvements\":[{\"area\":"
+	              "\"service\",\"text\":\"" K_IMPROVEMENT "\"}]}");
+	wait_delivered(f->p.db_path, 8);
+	*ret_k_rows = rows_about(f->p.db_path, K_ID);
+}
+
+static const char *const p_texts[] = { P_NAME, P_PHONE, P_EMAIL, P_COMMENT, P_NOTES, P_IMPROVEMENT };
+static const char *const k_texts[] = { K_NAME, K_PHONE, K_EMAIL, K_COMMENT, K_NOTES, K_IMPROVEMENT };
+#define NTEXTS (sizeof p_texts / sizeof p_texts[0])
+
+/* P is gone from the rows and from both files' bytes, freed pages and old WAL frames
+ * included; K's rows are as they were (k_rows), and K's words still in the files. */
+static void assert_purged_from_the_files(struct fx *f, const char *k_rows, const char *when)
+{
+	char *after = rows_about(f->p.db_path, P_ID);
+	ck_assert_msg(strcmp(after, "--\n--\n--\n--\n--\n--\n") == 0, "%s: rows about P are left:\n%s", when,
+	              after);
+	free(after);
+	after = rows_about(f->p.db_path, K_ID);
+	ck_assert_msg(strcmp(after, k_rows) == 0, "%s: K's rows changed:\n%s\nwere:\n%s", when, after, k_rows);
+	free(after);
+	assert_files_hold(f, when, p_texts, NTEXTS, k_texts, NTEXTS);
+}
+
+/* Retention is a promise that the data is gone: npsctl purge, while npsd runs, leaves no
+ * copy of what it deleted in the free space of the database file or in older WAL frames. */
+START_TEST(purge_leaves_no_copy_in_the_files)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, "[\"survey.received\", \"callback.created\", \"callback.completed\"]");
+	char *k_rows = NULL;
+	post_old_and_young(&f, &k_rows);
+	fake_clock_set(T_NEW);
+	char *err = NULL;
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, &err, "purge", NULL), 0);
+	struct counts c = counts_of(err, "purged");
+	ck_assert_msg(!strstr(err, "warning"), "purge warned: %s", err);
+	free(err);
+	ck_assert_int_eq(c.surveys, 2);
+	ck_assert_int_eq(c.callbacks, 1);
+	ck_assert_int_eq(c.improvements, 1);
+	ck_assert_int_eq(c.customers, 1);
+	ck_assert_int_eq(c.events, 4);
+	assert_purged_from_the_files(&f, k_rows, "after npsctl purge, while npsd runs");
+	ck_assert_uint_eq(surveys_of(&f, K_ID), 2);
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	assert_purged_from_the_files(&f, k_rows, "after npsctl purge and a clean stop");
+	free(k_rows);
+	fx_stop(&f);
+}
+END_TEST
+
+/* The same of npsd's own daily run, which logs what it purged once the files are clean. */
+START_TEST(npsd_retention_leaves_no_copy_in_the_files)
+{
+	struct fx f;
+	fx_start_with(&f, T_OLD, "[\"survey.received\", \"callback.created\", \"callback.completed\"]",
+	              NULL); /* retention.days: the default, 730 */
+	char *k_rows = NULL;
+	post_old_and_young(&f, &k_rows);
+	fake_clock_set(T_NEW);
+	char *log = NULL;
+	for (int i = 0; !(log = npsd_log(&f.p)) || !strstr(log, "retention: purged 2 answers"); i++) {
+		ck_assert_msg(i < 200, "no purge 10 s after the clock moved on; log:\n%s", log ? log : "(none)");
+		free(log);
+		sleep_ms(50);
+	}
+	ck_assert_msg(!strstr(log, P_ID) && !strstr(log, P_NAME) && !strstr(log, P_PHONE),
+	              "npsd logged P's details:\n%s", log);
+	free(log);
+	assert_purged_from_the_files(&f, k_rows, "after npsd's retention run, while it runs");
+	ck_assert_uint_eq(surveys_of(&f, K_ID), 2);
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	assert_purged_from_the_files(&f, k_rows, "after npsd's retention run and a clean stop");
+	free(k_rows);
+	fx_stop(&f);
+}
+END_TEST
+
+/* Whether the database file or its WAL holds any of the n texts. */
+static bool files_have_any(struct fx *f, const char *const *texts, size_t n)
+{
+	char *wal = fmt("%s-wal", f->p.db_path);
+	size_t wal_len = 0, len = 0;
+	char *wal_bytes = read_all(wal, &wal_len);
+	char *bytes = read_all(f->p.db_path, &len);
+	bool found = false;
+	for (size_t i = 0; i < n && !found; i++)
+		found = bytes_have(bytes, len, texts[i]) || bytes_have(wal_bytes, wal_len, texts[i]);
+	free(bytes);
+	free(wal_bytes);
+	free(wal);
+	return found;
+}
+
+/* A reader that keeps its snapshot past every try (a long report, a backup) leaves the WAL
+ * untruncated: npsd warns, without a word of the customer's, and its next run truncates it,
+ * though that run finds nothing more to purge. */
+START_TEST(npsd_retention_truncates_later_what_a_reader_held_up)
+{
+	struct fx f;
+	fx_start_with(&f, T_OLD, "[\"survey.received\", \"callback.created\", \"callback.completed\"]",
+	              NULL); /* retention.days: the default, 730 */
+	char *k_rows = NULL;
+	post_old_and_young(&f, &k_rows);
+	sqlite3 *reader = sql_open(f.p.db_path);
+	ck_assert_int_eq(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sql_int(reader, "SELECT count(*) FROM surveys", NULL), 4);
+	fake_clock_set(T_NEW);
+	char *log = NULL;
+	for (int i = 0; !(log = npsd_log(&f.p)) || !strstr(log, "retention: purged 2 answers"); i++) {
+		ck_assert_msg(i < 600, "no purge 30 s after the clock moved on; log:\n%s", log ? log : "(none)");
+		free(log);
+		sleep_ms(50);
+	}
+	ck_assert_msg(strstr(log, "retention: the purged rows are gone from the database, but older copies"),
+	              "no warning while a reader held the WAL; log:\n%s", log);
+	for (size_t i = 0; i < NTEXTS; i++)
+		ck_assert_msg(!strstr(log, p_texts[i]), "npsd logged \"%s\":\n%s", p_texts[i], log);
+	ck_assert_msg(!strstr(log, P_ID), "npsd logged P's id:\n%s", log);
+	free(log);
+	ck_assert_msg(files_have_any(&f, p_texts, NTEXTS), "P's words are gone from the WAL while a reader "
+	                                                  "held it: the test holds nothing up");
+	ck_assert_int_eq(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(reader);
+
+	fake_clock_set(T_NEW + DAY);
+	for (int i = 0; files_have_any(&f, p_texts, NTEXTS); i++) {
+		ck_assert_msg(i < 200, "P's words are still in the files 10 s after the next day's run");
+		sleep_ms(50);
+	}
+	assert_purged_from_the_files(&f, k_rows, "after the next day's run");
+	free(k_rows);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- usage ---------- */
 
 /* GET /v1/me: the key's own name and role, for the console; any live key may ask. */
@@ -1676,6 +1926,9 @@ static Suite *operations_suite(void)
 	tcase_add_test(purge, purge_goes_on_batch_after_batch);
 	tcase_add_test(purge, npsd_purges_by_itself_at_start);
 	tcase_add_test(purge, npsd_purges_by_itself_every_day);
+	tcase_add_test(purge, purge_leaves_no_copy_in_the_files);
+	tcase_add_test(purge, npsd_retention_leaves_no_copy_in_the_files);
+	tcase_add_test(purge, npsd_retention_truncates_later_what_a_reader_held_up);
 	suite_add_tcase(s, purge);
 
 	TCase *erase = tcase_create("erase");

@@ -72,10 +72,12 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error);
 
 /* Copies the whole WAL into the database file and truncates it to nothing, on a connection
  * of its own: what was deleted with secure_delete is then gone from the files too, where
- * older WAL frames kept it until later commits happened to overwrite them. Waits (up to
- * the busy timeout) for the writers and readers of any process; 0, or -EBUSY when they
- * did not finish in time, or another negative errno. */
-int db_wal_truncate(struct npsd_db *db);
+ * older WAL frames kept it until later commits happened to overwrite them. Waits up to
+ * wait_ms for the writers and readers of any process, holding the write lock once it has
+ * it: writes wait meanwhile, so keep wait_ms well below the 5 s a write waits for a lock,
+ * or one may fail with -EBUSY. Another checkpoint under way (npsd's own) fails it at once.
+ * 0, or -EBUSY when they did not finish in time, or another negative errno. */
+int db_wal_truncate(struct npsd_db *db, int wait_ms);
 
 /* Queues w for the next batch. w is borrowed until its done() has been called.
  * After db_close() began, done() runs at once with result -ESHUTDOWN. */

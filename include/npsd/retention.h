@@ -24,6 +24,16 @@ int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
 
 bool purge_counts_zero(const struct purge_counts *c);
 
+/* After a purge or an erasure, whose deletes zeroed what they freed: copies the WAL into
+ * the database file and truncates it (db_wal_truncate), so that no older WAL frame keeps a
+ * copy of the deleted rows either. npsd's writes, readers and own checkpoints keep that
+ * busy now and then, so up to RETENTION_TRUNCATE_TRIES tries, a second apart, each holding
+ * up npsd's writes for about a second at most. stop (may be NULL) is read between tries: true
+ * ends it early with -EBUSY. 0, -EBUSY when every try found it busy, or another negative
+ * errno. */
+#define RETENTION_TRUNCATE_TRIES 5
+int retention_truncate_wal(struct npsd_db *db, const atomic_bool *stop);
+
 struct retention;
 /* Starts the thread; db and cfg (the live config, re-read at each run so that SIGHUP's
  * retention.days applies) are borrowed until retention_stop(). */
