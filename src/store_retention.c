@@ -1,6 +1,7 @@
 /* SQL for retention and erasure: what `npsctl purge` and `npsctl erase` delete, and the ids
  * their deletes must not free for reuse (store_prepare_insert). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,8 +229,31 @@ static int purge_customers(struct db_conn *conn, const struct customer_ids *ids,
 	return 0;
 }
 
-int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
-                      struct purge_counts *c)
+/* secure_delete zeroes what a delete frees, in the page and in the pages it frees whole,
+ * so the words of a purged row cannot be read back from the file. On around a purge's
+ * deletes only, then back to what the connection had: the writer's other work is ingest,
+ * which keeps the library's default (Debian builds SQLite with it on, upstream's is off),
+ * not a cost this adds to every answer. */
+static int secure_delete_get(struct db_conn *conn, bool *ret_on)
+{
+	static const char sql[] = "PRAGMA secure_delete";
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	*ret_on = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+	db_done(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+static int secure_delete_set(struct db_conn *conn, bool on)
+{
+	const char *sql = on ? "PRAGMA secure_delete = ON" : "PRAGMA secure_delete = OFF";
+	return sqlite3_exec(db_handle(conn), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+static int purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
+                       struct purge_counts *c)
 {
 	static const char sql_surveys[] =
 	        "DELETE FROM surveys WHERE id IN (" PURGE_SURVEYS ") RETURNING customer_id, answered_at, id";
@@ -280,6 +304,20 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	if (r == 0)
 		*cursor = moved; /* a batch rolled back deleted nothing: its walk starts again */
 	return r;
+}
+
+int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
+                      struct purge_counts *c)
+{
+	bool was;
+	int r = secure_delete_get(conn, &was);
+	if (r == 0 && !was)
+		r = secure_delete_set(conn, true);
+	if (r < 0)
+		return r;
+	r = purge_batch(conn, cutoff, limit, cursor, c);
+	int restored = was ? 0 : secure_delete_set(conn, false);
+	return r < 0 ? r : restored;
 }
 
 /* ---- erase ---- */

@@ -1,7 +1,8 @@
 /* Retention and erasure on a database built row by row: which rows store_purge_batch's
  * rules keep and which go (through retention_purge, in batches of RETENTION_BATCH, with
- * answers it must keep between those it deletes), and that store_erase_customer leaves
- * nothing about one customer while another keeps everything. */
+ * answers it must keep between those it deletes), that what a purge deletes is zeroed in
+ * the file also where SQLite's secure_delete is off by default, and that
+ * store_erase_customer leaves nothing about one customer while another keeps everything. */
 #include <check.h>
 #include <errno.h>
 #include <sqlite3.h>
@@ -447,6 +448,61 @@ START_TEST(ids_purged_at_the_top_are_not_handed_out_again)
 }
 END_TEST
 
+/* Whether the database file holds text anywhere, in a page in use or a freed one. */
+static bool file_has(const char *text)
+{
+	size_t len = 0;
+	char *bytes = read_all(path, &len);
+	ck_assert_ptr_nonnull(bytes);
+	bool found = memmem(bytes, len, text, strlen(text)) != NULL;
+	free(bytes);
+	return found;
+}
+
+static int read_secure_delete(struct db_conn *conn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), "PRAGMA secure_delete", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	*(int *)arg = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Upstream SQLite leaves what a delete frees readable in the file (secure_delete is off
+ * unless it is built with SQLITE_SECURE_DELETE, as Debian's is): a purge turns it on for
+ * its own deletes, so the words of the rows it took are nowhere in the file once the WAL is
+ * copied in, and puts the connection's own setting back for the writes after it. */
+START_TEST(purge_zeroes_what_it_deletes_and_keeps_the_setting)
+{
+	sql("PRAGMA secure_delete = OFF");
+	sql("INSERT INTO customers (id, name, phone, email, language, created_at, updated_at) VALUES "
+	    "('Z', 'Zora Purged-5e1d', '+31655501234', 'zora.5e1d@example.nl', 'nl', 0, 0)");
+	sql("INSERT INTO surveys (response_id, source, customer_id, touchpoint, score, comment, "
+	    "answered_at, received_at, consent) VALUES ('z1', 's', 'Z', 'claim', 2, 'comment-5e1d of Z', "
+	    "%lld, %lld, 1)",
+	    (long long)OLD, (long long)OLD);
+	run_sql();
+	static const char *const gone[] = { "Zora Purged-5e1d", "+31655501234", "zora.5e1d@example.nl",
+		                            "comment-5e1d of Z" };
+	ck_assert_int_eq(db_wal_truncate(db, 1000), 0);
+	for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+		ck_assert_msg(file_has(gone[i]), "\"%s\" is not in the file before the purge: the search is blind",
+		              gone[i]);
+
+	struct purge_counts c;
+	ck_assert_int_eq(retention_purge(db, CUTOFF, NULL, &c), 0);
+	ASSERT_COUNT("SELECT count(*) FROM customers WHERE id = 'Z'", 0);
+	ck_assert_int_eq(db_wal_truncate(db, 1000), 0);
+	for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+		ck_assert_msg(!file_has(gone[i]), "\"%s\" is still in the file after the purge", gone[i]);
+	ck_assert_msg(file_has("Name of E"), "a customer kept is not in the file: the search is blind");
+	int on = -1;
+	ck_assert_int_eq(db_write_sync(db, read_secure_delete, &on), 0);
+	ck_assert_int_eq(on, 0);
+}
+END_TEST
+
 static Suite *retention_suite(void)
 {
 	Suite *s = suite_create("retention");
@@ -458,6 +514,7 @@ static Suite *retention_suite(void)
 	tcase_add_test(tc, erase_leaves_nothing_about_the_customer);
 	tcase_add_test(tc, ids_erased_at_the_top_are_not_handed_out_again);
 	tcase_add_test(tc, ids_purged_at_the_top_are_not_handed_out_again);
+	tcase_add_test(tc, purge_zeroes_what_it_deletes_and_keeps_the_setting);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -255,7 +255,9 @@ struct purge_counts {
  * deletes nothing. Answers go with their closed callbacks (a call still owed keeps its answers),
  * callbacks with their improvements and call history, customers with their last answer
  * (one marked do-not-call keeps the mark, without contact details), events with their
- * deliveries and attempts. */
+ * deliveries and attempts. Its deletes run with SQLite's secure_delete on (the connection's
+ * own setting back after, failed or not): what they free is zeroed; older copies in the
+ * WAL stay until a TRUNCATE checkpoint (db_wal_truncate). */
 struct purge_cursor {
 	int64_t answered_at, survey_id; /* start with PURGE_CURSOR_START */
 };
