@@ -874,47 +874,63 @@ function markInvalid(form, field, found = null) {
   (el.matches('fieldset') ? el.querySelector('input') : el).focus();
 }
 
-function webhookForm() {
+// The inputs of a webhook, empty to add one or holding w's settings to edit it, and what
+// they say as the API's fields (every one of them: an edit sends only those that differ).
+function webhookFields(w = null) {
   const input = (id, field, attrs = {}) => h('input', { id, name: field, 'data-field': field, ...attrs });
   // No maxlength on these: it would cut a pasted value without a word (a wrong URL, a broken
   // header) and counts UTF-16 units, not the API's characters. The API judges the length.
-  const url = input('wh-url', 'url', { type: 'url', required: true, placeholder: 'https://ntfy.sh/nps-claims-7f3k2' });
+  const url = input('wh-url', 'url', { type: 'url', required: true, placeholder: 'https://ntfy.sh/nps-claims-7f3k2', value: w ? w.url : null });
   const format = h('select', { id: 'wh-format', name: 'format', 'data-field': 'format' },
-    FORMATS.map(([value, label]) => h('option', { value }, label)));
+    FORMATS.map(([value, label]) => h('option', { value, selected: Boolean(w) && w.format === value }, label)));
+  // A type the webhook has and the list does not offer (webhook.disabled, by the API) stays
+  // a box of its own, so that editing the others does not drop it without a word.
+  const offered = EVENTS.concat((w ? w.events : []).filter((type) => !EVENTS.some(([known]) => known === type)).map((type) => [type, '']));
   const events = h('fieldset', { id: 'wh-events', 'data-field': 'events' },
     h('legend', {}, 'Events, each pushed as it happens'),
-    EVENTS.map(([type, what]) => h('label', { class: 'check' },
-      h('input', { type: 'checkbox', name: 'events', value: type }), h('code', {}, type), ` ${what}`)));
+    offered.map(([type, what]) => h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: 'events', value: type, checked: Boolean(w) && w.events.includes(type) }), h('code', {}, type), ` ${what}`)));
   // A daily digest's time, or an hourly one's minute (the API takes "HH:MM" and uses only
   // the minute of an hourly one's: asking for an hour would drop it without a word). The one
   // not shown is disabled, so that what it holds is neither checked nor sent.
-  const digestAt = input('wh-digest-at', 'digest_at', { type: 'time', disabled: true });
-  const digestMinute = input('wh-digest-minute', 'digest_at', { type: 'number', min: 0, max: 59, step: 1, class: 'score-input', disabled: true });
-  const daily = h('div', { hidden: true },
+  const digestAt = input('wh-digest-at', 'digest_at', { type: 'time', value: w && w.digest === 'daily' ? w.digest_at : null });
+  const digestMinute = input('wh-digest-minute', 'digest_at', {
+    type: 'number', min: 0, max: 59, step: 1, class: 'score-input', value: w && w.digest === 'hourly' ? Number(w.digest_at.slice(3)) : null,
+  });
+  const daily = h('div', {},
     h('label', { for: 'wh-digest-at' }, 'At (the call centre\'s time zone; empty: 08:00)'), digestAt);
-  const hourly = h('div', { hidden: true },
+  const hourly = h('div', {},
     h('label', { for: 'wh-digest-minute' }, 'At this minute past each hour (0 to 59, in the call centre\'s time zone; empty: on the hour)'), digestMinute);
   const digest = h('select', { id: 'wh-digest', name: 'digest', 'data-field': 'digest' },
     h('option', { value: '' }, 'no digest'),
-    h('option', { value: 'hourly' }, 'hourly'),
-    h('option', { value: 'daily' }, 'daily'));
-  digest.addEventListener('change', () => {
+    h('option', { value: 'hourly', selected: Boolean(w) && w.digest === 'hourly' }, 'hourly'),
+    h('option', { value: 'daily', selected: Boolean(w) && w.digest === 'daily' }, 'daily'));
+  const showDigest = () => {
     daily.hidden = digest.value !== 'daily';
     hourly.hidden = digest.value !== 'hourly';
     digestAt.disabled = daily.hidden;
     digestMinute.disabled = hourly.hidden;
-  });
-  const score = (id, field) => input(id, field, { type: 'number', min: 0, max: 10, step: 1, class: 'score-input' });
-  const minScore = score('wh-min-score', 'filter.min_score');
-  const maxScore = score('wh-max-score', 'filter.max_score');
+  };
+  digest.addEventListener('change', showDigest);
+  showDigest();
+  const filterOf = (w && w.filter) || {};
+  const score = (id, field, value) => input(id, field, { type: 'number', min: 0, max: 10, step: 1, class: 'score-input', value });
+  const minScore = score('wh-min-score', 'filter.min_score', filterOf.min_score);
+  const maxScore = score('wh-max-score', 'filter.max_score', filterOf.max_score);
   const touchpoints = input('wh-touchpoints', 'filter.touchpoints', {
     pattern: `\\s*${TOUCHPOINT}(\\s*,\\s*${TOUCHPOINT})*\\s*`, placeholder: 'every touchpoint (or: claim, renewal)',
+    value: filterOf.touchpoints ? filterOf.touchpoints.join(', ') : null,
   });
-  // Sent to the receiver as its Authorization header; npsd never shows it again.
-  const auth = input('wh-auth', 'auth', { type: 'password', autocomplete: 'off', placeholder: 'Bearer tk_…' });
-  const description = input('wh-description', 'description', { placeholder: 'claims team' });
-  const form = h('form', { id: 'webhook-form', class: 'card' },
-    h('h2', {}, 'Add a webhook'),
+  // Sent to the receiver as its Authorization header; npsd never shows it again, so an edit
+  // offers to replace it or to remove it, never to read it.
+  const auth = input('wh-auth', 'auth', {
+    type: 'password', autocomplete: 'off', placeholder: w && w.auth_set ? 'set: leave empty to keep it' : 'Bearer tk_…',
+  });
+  const noAuth = w && w.auth_set ? h('input', { type: 'checkbox', id: 'wh-auth-remove', name: 'auth_remove' }) : null;
+  if (noAuth) noAuth.addEventListener('change', () => { auth.disabled = noAuth.checked; });
+  const description = input('wh-description', 'description', { placeholder: 'claims team', value: w ? w.description : null });
+
+  const nodes = [
     h('label', { for: 'wh-url' }, 'URL (http or https)'), url,
     h('label', { for: 'wh-format' }, 'Format'), format,
     events,
@@ -926,27 +942,53 @@ function webhookForm() {
         h('label', { for: 'wh-min-score' }, 'Lowest score'), minScore,
         h('label', { for: 'wh-max-score' }, 'Highest score'), maxScore),
       h('label', { for: 'wh-touchpoints' }, 'Touchpoints, separated by commas'), touchpoints),
-    h('label', { for: 'wh-auth' }, 'Authorization header the receiver wants (optional; never shown again)'), auth,
+    h('label', { for: 'wh-auth' }, w && w.auth_set
+      ? 'Authorization header the receiver wants (set, never shown: type a new one to replace it)'
+      : 'Authorization header the receiver wants (optional; never shown again)'), auth,
+    noAuth ? h('label', { class: 'check', for: 'wh-auth-remove' }, noAuth, ' Remove it: send no Authorization header') : null,
     h('label', { for: 'wh-description' }, 'Description (optional)'), description,
-    h('button', { type: 'submit' }, 'Add webhook'));
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const body = { url: url.value.trim(), format: format.value };
-    const chosen = [...events.querySelectorAll('input:checked')].map((box) => box.value);
-    if (chosen.length) body.events = chosen;
-    if (digest.value) {
-      body.digest = digest.value;
-      if (digest.value === 'daily' && digestAt.value) body.digest_at = digestAt.value;
-      if (digest.value === 'hourly' && digestMinute.value !== '') body.digest_at = `00:${String(Number(digestMinute.value)).padStart(2, '0')}`;
-    }
+  ];
+  // Every field as the form says it; digest_at is null for the default (08:00, on the hour).
+  const values = () => {
     const filter = {};
     if (minScore.value !== '') filter.min_score = Number(minScore.value);
     if (maxScore.value !== '') filter.max_score = Number(maxScore.value);
     const names = touchpoints.value.split(',').map((name) => name.trim()).filter(Boolean);
     if (names.length) filter.touchpoints = names;
-    if (Object.keys(filter).length) body.filter = filter;
-    if (auth.value.trim()) body.auth = auth.value.trim();
-    if (description.value.trim()) body.description = description.value.trim();
+    let at = null;
+    if (digest.value === 'daily' && digestAt.value) at = digestAt.value;
+    if (digest.value === 'hourly' && digestMinute.value !== '') at = `00:${String(Number(digestMinute.value)).padStart(2, '0')}`;
+    return {
+      url: url.value.trim(),
+      format: format.value,
+      events: [...events.querySelectorAll('input:checked')].map((box) => box.value),
+      digest: digest.value || null,
+      digest_at: at,
+      filter,
+      auth: noAuth && noAuth.checked ? null : auth.value.trim(),
+      description: description.value.trim(),
+    };
+  };
+  return { nodes, values };
+}
+
+function webhookForm() {
+  const fields = webhookFields();
+  const form = h('form', { id: 'webhook-form', class: 'card' },
+    h('h2', {}, 'Add a webhook'), fields.nodes,
+    h('button', { type: 'submit' }, 'Add webhook'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const v = fields.values();
+    const body = { url: v.url, format: v.format };
+    if (v.events.length) body.events = v.events;
+    if (v.digest) {
+      body.digest = v.digest;
+      if (v.digest_at) body.digest_at = v.digest_at;
+    }
+    if (Object.keys(v.filter).length) body.filter = v.filter;
+    if (v.auth) body.auth = v.auth;
+    if (v.description) body.description = v.description;
     // What was typed stays in the form until the webhook is created.
     busy(form.querySelector('button[type=submit]'), async () => {
       try {
@@ -962,6 +1004,37 @@ function webhookForm() {
     });
   });
   return form;
+}
+
+// A filter as one text, its keys in one order: two filters are the same when these are.
+const filterText = (f) => JSON.stringify([f.min_score ?? null, f.max_score ?? null, f.touchpoints ?? null]);
+
+// What an edit changes of w: only the fields that differ, each whole (a PATCH replaces what
+// it names whole, e.g. the whole filter). The auth is sent only when a new one is typed or
+// it is removed, as it is never shown.
+function webhookChanges(w, v) {
+  const body = {};
+  if (v.url !== w.url) body.url = v.url;
+  if (v.format !== w.format) body.format = v.format;
+  if ([...v.events].sort().join() !== [...w.events].sort().join()) body.events = v.events;
+  // The time in force of each kind: an hourly digest uses only the minute of its time.
+  const inForce = (digest, at) => {
+    if (digest === 'daily') return at || '08:00';
+    if (digest === 'hourly') return (at || '00:00').slice(3);
+    return null;
+  };
+  if (v.digest !== w.digest) {
+    body.digest = v.digest;
+    // Sent with a new kind even when empty (null: the default), or the API would keep the
+    // old kind's time (an hourly :05 would become a daily 00:05).
+    if (v.digest) body.digest_at = v.digest_at;
+  } else if (v.digest && inForce(v.digest, v.digest_at) !== inForce(w.digest, w.digest_at)) {
+    body.digest_at = v.digest_at;
+  }
+  if (filterText(v.filter) !== filterText(w.filter || {})) body.filter = v.filter;
+  if (v.auth === null ? w.auth_set : v.auth !== '') body.auth = v.auth;
+  if (v.description !== (w.description || '')) body.description = v.description || null;
+  return body;
 }
 
 async function showWebhooks(view) {
@@ -1156,27 +1229,78 @@ async function showWebhook(id, view) {
   };
   const button = (label, buttonId, work) => h('button', { type: 'button', id: buttonId, onclick: (event) => busy(event.currentTarget, work) }, label);
 
+  // The form to change it, drawn on demand with what it has now. Only what differs is sent;
+  // the secret stays as it is (a new one means a new webhook).
+  let editing = null;
+  const editButton = h('button', { type: 'button', id: 'edit-webhook', 'aria-expanded': 'false' }, 'Edit');
+  const closeEdit = () => {
+    if (editing) editing.remove();
+    editing = null;
+    editButton.setAttribute('aria-expanded', 'false');
+    editButton.focus();
+  };
+  const openEdit = () => {
+    if (editing) {
+      editing.querySelector('#wh-url').focus();
+      return;
+    }
+    const fields = webhookFields(w);
+    const save = h('button', { type: 'submit' }, 'Save changes');
+    editing = h('form', { id: 'webhook-edit', class: 'card' },
+      h('h2', {}, `Change webhook #${w.id}`), fields.nodes,
+      h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'link', id: 'cancel-edit', onclick: closeEdit }, 'Cancel')));
+    editing.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const form = event.currentTarget;
+      const body = webhookChanges(w, fields.values());
+      if (!Object.keys(body).length) {
+        notify('Nothing changed: nothing was sent.', 'info');
+        return;
+      }
+      // What was typed stays in the form until the API takes it.
+      busy(save, async () => {
+        try {
+          await api('PATCH', `v1/webhooks/${w.id}`, body);
+        } catch (err) {
+          if (gone(err)) return true;
+          failed(err);
+          if (err.status === 400) markInvalid(form, err.field);
+          return false;
+        }
+        notify(`Webhook #${w.id} changed: ${Object.keys(body).join(', ')}.`, 'info');
+        route();
+        return true;
+      });
+    });
+    editButton.setAttribute('aria-expanded', 'true');
+    settings.after(editing);
+    editing.querySelector('#wh-url').focus();
+  };
+  editButton.addEventListener('click', openEdit);
+
   const fact = (label, value, attrs = {}) => [h('dt', {}, label), h('dd', attrs, value)];
+  const settings = h('section', { class: 'card' },
+    h('h2', {}, 'Where it sends'),
+    h('dl', { class: 'facts', id: 'webhook' },
+      fact('URL', w.url),
+      fact('Format', w.format),
+      fact('Events', w.events.length ? w.events.join(', ') : 'none'),
+      fact('Digest', w.digest ? webhookSends({ ...w, events: [] }) : 'none'),
+      fact('Filter', webhookFilter(w.filter)),
+      fact('Authorization', w.auth_set ? 'set (never shown)' : 'none'),
+      w.description ? fact('Description', w.description, { dir: 'auto' }) : null,
+      fact('State', webhookState(w), { id: 'webhook-state', class: w.active ? '' : 'late' }),
+      w.failing_since ? fact('Failing since', when(w.failing_since), { class: 'late' }) : null,
+      fact('Created', when(w.created_at))),
+    h('div', { class: 'actions' },
+      w.active ? button('Send a test', 'test-webhook', sendTest) : null,
+      editButton,
+      button(w.active ? 'Switch off' : 'Switch on', 'toggle-webhook', toggle),
+      button('Delete', 'delete-webhook', remove)));
   render(
     h('h1', {}, `Webhook #${w.id}`),
     freshSecret && freshSecret.id === w.id ? secretCard(freshSecret.secret) : null,
-    h('section', { class: 'card' },
-      h('h2', {}, 'Where it sends'),
-      h('dl', { class: 'facts', id: 'webhook' },
-        fact('URL', w.url),
-        fact('Format', w.format),
-        fact('Events', w.events.length ? w.events.join(', ') : 'none'),
-        fact('Digest', w.digest ? webhookSends({ ...w, events: [] }) : 'none'),
-        fact('Filter', webhookFilter(w.filter)),
-        fact('Authorization', w.auth_set ? 'set (never shown)' : 'none'),
-        w.description ? fact('Description', w.description, { dir: 'auto' }) : null,
-        fact('State', webhookState(w), { id: 'webhook-state', class: w.active ? '' : 'late' }),
-        w.failing_since ? fact('Failing since', when(w.failing_since), { class: 'late' }) : null,
-        fact('Created', when(w.created_at))),
-      h('div', { class: 'actions' },
-        w.active ? button('Send a test', 'test-webhook', sendTest) : null,
-        button(w.active ? 'Switch off' : 'Switch on', 'toggle-webhook', toggle),
-        button('Delete', 'delete-webhook', remove))),
+    settings,
     card,
     h('p', {}, h('a', { href: '#/webhooks' }, 'All webhooks')));
 }

@@ -967,3 +967,95 @@ test('an hourly digest is asked for its minute only', async () => {
   await done(page);
   assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.id}`)).status, 204);
 });
+
+test('a manager edits a webhook: only what changed is sent, a refusal names the field, the secret stays unseen', async () => {
+  const made = await call(keys.manager, 'POST', '/v1/webhooks', {
+    url: `${hooks}/hooks/edit`, format: 'slack', events: ['callback.created', 'survey.received'],
+    filter: { max_score: 6, touchpoints: ['ui-edit-a', 'ui-edit-b'] }, auth: 'Bearer tk_edit', description: 'ui edit me',
+  });
+  assert.equal(made.status, 201, made.text);
+  const id = made.body.id;
+  const page = await signedIn('manager', `#/webhooks/${id}`);
+  const patches = [];
+  page.on('request', (request) => { if (request.method() === 'PATCH') patches.push(request.postDataJSON()); });
+  await page.click('#edit-webhook');
+  await page.waitForSelector('#webhook-edit');
+  // The form holds what the webhook has now, but its auth, which is never shown.
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'wh-url');
+  assert.equal(await page.inputValue('#wh-url'), `${hooks}/hooks/edit`);
+  assert.equal(await page.inputValue('#wh-format'), 'slack');
+  assert.equal(await page.isChecked('#wh-events input[value="survey.received"]'), true);
+  assert.equal(await page.isChecked('#wh-events input[value="callback.created"]'), true);
+  assert.equal(await page.isChecked('#wh-events input[value="loop.silent"]'), false);
+  assert.equal(await page.inputValue('#wh-min-score'), '');
+  assert.equal(await page.inputValue('#wh-max-score'), '6');
+  assert.equal(await page.inputValue('#wh-touchpoints'), 'ui-edit-a, ui-edit-b');
+  assert.equal(await page.inputValue('#wh-auth'), '');
+  assert.equal(await page.inputValue('#wh-description'), 'ui edit me');
+
+  // Saved unchanged: nothing is sent.
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForFunction(() => /Nothing changed/.test(document.querySelector('#notice').textContent));
+  assert.deepEqual(patches, []);
+
+  // Refused (the lowest score above the highest): the field is named and marked, and the
+  // form keeps what was typed. The filter goes whole: a PATCH replaces it.
+  await page.fill('#wh-min-score', '9');
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForFunction(() => /\(filter\.min_score\)$/.test(document.querySelector('#notice').textContent));
+  assert.equal(await page.getAttribute('#wh-min-score', 'aria-invalid'), 'true');
+  assert.equal(await page.inputValue('#wh-min-score'), '9');
+  assert.deepEqual(patches, [{ filter: { min_score: 9, max_score: 6, touchpoints: ['ui-edit-a', 'ui-edit-b'] } }]);
+  assert.equal((await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body.filter.min_score, undefined);
+
+  // The URL, an event less, the scores cleared (the touchpoints kept), the description.
+  await page.fill('#wh-min-score', '');
+  await page.fill('#wh-max-score', '');
+  await page.fill('#wh-url', `${hooks}/hooks/edited`);
+  await page.uncheck('#wh-events input[value="survey.received"]');
+  await page.fill('#wh-description', 'ui edited');
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForSelector('#webhook-edit', { state: 'detached' });
+  assert.match(await page.textContent('#notice'), new RegExp(`Webhook #${id} changed`));
+  assert.deepEqual(patches[1], {
+    url: `${hooks}/hooks/edited`, events: ['callback.created'], filter: { touchpoints: ['ui-edit-a', 'ui-edit-b'] }, description: 'ui edited',
+  });
+  let now = (await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body;
+  assert.equal(now.url, `${hooks}/hooks/edited`);
+  assert.equal(now.format, 'slack');
+  assert.deepEqual(now.events, ['callback.created']);
+  assert.deepEqual(now.filter, { touchpoints: ['ui-edit-a', 'ui-edit-b'] });
+  assert.equal(now.auth_set, true);
+  assert.equal(now.description, 'ui edited');
+  assert.match(await page.textContent('#webhook'), /hooks\/edited/);
+
+  // A daily digest instead of events, and no Authorization header any more.
+  await page.click('#edit-webhook');
+  await page.waitForSelector('#webhook-edit');
+  await page.uncheck('#wh-events input[value="callback.created"]');
+  await page.selectOption('#wh-digest', 'daily');
+  await page.fill('#wh-digest-at', '07:45');
+  await page.check('#wh-auth-remove');
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForSelector('#webhook-edit', { state: 'detached' });
+  assert.deepEqual(patches[2], { events: [], digest: 'daily', digest_at: '07:45', auth: null });
+  now = (await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body;
+  assert.deepEqual([now.events, now.digest, now.digest_at, now.auth_set], [[], 'daily', '07:45', false]);
+  assert.match(await page.textContent('#webhook'), /daily digest at 07:45/);
+
+  // Back to an hourly one at :05: the minute goes with the new kind.
+  await page.click('#edit-webhook');
+  await page.waitForSelector('#webhook-edit');
+  assert.equal(await page.inputValue('#wh-digest-at'), '07:45');
+  await page.selectOption('#wh-digest', 'hourly');
+  await page.fill('#wh-digest-minute', '5');
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForSelector('#webhook-edit', { state: 'detached' });
+  assert.deepEqual(patches[3], { digest: 'hourly', digest_at: '00:05' });
+  assert.equal(patches.length, 4);
+  // The secret is shown at creation only: never here.
+  assert.equal(await page.locator('#secret').count(), 0);
+  assert.doesNotMatch(await page.textContent('#main'), /whsec_/);
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
+});
