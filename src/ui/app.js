@@ -1084,8 +1084,11 @@ function secretCard(secret) {
 
 function attemptItem(a) {
   const answer = present(a.http_status) ? `HTTP ${a.http_status}` : 'no HTTP answer';
+  // What the receiver answered (its first 4 KiB) says why it refused: untrusted, so text
+  // only, in a box of a few lines that scrolls (and takes the focus, to scroll by keys).
   return h('li', {}, `${when(a.at)}: ${answer} in ${a.duration_ms} ms`,
-    a.error && a.error !== answer ? h('span', { class: 'late' }, ` (${a.error})`) : null);
+    a.error && a.error !== answer ? h('span', { class: 'late' }, ` (${a.error})`) : null,
+    a.response_head ? h('pre', { class: 'response-head', tabindex: 0, 'aria-label': 'What the receiver answered' }, a.response_head) : null);
 }
 
 function deliveryStatus(d) {

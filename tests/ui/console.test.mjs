@@ -23,11 +23,13 @@ let base;
 let browser;
 const keys = {};
 let answers = 0;
-// A webhook receiver on loopback: what it got, in order, and the paths it answers 500 to.
+// A webhook receiver on loopback: what it got, in order, the paths it answers 500 to, and
+// those it answers something else to (path -> {status, body}).
 let receiver;
 let hooks;
 const received = [];
 const failing = new Set();
+const replies = new Map();
 
 function createKey(role, name) {
   return execFileSync(NPSCTL, ['--db', join(dir, 'npsd.db'), 'key', 'create', '--role', role, '--name', name],
@@ -112,9 +114,10 @@ before(async () => {
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', () => {
       received.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const status = failing.has(req.url) ? 500 : 200;
+      const reply = replies.get(req.url);
+      const status = reply ? reply.status : failing.has(req.url) ? 500 : 200;
       res.writeHead(status, { 'Content-Type': 'text/plain' });
-      res.end(status === 200 ? 'ok' : 'down for maintenance');
+      res.end(reply ? reply.body : status === 200 ? 'ok' : 'down for maintenance');
     });
   });
   await new Promise((resolve) => { receiver.listen(0, '127.0.0.1', resolve); });
@@ -1058,4 +1061,30 @@ test('a manager edits a webhook: only what changed is sent, a refusal names the 
   assert.doesNotMatch(await page.textContent('#main'), /whsec_/);
   await done(page);
   assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
+});
+
+test('an attempt shows what the receiver answered, as text in a bounded box', async () => {
+  const hostile = `<img src=x onerror="window.pwned=1"><b>Quota exceeded</b>\n${'x'.repeat(600)}\n${'line\n'.repeat(1000)}`;
+  replies.set('/hooks/answer', { status: 500, body: hostile });
+  const made = await call(keys.manager, 'POST', '/v1/webhooks', { url: `${hooks}/hooks/answer`, events: ['loop.silent'], description: 'ui answer' });
+  assert.equal(made.status, 201, made.text);
+  const page = await signedIn('manager', `#/webhooks/${made.body.id}`, { viewport: { width: 360, height: 740 } });
+  await page.click('#test-webhook');
+  await page.waitForFunction(() => /failed: HTTP 500/.test(document.querySelector('#notice').textContent), null, { timeout: 20000 });
+  const [delivery] = (await call(keys.manager, 'GET', `/v1/webhooks/${made.body.id}/deliveries`)).body.deliveries;
+  const heads = page.locator(`#delivery-${delivery.id} .response-head`);
+  assert.equal(await heads.count(), delivery.attempt_log.length);
+  assert.equal(delivery.attempt_log[0].response_head.length, 4096);
+  assert.equal(await heads.first().textContent(), delivery.attempt_log[0].response_head);
+  // Text only: nothing made of it, nothing run.
+  assert.equal(await page.locator('#main img, #main b').count(), 0);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  const box = await heads.first().evaluate((el) => ({ height: el.getBoundingClientRect().height, scrolls: el.scrollHeight > el.clientHeight }));
+  assert.ok(box.height <= 150, `the answer's box is ${box.height} px tall`);
+  assert.ok(box.scrolls, 'the rest of the answer cannot be scrolled to');
+  const [wide, room] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(wide <= room, `the page is ${wide} px wide at ${room}`);
+  await done(page);
+  replies.delete('/hooks/answer');
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.body.id}`)).status, 204);
 });
