@@ -1136,19 +1136,39 @@ async function showWebhook(id, view) {
     return true;
   };
   // The deliveries are redrawn in place, so the secret and anything else on the page stay.
+  // They come a page at a time, newest first: cursors holds the API's next_cursor of each
+  // page gone past (none on the newest page).
   const card = h('section', { class: 'card', id: 'deliveries-card' });
-  const draw = (deliveries, more) => card.replaceChildren(...[
-    h('h2', {}, 'Recent deliveries'),
-    deliveriesTable(w, deliveries, retry),
-    more ? h('p', { class: 'more' }, `The ${DELIVERIES_SHOWN} newest are shown.`) : null,
-    h('button', { type: 'button', class: 'link', id: 'refresh-deliveries', onclick: (event) => busy(event.currentTarget, () => reload().then(() => true, (err) => {
+  let cursors = [];
+  const turn = (to) => (event) => busy(event.currentTarget, async () => {
+    const before = cursors;
+    cursors = to;
+    try {
+      await reload();
+    } catch (err) {
+      cursors = before;
       if (gone(err)) return true;
       failed(err);
       return false;
-    })) }, 'Refresh'),
+    }
+    return true; // redrawn, this button with it
+  });
+  const draw = (deliveries, next) => card.replaceChildren(...[
+    h('h2', {}, cursors.length ? `Older deliveries (page ${cursors.length + 1})` : 'Recent deliveries'),
+    deliveries.length || !cursors.length ? deliveriesTable(w, deliveries, retry) : h('p', { class: 'empty', id: 'deliveries' }, 'No older deliveries.'),
+    h('div', { class: 'actions' },
+      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newest-deliveries', onclick: turn([]) }, 'Newest') : null,
+      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newer-deliveries', onclick: turn(cursors.slice(0, -1)) }, `Newer ${DELIVERIES_SHOWN}`) : null,
+      next ? h('button', { type: 'button', class: 'link', id: 'older-deliveries', onclick: turn([...cursors, next]) }, `Older ${DELIVERIES_SHOWN}`) : null,
+      h('button', { type: 'button', class: 'link', id: 'refresh-deliveries', onclick: (event) => busy(event.currentTarget, () => reload().then(() => true, (err) => {
+        if (gone(err)) return true;
+        failed(err);
+        return false;
+      })) }, 'Refresh')),
   ].filter(present));
   const reload = async () => {
-    const { data } = await api('GET', `v1/webhooks/${w.id}/deliveries?limit=${DELIVERIES_SHOWN}`);
+    const cursor = cursors.length ? cursors[cursors.length - 1] : null;
+    const { data } = await api('GET', `v1/webhooks/${w.id}/deliveries${query({ limit: DELIVERIES_SHOWN, cursor })}`);
     if (view === generation) draw(data.deliveries, data.next_cursor);
     return data.deliveries;
   };
@@ -1197,6 +1217,7 @@ async function showWebhook(id, view) {
   const sendTest = async () => {
     try {
       const { data } = await api('POST', `v1/webhooks/${w.id}/test`);
+      cursors = []; // the test is the newest delivery
       notify(`A webhook.test is on its way as delivery #${data.id}…`, 'info');
       await reload().catch(() => {});
       watch(data.id);

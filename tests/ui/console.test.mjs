@@ -1088,3 +1088,32 @@ test('an attempt shows what the receiver answered, as text in a bounded box', as
   replies.delete('/hooks/answer');
   assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.body.id}`)).status, 204);
 });
+
+test('a webhook\'s deliveries go on past the newest 20, page by page', async () => {
+  const made = await call(keys.manager, 'POST', '/v1/webhooks', { url: `${hooks}/hooks/many`, events: ['loop.silent'], description: 'ui many' });
+  assert.equal(made.status, 201, made.text);
+  const id = made.body.id;
+  const sent = [];
+  for (let i = 0; i < 23; i++) {
+    const test = await call(keys.manager, 'POST', `/v1/webhooks/${id}/test`);
+    assert.equal(test.status, 202, test.text);
+    sent.push(`#${test.body.id}`);
+  }
+  const page = await signedIn('manager', `#/webhooks/${id}`);
+  await page.waitForSelector('#deliveries tbody tr');
+  const shown = () => page.locator('#deliveries tbody tr td:first-child').allTextContents();
+  assert.deepEqual(await shown(), sent.slice(3).reverse());
+  await page.click('#older-deliveries');
+  await page.waitForFunction(() => /page 2/.test(document.querySelector('#deliveries-card h2').textContent));
+  // As the API pages them: from the first page's next_cursor.
+  const first = (await call(keys.manager, 'GET', `/v1/webhooks/${id}/deliveries?limit=20`)).body;
+  const second = (await call(keys.manager, 'GET', `/v1/webhooks/${id}/deliveries?limit=20&cursor=${first.next_cursor}`)).body;
+  assert.deepEqual(await shown(), second.deliveries.map((d) => `#${d.id}`));
+  assert.deepEqual(await shown(), sent.slice(0, 3).reverse());
+  assert.equal(await page.locator('#older-deliveries').count(), 0);
+  await page.click('#newer-deliveries');
+  await page.waitForFunction(() => document.querySelector('#deliveries-card h2').textContent === 'Recent deliveries');
+  assert.deepEqual(await shown(), sent.slice(3).reverse());
+  await done(page);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
+});
