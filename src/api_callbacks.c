@@ -35,14 +35,17 @@ static json_t *callback_json(const struct callback_row *row)
 static json_t *survey_brief_json(const struct survey_row *row)
 {
 	char answered[21];
-	/* The answer's attributes (a policy number, a product) help the agent place the call. */
+	/* The answer's attributes (a policy number, a product) help the agent place the call.
+	 * Whether it is left out of the NPS, and why, lets the console's managers see it here
+	 * and put it back. */
 	json_t *attributes = row->attributes ? json_loads(row->attributes, 0, NULL) : NULL;
-	return json_pack("{s:I, s:s, s:s, s:s?, s:i, s:s, s:s?, s:s, s:o}", "id", (json_int_t)row->id,
-	                 "response_id", row->response_id, "touchpoint", row->touchpoint, "channel",
-	                 row->channel, "score", row->score, "category", survey_category(row->score),
-	                 "comment", row->comment, "answered_at",
+	return json_pack("{s:I, s:s, s:s, s:s?, s:i, s:s, s:s?, s:s, s:o, s:b, s:s?}", "id",
+	                 (json_int_t)row->id, "response_id", row->response_id, "touchpoint", row->touchpoint,
+	                 "channel", row->channel, "score", row->score, "category",
+	                 survey_category(row->score), "comment", row->comment, "answered_at",
 	                 time_format_rfc3339(row->answered_at, answered), "attributes",
-	                 attributes ? attributes : json_object());
+	                 attributes ? attributes : json_object(), "excluded", row->excluded, "exclude_reason",
+	                 row->exclude_reason);
 }
 
 static int add_survey(const struct survey_row *row, void *arg)

@@ -1263,6 +1263,34 @@ START_TEST(history_within_one_second_keeps_its_order)
 }
 END_TEST
 
+/* An answer left out of the NPS says so, with its reason, among the callback's answers and
+ * in the history: the console shows it there and offers managers to count it again. */
+START_TEST(excluded_answers_are_marked_in_a_callback)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	json_t *reply = post_answer(&f, "C-excl", 9, "purchase", PHONE, true);
+	int64_t happy = iget(reply, "id");
+	json_decref(reply);
+	int64_t cb_id = post_low(&f, "C-excl", 2, "claim");
+	char path[64];
+	snprintf(path, sizeof path, "/v1/surveys/%lld", (long long)happy);
+	ck_assert_int_eq(call(&f, "PATCH", path, f.manager,
+	                      "{\"excluded\":true,\"reason\":\"test answer\"}", NULL),
+	                 200);
+	json_t *cb = get_cb(&f, cb_id);
+	json_t *mine = json_array_get(json_object_get(cb, "surveys"), 0);
+	ck_assert(json_is_false(json_object_get(mine, "excluded")));
+	ck_assert(json_is_null(json_object_get(mine, "exclude_reason")));
+	json_t *earlier = json_array_get(json_object_get(cb, "history"), 0);
+	ck_assert_int_eq(iget(earlier, "id"), happy);
+	ck_assert(json_is_true(json_object_get(earlier, "excluded")));
+	ck_assert_str_eq(sget(earlier, "exclude_reason"), "test answer");
+	json_decref(cb);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(history_of_a_returning_customer)
 {
 	struct fx f;
@@ -1887,6 +1915,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, no_callback_without_consent_phone_or_low_score);
 	tcase_add_test(tc, history_of_a_returning_customer);
 	tcase_add_test(tc, history_within_one_second_keeps_its_order);
+	tcase_add_test(tc, excluded_answers_are_marked_in_a_callback);
 	tcase_add_test(tc, contact_fields_an_answer_gives_replace_the_stored_ones);
 	tcase_add_test(tc, history_keeps_the_newest_20);
 	tcase_add_test(tc, cooldown_after_a_reached_call);
