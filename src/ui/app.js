@@ -355,6 +355,65 @@ async function showCalls(params, view) {
 
 // ---------- calls: one callback ----------
 
+// Whether an answer counts in the NPS and, to a manager, the means to leave it out (a test
+// answer, a duplicate) or to count it again. A reason is asked for: the answer stays
+// listed, and whoever finds it left out later reads why.
+function exclusion(s) {
+  const mark = s.excluded
+    ? h('p', { class: 'excluded' }, h('strong', {}, 'Left out of the NPS'),
+      s.exclude_reason ? [': ', h('span', { class: 'reason', dir: 'auto' }, s.exclude_reason)] : null)
+    : null;
+  if (!may.report()) return mark;
+  const box = h('div', { class: 'exclusion', 'data-survey': s.id }, mark);
+  const change = (body, done, field) => async () => {
+    try {
+      await api('PATCH', `v1/surveys/${s.id}`, body);
+    } catch (err) {
+      if (err.status === 404) {
+        notify(`Answer #${s.id} no longer exists: it was erased meanwhile.`, 'error');
+        route(true);
+        return true;
+      }
+      failed(err);
+      if (err.status === 400 && field) markInvalid(field.form, err.field);
+      return false;
+    }
+    notify(done, 'info');
+    route();
+    return true;
+  };
+  if (s.excluded) {
+    box.append(h('button', {
+      type: 'button', class: 'link include',
+      onclick: (event) => busy(event.currentTarget, change({ excluded: false }, `Answer #${s.id} counts in the NPS again.`)),
+    }, 'Count it in the NPS again'));
+    return box;
+  }
+  const reason = h('input', { name: 'reason', 'data-field': 'reason', required: true, placeholder: 'e.g. test answer' });
+  const leave = h('button', { type: 'submit' }, 'Leave it out');
+  const form = h('form', { class: 'exclude-form', hidden: true },
+    h('label', {}, 'Why it does not count (required; shown with the answer)', reason),
+    h('div', { class: 'actions' }, leave, h('button', {
+      type: 'button', class: 'link', onclick: () => { form.hidden = true; open.hidden = false; open.focus(); },
+    }, 'Cancel')));
+  const open = h('button', {
+    type: 'button', class: 'link exclude', onclick: () => { form.hidden = false; open.hidden = true; reason.focus(); },
+  }, 'Leave out of the NPS');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    // Spaces alone pass the browser's required: no reason all the same.
+    if (!reason.value.trim()) {
+      notify('Say why this answer does not count: the reason is shown with it.', 'error');
+      markInvalid(form, 'reason');
+      return;
+    }
+    busy(leave, change({ excluded: true, reason: reason.value.trim() },
+      `Answer #${s.id} is left out of every NPS figure (it stays listed).`, reason));
+  });
+  box.append(open, form);
+  return box;
+}
+
 function surveyItem(s) {
   const attributes = s.attributes ? Object.entries(s.attributes).map(([k, v]) => `${k}: ${v}`).join(', ') : '';
   return h('li', { class: 'survey' },
@@ -362,13 +421,15 @@ function surveyItem(s) {
     h('div', {},
       h('div', {}, h('strong', {}, s.touchpoint), s.channel ? ` via ${s.channel}` : '', ` · ${when(s.answered_at)}`),
       s.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, s.comment) : h('p', { class: 'empty' }, 'No comment.'),
-      attributes ? h('p', { class: 'attributes', dir: 'auto' }, attributes) : null));
+      attributes ? h('p', { class: 'attributes', dir: 'auto' }, attributes) : null,
+      exclusion(s)));
 }
 
 function historyItem(item) {
   if (item.type === 'survey') {
-    return h('li', {}, `${when(item.at)}: scored ${item.score} at ${item.touchpoint}`,
-      item.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, item.comment) : null);
+    return h('li', { class: 'answer' }, `${when(item.at)}: scored ${item.score} at ${item.touchpoint}`,
+      item.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, item.comment) : null,
+      exclusion(item));
   }
   return h('li', {}, `${when(item.at)}: call`, item.outcome ? ` (${outcomeLabel(item.outcome)})` : '',
     item.agent ? [' by ', h('bdi', {}, item.agent)] : null,

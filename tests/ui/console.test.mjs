@@ -1117,3 +1117,62 @@ test('a webhook\'s deliveries go on past the newest 20, page by page', async () 
   await done(page);
   assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
 });
+
+test('a manager leaves an answer out of the NPS with a reason, and counts it again', async () => {
+  const customer = { id: 'C-ui-exclude', name: 'Test Tessa', phone: '+31612340555' };
+  const earlier = await answer('ui-exclude', 10, { customer, comment: 'Great' });
+  const survey = await answer('ui-exclude', 2, { customer, comment: 'This is a test answer' });
+  const page = await signedIn('manager', `#/callbacks/${survey.callback.id}`);
+  await page.waitForSelector('#surveys');
+  const patches = [];
+  page.on('request', (request) => { if (request.method() === 'PATCH') patches.push([request.url(), request.postDataJSON()]); });
+  const item = page.locator('#surveys li.survey');
+  await item.locator('button.exclude').click();
+  const reason = item.locator('.exclude-form [name=reason]');
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'reason');
+  // Without a reason nothing is sent: the browser asks for one, and spaces are none.
+  await item.locator('.exclude-form button[type=submit]').click();
+  assert.equal(await reason.evaluate((input) => input.validity.valueMissing), true);
+  await reason.fill('   ');
+  await item.locator('.exclude-form button[type=submit]').click();
+  await page.waitForFunction(() => /Say why/.test(document.querySelector('#notice').textContent));
+  assert.equal(await reason.getAttribute('aria-invalid'), 'true');
+  assert.deepEqual(patches, []);
+
+  await reason.fill('test answer');
+  await reason.press('Enter');
+  await page.waitForSelector('#surveys .excluded');
+  assert.match(await page.textContent('#notice'), new RegExp(`Answer #${survey.id} is left out of every NPS figure`));
+  assert.equal(await page.textContent('#surveys .excluded'), 'Left out of the NPS: test answer');
+  assert.deepEqual(patches, [[`${base}/v1/surveys/${survey.id}`, { excluded: true, reason: 'test answer' }]]);
+  let now = (await call(keys.manager, 'GET', `/v1/surveys/${survey.id}`)).body;
+  assert.deepEqual([now.excluded, now.exclude_reason], [true, 'test answer']);
+  const nps = (await call(keys.manager, 'GET', '/v1/nps?touchpoint=ui-exclude')).body;
+  assert.deepEqual([nps.responses, nps.excluded], [1, 1]);
+
+  // The customer's earlier answer, among their history, the same way.
+  const history = page.locator('#history li.answer');
+  await history.locator('button.exclude').click();
+  await history.locator('.exclude-form [name=reason]').fill('a duplicate <b>of</b> another');
+  await history.locator('.exclude-form button[type=submit]').click();
+  await page.waitForSelector('#history .excluded');
+  assert.equal(await page.textContent('#history .excluded'), 'Left out of the NPS: a duplicate <b>of</b> another');
+  assert.equal((await call(keys.manager, 'GET', `/v1/surveys/${earlier.id}`)).body.excluded, true);
+
+  // Counted again: the mark and the reason go.
+  await page.locator('#surveys button.include').click();
+  await page.waitForFunction(() => /counts in the NPS again/.test(document.querySelector('#notice').textContent));
+  await page.waitForSelector('#surveys button.exclude');
+  assert.equal(await page.locator('#surveys .excluded').count(), 0);
+  now = (await call(keys.manager, 'GET', `/v1/surveys/${survey.id}`)).body;
+  assert.deepEqual([now.excluded, now.exclude_reason], [false, null]);
+  assert.deepEqual(patches[2], [`${base}/v1/surveys/${survey.id}`, { excluded: false }]);
+  await done(page);
+
+  // An agent sees which answer does not count, and is offered no means to change it.
+  const agent = await signedIn('agent', `#/callbacks/${survey.callback.id}`);
+  await agent.waitForSelector('#history .excluded');
+  assert.equal(await agent.locator('#main button.exclude, #main button.include').count(), 0);
+  await done(agent);
+  assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
+});
