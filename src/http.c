@@ -683,45 +683,58 @@ static void reply_query_problem(struct http_request *req, const struct query_che
 		                 "unknown query parameter %s: this call takes none", key);
 }
 
-struct length_headers {
+/* One header's copies in a request: libmicrohttpd's lookup gives the first alone. */
+struct header_copies {
+	const char *name;
 	unsigned count;
 	const char *first;
 	bool differ;
 };
 
-static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result count_copies(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	(void)kind;
-	struct length_headers *l = cls;
-	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+	struct header_copies *h = cls;
+	if (strcasecmp(key, h->name) != 0)
 		return MHD_YES;
-	if (l->count++ == 0)
-		l->first = value;
-	else if (strcmp(l->first, value) != 0)
-		l->differ = true;
+	if (h->count++ == 0)
+		h->first = value;
+	else if (strcmp(h->first, value) != 0)
+		h->differ = true;
 	return MHD_YES;
+}
+
+static struct header_copies header_copies(struct http_request *req, const char *name)
+{
+	struct header_copies h = { .name = name };
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_copies, &h);
+	return h;
 }
 
 /*
  * A body whose end libmicrohttpd and a proxy in front of npsd could place differently, or
  * that libmicrohttpd cannot find at all, refused with the connection closed (RFC 9112, 6.1
  * and 6.3): two Content-Lengths that differ (libmicrohttpd takes the first, a proxy may
- * take the other: request smuggling), Content-Length beside Transfer-Encoding, and a
- * transfer coding other than chunked (libmicrohttpd would read to the connection's end).
+ * take the other: request smuggling), Content-Length beside Transfer-Encoding, a
+ * transfer coding other than chunked (libmicrohttpd would read to the connection's end),
+ * and Transfer-Encoding twice (libmicrohttpd reads the first alone, a proxy joins them
+ * into one list, "chunked, gzip", whose last coding is not chunked).
  * True when it replied.
  */
 static bool refuse_unclear_framing(struct http_request *req)
 {
-	struct length_headers lengths = { 0 };
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_lengths, &lengths);
-	const char *coding =
-	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	struct header_copies lengths = header_copies(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	struct header_copies codings = header_copies(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *coding = codings.first;
 	if (lengths.differ)
 		http_reply_error(req, 400, "invalid_field", NULL,
 		                 "the request has Content-Length headers that differ");
 	else if (coding && lengths.count)
 		http_reply_error(req, 400, "invalid_field", NULL,
 		                 "the request has both Content-Length and Transfer-Encoding");
+	else if (codings.count > 1)
+		http_reply_error(req, 400, "invalid_field", NULL,
+		                 "the request has more than one Transfer-Encoding header");
 	else if (coding && strcasecmp(coding, "chunked") != 0)
 		http_reply_error(
 		        req, 415, "unsupported_media_type", NULL,
@@ -812,18 +825,27 @@ static void start_request(struct http_request *req, const char *url, const char 
 		                 req->max_body);
 		return;
 	}
-	const char *type =
-	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	bool has_body = (length && strtoull(length, NULL, 10) > 0) ||
 	                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
 	                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-	if (has_body && !is_json_type(type)) {
+	if (!has_body)
+		return;
+	/* Two that differ leave the body's type to a guess (libmicrohttpd's lookup gives the
+	 * first, a proxy may go by the last); the same one twice is that one. */
+	struct header_copies types = header_copies(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (types.differ) {
+		http_reply_error(req, 415, "unsupported_media_type", "content-type",
+		                 "the request has Content-Type headers that differ; send one: "
+		                 "application/json (UTF-8)");
+		return;
+	}
+	if (!is_json_type(types.first)) {
 		http_reply_error(req, 415, "unsupported_media_type", NULL,
 		                 "the body must be sent as Content-Type: application/json (UTF-8)");
 		return;
 	}
-	if (has_body && !is_plain_encoding(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                                               MHD_HTTP_HEADER_CONTENT_ENCODING))) {
+	struct header_copies encodings = header_copies(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
+	if (encodings.differ || !is_plain_encoding(encodings.first)) {
 		http_reply_error(req, 415, "unsupported_media_type", NULL,
 		                 "the body must be sent without a Content-Encoding");
 		return;

@@ -1837,6 +1837,74 @@ START_TEST(absolute_form_targets_are_served)
 }
 END_TEST
 
+/* POST /v1/surveys with body and these extra request headers (NULL-terminated), by libcurl. */
+static void post_with_headers(const char *body, const char *const *extra, struct http_result *r)
+{
+	memset(r, 0, sizeof *r);
+	CURL *curl = curl_easy_init();
+	ck_assert_ptr_nonnull(curl);
+	char url[256], authz[512];
+	snprintf(url, sizeof url, "%s/v1/surveys", D.base_url);
+	snprintf(authz, sizeof authz, "Authorization: Bearer %s", T_INGEST);
+	struct curl_slist *h = curl_slist_append(NULL, authz);
+	h = curl_slist_append(h, "Expect:");
+	for (const char *const *e = extra; *e; e++)
+		h = curl_slist_append(h, *e);
+	struct growbuf resp = { 0 }, head = { 0 };
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, growbuf_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, growbuf_write);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	r->curl_code = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(curl);
+	r->body = resp.data ? resp.data : strdup("");
+	r->len = resp.len;
+	r->headers = head.data ? head.data : strdup("");
+	if (r->len)
+		r->json = json_loadb(r->body, r->len, 0, NULL);
+}
+
+/* Two Content-Types that differ leave the body's type to a guess (libmicrohttpd took the
+ * first): a 415 naming content-type, in either order, and nothing stored. The same one
+ * twice is that one. So for Content-Encoding: identity beside gzip is not identity. */
+START_TEST(two_content_types_that_differ_are_a_415)
+{
+	char *body = survey("two-ct", "C-two-ct", NULL, "claim", 9, NULL);
+	const char *const refused[][3] = {
+		{ "Content-Type: text/plain", "Content-Type: application/json", NULL },
+		{ "Content-Type: application/json", "Content-Type: text/plain", NULL },
+		{ "Content-Type: application/json", "Content-Type: application/json; charset=utf-8", NULL },
+	};
+	struct http_result r;
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		post_with_headers(body, refused[i], &r);
+		ck_assert_msg(r.curl_code == CURLE_OK, "case %zu: curl %d", i, r.curl_code);
+		expect_error(&r, 415, "unsupported_media_type", "content-type");
+		http_result_free(&r);
+	}
+	const char *const encodings[] = { "Content-Type: application/json", "Content-Encoding: identity",
+		                          "Content-Encoding: gzip", NULL };
+	post_with_headers(body, encodings, &r);
+	expect_error(&r, 415, "unsupported_media_type", NULL);
+	http_result_free(&r);
+	/* Nothing of the above was stored: this is the answer's first arrival. */
+	const char *const same_twice[] = { "Content-Type: application/json", "Content-Type: application/json",
+		                           NULL };
+	post_with_headers(body, same_twice, &r);
+	ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+	http_result_free(&r);
+	free(body);
+}
+END_TEST
+
 /* A compressed body is not what npsd reads: 415, not a puzzling invalid_json (or, for
  * plain JSON labelled compressed, an answer stored from bytes the sender meant otherwise). */
 START_TEST(content_encoding_is_refused_415)
@@ -2892,6 +2960,42 @@ START_TEST(a_body_whose_end_is_unclear_is_refused_at_once)
 }
 END_TEST
 
+/* Transfer-Encoding twice: libmicrohttpd read the first alone (chunked) and stored the
+ * answer, while a proxy joins them into one list ("chunked, gzip") whose body ends
+ * elsewhere. Refused at once like other unclear framing, the connection closed, nothing
+ * stored. */
+START_TEST(transfer_encoding_twice_is_refused_at_once)
+{
+	char *one = survey("te-twice", "C-te-twice", NULL, "claim", 9, NULL);
+	char *chunked = fmt("%zx\r\n%s\r\n0\r\n\r\n", strlen(one), one);
+	const char *const second[] = { "chunked", "gzip" };
+	for (size_t i = 0; i < 2; i++) {
+		int fd = raw_connect(&D);
+		ck_assert_int_ge(fd, 0);
+		char *request = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+		                    "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+		                    "Transfer-Encoding: %s\r\n\r\n%s",
+		                    T_INGEST, second[i], chunked);
+		ck_assert_int_eq(raw_send(fd, request), 0);
+		char *reply = raw_reply(fd, 3000);
+		ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 400 ", 13) == 0, "case %zu: %.200s", i,
+		              reply ? reply : "(no answer in 3 s)");
+		ck_assert_msg(strstr(reply, "\"invalid_field\""), "case %zu: %s", i, reply);
+		char rest[16];
+		ck_assert_msg(recv(fd, rest, sizeof rest, 0) == 0, "case %zu: the connection stayed open", i);
+		free(reply);
+		free(request);
+		close(fd);
+	}
+	struct http_result r;
+	REQ(&r, "GET", "/v1/surveys", T_MANAGER, NULL);
+	ck_assert_uint_eq(json_array_size(json_object_get(r.json, "surveys")), 0);
+	http_result_free(&r);
+	free(chunked);
+	free(one);
+}
+END_TEST
+
 /* Sends the first n bytes of text. */
 static void send_part(int fd, const char *text, size_t n)
 {
@@ -2990,6 +3094,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, an_endless_body_on_a_get_is_cut_off);
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, content_encoding_is_refused_415);
+	tcase_add_test(tc, two_content_types_that_differ_are_a_415);
 	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
 	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
 	tcase_add_test(tc, absolute_form_targets_are_served);
@@ -3014,6 +3119,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_stop_with_large_bodies_waiting_ends_cleanly);
 	tcase_add_test(tc, a_chunked_body_takes_max_body_as_its_share);
 	tcase_add_test(tc, a_body_whose_end_is_unclear_is_refused_at_once);
+	tcase_add_test(tc, transfer_encoding_twice_is_refused_at_once);
 	tcase_add_test(tc, a_body_that_grows_large_during_the_stop_is_not_left_waiting);
 	suite_add_tcase(s, tc);
 
