@@ -840,13 +840,13 @@ static void start_request(struct http_request *req, const char *url, const char 
 		return;
 	}
 	if (!is_json_type(types.first)) {
-		http_reply_error(req, 415, "unsupported_media_type", NULL,
+		http_reply_error(req, 415, "unsupported_media_type", "content-type",
 		                 "the body must be sent as Content-Type: application/json (UTF-8)");
 		return;
 	}
 	struct header_copies encodings = header_copies(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
 	if (encodings.differ || !is_plain_encoding(encodings.first)) {
-		http_reply_error(req, 415, "unsupported_media_type", NULL,
+		http_reply_error(req, 415, "unsupported_media_type", "content-encoding",
 		                 "the body must be sent without a Content-Encoding");
 		return;
 	}

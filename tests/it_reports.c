@@ -971,7 +971,7 @@ START_TEST(patch_errors_name_the_field_and_change_nothing)
 	}
 	struct http_result r;
 	http_do(&D, "PATCH", path, T_MANAGER, "text/plain", "{\"excluded\":true}", 17, &r);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-type");
 	http_result_free(&r);
 	/* No such survey. */
 	REQ(&r, "PATCH", "/v1/surveys/999999", T_MANAGER, "{\"excluded\":true}");

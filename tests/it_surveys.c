@@ -1263,7 +1263,7 @@ START_TEST(a_call_without_a_body_refuses_one)
 	expect_error(&r, 400, "invalid_field", "limit");
 	http_result_free(&r);
 	ck_assert_int_eq(http_do(&D, "GET", "/v1/surveys", T_MANAGER, "text/plain", "hi", 2, &r), 0);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-type");
 	http_result_free(&r);
 }
 END_TEST
@@ -1408,19 +1408,19 @@ START_TEST(content_type_must_be_json_415)
 	char *body = survey("ct-1", "C-ct", NULL, "claim", 7, NULL);
 	struct http_result r;
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "text/plain", body, strlen(body), &r);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-type");
 	http_result_free(&r);
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/x-www-form-urlencoded", body, strlen(body),
 	        &r);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-type");
 	http_result_free(&r);
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/jsonx", body, strlen(body), &r);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-type");
 	http_result_free(&r);
 	/* Bodies are UTF-8: another charset is not JSON npsd reads. */
 	http_do(&D, "POST", "/v1/surveys", T_INGEST, "application/json; charset=iso-8859-1", body,
 	        strlen(body), &r);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-type");
 	http_result_free(&r);
 	/* With a UTF-8 charset, in any spelling RFC 9110 allows, it is JSON. */
 	const char *const utf8_types[] = { "application/json; charset=utf-8",
@@ -1893,7 +1893,7 @@ START_TEST(two_content_types_that_differ_are_a_415)
 	const char *const encodings[] = { "Content-Type: application/json", "Content-Encoding: identity",
 		                          "Content-Encoding: gzip", NULL };
 	post_with_headers(body, encodings, &r);
-	expect_error(&r, 415, "unsupported_media_type", NULL);
+	expect_error(&r, 415, "unsupported_media_type", "content-encoding");
 	http_result_free(&r);
 	/* Nothing of the above was stored: this is the answer's first arrival. */
 	const char *const same_twice[] = { "Content-Type: application/json", "Content-Type: application/json",
