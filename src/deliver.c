@@ -419,6 +419,10 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(d->cfg->wh_timeout * 1000));
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* "" overrides http_proxy, https_proxy, ALL_PROXY and the rest of the environment
+	 * (systemd Environment=, a login shell's egress proxy): through a proxy the guard below
+	 * would see the proxy's address and never the target's. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "npsd-webhooks/0.1");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

@@ -15,7 +15,7 @@
  *  - ntfy (plain text, Title, Priority, Tags, Click/Actions with server.public_url, auth as
  *    Authorization) and slack ({"text"}) shapes;
  *  - at least once across kill -9: between commit and send, and in the middle of a send;
- *  - the SSRF guard at create time and at connect time;
+ *  - the SSRF guard at create time and at connect time, and the proxy environment ignored;
  *  - the test and retry endpoints.
  */
 #include <check.h>
@@ -26,8 +26,10 @@
 #include <nettle/base64.h>
 #include <nettle/hmac.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -2540,6 +2542,166 @@ START_TEST(a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections)
 }
 END_TEST
 
+/* A stand-in for an egress proxy (a corporate one, named by http_proxy): counts the
+ * connections it accepts and keeps the first request line it was sent (an absolute-form
+ * POST, or a CONNECT), answering each with a 502. */
+struct proxy {
+	int fd;
+	uint16_t port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	atomic_bool stop;
+	size_t connections;
+	char first_line[256];
+};
+
+static void *proxy_main(void *arg)
+{
+	struct proxy *px = arg;
+	static const char answer[] = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	while (!atomic_load(&px->stop)) {
+		struct pollfd pfd = { .fd = px->fd, .events = POLLIN };
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		int c = accept(px->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		struct timeval tv = { .tv_sec = 1 };
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		char buf[512];
+		ssize_t got = recv(c, buf, sizeof buf - 1, 0);
+		pthread_mutex_lock(&px->lock);
+		px->connections++;
+		if (got > 0 && !px->first_line[0]) {
+			buf[got] = '\0';
+			buf[strcspn(buf, "\r\n")] = '\0';
+			snprintf(px->first_line, sizeof px->first_line, "%.255s", buf);
+		}
+		pthread_mutex_unlock(&px->lock);
+		(void)!send(c, answer, sizeof answer - 1, MSG_NOSIGNAL);
+		close(c);
+	}
+	return NULL;
+}
+
+static struct proxy *proxy_start(void)
+{
+	struct proxy *px = calloc(1, sizeof *px);
+	ck_assert_ptr_nonnull(px);
+	px->fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(px->fd, 0);
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(px->fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	ck_assert_int_eq(listen(px->fd, 16), 0);
+	socklen_t len = sizeof addr;
+	ck_assert_int_eq(getsockname(px->fd, (struct sockaddr *)&addr, &len), 0);
+	px->port = ntohs(addr.sin_port);
+	pthread_mutex_init(&px->lock, NULL);
+	ck_assert_int_eq(pthread_create(&px->thread, NULL, proxy_main, px), 0);
+	return px;
+}
+
+/* How many connections it accepted; its first request line into line. */
+static size_t proxy_connections(struct proxy *px, char line[static 256])
+{
+	pthread_mutex_lock(&px->lock);
+	size_t n = px->connections;
+	memcpy(line, px->first_line, 256);
+	pthread_mutex_unlock(&px->lock);
+	return n;
+}
+
+static void proxy_stop(struct proxy *px)
+{
+	atomic_store(&px->stop, true);
+	pthread_join(px->thread, NULL);
+	close(px->fd);
+	pthread_mutex_destroy(&px->lock);
+	free(px);
+}
+
+/* POST /v1/webhooks/{wid}/test: the new delivery's id. */
+static json_int_t test_call(struct env *e, json_int_t wid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld/test", (long long)wid);
+	struct http_result r;
+	http_json(&e->p, "POST", path, e->mgr, NULL, &r);
+	expect_status(&r, 202, "test call");
+	json_int_t id = iget(r.json, "id");
+	http_result_free(&r);
+	return id;
+}
+
+/* npsd started with the proxy environment set (systemd Environment=, a corporate egress
+ * proxy): libcurl sent every delivery to that proxy, so the guard saw the proxy's address and
+ * never the target's, and a webhook to http://169.254.169.254/ would go out through it
+ * unchecked. npsd ignores that environment: deliveries go straight to their target, and with
+ * the guard on a private target is refused before anything is sent anywhere. */
+START_TEST(deliveries_ignore_the_proxy_environment)
+{
+	struct receiver *rx = rx_start();
+	struct proxy *px = proxy_start();
+	char proxy_url[64];
+	snprintf(proxy_url, sizeof proxy_url, "http://127.0.0.1:%u", px->port);
+	const char *vars[] = { "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
+	size_t nvars = sizeof vars / sizeof vars[0];
+	for (size_t i = 0; i < nvars; i++)
+		ck_assert_int_eq(setenv(vars[i], proxy_url, 1), 0);
+	ck_assert_int_eq(unsetenv("no_proxy"), 0);
+	ck_assert_int_eq(unsetenv("NO_PROXY"), 0);
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	/* The daemon has its copy; this test's own requests to it must not go through the proxy. */
+	for (size_t i = 0; i < nvars; i++)
+		ck_assert_int_eq(unsetenv(vars[i]), 0);
+
+	json_int_t plain = create_webhook_id(&e, rx, "/hooks/direct", "\"events\":[\"survey.received\"]");
+	/* An https target (plain HTTP answers its handshake, so the attempt fails): through the
+	 * proxy it would be a CONNECT tunnel. */
+	char tls_url[96];
+	snprintf(tls_url, sizeof tls_url, "https://127.0.0.1:%u/hooks/tls", rx->port);
+	json_t *doc = create_webhook(&e, tls_url, "\"events\":[\"survey.received\"]");
+	json_int_t tls = iget(doc, "id");
+	json_decref(doc);
+
+	char line[256];
+	json_int_t did = test_call(&e, plain);
+	json_t *d = wait_delivery(&e, plain, did, NULL, 1, WAIT_MS);
+	size_t n = proxy_connections(px, line);
+	ck_assert_msg(n == 0, "the proxy was asked %zu times, first: %s", n, line);
+	ck_assert_str_eq(sget(d, "status"), "delivered");
+	json_decref(d);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/direct"), 1);
+	did = test_call(&e, tls);
+	json_decref(wait_delivery(&e, tls, did, NULL, 1, WAIT_MS));
+	n = proxy_connections(px, line);
+	ck_assert_msg(n == 0, "https: the proxy was asked %zu times, first: %s", n, line);
+
+	/* The guard on: both are refused, and the proxy still hears nothing. */
+	config_replace(&e.p, "allow_private_targets = true", "allow_private_targets = false");
+	kill(e.p.pid, SIGHUP);
+	for (int i = 0; i < 300 && log_lines_with(&e, "reload: configuration applied") == 0; i++)
+		sleep_ms(10);
+	ck_assert_int_eq(log_lines_with(&e, "reload: configuration applied"), 1);
+	json_int_t hooks[] = { plain, tls };
+	for (size_t i = 0; i < 2; i++) {
+		did = test_call(&e, hooks[i]);
+		d = wait_delivery(&e, hooks[i], did, NULL, 1, WAIT_MS);
+		ck_assert_msg(contains_ci(sget(d, "last_error"), "refus"), "webhook %lld with the guard on: %s, last_error %s",
+		              (long long)hooks[i], sget(d, "status"), sget(d, "last_error"));
+		json_decref(d);
+	}
+	sleep_ms(QUIET_MS);
+	n = proxy_connections(px, line);
+	ck_assert_msg(n == 0, "with the guard on, the proxy was asked %zu times, first: %s", n, line);
+	ck_assert_uint_eq(rx_count(rx, "/hooks/direct"), 1);
+	env_end(&e);
+	proxy_stop(px);
+	rx_stop(rx);
+}
+END_TEST
+
 /* ---------- the test and retry endpoints ---------- */
 
 START_TEST(test_endpoint_sends_webhook_test)
@@ -2852,6 +3014,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, ssrf_guard_at_create_time);
 	tcase_add_test(tc, ssrf_guard_at_connect_time);
 	tcase_add_test(tc, a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections);
+	tcase_add_test(tc, deliveries_ignore_the_proxy_environment);
 	tcase_add_test(tc, test_endpoint_sends_webhook_test);
 	tcase_add_test(tc, retry_endpoint_resends_a_failed_delivery);
 	tcase_add_test(tc, attempt_log_shows_the_newest_attempts);
