@@ -100,6 +100,7 @@ static const struct option options[] = {
 	  OFF(wh_disable_after), 0 },
 	{ "webhooks", "allow_private_targets", OPT_BOOL, 0, 1, "false", true, OFF(wh_allow_private_targets),
 	  0 },
+	{ "webhooks", "proxy", OPT_URL, 0, 2048, "", true, OFF(wh_proxy), 0 },
 	{ "alerts", "silence_after", OPT_DURATION, 0, 30 * DAY, "2h", true, OFF(alerts_silence_after), 0 },
 	{ "alerts", "window", OPT_DURATION, 1 * HOUR, 365 * DAY, "7d", true, OFF(alerts_window), 0 },
 	{ "alerts", "nps_drop", OPT_DOUBLE, 0, 200, "15", true, OFF(alerts_nps_drop), 0 },

@@ -43,7 +43,10 @@ struct transfer {
 	size_t head_len;
 	char error[CURL_ERROR_SIZE];
 	long retry_after; /* seconds from a Retry-After header, 0 when none */
-	bool blocked;     /* the SSRF guard refused the address */
+	int64_t timeout_ms;
+	bool blocked;  /* the SSRF guard refused the address */
+	bool checking; /* webhooks.proxy: the target's addresses are being checked, nothing sent */
+	bool resolved; /* the check saw at least one of the target's addresses */
 };
 
 struct deliver {
@@ -306,6 +309,35 @@ static int check_connection(void *clientp, char *primary_ip, char *local_ip, int
 	return CURL_PREREQFUNC_OK;
 }
 
+/* With webhooks.proxy, curl connects to the proxy alone and never resolves the target, so
+ * a first pass resolves it (curl's resolver, which does not hold up this thread) and looks
+ * at every address it has, opening no socket to any. */
+static curl_socket_t check_target(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	struct transfer *t = clientp;
+	(void)purpose;
+	t->resolved = true;
+	if (webhooks_address_blocked(&address->addr))
+		t->blocked = true;
+	return CURL_SOCKET_BAD;
+}
+
+/* The target passed the check: the request itself goes to the proxy, in what is left of
+ * the attempt's time (its lease counts on one timeout). The proxy resolves the name again:
+ * an answer that changes in between (DNS rebinding) is the proxy's to refuse. */
+static void send_through_proxy(CURLM *multi, struct transfer *t)
+{
+	curl_multi_remove_handle(multi, t->easy);
+	int64_t left = t->timeout_ms - (clock_mono_ms() - t->started_ms);
+	t->checking = false;
+	t->error[0] = '\0';
+	curl_easy_setopt(t->easy, CURLOPT_CONNECT_ONLY, 0L);
+	curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, NULL);
+	curl_easy_setopt(t->easy, CURLOPT_NOPROXY, "");
+	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	curl_multi_add_handle(multi, t->easy);
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct transfer *t = userdata;
@@ -416,13 +448,16 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->request.body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(d->cfg->wh_timeout * 1000));
+	t->timeout_ms = d->cfg->wh_timeout * 1000;
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* "" overrides http_proxy, https_proxy, ALL_PROXY and the rest of the environment
-	 * (systemd Environment=, a login shell's egress proxy): through a proxy the guard below
-	 * would see the proxy's address and never the target's. */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* Set either way, never left to http_proxy, https_proxy, ALL_PROXY or NO_PROXY in the
+	 * environment (systemd Environment=, a login shell's egress proxy): through a proxy the
+	 * guard below would see the proxy's address and never the target's. */
+	const char *proxy = d->cfg->wh_proxy;
+	curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "npsd-webhooks/0.1");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -431,7 +466,15 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-	if (!d->cfg->wh_allow_private_targets) {
+	if (!d->cfg->wh_allow_private_targets && proxy) {
+		/* The proxy's own address is the operator's choice, often a private one: the
+		 * target is checked instead (check_target), before anything goes to the proxy. */
+		t->checking = true;
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, check_target);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+	} else if (!d->cfg->wh_allow_private_targets) {
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
 		curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, check_connection);
@@ -549,6 +592,10 @@ static size_t reap(struct deliver *d, struct finished *finished)
 			continue;
 		struct transfer *t = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		if (t->checking && t->resolved && !t->blocked) {
+			send_through_proxy(d->multi, t);
+			continue;
+		}
 		finish_transfer(t, msg->data.result, &finished[n++]);
 		curl_multi_remove_handle(d->multi, t->easy);
 		for (size_t i = 0; i < d->nactive; i++) {

@@ -383,6 +383,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.wh_retry[8], 12 * 3600);
 	ck_assert_int_eq(cfg.wh_disable_after, 72 * 3600);
 	ck_assert(!cfg.wh_allow_private_targets);
+	ck_assert_ptr_null(cfg.wh_proxy);
 	ck_assert_int_eq(cfg.alerts_silence_after, 7200);
 	ck_assert_int_eq(cfg.alerts_window, 7 * 86400);
 	ck_assert(cfg.alerts_nps_drop == 15);
@@ -405,6 +406,7 @@ START_TEST(test_sample_file)
 	ck_assert_uint_eq(cfg.cb_hours.nwindows[5], 1);
 	ck_assert_uint_eq(cfg.wh_nretry, 9);
 	ck_assert(!cfg.wh_allow_private_targets);
+	ck_assert_ptr_null(cfg.wh_proxy);
 	ck_assert_int_eq(cfg.retention_days, 730);
 }
 END_TEST
@@ -492,6 +494,7 @@ START_TEST(test_full_file)
 		  "retry = 1s\n"
 		  "disable_after = 1d\n"
 		  "allow_private_targets = yes\n"
+		  "proxy = http://proxy.example.com:3128/\n"
 		  "[alerts]\n"
 		  "silence_after = 0\n"
 		  "window = 1d\n"
@@ -529,6 +532,7 @@ START_TEST(test_full_file)
 	ck_assert_uint_eq(cfg.wh_nretry, 1);
 	ck_assert_int_eq(cfg.wh_disable_after, 86400);
 	ck_assert(cfg.wh_allow_private_targets);
+	ck_assert_str_eq(cfg.wh_proxy, "http://proxy.example.com:3128");
 	ck_assert_int_eq(cfg.alerts_silence_after, 0);
 	ck_assert_int_eq(cfg.alerts_window, 86400);
 	ck_assert(cfg.alerts_nps_drop == 7.5);
@@ -617,6 +621,8 @@ START_TEST(test_bad_values)
 		     "2: retry: each step must be from 1s to 30d");
 	expect_error("[webhooks]\nallow_private_targets = maybe\n",
 		     "2: allow_private_targets: not a boolean (use true or false)");
+	expect_error("[webhooks]\nproxy = socks5h://proxy:1080\n",
+		     "2: proxy: not an http:// or https:// URL");
 	expect_error("[alerts]\nnps_drop = 201\n", "2: nps_drop: must be from 0 to 200");
 	expect_error("[alerts]\nmin_responses = 0\n", "2: min_responses: must be from 1 to 1000000");
 	expect_error("[retention]\ndays = 36501\n", "2: days: must be from 1 to 36500");
@@ -775,12 +781,14 @@ START_TEST(test_reload_merge)
 	ck_assert_int_eq(config_set_db_path(&fresh, "/tmp/other.db", &err), 0);
 	fresh.cb_max_score = 5;
 	fresh.threads = 3;
+	fresh.wh_proxy = strdup("http://proxy:3128");
 	ck_assert_int_eq(config_reload_merge(&fresh, &cfg, changed, sizeof changed), 3);
 	ck_assert_str_eq(changed, "server.listen, server.threads, database.path");
 	ck_assert_uint_eq(fresh.listen_port, 8080);
 	ck_assert_uint_eq(fresh.threads, 0);
 	ck_assert_str_eq(fresh.db_path, "./var/npsd.db");
 	ck_assert_int_eq(fresh.cb_max_score, 5); /* reloadable: kept */
+	ck_assert_str_eq(fresh.wh_proxy, "http://proxy:3128");
 	config_free(&fresh);
 	config_free(&fresh); /* a zeroed config frees fine */
 }

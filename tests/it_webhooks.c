@@ -2543,8 +2543,8 @@ START_TEST(a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections)
 END_TEST
 
 /* A stand-in for an egress proxy (a corporate one, named by http_proxy): counts the
- * connections it accepts and keeps the first request line it was sent (an absolute-form
- * POST, or a CONNECT), answering each with a 502. */
+ * connections it accepts and keeps the first request line of each (an absolute-form POST,
+ * or a CONNECT), answering each with a 502. */
 struct proxy {
 	int fd;
 	uint16_t port;
@@ -2552,7 +2552,7 @@ struct proxy {
 	pthread_mutex_t lock;
 	atomic_bool stop;
 	size_t connections;
-	char first_line[256];
+	char lines[8][256]; /* of the first connections */
 };
 
 static void *proxy_main(void *arg)
@@ -2572,10 +2572,10 @@ static void *proxy_main(void *arg)
 		ssize_t got = recv(c, buf, sizeof buf - 1, 0);
 		pthread_mutex_lock(&px->lock);
 		px->connections++;
-		if (got > 0 && !px->first_line[0]) {
+		if (got > 0 && px->connections <= 8) {
 			buf[got] = '\0';
 			buf[strcspn(buf, "\r\n")] = '\0';
-			snprintf(px->first_line, sizeof px->first_line, "%.255s", buf);
+			snprintf(px->lines[px->connections - 1], sizeof px->lines[0], "%.255s", buf);
 		}
 		pthread_mutex_unlock(&px->lock);
 		(void)!send(c, answer, sizeof answer - 1, MSG_NOSIGNAL);
@@ -2601,13 +2601,25 @@ static struct proxy *proxy_start(void)
 	return px;
 }
 
-/* How many connections it accepted; its first request line into line. */
-static size_t proxy_connections(struct proxy *px, char line[static 256])
+/* How many connections it accepted; their first request lines (up to 8), one a line, into
+ * lines. */
+static size_t proxy_connections(struct proxy *px, char lines[static 8 * 257])
 {
 	pthread_mutex_lock(&px->lock);
-	size_t n = px->connections;
-	memcpy(line, px->first_line, 256);
+	size_t n = px->connections, at = 0;
+	lines[0] = '\0';
+	for (size_t i = 0; i < n && i < 8; i++)
+		at += (size_t)snprintf(lines + at, 8 * 257 - at, "%s\n", px->lines[i]);
 	pthread_mutex_unlock(&px->lock);
+	return n;
+}
+
+/* Waits up to ms for the proxy to have accepted want connections; how many it has. */
+static size_t proxy_wait(struct proxy *px, size_t want, long ms, char lines[static 8 * 257])
+{
+	size_t n = 0;
+	for (long waited = 0; (n = proxy_connections(px, lines)) < want && waited < ms; waited += 20)
+		sleep_ms(20);
 	return n;
 }
 
@@ -2618,6 +2630,16 @@ static void proxy_stop(struct proxy *px)
 	close(px->fd);
 	pthread_mutex_destroy(&px->lock);
 	free(px);
+}
+
+/* Reloads the daemon with allow_private_targets = false instead of true. */
+static void guard_on(struct env *e)
+{
+	config_replace(&e->p, "allow_private_targets = true", "allow_private_targets = false");
+	kill(e->p.pid, SIGHUP);
+	for (int i = 0; i < 300 && log_lines_with(e, "reload: configuration applied") == 0; i++)
+		sleep_ms(10);
+	ck_assert_int_eq(log_lines_with(e, "reload: configuration applied"), 1);
 }
 
 /* POST /v1/webhooks/{wid}/test: the new delivery's id. */
@@ -2665,25 +2687,21 @@ START_TEST(deliveries_ignore_the_proxy_environment)
 	json_int_t tls = iget(doc, "id");
 	json_decref(doc);
 
-	char line[256];
+	char line[8 * 257];
 	json_int_t did = test_call(&e, plain);
 	json_t *d = wait_delivery(&e, plain, did, NULL, 1, WAIT_MS);
 	size_t n = proxy_connections(px, line);
-	ck_assert_msg(n == 0, "the proxy was asked %zu times, first: %s", n, line);
+	ck_assert_msg(n == 0, "the proxy was asked %zu times:\n%s", n, line);
 	ck_assert_str_eq(sget(d, "status"), "delivered");
 	json_decref(d);
 	ck_assert_uint_eq(rx_count(rx, "/hooks/direct"), 1);
 	did = test_call(&e, tls);
 	json_decref(wait_delivery(&e, tls, did, NULL, 1, WAIT_MS));
 	n = proxy_connections(px, line);
-	ck_assert_msg(n == 0, "https: the proxy was asked %zu times, first: %s", n, line);
+	ck_assert_msg(n == 0, "https: the proxy was asked %zu times:\n%s", n, line);
 
 	/* The guard on: both are refused, and the proxy still hears nothing. */
-	config_replace(&e.p, "allow_private_targets = true", "allow_private_targets = false");
-	kill(e.p.pid, SIGHUP);
-	for (int i = 0; i < 300 && log_lines_with(&e, "reload: configuration applied") == 0; i++)
-		sleep_ms(10);
-	ck_assert_int_eq(log_lines_with(&e, "reload: configuration applied"), 1);
+	guard_on(&e);
 	json_int_t hooks[] = { plain, tls };
 	for (size_t i = 0; i < 2; i++) {
 		did = test_call(&e, hooks[i]);
@@ -2694,8 +2712,77 @@ START_TEST(deliveries_ignore_the_proxy_environment)
 	}
 	sleep_ms(QUIET_MS);
 	n = proxy_connections(px, line);
-	ck_assert_msg(n == 0, "with the guard on, the proxy was asked %zu times, first: %s", n, line);
+	ck_assert_msg(n == 0, "with the guard on, the proxy was asked %zu times:\n%s", n, line);
 	ck_assert_uint_eq(rx_count(rx, "/hooks/direct"), 1);
+	env_end(&e);
+	proxy_stop(px);
+	rx_stop(rx);
+}
+END_TEST
+
+/* webhooks.proxy, for a host whose egress goes only through a proxy: the guard cannot see
+ * the target's address in the connection (it is the proxy's), so npsd resolves the target
+ * itself first and refuses a private one before anything goes to the proxy; a public one
+ * goes through it, https as a CONNECT tunnel. */
+START_TEST(the_proxy_key_checks_the_target_before_the_proxy)
+{
+	struct receiver *rx = rx_start();
+	struct proxy *px = proxy_start();
+	char ini[128];
+	snprintf(ini, sizeof ini, "[webhooks]\nretry = 1m\nproxy = http://127.0.0.1:%u/\n", px->port);
+	struct env e;
+	env_start(&e, ini);
+	const char *events = "\"events\":[\"survey.received\"]";
+	/* Created while allowed; the guard is on before anything is sent. */
+	json_int_t inside = create_webhook_id(&e, rx, "/hooks/inside", events);
+	char url[96];
+	snprintf(url, sizeof url, "https://127.0.0.1:%u/hooks/inside-tls", rx->port);
+	json_t *doc = create_webhook(&e, url, events);
+	json_int_t inside_tls = iget(doc, "id");
+	json_decref(doc);
+	doc = create_webhook(&e, "http://localhost:9/hooks/by-name", events);
+	json_int_t by_name = iget(doc, "id");
+	json_decref(doc);
+	guard_on(&e);
+
+	json_int_t refused[] = { inside, inside_tls, by_name };
+	for (size_t i = 0; i < 3; i++) {
+		json_int_t did = test_call(&e, refused[i]);
+		json_t *d = wait_delivery(&e, refused[i], did, NULL, 1, WAIT_MS);
+		ck_assert_msg(contains_ci(sget(d, "last_error"), "refus"), "webhook %lld: %s, last_error %s",
+		              (long long)refused[i], sget(d, "status"), sget(d, "last_error"));
+		json_decref(d);
+	}
+	char lines[8 * 257];
+	size_t n = proxy_connections(px, lines);
+	ck_assert_msg(n == 0, "private targets: the proxy was asked %zu times:\n%s", n, lines);
+	ck_assert_uint_eq(rx_count(rx, NULL), 0);
+
+	/* Public addresses pass, and go to the proxy alone (there is no route to them here). */
+	doc = create_webhook(&e, "http://93.184.216.34/hooks/public", events);
+	json_int_t public = iget(doc, "id");
+	json_decref(doc);
+	json_int_t did = test_call(&e, public);
+	ck_assert_uint_eq(proxy_wait(px, 1, WAIT_MS, lines), 1);
+	ck_assert_msg(strstr(lines, "POST http://93.184.216.34/hooks/public HTTP/1.1"), "the proxy was asked:\n%s",
+	              lines);
+	json_t *d = wait_delivery(&e, public, did, NULL, 1, WAIT_MS);
+	ck_assert_int_eq(iget(json_array_get(json_object_get(d, "attempt_log"), 0), "http_status"), 502);
+	json_decref(d);
+	doc = create_webhook(&e, "https://93.184.216.34/hooks/public-tls", events);
+	json_int_t public_tls = iget(doc, "id");
+	json_decref(doc);
+	did = test_call(&e, public_tls);
+	ck_assert_uint_eq(proxy_wait(px, 2, WAIT_MS, lines), 2);
+	ck_assert_msg(strstr(lines, "CONNECT 93.184.216.34:443 HTTP/1.1"), "the proxy was asked:\n%s", lines);
+	d = wait_delivery(&e, public_tls, did, NULL, 1, WAIT_MS);
+	ck_assert_msg(!contains_ci(sget(d, "last_error"), "refus"), "public https: last_error %s", sget(d, "last_error"));
+	/* The proxy's 502 to the CONNECT is no answer of the receiver's. */
+	ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(d, "attempt_log"), 0), "http_status")));
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	ck_assert_uint_eq(proxy_connections(px, lines), 2);
+	ck_assert_uint_eq(rx_count(rx, NULL), 0);
 	env_end(&e);
 	proxy_stop(px);
 	rx_stop(rx);
@@ -3015,6 +3102,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, ssrf_guard_at_connect_time);
 	tcase_add_test(tc, a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections);
 	tcase_add_test(tc, deliveries_ignore_the_proxy_environment);
+	tcase_add_test(tc, the_proxy_key_checks_the_target_before_the_proxy);
 	tcase_add_test(tc, test_endpoint_sends_webhook_test);
 	tcase_add_test(tc, retry_endpoint_resends_a_failed_delivery);
 	tcase_add_test(tc, attempt_log_shows_the_newest_attempts);

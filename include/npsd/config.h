@@ -60,6 +60,7 @@ struct npsd_config {
 	size_t wh_nretry;
 	int64_t wh_disable_after;
 	bool wh_allow_private_targets;
+	char *wh_proxy; /* NULL when empty: deliveries connect to their targets themselves */
 	/* [alerts] */
 	int64_t alerts_silence_after, alerts_window;
 	double alerts_nps_drop;
