@@ -41,6 +41,23 @@ static int64_t utc_offset(int64_t t)
 	return tm.tm_gmtoff;
 }
 
+/* The first second after lo whose offset is not lo's, up to hi, whose offset is not: the
+ * stretches asked about are at most a day long, so they hold one change of the offset. */
+static int64_t offset_change(int64_t lo, int64_t hi)
+{
+	int64_t before = utc_offset(lo);
+
+	while (hi - lo > 1) {
+		int64_t mid = lo + (hi - lo) / 2;
+
+		if (utc_offset(mid) == before)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
 static int64_t floor_div(int64_t a, int64_t b)
 {
 	int64_t q = a / b;
@@ -161,20 +178,8 @@ int64_t schedule_next_open(const struct opening_hours *h, const struct civil_dat
 	while (x < limit) {
 		int64_t off = utc_offset(x), end = x + DAY_SECS, w;
 
-		if (utc_offset(end) != off) {
-			/* The offset changes within the day: find the first second of the new one. */
-			int64_t lo = x, hi = end;
-
-			while (hi - lo > 1) {
-				int64_t mid = lo + (hi - lo) / 2;
-
-				if (utc_offset(mid) == off)
-					lo = mid;
-				else
-					hi = mid;
-			}
-			end = hi;
-		}
+		if (utc_offset(end) != off)
+			end = offset_change(x, end);
 		w = next_open_wall(h, holidays, nholidays, x + off, end + off);
 		if (w >= 0)
 			return w - off;
@@ -225,20 +230,8 @@ int64_t schedule_open_seconds(const struct opening_hours *h, const struct civil_
 	for (int64_t y = to; y > from && open < cap;) {
 		int64_t off = utc_offset(y - 1), start = y - DAY_SECS > from ? y - DAY_SECS : from;
 
-		if (utc_offset(start) != off) {
-			/* The offset changes within the stretch: find the first second of this one. */
-			int64_t lo = start, hi = y - 1;
-
-			while (hi - lo > 1) {
-				int64_t mid = lo + (hi - lo) / 2;
-
-				if (utc_offset(mid) == off)
-					hi = mid;
-				else
-					lo = mid;
-			}
-			start = hi;
-		}
+		if (utc_offset(start) != off)
+			start = offset_change(start, y - 1);
 		open += open_wall_seconds(h, holidays, nholidays, start + off, y + off);
 		y = start;
 	}
