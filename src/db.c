@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1053,9 +1054,43 @@ static int copy_pages(sqlite3 *src, const char *path, char **ret_error)
 	    asprintf(ret_error, "%s", dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc)) < 0)
 		*ret_error = NULL;
 	int r = rc == SQLITE_OK ? 0 : db_errno(rc);
+	/* A write refused outright (not cut short) is SQLite's "disk I/O error"; its errno says
+	 * whether that was only want of room. */
+	int sys = dest && (rc & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(dest) : 0;
+	if (sys == ENOSPC || sys == EDQUOT || sys == EFBIG)
+		r = -sys;
 	if (sqlite3_close(dest) != SQLITE_OK && r == 0)
 		r = -EIO;
 	return r;
+}
+
+/* Replaces *ret_error for a backup that ran out of room (r is -ENOSPC, -EDQUOT or -EFBIG):
+ * SQLite's "database or disk is full" names neither the file nor a way out, and under a
+ * file-size limit (ulimit -f, systemd's LimitFSIZE=) the disk may not be full at all. */
+static void explain_no_room(const char *path, int r, char **ret_error)
+{
+	struct rlimit limit;
+	bool limited = getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY;
+	free(*ret_error);
+	int n;
+	if (limited)
+		n = asprintf(ret_error,
+		             "no room to write %s: the disk is full or the copy reached this process's "
+		             "file-size limit of %llu bytes (ulimit -f, systemd LimitFSIZE=); free space "
+		             "there, raise the limit, or back up to another disk",
+		             path, (unsigned long long)limit.rlim_cur);
+	else if (r == -EFBIG)
+		n = asprintf(ret_error,
+		             "no room to write %s: the copy is larger than its file system allows; back "
+		             "up to another file system",
+		             path);
+	else
+		n = asprintf(ret_error,
+		             "no room to write %s: the disk is full; free space there or back up to "
+		             "another disk",
+		             path);
+	if (n < 0)
+		*ret_error = NULL;
 }
 
 int db_backup(struct npsd_db *db, const char *path, char **ret_error)
@@ -1091,6 +1126,8 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 		r = -ENOMEM;
 	if (r == 0)
 		r = sync_path(dirname(dir_copy), O_RDONLY | O_DIRECTORY);
+	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
+		explain_no_room(path, r, ret_error);
 	if (r < 0 && !*ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
 		*ret_error = NULL;
 	unlink(partial);

@@ -57,8 +57,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -864,6 +866,82 @@ START_TEST(npsd_serves_a_backup_put_in_place)
 	/* And it is a database npsd writes to again. */
 	post_id(&f, &(struct answer){ .customer = "cust-after", .score = 10 }, NULL);
 	ck_assert_uint_eq(surveys_of(&f, "cust-after"), 1);
+	free(out_path);
+	fx_stop(&f);
+}
+END_TEST
+
+/* A file-size limit (RLIMIT_FSIZE: what ulimit -f and systemd's LimitFSIZE= set) stands in
+ * for a full disk: a write past it fails with EFBIG, where a full disk's fails with ENOSPC.
+ * 16 pages: room for the -shm npsctl opens beside the database (32 KiB), not for a copy of
+ * the database (35 pages before the first answer). */
+#define ROOM_FOR_16_PAGES (16 * 4096)
+
+/* Runs npsctl --db db backup path under a file-size limit of limit bytes, with SIGXFSZ
+ * ignored (as a shell that ignores it passes on) or at its default, which kills: the exit
+ * code (-1 when a signal ended it), stderr malloc'ed in *ret_err. */
+static int backup_limited(const char *db, const char *path, rlim_t limit, bool ignore_sigxfsz,
+                          char **ret_err)
+{
+	int err[2];
+	ck_assert_int_eq(pipe(err), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = { limit, limit };
+		int null = open("/dev/null", O_WRONLY);
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0 || null < 0)
+			_exit(126);
+		signal(SIGXFSZ, ignore_sigxfsz ? SIG_IGN : SIG_DFL);
+		dup2(null, STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		close(err[0]);
+		close(err[1]);
+		execl(npsctl_bin(), npsctl_bin(), "--db", db, "backup", path, (char *)NULL);
+		_exit(127);
+	}
+	close(err[1]);
+	size_t cap = 4096, len = 0;
+	char *text = malloc(cap);
+	ck_assert_ptr_nonnull(text);
+	for (ssize_t got; len < cap - 1 && (got = read(err[0], text + len, cap - 1 - len)) > 0;)
+		len += (size_t)got;
+	text[len] = '\0';
+	close(err[0]);
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(!strstr(text, "Sanitizer") && !strstr(text, "runtime error:"), "npsctl backup: %s", text);
+	*ret_err = text;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Asserts that nothing of a failed backup to path is left: neither path nor its .partial,
+ * nor the journal SQLite keeps beside the .partial while it writes. */
+static void assert_no_backup_left(const char *path)
+{
+	static const char *const suffixes[] = { "", ".partial", ".partial-journal" };
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char *file = fmt("%s%s", path, suffixes[i]);
+		ck_assert_msg(!exists(file), "%s is there", file);
+		free(file);
+	}
+}
+
+/* A backup that runs out of room names the file it could not write and what to do: it said
+ * "database or disk is full" alone, which names neither. */
+START_TEST(backup_out_of_room_names_the_path_and_what_to_do)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	post_id(&f, &(struct answer){ .customer = "cust-room", .phone = PHONE, .score = 4 }, NULL);
+	char *out_path = scratch_path("full.db");
+	char *err = NULL;
+	int status = backup_limited(f.p.db_path, out_path, ROOM_FOR_16_PAGES, true, &err);
+	ck_assert_msg(status == 1, "npsctl backup exited %d: %s", status, err);
+	ck_assert_msg(strstr(err, out_path) && strstr(err, "free space") && strstr(err, "another disk"),
+	              "the error does not name the path and what to do: %s", err);
+	free(err);
+	assert_no_backup_left(out_path);
 	free(out_path);
 	fx_stop(&f);
 }
@@ -1918,6 +1996,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(backup, backup_is_a_sound_single_file_with_everything);
 	tcase_add_test(backup, backup_while_answers_arrive_holds_every_acknowledged_one);
 	tcase_add_test(backup, npsd_serves_a_backup_put_in_place);
+	tcase_add_test(backup, backup_out_of_room_names_the_path_and_what_to_do);
 	suite_add_tcase(s, backup);
 
 	TCase *purge = tcase_create("purge");
