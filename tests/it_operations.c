@@ -947,6 +947,36 @@ START_TEST(backup_out_of_room_names_the_path_and_what_to_do)
 }
 END_TEST
 
+/* A path that exists is refused before the copy is made: it was refused only once the whole
+ * copy was written (a second per 190 MB), and where the copy did not fit, for that. The
+ * file-size limit shows which: a copy would run out of room. */
+START_TEST(backup_to_an_existing_file_is_refused_before_the_copy)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	char *out_path = scratch_path("there.db");
+	FILE *there = fopen(out_path, "w");
+	ck_assert_ptr_nonnull(there);
+	fputs("last night's backup", there);
+	fclose(there);
+	char *err = NULL;
+	int status = backup_limited(f.p.db_path, out_path, ROOM_FOR_16_PAGES, true, &err);
+	ck_assert_msg(status == 1, "npsctl backup exited %d: %s", status, err);
+	ck_assert_msg(strstr(err, "exists") && !strstr(err, "room") && !strstr(err, "I/O"),
+	              "not refused before the copy: %s", err);
+	free(err);
+	char *kept = read_all(out_path, NULL);
+	ck_assert_msg(kept && strcmp(kept, "last night's backup") == 0, "the existing file was changed");
+	free(kept);
+	char *partial = fmt("%s.partial", out_path);
+	ck_assert_msg(!exists(partial), "%s is there", partial);
+	free(partial);
+	unlink(out_path);
+	free(out_path);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- purge ---------- */
 
 START_TEST(purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark)
@@ -1997,6 +2027,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(backup, backup_while_answers_arrive_holds_every_acknowledged_one);
 	tcase_add_test(backup, npsd_serves_a_backup_put_in_place);
 	tcase_add_test(backup, backup_out_of_room_names_the_path_and_what_to_do);
+	tcase_add_test(backup, backup_to_an_existing_file_is_refused_before_the_copy);
 	suite_add_tcase(s, backup);
 
 	TCase *purge = tcase_create("purge");
