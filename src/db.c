@@ -1105,10 +1105,17 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 			*ret_error = NULL;
 		return -EEXIST;
 	}
-	char *partial = NULL, *dir_copy = NULL;
+	char *partial = NULL, *partial_journal = NULL, *dir_copy = NULL;
 	if (asprintf(&partial, "%s.partial", path) < 0)
 		return -ENOMEM;
+	/* SQLite's journal of the .partial too: beside a new .partial, one left by a killed
+	 * backup would be rolled back into it. */
+	if (asprintf(&partial_journal, "%s-journal", partial) < 0) {
+		free(partial);
+		return -ENOMEM;
+	}
 	unlink(partial); /* what an interrupted backup left */
+	unlink(partial_journal);
 	/* Made here, not by SQLite: a copy of every customer's data is for its owner alone,
 	 * whatever the umask of the shell that runs npsctl. */
 	int r = 0, fd = open(partial, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -1140,7 +1147,9 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 	if (r < 0 && !*ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
 		*ret_error = NULL;
 	unlink(partial);
+	unlink(partial_journal);
 	free(partial);
+	free(partial_journal);
 	free(dir_copy);
 	return r;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +355,10 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 
 int main(int argc, char **argv)
 {
+	/* A backup past a file-size limit (ulimit -f, systemd's LimitFSIZE=) then fails with
+	 * EFBIG, says so and removes its .partial, instead of the signal's default: killed,
+	 * without a word, the .partial left behind. */
+	signal(SIGXFSZ, SIG_IGN);
 	const char *db_path = NULL, *config_path = NULL;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {

@@ -977,6 +977,29 @@ START_TEST(backup_to_an_existing_file_is_refused_before_the_copy)
 }
 END_TEST
 
+/* Under a file-size limit with SIGXFSZ at its default (systemd's LimitFSIZE=, ulimit -f) a
+ * backup fails with a message naming the path, and removes what it wrote: the signal
+ * killed npsctl without a word and left PATH.partial behind. */
+START_TEST(backup_past_a_file_size_limit_fails_and_cleans_up)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	char *out_path = scratch_path("limited.db");
+	char *err = NULL;
+	int status = backup_limited(f.p.db_path, out_path, ROOM_FOR_16_PAGES, false, &err);
+	ck_assert_msg(status == 1, "npsctl backup exited %d (-1: killed by a signal): %s", status, err);
+	ck_assert_msg(strstr(err, out_path) && strstr(err, "file-size limit"), "stderr: %s", err);
+	free(err);
+	assert_no_backup_left(out_path);
+	/* The limit gone, the same path works: nothing in the way. */
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "backup", out_path, NULL), 0);
+	assert_one_file(out_path);
+	unlink(out_path);
+	free(out_path);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- purge ---------- */
 
 START_TEST(purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark)
@@ -2028,6 +2051,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(backup, npsd_serves_a_backup_put_in_place);
 	tcase_add_test(backup, backup_out_of_room_names_the_path_and_what_to_do);
 	tcase_add_test(backup, backup_to_an_existing_file_is_refused_before_the_copy);
+	tcase_add_test(backup, backup_past_a_file_size_limit_fails_and_cleans_up);
 	suite_add_tcase(s, backup);
 
 	TCase *purge = tcase_create("purge");
