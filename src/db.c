@@ -1093,9 +1093,54 @@ static void explain_no_room(const char *path, int r, char **ret_error)
 		*ret_error = NULL;
 }
 
+/* Whether path names the database at db_path, or one of the files SQLite keeps beside it,
+ * however either is spelled (".", "..", symbolic links): 1, 0, or a negative errno. */
+static int names_database_file(const char *db_path, const char *path)
+{
+	static const char *const suffixes[] = { "", "-journal", "-wal", "-shm" };
+	char *db_real = realpath(db_path, NULL), *dir_copy = strdup(path), *base_copy = strdup(path);
+	char *dir_real = dir_copy ? realpath(dirname(dir_copy), NULL) : NULL;
+	char *target = NULL;
+	int r = -ENOMEM;
+	if (!db_real || !base_copy)
+		goto out;
+	r = 0; /* a folder that is not there holds no database */
+	if (!dir_real)
+		goto out;
+	if (asprintf(&target, "%s%s%s", dir_real, strcmp(dir_real, "/") == 0 ? "" : "/",
+	             basename(base_copy)) < 0) {
+		target = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t len = strlen(db_real);
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0] && !r; i++)
+		r = strncmp(target, db_real, len) == 0 && strcmp(target + len, suffixes[i]) == 0;
+out:
+	free(target);
+	free(dir_real);
+	free(base_copy);
+	free(dir_copy);
+	free(db_real);
+	return r;
+}
+
 int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 {
 	*ret_error = NULL;
+	/* A copy named <db>-journal beside the database is, to SQLite, a hot journal, which
+	 * the next open would "roll back" into the database; as <db>-wal or <db>-shm it would
+	 * be taken for the WAL or its index once npsd has stopped and removed them. */
+	int r = names_database_file(db->path, path);
+	if (r != 0) {
+		if (r > 0 && asprintf(ret_error,
+		                      "%s is the database or a file SQLite keeps beside it (-journal, -wal, "
+		                      "-shm), which SQLite would take for its own; write the backup under "
+		                      "another name",
+		                      path) < 0)
+			*ret_error = NULL;
+		return r > 0 ? -EINVAL : r;
+	}
 	/* Refused before the copy, not only at the end: a copy takes a second per 190 MB, and
 	 * one that fills the disk first would be refused for that. The link() below still
 	 * decides, for a file that appears meanwhile. */
@@ -1118,7 +1163,7 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 	unlink(partial_journal);
 	/* Made here, not by SQLite: a copy of every customer's data is for its owner alone,
 	 * whatever the umask of the shell that runs npsctl. */
-	int r = 0, fd = open(partial, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	int fd = open(partial, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd < 0)
 		r = -errno;
 	else

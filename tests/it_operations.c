@@ -1000,6 +1000,58 @@ START_TEST(backup_past_a_file_size_limit_fails_and_cleans_up)
 }
 END_TEST
 
+/* A backup named as the database or one of SQLite's files beside it is refused, however the
+ * path is spelled: as <db>-journal it is, to SQLite, a hot journal to roll back into the
+ * database at the next open, and as <db>-wal or <db>-shm (not there while npsd is stopped)
+ * a WAL or its index. Only the live database and, while npsd ran, its -wal and -shm were
+ * refused, for being there. Another name in the same folder is fine. */
+START_TEST(backup_under_a_name_sqlite_keeps_beside_the_database_is_refused)
+{
+	char *dir = scratch_path("beside");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	struct npsd_proc stopped = { 0 };
+	snprintf(stopped.db_path, sizeof stopped.db_path, "%s", db);
+	char *token = npsctl_key(&stopped, "admin", "ops");
+	ck_assert_msg(token && *token, "key create made no database");
+	free(token);
+	const char *slash = strrchr(dir, '/');
+	char *names[] = {
+		fmt("%s-journal", db),
+		fmt("%s-wal", db),
+		fmt("%s-shm", db),
+		fmt("%s/./npsd.db-journal", dir),
+		fmt("%s/../%s/npsd.db-wal", dir, slash + 1),
+		fmt("%s", db),
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char *err = NULL;
+		int status = ctl(db, NULL, &err, "backup", names[i], NULL);
+		ck_assert_msg(status == 1, "backup to %s exited %d: %s", names[i], status, err);
+		ck_assert_msg(err && strstr(err, names[i]) && strstr(err, "SQLite"), "backup to %s: %s", names[i],
+		              err);
+		free(err);
+		if (i < 3)
+			ck_assert_msg(!exists(names[i]), "%s was made", names[i]);
+	}
+	ck_assert_int_eq(ctl(db, NULL, NULL, "key", "list", NULL), 0);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM api_keys", NULL), 1);
+	char *beside = fmt("%s-copy", db);
+	ck_assert_int_eq(ctl(db, NULL, NULL, "backup", beside, NULL), 0);
+	assert_one_file(beside);
+	unlink(beside);
+	free(beside);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (i < 3)
+			unlink(names[i]);
+		free(names[i]);
+	}
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- purge ---------- */
 
 START_TEST(purge_keeps_what_is_owed_or_young_and_the_do_not_call_mark)
@@ -2052,6 +2104,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(backup, backup_out_of_room_names_the_path_and_what_to_do);
 	tcase_add_test(backup, backup_to_an_existing_file_is_refused_before_the_copy);
 	tcase_add_test(backup, backup_past_a_file_size_limit_fails_and_cleans_up);
+	tcase_add_test(backup, backup_under_a_name_sqlite_keeps_beside_the_database_is_refused);
 	suite_add_tcase(s, backup);
 
 	TCase *purge = tcase_create("purge");
