@@ -1,5 +1,6 @@
 #include "npsd/digests.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -269,10 +270,31 @@ static void local_text(int64_t t, char buf[32])
 		snprintf(buf, 32, "?");
 }
 
-/* The digest of [from, to) for one webhook, saying that the skipped periods before it were
- * not told: a new object, or NULL with *ret_error. */
+#define PERIOD_NAME_SIZE 48
+
+/* What a digest's title and first line call [from, to): "the last day" or "the last hour"
+ * for the newest period told; an older one, told after a time npsd was down, by itself, in
+ * local time: a day by the date its middle falls on ("Sunday 22 Nov": at the default 08:00,
+ * the day before the digest), an hour by its start ("Thursday 26 Nov 07:00"). A week of
+ * pushes all titled "NPS, the last day" did not say which day each was. */
+static void period_name(bool hourly, bool newest, int64_t from, int64_t to, char buf[PERIOD_NAME_SIZE])
+{
+	time_t t = (time_t)(hourly ? from : from + (to - from) / 2);
+	struct tm tm;
+	char day[16], month[8], minute[8] = "";
+	if (newest || !localtime_r(&t, &tm) || !strftime(day, sizeof day, "%A", &tm) ||
+	    !strftime(month, sizeof month, "%b", &tm) ||
+	    (hourly && !strftime(minute, sizeof minute, " %H:%M", &tm)))
+		snprintf(buf, PERIOD_NAME_SIZE, "%s", hourly ? "the last hour" : "the last day");
+	else
+		snprintf(buf, PERIOD_NAME_SIZE, "%s %d %s%s", day, tm.tm_mday, month, minute);
+}
+
+/* The digest of [from, to) for one webhook, the newest period told or an older one, saying
+ * that the skipped periods before it were not told: a new object, or NULL with *ret_error. */
 static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg, const struct digest_hook *h,
-                            int64_t from, int64_t to, int64_t skipped, int64_t now, int *ret_error)
+                            int64_t from, int64_t to, bool newest, int64_t skipped, int64_t now,
+                            int *ret_error)
 {
 	int64_t prev_from, prev_to;
 	struct nps_counts c, p;
@@ -294,7 +316,11 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	local_text(from, a);
 	local_text(to, b);
 	bool hourly = strcmp(h->kind, "hourly") == 0;
-	text_add(&text, "%s, %s to %s: ", hourly ? "The last hour" : "The last day", a, b);
+	char name[PERIOD_NAME_SIZE], title[PERIOD_NAME_SIZE + 8];
+	period_name(hourly, newest, from, to, name);
+	snprintf(title, sizeof title, "NPS, %s", name);
+	name[0] = (char)toupper((unsigned char)name[0]);
+	text_add(&text, "%s, %s to %s: ", name, a, b);
 	bool both = nps_responses(&c) && nps_responses(&p);
 	double change = nps_value(&c) - nps_value(&p);
 	if (nps_responses(&c)) {
@@ -334,15 +360,15 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	                          (json_int_t)q.due, "claimed", (json_int_t)q.claimed,
 	                          "oldest_due_age_seconds", (json_int_t)q.oldest_due_age);
 	json_t *d = json_pack(
-	        "{s:s, s:s, s:s, s:s, s:O?, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:s}",
+	        "{s:s, s:s, s:s, s:s, s:O?, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:s, s:s}",
 	        "period", h->kind, "from", time_format_rfc3339(from, f), "to", time_format_rfc3339(to, t),
 	        "timezone", cfg->cb_timezone, "touchpoints", h->touchpoints, "nps",
 	        figure_or_null(&c, nps_value(&c)), "responses", (json_int_t)nps_responses(&c), "promoters",
 	        (json_int_t)c.promoters, "passives", (json_int_t)c.passives, "detractors",
 	        (json_int_t)c.detractors, "margin_of_error", figure_or_null(&c, nps_margin_of_error(&c)),
 	        "previous", previous, "change", both ? json_real(report_figure(change)) : json_null(),
-	        "lowest", lowest, "queue", queue, "skipped_periods", (json_int_t)skipped, "message",
-	        text.buf);
+	        "lowest", lowest, "queue", queue, "skipped_periods", (json_int_t)skipped, "title", title,
+	        "message", text.buf);
 	if (!d)
 		*ret_error = -ENOMEM;
 	return d;
@@ -449,8 +475,8 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now,
 			};
 			int r = 0;
 			if (h->sent_until)
-				w.data = build_digest(conn, cfg, h, v[k].from, v[k].to, k == 0 ? skipped : 0,
-				                      now, &r);
+				w.data = build_digest(conn, cfg, h, v[k].from, v[k].to, k == n - 1,
+				                      k == 0 ? skipped : 0, now, &r);
 			if (r == 0) {
 				db_reader_put(db, conn);
 				r = write_digest(db, &w);

@@ -585,9 +585,15 @@ static void plain_alert(struct alert *a, const char *type, json_t *data)
 		fallback = "No survey answer has arrived for a while: the survey feed may be broken.";
 		a->tags = "mute";
 	} else if (strcmp(type, "digest") == 0) {
+		/* The title names the period, which only the digest knows as newest or older; a
+		 * digest written before it had one (still in the outbox after an upgrade) has not. */
+		const char *title = member_text(data, "title");
 		const char *period = member_text(data, "period");
-		buf_puts(&a->title, period && strcmp(period, "hourly") == 0 ? "NPS, the last hour"
-		                                                            : "NPS, the last day");
+		if (title && has_text(title))
+			buf_add_clean(&a->title, title, REASON_MAX_CHARS);
+		else
+			buf_puts(&a->title, period && strcmp(period, "hourly") == 0 ? "NPS, the last hour"
+			                                                            : "NPS, the last day");
 		fallback = "The NPS digest of the last period.";
 		a->tags = "bar_chart";
 	} else if (strcmp(type, "loop.nps_drop") == 0) {

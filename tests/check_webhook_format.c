@@ -637,6 +637,41 @@ START_TEST(test_slack_shape)
 }
 END_TEST
 
+/* A digest's title is its data's: an older period's, told after a time npsd was down, names
+ * the period ("NPS, Sunday 22 Nov"), where every digest was titled "NPS, the last day". One
+ * written before digests had a title keeps the old one. */
+START_TEST(test_digest_title_names_its_period)
+{
+	json_t *data = load("{\"period\":\"daily\",\"from\":\"2026-11-22T07:00:00Z\","
+	                    "\"to\":\"2026-11-23T07:00:00Z\",\"title\":\"NPS, Sunday 22 Nov\","
+	                    "\"message\":\"Sunday 22 Nov, 2026-11-22 08:00 to 2026-11-23 08:00: no "
+	                    "answers.\\nOpen queue: 0 callbacks.\"}");
+	struct webhook_request req;
+	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "digest", data, &req), 0);
+	assert_headers_clean(&req);
+	ck_assert_str_eq(header(&req, "Title"), "NPS, Sunday 22 Nov");
+	ck_assert_str_eq(req.body, "Sunday 22 Nov, 2026-11-22 08:00 to 2026-11-23 08:00: no answers.\n"
+	                           "Open queue: 0 callbacks.");
+	webhook_request_clear(&req);
+
+	ck_assert_int_eq(build(FORMAT_SLACK, NULL, NULL, "digest", data, &req), 0);
+	json_t *doc = load(req.body);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "text")),
+	                 "*NPS, Sunday 22 Nov*\nSunday 22 Nov, 2026-11-22 08:00 to 2026-11-23 08:00: no "
+	                 "answers.\nOpen queue: 0 callbacks.");
+	json_decref(doc);
+	webhook_request_clear(&req);
+
+	/* Without a title (a digest already in the outbox before an upgrade): as before. */
+	json_object_del(data, "title");
+	json_object_set_new(data, "period", json_string("hourly"));
+	ck_assert_int_eq(build(FORMAT_NTFY, NULL, NULL, "digest", data, &req), 0);
+	ck_assert_str_eq(header(&req, "Title"), "NPS, the last hour");
+	webhook_request_clear(&req);
+	json_decref(data);
+}
+END_TEST
+
 START_TEST(test_authorization_only_when_set)
 {
 	json_t *data = survey_data(3, "Jan Jansen", "slow", true);
@@ -793,6 +828,7 @@ static Suite *webhook_format_suite(void)
 	tcase_add_test(tc, test_first_name_only);
 	tcase_add_test(tc, test_click_only_with_public_url);
 	tcase_add_test(tc, test_slack_shape);
+	tcase_add_test(tc, test_digest_title_names_its_period);
 	tcase_add_test(tc, test_authorization_only_when_set);
 	tcase_add_test(tc, test_injection_and_controls);
 	tcase_add_test(tc, test_missing_fields);

@@ -1869,6 +1869,122 @@ START_TEST(digests_after_downtime_tell_each_missed_period)
 }
 END_TEST
 
+/* Whether the text (a title or message) of one of want[0..n) is where text begins: the index
+ * of the first that is, or -1. */
+static int starts_with_one_of(const char *text, const char *const *want, size_t n)
+{
+	for (size_t i = 0; text && i < n; i++)
+		if (strncmp(text, want[i], strlen(want[i])) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* After a time npsd was down, an older period's digest names its period in its title and
+ * first line, in callbacks.timezone (Amsterdam): a day by the date its middle falls on, an
+ * hour by its start; the newest says "the last day" or "the last hour" as before. Every
+ * one of them was "NPS, the last day" and began "The last day, ...": a phone showed four
+ * alike, and the standard payload's message said "the last day" of a day three days gone.
+ * Standard (data.title and data.message), ntfy (Title and body) and Slack (text) alike. */
+START_TEST(older_digests_name_their_period)
+{
+	const int64_t t0 = INT64_C(1795413600), hour = 3600; /* Monday 2026-11-23 06:00Z */
+	fake_clock_start(t0);
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	json_decref(create_webhook_to(&e, rx, "/hooks/daily", "\"digest\":\"daily\""));
+	json_decref(create_webhook_to(&e, rx, "/hooks/hourly", "\"digest\":\"hourly\""));
+	json_decref(create_webhook_to(&e, rx, "/hooks/phone", "\"format\":\"ntfy\",\"digest\":\"daily\""));
+	json_decref(create_webhook_to(&e, rx, "/hooks/slack", "\"format\":\"slack\",\"digest\":\"daily\""));
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/daily"), 0);
+	ck_assert_int_eq(npsd_stop(&e.p, SIGTERM), 0);
+	/* Thursday 2026-11-26 09:00:30 in Amsterdam: four days (from Sunday 08:00) ended. */
+	const int64_t back = t0 + 74 * hour + 30;
+	fake_clock_set(back);
+	ck_assert_int_eq(npsd_restart(&e.p), 0);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/daily", 4, WAIT_MS), 4);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/hourly", 7, WAIT_MS), 7);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/phone", 4, WAIT_MS), 4);
+	ck_assert_uint_ge(rx_wait(rx, "/hooks/slack", 4, WAIT_MS), 4);
+	sleep_ms(QUIET_MS);
+
+	static const char *const days[] = { "Sunday 22 Nov", "Monday 23 Nov", "Tuesday 24 Nov", "the last day" };
+	static const char *const lines[] = { "Sunday 22 Nov, 2026-11-22 08:00 to 2026-11-23 08:00: ",
+		                             "Monday 23 Nov, 2026-11-23 08:00 to 2026-11-24 08:00: ",
+		                             "Tuesday 24 Nov, 2026-11-24 08:00 to 2026-11-25 08:00: ",
+		                             "The last day, 2026-11-25 08:00 to 2026-11-26 08:00: " };
+	json_t *daily = digests_received(rx, "/hooks/daily");
+	ck_assert_uint_eq(json_array_size(daily), 4);
+	for (size_t i = 0; i < 4; i++) {
+		json_t *d = json_array_get(daily, i);
+		char title[64];
+		snprintf(title, sizeof title, "NPS, %s", days[i]);
+		ck_assert_str_eq(sget(d, "title"), title);
+		const char *message = sget(d, "message");
+		ck_assert_msg(message && strncmp(message, lines[i], strlen(lines[i])) == 0,
+		              "digest %zu's message: %s", i, message ? message : "(none)");
+	}
+	json_decref(daily);
+
+	/* The hours 02:00 to 08:00 by their start; 08:00 to 09:00 is the last hour. */
+	json_t *hours = digests_received(rx, "/hooks/hourly");
+	ck_assert_uint_eq(json_array_size(hours), 7);
+	for (size_t i = 0; i < 7; i++) {
+		json_t *h = json_array_get(hours, i);
+		char title[64], line[80];
+		if (i < 6) {
+			snprintf(title, sizeof title, "NPS, Thursday 26 Nov %02zu:00", i + 2);
+			snprintf(line, sizeof line, "Thursday 26 Nov %02zu:00, 2026-11-26 %02zu:00 to 2026-11-26 %02zu:00: ",
+			         i + 2, i + 2, i + 3);
+		} else {
+			snprintf(title, sizeof title, "NPS, the last hour");
+			snprintf(line, sizeof line, "The last hour, 2026-11-26 08:00 to 2026-11-26 09:00: ");
+		}
+		ck_assert_str_eq(sget(h, "title"), title);
+		const char *message = sget(h, "message");
+		ck_assert_msg(message && strncmp(message, line, strlen(line)) == 0, "hour %zu's message: %s", i,
+		              message ? message : "(none)");
+	}
+	json_decref(hours);
+
+	/* On a phone and in Slack: each of the four once (a push sent again is the same one). */
+	bool seen[2][4] = { { false } };
+	for (int k = 0; k < 2; k++) {
+		const char *path = k == 0 ? "/hooks/phone" : "/hooks/slack";
+		for (size_t i = 0; i < rx_count(rx, path); i++) {
+			const struct rx_req *r = rx_get(rx, path, i);
+			char *title = NULL, *body = NULL;
+			json_t *doc = NULL;
+			if (k == 0) {
+				title = decode_title(rx_header(r, "Title"));
+				body = strndup(r->body, r->len);
+			} else {
+				/* "*title*\nmessage" */
+				doc = json_loadb(r->body, r->len, 0, NULL);
+				const char *text = json_string_value(json_object_get(doc, "text"));
+				const char *nl = text ? strchr(text, '\n') : NULL;
+				ck_assert_msg(nl && text[0] == '*' && nl[-1] == '*', "slack text: %s", r->body);
+				title = strndup(text + 1, (size_t)(nl - text - 2));
+				body = strdup(nl + 1);
+			}
+			ck_assert_msg(title && strncmp(title, "NPS, ", 5) == 0, "%s title: %s", path,
+			              title ? title : "(none)");
+			int which = starts_with_one_of(title + 5, days, 4);
+			ck_assert_msg(which >= 0 && strcmp(title + 5, days[which]) == 0, "%s title: %s", path, title);
+			ck_assert_msg(starts_with_one_of(body, lines, 4) == which, "%s, %s: %s", path, title, body);
+			seen[k][which] = true;
+			free(title);
+			free(body);
+			json_decref(doc);
+		}
+		for (int i = 0; i < 4; i++)
+			ck_assert_msg(seen[k][i], "%s: no digest titled NPS, %s", path, days[i]);
+	}
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* A 2xx whose body comes slower than webhooks.timeout was taken by the receiver: it is
  * delivered, with its status, not sent again (it was a failure without a status, and
  * the receiver heard it twice; found by QA). */
@@ -3084,6 +3200,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, daily_digest_tells_the_day_once);
 	tcase_add_test(tc, a_digest_cuts_a_long_comment_at_a_character);
 	tcase_add_test(tc, digests_after_downtime_tell_each_missed_period);
+	tcase_add_test(tc, older_digests_name_their_period);
 	tcase_add_test(tc, a_receiver_that_hangs_times_out_and_is_retried);
 	tcase_add_test(tc, a_2xx_with_a_slow_body_is_delivered_once);
 	tcase_add_test(tc, a_receiver_that_never_answers_does_not_hold_up_the_others);
