@@ -773,8 +773,15 @@ static void start_request(struct http_request *req, const char *url, const char 
 		return;
 	}
 	if (req->route->roles) {
-		const char *authz = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-		                                                MHD_HTTP_HEADER_AUTHORIZATION);
+		/* Two that differ leave the caller to a guess: libmicrohttpd's lookup gives the
+		 * first, a proxy or a server behind one may go by the last. */
+		struct header_copies authzs = header_copies(req, MHD_HTTP_HEADER_AUTHORIZATION);
+		if (authzs.differ) {
+			http_reply_error(req, 400, "invalid_field", "authorization",
+			                 "the request has Authorization headers that differ; send one");
+			return;
+		}
+		const char *authz = authzs.first;
 		const char *token = NULL;
 		if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
 			token = authz + 7;

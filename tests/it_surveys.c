@@ -1905,6 +1905,52 @@ START_TEST(two_content_types_that_differ_are_a_415)
 }
 END_TEST
 
+/* libmicrohttpd's lookup gives a header's first copy alone, and a proxy or another server may
+ * go by the last: two Authorization headers that differ are refused (400 naming
+ * "authorization") before anything is done, on a write and on a read; the same one twice is
+ * that one. */
+START_TEST(two_authorizations_that_differ_are_a_400)
+{
+	char *body = survey("two-authz", "C-two-authz", NULL, "claim", 9, NULL);
+	/* post_with_headers sends the ingest token's Authorization first. */
+	char *manager = fmt("Authorization: Bearer %s", T_MANAGER);
+	char *ingest = fmt("Authorization: Bearer %s", T_INGEST);
+	const char *const refused[][3] = {
+		{ "Content-Type: application/json", manager, NULL },
+		{ "Content-Type: application/json", "Authorization: Bearer npsd_thisTokenWasNeverIssued0000000000000000",
+		  NULL },
+		{ "Content-Type: application/json", "Authorization: Basic dXNlcjpwYXNz", NULL },
+	};
+	struct http_result r;
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		post_with_headers(body, refused[i], &r);
+		ck_assert_msg(r.curl_code == CURLE_OK, "case %zu: curl %d", i, r.curl_code);
+		expect_error(&r, 400, "invalid_field", "authorization");
+		http_result_free(&r);
+	}
+	/* A read: the manager's token first, which alone would list. */
+	char *request = fmt("GET /v1/surveys HTTP/1.1\r\nHost: t\r\n%s\r\n%s\r\nConnection: close\r\n\r\n",
+	                    manager, ingest);
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_send(fd, request), 0);
+	char *reply = raw_reply(fd, 5000);
+	close(fd);
+	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 400", 12) == 0 && strstr(reply, "\"field\":\"authorization\""),
+	              "a read with two Authorization headers: %.400s", reply);
+	free(reply);
+	free(request);
+	/* Nothing of the above was stored: this is the answer's first arrival. */
+	const char *const same_twice[] = { "Content-Type: application/json", ingest, NULL };
+	post_with_headers(body, same_twice, &r);
+	ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+	http_result_free(&r);
+	free(manager);
+	free(ingest);
+	free(body);
+}
+END_TEST
+
 /* A compressed body is not what npsd reads: 415, not a puzzling invalid_json (or, for
  * plain JSON labelled compressed, an answer stored from bytes the sender meant otherwise). */
 START_TEST(content_encoding_is_refused_415)
@@ -3095,6 +3141,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, content_encoding_is_refused_415);
 	tcase_add_test(tc, two_content_types_that_differ_are_a_415);
+	tcase_add_test(tc, two_authorizations_that_differ_are_a_400);
 	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
 	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
 	tcase_add_test(tc, absolute_form_targets_are_served);
