@@ -134,6 +134,18 @@ void deadline_set(struct deadline_watch *w, int64_t deadline_ms)
 		atomic_store(&w->deadline_ms, deadline_ms);
 }
 
+void deadline_sooner(struct deadline_watch *w, int64_t deadline_ms)
+{
+	if (!w)
+		return;
+	int64_t at = atomic_load(&w->deadline_ms);
+	/* A failed exchange reloads at: the sweep may have just cut the connection (0), and a
+	 * second deadline would cut it, and count it, twice. */
+	while (at != 0 && at > deadline_ms &&
+	       !atomic_compare_exchange_weak(&w->deadline_ms, &at, deadline_ms))
+		;
+}
+
 uint64_t deadlines_cut(struct deadlines *d)
 {
 	return atomic_load(&d->cut);

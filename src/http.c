@@ -38,6 +38,15 @@
  * below LARGE_BODY and never touch the lock. */
 #define LARGE_BODY (16u << 10)
 #define BODY_BUDGET ((size_t)4 << 20)
+/* A body holding a share must come at SHARE_RATE: whole within its size at that rate from
+ * when it took the share, or SHARE_FLOOR_MS when that is longer, or its connection is cut
+ * (the request's own time still cuts it first when that is sooner). A sender that trickled
+ * a byte now and then held its share for four connection_timeouts, and four of them held
+ * the whole budget while honest batches waited; cut, its share goes to the first waiter,
+ * ahead of the sender's next connection. 64 KiB/s is 512 kbit/s: a batch of 1,000 answers
+ * (about 400 KB) needs 6 s at that rate. */
+#define SHARE_RATE ((uint64_t)64 << 10)
+#define SHARE_FLOOR_MS 10000
 /* How long no large body must have been in flight before a burst of them counts as over. */
 #define BURST_QUIET_MS 5000
 #define STORAGE_FAILURE_LOG_MS 60000
@@ -98,6 +107,7 @@ struct http_request {
 	bool body_too_large;
 	uint64_t received;   /* body bytes seen, kept or dropped */
 	size_t budget;       /* its share of BODY_BUDGET, taken or waited for; 0 = none */
+	int64_t share_ms;    /* how long it may hold the share (see SHARE_RATE) */
 	bool budget_waiting; /* suspended until budget is free */
 	struct http_request *next_waiter;
 	struct deadline_watch *watch; /* the connection's (see on_connection); NULL: none */
@@ -918,7 +928,9 @@ static void budget_wake_waiters(struct http_server *srv)
 		w->budget_waiting = false;
 		budget_add(srv, w->budget);
 		/* The wait was npsd's: the client's time for the rest of its body starts now. */
-		deadline_set(w->watch, clock_mono_ms() + srv->request_time_max_ms);
+		deadline_set(w->watch, clock_mono_ms() + (w->share_ms < srv->request_time_max_ms
+		                                                  ? w->share_ms
+		                                                  : srv->request_time_max_ms));
 		MHD_resume_connection(w->conn);
 	}
 }
@@ -935,6 +947,9 @@ static void budget_take(struct http_request *req)
 	if (expected < req->body_len) /* never 0, which would mean no share */
 		expected = req->body_len;
 	req->budget = expected < BODY_BUDGET ? expected : BODY_BUDGET;
+	/* By the body's size, not its share: a body larger than the budget takes longer. */
+	int64_t at_rate = (int64_t)((uint64_t)expected * 1000 / SHARE_RATE);
+	req->share_ms = at_rate > SHARE_FLOOR_MS ? at_rate : SHARE_FLOOR_MS;
 	pthread_mutex_lock(&srv->budget_lock);
 	/* Once closing, nothing wakes a waiter any more (see budget_wake_waiters): a request that
 	 * gets this far during the stop goes on, and is answered 503 or cut like the others. */
@@ -943,6 +958,7 @@ static void budget_take(struct http_request *req)
 	        (!srv->waiters && (srv->budget_held == 0 || srv->budget_held + req->budget <= BODY_BUDGET));
 	if (now) {
 		budget_add(srv, req->budget);
+		deadline_sooner(req->watch, clock_mono_ms() + req->share_ms);
 	} else {
 		req->budget_waiting = true;
 		if (srv->last_waiter)

@@ -2874,6 +2874,87 @@ START_TEST(a_stop_with_large_bodies_waiting_ends_cleanly)
 }
 END_TEST
 
+/* A body of SLOW_BODY bytes (one answer after leading spaces, which JSON allows) sent at
+ * 80 KiB/s: about 12 s, past the 10 s every share may take, within the 15 s its size takes
+ * at 64 KiB/s. */
+#define SLOW_BODY 1000000
+
+/* A body holding a share of the budget must come at 64 KiB/s (its size at that rate, at least
+ * 10 s): four uploads that declared 1 MiB and then sent a byte now and then held the whole
+ * budget for four connection_timeouts (2 min by default), and an honest batch waited all that
+ * time behind them. Now they are cut after 16 s and the batch goes on; a body that comes
+ * slowly but above the rate keeps its share past the 10 s, and is stored. */
+START_TEST(a_trickled_large_body_loses_its_share_and_a_slow_one_keeps_it)
+{
+	int held[4];
+	for (int i = 0; i < 4; i++)
+		held[i] = hold_large_body();
+	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
+	struct batch_post post = { .body = batch_of("behind", BATCH_ANSWERS) };
+	atomic_init(&post.answered, false);
+	pthread_t thread;
+	ck_assert_int_eq(pthread_create(&thread, NULL, post_batch, &post), 0);
+	wait_for_metric("npsd_http_large_bodies_waited_total", 1);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The uploads go on a byte every half second each (never idle) while the batch waits;
+	 * the client gives up after 30 s. */
+	while (!atomic_load(&post.answered)) {
+		for (int i = 0; i < 4; i++)
+			(void)send(held[i], " ", 1, MSG_NOSIGNAL);
+		sleep_ms(500);
+	}
+	double waited = seconds_since(&t0);
+	pthread_join(thread, NULL);
+	ck_assert_msg(post.r.status == 200, "the batch behind the trickled uploads: status %ld (curl %d) after %.1f s",
+	              post.r.status, post.r.curl_code, waited);
+	ck_assert_int_eq(json_array_size(post.r.json), BATCH_ANSWERS);
+	ck_assert_msg(waited < 25, "the batch waited %.1f s", waited);
+	http_result_free(&post.r);
+	free(post.body);
+	/* The uploads were cut, not answered. */
+	for (int i = 0; i < 4; i++) {
+		char *reply = raw_reply(held[i], 2000);
+		ck_assert_msg(!reply || !*reply, "a trickled upload was answered: %.200s", reply);
+		free(reply);
+		close(held[i]);
+	}
+	ck_assert_double_eq(metric_now("npsd_http_connections_cut_total"), 4);
+	wait_for_metric("npsd_http_large_body_bytes", 0);
+
+	char *one = survey("slow-1", "C-slow-1", "+31611114444", "claim", 3, NULL);
+	size_t pad = SLOW_BODY - strlen(one);
+	char *body = malloc(SLOW_BODY + 1);
+	ck_assert_ptr_nonnull(body);
+	memset(body, ' ', pad);
+	memcpy(body + pad, one, strlen(one) + 1);
+	free(one);
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	char *head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	                 "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+	                 T_INGEST, SLOW_BODY);
+	ck_assert_int_eq(raw_send(fd, head), 0);
+	free(head);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	enum { PIECE = 8192 }; /* every 100 ms: 80 KiB/s */
+	for (size_t off = 0; off < SLOW_BODY; off += PIECE) {
+		size_t n = SLOW_BODY - off < PIECE ? SLOW_BODY - off : PIECE;
+		ck_assert_msg(send(fd, body + off, n, MSG_NOSIGNAL) == (ssize_t)n, "the slow body was cut after %zu bytes, %.1f s",
+		              off, seconds_since(&t0));
+		sleep_ms(100);
+	}
+	double took = seconds_since(&t0);
+	char *reply = raw_reply(fd, 5000);
+	close(fd);
+	ck_assert_msg(took > 10.5, "the slow body came in %.1f s: not past the 10 s every share may take", took);
+	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 201", 12) == 0, "a body sent at 80 KiB/s in %.1f s: %.300s", took,
+	              reply);
+	free(reply);
+	free(body);
+}
+END_TEST
+
 /* The daemon's resident memory in KiB, from /proc. */
 static long rss_kib(pid_t pid)
 {
@@ -3170,6 +3251,11 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_body_that_grows_large_during_the_stop_is_not_left_waiting);
 	suite_add_tcase(s, tc);
 
+	TCase *slow = tcase_create("slow_bodies");
+	tcase_set_timeout(slow, 120);
+	tcase_add_checked_fixture(slow, setup, teardown);
+	tcase_add_test(slow, a_trickled_large_body_loses_its_share_and_a_slow_one_keeps_it);
+	suite_add_tcase(s, slow);
 	TCase *cfg = tcase_create("config");
 	tcase_set_timeout(cfg, 60);
 	tcase_add_checked_fixture(cfg, setup_max_score_6, teardown);

@@ -29,6 +29,9 @@ struct deadline_watch *deadlines_add(struct deadlines *d, int fd, int64_t deadli
 void deadlines_remove(struct deadlines *d, struct deadline_watch *w);
 /* Moves w's deadline (0 = none); any thread. NULL is a no-op. */
 void deadline_set(struct deadline_watch *w, int64_t deadline_ms);
+/* Moves w's deadline to deadline_ms when that is sooner; none (0: not watched now, or just
+ * cut) stays none. Any thread; NULL is a no-op. */
+void deadline_sooner(struct deadline_watch *w, int64_t deadline_ms);
 
 /* How many connections have been cut. */
 uint64_t deadlines_cut(struct deadlines *d);
