@@ -44,9 +44,9 @@ struct transfer {
 	char error[CURL_ERROR_SIZE];
 	long retry_after; /* seconds from a Retry-After header, 0 when none */
 	int64_t timeout_ms;
-	bool blocked;  /* the SSRF guard refused the address */
-	bool checking; /* webhooks.proxy: the target's addresses are being checked, nothing sent */
-	bool resolved; /* the check saw at least one of the target's addresses */
+	const char *blocked; /* why the SSRF guard refused the address; NULL when it did not */
+	bool checking;       /* webhooks.proxy: the target's addresses are being checked, nothing sent */
+	bool resolved;       /* the check saw at least one of the target's addresses */
 };
 
 struct deliver {
@@ -282,10 +282,9 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
 	(void)purpose;
 	/* After DNS, before connect: a name that resolved to a private address is refused here
 	 * too, not only at create time (DNS answers change). */
-	if (webhooks_address_blocked(&address->addr)) {
-		t->blocked = true;
+	t->blocked = webhooks_address_refusal(&address->addr);
+	if (t->blocked)
 		return CURL_SOCKET_BAD;
-	}
 	return socket(address->family, address->socktype, address->protocol);
 }
 
@@ -302,10 +301,9 @@ static int check_connection(void *clientp, char *primary_ip, char *local_ip, int
 	        inet_pton(AF_INET, primary_ip, &v4.sin_addr) == 1     ? (struct sockaddr *)&v4
 	        : inet_pton(AF_INET6, primary_ip, &v6.sin6_addr) == 1 ? (struct sockaddr *)&v6
 	                                                              : NULL;
-	if (!peer || webhooks_address_blocked(peer)) {
-		t->blocked = true;
+	t->blocked = peer ? webhooks_address_refusal(peer) : "an address curl could not tell";
+	if (t->blocked)
 		return CURL_PREREQFUNC_ABORT;
-	}
 	return CURL_PREREQFUNC_OK;
 }
 
@@ -317,8 +315,9 @@ static curl_socket_t check_target(void *clientp, curlsocktype purpose, struct cu
 	struct transfer *t = clientp;
 	(void)purpose;
 	t->resolved = true;
-	if (webhooks_address_blocked(&address->addr))
-		t->blocked = true;
+	const char *why = webhooks_address_refusal(&address->addr);
+	if (why)
+		t->blocked = why;
 	return CURL_SOCKET_BAD;
 }
 
@@ -510,10 +509,12 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 		.retry_after = t->retry_after,
 	};
 	if (code != CURLE_OK) {
-		snprintf(f->error, sizeof f->error, "%s",
-		         t->blocked    ? "refused: the address is loopback, private, link-local or multicast"
-		         : t->error[0] ? t->error
-		                       : curl_easy_strerror(code));
+		if (t->blocked)
+			snprintf(f->error, sizeof f->error, "refused: the address is not public (%s)",
+			         t->blocked);
+		else
+			snprintf(f->error, sizeof f->error, "%s",
+			         t->error[0] ? t->error : curl_easy_strerror(code));
 		/* A status that came before the failure stands: a 2xx whose body was slow or cut
 		 * off was taken by the receiver, and sending it again would tell it twice. */
 		if (t->blocked)

@@ -46,44 +46,109 @@ static int fail(struct field_error *err, const char *code, const char *field, co
 	return -1;
 }
 
-static bool v4_blocked(uint32_t a)
+/* The SSRF guard's table: every address that is not globally reachable, after the IANA
+ * IPv4 and IPv6 special-purpose address registries (RFC 6890 and what came since). IPv4
+ * rows are written in their IPv4-mapped form (::ffff:0:0/96), so that one table and one
+ * lookup serve both families and every IPv6 form that carries an IPv4 address. The first
+ * row whose prefix matches decides: REFUSE (what says why), EMBEDS (the IPv4 address in
+ * bytes v4_at to v4_at + 3 is where the packets end up: it is looked up in turn) or PUBLIC.
+ * Rows that IANA marks globally reachable inside a refused block (the PCP and TURN anycast
+ * addresses, AMT, AS112, ORCHIDv2) stay refused: they are answered by a router near the
+ * sender, or are no web server's address. */
+enum range_rule { REFUSE, EMBEDS, PUBLIC };
+struct range {
+	uint8_t prefix[16];
+	uint8_t len; /* in bits */
+	uint8_t v4_at;
+	enum range_rule rule;
+	const char *what;
+};
+/* clang-format off */
+#define V4(a, b, c, d) { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d }
+/* clang-format on */
+static const struct range ranges[] = {
+	{ V4(0, 0, 0, 0), 96 + 8, 0, REFUSE, "0.0.0.0/8, this network (RFC 791)" },
+	{ V4(10, 0, 0, 0), 96 + 8, 0, REFUSE, "10.0.0.0/8, private (RFC 1918)" },
+	{ V4(100, 64, 0, 0), 96 + 10, 0, REFUSE, "100.64.0.0/10, shared CGNAT space (RFC 6598)" },
+	{ V4(127, 0, 0, 0), 96 + 8, 0, REFUSE, "127.0.0.0/8, loopback (RFC 1122)" },
+	{ V4(169, 254, 0, 0), 96 + 16, 0, REFUSE, "169.254.0.0/16, link-local (RFC 3927)" },
+	{ V4(172, 16, 0, 0), 96 + 12, 0, REFUSE, "172.16.0.0/12, private (RFC 1918)" },
+	{ V4(192, 0, 0, 0), 96 + 24, 0, REFUSE, "192.0.0.0/24, IETF protocol assignments (RFC 6890)" },
+	{ V4(192, 0, 2, 0), 96 + 24, 0, REFUSE, "192.0.2.0/24, documentation (RFC 5737)" },
+	{ V4(192, 88, 99, 0), 96 + 24, 0, REFUSE, "192.88.99.0/24, 6to4 relay anycast (RFC 7526)" },
+	{ V4(192, 168, 0, 0), 96 + 16, 0, REFUSE, "192.168.0.0/16, private (RFC 1918)" },
+	{ V4(198, 18, 0, 0), 96 + 15, 0, REFUSE, "198.18.0.0/15, benchmarking (RFC 2544)" },
+	{ V4(198, 51, 100, 0), 96 + 24, 0, REFUSE, "198.51.100.0/24, documentation (RFC 5737)" },
+	{ V4(203, 0, 113, 0), 96 + 24, 0, REFUSE, "203.0.113.0/24, documentation (RFC 5737)" },
+	{ V4(224, 0, 0, 0), 96 + 4, 0, REFUSE, "224.0.0.0/4, multicast (RFC 5771)" },
+	{ V4(255, 255, 255, 255), 96 + 32, 0, REFUSE, "255.255.255.255, broadcast (RFC 919)" },
+	{ V4(240, 0, 0, 0), 96 + 4, 0, REFUSE, "240.0.0.0/4, reserved (RFC 1112)" },
+	{ V4(0, 0, 0, 0), 96, 0, PUBLIC, "IPv4" },
+	{ { 0 }, 128, 0, REFUSE, "::/128, unspecified (RFC 4291)" },
+	{ { [15] = 1 }, 128, 0, REFUSE, "::1, loopback (RFC 4291)" },
+	{ { 0 }, 96, 0, REFUSE, "::/96, IPv4-compatible, deprecated (RFC 4291)" },
+	{ { 0, 0x64, 0xff, 0x9b }, 96, 12, EMBEDS, "64:ff9b::/96, NAT64 (RFC 6052)" },
+	{ { 0, 0x64, 0xff, 0x9b, 0, 1 }, 48, 0, REFUSE, "64:ff9b:1::/48, local NAT64 (RFC 8215)" },
+	{ { 0x01 }, 64, 0, REFUSE, "100::/64, discard-only (RFC 6666)" },
+	{ { 0x20, 0x01 }, 32, 0, REFUSE, "2001::/32, Teredo (RFC 4380)" },
+	{ { 0x20, 0x01 }, 23, 0, REFUSE, "2001::/23, IETF protocol assignments (RFC 2928)" },
+	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32, 0, REFUSE, "2001:db8::/32, documentation (RFC 3849)" },
+	{ { 0x20, 0x02 }, 16, 2, EMBEDS, "2002::/16, 6to4 (RFC 3056)" },
+	{ { 0x3f, 0xff }, 20, 0, REFUSE, "3fff::/20, documentation (RFC 9637)" },
+	{ { 0x20 }, 3, 0, PUBLIC, "2000::/3, global unicast (RFC 4291)" },
+	{ { 0xfc }, 7, 0, REFUSE, "fc00::/7, unique local (RFC 4193)" },
+	{ { 0xfe, 0x80 }, 10, 0, REFUSE, "fe80::/10, link-local (RFC 4291)" },
+	{ { 0xfe, 0xc0 }, 10, 0, REFUSE, "fec0::/10, site-local, deprecated (RFC 3879)" },
+	{ { 0xff }, 8, 0, REFUSE, "ff00::/8, multicast (RFC 4291)" },
+	/* Outside 2000::/3 IANA has allocated no global unicast space (5f00::/16 is SRv6's). */
+	{ { 0 }, 0, 0, REFUSE, "outside 2000::/3, not global unicast (RFC 4291)" },
+};
+#undef V4
+
+static const struct range *range_of(const uint8_t a[16])
 {
-	return (a >> 24) == 0 ||                   /* 0.0.0.0/8 this network, unspecified */
-	       (a >> 24) == 10 ||                  /* 10/8 private */
-	       (a >> 24) == 127 ||                 /* loopback */
-	       (a >> 22) == ((100u << 2) | 1) ||   /* 100.64/10 CGNAT */
-	       (a >> 16) == ((169u << 8) | 254) || /* link-local */
-	       (a >> 20) == ((172u << 4) | 1) ||   /* 172.16/12 private */
-	       (a >> 16) == ((192u << 8) | 168) || /* 192.168/16 private */
-	       (a >> 8) == ((192u << 16) | 0) ||   /* 192.0.0/24 protocol assignments */
-	       (a >> 17) == ((198u << 7) | 9) ||   /* 198.18/15 benchmarking */
-	       (a >> 28) >= 14;                    /* 224/4 multicast, 240/4 reserved, broadcast */
+	size_t last = sizeof ranges / sizeof ranges[0] - 1;
+	for (size_t i = 0; i < last; i++) {
+		const struct range *r = &ranges[i];
+		size_t bytes = r->len / 8;
+		unsigned bits = r->len % 8;
+		if (memcmp(a, r->prefix, bytes) == 0 &&
+		    (bits == 0 || ((a[bytes] ^ r->prefix[bytes]) & (0xff00 >> bits) & 0xff) == 0))
+			return r;
+	}
+	return &ranges[last]; /* ::/0 */
+}
+
+/* Why the guard refuses the IPv6 address a (IPv4 ones in their mapped form), or NULL. */
+static const char *refusal(const uint8_t a[16])
+{
+	const struct range *r = range_of(a);
+	struct in6_addr to;
+	memcpy(to.s6_addr, a, 16);
+	if (r->rule == EMBEDS) {
+		memset(to.s6_addr, 0, 10);
+		to.s6_addr[10] = to.s6_addr[11] = 0xff;
+		memcpy(&to.s6_addr[12], &a[r->v4_at], 4);
+		r = range_of(to.s6_addr); /* an IPv4 row: REFUSE or PUBLIC */
+	}
+	return r->rule == PUBLIC ? NULL : r->what;
+}
+
+const char *webhooks_address_refusal(const struct sockaddr *addr)
+{
+	uint8_t a[16] = { [10] = 0xff, [11] = 0xff };
+	if (addr->sa_family == AF_INET)
+		memcpy(&a[12], &((const struct sockaddr_in *)(const void *)addr)->sin_addr, 4);
+	else if (addr->sa_family == AF_INET6)
+		memcpy(a, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, 16);
+	else
+		return "not an IP address";
+	return refusal(a);
 }
 
 bool webhooks_address_blocked(const struct sockaddr *addr)
 {
-	if (addr->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)addr;
-		return v4_blocked(ntohl(in->sin_addr.s_addr));
-	}
-	if (addr->sa_family != AF_INET6)
-		return true;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
-	/* NAT64 (RFC 6052's 64:ff9b::/96) reaches the IPv4 address in its last 4 bytes, where a
-	 * translator runs; the local-use 64:ff9b:1::/48 (RFC 8215) is private by definition. */
-	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
-	static const uint8_t nat64_local[6] = { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 };
-	if (memcmp(a->s6_addr, nat64_local, sizeof nat64_local) == 0)
-		return true;
-	if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a) ||
-	    memcmp(a->s6_addr, nat64, sizeof nat64) == 0) {
-		uint32_t v4;
-		memcpy(&v4, &a->s6_addr[12], 4);
-		return v4_blocked(ntohl(v4));
-	}
-	return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-	       IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) ||
-	       (a->s6_addr[0] & 0xfe) == 0xfc; /* fc00::/7 unique local */
+	return webhooks_address_refusal(addr) != NULL;
 }
 
 /* http(s), a host, no credentials in the URL; the host's addresses pass the SSRF guard.
@@ -132,11 +197,14 @@ static int check_url(const char *url, bool allow_private, struct field_error *er
 		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
 		if (getaddrinfo(bare, NULL, &hints, &ai) == 0) {
 			for (struct addrinfo *p = ai; p; p = p->ai_next) {
-				if (webhooks_address_blocked(p->ai_addr)) {
-					r = fail(err, "invalid_field", "url",
-					         "url points to a loopback, private, link-local or multicast "
-					         "address "
-					         "(set webhooks.allow_private_targets to allow it)");
+				const char *why = webhooks_address_refusal(p->ai_addr);
+				if (why) {
+					char message[sizeof err->message];
+					snprintf(message, sizeof message,
+					         "url points to an address that is not public (%s): set "
+					         "webhooks.allow_private_targets to allow it",
+					         why);
+					r = fail(err, "invalid_field", "url", message);
 					break;
 				}
 			}

@@ -44,9 +44,82 @@ START_TEST(guard_allows_public_addresses)
 		"1.1.1.1", "8.8.8.8", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
 		"192.167.1.1", "169.253.1.1", "2001:4860:4860::8888", "2a00:1450::1", "::ffff:8.8.8.8",
 		"64:ff9b::808:808",
+		/* Just outside the special-purpose ranges. */
+		"192.0.1.255", "192.0.3.0", "198.51.99.255", "198.51.101.0", "203.0.112.255", "203.0.114.0",
+		"198.17.255.255", "198.20.0.0", "192.88.98.255", "192.88.100.0", "223.255.255.255",
+		"2001:200::1", "2001:db9::1", "2001:db7:ffff::1", "2002:808:808::1", "2606:4700:4700::1111",
+		"2c0f:fb50::1", "3ffe:ffff::1", "64:ff9b::5db8:d822", "::ffff:93.184.216.34",
 	};
 	for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
 		ck_assert_msg(!blocked(allowed[i]), "%s should be allowed", allowed[i]);
+}
+END_TEST
+
+/* The IANA special-purpose ranges that are not globally reachable, each at its edges, and
+ * the IPv6 forms that carry an IPv4 address (review of the guard: the documentation ranges
+ * and 6to4, Teredo, site-local and the rest went through). */
+START_TEST(guard_refuses_every_range_that_is_not_global)
+{
+	static const char *const refused[] = {
+		"0.255.255.255",                       /* this network */
+		"100.64.0.0", "100.127.255.255",       /* shared address space */
+		"192.0.0.0", "192.0.0.9", "192.0.0.170", "192.0.0.255", /* IETF protocol assignments */
+		"192.0.2.0", "192.0.2.1", "192.0.2.255", /* TEST-NET-1 */
+		"198.51.100.0", "198.51.100.255",       /* TEST-NET-2 */
+		"203.0.113.0", "203.0.113.255",         /* TEST-NET-3 */
+		"192.88.99.1",                          /* 6to4 relay anycast, deprecated */
+		"198.18.0.0", "198.19.255.255",         /* benchmarking */
+		"240.0.0.1", "255.255.255.254",         /* reserved */
+		"255.255.255.255",                      /* broadcast */
+		"::ffff:192.0.2.1", "::ffff:203.0.113.9", "::ffff:198.18.0.1", /* IPv4-mapped */
+		"::192.0.2.1", "::127.0.0.1", "::8.8.8.8", /* IPv4-compatible: deprecated, all */
+		"64:ff9b::c000:201", "64:ff9b::c633:6401", "64:ff9b::f000:1", /* NAT64 */
+		"2002:7f00:1::1", "2002:a00:1::", "2002:a9fe:a9fe::1", "2002:c000:201::1", "2002:c0a8:101::1",
+		"2002:6440:1::1", "2002:e000:1::1", /* 6to4 of refused IPv4 addresses */
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::1", /* Teredo */
+		"2001:1::1", "2001:2::1", "2001:10::1", "2001:1ff:ffff::1", /* IETF protocol assignments */
+		"2001:db8::", "2001:db8::1", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", /* documentation */
+		"3fff::1", "3fff:fff::1",               /* documentation (RFC 9637) */
+		"100::1", "100::ffff:ffff:ffff:ffff",   /* discard-only */
+		"fec0::1", "feff::1",                   /* site-local */
+		"fbff::1", "fe00::1",                   /* unassigned, beside unique local and link-local */
+		"ff05::1", "ff0e::1",                   /* multicast */
+		"5f00::1", "4000::1", "1::1", "::2", "::1:0:0:1", "e000::1", /* outside 2000::/3 */
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		ck_assert_msg(blocked(refused[i]), "%s should be refused", refused[i]);
+}
+END_TEST
+
+/* A refusal names the range (and the RFC), which goes into the attempt's error. */
+START_TEST(guard_says_why)
+{
+	static const struct {
+		const char *ip, *why;
+	} cases[] = {
+		{ "192.0.2.7", "192.0.2.0/24, documentation" },
+		{ "::ffff:10.1.1.1", "10.0.0.0/8, private" },
+		{ "64:ff9b::a9fe:a9fe", "169.254.0.0/16, link-local" },
+		{ "2002:c633:6401::1", "198.51.100.0/24, documentation" },
+		{ "2001:db8::1", "2001:db8::/32, documentation" },
+		{ "2001::1", "Teredo" },
+		{ "fec0::1", "site-local" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sockaddr_storage ss = { 0 };
+		if (strchr(cases[i].ip, ':')) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			in6->sin6_family = AF_INET6;
+			ck_assert_int_eq(inet_pton(AF_INET6, cases[i].ip, &in6->sin6_addr), 1);
+		} else {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			in->sin_family = AF_INET;
+			ck_assert_int_eq(inet_pton(AF_INET, cases[i].ip, &in->sin_addr), 1);
+		}
+		const char *why = webhooks_address_refusal((struct sockaddr *)&ss);
+		ck_assert_msg(why && strstr(why, cases[i].why), "%s: %s, want %s", cases[i].ip, why ? why : "(allowed)",
+		              cases[i].why);
+	}
 }
 END_TEST
 
@@ -234,6 +307,8 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, guard_refuses_private_ranges);
 	tcase_add_test(tc, guard_allows_public_addresses);
+	tcase_add_test(tc, guard_refuses_every_range_that_is_not_global);
+	tcase_add_test(tc, guard_says_why);
 	tcase_add_test(tc, validator_accepts_a_full_subscription);
 	tcase_add_test(tc, validator_names_the_field);
 	tcase_add_test(tc, validator_applies_the_ssrf_guard_unless_allowed);

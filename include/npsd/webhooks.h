@@ -36,14 +36,22 @@ struct webhook_input {
  * POST (patch false: url, and events unless a digest is asked for) or PATCH (every field
  * optional) body of
  * /v1/webhooks. URLs: http or https, a host, no user info; with allow_private false a host
- * that is (or resolves to) a loopback, private, link-local, CGNAT, multicast or unspecified
- * address is refused. Returns 0 or -1 with *err.
+ * that is (or resolves to) an address webhooks_address_refusal() refuses is refused.
+ * Returns 0 or -1 with *err.
  */
 int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhook_input *ret,
                       struct field_error *err);
 
-/* The SSRF guard's test, for create time and for every connect. */
-bool webhooks_address_blocked(const struct sockaddr *addr);
+/*
+ * The SSRF guard's test, for create time and for every connect: why addr may not be
+ * connected to (a static string naming its range and the RFC, e.g. "192.0.2.0/24,
+ * documentation (RFC 5737)"), or NULL when it may. Refused: every address the IANA
+ * special-purpose registries do not mark globally reachable, every IPv6 address outside
+ * 2000::/3, IPv4-compatible ones, IPv4-mapped, NAT64 and 6to4 ones whose IPv4 address is
+ * refused. Any family but IPv4 and IPv6 too.
+ */
+const char *webhooks_address_refusal(const struct sockaddr *addr);
+bool webhooks_address_blocked(const struct sockaddr *addr); /* a refusal, or not */
 
 struct webhook_row {
 	int64_t id;
