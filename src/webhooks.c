@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "npsd/hostaddrs.h"
 #include "npsd/webhook_format.h"
 
 const char *const webhook_event_types[] = {
@@ -131,7 +132,10 @@ static const char *refusal(const uint8_t a[16])
 		memcpy(&to.s6_addr[12], &a[r->v4_at], 4);
 		r = range_of(to.s6_addr); /* an IPv4 row: REFUSE or PUBLIC */
 	}
-	return r->rule == PUBLIC ? NULL : r->what;
+	if (r->rule != PUBLIC)
+		return r->what;
+	/* Looked up last, and only for public addresses: the list may need reading again. */
+	return hostaddrs_contains(&to) ? "an address of this host, where its local services listen" : NULL;
 }
 
 const char *webhooks_address_refusal(const struct sockaddr *addr)

@@ -123,6 +123,25 @@ START_TEST(guard_says_why)
 }
 END_TEST
 
+/* A public address assigned to one of the host's interfaces reaches the host's own services
+ * (a database on 0.0.0.0): refused, in every form that ends there. The test gives itself
+ * such an address in a network namespace of its own. */
+START_TEST(guard_refuses_the_hosts_own_addresses)
+{
+	/* In one process (CK_FORK=no) an earlier test has read the host's list already: wait
+	 * until it is old enough to be read again. */
+	const char *fork_mode = getenv("CK_FORK");
+	if (fork_mode && strcmp(fork_mode, "no") == 0)
+		sleep_ms(10100);
+	netns_with_own_address("1.2.3.4");
+	ck_assert_msg(blocked("1.2.3.4"), "the host's own 1.2.3.4 should be refused");
+	ck_assert_msg(blocked("::ffff:1.2.3.4"), "::ffff:1.2.3.4 should be refused");
+	ck_assert_msg(blocked("64:ff9b::102:304"), "NAT64 of 1.2.3.4 should be refused");
+	ck_assert_msg(blocked("2002:102:304::1"), "6to4 of 1.2.3.4 should be refused");
+	ck_assert_msg(!blocked("1.2.3.5"), "1.2.3.5 is not the host's");
+}
+END_TEST
+
 static int validate_text(const char *text, bool patch, bool allow_private, struct webhook_input *in,
                          struct field_error *err, json_t **doc)
 {
@@ -309,6 +328,7 @@ int main(void)
 	tcase_add_test(tc, guard_allows_public_addresses);
 	tcase_add_test(tc, guard_refuses_every_range_that_is_not_global);
 	tcase_add_test(tc, guard_says_why);
+	tcase_add_test(tc, guard_refuses_the_hosts_own_addresses);
 	tcase_add_test(tc, validator_accepts_a_full_subscription);
 	tcase_add_test(tc, validator_names_the_field);
 	tcase_add_test(tc, validator_applies_the_ssrf_guard_unless_allowed);

@@ -245,14 +245,16 @@ static void rx_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
-static struct receiver *rx_start(void)
+/* A receiver on an ephemeral port of ipv4 (host order): INADDR_ANY listens as a database
+ * or an admin port on the host does, on every address the host has. */
+static struct receiver *rx_start_on(uint32_t ipv4)
 {
 	struct receiver *rx = calloc(1, sizeof *rx);
 	ck_assert_ptr_nonnull(rx);
 	pthread_mutex_init(&rx->mu, NULL);
 	pthread_cond_init(&rx->cv, NULL);
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_addr.s_addr = htonl(ipv4);
 	rx->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
 	                         rx_handler, rx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 	                         MHD_OPTION_NOTIFY_COMPLETED, rx_completed, rx, MHD_OPTION_END);
@@ -261,6 +263,11 @@ static struct receiver *rx_start(void)
 	ck_assert_msg(info && info->port, "the receiver has no port");
 	rx->port = info->port;
 	return rx;
+}
+
+static struct receiver *rx_start(void)
+{
+	return rx_start_on(INADDR_LOOPBACK);
 }
 
 static void rx_stop(struct receiver *rx)
@@ -2771,6 +2778,48 @@ static json_int_t test_call(struct env *e, json_int_t wid)
 	return id;
 }
 
+/* A public address of the npsd host's own (its eth0 on a server) reaches every service on
+ * the host that listens on 0.0.0.0, a database or an admin port: the guard refused
+ * loopback and private addresses but let this one through. The test gives itself a host
+ * with a public address (1.2.3.4, in a network namespace of its own, so that it has one
+ * wherever it runs and nothing leaves), shows that a delivery there reaches a receiver on
+ * 0.0.0.0 while the guard is off, then turns the guard on. */
+START_TEST(ssrf_guard_refuses_the_hosts_own_address)
+{
+	netns_with_own_address("1.2.3.4");
+	struct receiver *rx = rx_start_on(INADDR_ANY);
+	struct env e;
+	env_start(&e, "[webhooks]\nretry = 1s, 1s, 1s\n");
+	char url[96];
+	snprintf(url, sizeof url, "http://1.2.3.4:%u/hooks/own", rx->port);
+	json_t *doc = create_webhook(&e, url, "\"events\":[\"survey.received\"]");
+	json_int_t wid = iget(doc, "id");
+	json_decref(doc);
+	json_int_t allowed = test_call(&e, wid);
+	json_decref(wait_delivery(&e, wid, allowed, "delivered", 1, WAIT_MS));
+	ck_assert_uint_eq(rx_count(rx, "/hooks/own"), 1);
+
+	guard_on(&e);
+	json_int_t guarded = test_call(&e, wid);
+	json_t *d = wait_delivery(&e, wid, guarded, NULL, 1, WAIT_MS);
+	ck_assert_msg(contains_ci(sget(d, "last_error"), "refus") && contains_ci(sget(d, "last_error"), "this host"),
+	              "with the guard on: %s, last_error %s", sget(d, "status"), sget(d, "last_error"));
+	json_decref(d);
+	/* Nor can a new webhook point there. */
+	char body[256];
+	snprintf(body, sizeof body, "{\"url\":\"%s\",\"events\":[\"survey.received\"]}", url);
+	struct http_result r;
+	http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+	expect_field_error(&r, "invalid_field", "url", url);
+	http_result_free(&r);
+	sleep_ms(QUIET_MS);
+	ck_assert_msg(rx_count(rx, NULL) == 1, "the receiver on the host's own address got %zu requests",
+	              rx_count(rx, NULL));
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* npsd started with the proxy environment set (systemd Environment=, a corporate egress
  * proxy): libcurl sent every delivery to that proxy, so the guard saw the proxy's address and
  * never the target's, and a webhook to http://169.254.169.254/ would go out through it
@@ -3218,6 +3267,7 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, ssrf_guard_at_create_time);
 	tcase_add_test(tc, ssrf_guard_at_connect_time);
 	tcase_add_test(tc, a_reload_that_turns_the_guard_on_holds_for_kept_alive_connections);
+	tcase_add_test(tc, ssrf_guard_refuses_the_hosts_own_address);
 	tcase_add_test(tc, deliveries_ignore_the_proxy_environment);
 	tcase_add_test(tc, the_proxy_key_checks_the_target_before_the_proxy);
 	tcase_add_test(tc, test_endpoint_sends_webhook_test);

@@ -17,6 +17,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -624,4 +627,54 @@ long http_call(const struct npsd_proc *p, const char *method, const char *path, 
 		*out = json_incref(r.json);
 	http_result_free(&r);
 	return status;
+}
+
+/* Writes text to the /proc file path; 0 or -errno. */
+static int write_proc(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, text, strlen(text));
+	int r = n == (ssize_t)strlen(text) ? 0 : n < 0 ? -errno : -EIO;
+	close(fd);
+	return r;
+}
+
+void netns_with_own_address(const char *ipv4)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	if (uid == 0) {
+		ck_assert_msg(unshare(CLONE_NEWNET) == 0, "cannot make a network namespace: %s", strerror(errno));
+	} else {
+		ck_assert_msg(unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0,
+		              "cannot make a network namespace (%s): this test needs root or unprivileged user "
+		              "namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+		              strerror(errno));
+		char map[64];
+		snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+		ck_assert_int_eq(write_proc("/proc/self/setgroups", "deny"), 0);
+		ck_assert_int_eq(write_proc("/proc/self/uid_map", map), 0);
+		snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+		ck_assert_int_eq(write_proc("/proc/self/gid_map", map), 0);
+	}
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	ck_assert_msg(ioctl(fd, SIOCGIFFLAGS, &ifr) == 0, "lo: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	ck_assert_msg(ioctl(fd, SIOCSIFFLAGS, &ifr) == 0, "lo up: %s", strerror(errno));
+	struct ifreq alias = { 0 };
+	snprintf(alias.ifr_name, sizeof alias.ifr_name, "lo:1");
+	struct sockaddr_in *in = (struct sockaddr_in *)&alias.ifr_addr;
+	in->sin_family = AF_INET;
+	ck_assert_int_eq(inet_pton(AF_INET, ipv4, &in->sin_addr), 1);
+	ck_assert_msg(ioctl(fd, SIOCSIFADDR, &alias) == 0, "%s on lo: %s", ipv4, strerror(errno));
+	struct sockaddr_in *mask = (struct sockaddr_in *)&alias.ifr_netmask;
+	mask->sin_family = AF_INET;
+	mask->sin_addr.s_addr = htonl(0xffffffffu);
+	ck_assert_msg(ioctl(fd, SIOCSIFNETMASK, &alias) == 0, "%s/32: %s", ipv4, strerror(errno));
+	close(fd);
 }

@@ -135,6 +135,14 @@ struct npsd_db;
  * the test when it cannot. The caller closes the database with db_close. */
 struct npsd_db *open_test_db(const char *tag, char dir[static 64], char path[static 128]);
 
+/* Moves the calling thread, and every process and thread it starts from now on, into a
+ * network namespace of its own (with a user namespace when not root), whose loopback
+ * interface is up and also carries ipv4 ("a.b.c.d") as an address of this host: a host
+ * with a public address of its own wherever the test runs, which no packet leaves. Fails
+ * the test, saying why, when the kernel will not make one (the process is not root and
+ * unprivileged user namespaces are off). In Check's fork mode it ends with the test. */
+void netns_with_own_address(const char *ipv4);
+
 /* Runs the suite, each test in a process of its own (Check's default; CK_FORK=no runs them
  * in this one, for gdb), and returns main's exit status. A failed check ends a test's
  * process at once, past its cleanup: its daemons die with it (PR_SET_PDEATHSIG), and the

@@ -48,7 +48,7 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
  * documentation (RFC 5737)"), or NULL when it may. Refused: every address the IANA
  * special-purpose registries do not mark globally reachable, every IPv6 address outside
  * 2000::/3, IPv4-compatible ones, IPv4-mapped, NAT64 and 6to4 ones whose IPv4 address is
- * refused. Any family but IPv4 and IPv6 too.
+ * refused, and the host's own addresses (hostaddrs.h). Any family but IPv4 and IPv6 too.
  */
 const char *webhooks_address_refusal(const struct sockaddr *addr);
 bool webhooks_address_blocked(const struct sockaddr *addr); /* a refusal, or not */
