@@ -1837,39 +1837,11 @@ START_TEST(absolute_form_targets_are_served)
 }
 END_TEST
 
-/* POST /v1/surveys with body and these extra request headers (NULL-terminated), by libcurl. */
+/* POST /v1/surveys with body, the ingest token and these extra request headers
+ * (NULL-terminated), Content-Type among them. */
 static void post_with_headers(const char *body, const char *const *extra, struct http_result *r)
 {
-	memset(r, 0, sizeof *r);
-	CURL *curl = curl_easy_init();
-	ck_assert_ptr_nonnull(curl);
-	char url[256], authz[512];
-	snprintf(url, sizeof url, "%s/v1/surveys", D.base_url);
-	snprintf(authz, sizeof authz, "Authorization: Bearer %s", T_INGEST);
-	struct curl_slist *h = curl_slist_append(NULL, authz);
-	h = curl_slist_append(h, "Expect:");
-	for (const char *const *e = extra; *e; e++)
-		h = curl_slist_append(h, *e);
-	struct growbuf resp = { 0 }, head = { 0 };
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, growbuf_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, growbuf_write);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &head);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	r->curl_code = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(curl);
-	r->body = resp.data ? resp.data : strdup("");
-	r->len = resp.len;
-	r->headers = head.data ? head.data : strdup("");
-	if (r->len)
-		r->json = json_loadb(r->body, r->len, 0, NULL);
+	http_do_headers(&D, "POST", "/v1/surveys", T_INGEST, "", extra, body, strlen(body), r);
 }
 
 /* Two Content-Types that differ leave the body's type to a guess (libmicrohttpd took the

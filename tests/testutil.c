@@ -414,6 +414,13 @@ size_t growbuf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 int http_do(const struct npsd_proc *p, const char *method, const char *path, const char *token,
             const char *content_type, const char *body, size_t len, struct http_result *ret)
 {
+	return http_do_headers(p, method, path, token, content_type, NULL, body, len, ret);
+}
+
+int http_do_headers(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+                    const char *content_type, const char *const *extra, const char *body, size_t len,
+                    struct http_result *ret)
+{
 	memset(ret, 0, sizeof *ret);
 	CURL *curl = curl_easy_init();
 	if (!curl)
@@ -426,13 +433,17 @@ int http_do(const struct npsd_proc *p, const char *method, const char *path, con
 		headers = curl_slist_append(headers, authz);
 	}
 	if (body) {
-		snprintf(ctype, sizeof ctype, "Content-Type: %s",
-		         content_type ? content_type : "application/json");
-		headers = curl_slist_append(headers, ctype);
+		if (!content_type || *content_type) {
+			snprintf(ctype, sizeof ctype, "Content-Type: %s",
+			         content_type ? content_type : "application/json");
+			headers = curl_slist_append(headers, ctype);
+		}
 		headers = curl_slist_append(headers, "Expect:");
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	}
+	for (const char *const *e = extra; e && *e; e++)
+		headers = curl_slist_append(headers, *e);
 	struct growbuf resp = { 0 }, head = { 0 };
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);

@@ -83,6 +83,11 @@ struct http_result {
  * given. Returns 0 when a response arrived. */
 int http_do(const struct npsd_proc *p, const char *method, const char *path, const char *token,
             const char *content_type, const char *body, size_t len, struct http_result *ret);
+/* http_do that also sends the headers in extra (NULL-terminated, may be NULL) after the
+ * token's; content_type "" sends no Content-Type of its own (extra may carry some). */
+int http_do_headers(const struct npsd_proc *p, const char *method, const char *path, const char *token,
+                    const char *content_type, const char *const *extra, const char *body, size_t len,
+                    struct http_result *ret);
 /* The same with a JSON body given as text. */
 int http_json(const struct npsd_proc *p, const char *method, const char *path, const char *token,
               const char *body, struct http_result *ret);
