@@ -105,11 +105,12 @@ static bool is_holiday(const struct civil_date *holidays, size_t n, int64_t days
 }
 
 /*
- * The first wall second in [w0, w1) at which the hours are open, or -1. Relies on each
- * day's windows being sorted and disjoint, as config_parse_hours() leaves them.
+ * The first stretch of open wall time within [w0, w1), clipped to it, in [*ret_start,
+ * *ret_end): false when the hours do not open in it. Relies on each day's windows being
+ * sorted and disjoint, as config_parse_hours() leaves them.
  */
-static int64_t next_open_wall(const struct opening_hours *h, const struct civil_date *holidays,
-                              size_t nholidays, int64_t w0, int64_t w1)
+static bool first_open_window(const struct opening_hours *h, const struct civil_date *holidays,
+                              size_t nholidays, int64_t w0, int64_t w1, int64_t *ret_start, int64_t *ret_end)
 {
 	for (int64_t day = floor_div(w0, DAY_SECS); day * DAY_SECS < w1; day++) {
 		int wd = weekday(day);
@@ -119,15 +120,24 @@ static int64_t next_open_wall(const struct opening_hours *h, const struct civil_
 		for (int i = 0; i < h->nwindows[wd]; i++) {
 			int64_t ws = day * DAY_SECS + h->windows[wd][i].open_min * INT64_C(60);
 			int64_t we = day * DAY_SECS + h->windows[wd][i].close_min * INT64_C(60);
-			int64_t at;
 
 			if (we <= w0)
 				continue;
-			at = ws > w0 ? ws : w0;
-			return at < w1 ? at : -1;
+			*ret_start = ws > w0 ? ws : w0;
+			*ret_end = we < w1 ? we : w1;
+			return *ret_start < w1;
 		}
 	}
-	return -1;
+	return false;
+}
+
+/* The first wall second in [w0, w1) at which the hours are open, or -1. */
+static int64_t next_open_wall(const struct opening_hours *h, const struct civil_date *holidays,
+                              size_t nholidays, int64_t w0, int64_t w1)
+{
+	int64_t start, end;
+
+	return first_open_window(h, holidays, nholidays, w0, w1, &start, &end) ? start : -1;
 }
 
 static bool has_windows(const struct opening_hours *h)
@@ -192,25 +202,10 @@ int64_t schedule_next_open(const struct opening_hours *h, const struct civil_dat
 static int64_t open_wall_seconds(const struct opening_hours *h, const struct civil_date *holidays,
                                  size_t nholidays, int64_t w0, int64_t w1)
 {
-	int64_t open = 0;
+	int64_t open = 0, start, end;
 
-	for (int64_t day = floor_div(w0, DAY_SECS); day * DAY_SECS < w1; day++) {
-		int wd = weekday(day);
-
-		if (h->nwindows[wd] == 0 || is_holiday(holidays, nholidays, day))
-			continue;
-		for (int i = 0; i < h->nwindows[wd]; i++) {
-			int64_t ws = day * DAY_SECS + h->windows[wd][i].open_min * INT64_C(60);
-			int64_t we = day * DAY_SECS + h->windows[wd][i].close_min * INT64_C(60);
-
-			if (ws < w0)
-				ws = w0;
-			if (we > w1)
-				we = w1;
-			if (we > ws)
-				open += we - ws;
-		}
-	}
+	for (int64_t t = w0; first_open_window(h, holidays, nholidays, t, w1, &start, &end); t = end)
+		open += end - start;
 	return open;
 }
 
