@@ -129,6 +129,12 @@ function rfc3339(date) {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+// A datetime-local input's value for the instant ms, in the browser's own time zone: to the
+// minute (16 characters) or to the second (19).
+function localInput(ms, length = 16) {
+  return new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, length);
+}
+
 // Runs work with button disabled, so that a double click claims or saves once. work
 // answers true when it has moved the user on (a new view is coming): the button stays off
 // until that view replaces it, however long drawing it takes.
@@ -357,8 +363,10 @@ async function showCalls(params, view) {
 
 // Whether an answer counts in the NPS and, to a manager, the means to leave it out (a test
 // answer, a duplicate) or to count it again. A reason is asked for: the answer stays
-// listed, and whoever finds it left out later reads why.
-function exclusion(s) {
+// listed, and whoever finds it left out later reads why. redraw shows the answer as it is
+// now, after a change or once it is found erased; it answers what busy() takes (true: the
+// button went with the old drawing). By default the whole view is drawn again.
+function exclusion(s, redraw = () => { route(true); return true; }) {
   const mark = s.excluded
     ? h('p', { class: 'excluded' }, h('strong', {}, 'Left out of the NPS'),
       s.exclude_reason ? [': ', h('span', { class: 'reason', dir: 'auto' }, s.exclude_reason)] : null)
@@ -371,16 +379,14 @@ function exclusion(s) {
     } catch (err) {
       if (err.status === 404) {
         notify(`Answer #${s.id} no longer exists: it was erased meanwhile.`, 'error');
-        route(true);
-        return true;
+        return redraw();
       }
       failed(err);
       if (err.status === 400 && field) markInvalid(field.form, err.field);
       return false;
     }
     notify(done, 'info');
-    route();
-    return true;
+    return redraw();
   };
   if (s.excluded) {
     box.append(h('button', {
@@ -474,10 +480,9 @@ function completeForm(cb) {
     h('option', { value: '' }, 'Choose…'),
     OUTCOMES.map(([value, label]) => h('option', { value }, label)));
   // In the agent's own time zone, within the 30 days the API takes.
-  const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   const retryAt = h('input', {
     id: 'retry-at', name: 'retry_at', 'data-field': 'retry_at', type: 'datetime-local',
-    min: local(Date.now()), max: local(Date.now() + 30 * 86400 * 1000),
+    min: localInput(Date.now()), max: localInput(Date.now() + 30 * 86400 * 1000),
   });
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const retryLabel = h('label', { for: 'retry-at' }, `Call again at (the customer's choice; your time, ${zone})`);
