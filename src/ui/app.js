@@ -1,6 +1,7 @@
 // The npsd console: agents take the next customer to call, read the context and record
-// the outcome; managers read NPS by touchpoint, its trend, the queue and the improvements,
-// and manage the webhooks that push alerts to their phones.
+// the outcome; managers read NPS by touchpoint, its trend, the queue, the improvements and
+// every answer (leaving one out of the NPS), and manage the webhooks that push alerts to
+// their phones.
 // Everything goes through the REST API with the token its user signs in with; the token
 // lives in sessionStorage, so it goes when the tab closes. Text from customers and agents
 // is only ever set as text (never as HTML), and the page's CSP allows no other script.
@@ -51,6 +52,7 @@ const may = {
   cancel: () => me && (me.role === 'manager' || me.role === 'admin'),
   report: () => me && (me.role === 'manager' || me.role === 'admin'),
   webhooks: () => me && (me.role === 'manager' || me.role === 'admin'),
+  answers: () => me && (me.role === 'manager' || me.role === 'admin'),
 };
 
 // Per view: what to stop (timers) when the user goes elsewhere.
@@ -858,6 +860,164 @@ async function showReports(params, view) {
       improvements.next_cursor ? h('p', { class: 'more' }, 'The 50 newest are shown; the counts are of them all.') : null));
 }
 
+// ---------- answers ----------
+
+const ANSWERS_SHOWN = 20;
+// The filters GET /v1/surveys takes. The page's address carries them as the API does, each
+// as given (an empty one too): a value the API refuses is shown with its message, never
+// dropped for a quietly unfiltered list.
+const ANSWER_FILTERS = ['touchpoint', 'customer_id', 'max_score', 'from', 'to'];
+
+// One answer as a manager reads it: all of them, not only those that opened a callback.
+function answerItem(s, redraw) {
+  const customer = s.customer ? s.customer.id : '';
+  return h('li', { class: 'survey', id: `answer-${s.id}` },
+    h('span', { class: `score ${s.category}` }, s.score),
+    h('div', { class: 'answer-text' },
+      h('div', {}, h('strong', { class: 'touchpoint' }, s.touchpoint), s.channel ? [' via ', h('span', { class: 'channel' }, s.channel)] : null,
+        ` · ${s.category} · `, h('time', { datetime: s.answered_at }, when(s.answered_at))),
+      h('div', { class: 'who' }, 'Customer ', h('bdi', { class: 'customer-id' }, customer),
+        s.callback
+          ? [' · ', h('a', { class: 'callback', href: `#/callbacks/${s.callback.id}` }, `callback #${s.callback.id}`), ` (${s.callback.status})`]
+          : ' · no callback'),
+      s.comment ? h('blockquote', { class: 'comment', dir: 'auto' }, s.comment) : h('p', { class: 'empty' }, 'No comment.'),
+      exclusion(s, redraw)));
+}
+
+// The filters as a form. Nothing is checked here but what the inputs cannot hold: the API
+// judges the values, and its 400 names and marks the one it refused.
+function answersFilter(params) {
+  const text = (id, field) => h('input', { id, name: field, 'data-field': field, value: params.get(field), placeholder: 'any' });
+  const touchpoint = text('answers-touchpoint', 'touchpoint');
+  const customer = text('answers-customer', 'customer_id');
+  const chosen = params.get('max_score') || '';
+  const scores = [['', 'any score']];
+  for (let n = 0; n <= 9; n++) {
+    scores.push([String(n), `${n} or lower${n === 6 ? ': detractors' : n === 8 ? ': detractors and passives' : ''}`]);
+  }
+  // One the address holds and the list does not (10, or one the API refuses): as it is.
+  if (!scores.some(([value]) => value === chosen)) scores.push([chosen, `${chosen} or lower`]);
+  const maxScore = h('select', { id: 'answers-max-score', name: 'max_score', 'data-field': 'max_score' },
+    scores.map(([value, label]) => h('option', { value, selected: value === chosen }, label)));
+  const time = (id, field) => {
+    const ms = Date.parse(params.get(field) || '');
+    return h('input', { id, name: field, 'data-field': field, type: 'datetime-local', step: 1, value: Number.isNaN(ms) ? null : localInput(ms, 19) });
+  };
+  const from = time('answers-from', 'from');
+  const to = time('answers-to', 'to');
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const form = h('form', { id: 'answers-filter', class: 'card' },
+    h('div', { class: 'filter' },
+      h('label', { for: 'answers-touchpoint' }, 'Touchpoint'), touchpoint,
+      h('label', { for: 'answers-customer' }, 'Customer id'), customer,
+      h('label', { for: 'answers-max-score' }, 'Score'), maxScore),
+    h('div', { class: 'filter' },
+      h('label', { for: 'answers-from' }, 'Answered from'), from,
+      h('label', { for: 'answers-to' }, 'and before'), to),
+    h('p', { class: 'more' }, `Times are yours (${zone}).`),
+    h('button', { type: 'submit' }, 'Show'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    // A half-typed date reads as empty: that would be no bound at all, not the one meant.
+    const partial = [from, to].find((input) => !input.validity.valid);
+    if (partial) {
+      notify(`Give a whole date and time, or leave it empty (${partial.name}).`, 'error');
+      markInvalid(form, partial.name);
+      return;
+    }
+    const hash = `#/answers${query({
+      touchpoint: touchpoint.value.trim(),
+      customer_id: customer.value.trim(),
+      max_score: maxScore.value,
+      from: from.value ? rfc3339(new Date(from.value)) : '',
+      to: to.value ? rfc3339(new Date(to.value)) : '',
+    })}`;
+    notify('');
+    if (hash === location.hash) route();
+    else location.hash = hash;
+  });
+  return form;
+}
+
+async function showAnswers(params, view) {
+  // The page's filters, and a page of them: the API's cursor, as its next_cursor gave it.
+  const listQuery = (cursor) => {
+    const q = new URLSearchParams();
+    for (const name of ANSWER_FILTERS) if (params.has(name)) q.set(name, params.get(name));
+    q.set('limit', ANSWERS_SHOWN);
+    if (cursor) q.set('cursor', cursor);
+    return `v1/surveys?${q}`;
+  };
+  const form = answersFilter(params);
+  let first;
+  try {
+    first = (await api('GET', listQuery(null))).data;
+  } catch (err) {
+    if (view !== generation) return;
+    if (err.status === 403) {
+      render(h('h1', {}, 'Answers'), h('p', { class: 'card' }, 'Answers are for managers: this key may not read them.'));
+      return;
+    }
+    if (err.status !== 400) throw err;
+    render(h('h1', {}, 'Answers'), form, h('p', {}, h('a', { id: 'unfiltered', href: '#/answers' }, 'Show every answer')));
+    failed(err);
+    markInvalid(form, err.field);
+    return;
+  }
+  if (view !== generation) return;
+
+  // Redrawn in place, a page at a time, newest first: cursors holds the next_cursor of
+  // each page gone past (none on the newest page), so a change to an answer keeps its page.
+  const card = h('section', { class: 'card', id: 'answers-card' });
+  let cursors = [];
+  const reload = async () => {
+    const { data } = await api('GET', listQuery(cursors.length ? cursors[cursors.length - 1] : null));
+    if (view === generation) draw(data.surveys, data.next_cursor);
+  };
+  const turn = (to) => (event) => busy(event.currentTarget, async () => {
+    const before = cursors;
+    cursors = to;
+    try {
+      await reload();
+    } catch (err) {
+      cursors = before;
+      failed(err);
+      return false;
+    }
+    return true; // redrawn, this button with it
+  });
+  // After an answer was left out or counted again: this page as it is now, and the keys'
+  // focus back on that answer's button, as the one pressed went with the redrawing.
+  const redrawn = (id) => async () => {
+    try {
+      await reload();
+    } catch (err) {
+      failed(err);
+      return false;
+    }
+    const again = card.querySelector(`#answer-${id} .exclusion > button`);
+    if (again) again.focus();
+    return true;
+  };
+  const empty = (next) => {
+    if (!cursors.length && !next) return 'No answers.';
+    // A page stops after looking through many answers that the filters pass by.
+    return next ? 'None among the answers looked through: the older ones are still to look at.' : 'No older answers.';
+  };
+  const draw = (surveys, next) => card.replaceChildren(...[
+    h('h2', {}, cursors.length ? `Older answers (page ${cursors.length + 1})` : 'Newest answers'),
+    surveys.length
+      ? h('ul', { class: 'surveys', id: 'answers' }, surveys.map((s) => answerItem(s, redrawn(s.id))))
+      : h('p', { class: 'empty', id: 'answers' }, empty(next)),
+    h('div', { class: 'actions' },
+      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newest-answers', onclick: turn([]) }, 'Newest') : null,
+      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newer-answers', onclick: turn(cursors.slice(0, -1)) }, `Newer ${ANSWERS_SHOWN}`) : null,
+      next ? h('button', { type: 'button', class: 'link', id: 'older-answers', onclick: turn([...cursors, next]) }, `Older ${ANSWERS_SHOWN}`) : null),
+  ].filter(present));
+  draw(first.surveys, first.next_cursor);
+  render(h('h1', {}, 'Answers'), form, card);
+}
+
 // ---------- webhooks ----------
 
 // The event types of SPEC a webhook subscribes to. Not offered: webhook.test, which only
@@ -1441,6 +1601,7 @@ async function route(keepNotice = false) {
   document.getElementById('who').replaceChildren(h('bdi', {}, me.name), ` (${me.role})`);
   document.querySelector('#nav a[data-view=reports]').hidden = !may.report();
   document.querySelector('#nav a[data-view=webhooks]').hidden = !may.webhooks();
+  document.querySelector('#nav a[data-view=answers]').hidden = !may.answers();
   const [path, search] = (location.hash.slice(1) || '/calls').split('?');
   if (freshSecret && path !== `/webhooks/${freshSecret.id}`) freshSecret = null;
   const params = new URLSearchParams(search || '');
@@ -1453,6 +1614,7 @@ async function route(keepNotice = false) {
     if (callback) await showCallback(callback[1], view);
     else if (webhook) await showWebhook(webhook[1], view);
     else if (path === '/reports') await showReports(params, view);
+    else if (path === '/answers') await showAnswers(params, view);
     else if (path === '/webhooks') await showWebhooks(view);
     else if (path === '/calls' || path === '/') await showCalls(params, view);
     // An id that cannot be one (abc, 0, too many digits), or a page there is not (a typo,

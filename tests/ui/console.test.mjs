@@ -1176,3 +1176,184 @@ test('a manager leaves an answer out of the NPS with a reason, and counts it aga
   await done(agent);
   assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${survey.callback.id}/cancel`)).status, 200);
 });
+
+// ---------- answers ----------
+
+// The answers the Answers page lists, by their element ids, once they are as expected.
+async function answersShown(page, surveys) {
+  const want = surveys.map((s) => `answer-${s.id}`);
+  await page.waitForFunction((ids) => JSON.stringify([...document.querySelectorAll('#answers > li')].map((li) => li.id)) === JSON.stringify(ids), want);
+}
+
+test('a manager reads every answer on the Answers page, filtered and page by page as the API lists them', async () => {
+  // Twenty-three answers a minute apart, two days ago; only the last opens a callback.
+  const start = Date.now() - 2 * 86400 * 1000;
+  const at = (i) => new Date(start + i * 60000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const made = [];
+  for (let i = 0; i < 22; i++) {
+    made.push(await answer('ui-answers', i % 11, {
+      customer: { id: `C-answers-${i}` }, channel: i % 2 ? 'app' : 'web', answered_at: at(i), contact_consent: false,
+    }));
+  }
+  made.push(await answer('ui-answers', 3, { customer: { id: 'C-answers-call', phone: '+31612340999' }, comment: 'Slow', answered_at: at(22) }));
+  const list = async (q) => (await call(keys.manager, 'GET', `/v1/surveys?touchpoint=ui-answers&limit=20${q}`)).body;
+
+  const page = await signedIn('manager', '', { timezoneId: 'Asia/Kolkata', locale: 'en-GB' });
+  await page.click('#nav a[data-view=answers]');
+  await page.waitForSelector('#answers-filter');
+  await page.fill('#answers-touchpoint', 'ui-answers');
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForURL(/#\/answers\?touchpoint=ui-answers$/);
+  const first = await list('');
+  assert.equal(first.surveys.length, 20);
+  await answersShown(page, first.surveys);
+
+  // What each one says: score, category, touchpoint, channel, local time, customer, callback.
+  const called = page.locator(`#answer-${made[22].id}`);
+  assert.equal(await called.locator('.score').textContent(), '3');
+  assert.match(await called.textContent(), /ui-answers · detractor · /);
+  assert.equal(await called.locator('time').textContent(),
+    new Date(at(22)).toLocaleString('en-GB', { timeZone: 'Asia/Kolkata' }));
+  assert.equal(await called.locator('.customer-id').textContent(), 'C-answers-call');
+  assert.equal(await called.locator('a.callback').getAttribute('href'), `#/callbacks/${made[22].callback.id}`);
+  assert.equal(await called.locator('.comment').textContent(), 'Slow');
+  const promoter = page.locator(`#answer-${made[21].id}`);
+  assert.match(await promoter.textContent(), /^10ui-answers via app · promoter · .*Customer C-answers-21 · no callbackNo comment\./);
+
+  // Older, as the API pages them from next_cursor; Newer and Newest back.
+  await page.click('#older-answers');
+  const second = await list(`&cursor=${first.next_cursor}`);
+  assert.equal(second.surveys.length, 3);
+  await answersShown(page, second.surveys);
+  assert.match(await page.textContent('#answers-card h2'), /page 2/);
+  assert.equal(await page.locator('#older-answers').count(), 0);
+  await page.click('#newer-answers');
+  await answersShown(page, first.surveys);
+  await page.click('#older-answers');
+  await answersShown(page, second.surveys);
+  await page.click('#newest-answers');
+  await answersShown(page, first.surveys);
+  assert.equal(await page.locator('#newest-answers, #newer-answers').count(), 0);
+
+  // Detractors only.
+  await page.selectOption('#answers-max-score', '6');
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForURL(/max_score=6/);
+  const low = await list('&max_score=6');
+  assert.ok(low.surveys.length > 5 && low.surveys.every((s) => s.score <= 6));
+  await answersShown(page, low.surveys);
+
+  // From and to in the manager's own time (India here), sent as the instants they are.
+  const kolkata = (iso) => new Date(Date.parse(iso) + 330 * 60000).toISOString().slice(0, 19);
+  await page.selectOption('#answers-max-score', '');
+  await page.fill('#answers-from', kolkata(at(5)));
+  await page.fill('#answers-to', kolkata(at(9)));
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForURL(new RegExp(`from=${encodeURIComponent(at(5))}&to=${encodeURIComponent(at(9))}$`));
+  const range = await list(`&from=${at(5)}&to=${at(9)}`);
+  assert.deepEqual(range.surveys.map((s) => s.id), made.slice(5, 9).map((s) => s.id).reverse());
+  await answersShown(page, range.surveys);
+
+  // One customer's.
+  await page.fill('#answers-from', '');
+  await page.fill('#answers-to', '');
+  await page.fill('#answers-customer', 'C-answers-7');
+  await page.click('#answers-filter button[type=submit]');
+  await answersShown(page, [made[7]]);
+
+  // A to before from: the API's 400 names it, and the form marks it.
+  await page.fill('#answers-customer', '');
+  await page.fill('#answers-from', kolkata(at(9)));
+  await page.fill('#answers-to', kolkata(at(5)));
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  const refused = (await call(keys.manager, 'GET', `/v1/surveys?touchpoint=ui-answers&from=${at(9)}&to=${at(5)}`)).body;
+  assert.equal(await page.textContent('#notice'), `${refused.error.message} (to)`);
+  assert.equal(await page.getAttribute('#answers-to', 'aria-invalid'), 'true');
+  assert.equal(await page.inputValue('#answers-touchpoint'), 'ui-answers');
+  await done(page);
+
+  // A bad value in the address: the API's message, the field marked, the page without it.
+  const bad = await signedIn('manager', '#/answers?touchpoint=ui-answers&max_score=11');
+  await bad.waitForSelector('#unfiltered');
+  const eleven = (await call(keys.manager, 'GET', '/v1/surveys?max_score=11')).body;
+  assert.equal(await bad.textContent('#notice'), `${eleven.error.message} (max_score)`);
+  assert.equal(await bad.getAttribute('#answers-max-score', 'aria-invalid'), 'true');
+  await bad.click('#unfiltered');
+  await bad.waitForSelector('#answers > li');
+  assert.equal(await bad.locator('#unfiltered').count(), 0);
+  await done(bad);
+  assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${made[22].callback.id}/cancel`)).status, 200);
+});
+
+test('on the Answers page a manager leaves a promoter\'s answer out of the NPS, and counts it again, by keys', async () => {
+  const survey = await answer('ui-answers-out', 10, { customer: { id: 'C-answers-out' }, contact_consent: false });
+  assert.equal(survey.callback, null);
+  const nps = async () => {
+    const r = (await call(keys.manager, 'GET', '/v1/nps?touchpoint=ui-answers-out')).body;
+    return [r.responses, r.excluded];
+  };
+  assert.deepEqual(await nps(), [1, 0]);
+  const page = await signedIn('manager', '#/answers?touchpoint=ui-answers-out');
+  const item = page.locator(`#answer-${survey.id}`);
+  await item.waitFor();
+  const patches = [];
+  page.on('request', (request) => { if (request.method() === 'PATCH') patches.push([request.url(), request.postDataJSON()]); });
+  await item.locator('button.exclude').focus();
+  await page.keyboard.press('Enter');
+  const reason = item.locator('.exclude-form [name=reason]');
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'reason');
+  await reason.fill('   ');
+  await reason.press('Enter');
+  await page.waitForFunction(() => /Say why/.test(document.querySelector('#notice').textContent));
+  assert.equal(await reason.getAttribute('aria-invalid'), 'true');
+  assert.deepEqual(patches, []);
+
+  await reason.fill('sent by <b>QA</b>');
+  await reason.press('Enter');
+  await item.locator('.excluded').waitFor();
+  assert.equal(await item.locator('.excluded').textContent(), 'Left out of the NPS: sent by <b>QA</b>');
+  assert.deepEqual(patches, [[`${base}/v1/surveys/${survey.id}`, { excluded: true, reason: 'sent by <b>QA</b>' }]]);
+  assert.deepEqual(await nps(), [0, 1]);
+  // The keys stay on that answer: its button to count it again has the focus.
+  await page.waitForFunction(() => document.activeElement.classList.contains('include'));
+  await page.keyboard.press('Enter');
+  await item.locator('button.exclude').waitFor();
+  assert.equal(await item.locator('.excluded').count(), 0);
+  assert.deepEqual(patches[1], [`${base}/v1/surveys/${survey.id}`, { excluded: false }]);
+  assert.deepEqual(await nps(), [1, 0]);
+  await done(page);
+});
+
+test('an agent is not offered the answers, and is told so at their address', async () => {
+  const page = await signedIn('agent');
+  await page.waitForSelector('#claim');
+  assert.equal(await page.isHidden('#nav a[data-view=answers]'), true);
+  await page.goto(`${base}/ui/#/answers`);
+  await page.waitForFunction(() => /Answers are for managers/.test(document.querySelector('#main').textContent));
+  assert.equal(await page.locator('#answers, #answers-filter').count(), 0);
+  assert.equal((await call(keys.agent, 'GET', '/v1/surveys')).status, 403);
+  await done(page);
+  const manager = await signedIn('manager');
+  await manager.waitForSelector('#stats');
+  assert.equal(await manager.isVisible('#nav a[data-view=answers]'), true);
+  await done(manager);
+});
+
+test('an answer\'s comment and customer id show as text, on a 360 px phone without sideways scrolling', async () => {
+  const comment = `<img src=x onerror="window.pwned=1"><b>Great</b> ${'w'.repeat(300)}\nsecond line`;
+  const customer = `<i>C</i>${'9'.repeat(120)}`;
+  const survey = await answer('ui-answers-text', 9, { customer: { id: customer }, comment, contact_consent: false });
+  const page = await signedIn('manager', '#/answers?touchpoint=ui-answers-text', { viewport: { width: 360, height: 740 } });
+  const item = page.locator(`#answer-${survey.id}`);
+  await item.waitFor();
+  assert.equal(await item.locator('.comment').textContent(), comment);
+  assert.equal(await item.locator('.customer-id').textContent(), customer);
+  assert.equal(await page.locator('#main img, #main b, #main i').count(), 0);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  const [wide, room] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(wide <= room, `the Answers page is ${wide} px wide at ${room}`);
+  const right = await page.locator('#sign-out').evaluate((b) => b.getBoundingClientRect().right);
+  assert.ok(right <= room, `Sign out ends at ${right} px`);
+  await done(page);
+});
