@@ -693,12 +693,16 @@ static void reply_query_problem(struct http_request *req, const struct query_che
 		                 "unknown query parameter %s: this call takes none", key);
 }
 
-/* One header's copies in a request: libmicrohttpd's lookup gives the first alone. */
+/* One header's copies in a request: libmicrohttpd's lookup gives the first alone. With
+ * accept, also whether it refuses any copy: copies that it takes all mean the same to npsd
+ * whichever one a proxy goes by, however they are spelled (case, blanks, a charset). */
 struct header_copies {
 	const char *name;
+	bool (*accept)(const char *value); /* NULL: none judged */
 	unsigned count;
 	const char *first;
 	bool differ;
+	bool refused; /* accept refused a copy */
 };
 
 static enum MHD_Result count_copies(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -711,12 +715,15 @@ static enum MHD_Result count_copies(void *cls, enum MHD_ValueKind kind, const ch
 		h->first = value;
 	else if (strcmp(h->first, value) != 0)
 		h->differ = true;
+	if (h->accept && !h->accept(value))
+		h->refused = true;
 	return MHD_YES;
 }
 
-static struct header_copies header_copies(struct http_request *req, const char *name)
+static struct header_copies header_copies(struct http_request *req, const char *name,
+                                          bool (*accept)(const char *value))
 {
-	struct header_copies h = { .name = name };
+	struct header_copies h = { .name = name, .accept = accept };
 	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_copies, &h);
 	return h;
 }
@@ -733,8 +740,8 @@ static struct header_copies header_copies(struct http_request *req, const char *
  */
 static bool refuse_unclear_framing(struct http_request *req)
 {
-	struct header_copies lengths = header_copies(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	struct header_copies codings = header_copies(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	struct header_copies lengths = header_copies(req, MHD_HTTP_HEADER_CONTENT_LENGTH, NULL);
+	struct header_copies codings = header_copies(req, MHD_HTTP_HEADER_TRANSFER_ENCODING, NULL);
 	const char *coding = codings.first;
 	if (lengths.differ)
 		http_reply_error(req, 400, "invalid_field", NULL,
@@ -785,7 +792,7 @@ static void start_request(struct http_request *req, const char *url, const char 
 	if (req->route->roles) {
 		/* Two that differ leave the caller to a guess: libmicrohttpd's lookup gives the
 		 * first, a proxy or a server behind one may go by the last. */
-		struct header_copies authzs = header_copies(req, MHD_HTTP_HEADER_AUTHORIZATION);
+		struct header_copies authzs = header_copies(req, MHD_HTTP_HEADER_AUTHORIZATION, NULL);
 		if (authzs.differ) {
 			http_reply_error(req, 400, "invalid_field", "authorization",
 			                 "the request has Authorization headers that differ; send one");
@@ -847,22 +854,20 @@ static void start_request(struct http_request *req, const char *url, const char 
 	                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 	if (!has_body)
 		return;
-	/* Two that differ leave the body's type to a guess (libmicrohttpd's lookup gives the
-	 * first, a proxy may go by the last); the same one twice is that one. */
-	struct header_copies types = header_copies(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (types.differ) {
+	/* Every copy is judged: libmicrohttpd's lookup gives the first, a proxy may go by the
+	 * last, and only when each says JSON is the body's type no guess. */
+	struct header_copies types = header_copies(req, MHD_HTTP_HEADER_CONTENT_TYPE, is_json_type);
+	if (types.count == 0 || types.refused) {
 		http_reply_error(req, 415, "unsupported_media_type", "content-type",
-		                 "the request has Content-Type headers that differ; send one: "
-		                 "application/json (UTF-8)");
+		                 types.differ
+		                         ? "the request has Content-Type headers that differ; send one: "
+		                           "application/json (UTF-8)"
+		                         : "the body must be sent as Content-Type: application/json (UTF-8)");
 		return;
 	}
-	if (!is_json_type(types.first)) {
-		http_reply_error(req, 415, "unsupported_media_type", "content-type",
-		                 "the body must be sent as Content-Type: application/json (UTF-8)");
-		return;
-	}
-	struct header_copies encodings = header_copies(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
-	if (encodings.differ || !is_plain_encoding(encodings.first)) {
+	struct header_copies encodings =
+	        header_copies(req, MHD_HTTP_HEADER_CONTENT_ENCODING, is_plain_encoding);
+	if (encodings.refused) {
 		http_reply_error(req, 415, "unsupported_media_type", "content-encoding",
 		                 "the body must be sent without a Content-Encoding");
 		return;

@@ -1844,16 +1844,17 @@ static void post_with_headers(const char *body, const char *const *extra, struct
 	http_do_headers(&D, "POST", "/v1/surveys", T_INGEST, "", extra, body, strlen(body), r);
 }
 
-/* Two Content-Types that differ leave the body's type to a guess (libmicrohttpd took the
- * first): a 415 naming content-type, in either order, and nothing stored. The same one
- * twice is that one. So for Content-Encoding: identity beside gzip is not identity. */
+/* Two Content-Types of which one is not JSON in UTF-8 leave the body's type to a guess
+ * (libmicrohttpd took the first): a 415 naming content-type, in either order, and nothing
+ * stored. The same one twice is that one. So for Content-Encoding: identity beside gzip is
+ * not identity. */
 START_TEST(two_content_types_that_differ_are_a_415)
 {
 	char *body = survey("two-ct", "C-two-ct", NULL, "claim", 9, NULL);
 	const char *const refused[][3] = {
 		{ "Content-Type: text/plain", "Content-Type: application/json", NULL },
 		{ "Content-Type: application/json", "Content-Type: text/plain", NULL },
-		{ "Content-Type: application/json", "Content-Type: application/json; charset=utf-8", NULL },
+		{ "Content-Type: application/json", "Content-Type: application/json; charset=latin1", NULL },
 	};
 	struct http_result r;
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -1874,6 +1875,31 @@ START_TEST(two_content_types_that_differ_are_a_415)
 	ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
 	http_result_free(&r);
 	free(body);
+}
+END_TEST
+
+/* Two Content-Types spelled differently that both say JSON in UTF-8 (a client library's
+ * "application/json; charset=utf-8" beside the caller's own "application/json") leave nothing
+ * to guess: whichever one a proxy goes by, the body is JSON. They were a 415, though SPEC
+ * refuses only a body that is not application/json; so for two Content-Encodings that both
+ * say identity. */
+START_TEST(two_content_types_that_both_say_json_are_taken)
+{
+	const char *const taken[][4] = {
+		{ "Content-Type: application/json", "Content-Type: application/json; charset=utf-8", NULL, NULL },
+		{ "Content-Type: Application/JSON", "Content-Type: application/json ;charset=\"UTF-8\"", NULL, NULL },
+		{ "Content-Type: application/json", "Content-Encoding: identity", "Content-Encoding: Identity", NULL },
+	};
+	struct http_result r;
+	for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+		char *rid = fmt("two-same-%zu", i);
+		char *body = survey(rid, rid, NULL, "claim", 9, NULL);
+		post_with_headers(body, taken[i], &r);
+		ck_assert_msg(r.status == 201, "case %zu: status %ld: %s", i, r.status, r.body);
+		http_result_free(&r);
+		free(body);
+		free(rid);
+	}
 }
 END_TEST
 
@@ -3194,6 +3220,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, content_type_must_be_json_415);
 	tcase_add_test(tc, content_encoding_is_refused_415);
 	tcase_add_test(tc, two_content_types_that_differ_are_a_415);
+	tcase_add_test(tc, two_content_types_that_both_say_json_are_taken);
 	tcase_add_test(tc, two_authorizations_that_differ_are_a_400);
 	tcase_add_test(tc, npsctl_takes_only_names_answers_can_carry);
 	tcase_add_test(tc, npsctl_makes_a_database_only_for_a_first_key);
