@@ -2936,11 +2936,15 @@ START_TEST(a_trickled_large_body_loses_its_share_and_a_slow_one_keeps_it)
 	free(head);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	enum { PIECE = 8192 }; /* every 100 ms: 80 KiB/s */
-	for (size_t off = 0; off < SLOW_BODY; off += PIECE) {
+	for (size_t off = 0, i = 1; off < SLOW_BODY; off += PIECE, i++) {
 		size_t n = SLOW_BODY - off < PIECE ? SLOW_BODY - off : PIECE;
 		ck_assert_msg(send(fd, body + off, n, MSG_NOSIGNAL) == (ssize_t)n, "the slow body was cut after %zu bytes, %.1f s",
 		              off, seconds_since(&t0));
-		sleep_ms(100);
+		/* On a schedule from t0, not 100 ms after each send: on a loaded machine each late
+		 * wake-up added to the next, and 123 of them could take the body below 64 KiB/s. */
+		long due_ms = (long)i * 100 - (long)(seconds_since(&t0) * 1000);
+		if (due_ms > 0)
+			sleep_ms(due_ms);
 	}
 	double took = seconds_since(&t0);
 	char *reply = raw_reply(fd, 5000);
