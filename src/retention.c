@@ -62,19 +62,24 @@ int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
 	return 0;
 }
 
-#define TRUNCATE_WAIT_MS 1000
-#define TRUNCATE_PAUSE_MS 1000
+/* The checkpoint waits for readers holding the write lock, and every write of npsd waits
+ * with it: a try that waited a second held up every answer for a second whenever a report
+ * ran through it. A short wait per try outlasts a request's own reads, and many tries spread
+ * over as long outlast what a second each did, at a tenth of the writes' time. */
+#define TRUNCATE_WAIT_MS 50
+#define TRUNCATE_PAUSE_MS 450
+#define TRUNCATE_PAUSE_STEP_MS 50
 
 int retention_truncate_wal(struct npsd_db *db, const atomic_bool *stop)
 {
 	int r = -EBUSY;
 	for (int i = 0; r == -EBUSY && i < RETENTION_TRUNCATE_TRIES; i++) {
 		/* A pause, not a try at once: a checkpoint of npsd's own under way fails the
-		 * next try without waiting, and a long report is over by then. */
-		for (int waited = 0; i > 0 && waited < TRUNCATE_PAUSE_MS; waited += 100) {
+		 * next try without waiting, and a report may be over by then. */
+		for (int waited = 0; i > 0 && waited < TRUNCATE_PAUSE_MS; waited += TRUNCATE_PAUSE_STEP_MS) {
 			if (stop && atomic_load(stop))
 				return r;
-			struct timespec pause = { .tv_nsec = 100 * 1000000L };
+			struct timespec pause = { .tv_nsec = TRUNCATE_PAUSE_STEP_MS * 1000000L };
 			nanosleep(&pause, NULL);
 		}
 		if (stop && atomic_load(stop))

@@ -74,8 +74,9 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error);
  * of its own: what was deleted with secure_delete is then gone from the files too, where
  * older WAL frames kept it until later commits happened to overwrite them. Waits up to
  * wait_ms for the writers and readers of any process, holding the write lock once it has
- * it: writes wait meanwhile, so keep wait_ms well below the 5 s a write waits for a lock,
- * or one may fail with -EBUSY. Another checkpoint under way (npsd's own) fails it at once.
+ * it: every write waits meanwhile, so keep wait_ms short (a write's latency grows by as
+ * much), and in any case well below the 5 s a write waits for a lock, or one may fail with
+ * -EBUSY. Another checkpoint under way (npsd's own) fails it at once.
  * 0, or -EBUSY when they did not finish in time, or another negative errno. */
 int db_wal_truncate(struct npsd_db *db, int wait_ms);
 

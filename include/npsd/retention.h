@@ -27,11 +27,11 @@ bool purge_counts_zero(const struct purge_counts *c);
 /* After a purge or an erasure, whose deletes zeroed what they freed: copies the WAL into
  * the database file and truncates it (db_wal_truncate), so that no older WAL frame keeps a
  * copy of the deleted rows either. npsd's writes, readers and own checkpoints keep that
- * busy now and then, so up to RETENTION_TRUNCATE_TRIES tries, a second apart, each holding
- * up npsd's writes for about a second at most. stop (may be NULL) is read between tries: true
+ * busy now and then, so up to RETENTION_TRUNCATE_TRIES tries over about ten seconds, each
+ * holding up npsd's writes for 50 ms at most. stop (may be NULL) is read between tries: true
  * ends it early with -EBUSY. 0, -EBUSY when every try found it busy, or another negative
  * errno. */
-#define RETENTION_TRUNCATE_TRIES 5
+#define RETENTION_TRUNCATE_TRIES 20
 int retention_truncate_wal(struct npsd_db *db, const atomic_bool *stop);
 
 struct retention;
