@@ -134,9 +134,13 @@ static void *retention_main(void *arg)
 	pthread_setname_np(pthread_self(), "npsd-retention");
 	int64_t next_run = 0; /* at start */
 	for (;;) {
-		if (clock_now() >= next_run) {
+		/* Due a day after the last run began, not after it ended: a clock that moved on
+		 * during a run (a large purge, the WAL's tries) put the next one a day after that,
+		 * and a day went by without one (a test's clock, moved on while a run went on). */
+		int64_t began = clock_now();
+		if (began >= next_run) {
 			run_once(rt);
-			next_run = clock_now() + RUN_EVERY_S;
+			next_run = began + RUN_EVERY_S;
 		}
 		/* A day by the clock npsd keeps (a test's fake one too), looked at now and then. */
 		struct timespec until = clock_mono_after_ms(rt->fake_clock ? FAKE_CLOCK_LOOK_MS : LOOK_MS);

@@ -1928,6 +1928,41 @@ START_TEST(npsd_retention_truncates_later_what_a_reader_held_up)
 }
 END_TEST
 
+/* The next daily run is due a day after the last one began: it was due a day after the
+ * last one ended, so a clock that moved on while a run went on (npsd's test clock, moved on
+ * while a run was under way) pushed the next one back by as much, and the run the test
+ * waited for never came (now and then, in the tests that wait for it). The test holds a
+ * reader so that the run at T_NEW tries to truncate the WAL for seconds, and moves the
+ * clock past the day after it meanwhile: K's answers must go in the next run. */
+START_TEST(a_clock_moved_on_during_a_run_skips_no_run)
+{
+	struct fx f;
+	fx_start_with(&f, T_OLD, "[\"survey.received\", \"callback.created\", \"callback.completed\"]",
+	              NULL); /* retention.days: the default, 730 */
+	char *k_rows = NULL;
+	post_old_and_young(&f, &k_rows);
+	free(k_rows);
+	sqlite3 *reader = sql_open(f.p.db_path);
+	ck_assert_int_eq(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sql_int(reader, "SELECT count(*) FROM surveys", NULL), 4);
+	fake_clock_set(T_NEW);
+	for (int i = 0; surveys_of(&f, P_ID) > 0; i++) {
+		ck_assert_msg(i < 200, "P's answers are still there 10 s after the clock moved on");
+		sleep_ms(50);
+	}
+	/* The run is in its tries to truncate now: K's answers are past 730 days once it ends. */
+	fake_clock_set(T_K + 731 * DAY);
+	ck_assert_int_eq(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(reader);
+	for (int i = 0; surveys_of(&f, K_ID) > 0; i++) {
+		/* The code before never takes them: a minute leaves room for a loaded machine. */
+		ck_assert_msg(i < 1200, "K's answers are still there 60 s after the run that took P's");
+		sleep_ms(50);
+	}
+	fx_stop(&f);
+}
+END_TEST
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -2176,6 +2211,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(purge, npsd_retention_leaves_no_copy_in_the_files);
 	tcase_add_test(purge, npsd_retention_truncates_later_what_a_reader_held_up);
 	tcase_add_test(purge, a_reader_holding_up_the_truncation_holds_writes_up_briefly);
+	tcase_add_test(purge, a_clock_moved_on_during_a_run_skips_no_run);
 	suite_add_tcase(s, purge);
 
 	TCase *erase = tcase_create("erase");
