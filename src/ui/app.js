@@ -151,6 +151,36 @@ async function busy(button, work) {
   }
 }
 
+// A list the API hands out a page at a time, newest first, redrawn in place by reload():
+// cursors holds the next_cursor of each page gone past (none on the newest page). lost(err)
+// is true when an error took the whole page away (the view has moved on).
+function pager(reload, lost = () => false) {
+  const p = {
+    cursors: [],
+    cursor: () => (p.cursors.length ? p.cursors[p.cursors.length - 1] : null),
+    turn: (to) => (event) => busy(event.currentTarget, async () => {
+      const before = p.cursors;
+      p.cursors = to;
+      try {
+        await reload();
+      } catch (err) {
+        p.cursors = before;
+        if (lost(err)) return true;
+        failed(err);
+        return false;
+      }
+      return true; // redrawn, this button with it
+    }),
+    // Newest, Newer and Older, where there are pages that way; their ids end in name.
+    buttons: (name, shown, next) => [
+      p.cursors.length ? h('button', { type: 'button', class: 'link', id: `newest-${name}`, onclick: p.turn([]) }, 'Newest') : null,
+      p.cursors.length ? h('button', { type: 'button', class: 'link', id: `newer-${name}`, onclick: p.turn(p.cursors.slice(0, -1)) }, `Newer ${shown}`) : null,
+      next ? h('button', { type: 'button', class: 'link', id: `older-${name}`, onclick: p.turn([...p.cursors, next]) }, `Older ${shown}`) : null,
+    ],
+  };
+  return p;
+}
+
 // ---------- the API ----------
 
 // The server's clock less the browser's, from each answer's Date header: a lease ends by the
@@ -966,26 +996,13 @@ async function showAnswers(params, view) {
   }
   if (view !== generation) return;
 
-  // Redrawn in place, a page at a time, newest first: cursors holds the next_cursor of
-  // each page gone past (none on the newest page), so a change to an answer keeps its page.
+  // Redrawn in place, a page at a time, so a change to an answer keeps its page.
   const card = h('section', { class: 'card', id: 'answers-card' });
-  let cursors = [];
   const reload = async () => {
-    const { data } = await api('GET', listQuery(cursors.length ? cursors[cursors.length - 1] : null));
+    const { data } = await api('GET', listQuery(pages.cursor()));
     if (view === generation) draw(data.surveys, data.next_cursor);
   };
-  const turn = (to) => (event) => busy(event.currentTarget, async () => {
-    const before = cursors;
-    cursors = to;
-    try {
-      await reload();
-    } catch (err) {
-      cursors = before;
-      failed(err);
-      return false;
-    }
-    return true; // redrawn, this button with it
-  });
+  const pages = pager(reload);
   // After an answer was left out or counted again: this page as it is now, and the keys'
   // focus back on that answer's button, as the one pressed went with the redrawing.
   const redrawn = (id) => async () => {
@@ -1000,19 +1017,16 @@ async function showAnswers(params, view) {
     return true;
   };
   const empty = (next) => {
-    if (!cursors.length && !next) return 'No answers.';
+    if (!pages.cursors.length && !next) return 'No answers.';
     // A page stops after looking through many answers that the filters pass by.
     return next ? 'None among the answers looked through: the older ones are still to look at.' : 'No older answers.';
   };
   const draw = (surveys, next) => card.replaceChildren(...[
-    h('h2', {}, cursors.length ? `Older answers (page ${cursors.length + 1})` : 'Newest answers'),
+    h('h2', {}, pages.cursors.length ? `Older answers (page ${pages.cursors.length + 1})` : 'Newest answers'),
     surveys.length
       ? h('ul', { class: 'surveys', id: 'answers' }, surveys.map((s) => answerItem(s, redrawn(s.id))))
       : h('p', { class: 'empty', id: 'answers' }, empty(next)),
-    h('div', { class: 'actions' },
-      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newest-answers', onclick: turn([]) }, 'Newest') : null,
-      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newer-answers', onclick: turn(cursors.slice(0, -1)) }, `Newer ${ANSWERS_SHOWN}`) : null,
-      next ? h('button', { type: 'button', class: 'link', id: 'older-answers', onclick: turn([...cursors, next]) }, `Older ${ANSWERS_SHOWN}`) : null),
+    h('div', { class: 'actions' }, ...pages.buttons('answers', ANSWERS_SHOWN, next)),
   ].filter(present));
   draw(first.surveys, first.next_cursor);
   render(h('h1', {}, 'Answers'), form, card);
@@ -1361,31 +1375,14 @@ async function showWebhook(id, view) {
     go('#/webhooks', `Webhook #${w.id} no longer exists: it was deleted meanwhile.`);
     return true;
   };
-  // The deliveries are redrawn in place, so the secret and anything else on the page stay.
-  // They come a page at a time, newest first: cursors holds the API's next_cursor of each
-  // page gone past (none on the newest page).
+  // The deliveries are redrawn in place, a page at a time, so the secret and anything else
+  // on the page stay.
   const card = h('section', { class: 'card', id: 'deliveries-card' });
-  let cursors = [];
-  const turn = (to) => (event) => busy(event.currentTarget, async () => {
-    const before = cursors;
-    cursors = to;
-    try {
-      await reload();
-    } catch (err) {
-      cursors = before;
-      if (gone(err)) return true;
-      failed(err);
-      return false;
-    }
-    return true; // redrawn, this button with it
-  });
+  const pages = pager(() => reload(), gone);
   const draw = (deliveries, next) => card.replaceChildren(...[
-    h('h2', {}, cursors.length ? `Older deliveries (page ${cursors.length + 1})` : 'Recent deliveries'),
-    deliveries.length || !cursors.length ? deliveriesTable(w, deliveries, retry) : h('p', { class: 'empty', id: 'deliveries' }, 'No older deliveries.'),
-    h('div', { class: 'actions' },
-      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newest-deliveries', onclick: turn([]) }, 'Newest') : null,
-      cursors.length ? h('button', { type: 'button', class: 'link', id: 'newer-deliveries', onclick: turn(cursors.slice(0, -1)) }, `Newer ${DELIVERIES_SHOWN}`) : null,
-      next ? h('button', { type: 'button', class: 'link', id: 'older-deliveries', onclick: turn([...cursors, next]) }, `Older ${DELIVERIES_SHOWN}`) : null,
+    h('h2', {}, pages.cursors.length ? `Older deliveries (page ${pages.cursors.length + 1})` : 'Recent deliveries'),
+    deliveries.length || !pages.cursors.length ? deliveriesTable(w, deliveries, retry) : h('p', { class: 'empty', id: 'deliveries' }, 'No older deliveries.'),
+    h('div', { class: 'actions' }, ...pages.buttons('deliveries', DELIVERIES_SHOWN, next),
       h('button', { type: 'button', class: 'link', id: 'refresh-deliveries', onclick: (event) => busy(event.currentTarget, () => reload().then(() => true, (err) => {
         if (gone(err)) return true;
         failed(err);
@@ -1393,8 +1390,7 @@ async function showWebhook(id, view) {
       })) }, 'Refresh')),
   ].filter(present));
   const reload = async () => {
-    const cursor = cursors.length ? cursors[cursors.length - 1] : null;
-    const { data } = await api('GET', `v1/webhooks/${w.id}/deliveries${query({ limit: DELIVERIES_SHOWN, cursor })}`);
+    const { data } = await api('GET', `v1/webhooks/${w.id}/deliveries${query({ limit: DELIVERIES_SHOWN, cursor: pages.cursor() })}`);
     if (view === generation) draw(data.deliveries, data.next_cursor);
     return data.deliveries;
   };
@@ -1443,7 +1439,7 @@ async function showWebhook(id, view) {
   const sendTest = async () => {
     try {
       const { data } = await api('POST', `v1/webhooks/${w.id}/test`);
-      cursors = []; // the test is the newest delivery
+      pages.cursors = []; // the test is the newest delivery
       notify(`A webhook.test is on its way as delivery #${data.id}…`, 'info');
       await reload().catch(() => {});
       watch(data.id);
