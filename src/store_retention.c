@@ -357,10 +357,11 @@ int store_erase_customer(struct db_conn *conn, const char *customer_id, const ch
 		{ sql_customer, offsetof(struct purge_counts, customers) },
 	};
 	/* Erased means unreadable in the file too: freed pages are overwritten with zeros. */
-	if (sqlite3_exec(db_handle(conn), "PRAGMA secure_delete = ON", NULL, NULL, NULL) != SQLITE_OK)
-		return -EIO;
+	int r = secure_delete_set(conn, true);
+	if (r < 0)
+		return r;
 	int64_t tops[ID_TABLES];
-	int r = read_tops(conn, tops);
+	r = read_tops(conn, tops);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
