@@ -37,11 +37,8 @@ static int read_list(struct in6_addr **ret, size_t *ret_n)
 		if (!p->ifa_addr)
 			continue;
 		if (p->ifa_addr->sa_family == AF_INET) {
-			const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)p->ifa_addr;
-			list[i].s6_addr[10] = 0xff;
-			list[i].s6_addr[11] = 0xff;
-			memcpy(&list[i].s6_addr[12], &in->sin_addr, 4);
-			i++;
+			ipv4_mapped(&list[i++],
+			            &((const struct sockaddr_in *)(const void *)p->ifa_addr)->sin_addr);
 		} else if (p->ifa_addr->sa_family == AF_INET6) {
 			list[i++] = ((const struct sockaddr_in6 *)(const void *)p->ifa_addr)->sin6_addr;
 		}

@@ -127,9 +127,7 @@ static const char *refusal(const uint8_t a[16])
 	struct in6_addr to;
 	memcpy(to.s6_addr, a, 16);
 	if (r->rule == EMBEDS) {
-		memset(to.s6_addr, 0, 10);
-		to.s6_addr[10] = to.s6_addr[11] = 0xff;
-		memcpy(&to.s6_addr[12], &a[r->v4_at], 4);
+		ipv4_mapped(&to, &a[r->v4_at]);
 		r = range_of(to.s6_addr); /* an IPv4 row: REFUSE or PUBLIC */
 	}
 	if (r->rule != PUBLIC)
@@ -140,14 +138,14 @@ static const char *refusal(const uint8_t a[16])
 
 const char *webhooks_address_refusal(const struct sockaddr *addr)
 {
-	uint8_t a[16] = { [10] = 0xff, [11] = 0xff };
+	struct in6_addr a;
 	if (addr->sa_family == AF_INET)
-		memcpy(&a[12], &((const struct sockaddr_in *)(const void *)addr)->sin_addr, 4);
+		ipv4_mapped(&a, &((const struct sockaddr_in *)(const void *)addr)->sin_addr);
 	else if (addr->sa_family == AF_INET6)
-		memcpy(a, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, 16);
+		a = ((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
 	else
 		return "not an IP address";
-	return refusal(a);
+	return refusal(a.s6_addr);
 }
 
 bool webhooks_address_blocked(const struct sockaddr *addr)

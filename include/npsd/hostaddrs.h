@@ -2,6 +2,7 @@
 #define NPSD_HOSTADDRS_H
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <string.h>
 
 /*
  * The addresses assigned to this host's interfaces, for the SSRF guard: a connection to
@@ -21,5 +22,14 @@
  * read, every address counts as the host's own (the guard fails closed).
  */
 bool hostaddrs_contains(const struct in6_addr *addr);
+
+/* The IPv4-mapped form of the IPv4 address at v4 (4 bytes, network order): the one form of
+ * an IPv4 address hostaddrs_contains() and the SSRF guard's table take. */
+static inline void ipv4_mapped(struct in6_addr *ret, const void *v4)
+{
+	memset(ret->s6_addr, 0, 10);
+	ret->s6_addr[10] = ret->s6_addr[11] = 0xff;
+	memcpy(&ret->s6_addr[12], v4, 4);
+}
 
 #endif
