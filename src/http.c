@@ -705,27 +705,41 @@ struct header_copies {
 	bool refused; /* accept refused a copy */
 };
 
+/* The headers start_request judges by every copy, gathered in one walk of the request's. */
+struct judged_headers {
+	struct header_copies length, coding, authz, type, encoding;
+};
+
 static enum MHD_Result count_copies(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	(void)kind;
-	struct header_copies *h = cls;
-	if (strcasecmp(key, h->name) != 0)
-		return MHD_YES;
-	if (h->count++ == 0)
-		h->first = value;
-	else if (strcmp(h->first, value) != 0)
-		h->differ = true;
-	if (h->accept && !h->accept(value))
-		h->refused = true;
+	struct judged_headers *j = cls;
+	struct header_copies *all[] = { &j->length, &j->coding, &j->authz, &j->type, &j->encoding };
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		struct header_copies *h = all[i];
+		if (strcasecmp(key, h->name) != 0)
+			continue;
+		if (h->count++ == 0)
+			h->first = value;
+		else if (strcmp(h->first, value) != 0)
+			h->differ = true;
+		if (h->accept && !h->accept(value))
+			h->refused = true;
+		break;
+	}
 	return MHD_YES;
 }
 
-static struct header_copies header_copies(struct http_request *req, const char *name,
-                                          bool (*accept)(const char *value))
+static void judged_headers(struct http_request *req, struct judged_headers *ret)
 {
-	struct header_copies h = { .name = name, .accept = accept };
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_copies, &h);
-	return h;
+	*ret = (struct judged_headers){
+		.length = { .name = MHD_HTTP_HEADER_CONTENT_LENGTH },
+		.coding = { .name = MHD_HTTP_HEADER_TRANSFER_ENCODING },
+		.authz = { .name = MHD_HTTP_HEADER_AUTHORIZATION },
+		.type = { .name = MHD_HTTP_HEADER_CONTENT_TYPE, .accept = is_json_type },
+		.encoding = { .name = MHD_HTTP_HEADER_CONTENT_ENCODING, .accept = is_plain_encoding },
+	};
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_copies, ret);
 }
 
 /*
@@ -738,18 +752,17 @@ static struct header_copies header_copies(struct http_request *req, const char *
  * into one list, "chunked, gzip", whose last coding is not chunked).
  * True when it replied.
  */
-static bool refuse_unclear_framing(struct http_request *req)
+static bool refuse_unclear_framing(struct http_request *req, const struct judged_headers *j)
 {
-	struct header_copies lengths = header_copies(req, MHD_HTTP_HEADER_CONTENT_LENGTH, NULL);
-	struct header_copies codings = header_copies(req, MHD_HTTP_HEADER_TRANSFER_ENCODING, NULL);
-	const char *coding = codings.first;
-	if (lengths.differ)
+	const struct header_copies *lengths = &j->length, *codings = &j->coding;
+	const char *coding = codings->first;
+	if (lengths->differ)
 		http_reply_error(req, 400, "invalid_field", NULL,
 		                 "the request has Content-Length headers that differ");
-	else if (coding && lengths.count)
+	else if (coding && lengths->count)
 		http_reply_error(req, 400, "invalid_field", NULL,
 		                 "the request has both Content-Length and Transfer-Encoding");
-	else if (codings.count > 1)
+	else if (codings->count > 1)
 		http_reply_error(req, 400, "invalid_field", NULL,
 		                 "the request has more than one Transfer-Encoding header");
 	else if (coding && strcasecmp(coding, "chunked") != 0)
@@ -773,7 +786,9 @@ static void start_request(struct http_request *req, const char *url, const char 
 		reply_shutting_down(req, true);
 		return;
 	}
-	if (refuse_unclear_framing(req))
+	struct judged_headers headers;
+	judged_headers(req, &headers);
+	if (refuse_unclear_framing(req, &headers))
 		return;
 	unsigned bit = method_bit(method);
 	/* An unknown method (OPTIONS, TRACE ...) still learns which ones the path takes. */
@@ -792,13 +807,12 @@ static void start_request(struct http_request *req, const char *url, const char 
 	if (req->route->roles) {
 		/* Two that differ leave the caller to a guess: libmicrohttpd's lookup gives the
 		 * first, a proxy or a server behind one may go by the last. */
-		struct header_copies authzs = header_copies(req, MHD_HTTP_HEADER_AUTHORIZATION, NULL);
-		if (authzs.differ) {
+		if (headers.authz.differ) {
 			http_reply_error(req, 400, "invalid_field", "authorization",
 			                 "the request has Authorization headers that differ; send one");
 			return;
 		}
-		const char *authz = authzs.first;
+		const char *authz = headers.authz.first;
 		const char *token = NULL;
 		if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
 			token = authz + 7;
@@ -842,32 +856,27 @@ static void start_request(struct http_request *req, const char *url, const char 
 		reply_query_problem(req, &query);
 		return;
 	}
-	const char *length =
-	        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *length = headers.length.first;
 	if (length && strtoull(length, NULL, 10) > req->max_body) {
 		http_reply_error(req, 413, "payload_too_large", NULL, "the body is larger than %zu bytes",
 		                 req->max_body);
 		return;
 	}
-	bool has_body = (length && strtoull(length, NULL, 10) > 0) ||
-	                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-	                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	bool has_body = (length && strtoull(length, NULL, 10) > 0) || headers.coding.first;
 	if (!has_body)
 		return;
 	/* Every copy is judged: libmicrohttpd's lookup gives the first, a proxy may go by the
 	 * last, and only when each says JSON is the body's type no guess. */
-	struct header_copies types = header_copies(req, MHD_HTTP_HEADER_CONTENT_TYPE, is_json_type);
-	if (types.count == 0 || types.refused) {
+	const struct header_copies *types = &headers.type;
+	if (types->count == 0 || types->refused) {
 		http_reply_error(req, 415, "unsupported_media_type", "content-type",
-		                 types.differ
+		                 types->differ
 		                         ? "the request has Content-Type headers that differ; send one: "
 		                           "application/json (UTF-8)"
 		                         : "the body must be sent as Content-Type: application/json (UTF-8)");
 		return;
 	}
-	struct header_copies encodings =
-	        header_copies(req, MHD_HTTP_HEADER_CONTENT_ENCODING, is_plain_encoding);
-	if (encodings.refused) {
+	if (headers.encoding.refused) {
 		http_reply_error(req, 415, "unsupported_media_type", "content-encoding",
 		                 "the body must be sent without a Content-Encoding");
 		return;
