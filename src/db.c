@@ -1093,6 +1093,12 @@ static void explain_no_room(const char *path, int r, char **ret_error)
 		*ret_error = NULL;
 }
 
+static void explain_exists(const char *path, char **ret_error)
+{
+	if (asprintf(ret_error, "%s exists: a backup never replaces a file", path) < 0)
+		*ret_error = NULL;
+}
+
 /* Whether path names the database at db_path, or one of the files SQLite keeps beside it,
  * however either is spelled (".", "..", symbolic links): 1, 0, or a negative errno. */
 static int names_database_file(const char *db_path, const char *path)
@@ -1146,8 +1152,7 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 	 * decides, for a file that appears meanwhile. */
 	struct stat st;
 	if (lstat(path, &st) == 0) {
-		if (asprintf(ret_error, "%s exists: a backup never replaces a file", path) < 0)
-			*ret_error = NULL;
+		explain_exists(path, ret_error);
 		return -EEXIST;
 	}
 	char *partial = NULL, *partial_journal = NULL, *dir_copy = NULL;
@@ -1178,9 +1183,8 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 	/* link() never replaces: a file that appeared at path meanwhile stays as it was. */
 	if (r == 0 && link(partial, path) < 0) {
 		r = -errno;
-		if (r == -EEXIST &&
-		    asprintf(ret_error, "%s exists: a backup never replaces a file", path) < 0)
-			*ret_error = NULL;
+		if (r == -EEXIST)
+			explain_exists(path, ret_error);
 	}
 	/* The new name is durable once its folder is synced. */
 	if (r == 0 && !(dir_copy = strdup(path)))
