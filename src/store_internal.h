@@ -12,6 +12,11 @@ char *store_column_dup(sqlite3_stmt *st, int col, int *oom);
 /* Steps a statement that returns no rows and resets it: 0 or the error as a negative errno. */
 int store_step_done(sqlite3_stmt *st);
 
+/* The statement for sql (as db_prepare) with ?1 bound to text_key when it is not NULL, else
+ * to int_key; NULL when it cannot be prepared. Give it back with db_done(). */
+sqlite3_stmt *store_prepare_keyed(struct db_conn *conn, const char *sql, const char *text_key,
+                                  int64_t int_key);
+
 /* Steps st to its end, calling visit for each row; stops early when visit returns nonzero
  * and returns that. Resets st. */
 int store_rows(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *arg), void *arg);

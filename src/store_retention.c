@@ -14,13 +14,9 @@
 static int change_rows(struct db_conn *conn, const char *sql, const char *text, int64_t n1, int64_t n2,
                        int64_t *count)
 {
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	sqlite3_stmt *st = store_prepare_keyed(conn, sql, text, n1);
 	if (!st)
 		return -EIO;
-	if (text)
-		db_bind_text(st, 1, text);
-	else
-		sqlite3_bind_int64(st, 1, n1);
 	if (sqlite3_bind_parameter_count(st) >= 2)
 		sqlite3_bind_int64(st, 2, n2);
 	int r = store_step_done(st);

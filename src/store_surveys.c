@@ -24,6 +24,19 @@ int store_step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
+sqlite3_stmt *store_prepare_keyed(struct db_conn *conn, const char *sql, const char *text_key,
+                                  int64_t int_key)
+{
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return NULL;
+	if (text_key)
+		db_bind_text(st, 1, text_key);
+	else
+		sqlite3_bind_int64(st, 1, int_key);
+	return st;
+}
+
 int store_rows(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *arg), void *arg)
 {
 	int r = 0, rc;
@@ -172,13 +185,9 @@ static int read_survey(sqlite3_stmt *st, struct survey_row *ret)
 static int survey_one(struct db_conn *conn, const char *sql, const char *text_key, int64_t int_key,
                       struct survey_row *ret)
 {
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	sqlite3_stmt *st = store_prepare_keyed(conn, sql, text_key, int_key);
 	if (!st)
 		return -EIO;
-	if (text_key)
-		db_bind_text(st, 1, text_key);
-	else
-		sqlite3_bind_int64(st, 1, int_key);
 	int rc = sqlite3_step(st);
 	int r = rc == SQLITE_ROW ? read_survey(st, ret) : rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
 	db_done(st);
@@ -318,13 +327,9 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
 static int read_brief(struct db_conn *conn, const char *sql, const char *text_key, int64_t int_key,
                       struct callback_brief *ret)
 {
-	sqlite3_stmt *st = db_prepare(conn, sql);
+	sqlite3_stmt *st = store_prepare_keyed(conn, sql, text_key, int_key);
 	if (!st)
 		return -EIO;
-	if (text_key)
-		db_bind_text(st, 1, text_key);
-	else
-		sqlite3_bind_int64(st, 1, int_key);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		ret->id = sqlite3_column_int64(st, 0);
