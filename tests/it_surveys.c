@@ -2721,12 +2721,13 @@ static void wait_for_metric(const char *name, double want)
 
 #define HELD_BODY 1048576 /* max_body: each of four such uploads takes a quarter of the budget */
 
-/* Starts an upload to POST /v1/surveys whose head ends in framing (its length headers, the
- * blank line, a chunk's size line) and sends 20,000 bytes of it: past 16 KiB, so it holds its
- * share of the budget until the connection ends. The socket. */
-static int start_upload(const char *framing)
+/* Starts an upload to POST /v1/surveys from the local address source (NULL: 127.0.0.1) whose
+ * head ends in framing (its length headers, the blank line, a chunk's size line) and sends
+ * 20,000 bytes of it: past 16 KiB, so it holds its share of the budget until the connection
+ * ends. The socket. */
+static int start_upload_from(const char *source, const char *framing)
 {
-	int fd = raw_connect(&D);
+	int fd = raw_connect_from(&D, source);
 	ck_assert_int_ge(fd, 0);
 	char *head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
 	                 "Content-Type: application/json\r\n%s",
@@ -2740,12 +2741,22 @@ static int start_upload(const char *framing)
 	return fd;
 }
 
-/* An upload of HELD_BODY bytes that stops after 20,000. */
-static int hold_large_body(void)
+static int start_upload(const char *framing)
+{
+	return start_upload_from(NULL, framing);
+}
+
+/* An upload of HELD_BODY bytes from source (NULL: 127.0.0.1) that stops after 20,000. */
+static int hold_large_body_from(const char *source)
 {
 	char framing[64];
 	snprintf(framing, sizeof framing, "Content-Length: %d\r\n\r\n", HELD_BODY);
-	return start_upload(framing);
+	return start_upload_from(source, framing);
+}
+
+static int hold_large_body(void)
+{
+	return hold_large_body_from(NULL);
 }
 
 /* A batch of n answers (over 16 KiB from about 130 on), each with a customer of its own. */
