@@ -20,6 +20,7 @@
 #include "npsd/app.h"
 #include "npsd/clock.h"
 #include "npsd/deadline.h"
+#include "npsd/hostaddrs.h"
 #include "npsd/log.h"
 
 #define MAX_PATH_SEGMENTS 8
@@ -33,9 +34,9 @@
  * when chunked) before it is read further, and keeps it until its request ends: a batch in
  * memory (text, parsed tree, results) takes about twelve times its size, and a hundred
  * 380 KB batches at once peaked at 233 MiB without it (README). A body that finds no room
- * waits, its connection suspended, in arrival order (TCP then slows its sender down); one
- * body larger than the whole budget goes when it is alone. Answers one at a time stay far
- * below LARGE_BODY and never touch the lock. */
+ * waits, its connection suspended (TCP then slows its sender down), for its turn (see struct
+ * body_host); one body larger than the whole budget goes when it is alone. Answers one at a
+ * time stay far below LARGE_BODY and never touch the lock. */
 #define LARGE_BODY (16u << 10)
 #define BODY_BUDGET ((size_t)4 << 20)
 /* A body holding a share must come at SHARE_RATE: whole within its size at that rate from
@@ -50,6 +51,25 @@
 /* How long no large body must have been in flight before a burst of them counts as over. */
 #define BURST_QUIET_MS 5000
 #define STORAGE_FAILURE_LOG_MS 60000
+
+/*
+ * A client address with large bodies holding shares of BODY_BUDGET or waiting for them. A
+ * share that frees up goes to a body of the waiting address that holds the fewest shares
+ * now: in arrival order within one address, and among addresses holding as many, to the
+ * one whose first body came first. In one queue in arrival order, one host (or a platform
+ * retrying in a loop) with hundreds of connections queued held the budget in its turn, each
+ * body for up to its SHARE_RATE time, and honest senders from other addresses waited for
+ * minutes behind it; now they wait for the next share that frees up. Behind a reverse proxy
+ * every body comes from one address: one queue in arrival order, as before. Walking the
+ * addresses costs a large body a step per address with a large body in flight; answers
+ * below LARGE_BODY never come here.
+ */
+struct body_host {
+	struct in6_addr addr;              /* an IPv4 address in its IPv4-mapped form: one host, one entry */
+	unsigned held;                     /* shares its bodies hold */
+	struct http_request *first, *last; /* its bodies waiting, in arrival order */
+	struct body_host *next;            /* in http_server.hosts */
+};
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -73,8 +93,11 @@ struct http_server {
 	size_t budget_held, budget_held_peak; /* bytes of BODY_BUDGET taken, now and at most */
 	bool burst;                /* a large body was taken since http_burst_over() said so last */
 	int64_t budget_emptied_ms; /* when budget_held last fell to 0 */
-	struct http_request *waiters, *last_waiter; /* for budget, first come first served */
-	atomic_uint_fast64_t budget_waits;          /* bodies that had to wait, since start */
+	/* Addresses with large bodies in flight, malloc'ed; bodies whose address is unknown, or
+	 * had no memory for an entry, count against unknown_host, never freed. */
+	struct body_host *hosts, unknown_host;
+	uint64_t arrivals;                 /* large bodies so far: their order across addresses */
+	atomic_uint_fast64_t budget_waits; /* bodies that had to wait, since start */
 	/* Per route, and one more for requests no route took (404, 405): see http_latency_each. */
 	size_t nroutes;
 	struct route_latency {
@@ -105,12 +128,14 @@ struct http_request {
 	size_t body_len, body_cap;
 	size_t max_body; /* server.max_body when the request began */
 	bool body_too_large;
-	uint64_t received;   /* body bytes seen, kept or dropped */
-	size_t budget;       /* its share of BODY_BUDGET, taken or waited for; 0 = none */
-	int64_t share_ms;    /* how long it may hold the share (see SHARE_RATE) */
-	bool budget_waiting; /* suspended until budget is free */
-	struct http_request *next_waiter;
-	struct deadline_watch *watch; /* the connection's (see on_connection); NULL: none */
+	uint64_t received;                /* body bytes seen, kept or dropped */
+	size_t budget;                    /* its share of BODY_BUDGET, taken or waited for; 0 = none */
+	int64_t share_ms;                 /* how long it may hold the share (see SHARE_RATE) */
+	bool budget_waiting;              /* suspended until budget is free */
+	struct http_request *next_waiter; /* in its host's queue */
+	struct body_host *host;           /* whose shares it counts in, while budget is set */
+	uint64_t arrival;                 /* when it asked for its share, in srv->arrivals */
+	struct deadline_watch *watch;     /* the connection's (see on_connection); NULL: none */
 	json_t *json;
 
 	void (*resumed)(struct http_request *req);
@@ -918,29 +943,120 @@ static void take_body(struct http_request *req, const char *data, size_t size)
 
 /* ---------- the budget of large bodies (see BODY_BUDGET) ---------- */
 
-/* Called with budget_lock held. */
-static void budget_add(struct http_server *srv, size_t bytes)
+/* The client's address, an IPv4 one in its IPv4-mapped form (as a dual-stack socket gives
+ * it): false when libmicrohttpd has none that is IP. */
+static bool client_address(struct MHD_Connection *conn, struct in6_addr *ret)
 {
-	srv->budget_held += bytes;
+	const union MHD_ConnectionInfo *info =
+	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET) {
+		ipv4_mapped(ret, &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+		return true;
+	}
+	if (sa && sa->sa_family == AF_INET6) {
+		*ret = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		return true;
+	}
+	return false;
+}
+
+/* Called with budget_lock held. The entry of addr (NULL: unknown), made when it has none;
+ * srv->unknown_host when out of memory: those bodies share one turn, never fail. */
+static struct body_host *body_host_of(struct http_server *srv, const struct in6_addr *addr)
+{
+	if (!addr)
+		return &srv->unknown_host;
+	for (struct body_host *h = srv->hosts; h; h = h->next)
+		if (memcmp(&h->addr, addr, sizeof *addr) == 0)
+			return h;
+	struct body_host *h = calloc(1, sizeof *h);
+	if (!h)
+		return &srv->unknown_host;
+	h->addr = *addr;
+	h->next = srv->hosts;
+	srv->hosts = h;
+	return h;
+}
+
+/* Called with budget_lock held. Frees h once no body of it holds a share or waits. */
+static void body_host_release(struct http_server *srv, struct body_host *h)
+{
+	if (h == &srv->unknown_host || h->held || h->first)
+		return;
+	struct body_host **p = &srv->hosts;
+	while (*p != h)
+		p = &(*p)->next;
+	*p = h->next;
+	free(h);
+}
+
+/* Called with budget_lock held. The body a share that frees up goes to (see struct
+ * body_host), or NULL when none waits. */
+static struct http_request *budget_next(struct http_server *srv)
+{
+	struct body_host *best = srv->unknown_host.first ? &srv->unknown_host : NULL;
+	for (struct body_host *h = srv->hosts; h; h = h->next)
+		if (h->first && (!best || h->held < best->held ||
+		                 (h->held == best->held && h->first->arrival < best->first->arrival)))
+			best = h;
+	return best ? best->first : NULL;
+}
+
+/* Called with budget_lock held. */
+static bool budget_fits(const struct http_server *srv, size_t bytes)
+{
+	return srv->budget_held == 0 || srv->budget_held + bytes <= BODY_BUDGET;
+}
+
+/* Called with budget_lock held: req's share is taken, counted against its host. */
+static void budget_add(struct http_server *srv, struct http_request *req)
+{
+	srv->budget_held += req->budget;
+	req->host->held++;
 	srv->burst = true;
 	if (srv->budget_held > srv->budget_held_peak)
 		srv->budget_held_peak = srv->budget_held;
 }
 
-/* Called with budget_lock held. Wakes waiters in order while the first one fits; all of
+/* Called with budget_lock held: req joins the end of its host's queue. */
+static void budget_queue(struct http_request *req)
+{
+	struct body_host *h = req->host;
+	req->budget_waiting = true;
+	req->next_waiter = NULL;
+	if (h->last)
+		h->last->next_waiter = req;
+	else
+		h->first = req;
+	h->last = req;
+}
+
+/* Called with budget_lock held: req leaves its host's queue, wherever it is in it. */
+static void budget_unqueue(struct http_request *req)
+{
+	struct body_host *h = req->host;
+	struct http_request **p = &h->first, *prev = NULL;
+	while (*p != req) {
+		prev = *p;
+		p = &(*p)->next_waiter;
+	}
+	*p = req->next_waiter;
+	if (h->last == req)
+		h->last = prev;
+	req->next_waiter = NULL;
+	req->budget_waiting = false;
+}
+
+/* Called with budget_lock held. Wakes waiters in their turn while the next one fits; all of
  * them once the server is closing, as libmicrohttpd cannot stop with a connection
  * suspended (the stop cuts them, or they get the 503 of a request that ends then). */
 static void budget_wake_waiters(struct http_server *srv)
 {
 	struct http_request *w;
-	while ((w = srv->waiters) && (srv->budget_held == 0 || srv->budget_held + w->budget <= BODY_BUDGET ||
-	                              atomic_load(&srv->closing))) {
-		srv->waiters = w->next_waiter;
-		if (!srv->waiters)
-			srv->last_waiter = NULL;
-		w->next_waiter = NULL;
-		w->budget_waiting = false;
-		budget_add(srv, w->budget);
+	while ((w = budget_next(srv)) && (budget_fits(srv, w->budget) || atomic_load(&srv->closing))) {
+		budget_unqueue(w);
+		budget_add(srv, w);
 		/* The wait was npsd's: the client's time for the rest of its body starts now. */
 		deadline_set(w->watch, clock_mono_ms() + (w->share_ms < srv->request_time_max_ms
 		                                                  ? w->share_ms
@@ -964,22 +1080,25 @@ static void budget_take(struct http_request *req)
 	/* By the body's size, not its share: a body larger than the budget takes longer. */
 	int64_t at_rate = (int64_t)((uint64_t)expected * 1000 / SHARE_RATE);
 	req->share_ms = at_rate > SHARE_FLOOR_MS ? at_rate : SHARE_FLOOR_MS;
+	struct in6_addr addr;
+	bool known = client_address(req->conn, &addr);
 	pthread_mutex_lock(&srv->budget_lock);
+	req->host = body_host_of(srv, known ? &addr : NULL);
+	req->arrival = srv->arrivals++;
 	/* Once closing, nothing wakes a waiter any more (see budget_wake_waiters): a request that
-	 * gets this far during the stop goes on, and is answered 503 or cut like the others. */
-	bool now =
-	        atomic_load(&srv->closing) ||
-	        (!srv->waiters && (srv->budget_held == 0 || srv->budget_held + req->budget <= BODY_BUDGET));
+	 * gets this far during the stop goes on, and is answered 503 or cut like the others.
+	 * Else it goes now only when it is the body a share would go to, and there is room. */
+	bool now = atomic_load(&srv->closing);
+	if (!now) {
+		budget_queue(req);
+		now = budget_next(srv) == req && budget_fits(srv, req->budget);
+		if (now)
+			budget_unqueue(req);
+	}
 	if (now) {
-		budget_add(srv, req->budget);
+		budget_add(srv, req);
 		deadline_sooner(req->watch, clock_mono_ms() + req->share_ms);
 	} else {
-		req->budget_waiting = true;
-		if (srv->last_waiter)
-			srv->last_waiter->next_waiter = req;
-		else
-			srv->waiters = req;
-		srv->last_waiter = req;
 		atomic_fetch_add(&srv->budget_waits, 1);
 		deadline_set(req->watch, 0);
 		/* Under the lock: whoever frees the budget resumes only what is suspended. */
@@ -1004,21 +1123,16 @@ static void budget_give_back(struct http_request *req)
 	struct http_server *srv = req->srv;
 	pthread_mutex_lock(&srv->budget_lock);
 	if (req->budget_waiting) {
-		struct http_request **p = &srv->waiters, *prev = NULL;
-		while (*p != req) {
-			prev = *p;
-			p = &(*p)->next_waiter;
-		}
-		*p = req->next_waiter;
-		if (srv->last_waiter == req)
-			srv->last_waiter = prev;
-		req->budget_waiting = false;
+		budget_unqueue(req);
 	} else {
 		srv->budget_held -= req->budget;
+		req->host->held--;
 		if (srv->budget_held == 0)
 			srv->budget_emptied_ms = clock_mono_ms();
 	}
 	req->budget = 0;
+	body_host_release(srv, req->host);
+	req->host = NULL;
 	budget_wake_waiters(srv);
 	pthread_mutex_unlock(&srv->budget_lock);
 }

@@ -2883,6 +2883,62 @@ START_TEST(a_stop_with_large_bodies_waiting_ends_cleanly)
 }
 END_TEST
 
+#define FLOODER_QUEUED 6
+
+/* One address (a host, or a platform retrying in a loop) holds the whole budget with four
+ * uploads that stall and queues FLOODER_QUEUED more; then another address posts an honest
+ * batch. When one of the first address's uploads ends, the share goes to the other
+ * address, which holds none, not to the first address's next upload in the queue: in one
+ * queue in arrival order the batch waited until all of those had held their share in
+ * turn, 16 s each (SHARE_RATE) when they stall. Within the first address the queue keeps
+ * its order: the share the batch gives back goes to that address's next upload. */
+START_TEST(a_share_goes_to_the_address_holding_the_fewest)
+{
+	enum { FLOODER_HELD = 4 };
+	int flooder[FLOODER_HELD + FLOODER_QUEUED];
+	for (int i = 0; i < FLOODER_HELD; i++)
+		flooder[i] = hold_large_body_from("127.0.0.2");
+	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
+	for (int i = FLOODER_HELD; i < FLOODER_HELD + FLOODER_QUEUED; i++)
+		flooder[i] = hold_large_body_from("127.0.0.2");
+	wait_for_metric("npsd_http_large_bodies_waited_total", FLOODER_QUEUED);
+
+	char *batch = batch_of("fair", BATCH_ANSWERS);
+	int honest = raw_connect_from(&D, "127.0.0.3");
+	ck_assert_int_ge(honest, 0);
+	char *head = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+	                 "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	                 T_INGEST, strlen(batch));
+	ck_assert_int_eq(raw_send(honest, head), 0);
+	ck_assert_int_eq(raw_send(honest, batch), 0);
+	free(head);
+	free(batch);
+	wait_for_metric("npsd_http_large_bodies_waited_total", FLOODER_QUEUED + 1);
+
+	/* The first address gives one up: the batch, not its next upload, takes the share. */
+	close(flooder[0]);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	char *reply = raw_reply(honest, 5000);
+	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 200", 12) == 0,
+	              "the other address's batch, %.1f s after a share freed up: %.200s", seconds_since(&t0),
+	              reply ? reply : "no answer");
+	json_t *results = json_loads(strstr(reply, "\r\n\r\n") + 4, 0, NULL);
+	ck_assert_int_eq(json_array_size(results), BATCH_ANSWERS);
+	ck_assert_int_eq(obj_int(json_array_get(results, BATCH_ANSWERS - 1), "status"), 201);
+	json_decref(results);
+	free(reply);
+	close(honest);
+	/* Its share went back to the first address's next upload. */
+	wait_for_metric("npsd_http_large_body_bytes", 4.0 * HELD_BODY);
+	ck_assert_double_eq(metric_now("npsd_http_connections_cut_total"), 0);
+
+	for (int i = 1; i < FLOODER_HELD + FLOODER_QUEUED; i++)
+		close(flooder[i]);
+	wait_for_metric("npsd_http_large_body_bytes", 0);
+}
+END_TEST
+
 /* A body of SLOW_BODY bytes (one answer after leading spaces, which JSON allows) sent at
  * 80 KiB/s: about 12 s, past the 10 s every share may take, within the 15 s its size takes
  * at 64 KiB/s. */
@@ -3270,6 +3326,11 @@ static Suite *surveys_suite(void)
 	tcase_add_checked_fixture(slow, setup, teardown);
 	tcase_add_test(slow, a_trickled_large_body_loses_its_share_and_a_slow_one_keeps_it);
 	suite_add_tcase(s, slow);
+	TCase *fair = tcase_create("fair_bodies");
+	tcase_set_timeout(fair, 60);
+	tcase_add_checked_fixture(fair, setup, teardown);
+	tcase_add_test(fair, a_share_goes_to_the_address_holding_the_fewest);
+	suite_add_tcase(s, fair);
 	TCase *cfg = tcase_create("config");
 	tcase_set_timeout(cfg, 60);
 	tcase_add_checked_fixture(cfg, setup_max_score_6, teardown);
