@@ -499,8 +499,13 @@ out:
 
 static void finish_transfer(struct transfer *t, CURLcode code, struct finished *f)
 {
-	long status = 0;
+	long status = 0, tunnel = 0;
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	/* webhooks.proxy's own answer to the CONNECT for an https target (a 403 of its policy,
+	 * a 410, a 502): the target was never reached, so it is no status of the target's, and
+	 * a 410 there must not count as the target's Gone, which disables the webhook. */
+	curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+	bool refused_tunnel = code != CURLE_OK && tunnel >= 300;
 	*f = (struct finished){
 		.delivery_id = t->delivery_id,
 		.webhook_id = t->webhook_id,
@@ -512,12 +517,17 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 		if (t->blocked)
 			snprintf(f->error, sizeof f->error, "refused: the address is not public (%s)",
 			         t->blocked);
+		else if (refused_tunnel)
+			snprintf(f->error, sizeof f->error,
+			         "the proxy refused the tunnel to the target: it answered the CONNECT "
+			         "with %ld",
+			         tunnel);
 		else
 			snprintf(f->error, sizeof f->error, "%s",
 			         t->error[0] ? t->error : curl_easy_strerror(code));
 		/* A status that came before the failure stands: a 2xx whose body was slow or cut
 		 * off was taken by the receiver, and sending it again would tell it twice. */
-		if (t->blocked)
+		if (t->blocked || refused_tunnel)
 			status = 0;
 	} else if (status < 200 || status >= 300) {
 		snprintf(f->error, sizeof f->error, "HTTP %ld", status);

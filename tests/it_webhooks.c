@@ -16,6 +16,7 @@
  *    Authorization) and slack ({"text"}) shapes;
  *  - at least once across kill -9: between commit and send, and in the middle of a send;
  *  - the SSRF guard at create time and at connect time, and the proxy environment ignored;
+ *  - through webhooks.proxy, a CONNECT the proxy refuses (even with a 410) is retried;
  *  - the test and retry endpoints.
  */
 #include <check.h>
@@ -2667,8 +2668,9 @@ END_TEST
 
 /* A stand-in for an egress proxy (a corporate one, named by http_proxy): counts the
  * connections it accepts and keeps the first request line of each (an absolute-form POST,
- * or a CONNECT), answering each with a 502. */
+ * or a CONNECT), answering each with its answer (a 502 unless told). */
 struct proxy {
+	const char *answer;
 	int fd;
 	uint16_t port;
 	pthread_t thread;
@@ -2681,7 +2683,6 @@ struct proxy {
 static void *proxy_main(void *arg)
 {
 	struct proxy *px = arg;
-	static const char answer[] = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 	while (!atomic_load(&px->stop)) {
 		struct pollfd pfd = { .fd = px->fd, .events = POLLIN };
 		if (poll(&pfd, 1, 50) <= 0)
@@ -2701,16 +2702,18 @@ static void *proxy_main(void *arg)
 			snprintf(px->lines[px->connections - 1], sizeof px->lines[0], "%.255s", buf);
 		}
 		pthread_mutex_unlock(&px->lock);
-		(void)!send(c, answer, sizeof answer - 1, MSG_NOSIGNAL);
+		(void)!send(c, px->answer, strlen(px->answer), MSG_NOSIGNAL);
 		close(c);
 	}
 	return NULL;
 }
 
-static struct proxy *proxy_start(void)
+/* answer: the whole HTTP answer it gives every request, static. */
+static struct proxy *proxy_start_answering(const char *answer)
 {
 	struct proxy *px = calloc(1, sizeof *px);
 	ck_assert_ptr_nonnull(px);
+	px->answer = answer;
 	px->fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(px->fd, 0);
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -2722,6 +2725,11 @@ static struct proxy *proxy_start(void)
 	pthread_mutex_init(&px->lock, NULL);
 	ck_assert_int_eq(pthread_create(&px->thread, NULL, proxy_main, px), 0);
 	return px;
+}
+
+static struct proxy *proxy_start(void)
+{
+	return proxy_start_answering("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
 /* How many connections it accepted; their first request lines (up to 8), one a line, into
@@ -2941,7 +2949,9 @@ START_TEST(the_proxy_key_checks_the_target_before_the_proxy)
 	ck_assert_uint_eq(proxy_wait(px, 2, WAIT_MS, lines), 2);
 	ck_assert_msg(strstr(lines, "CONNECT 93.184.216.34:443 HTTP/1.1"), "the proxy was asked:\n%s", lines);
 	d = wait_delivery(&e, public_tls, did, NULL, 1, WAIT_MS);
-	ck_assert_msg(!contains_ci(sget(d, "last_error"), "refus"), "public https: last_error %s", sget(d, "last_error"));
+	/* Not the guard's refusal: the proxy was asked, and its refused tunnel is an error of its own. */
+	ck_assert_msg(!contains_ci(sget(d, "last_error"), "not public"), "public https: last_error %s",
+	              sget(d, "last_error"));
 	/* The proxy's 502 to the CONNECT is no answer of the receiver's. */
 	ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(d, "attempt_log"), 0), "http_status")));
 	json_decref(d);
@@ -2951,6 +2961,47 @@ START_TEST(the_proxy_key_checks_the_target_before_the_proxy)
 	env_end(&e);
 	proxy_stop(px);
 	rx_stop(rx);
+}
+END_TEST
+
+/* A proxy that refuses the CONNECT for an https target (a 410 here; a 403 of a policy is
+ * the same) has said nothing about the target, which it never reached: the 410 was taken
+ * for the target's Gone and switched the webhook off for good. It is a failed attempt that
+ * retries, whose error says the proxy refused; with the guard on (the target checked first)
+ * and off alike. */
+START_TEST(a_proxys_own_410_does_not_disable_the_webhook)
+{
+	struct proxy *px =
+	        proxy_start_answering("HTTP/1.1 410 Gone\r\nContent-Length: 4\r\nConnection: close\r\n\r\ngone");
+	char ini[128];
+	snprintf(ini, sizeof ini, "[webhooks]\nretry = 1m\nproxy = http://127.0.0.1:%u/\n", px->port);
+	struct env e;
+	env_start(&e, ini);
+	json_t *doc = create_webhook(&e, "https://93.184.216.34/hooks/refused", "\"events\":[\"survey.received\"]");
+	json_int_t wid = iget(doc, "id");
+	json_decref(doc);
+	char lines[8 * 257];
+	for (int guarded = 0; guarded < 2; guarded++) {
+		if (guarded)
+			guard_on(&e);
+		json_int_t did = test_call(&e, wid);
+		ck_assert_uint_eq(proxy_wait(px, (size_t)guarded + 1, WAIT_MS, lines), (size_t)guarded + 1);
+		ck_assert_msg(strstr(lines, "CONNECT 93.184.216.34:443 HTTP/1.1"), "the proxy was asked:\n%s", lines);
+		json_t *d = wait_delivery(&e, wid, did, NULL, 1, WAIT_MS);
+		ck_assert_msg(strcmp(sget(d, "status"), "pending") == 0, "guard %d: the delivery is %s, want pending (a retry)",
+		              guarded, sget(d, "status"));
+		ck_assert_msg(contains_ci(sget(d, "last_error"), "proxy") && contains_ci(sget(d, "last_error"), "refused") &&
+		                  contains_ci(sget(d, "last_error"), "410"),
+		              "guard %d: last_error %s", guarded, sget(d, "last_error"));
+		ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(d, "attempt_log"), 0), "http_status")));
+		json_decref(d);
+		json_t *w = get_webhook(&e, wid);
+		ck_assert_msg(json_is_true(json_object_get(w, "active")), "guard %d: the proxy's 410 switched the webhook off (%s)",
+		              guarded, sget(w, "disabled_reason"));
+		json_decref(w);
+	}
+	env_end(&e);
+	proxy_stop(px);
 }
 END_TEST
 
@@ -3275,6 +3326,11 @@ static Suite *webhooks_suite(void)
 	tcase_add_test(tc, attempt_log_shows_the_newest_attempts);
 	tcase_add_test(tc, test_and_retry_wait_for_a_switched_off_webhook);
 	suite_add_tcase(s, tc);
+	/* Of its own, so that CK_RUN_CASE=edges runs them alone. */
+	TCase *edges = tcase_create("edges");
+	tcase_set_timeout(edges, 120);
+	tcase_add_test(edges, a_proxys_own_410_does_not_disable_the_webhook);
+	suite_add_tcase(s, edges);
 	return s;
 }
 
