@@ -781,11 +781,14 @@ static bool utf8_valid(const char *s)
 	return true;
 }
 
-/* A header value we were given (auth, message id) must not smuggle another header in. */
+/* A header value we were given (auth, message id) must not smuggle another header in: a
+ * CR or LF would start one, and a tab, a C1 control (U+0085 reads as a line break to some
+ * parsers) or any byte above 0x7e is no part of a credential either (RFC 9110 token68 and
+ * auth-params are ASCII; senders must not put other bytes in fields). */
 bool webhook_header_value_ok(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+		if (*p < 0x20 || *p > 0x7e)
 			return false;
 	return true;
 }
@@ -806,6 +809,13 @@ __attribute__((format(printf, 2, 3))) static int add_header(struct webhook_reque
 	va_start(ap, fmt);
 	vsnprintf(line, (size_t)n + 1, fmt, ap);
 	va_end(ap);
+	/* The last word on every header, whatever a caller built it from (a title, a link, a
+	 * value we were given): a line with a control character or a byte above 0x7e is not
+	 * sent, rather than trusting each caller to have cleaned its data. */
+	if (!webhook_header_value_ok(line)) {
+		free(line);
+		return -EINVAL;
+	}
 	req->headers[req->nheaders++] = line;
 	return 0;
 }

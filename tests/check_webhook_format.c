@@ -697,6 +697,29 @@ START_TEST(test_authorization_only_when_set)
 }
 END_TEST
 
+/* auth is the one header value a person types: a tab, a C1 control (U+0085, a line break
+ * to some parsers), DEL or a non-ASCII character went into the Authorization header as is. */
+START_TEST(test_auth_is_printable_ascii)
+{
+	static const char *const bad[] = { "Bearer\ttk_1", "Bearer tk_1\xc2\x85X-Evil: 1", "Bearer tk_caf\xc3\xa9",
+		                           "Bearer tk_1\x7f", "Bearer tk_1\x1b[0m" };
+	json_t *data = survey_data(3, "Jan Jansen", "slow", true);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(!webhook_header_value_ok(bad[i]), "case %zu passes as a header value", i);
+		for (int format = FORMAT_STANDARD; format <= FORMAT_SLACK; format++) {
+			struct webhook_request req;
+			int r = build((enum webhook_format_kind)format, bad[i], NULL, "survey.received", data, &req);
+			ck_assert_msg(r == -EINVAL, "case %zu, format %d: %d, Authorization [%s]", i, format, r,
+			              r == 0 ? header(&req, "Authorization") : "");
+			ck_assert_ptr_null(req.body);
+			ck_assert_uint_eq(req.nheaders, 0);
+		}
+	}
+	ck_assert(webhook_header_value_ok("Bearer tk_1 ~!#$%&'*+-.^_`|=/\"\\"));
+	json_decref(data);
+}
+END_TEST
+
 START_TEST(test_injection_and_controls)
 {
 	json_t *data = survey_data(3, "Jan\r\nX-Evil: 1", "line one\r\nX-Evil: 2\n\n\tline two\x7f", true);
@@ -830,6 +853,7 @@ static Suite *webhook_format_suite(void)
 	tcase_add_test(tc, test_slack_shape);
 	tcase_add_test(tc, test_digest_title_names_its_period);
 	tcase_add_test(tc, test_authorization_only_when_set);
+	tcase_add_test(tc, test_auth_is_printable_ascii);
 	tcase_add_test(tc, test_injection_and_controls);
 	tcase_add_test(tc, test_missing_fields);
 	suite_add_tcase(s, tc);

@@ -3005,6 +3005,57 @@ START_TEST(a_proxys_own_410_does_not_disable_the_webhook)
 }
 END_TEST
 
+/* auth goes out as it is, as the Authorization header: a tab, a C1 control (U+0085, a line
+ * break to some parsers) or a non-ASCII character passed the API (it refused the other C0
+ * controls only) and went out in the header. The API refuses them now, and one stored
+ * before is not sent: the delivery fails and says why. */
+START_TEST(auth_is_one_header_value_of_printable_ascii)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	static const char *const bad[] = { "Bearer\\ttk_1", "Bearer tk_1\\u0085X-Evil: 1", "Bearer tk_caf\\u00e9" };
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/auth", "\"events\":[\"survey.received\"],\"auth\":\"Bearer tk_1\"");
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)wid);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"auth\":\"%s\"}",
+		         bad[i]);
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+		expect_field_error(&r, "invalid_field", "auth", body);
+		http_result_free(&r);
+		snprintf(body, sizeof body, "{\"auth\":\"%s\"}", bad[i]);
+		http_json(&e.p, "PATCH", path, e.mgr, body, &r);
+		expect_field_error(&r, "invalid_field", "auth", body);
+		http_result_free(&r);
+	}
+
+	/* One stored before the API refused it. */
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(e.p.db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE webhooks SET auth = ? WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, "Bearer\ttk_1", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, wid);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	json_int_t did = test_call(&e, wid);
+	json_t *d = wait_delivery(&e, wid, did, NULL, 1, WAIT_MS);
+	ck_assert_msg(strcmp(sget(d, "status"), "failed") == 0 && contains_ci(sget(d, "last_error"), "auth"),
+	              "a stored auth with a tab: %s, last_error %s", sget(d, "status"), sget(d, "last_error"));
+	json_decref(d);
+	sleep_ms(QUIET_MS);
+	const struct rx_req *got = rx_count(rx, "/hooks/auth") ? rx_get(rx, "/hooks/auth", 0) : NULL;
+	ck_assert_msg(!got, "sent with Authorization [%s]", got ? rx_header(got, "Authorization") : "");
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* ---------- the test and retry endpoints ---------- */
 
 START_TEST(test_endpoint_sends_webhook_test)
@@ -3330,6 +3381,7 @@ static Suite *webhooks_suite(void)
 	TCase *edges = tcase_create("edges");
 	tcase_set_timeout(edges, 120);
 	tcase_add_test(edges, a_proxys_own_410_does_not_disable_the_webhook);
+	tcase_add_test(edges, auth_is_one_header_value_of_printable_ascii);
 	suite_add_tcase(s, edges);
 	return s;
 }

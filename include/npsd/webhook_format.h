@@ -14,7 +14,7 @@ enum webhook_format_kind { FORMAT_STANDARD, FORMAT_NTFY, FORMAT_SLACK };
 
 /* "standard", "ntfy", "slack" <-> enum; parse returns 0 or -EINVAL. */
 int webhook_format_parse(const char *name, enum webhook_format_kind *ret);
-/* Whether s can go out as one HTTP header value: no control characters but tab. */
+/* Whether s can go out as one HTTP header value: printable ASCII and spaces only. */
 bool webhook_header_value_ok(const char *s);
 const char *webhook_format_name(enum webhook_format_kind kind);
 
@@ -46,7 +46,8 @@ struct webhook_request {
 /*
  * Builds the request for one attempt. message_id is the webhook-id (the same on every
  * retry of one delivery); now is the attempt's unix time (webhook-timestamp).
- * Returns 0, or a negative errno (-EINVAL for a malformed secret, -ENOMEM).
+ * Returns 0, or a negative errno (-EINVAL for a malformed secret or an auth that is not one
+ * header value, see webhook_header_value_ok; -ENOMEM).
  */
 int webhook_format_build(const struct webhook_target *target, const struct webhook_event *event,
                          const char *message_id, int64_t now, struct webhook_request *ret);
