@@ -153,12 +153,25 @@ bool webhooks_address_blocked(const struct sockaddr *addr)
 	return webhooks_address_refusal(addr) != NULL;
 }
 
+/* Whether the UTF-8 in s holds a C1 control (U+0080-U+009F): curl refuses C0 controls and
+ * spaces in a URL, but sends a query's non-ASCII into the request line raw, and U+0085 is a
+ * line break to some parsers. 0xc2 is only ever a lead byte. */
+static bool has_c1_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return true;
+	return false;
+}
+
 /* http(s), a host, no credentials in the URL; the host's addresses pass the SSRF guard.
  * A name that does not resolve now is accepted: the guard runs again at every connect. */
 static int check_url(const char *url, bool allow_private, struct field_error *err)
 {
 	if (strlen(url) > URL_MAX)
 		return fail(err, "invalid_field", "url", "url must be at most 2048 characters");
+	if (has_c1_control(url))
+		return fail(err, "invalid_field", "url", "url must not contain control characters");
 	/* libcurl reads "http:///x" as the host x, so the URL would not say where alerts go. */
 	const char *authority = strstr(url, "://");
 	if (!authority || strchr("/?#", authority[3]))

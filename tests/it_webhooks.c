@@ -3056,6 +3056,35 @@ START_TEST(auth_is_one_header_value_of_printable_ascii)
 }
 END_TEST
 
+/* A webhook's URL goes into the request line: curl refuses C0 controls and spaces in it,
+ * but a C1 control (U+0085 is a line break to some parsers) in the query went out raw. */
+START_TEST(a_url_with_a_c1_control_is_refused)
+{
+	struct env e;
+	env_start(&e, NULL);
+	static const char *const bad[] = { "https://hooks.example/a?x=1\\u0085X-Evil:1", "https://hooks.example/a\\u009bb" };
+	/* Other non-ASCII stays allowed (curl sends it percent-encoded in the path). */
+	json_t *doc = create_webhook(&e, "https://hooks.example/caf\\u00e9", "\"events\":[\"survey.received\"]");
+	json_int_t wid = iget(doc, "id");
+	json_decref(doc);
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)wid);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"url\":\"%s\",\"events\":[\"survey.received\"]}", bad[i]);
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+		expect_field_error(&r, "invalid_field", "url", body);
+		http_result_free(&r);
+		snprintf(body, sizeof body, "{\"url\":\"%s\"}", bad[i]);
+		http_json(&e.p, "PATCH", path, e.mgr, body, &r);
+		expect_field_error(&r, "invalid_field", "url", body);
+		http_result_free(&r);
+	}
+	env_end(&e);
+}
+END_TEST
+
 /* ---------- the test and retry endpoints ---------- */
 
 START_TEST(test_endpoint_sends_webhook_test)
@@ -3382,6 +3411,7 @@ static Suite *webhooks_suite(void)
 	tcase_set_timeout(edges, 120);
 	tcase_add_test(edges, a_proxys_own_410_does_not_disable_the_webhook);
 	tcase_add_test(edges, auth_is_one_header_value_of_printable_ascii);
+	tcase_add_test(edges, a_url_with_a_c1_control_is_refused);
 	suite_add_tcase(s, edges);
 	return s;
 }
