@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "npsd/digests.h"
 #include "npsd/webhooks.h"
 #include "store_internal.h"
 
@@ -66,6 +67,34 @@ static void bind_json(sqlite3_stmt *st, int idx, json_t *value)
 		sqlite3_bind_null(st, idx);
 }
 
+/*
+ * A digest set, changed or switched on again starts with the period under way: its mark is
+ * the end of the last period that ended, written in the transaction of the change. Left to
+ * the alerts thread's next look, it was the last period that ended by then: a change a
+ * moment before a period's end lost that period, and a change before a time npsd was down
+ * lost every period that ended meanwhile, with no skipped_periods to say so.
+ */
+static int mark_digest_start(struct db_conn *conn, int64_t id, int64_t now)
+{
+	static const char sql[] = "UPDATE webhooks SET digest_sent_until = ?1 WHERE id = ?2";
+	struct webhook_row row;
+	int64_t start, end;
+	int r = store_webhook_get(conn, id, &row);
+	if (r == 0 && row.digest && !row.digest_sent_until &&
+	    digest_period(row.digest, row.digest_at, now, &start, &end) == 0) {
+		sqlite3_stmt *st = db_prepare(conn, sql);
+		if (!st) {
+			r = -EIO;
+		} else {
+			sqlite3_bind_int64(st, 1, end);
+			sqlite3_bind_int64(st, 2, id);
+			r = store_step_done(st);
+		}
+	}
+	webhook_row_clear(&row);
+	return r;
+}
+
 int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, const char *secret,
                          int64_t now, int64_t *ret_id)
 {
@@ -89,8 +118,10 @@ int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, c
 	db_bind_text(st, 11, in->digest);
 	db_bind_text(st, 12, in->digest_at);
 	int r = store_step_done(st);
-	if (r == 0)
+	if (r == 0) {
 		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
+		r = mark_digest_start(conn, *ret_id, now);
+	}
 	return r;
 }
 
@@ -152,10 +183,12 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	        "failing_since = CASE WHEN ?13 = 1 AND active = 0 THEN NULL ELSE failing_since END, "
 	        "digest = CASE WHEN ?16 THEN ?17 ELSE digest END, "
 	        "digest_at = CASE WHEN ?18 THEN ?19 ELSE digest_at END, "
-	        /* A digest changed starts again with its next period; the same value again
-	         * changes nothing (SET reads the row as it was). */
+	        /* A digest changed, or switched on again, starts again with the period under
+	         * way (mark_digest_start): the periods that ended while it was off are not
+	         * told, however it was switched off. The same value again changes nothing (SET
+	         * reads the row as it was), and neither does a change of another field. */
 	        "digest_sent_until = CASE WHEN (?16 AND ?17 IS NOT digest) OR (?18 AND ?19 IS NOT digest_at) "
-	        "THEN NULL ELSE digest_sent_until END, "
+	        "OR (?13 = 1 AND active = 0) THEN NULL ELSE digest_sent_until END, "
 	        "updated_at = ?14 WHERE id = ?15";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
@@ -182,7 +215,7 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	int r = store_step_done(st);
 	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
 		return -ENOENT;
-	return r;
+	return r == 0 ? mark_digest_start(conn, id, now) : r;
 }
 
 int store_webhook_delete(struct db_conn *conn, int64_t id)

@@ -1797,7 +1797,8 @@ static json_t *digests_received(struct receiver *rx, const char *path)
  * period that ended meanwhile is told once, oldest first, each with its own figures; an
  * hourly digest tells only its last seven hours and says how many it left out. Only the
  * last day was told, and the days before were lost. A webhook switched off over the same
- * days still gets only the last day when it is switched on again. */
+ * days is told none of them when it is switched on again: its first digest is the day
+ * under way then. */
 START_TEST(digests_after_downtime_tell_each_missed_period)
 {
 	const int64_t t0 = INT64_C(1795413600), hour = 3600; /* Monday 2026-11-23 06:00Z */
@@ -1860,16 +1861,19 @@ START_TEST(digests_after_downtime_tell_each_missed_period)
 	              log ? log : "(none)");
 	free(log);
 
-	/* Switched off, it hears nothing; switched on, the last day alone. */
+	/* Switched off, it hears nothing; switched on, nothing of the days it was off: its
+	 * first digest is the day under way, at Friday 08:00. */
 	ck_assert_uint_eq(rx_count(rx, "/hooks/off"), 0);
 	http_json(&e.p, "PATCH", path, e.mgr, "{\"active\":true}", &r);
 	expect_status(&r, 200, "switch on");
 	http_result_free(&r);
+	ck_assert_uint_eq(rx_count_after_a_look(rx, "/hooks/off"), 0);
+	fake_clock_set(t0 + 97 * hour + 30);
 	ck_assert_uint_ge(rx_wait(rx, "/hooks/off", 1, WAIT_MS), 1);
 	sleep_ms(QUIET_MS);
 	json_t *last = digests_received(rx, "/hooks/off");
 	ck_assert_uint_eq(json_array_size(last), 1);
-	ck_assert_str_eq(sget(json_array_get(last, 0), "from"), "2026-11-25T07:00:00Z");
+	ck_assert_str_eq(sget(json_array_get(last, 0), "from"), "2026-11-26T07:00:00Z");
 	json_decref(last);
 	free(path);
 	env_end(&e);

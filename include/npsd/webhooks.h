@@ -59,7 +59,8 @@ struct webhook_row {
 	char *digest, *digest_at; /* NULL when none / the default */
 	bool active;
 	int64_t created_at, updated_at, failing_since;
-	int64_t digest_sent_until; /* 0 until the first period boundary */
+	int64_t digest_sent_until; /* the end of the last period told, or of the one before the
+	                            * digest was set; 0 for none (set by an older npsd) */
 };
 void webhook_row_clear(struct webhook_row *row);
 
