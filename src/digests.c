@@ -117,7 +117,7 @@ int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t 
 
 /* What a digest webhook asks for, read on the alerts thread. */
 struct digest_hook {
-	int64_t id, sent_until, changed_at;
+	int64_t id, sent_until;
 	char kind[8], at[8];
 	bool has_at;
 	json_t *touchpoints; /* the filter's list, or NULL for all */
@@ -151,7 +151,6 @@ static int collect_hook(const struct webhook_row *row, void *arg)
 	struct digest_hook *d = &h->v[h->n++];
 	*d = (struct digest_hook){ .id = row->id,
 		                   .sent_until = row->digest_sent_until,
-		                   .changed_at = row->updated_at,
 		                   .has_at = row->digest_at };
 	snprintf(d->kind, sizeof d->kind, "%s", row->digest);
 	snprintf(d->at, sizeof d->at, "%s", row->digest_at ? row->digest_at : "");
@@ -409,12 +408,12 @@ struct period {
 };
 
 /*
- * The periods of h to tell at now, oldest first, in v: each one that ended after the mark
- * while the webhook was as it is now (after its last change: those npsd was down for), and
- * of the ones that ended before that (while it was switched off), only the last, as when it
- * is switched on again. Of these only the DIGESTS_CATCH_UP_MAX newest: *ret_skipped says
- * how many older ones are left untold. Returns how many are in v, 0 when none, -1 for a
- * digest whose periods cannot be worked out.
+ * The periods of h to tell at now, oldest first, in v: each one that ended after the mark.
+ * Those are the periods npsd was down for: a webhook switched on again, or whose digest
+ * changed, has its mark moved to the period under way then (store_webhooks.c), so that
+ * another change (a description, a URL) tells the same periods as none. Of these only the
+ * DIGESTS_CATCH_UP_MAX newest: *ret_skipped says how many older ones are left untold.
+ * Returns how many are in v, 0 when none, -1 for a digest whose periods cannot be worked out.
  */
 static int periods_to_tell(const struct digest_hook *h, int64_t now, struct period v[DIGESTS_CATCH_UP_MAX],
                            int64_t *ret_skipped)
@@ -433,8 +432,7 @@ static int periods_to_tell(const struct digest_hook *h, int64_t now, struct peri
 		else
 			skipped++;
 		struct period before;
-		if (p.to <= h->changed_at ||
-		    digest_period(h->kind, at, p.from, &before.from, &before.to) < 0 || before.to >= p.to)
+		if (digest_period(h->kind, at, p.from, &before.from, &before.to) < 0 || before.to >= p.to)
 			break;
 		p = before;
 	}
@@ -458,8 +456,8 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now,
 		int64_t skipped = 0;
 		int n;
 		if (!h->sent_until) {
-			/* A digest set since the last period ends starts with the next one: only
-			 * the mark of the last one that ended. */
+			/* A digest set by an npsd that did not mark it when it was set: it starts
+			 * with the next period, only the mark of the last one that ended. */
 			if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &v[0].from, &v[0].to) < 0)
 				continue;
 			n = 1;

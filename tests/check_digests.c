@@ -131,6 +131,29 @@ static char *periods_told(int64_t webhook_id)
 		free(told_);                                                           \
 	} while (0)
 
+/* npsd down from Monday 07:00 to Thursday 09:00; the first thing after its return, before
+ * the alerts thread's first look, is a PATCH of the description (or an "active": true to a
+ * webhook that is on, a client sending its whole state). Each period that ended meanwhile is
+ * still told: the patch made them look switched off (periods before updated_at were taken
+ * for ones that ended while the webhook was off), and only the last was told. */
+START_TEST(a_patch_after_downtime_keeps_the_missed_periods)
+{
+	int64_t daily = create_digest("daily", MON_0700), hourly = create_digest("hourly", MON_0700);
+	ck_assert_int_eq(look(MON_0700, NULL), 0);
+	const int64_t back = MON_0700 + 74 * HOUR + 30; /* Thursday 09:00:30 */
+	struct webhook_input described = { .active = -1, .has_description = true, .description = "claims team" },
+	                     on = { .active = 1 };
+	change(daily, back, &described);
+	change(hourly, back, &on);
+	int64_t skipped;
+	ck_assert_int_eq(look(back, &skipped), 4 + 7);
+	ck_assert_int_eq(skipped, 74 - 7);
+	ASSERT_TOLD(daily, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T07:00:00Z "
+	                   "2026-11-24T07:00:00Z/2026-11-25T07:00:00Z 2026-11-25T07:00:00Z/2026-11-26T07:00:00Z");
+	ck_assert_int_eq(look(back + 60, NULL), 0);
+}
+END_TEST
+
 /* Switched off and on again, by a person or after the receiver failed (disabled after 410 or
  * disable_after): a digest starts again with the period under way when it is switched on,
  * as a new one does. The last day that ended while it was off was told at once. */
@@ -186,6 +209,7 @@ static Suite *digests_suite(void)
 	TCase *tc = tcase_create("periods told");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, a_patch_after_downtime_keeps_the_missed_periods);
 	tcase_add_test(tc, switched_on_again_a_digest_starts_with_the_period_under_way);
 	tcase_add_test(tc, a_digest_set_just_before_a_period_ends_tells_that_period);
 	suite_add_tcase(s, tc);

@@ -31,13 +31,14 @@ int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t 
  * a week of daily ones, where an hourly digest down for a week would be 168 pushes. */
 #define DIGESTS_CATCH_UP_MAX 7
 
-/* Writes the digest of every active digest webhook whose period has ended since its last
- * one, each period once, oldest first: after a time npsd was down, each period that ended
+/* Writes the digest of every active digest webhook whose period has ended since its mark,
+ * each period once, oldest first: after a time npsd was down, each period that ended
  * meanwhile (up to the DIGESTS_CATCH_UP_MAX newest; the first one told says how many older
- * ones were skipped); after a time the webhook was switched off, the last period that ended
- * meanwhile. A digest set since the last look starts with its next period. Returns how many
- * were written, or the first negative errno (the other digests are written all the same),
- * and in *ret_skipped how many periods the written ones said were skipped. */
+ * ones were skipped). A digest set, changed or switched on again was marked then with the
+ * period under way (store_webhooks.c), so the periods that ended while it was off are not
+ * told; one without a mark (set by an older npsd) starts with its next period. Returns how
+ * many were written, or the first negative errno (the other digests are written all the
+ * same), and in *ret_skipped how many periods the written ones said were skipped. */
 int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now, int64_t *ret_skipped);
 
 #endif
