@@ -1050,14 +1050,17 @@ static int copy_pages(sqlite3 *src, const char *path, char **ret_error)
 	/* The copy is one file: no -wal beside it to lose on the way to the tape. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(dest, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
-	if (rc != SQLITE_OK &&
-	    asprintf(ret_error, "%s", dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc)) < 0)
+	/* Named, with the system's reason: SQLite's words alone ("disk I/O error", "attempt to
+	 * write a readonly database" for a -shm it cannot make) name no file. */
+	int sys = dest && rc != SQLITE_OK ? sqlite3_system_errno(dest) : 0;
+	if (rc != SQLITE_OK && asprintf(ret_error, "cannot write %s: %s%s%s%s", path,
+	                                dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc), sys ? " (" : "",
+	                                sys ? strerror(sys) : "", sys ? ")" : "") < 0)
 		*ret_error = NULL;
 	int r = rc == SQLITE_OK ? 0 : db_errno(rc);
 	/* A write refused outright (not cut short) is SQLite's "disk I/O error"; its errno says
 	 * whether that was only want of room. */
-	int sys = dest && (rc & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(dest) : 0;
-	if (sys == ENOSPC || sys == EDQUOT || sys == EFBIG)
+	if ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT || sys == EFBIG))
 		r = -sys;
 	if (sqlite3_close(dest) != SQLITE_OK && r == 0)
 		r = -EIO;
@@ -1131,6 +1134,23 @@ out:
 	return r;
 }
 
+/* Removes the backup's PATH.partial and the files SQLite keeps beside it: its -journal
+ * (beside a new .partial, one a killed backup left would be rolled back into it), and the
+ * -wal and -shm that the switch to rollback-journal mode opens (the copied header says WAL)
+ * and leaves behind when it fails. A folder of one of those names is not the backup's and
+ * stays (unlink fails on it). */
+static void remove_partial(const char *partial)
+{
+	static const char *const suffixes[] = { "-journal", "-wal", "-shm" };
+	char beside[PATH_MAX + 16];
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		int n = snprintf(beside, sizeof beside, "%s%s", partial, suffixes[i]);
+		if (n > 0 && (size_t)n < sizeof beside) /* longer: no file can have that name */
+			unlink(beside);
+	}
+	unlink(partial);
+}
+
 int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 {
 	*ret_error = NULL;
@@ -1155,17 +1175,10 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 		explain_exists(path, ret_error);
 		return -EEXIST;
 	}
-	char *partial = NULL, *partial_journal = NULL, *dir_copy = NULL;
+	char *partial = NULL, *dir_copy = NULL;
 	if (asprintf(&partial, "%s.partial", path) < 0)
 		return -ENOMEM;
-	/* SQLite's journal of the .partial too: beside a new .partial, one left by a killed
-	 * backup would be rolled back into it. */
-	if (asprintf(&partial_journal, "%s-journal", partial) < 0) {
-		free(partial);
-		return -ENOMEM;
-	}
-	unlink(partial); /* what an interrupted backup left */
-	unlink(partial_journal);
+	remove_partial(partial); /* what an interrupted backup left */
 	/* Made here, not by SQLite: a copy of every customer's data is for its owner alone,
 	 * whatever the umask of the shell that runs npsctl. */
 	int fd = open(partial, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -1195,10 +1208,8 @@ int db_backup(struct npsd_db *db, const char *path, char **ret_error)
 		explain_no_room(path, r, ret_error);
 	if (r < 0 && !*ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
 		*ret_error = NULL;
-	unlink(partial);
-	unlink(partial_journal);
+	remove_partial(partial);
 	free(partial);
-	free(partial_journal);
 	free(dir_copy);
 	return r;
 }

@@ -1000,6 +1000,41 @@ START_TEST(backup_past_a_file_size_limit_fails_and_cleans_up)
 }
 END_TEST
 
+/* A backup whose copy cannot leave WAL mode (the copied header says WAL; here SQLite cannot
+ * make PATH.partial-shm, a folder of that name is in the way) fails naming the file and
+ * leaves nothing of its own behind: it left PATH.partial-wal. The folder, not the backup's,
+ * stays; gone, the same path works. */
+START_TEST(backup_that_cannot_leave_wal_mode_leaves_no_file_behind)
+{
+	struct fx f;
+	fx_start(&f, 0, NULL);
+	post_id(&f, &(struct answer){ .customer = "cust-shm", .phone = PHONE, .score = 9 }, NULL);
+	char *out_path = scratch_path("no-shm.db");
+	char *partial = fmt("%s.partial", out_path);
+	char *in_the_way = fmt("%s-shm", partial);
+	ck_assert_int_eq(mkdir(in_the_way, 0700), 0);
+	char *err = NULL;
+	int status = ctl(f.p.db_path, NULL, &err, "backup", out_path, NULL);
+	ck_assert_msg(status == 1, "npsctl backup exited %d: %s", status, err);
+	assert_no_backup_left(out_path);
+	char *wal = fmt("%s-wal", partial);
+	ck_assert_msg(!exists(wal), "%s is there", wal);
+	free(wal);
+	ck_assert_msg(err && strstr(err, partial), "the error does not name the file: %s", err);
+	free(err);
+	struct stat st;
+	ck_assert_msg(stat(in_the_way, &st) == 0 && S_ISDIR(st.st_mode), "the folder %s went", in_the_way);
+	ck_assert_int_eq(rmdir(in_the_way), 0);
+	ck_assert_int_eq(ctl(f.p.db_path, NULL, NULL, "backup", out_path, NULL), 0);
+	assert_one_file(out_path);
+	unlink(out_path);
+	free(in_the_way);
+	free(partial);
+	free(out_path);
+	fx_stop(&f);
+}
+END_TEST
+
 /* A backup named as the database or one of SQLite's files beside it is refused, however the
  * path is spelled: as <db>-journal it is, to SQLite, a hot journal to roll back into the
  * database at the next open, and as <db>-wal or <db>-shm (not there while npsd is stopped)
@@ -2199,6 +2234,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(backup, backup_to_an_existing_file_is_refused_before_the_copy);
 	tcase_add_test(backup, backup_past_a_file_size_limit_fails_and_cleans_up);
 	tcase_add_test(backup, backup_under_a_name_sqlite_keeps_beside_the_database_is_refused);
+	tcase_add_test(backup, backup_that_cannot_leave_wal_mode_leaves_no_file_behind);
 	suite_add_tcase(s, backup);
 
 	TCase *purge = tcase_create("purge");
