@@ -110,6 +110,19 @@ static int parse_key_command(int argc, char **argv, struct key_command *ret)
 	return 2;
 }
 
+/* Why a command failed, for whoever runs it. -EBUSY is SQLite's write lock, kept by npsd (a
+ * slow disk, a long write) or another npsctl past the wait: strerror's "Device or resource
+ * busy" says neither what is busy nor what to do. */
+static const char *why(int r)
+{
+	static char busy[96];
+	if (r != -EBUSY)
+		return strerror(-r);
+	snprintf(busy, sizeof busy, "npsd (or another npsctl) kept the database locked for %d s; try again",
+	         DB_BUSY_TIMEOUT_MS / 1000);
+	return busy;
+}
+
 static int apply_key_create(struct db_conn *conn, void *arg)
 {
 	struct key_command *kc = arg;
@@ -126,7 +139,7 @@ static int key_create(struct npsd_db *db, struct key_command *kc)
 	auth_token_hash(token, kc->hash);
 	int r = db_write_sync(db, apply_key_create, kc);
 	if (r < 0) {
-		fprintf(stderr, "npsctl: cannot store the key: %s\n", strerror(-r));
+		fprintf(stderr, "npsctl: cannot store the key: %s\n", why(r));
 		return 1;
 	}
 	fprintf(stderr, "created key %lld (%s, %s); the token is shown once:\n", (long long)kc->id,
@@ -151,6 +164,8 @@ static int key_list(struct npsd_db *db)
 	struct db_conn *conn = db_reader(db);
 	int r = store_key_each(conn, false, print_key, NULL);
 	db_reader_put(db, conn);
+	if (r < 0)
+		fprintf(stderr, "npsctl: cannot read the keys: %s\n", why(r));
 	return r < 0 ? 1 : 0;
 }
 
@@ -180,7 +195,7 @@ static int key_revoke(struct npsd_db *db, struct key_command *kc)
 		return 0;
 	}
 	if (r < 0) {
-		fprintf(stderr, "npsctl: cannot revoke: %s\n", strerror(-r));
+		fprintf(stderr, "npsctl: cannot revoke: %s\n", why(r));
 		return 1;
 	}
 	fprintf(stderr, "revoked key %lld", (long long)kc->id);
@@ -259,7 +274,7 @@ static int backup(struct npsd_db *db, const char *path)
 	char *error = NULL;
 	int r = db_backup(db, path, &error);
 	if (r < 0) {
-		fprintf(stderr, "npsctl: backup failed: %s\n", error ? error : strerror(-r));
+		fprintf(stderr, "npsctl: backup failed: %s\n", error ? error : why(r));
 		free(error);
 		return 1;
 	}
@@ -303,7 +318,7 @@ static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 	int r = retention_purge(db, cutoff, NULL, &total);
 	if (r < 0) {
 		print_counts("purged before the failure:", &total);
-		fprintf(stderr, "npsctl: purge failed: %s\n", strerror(-r));
+		fprintf(stderr, "npsctl: purge failed: %s\n", why(r));
 	} else {
 		print_counts("purged", &total);
 	}
@@ -339,7 +354,7 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 	int r = db_write_sync(db, apply_erase, &job);
 	free(job.customer_id_json);
 	if (r < 0) {
-		fprintf(stderr, "npsctl: erase failed, nothing was erased: %s\n", strerror(-r));
+		fprintf(stderr, "npsctl: erase failed, nothing was erased: %s\n", why(r));
 		return 1;
 	}
 	/* A mistyped id must not pass for a request carried out. */

@@ -1730,6 +1730,124 @@ START_TEST(npsctl_migrates_nothing_under_a_running_npsd)
 }
 END_TEST
 
+static double mono_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* npsctl of a newer release beside an older npsd that is busy writing (it holds SQLite's
+ * write lock, and its flock) says at once to restart npsd, for every command: it asked for
+ * the write lock first, and said "database is locked" after 5 s when the writes kept it. The
+ * test holds both locks itself, on a database of schema version 0. */
+START_TEST(npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once)
+{
+	char *dir = scratch_path("busy-older");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	char *copy = fmt("%s/copy.db", dir);
+	sqlite3 *older = NULL;
+	ck_assert_int_eq(sqlite3_open(db, &older), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	int fd = open(db, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	ck_assert_int_eq(sqlite3_exec(older, "BEGIN IMMEDIATE; INSERT INTO older_npsd VALUES (1);", NULL, NULL,
+	                              NULL),
+	                 SQLITE_OK);
+
+	const char *const commands[][6] = {
+		{ "key", "list" },
+		{ "key", "create", "--role", "admin", "--name", "ops" },
+		{ "backup", copy },
+		{ "purge" },
+		{ "erase", "--customer", "cust-1" },
+	};
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		const char *const *c = commands[i];
+		char *err = NULL;
+		double t0 = mono_s();
+		int status = ctl(db, NULL, &err, c[0], c[1], c[2], c[3], c[4], c[5], NULL);
+		double took = mono_s() - t0;
+		ck_assert_msg(status == 1, "npsctl %s exited %d: %s", c[0], status, err ? err : "");
+		ck_assert_msg(err && strstr(err, "restart npsd") && !strstr(err, "locked"), "npsctl %s: %s", c[0],
+		              err ? err : "(none)");
+		ck_assert_msg(took < 2, "npsctl %s took %.1f s to say so", c[0], took);
+		free(err);
+	}
+	ck_assert(!exists(copy));
+	ck_assert_int_eq(sqlite3_exec(older, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(file_int(db, "PRAGMA user_version", NULL), 0);
+
+	close(fd);
+	sqlite3_close(older);
+	remove_db_folder(dir, db);
+	free(copy);
+	free(db);
+	free(dir);
+}
+END_TEST
+
+/* Beside an npsd that holds SQLite's write lock (a slow disk under its commit, a long write),
+ * what only reads goes through: key list and backup said "database is locked" after 5 s,
+ * for a schema that needed no migration. A write waits for the lock up to 5 s and then
+ * says who holds it and what to do, not "Device or resource busy"; once the lock is free
+ * it goes through. The test holds the lock itself on a database of the current schema. */
+START_TEST(npsctl_beside_an_npsd_holding_the_write_lock)
+{
+	char *dir = scratch_path("write-locked");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	char *copy = fmt("%s/copy.db", dir);
+	struct npsd_proc stopped = { 0 };
+	snprintf(stopped.db_path, sizeof stopped.db_path, "%s", db);
+	char *token = npsctl_key(&stopped, "admin", "ops");
+	ck_assert_msg(token && *token, "key create made no database");
+	free(token);
+	sqlite3 *npsd = NULL;
+	ck_assert_int_eq(sqlite3_open(db, &npsd), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(npsd, "BEGIN IMMEDIATE; UPDATE api_keys SET name = name;", NULL, NULL,
+	                              NULL),
+	                 SQLITE_OK);
+
+	char *out = NULL, *err = NULL;
+	double t0 = mono_s();
+	int status = ctl(db, &out, &err, "key", "list", NULL);
+	ck_assert_msg(status == 0 && out && strstr(out, "ops"), "key list exited %d after %.1f s: %s%s", status,
+	              mono_s() - t0, out ? out : "", err ? err : "");
+	free(out);
+	free(err);
+	err = NULL;
+	status = ctl(db, NULL, &err, "backup", copy, NULL);
+	ck_assert_msg(status == 0, "backup exited %d: %s", status, err ? err : "");
+	free(err);
+	assert_one_file(copy);
+	ck_assert_int_eq(file_int(copy, "SELECT count(*) FROM api_keys", NULL), 1);
+
+	err = NULL;
+	status = ctl(db, NULL, &err, "key", "create", "--role", "agent", "--name", "later", NULL);
+	ck_assert_msg(status == 1, "key create exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "locked") && strstr(err, "try again") && !strstr(err, "database is locked") &&
+	                      !strstr(err, "busy"),
+	              "key create beside the lock: %s", err ? err : "(none)");
+	free(err);
+
+	ck_assert_int_eq(sqlite3_exec(npsd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(ctl(db, NULL, NULL, "key", "create", "--role", "agent", "--name", "later", NULL), 0);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM api_keys", NULL), 2);
+
+	sqlite3_close(npsd);
+	unlink(copy);
+	remove_db_folder(dir, db);
+	free(copy);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- purged rows leave no copy in the files ---------- */
 
 /* P answered long ago (retention takes it all), K within the period (all of it stays). */
@@ -2260,6 +2378,8 @@ static Suite *operations_suite(void)
 	tcase_set_timeout(lifecycle, 60);
 	tcase_add_test(lifecycle, a_second_npsd_migrates_nothing_under_the_first);
 	tcase_add_test(lifecycle, npsctl_migrates_nothing_under_a_running_npsd);
+	tcase_add_test(lifecycle, npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once);
+	tcase_add_test(lifecycle, npsctl_beside_an_npsd_holding_the_write_lock);
 	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");

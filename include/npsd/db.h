@@ -23,6 +23,9 @@ struct db_conn; /* one SQLite connection with its prepared statements */
 
 /* Error codes: 0 or a negative errno, translated from SQLite at this edge. */
 #define DB_OK 0
+/* How long a connection waits for SQLite's write lock, held by another process (npsd's
+ * writer, npsctl), before its statement fails with -EBUSY. */
+#define DB_BUSY_TIMEOUT_MS 5000
 
 struct db_write {
 	/* Runs on the writer thread inside a savepoint. A negative return rolls the savepoint
