@@ -800,12 +800,23 @@ static bool refuse_unclear_framing(struct http_request *req, const struct judged
 	return true;
 }
 
+/* Whether the request is for a route that stays open while npsd drains (liveness). */
+static bool answered_while_draining(const struct http_request *req, const char *url, const char *method)
+{
+	int64_t id;
+	char allow[sizeof req->allow];
+	const struct route *route = req->path_unroutable ? NULL
+	                                                 : route_find(req->srv->routes, method_bit(method),
+	                                                              url, &id, allow, sizeof allow);
+	return route && route->while_draining;
+}
+
 /* Everything decided before the body arrives: route, token, role, declared size and type. */
 static void start_request(struct http_request *req, const char *url, const char *method)
 {
 	struct http_server *srv = req->srv;
 	req->max_body = app_config(srv->app)->max_body;
-	if (atomic_load(&srv->stopping)) {
+	if (atomic_load(&srv->stopping) && !answered_while_draining(req, url, method)) {
 		/* Draining: a keep-alive connection must not start new work, or the drain never
 		 * ends and MHD would stop with a connection still suspended. */
 		reply_shutting_down(req, true);
@@ -1288,7 +1299,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			 * before it counts: one of the two always sees the other. */
 			atomic_fetch_add(&req->srv->handling, 1);
 			req->handling = true;
-			if (atomic_load(&req->srv->closing)) {
+			if (atomic_load(&req->srv->closing) && !req->route->while_draining) {
 				reply_shutting_down(req, true);
 			} else {
 				dispatch(req);

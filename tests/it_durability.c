@@ -544,6 +544,56 @@ START_TEST(sigterm_finishes_the_request_in_flight_and_exits_0)
 }
 END_TEST
 
+/* While npsd drains (a request still in flight after SIGTERM), liveness stays 200, so an
+ * orchestrator does not kill it mid-drain, and readiness is a 503 unavailable with
+ * Retry-After, so a load balancer sends elsewhere; both on new connections, which npsd still
+ * accepts. /healthz was a 503 like every other request. */
+START_TEST(while_draining_healthz_is_200_and_readyz_503)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	char *ingest = npsctl_key(&p, "ingest", "drain-probe");
+	ck_assert_ptr_nonnull(ingest);
+	static const char body[] = "{\"response_id\":\"drain-probe-1\",\"customer\":{\"id\":\"C-drain-1\"},"
+	                           "\"touchpoint\":\"claim\",\"score\":9,\"answered_at\":\"" ANSWERED_AT "\"}";
+	struct slow_post s = { .p = &p, .token = ingest, .body = body, .len = sizeof body - 1 };
+	pthread_t thread;
+	ck_assert_int_eq(pthread_create(&thread, NULL, slow_post_main, &s), 0);
+	while (!atomic_load(&s.half_sent))
+		sleep_ms(1);
+	sleep_ms(200);
+
+	size_t before = log_len(&p);
+	kill(p.pid, SIGTERM);
+	bool draining = wait_log(&p, before, "draining", 5000);
+	struct http_result live, ready;
+	int live_rc = http_do(&p, "GET", "/healthz", NULL, NULL, NULL, 0, &live);
+	int ready_rc = http_do(&p, "GET", "/readyz", NULL, NULL, NULL, 0, &ready);
+	atomic_store(&s.go, 1);
+	pthread_join(thread, NULL);
+	ck_assert_msg(draining, "npsd did not log that it is draining after SIGTERM");
+	ck_assert_msg(live_rc == 0 && live.status == 200 && live.json &&
+	                      strcmp(sget(live.json, "status"), "ok") == 0,
+	              "/healthz while draining: curl %d, %ld %s", live.curl_code, live.status,
+	              live.body ? live.body : "");
+	char *retry = http_header(&ready, "Retry-After");
+	json_t *error = json_object_get(ready.json, "error");
+	ck_assert_msg(ready_rc == 0 && ready.status == 503 && error && strcmp(sget(error, "code"), "unavailable") == 0 &&
+	                      retry && strtol(retry, NULL, 10) > 0,
+	              "/readyz while draining: curl %d, %ld, Retry-After %s: %s", ready.curl_code, ready.status,
+	              retry ? retry : "(none)", ready.body ? ready.body : "");
+	free(retry);
+	http_result_free(&live);
+	http_result_free(&ready);
+	ck_assert_msg(s.curl_code == CURLE_OK && s.status == 201, "the request in flight got curl %d, status %ld",
+	              s.curl_code, s.status);
+	free(s.resp.data);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	free(ingest);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 /* A client that sends its body a byte at a time (each resets connection_timeout) holds no
  * shutdown hostage: nothing of it is on storage, so once the drain's 10 s are up npsd cuts
  * it off and exits 0 (it used to wait for the client for as long as it kept sending). */
@@ -1701,6 +1751,7 @@ static Suite *durability_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, kill9_under_load_loses_no_acknowledged_answer);
 	tcase_add_test(tc, sigterm_finishes_the_request_in_flight_and_exits_0);
+	tcase_add_test(tc, while_draining_healthz_is_200_and_readyz_503);
 	tcase_add_test(tc, sigterm_under_load_exits_0_and_keeps_every_201);
 	tcase_add_test(tc, sigterm_does_not_wait_for_a_stalled_upload);
 	tcase_add_test(tc, group_commit_gives_each_request_its_own_answer);

@@ -46,6 +46,10 @@ struct route {
 	 * NULL: none); any other, or one given twice, is a 400. Public routes (roles 0) take
 	 * any; a NUL in a name or value is a 400 everywhere. */
 	const char *query;
+	/* Answered while npsd drains on SIGTERM too, where every other route is a 503: liveness
+	 * (an orchestrator that saw 503 would kill npsd mid-drain). For a handler that answers
+	 * at once, without waiting for storage, which the drain would have to wait for. */
+	bool while_draining;
 };
 
 struct http_options {
