@@ -17,7 +17,7 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/v1/me", ROLE_INGEST | ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_me, NULL, false },
 	{ HTTP_POST, "/v1/surveys", ROLE_INGEST, BODY_REQUIRED, api_surveys_post, NULL, false },
 	{ HTTP_GET, "/v1/surveys", ROLE_MANAGER, BODY_NONE, api_surveys_list,
-	  "touchpoint customer_id max_score from to limit cursor", false },
+	  "touchpoint channel customer_id min_score max_score from to limit cursor", false },
 	{ HTTP_GET, "/v1/surveys/:id", ROLE_MANAGER, BODY_NONE, api_surveys_get, NULL, false },
 	{ HTTP_PATCH, "/v1/surveys/:id", ROLE_MANAGER, BODY_REQUIRED, api_surveys_patch, NULL, false },
 	{ HTTP_GET, "/v1/callbacks", ROLE_AGENT | ROLE_MANAGER, BODY_NONE, api_callbacks_list,

@@ -261,17 +261,29 @@ static int list_add(const struct survey_row *row, void *arg)
 void api_surveys_list(struct http_request *req)
 {
 	struct npsd_app *app = http_app(req);
-	struct survey_filter f = {
-		.max_score = -1, .from = SURVEY_TIME_OPEN, .to = SURVEY_TIME_OPEN, .limit = LIST_DEFAULT
-	};
-	int64_t max_score = -1, limit = LIST_DEFAULT, cursor = 0;
+	struct survey_filter f = { .min_score = -1,
+		                   .max_score = -1,
+		                   .from = SURVEY_TIME_OPEN,
+		                   .to = SURVEY_TIME_OPEN,
+		                   .limit = LIST_DEFAULT };
+	int64_t min_score = -1, max_score = -1, limit = LIST_DEFAULT, cursor = 0;
 	if (http_query_token(req, "touchpoint", &f.touchpoint) < 0 ||
+	    http_query_token(req, "channel", &f.channel) < 0 ||
+	    http_query_int(req, "min_score", 0, 10, &min_score) < 0 ||
 	    http_query_int(req, "max_score", 0, 10, &max_score) < 0 ||
 	    api_query_range(req, SURVEY_TIME_OPEN, &f.from, &f.to) < 0 ||
 	    http_query_int(req, "limit", 1, LIST_MAX, &limit) < 0 ||
 	    http_query_int(req, "cursor", 1, INT64_MAX, &cursor) < 0 ||
 	    http_query_name(req, "customer_id", ID_MAX_CHARS, &f.customer_id) < 0)
 		return;
+	/* An empty range is a mistake (the bounds swapped), not a question whose answer is
+	 * "none", as a to before from is. */
+	if (min_score >= 0 && max_score >= 0 && min_score > max_score) {
+		http_reply_error(req, 400, "invalid_field", "min_score",
+		                 "min_score must not be above max_score");
+		return;
+	}
+	f.min_score = (int)min_score;
 	f.max_score = (int)max_score;
 	f.before_id = cursor;
 	f.limit = (int)limit + 1; /* one more tells whether a next page exists */

@@ -258,9 +258,10 @@ static int survey_rows(sqlite3_stmt *st, int (*fn)(const struct survey_row *row,
 
 /* The filters that narrow without an index of their own; a NULL parameter switches a test
  * off. */
-#define SURVEY_LIST_FILTERS                                                    \
-	"(?1 IS NULL OR touchpoint = ?1) AND (?3 IS NULL OR score <= ?3) AND " \
-	"(?4 IS NULL OR answered_at >= ?4) AND (?5 IS NULL OR answered_at < ?5) "
+#define SURVEY_LIST_FILTERS                                                           \
+	"(?1 IS NULL OR touchpoint = ?1) AND (?3 IS NULL OR score <= ?3) AND "        \
+	"(?4 IS NULL OR answered_at >= ?4) AND (?5 IS NULL OR answered_at < ?5) AND " \
+	"(?9 IS NULL OR channel = ?9) AND (?10 IS NULL OR score >= ?10) "
 
 static int newest_survey_below(struct db_conn *conn, int64_t before_id, int64_t *ret_id)
 {
@@ -310,6 +311,9 @@ int store_survey_list(struct db_conn *conn, const struct survey_filter *f,
 	db_bind_text(st, 2, f->customer_id);
 	if (f->max_score >= 0)
 		sqlite3_bind_int(st, 3, f->max_score);
+	db_bind_text(st, 9, f->channel);
+	if (f->min_score >= 0)
+		sqlite3_bind_int(st, 10, f->min_score);
 	if (f->from != SURVEY_TIME_OPEN)
 		sqlite3_bind_int64(st, 4, f->from);
 	if (f->to != SURVEY_TIME_OPEN)

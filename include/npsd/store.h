@@ -124,8 +124,8 @@ int store_improvement_counts(struct db_conn *conn, const struct improvement_filt
 
 #define SURVEY_TIME_OPEN INT64_MIN /* no bound: 0 is a time like any other (1970-01-01) */
 struct survey_filter {
-	const char *touchpoint, *customer_id;
-	int max_score;     /* -1 = any */
+	const char *touchpoint, *customer_id, *channel; /* NULL = any */
+	int min_score, max_score;                       /* -1 = any */
 	int64_t from, to;  /* answered_at range, inclusive from, exclusive to; SURVEY_TIME_OPEN = open */
 	int64_t before_id; /* cursor: only ids below this; 0 = from the newest */
 	int limit;
