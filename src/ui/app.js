@@ -896,7 +896,7 @@ const ANSWERS_SHOWN = 20;
 // The filters GET /v1/surveys takes. The page's address carries them as the API does, each
 // as given (an empty one too): a value the API refuses is shown with its message, never
 // dropped for a quietly unfiltered list.
-const ANSWER_FILTERS = ['touchpoint', 'customer_id', 'max_score', 'from', 'to'];
+const ANSWER_FILTERS = ['touchpoint', 'channel', 'customer_id', 'min_score', 'max_score', 'from', 'to'];
 
 // One answer as a manager reads it: all of them, not only those that opened a callback.
 function answerItem(s, redraw) {
@@ -919,16 +919,23 @@ function answerItem(s, redraw) {
 function answersFilter(params) {
   const text = (id, field) => h('input', { id, name: field, 'data-field': field, value: params.get(field), placeholder: 'any' });
   const touchpoint = text('answers-touchpoint', 'touchpoint');
+  const channel = text('answers-channel', 'channel');
   const customer = text('answers-customer', 'customer_id');
-  const chosen = params.get('max_score') || '';
-  const scores = [['', 'any score']];
-  for (let n = 0; n <= 9; n++) {
-    scores.push([String(n), `${n} or lower${n === 6 ? ': detractors' : n === 8 ? ': detractors and passives' : ''}`]);
-  }
-  // One the address holds and the list does not (10, or one the API refuses): as it is.
-  if (!scores.some(([value]) => value === chosen)) scores.push([chosen, `${chosen} or lower`]);
-  const maxScore = h('select', { id: 'answers-max-score', name: 'max_score', 'data-field': 'max_score' },
-    scores.map(([value, label]) => h('option', { value, selected: value === chosen }, label)));
+  // A bound on the score as a choice of the values that narrow, the categories named;
+  // promoters only is a lowest score of 9, the passives 7 to 8.
+  const bound = (id, field, numbers, word, named) => {
+    const chosen = params.get(field) || '';
+    const scores = [['', 'any']];
+    for (const n of numbers) scores.push([String(n), `${n} or ${word}${named[n] ? `: ${named[n]}` : ''}`]);
+    // One the address holds and the list does not (10, or one the API refuses): as it is.
+    if (!scores.some(([value]) => value === chosen)) scores.push([chosen, `${chosen} or ${word}`]);
+    return h('select', { id, name: field, 'data-field': field },
+      scores.map(([value, label]) => h('option', { value, selected: value === chosen }, label)));
+  };
+  const minScore = bound('answers-min-score', 'min_score', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'higher',
+    { 7: 'passives and promoters', 9: 'promoters' });
+  const maxScore = bound('answers-max-score', 'max_score', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'lower',
+    { 6: 'detractors', 8: 'detractors and passives' });
   const time = (id, field) => {
     const ms = Date.parse(params.get(field) || '');
     return h('input', { id, name: field, 'data-field': field, type: 'datetime-local', step: 1, value: Number.isNaN(ms) ? null : localInput(ms, 19) });
@@ -939,8 +946,11 @@ function answersFilter(params) {
   const form = h('form', { id: 'answers-filter', class: 'card' },
     h('div', { class: 'filter' },
       h('label', { for: 'answers-touchpoint' }, 'Touchpoint'), touchpoint,
-      h('label', { for: 'answers-customer' }, 'Customer id'), customer,
-      h('label', { for: 'answers-max-score' }, 'Score'), maxScore),
+      h('label', { for: 'answers-channel' }, 'Channel'), channel,
+      h('label', { for: 'answers-customer' }, 'Customer id'), customer),
+    h('div', { class: 'filter' },
+      h('label', { for: 'answers-min-score' }, 'Lowest score'), minScore,
+      h('label', { for: 'answers-max-score' }, 'Highest score'), maxScore),
     h('div', { class: 'filter' },
       h('label', { for: 'answers-from' }, 'Answered from'), from,
       h('label', { for: 'answers-to' }, 'and before'), to),
@@ -957,7 +967,9 @@ function answersFilter(params) {
     }
     const hash = `#/answers${query({
       touchpoint: touchpoint.value.trim(),
+      channel: channel.value.trim(),
       customer_id: customer.value.trim(),
+      min_score: minScore.value,
       max_score: maxScore.value,
       from: from.value ? rfc3339(new Date(from.value)) : '',
       to: to.value ? rfc3339(new Date(to.value)) : '',

@@ -1288,6 +1288,62 @@ test('a manager reads every answer on the Answers page, filtered and page by pag
   assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${made[22].callback.id}/cancel`)).status, 200);
 });
 
+test('on the Answers page a manager narrows the answers to one channel and to promoters, passives or detractors', async () => {
+  // Scores 0 to 10, on the web and in the app by turns.
+  const made = [];
+  for (let i = 0; i <= 10; i++) {
+    made.push(await answer('ui-answers-cat', i, { customer: { id: `C-cat-${i}` }, channel: i % 2 ? 'app' : 'web', contact_consent: false }));
+  }
+  const list = async (q) => (await call(keys.manager, 'GET', `/v1/surveys?touchpoint=ui-answers-cat${q}`)).body.surveys;
+  const page = await signedIn('manager', '#/answers?touchpoint=ui-answers-cat');
+  await answersShown(page, [...made].reverse());
+
+  // The web's promoters: 10 alone (9 came through the app).
+  await page.fill('#answers-channel', 'web');
+  await page.selectOption('#answers-min-score', '9');
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForURL(/#\/answers\?touchpoint=ui-answers-cat&channel=web&min_score=9$/);
+  assert.deepEqual((await list('&channel=web&min_score=9')).map((s) => s.score), [10]);
+  await answersShown(page, [made[10]]);
+  assert.match(await page.textContent('#answers-min-score option:checked'), /promoters/);
+
+  // Every channel's passives: a lowest and a highest score.
+  await page.fill('#answers-channel', '');
+  await page.selectOption('#answers-min-score', '7');
+  await page.selectOption('#answers-max-score', '8');
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForURL(/touchpoint=ui-answers-cat&min_score=7&max_score=8$/);
+  await answersShown(page, [made[8], made[7]]);
+
+  // The app's detractors.
+  await page.fill('#answers-channel', 'app');
+  await page.selectOption('#answers-min-score', '');
+  await page.selectOption('#answers-max-score', '6');
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForURL(/channel=app&max_score=6$/);
+  await answersShown(page, [made[5], made[3], made[1]]);
+
+  // The bounds swapped: the API's 400 names the lowest score, and the form marks it.
+  await page.fill('#answers-channel', '');
+  await page.selectOption('#answers-min-score', '9');
+  await page.click('#answers-filter button[type=submit]');
+  await page.waitForSelector('#notice.error');
+  const swapped = (await call(keys.manager, 'GET', '/v1/surveys?min_score=9&max_score=6')).body;
+  assert.equal(await page.textContent('#notice'), `${swapped.error.message} (min_score)`);
+  assert.equal(await page.getAttribute('#answers-min-score', 'aria-invalid'), 'true');
+  assert.equal(await page.inputValue('#answers-max-score'), '6');
+  await done(page);
+
+  // A channel the API refuses, in an address: its message, the field marked.
+  const bad = await signedIn('manager', '#/answers?channel=Web');
+  await bad.waitForSelector('#unfiltered');
+  const refused = (await call(keys.manager, 'GET', '/v1/surveys?channel=Web')).body;
+  assert.equal(await bad.textContent('#notice'), `${refused.error.message} (channel)`);
+  assert.equal(await bad.getAttribute('#answers-channel', 'aria-invalid'), 'true');
+  assert.equal(await bad.inputValue('#answers-channel'), 'Web');
+  await done(bad);
+});
+
 test('on the Answers page a manager leaves a promoter\'s answer out of the NPS, and counts it again, by keys', async () => {
   const survey = await answer('ui-answers-out', 10, { customer: { id: 'C-answers-out' }, contact_consent: false });
   assert.equal(survey.callback, null);
