@@ -1224,11 +1224,71 @@ function webhookFields(w = null) {
   return { nodes, values };
 }
 
+// What a manager typed in a webhook's form and has not saved, kept in the tab's
+// sessionStorage as a call's draft is ('new' for the add form, else the webhook's id): going
+// to another page or a reload does not throw it away. Saving, Discard (Cancel, on an edit)
+// and "Sign out" forget it. The receiver's Authorization header is not kept: it is a
+// credential, and the API never shows it again either; the form asks for it again.
+const webhookDraftKey = (which) => `npsd.webhook-draft.${which}`;
+
+function readWebhookDraft(which) {
+  try {
+    return JSON.parse(sessionStorage.getItem(webhookDraftKey(which)) || 'null');
+  } catch (e) {
+    return null;
+  }
+}
+
+function forgetWebhookDraft(which) {
+  sessionStorage.removeItem(webhookDraftKey(which));
+}
+
+// The form's inputs by id (a checkbox by its name and value), the auth's text left out.
+function webhookFormState(form) {
+  const state = { values: {}, auth_typed: false };
+  for (const el of form.querySelectorAll('input, select, textarea')) {
+    if (el.name === 'auth') state.auth_typed = el.value.trim() !== '';
+    else if (el.type === 'checkbox') state.values[`${el.name}=${el.value}`] = el.checked;
+    else if (el.id) state.values[el.id] = el.value;
+  }
+  return state;
+}
+
+// Puts a draft back into form, then keeps what is typed there from now on. Returns whether
+// there was one to put back.
+function keepWebhookDraft(form, which) {
+  const draft = readWebhookDraft(which);
+  if (draft && draft.values) {
+    for (const el of form.querySelectorAll('input, select, textarea')) {
+      const name = el.type === 'checkbox' ? `${el.name}=${el.value}` : el.id;
+      if (el.name === 'auth' || !(name in draft.values)) continue;
+      if (el.type === 'checkbox') el.checked = draft.values[name];
+      else el.value = draft.values[name];
+    }
+    // What hangs on them: the digest's time fields, the auth field under "Remove it".
+    for (const el of form.querySelectorAll('select, input[type=checkbox]')) el.dispatchEvent(new Event('change'));
+    form.querySelector('h2').after(h('p', { class: 'more', id: 'webhook-draft' },
+      `What you typed and did not save is back${draft.auth_typed ? ', but the Authorization header: type it again' : ''}.`));
+  }
+  const keep = () => sessionStorage.setItem(webhookDraftKey(which), JSON.stringify(webhookFormState(form)));
+  form.addEventListener('input', keep);
+  form.addEventListener('change', keep);
+  return Boolean(draft && draft.values);
+}
+
 function webhookForm() {
   const fields = webhookFields();
   const form = h('form', { id: 'webhook-form', class: 'card' },
     h('h2', {}, 'Add a webhook'), fields.nodes,
-    h('button', { type: 'submit' }, 'Add webhook'));
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit' }, 'Add webhook'),
+      h('button', {
+        type: 'button', class: 'link', id: 'discard-webhook', onclick: () => {
+          forgetWebhookDraft('new');
+          form.replaceWith(webhookForm());
+          document.getElementById('wh-url').focus();
+        },
+      }, 'Discard')));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const v = fields.values();
@@ -1245,6 +1305,7 @@ function webhookForm() {
     busy(form.querySelector('button[type=submit]'), async () => {
       try {
         const { data } = await api('POST', 'v1/webhooks', body);
+        forgetWebhookDraft('new');
         freshSecret = { id: data.id, secret: data.secret };
         go(`#/webhooks/${data.id}`, `Webhook #${data.id} added: it gets what it subscribed to from now on.`);
         return true;
@@ -1255,6 +1316,7 @@ function webhookForm() {
       }
     });
   });
+  keepWebhookDraft(form, 'new');
   return form;
 }
 
@@ -1492,6 +1554,7 @@ async function showWebhook(id, view) {
   let editing = null;
   const editButton = h('button', { type: 'button', id: 'edit-webhook', 'aria-expanded': 'false' }, 'Edit');
   const closeEdit = () => {
+    forgetWebhookDraft(w.id);
     if (editing) editing.remove();
     editing = null;
     editButton.setAttribute('aria-expanded', 'false');
@@ -1525,11 +1588,13 @@ async function showWebhook(id, view) {
           if (err.status === 400) markInvalid(form, err.field);
           return false;
         }
+        forgetWebhookDraft(w.id);
         notify(`Webhook #${w.id} changed: ${Object.keys(body).join(', ')}.`, 'info');
         route();
         return true;
       });
     });
+    keepWebhookDraft(editing, w.id);
     editButton.setAttribute('aria-expanded', 'true');
     settings.after(editing);
     editing.querySelector('#wh-url').focus();
@@ -1561,6 +1626,8 @@ async function showWebhook(id, view) {
     settings,
     card,
     h('p', {}, h('a', { href: '#/webhooks' }, 'All webhooks')));
+  // Back from another page with an edit not saved: the form is open again, as it was left.
+  if (readWebhookDraft(w.id)) openEdit();
 }
 
 // ---------- routing ----------

@@ -790,6 +790,133 @@ test('a webhook the API refuses names the field, which keeps what was typed', as
   await done(page);
 });
 
+test('a webhook being added keeps what was typed across pages and a reload, until added or discarded', async () => {
+  const url = `${hooks}/hooks/draft-new`;
+  const page = await signedIn('manager', '#/webhooks');
+  await page.waitForSelector('#webhook-form');
+  const type = async () => {
+    await page.fill('#wh-url', url);
+    await page.selectOption('#wh-format', 'ntfy');
+    await page.check('#wh-events input[value="callback.created"]');
+    await page.selectOption('#wh-digest', 'hourly');
+    await page.fill('#wh-digest-minute', '5');
+    await page.fill('#wh-max-score', '6');
+    await page.fill('#wh-touchpoints', 'ui-draft');
+    await page.fill('#wh-auth', 'Bearer tk_draft');
+    await page.fill('#wh-description', 'ui draft new');
+  };
+  const typed = async () => {
+    await page.waitForSelector('#webhook-form');
+    assert.equal(await page.inputValue('#wh-url'), url);
+    assert.equal(await page.inputValue('#wh-format'), 'ntfy');
+    assert.equal(await page.isChecked('#wh-events input[value="callback.created"]'), true);
+    assert.equal(await page.isChecked('#wh-events input[value="survey.received"]'), false);
+    assert.equal(await page.inputValue('#wh-digest'), 'hourly');
+    assert.equal(await page.isVisible('#wh-digest-minute'), true);
+    assert.equal(await page.inputValue('#wh-digest-minute'), '5');
+    assert.equal(await page.inputValue('#wh-max-score'), '6');
+    assert.equal(await page.inputValue('#wh-touchpoints'), 'ui-draft');
+    assert.equal(await page.inputValue('#wh-description'), 'ui draft new');
+    // A credential is not written down: it is asked for again.
+    assert.equal(await page.inputValue('#wh-auth'), '');
+    assert.match(await page.textContent('#webhook-draft'), /Authorization header: type it again/);
+  };
+  await type();
+  assert.ok(!JSON.stringify(await page.evaluate(() => ({ ...sessionStorage }))).includes('tk_draft'));
+  await page.click('#nav a[data-view=answers]');
+  await page.waitForSelector('#answers-filter');
+  await page.click('#nav a[data-view=webhooks]');
+  await typed();
+  await page.reload();
+  await typed();
+
+  // Discard: an empty form, and nothing kept.
+  await page.click('#discard-webhook');
+  await page.waitForFunction(() => document.querySelector('#wh-url').value === '');
+  assert.equal(await page.locator('#webhook-draft').count(), 0);
+  assert.equal(await page.inputValue('#wh-description'), '');
+  await page.click('#nav a[data-view=answers]');
+  await page.waitForSelector('#answers-filter');
+  await page.click('#nav a[data-view=webhooks]');
+  await page.waitForSelector('#webhook-form');
+  assert.equal(await page.inputValue('#wh-url'), '');
+
+  // Added: forgotten too.
+  await type();
+  await page.click('#webhook-form button[type=submit]');
+  await page.waitForSelector('#secret-card');
+  const [made] = await webhooksNamed('ui draft new');
+  assert.equal(made.digest_at, '00:05');
+  assert.equal(made.auth_set, true);
+  await page.click('#nav a[data-view=webhooks]');
+  await page.waitForSelector('#webhook-form');
+  assert.equal(await page.inputValue('#wh-url'), '');
+  assert.equal(await page.locator('#webhook-draft').count(), 0);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('npsd.webhook-draft.new')), null);
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${made.id}`)).status, 204);
+  await done(page);
+});
+
+test('a webhook being edited keeps what was typed across pages, until saved, cancelled or signed out', async () => {
+  const made = await call(keys.manager, 'POST', '/v1/webhooks', {
+    url: `${hooks}/hooks/draft-edit`, format: 'slack', events: ['callback.created'], filter: { max_score: 6 }, description: 'ui draft edit',
+  });
+  assert.equal(made.status, 201, made.text);
+  const id = made.body.id;
+  const page = await signedIn('manager', `#/webhooks/${id}`);
+  const patches = [];
+  page.on('request', (request) => { if (request.method() === 'PATCH') patches.push(request.postDataJSON()); });
+  const edit = async (description) => {
+    await page.click('#edit-webhook');
+    await page.waitForSelector('#webhook-edit');
+    await page.fill('#wh-description', description);
+    await page.fill('#wh-max-score', '4');
+  };
+  const away = async () => {
+    await page.click('#nav a[data-view=webhooks]');
+    await page.waitForSelector('#webhook-form');
+    await page.goto(`${base}/ui/#/webhooks/${id}`);
+    await page.waitForSelector('#webhook');
+  };
+
+  // Gone to the list and back: the form is open again, holding what was typed.
+  await edit('ui draft edited');
+  await away();
+  await page.waitForSelector('#webhook-edit');
+  assert.equal(await page.inputValue('#wh-description'), 'ui draft edited');
+  assert.equal(await page.inputValue('#wh-max-score'), '4');
+  assert.equal(await page.inputValue('#wh-url'), `${hooks}/hooks/draft-edit`);
+  assert.equal(await page.getAttribute('#edit-webhook', 'aria-expanded'), 'true');
+  // The add form on the list is another draft: it stayed empty.
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('npsd.webhook-draft.new')), null);
+
+  // Saved: what differs is sent, and the draft goes.
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForFunction(() => /changed/.test(document.querySelector('#notice').textContent));
+  assert.deepEqual(patches, [{ filter: { max_score: 4 }, description: 'ui draft edited' }]);
+  await away();
+  assert.equal(await page.locator('#webhook-edit').count(), 0);
+
+  // Cancelled: forgotten.
+  await edit('ui draft cancelled');
+  await page.click('#cancel-edit');
+  await away();
+  assert.equal(await page.locator('#webhook-edit').count(), 0);
+
+  // Signed out: forgotten with the key.
+  await edit('ui draft signed out');
+  await page.click('#sign-out');
+  await page.waitForSelector('#sign-in');
+  await signIn(page, keys.manager, `#/webhooks/${id}`);
+  await page.waitForSelector('#webhook');
+  assert.equal(await page.locator('#webhook-edit').count(), 0);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 1); // the key alone
+  assert.equal(patches.length, 1);
+  assert.equal((await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body.description, 'ui draft edited');
+  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
+  await done(page);
+});
+
 test('an agent is not offered the webhooks, and is told so at their address', async () => {
   const page = await signedIn('agent');
   await page.waitForSelector('#claim');
