@@ -654,17 +654,31 @@ async function holdsLease(cb) {
 // Renews the lease while the page is open, at a third of what is left of it. A lease that
 // is gone (409), or a key that may no longer (401, 403, 404), ends it; anything else (the
 // network, a busy server) is tried again soon, as losing the lease mid-call costs more.
+// Chromium slows the timers of a tab in the background to once a minute (after five
+// minutes hidden), too seldom for a lease of a minute or two: so the lease is renewed at
+// once when the tab goes to the background (a whole lease to last there) and when it comes
+// back to the front (its timer may not have fired for minutes), and a lease that ran out
+// meanwhile is said to have gone that way.
 function keepLease(cb, expires, view) {
   let timer = null;
   let failing = false;
   const schedule = (until, wait) => {
+    clearTimeout(timer);
     const left = Date.parse(until) - (Date.now() + skewMs);
     timer = setTimeout(beat, wait || Math.min(Math.max(left / 3, HEARTBEAT_MIN_MS), HEARTBEAT_MAX_MS));
   };
+  let beating = false;
+  // Whether the tab was in the background since the last renewal.
+  let background = document.hidden;
   const beat = async () => {
+    if (beating) return; // one renewal at a time: the one in flight schedules the next
+    beating = true;
+    // By npsd's clock, as the lease is: past it, npsd may have given the call to another.
+    const ranOut = background && Date.parse(expires) <= Date.now() + skewMs;
     try {
       const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`);
       if (view !== generation) return;
+      background = document.hidden;
       if (failing) notify('The lease is renewed again.', 'info');
       failing = false;
       expires = renewed.data.lease_expires_at;
@@ -673,7 +687,11 @@ function keepLease(cb, expires, view) {
       schedule(expires);
     } catch (err) {
       if (view !== generation) return;
-      if (err.status === 409) {
+      if (err.status === 409 && ranOut) {
+        notify('The lease on this call ran out while its tab was in the background, and the call went back to the '
+          + `queue (${err.message}): keep the call's tab in front while you are on it.`, 'error');
+        route(true);
+      } else if (err.status === 409) {
         leaseLost(err);
       } else if ([401, 403, 404].includes(err.status)) {
         failed(err);
@@ -682,10 +700,20 @@ function keepLease(cb, expires, view) {
         notify(`The lease could not be renewed (${err.message}); trying again.`, 'error');
         schedule(expires, HEARTBEAT_MIN_MS);
       }
+    } finally {
+      beating = false;
     }
   };
+  const shown = () => {
+    if (document.hidden) background = true;
+    beat();
+  };
+  document.addEventListener('visibilitychange', shown);
   schedule(expires);
-  leaving.push(() => clearTimeout(timer));
+  leaving.push(() => {
+    clearTimeout(timer);
+    document.removeEventListener('visibilitychange', shown);
+  });
 }
 
 async function showCallback(id, view) {

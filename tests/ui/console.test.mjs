@@ -371,6 +371,72 @@ test('an open call keeps its lease while its page is open, on a PC whose clock i
   await done(page);
 });
 
+// Chromium slows a hidden tab's timers to once a minute, too seldom for a 1m lease. The test
+// stands the page's timers still (the clock paused) and tells it that the tab is hidden,
+// then shown, as the browser does.
+async function setHidden(page, hidden) {
+  await page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+test('a call in a background tab whose timers stand still renews its lease when hidden and shown, and says when it ran out', async () => {
+  const survey = await answer('ui-hidden', 2);
+  const id = survey.callback.id;
+  const page = await newPage();
+  await page.clock.install();
+  const beats = [];
+  page.on('request', (request) => { if (request.url().endsWith('/heartbeat')) beats.push(request.url()); });
+  await signIn(page, keys.agent);
+  await page.fill('#claim-touchpoint', 'ui-hidden');
+  await page.click('#claim button[type=submit]');
+  await page.waitForSelector('#complete');
+  // No timer fires from here on, as in a tab that Chromium throttles.
+  await page.clock.pauseAt(Date.now() + 1000);
+  await sleep(1100); // leases are kept to the second
+  const opened = beats.length;
+  const first = (await stored(id)).lease_expires_at;
+
+  // The lease's end once it moved past before, within 5 s.
+  const renewedAfter = async (before, what) => {
+    let now = before;
+    for (let i = 0; i < 100 && now === before; i++) {
+      await sleep(50);
+      now = (await stored(id)).lease_expires_at;
+    }
+    assert.ok(Date.parse(now) > Date.parse(before), `lease ${before} was not renewed ${what} (${now})`);
+    return now;
+  };
+
+  // Sent to the background: renewed at once, a whole lease to last there.
+  await setHidden(page, true);
+  await renewedAfter(first, 'on going to the background');
+  assert.equal(beats.length, opened + 1);
+  await sleep(1100);
+  const hiddenAt = (await stored(id)).lease_expires_at;
+
+  // Back in front: renewed at once, without waiting for its timer.
+  await setHidden(page, false);
+  await renewedAfter(hiddenAt, 'on coming back');
+  assert.equal(beats.length, opened + 2);
+  assert.equal(await page.locator('#complete').count(), 1);
+
+  // In the background past its lease (three minutes by the page's clock): npsd gave the call
+  // back to the queue meanwhile. Shown again, the page says so, and why.
+  await setHidden(page, true);
+  for (let i = 0; i < 100 && beats.length < opened + 3; i++) await sleep(50);
+  await sleep(200); // its answer, too
+  assert.equal((await call(keys.agent, 'POST', `/v1/callbacks/${id}/release`)).status, 200);
+  await page.clock.setSystemTime(Date.now() + 3 * 60 * 1000);
+  await setHidden(page, false);
+  await page.waitForFunction(() => /ran out while its tab was in the background/.test(document.querySelector('#notice').textContent));
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'queued');
+  assert.equal(await page.locator('#complete').count(), 0);
+  await done(page);
+});
+
 test('a double click takes one call; a claimed call is read-only to whoever does not hold it', async () => {
   const first = await answer('ui-double', 1);
   const second = await answer('ui-double', 1);
