@@ -240,11 +240,12 @@ START_TEST(survey_pages_walk_windows_of_ids_and_miss_nothing)
 	char sql[512];
 	for (int i = 1; i <= 600; i++) {
 		snprintf(sql, sizeof sql,
-		         "INSERT INTO surveys (id, response_id, source, customer_id, touchpoint, score, "
-		         "answered_at, received_at, consent) VALUES (%d, 'r-%d', 't', '%s', '%s', %d, %d, 0, "
-		         "1)",
+		         "INSERT INTO surveys (id, response_id, source, customer_id, touchpoint, channel, "
+		         "score, answered_at, received_at, consent) VALUES (%d, 'r-%d', 't', '%s', '%s', %s, "
+		         "%d, %d, 0, 1)",
 		         i, i, rand() % 4 ? "C" : "D", rand() % 20 ? touchpoints[rand() % 2] : "renewal",
-		         rand() % 11, 1700000000 + rand() % 1000);
+		         (const char *[]){ "'web'", "'app'", "NULL" }[rand() % 3], rand() % 11,
+		         1700000000 + rand() % 1000);
 		script_add(&script, sql);
 	}
 	exec_sql(script.text);
@@ -253,10 +254,11 @@ START_TEST(survey_pages_walk_windows_of_ids_and_miss_nothing)
 	exec_sql(gap);
 	static const char order[] = "SELECT id FROM surveys WHERE (?1 IS NULL OR touchpoint = ?1) AND "
 	                            "(?2 IS NULL OR customer_id = ?2) AND (?3 IS NULL OR score <= ?3) AND "
-	                            "(?4 IS NULL OR answered_at >= ?4) AND (?5 IS NULL OR answered_at < ?5) "
+	                            "(?4 IS NULL OR answered_at >= ?4) AND (?5 IS NULL OR answered_at < ?5) AND "
+	                            "(?6 IS NULL OR channel = ?6) AND (?7 IS NULL OR score >= ?7) "
 	                            "ORDER BY id DESC";
 	struct case_ {
-		const char *params[5];
+		const char *params[7];
 		struct survey_filter f;
 	} cases[] = {
 		{ { NULL }, { .max_score = -1, .from = SURVEY_TIME_OPEN, .to = SURVEY_TIME_OPEN } },
@@ -274,12 +276,31 @@ START_TEST(survey_pages_walk_windows_of_ids_and_miss_nothing)
 		    .max_score = -1,
 		    .from = SURVEY_TIME_OPEN,
 		    .to = SURVEY_TIME_OPEN } },
+		/* The channel and the lowest score, alone and with the others. */
+		{ { NULL, NULL, NULL, NULL, NULL, "web" },
+		  { .channel = "web", .min_score = -1, .max_score = -1, .from = SURVEY_TIME_OPEN, .to = SURVEY_TIME_OPEN } },
+		{ { NULL, NULL, NULL, NULL, NULL, NULL, "9" },
+		  { .min_score = 9, .max_score = -1, .from = SURVEY_TIME_OPEN, .to = SURVEY_TIME_OPEN } },
+		{ { "claim", NULL, "8", NULL, NULL, "app", "7" },
+		  { .touchpoint = "claim",
+		    .channel = "app",
+		    .min_score = 7,
+		    .max_score = 8,
+		    .from = SURVEY_TIME_OPEN,
+		    .to = SURVEY_TIME_OPEN } },
+		{ { NULL, "D", NULL, NULL, NULL, "web", "9" },
+		  { .customer_id = "D",
+		    .channel = "web",
+		    .min_score = 9,
+		    .max_score = -1,
+		    .from = SURVEY_TIME_OPEN,
+		    .to = SURVEY_TIME_OPEN } },
 	};
 	static const int limits[] = { 1, 3, 50 };
 	static const int64_t windows[] = { 0, 1, 7, 100, 1000 };
 	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
 		static struct ids want, got;
-		oracle(order, cases[c].params, 5, &want);
+		oracle(order, cases[c].params, 7, &want);
 		for (size_t l = 0; l < sizeof limits / sizeof *limits; l++) {
 			for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
 				int pages = 0;
