@@ -1282,8 +1282,7 @@ function webhookFormState(form) {
   return state;
 }
 
-// Puts a draft back into form, then keeps what is typed there from now on. Returns whether
-// there was one to put back.
+// Puts a draft back into form, then keeps what is typed there from now on.
 function keepWebhookDraft(form, which) {
   const draft = readWebhookDraft(which);
   if (draft && draft.values) {
@@ -1301,7 +1300,6 @@ function keepWebhookDraft(form, which) {
   const keep = () => sessionStorage.setItem(webhookDraftKey(which), JSON.stringify(webhookFormState(form)));
   form.addEventListener('input', keep);
   form.addEventListener('change', keep);
-  return Boolean(draft && draft.values);
 }
 
 function webhookForm() {
@@ -1474,6 +1472,7 @@ async function showWebhook(id, view) {
   // another tab), so its page goes too. True then, as the view moves on.
   const gone = (err) => {
     if (err.status !== 404 || view !== generation) return false;
+    forgetWebhookDraft(w.id); // no webhook left to save it to
     go('#/webhooks', `Webhook #${w.id} no longer exists: it was deleted meanwhile.`);
     return true;
   };
@@ -1572,6 +1571,7 @@ async function showWebhook(id, view) {
       failed(err);
       return false;
     }
+    forgetWebhookDraft(w.id);
     go('#/webhooks', `Webhook #${w.id} deleted.`);
     return true;
   };

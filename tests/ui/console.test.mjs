@@ -979,7 +979,14 @@ test('a webhook being edited keeps what was typed across pages, until saved, can
   assert.equal(await page.evaluate(() => sessionStorage.length), 1); // the key alone
   assert.equal(patches.length, 1);
   assert.equal((await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body.description, 'ui draft edited');
-  assert.equal((await call(keys.manager, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
+
+  // Deleted: nothing left to save it to, so it goes with the webhook.
+  await edit('ui draft deleted');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.click('#delete-webhook');
+  await page.waitForSelector('#webhook-form');
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), `npsd.webhook-draft.${id}`), null);
+  assert.equal((await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).status, 404);
   await done(page);
 });
 
