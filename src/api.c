@@ -70,26 +70,34 @@ void api_submit(struct http_request *req, struct api_write *w, int (*apply)(stru
 	db_submit(http_app(req)->db, &w->write);
 }
 
+static void yield_to_quick_reads(void *arg)
+{
+	offload_yield(arg);
+}
+
 static void api_read_run(struct offload_job *job)
 {
 	struct api_read *r = (struct api_read *)job;
 	struct npsd_app *app = http_app(r->req);
 	struct db_conn *conn = db_reader(app->db);
+	if (r->lane == OFFLOAD_LONG)
+		db_reader_pause_hook(conn, yield_to_quick_reads, app->offload);
 	r->run(r, conn);
 	db_reader_put(app->db, conn);
 	http_resume(r->req);
 }
 
-void api_offload(struct http_request *req, struct api_read *r,
+void api_offload(struct http_request *req, enum offload_lane lane, struct api_read *r,
                  void (*run)(struct api_read *r, struct db_conn *conn),
                  void (*resumed)(struct http_request *req))
 {
 	r->req = req;
 	r->run = run;
+	r->lane = lane;
 	r->job.run = api_read_run;
 	/* Suspend before submitting: the read may be done before this function returns. */
 	http_suspend(req, resumed);
-	offload_submit(http_app(req)->offload, &r->job);
+	offload_submit(http_app(req)->offload, lane, &r->job);
 }
 
 json_t *api_time(int64_t t)

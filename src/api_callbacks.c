@@ -349,13 +349,13 @@ static int list_add(const struct callback_row *row, void *arg)
 
 static const char *const statuses[] = { "queued", "claimed", "done", "unreachable", "cancelled", NULL };
 
-/* A list in flight. With a touchpoint it is read on the reports thread: a touchpoint few
+/* A list in flight. With a touchpoint it is read on the long reports lane: a touchpoint few
  * callbacks have makes the walk go over every callback of the statuses asked for, 0.3-0.8 s
  * at a million, which the other connections of an HTTP thread must not wait for. Without
  * one, a page reads at most a page of each status (milliseconds), so it is read at once
  * rather than queued behind a manager's report (an agent's queue view). */
 struct list_request {
-	struct api_read read; /* first: the reports thread hands it back */
+	struct api_read read; /* first: the reports lane hands it back */
 	struct callback_filter f;
 	struct list_state st;
 	int64_t limit;
@@ -443,7 +443,8 @@ void api_callbacks_list(struct http_request *req)
 	lr->st.now = f.now;
 	http_set_state(req, lr, list_request_free);
 	if (f.touchpoint) {
-		api_offload(req, &lr->read, list_run, list_resumed);
+		/* Long: a touchpoint few callbacks of the status have walks all of that status. */
+		api_offload(req, OFFLOAD_LONG, &lr->read, list_run, list_resumed);
 		return;
 	}
 	struct npsd_app *app = http_app(req);
@@ -453,10 +454,11 @@ void api_callbacks_list(struct http_request *req)
 	list_resumed(req);
 }
 
-/* The stats in flight: read on the reports thread (30 days of callbacks: 50-80 ms at a
- * million, which an HTTP thread's other connections must not wait for). */
+/* The stats in flight: read on the quick reports lane (30 days of callbacks on their
+ * created_at index: 50-80 ms at a million, which an HTTP thread's other connections must
+ * not wait for, and which grows with the month's callbacks, not with the table). */
 struct stats_request {
-	struct api_read read; /* first: the reports thread hands it back */
+	struct api_read read; /* first: the reports lane hands it back */
 	struct callback_stats s;
 	int result;
 };
@@ -505,5 +507,5 @@ void api_callbacks_stats(struct http_request *req)
 		return;
 	}
 	http_set_state(req, sr, free);
-	api_offload(req, &sr->read, stats_run, stats_resumed);
+	api_offload(req, OFFLOAD_QUICK, &sr->read, stats_run, stats_resumed);
 }

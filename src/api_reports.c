@@ -30,9 +30,9 @@ static void put_figures(json_t *obj, const struct nps_counts *c)
 	json_object_set_new(obj, "margin_of_error", n ? api_figure(nps_margin_of_error(c)) : json_null());
 }
 
-/* A /v1/nps in flight: what was asked, and what the reports thread found. */
+/* A /v1/nps in flight: what was asked, and what the reports lane found. */
 struct nps_request {
-	struct api_read read; /* first: the reports thread hands it back */
+	struct api_read read; /* first: the reports lane hands it back */
 	struct nps_filter f;  /* its strings borrow from the query */
 	enum report_group group;
 	json_t *groups; /* NULL without group_by */
@@ -62,8 +62,9 @@ static int add_group(const struct nps_group *g, void *arg)
 	return json_array_append_new(nr->groups, obj) < 0 ? -ENOMEM : 0;
 }
 
-/* On the reports thread: an unbounded range reads every answer (a second or so at two
- * million), which an HTTP thread's other connections must not wait for. */
+/* On the long reports lane: a range costs what it holds (a month by day 80-120 ms, an
+ * unbounded one every answer, a second or so at two million), which an HTTP thread's other
+ * connections must not wait for, nor the quick lane's scrapes. */
 static void nps_run(struct api_read *r, struct db_conn *conn)
 {
 	struct nps_request *nr = (struct nps_request *)r;
@@ -112,12 +113,12 @@ void api_reports_nps(struct http_request *req)
 	nr->f = f;
 	nr->group = group;
 	http_set_state(req, nr, nps_request_free);
-	api_offload(req, &nr->read, nps_run, nps_resumed);
+	api_offload(req, OFFLOAD_LONG, &nr->read, nps_run, nps_resumed);
 }
 
-/* A /v1/improvements in flight: what was asked, and what the reports thread found. */
+/* A /v1/improvements in flight: what was asked, and what the reports lane found. */
 struct improvements_state {
-	struct api_read read;        /* first: the reports thread hands it back */
+	struct api_read read;        /* first: the reports lane hands it back */
 	struct improvement_filter f; /* its strings borrow from the query */
 	size_t limit;
 	json_t *items;
@@ -163,7 +164,7 @@ static int add_count(const char *area, const char *touchpoint, int64_t count, vo
 	return json_array_append_new(st->pairs, pair) < 0 ? -ENOMEM : 0;
 }
 
-/* On the reports thread: the counts cover every improvement the filters select (the whole
+/* On the long reports lane: the counts cover every improvement the filters select (the whole
  * table without from and to), which an HTTP thread's other connections must not wait for;
  * a rare area walks the table for its page too. */
 static void improvements_run(struct api_read *r, struct db_conn *conn)
@@ -226,5 +227,5 @@ void api_reports_improvements(struct http_request *req)
 		return;
 	}
 	http_set_state(req, st, improvements_state_free);
-	api_offload(req, &st->read, improvements_run, improvements_resumed);
+	api_offload(req, OFFLOAD_LONG, &st->read, improvements_run, improvements_resumed);
 }

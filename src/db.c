@@ -40,6 +40,8 @@ struct db_conn {
 	uint64_t rollbacks; /* see db_rollbacks() */
 	struct db_conn *next_free;
 	struct stmt_slot slots[STMT_SLOTS];
+	void (*pause)(void *arg); /* db_reader_pause_hook()'s, until db_reader_put() */
+	void *pause_arg;
 };
 
 struct npsd_db {
@@ -1009,10 +1011,28 @@ struct db_conn *db_reader(struct npsd_db *db)
 	}
 }
 
+/* SQLite's progress handler, whose non-zero return would interrupt the statement. */
+static int call_pause(void *arg)
+{
+	struct db_conn *conn = arg;
+	conn->pause(conn->pause_arg);
+	return 0;
+}
+
+void db_reader_pause_hook(struct db_conn *conn, void (*pause)(void *arg), void *arg)
+{
+	conn->pause = pause;
+	conn->pause_arg = arg;
+	/* About every 30 us of a report's work: a quick read waits no longer than that. */
+	sqlite3_progress_handler(conn->handle, pause ? 1000 : 0, pause ? call_pause : NULL, conn);
+}
+
 void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 {
 	if (!conn)
 		return;
+	if (conn->pause)
+		db_reader_pause_hook(conn, NULL, NULL);
 	pthread_mutex_lock(&db->pool_lock);
 	conn->next_free = db->free_readers;
 	db->free_readers = conn;

@@ -366,7 +366,7 @@ int main(int argc, char **argv)
 	}
 	r = offload_start(&app.offload);
 	if (r < 0) {
-		log_error("cannot start the reports thread: %s", strerror(-r));
+		log_error("cannot start the reports threads: %s", strerror(-r));
 		goto out;
 	}
 	r = alerts_start(app.db, &app.cfg, clock_now(), &alerts);

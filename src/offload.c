@@ -2,39 +2,64 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
-struct offload {
+struct lane {
+	struct offload *o;
+	enum offload_lane kind;
 	pthread_t thread;
-	pthread_mutex_t lock;
+	bool started;
 	pthread_cond_t wake;
 	struct offload_job *head, *tail;
-	bool stopping;
 };
 
-static void *offload_main(void *arg)
+struct offload {
+	pthread_mutex_t lock; /* both lanes' queues, stopping */
+	struct lane lanes[2];
+	bool stopping;
+	/* Quick jobs queued or running: read without the lock by offload_yield(), thousands of
+	 * times a second in a long report, so that it costs a load while there are none. */
+	atomic_int quick_pending;
+	pthread_cond_t quick_idle;
+};
+
+static void *lane_main(void *arg)
 {
-	struct offload *o = arg;
-	pthread_setname_np(pthread_self(), "npsd-reports");
+	struct lane *l = arg;
+	struct offload *o = l->o;
+	pthread_setname_np(pthread_self(), l->kind == OFFLOAD_QUICK ? "npsd-quick" : "npsd-reports");
 	pthread_mutex_lock(&o->lock);
 	for (;;) {
-		struct offload_job *job = o->head;
+		struct offload_job *job = l->head;
 		if (!job) {
 			if (o->stopping)
 				break;
-			pthread_cond_wait(&o->wake, &o->lock);
+			pthread_cond_wait(&l->wake, &o->lock);
 			continue;
 		}
-		o->head = job->next;
-		if (!o->head)
-			o->tail = NULL;
+		l->head = job->next;
+		if (!l->head)
+			l->tail = NULL;
 		pthread_mutex_unlock(&o->lock);
 		job->run(job);
 		pthread_mutex_lock(&o->lock);
+		/* Under the lock, which offload_yield() waits with: its wake is not lost. */
+		if (l->kind == OFFLOAD_QUICK && atomic_fetch_sub(&o->quick_pending, 1) == 1)
+			pthread_cond_broadcast(&o->quick_idle);
 	}
 	pthread_mutex_unlock(&o->lock);
 	return NULL;
+}
+
+static void offload_free(struct offload *o)
+{
+	for (size_t i = 0; i < 2; i++)
+		pthread_cond_destroy(&o->lanes[i].wake);
+	pthread_cond_destroy(&o->quick_idle);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
 }
 
 int offload_start(struct offload **ret)
@@ -43,32 +68,51 @@ int offload_start(struct offload **ret)
 	if (!o)
 		return -ENOMEM;
 	pthread_mutex_init(&o->lock, NULL);
-	pthread_cond_init(&o->wake, NULL);
-	int r = -pthread_create(&o->thread, NULL, offload_main, o);
-	if (r < 0) {
-		pthread_cond_destroy(&o->wake);
-		pthread_mutex_destroy(&o->lock);
-		free(o);
-		return r;
+	pthread_cond_init(&o->quick_idle, NULL);
+	atomic_init(&o->quick_pending, 0);
+	for (size_t i = 0; i < 2; i++) {
+		o->lanes[i] = (struct lane){ .o = o, .kind = i == 0 ? OFFLOAD_QUICK : OFFLOAD_LONG };
+		pthread_cond_init(&o->lanes[i].wake, NULL);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		int r = -pthread_create(&o->lanes[i].thread, NULL, lane_main, &o->lanes[i]);
+		if (r < 0) {
+			offload_stop(&o);
+			return r;
+		}
+		o->lanes[i].started = true;
 	}
 	*ret = o;
 	return 0;
 }
 
-void offload_submit(struct offload *o, struct offload_job *job)
+void offload_submit(struct offload *o, enum offload_lane lane, struct offload_job *job)
 {
 	if (!o) {
 		job->run(job);
 		return;
 	}
+	struct lane *l = &o->lanes[lane == OFFLOAD_QUICK ? 0 : 1];
 	job->next = NULL;
 	pthread_mutex_lock(&o->lock);
-	if (o->tail)
-		o->tail->next = job;
+	if (lane == OFFLOAD_QUICK)
+		atomic_fetch_add(&o->quick_pending, 1);
+	if (l->tail)
+		l->tail->next = job;
 	else
-		o->head = job;
-	o->tail = job;
-	pthread_cond_signal(&o->wake);
+		l->head = job;
+	l->tail = job;
+	pthread_cond_signal(&l->wake);
+	pthread_mutex_unlock(&o->lock);
+}
+
+void offload_yield(struct offload *o)
+{
+	if (!o || atomic_load_explicit(&o->quick_pending, memory_order_relaxed) == 0)
+		return;
+	pthread_mutex_lock(&o->lock);
+	while (atomic_load(&o->quick_pending) > 0)
+		pthread_cond_wait(&o->quick_idle, &o->lock);
 	pthread_mutex_unlock(&o->lock);
 }
 
@@ -79,11 +123,12 @@ void offload_stop(struct offload **op)
 	struct offload *o = *op;
 	pthread_mutex_lock(&o->lock);
 	o->stopping = true;
-	pthread_cond_signal(&o->wake);
+	for (size_t i = 0; i < 2; i++)
+		pthread_cond_signal(&o->lanes[i].wake);
 	pthread_mutex_unlock(&o->lock);
-	pthread_join(o->thread, NULL);
-	pthread_cond_destroy(&o->wake);
-	pthread_mutex_destroy(&o->lock);
-	free(o);
+	for (size_t i = 0; i < 2; i++)
+		if (o->lanes[i].started)
+			pthread_join(o->lanes[i].thread, NULL);
+	offload_free(o);
 	*op = NULL;
 }

@@ -1451,24 +1451,62 @@ static void answered_during(const char *slow_path, const char *quick_path)
 	ck_assert_msg(before(&quick.done, &slow.done), "%s waited for %s", quick_path, slow_path);
 }
 
-/* A report over every answer runs on the reports thread: the one HTTP thread answers other
+/* A report over every answer runs on the long reports lane: the one HTTP thread answers other
  * requests meanwhile (here a health check and the list of queued callbacks, sent while the
  * report is being worked out). */
+/* 400,000 answers, one a minute from 2025-01-01: a report over them all by day takes about
+ * half a second. */
+#define MANY_ANSWERS                                                                                    \
+	"INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"                     \
+	"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) INSERT INTO " \
+	"surveys (response_id, source, customer_id, touchpoint, score, answered_at, received_at, "      \
+	"consent) SELECT 'bulk-' || i, 's', 'bulk', 'claim', i % 11, 1735689600 + i * 60, "              \
+	"1735689600, 1 FROM n"
+
 START_TEST(a_slow_report_holds_up_no_other_request)
 {
-	restart_on_one_thread_with("INSERT INTO customers (id, created_at, updated_at) VALUES ('bulk', 0, 0);"
-	                           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-	                           "400000) INSERT INTO surveys (response_id, source, customer_id, touchpoint, "
-	                           "score, answered_at, received_at, consent) SELECT 'bulk-' || i, 's', 'bulk', "
-	                           "'claim', i % 11, 1735689600 + i * 60, 1735689600, 1 FROM n");
+	restart_on_one_thread_with(MANY_ANSWERS);
 	answered_during("/v1/nps?group_by=day", "/healthz");
-	/* Nor does an agent's view of the queue wait for it on the reports thread. */
+	/* Nor does an agent's view of the queue wait for it on a reports lane. */
 	answered_during("/v1/nps?group_by=day", "/v1/callbacks?status=queued");
 }
 END_TEST
 
+/* Three managers' reports over every answer are queued when a Prometheus scrape and an
+ * agent console's figures come in: both read on the quick lane and are answered before even
+ * the first report is done, not after all three (a second and a half here, many seconds at
+ * two million answers, past Prometheus' scrape_timeout). */
+START_TEST(quick_reads_pass_queued_reports)
+{
+	restart_on_one_thread_with(MANY_ANSWERS);
+	struct timed_get slow[3], metrics = { .path = "/metrics" },
+	                          stats = { .path = "/v1/callbacks/stats", .token = T_AGENT };
+	pthread_t slow_t[3], metrics_t, stats_t;
+	for (size_t i = 0; i < 3; i++) {
+		slow[i] = (struct timed_get){ .path = "/v1/nps?group_by=day", .token = T_MANAGER };
+		ck_assert_int_eq(pthread_create(&slow_t[i], NULL, timed_get, &slow[i]), 0);
+		sleep_ms(20); /* queued in this order */
+	}
+	ck_assert_int_eq(pthread_create(&metrics_t, NULL, timed_get, &metrics), 0);
+	ck_assert_int_eq(pthread_create(&stats_t, NULL, timed_get, &stats), 0);
+	pthread_join(metrics_t, NULL);
+	pthread_join(stats_t, NULL);
+	struct timespec first = { 0 };
+	for (size_t i = 0; i < 3; i++) {
+		pthread_join(slow_t[i], NULL);
+		ck_assert_int_eq(slow[i].status, 200);
+		if (i == 0 || before(&slow[i].done, &first))
+			first = slow[i].done;
+	}
+	ck_assert_int_eq(metrics.status, 200);
+	ck_assert_int_eq(stats.status, 200);
+	ck_assert_msg(before(&metrics.done, &first), "/metrics waited for a queued report");
+	ck_assert_msg(before(&stats.done, &first), "/v1/callbacks/stats waited for a queued report");
+}
+END_TEST
+
 /* A list of callbacks filtered by a touchpoint that none has walks every callback of the
- * statuses asked for (400,000 here: about half a second); it runs on the reports thread, so
+ * statuses asked for (400,000 here: about half a second); it runs on the long reports lane, so
  * the one HTTP thread answers a health check meanwhile. */
 START_TEST(a_slow_callbacks_list_holds_up_no_other_request)
 {
@@ -1503,6 +1541,7 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, improvements_filters);
 	tcase_add_test(tc, improvements_page_by_cursor);
 	tcase_add_test(tc, a_slow_report_holds_up_no_other_request);
+	tcase_add_test(tc, quick_reads_pass_queued_reports);
 	tcase_add_test(tc, a_slow_callbacks_list_holds_up_no_other_request);
 	suite_add_tcase(s, tc);
 

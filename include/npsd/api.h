@@ -15,15 +15,17 @@ struct api_write {
 void api_submit(struct http_request *req, struct api_write *w, int (*apply)(struct db_conn *conn, void *arg),
                 void (*resumed)(struct http_request *req));
 
-/* A slow read a handler hands to the reports thread (offload.h): the connection sleeps
- * while run works there with a reader connection of its own (it must not reply), then
- * `resumed` runs on a pool thread and replies. Embed it first in the handler's state. */
+/* A slow read a handler hands to a reports lane (offload.h): the connection sleeps while
+ * run works there with a reader connection of its own (it must not reply), then `resumed`
+ * runs on a pool thread and replies. The long lane's reads pause while quick ones run.
+ * Embed it first in the handler's state. */
 struct api_read {
 	struct offload_job job;
 	struct http_request *req;
 	void (*run)(struct api_read *r, struct db_conn *conn);
+	enum offload_lane lane;
 };
-void api_offload(struct http_request *req, struct api_read *r,
+void api_offload(struct http_request *req, enum offload_lane lane, struct api_read *r,
                  void (*run)(struct api_read *r, struct db_conn *conn),
                  void (*resumed)(struct http_request *req));
 

@@ -17,7 +17,7 @@ struct npsd_app {
 	struct npsd_db *db;
 	struct auth *auth;
 	struct ratelimit *ratelimit; /* NULL when server.rate_limit is 0 */
-	struct offload *offload;     /* the reports thread; NULL: slow reads run where they are asked */
+	struct offload *offload;     /* the reports lanes; NULL: slow reads run where they are asked */
 	volatile int shutting_down;
 };
 

@@ -100,6 +100,10 @@ void db_on_commit(struct npsd_db *db, void (*hook)(void *arg), void *arg);
  * one when all are lent out. */
 struct db_conn *db_reader(struct npsd_db *db);
 void db_reader_put(struct npsd_db *db, struct db_conn *conn);
+/* Has SQLite call pause(arg) every thousand or so steps of conn's statements, on the thread
+ * running them, until conn goes back with db_reader_put(): a long read can wait there
+ * while other work goes first. A statement is not cut short. */
+void db_reader_pause_hook(struct db_conn *conn, void (*pause)(void *arg), void *arg);
 
 /* The statement for sql on this connection, prepared once and cached by the address of sql
  * (so pass a static string), reset and with no bindings. NULL on a preparation error, which
