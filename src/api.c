@@ -78,6 +78,13 @@ static void yield_to_quick_reads(void *arg)
 static void api_read_run(struct offload_job *job)
 {
 	struct api_read *r = (struct api_read *)job;
+	/* Queued reads are not bounded but by the connections (1,000 per address): fifty
+	 * managers at once queue fifty reports, and those who left must not cost one each. */
+	if (http_client_closed(r->req)) {
+		r->skipped = true;
+		http_resume(r->req);
+		return;
+	}
 	struct npsd_app *app = http_app(r->req);
 	struct db_conn *conn = db_reader(app->db);
 	if (r->lane == OFFLOAD_LONG)
@@ -87,6 +94,16 @@ static void api_read_run(struct offload_job *job)
 	http_resume(r->req);
 }
 
+static void api_read_resumed(struct http_request *req)
+{
+	struct api_read *r = http_state(req);
+	if (r->skipped) {
+		http_reply_storage_error(req, -ECONNABORTED);
+		return;
+	}
+	r->resumed(req);
+}
+
 void api_offload(struct http_request *req, enum offload_lane lane, struct api_read *r,
                  void (*run)(struct api_read *r, struct db_conn *conn),
                  void (*resumed)(struct http_request *req))
@@ -94,9 +111,11 @@ void api_offload(struct http_request *req, enum offload_lane lane, struct api_re
 	r->req = req;
 	r->run = run;
 	r->lane = lane;
+	r->resumed = resumed;
+	r->skipped = false;
 	r->job.run = api_read_run;
 	/* Suspend before submitting: the read may be done before this function returns. */
-	http_suspend(req, resumed);
+	http_suspend(req, api_read_resumed);
 	offload_submit(http_app(req)->offload, lane, &r->job);
 }
 

@@ -329,6 +329,12 @@ void http_reply_storage_error(struct http_request *req, int err)
 		req->retry_after = 60;
 		http_reply_error(req, 503, "unavailable", NULL, "storage is full; nothing was written");
 		return;
+	case -ECONNABORTED:
+		/* What a client that closed its connection gets, should it read it after all. */
+		req->retry_after = 1;
+		http_reply_error(req, 503, "unavailable", NULL,
+		                 "the connection closed before the read began; nothing was read");
+		return;
 	case -ENOTRECOVERABLE:
 		req->retry_after = 5;
 		http_reply_error(req, 503, "unavailable", NULL,
@@ -429,6 +435,19 @@ void http_resume(struct http_request *req)
 {
 	req->resumed_ns = clock_mono_ns();
 	MHD_resume_connection(req->conn);
+}
+
+bool http_client_closed(struct http_request *req)
+{
+	const union MHD_ConnectionInfo *info =
+	        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!info)
+		return false;
+	/* A peek: bytes the client sent after its request (a pipelined one) stay for MHD, and
+	 * show the connection open. */
+	char byte;
+	ssize_t n = recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == ENOTCONN));
 }
 
 int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value)

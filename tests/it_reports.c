@@ -1505,6 +1505,50 @@ START_TEST(quick_reads_pass_queued_reports)
 }
 END_TEST
 
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Four managers give up on their reports while one is being read (their connections close
+ * while queued): the report asked after them is read right after the first, not after four
+ * more for nobody. */
+START_TEST(a_queued_report_whose_client_left_is_not_read)
+{
+	restart_on_one_thread_with(MANY_ANSWERS);
+	struct timed_get first = { .path = "/v1/nps?group_by=day", .token = T_MANAGER };
+	struct timed_get last = first;
+	struct timespec started;
+	pthread_t first_t, last_t;
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	ck_assert_int_eq(pthread_create(&first_t, NULL, timed_get, &first), 0);
+	sleep_ms(20); /* under way */
+	char *request = fmt("GET /v1/nps?group_by=day HTTP/1.1\r\nHost: localhost\r\n"
+	                    "Authorization: Bearer %s\r\n\r\n",
+	                    T_MANAGER);
+	int gone[4];
+	for (size_t i = 0; i < 4; i++) {
+		gone[i] = raw_connect(&D);
+		ck_assert_int_ge(gone[i], 0);
+		ck_assert_int_eq(raw_send(gone[i], request), 0);
+	}
+	sleep_ms(30); /* queued */
+	for (size_t i = 0; i < 4; i++)
+		close(gone[i]);
+	free(request);
+	ck_assert_int_eq(pthread_create(&last_t, NULL, timed_get, &last), 0);
+	pthread_join(first_t, NULL);
+	pthread_join(last_t, NULL);
+	ck_assert_int_eq(first.status, 200);
+	ck_assert_int_eq(last.status, 200);
+	/* One report's time after the first: four more would be five. */
+	double one = seconds_between(&started, &first.done);
+	double after = seconds_between(&first.done, &last.done);
+	ck_assert_msg(after < 2.5 * one, "the last report took %.2f s after the first (%.2f s): the reports "
+	              "of closed connections were read", after, one);
+}
+END_TEST
+
 /* A list of callbacks filtered by a touchpoint that none has walks every callback of the
  * statuses asked for (400,000 here: about half a second); it runs on the long reports lane, so
  * the one HTTP thread answers a health check meanwhile. */
@@ -1542,6 +1586,7 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, improvements_page_by_cursor);
 	tcase_add_test(tc, a_slow_report_holds_up_no_other_request);
 	tcase_add_test(tc, quick_reads_pass_queued_reports);
+	tcase_add_test(tc, a_queued_report_whose_client_left_is_not_read);
 	tcase_add_test(tc, a_slow_callbacks_list_holds_up_no_other_request);
 	suite_add_tcase(s, tc);
 

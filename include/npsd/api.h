@@ -17,13 +17,17 @@ void api_submit(struct http_request *req, struct api_write *w, int (*apply)(stru
 
 /* A slow read a handler hands to a reports lane (offload.h): the connection sleeps while
  * run works there with a reader connection of its own (it must not reply), then `resumed`
- * runs on a pool thread and replies. The long lane's reads pause while quick ones run.
- * Embed it first in the handler's state. */
+ * runs on a pool thread and replies. The long lane's reads pause while quick ones run. A
+ * read whose client has closed its connection by its turn is not run (a manager who gave
+ * up waiting costs no report): `resumed` is not called, the reply is a 503. Embed it first
+ * in the handler's state, which http_state() returns. */
 struct api_read {
 	struct offload_job job;
 	struct http_request *req;
 	void (*run)(struct api_read *r, struct db_conn *conn);
+	void (*resumed)(struct http_request *req);
 	enum offload_lane lane;
+	bool skipped; /* its client had gone when its turn came: run did not run */
 };
 void api_offload(struct http_request *req, enum offload_lane lane, struct api_read *r,
                  void (*run)(struct api_read *r, struct db_conn *conn),

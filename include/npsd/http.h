@@ -122,6 +122,12 @@ json_t *http_error_object(const char *code, const char *field, const char *messa
 void http_suspend(struct http_request *req, void (*resumed)(struct http_request *req));
 /* Safe from any thread, once per suspension. */
 void http_resume(struct http_request *req);
+/* Whether the client of a suspended request has closed its connection (a FIN or a reset),
+ * looked at without reading: libmicrohttpd watches no suspended connection, so it cannot
+ * tell. A client that only shut down its sending side after the request looks closed too;
+ * HTTP clients wait for the reply with both sides open. Safe from any thread while the
+ * request is suspended. */
+bool http_client_closed(struct http_request *req);
 
 /* Since start, for requests that waited on storage: how many were resumed and the time from
  * storage answering to their handler running again (resume), and how many replies went out
