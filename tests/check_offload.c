@@ -1,0 +1,88 @@
+/* The reports lanes: a quick job runs while a long one is still running rather than after
+ * it, and the long one, which calls offload_yield() between steps, makes no step while the
+ * quick one works (reports take one core between them). */
+#include <check.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "npsd/offload.h"
+
+#include "testutil.h"
+
+static struct offload *O;
+static atomic_long steps;  /* the long job's */
+static atomic_bool stop;   /* tells the long job to end */
+static atomic_bool quick_done;
+static long steps_in_quick[2]; /* the long job's steps early in the quick job, and at its end */
+
+/* Steps until told to stop, yielding before each step as a report does in SQLite. */
+static void long_run(struct offload_job *job)
+{
+	(void)job;
+	while (!atomic_load(&stop)) {
+		offload_yield(O);
+		atomic_fetch_add(&steps, 1);
+		usleep(100);
+	}
+}
+
+static void quick_run(struct offload_job *job)
+{
+	(void)job;
+	sleep_ms(10); /* a step the long job had begun is over */
+	steps_in_quick[0] = atomic_load(&steps);
+	sleep_ms(100);
+	steps_in_quick[1] = atomic_load(&steps);
+	atomic_store(&quick_done, true);
+}
+
+START_TEST(a_quick_job_passes_a_long_one_which_waits_meanwhile)
+{
+	ck_assert_int_eq(offload_start(&O), 0);
+	struct offload_job long_job = { .run = long_run }, quick_job = { .run = quick_run };
+	offload_submit(O, OFFLOAD_LONG, &long_job);
+	sleep_ms(20);
+	ck_assert_int_gt(atomic_load(&steps), 0);
+	offload_submit(O, OFFLOAD_QUICK, &quick_job);
+	for (int i = 0; i < 200 && !atomic_load(&quick_done); i++)
+		sleep_ms(10);
+	ck_assert_msg(atomic_load(&quick_done), "the quick job waited for the long one");
+	ck_assert_int_eq(steps_in_quick[1], steps_in_quick[0]);
+	/* And the long job goes on once the quick lane is idle. */
+	sleep_ms(20);
+	ck_assert_int_gt(atomic_load(&steps), steps_in_quick[1]);
+	atomic_store(&stop, true);
+	offload_stop(&O);
+	ck_assert_ptr_null(O);
+}
+END_TEST
+
+/* Without threads a job runs at once, on the caller's thread, and yielding is a no-op. */
+static bool ran;
+static void mark(struct offload_job *job)
+{
+	(void)job;
+	offload_yield(NULL);
+	ran = true;
+}
+
+START_TEST(without_threads_a_job_runs_at_once)
+{
+	struct offload_job job = { .run = mark };
+	offload_submit(NULL, OFFLOAD_LONG, &job);
+	ck_assert(ran);
+	offload_stop(NULL);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("offload");
+	TCase *tc = tcase_create("offload");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, a_quick_job_passes_a_long_one_which_waits_meanwhile);
+	tcase_add_test(tc, without_threads_a_job_runs_at_once);
+	suite_add_tcase(s, tc);
+	return run_suite(s);
+}
