@@ -1023,7 +1023,8 @@ void db_reader_pause_hook(struct db_conn *conn, void (*pause)(void *arg), void *
 {
 	conn->pause = pause;
 	conn->pause_arg = arg;
-	/* About every 30 us of a report's work: a quick read waits no longer than that. */
+	/* Every thousand VM steps, tens of microseconds of a report's work: about what a quick
+	 * read waits for a long one to pause. */
 	sqlite3_progress_handler(conn->handle, pause ? 1000 : 0, pause ? call_pause : NULL, conn);
 }
 
