@@ -1650,6 +1650,25 @@ END_TEST
 
 /* ---------- lifecycle ---------- */
 
+/* Stands for an npsd of an older release holding its database: a folder named name with a
+ * database of schema version 0 (a table of its own, in WAL mode) open in *ret_older, and
+ * npsd's flock on it held by the descriptor returned. */
+static int hold_older_npsd(const char *name, char **ret_dir, char **ret_db, sqlite3 **ret_older)
+{
+	*ret_dir = scratch_path(name);
+	ck_assert_int_eq(mkdir(*ret_dir, 0700), 0);
+	*ret_db = fmt("%s/npsd.db", *ret_dir);
+	*ret_older = NULL;
+	ck_assert_int_eq(sqlite3_open(*ret_db, ret_older), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(*ret_older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	int fd = open(*ret_db, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	return fd;
+}
+
 /* A second npsd on a database another one serves stops before it changes anything: the
  * lock is taken before the migrations. A newer npsd started by hand beside the running
  * service (after an upgrade, before the restart) migrated the schema under the older one,
@@ -1658,17 +1677,9 @@ END_TEST
  * its own). */
 START_TEST(a_second_npsd_migrates_nothing_under_the_first)
 {
-	char *dir = scratch_path("in-use");
-	ck_assert_int_eq(mkdir(dir, 0700), 0);
-	char *db = fmt("%s/npsd.db", dir);
-	sqlite3 *older = NULL;
-	ck_assert_int_eq(sqlite3_open(db, &older), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);", NULL,
-	                              NULL, NULL),
-	                 SQLITE_OK);
-	int fd = open(db, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	char *dir, *db;
+	sqlite3 *older;
+	int fd = hold_older_npsd("in-use", &dir, &db, &older);
 
 	const char *const argv[] = { "/usr/bin/timeout", "10", npsd_bin(), "--db", db, "--listen", "127.0.0.1:0", NULL };
 	char *err = NULL;
@@ -1695,18 +1706,10 @@ END_TEST
  * database of schema version 0. */
 START_TEST(npsctl_migrates_nothing_under_a_running_npsd)
 {
-	char *dir = scratch_path("older");
-	ck_assert_int_eq(mkdir(dir, 0700), 0);
-	char *db = fmt("%s/npsd.db", dir);
+	char *dir, *db;
+	sqlite3 *older;
+	int fd = hold_older_npsd("older", &dir, &db, &older);
 	char *copy = fmt("%s/copy.db", dir);
-	sqlite3 *older = NULL;
-	ck_assert_int_eq(sqlite3_open(db, &older), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);", NULL,
-	                              NULL, NULL),
-	                 SQLITE_OK);
-	int fd = open(db, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
 
 	char *out = NULL, *err = NULL;
 	int status = ctl(db, &out, &err, "backup", copy, NULL);
@@ -1743,18 +1746,10 @@ static double mono_s(void)
  * test holds both locks itself, on a database of schema version 0. */
 START_TEST(npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once)
 {
-	char *dir = scratch_path("busy-older");
-	ck_assert_int_eq(mkdir(dir, 0700), 0);
-	char *db = fmt("%s/npsd.db", dir);
+	char *dir, *db;
+	sqlite3 *older;
+	int fd = hold_older_npsd("busy-older", &dir, &db, &older);
 	char *copy = fmt("%s/copy.db", dir);
-	sqlite3 *older = NULL;
-	ck_assert_int_eq(sqlite3_open(db, &older), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(older, "PRAGMA journal_mode = WAL; CREATE TABLE older_npsd (x);", NULL,
-	                              NULL, NULL),
-	                 SQLITE_OK);
-	int fd = open(db, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
 	ck_assert_int_eq(sqlite3_exec(older, "BEGIN IMMEDIATE; INSERT INTO older_npsd VALUES (1);", NULL, NULL,
 	                              NULL),
 	                 SQLITE_OK);
