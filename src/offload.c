@@ -6,6 +6,15 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "npsd/clock.h"
+
+/* How long one long read may wait in offload_yield() in all, after which it runs to its end
+ * beside the quick lane (two cores for reports, as never without this). Its read keeps its
+ * snapshot while it waits, which stops the checkpoint from taking the WAL past it and
+ * starting it again: a stream of quick reads with no gap (agents' consoles, a scraper in a
+ * loop) would otherwise hold a report back, and the WAL growing, for as long as it lasts. */
+#define LONG_PAUSE_MAX_MS 1000
+
 struct lane {
 	struct offload *o;
 	enum offload_lane kind;
@@ -23,6 +32,7 @@ struct offload {
 	 * times a second in a long report, so that it costs a load while there are none. */
 	atomic_int quick_pending;
 	pthread_cond_t quick_idle;
+	int64_t long_pause_left_ms; /* of the long job running; only its lane's thread uses it */
 };
 
 static void *lane_main(void *arg)
@@ -42,6 +52,8 @@ static void *lane_main(void *arg)
 		l->head = job->next;
 		if (!l->head)
 			l->tail = NULL;
+		if (l->kind == OFFLOAD_LONG)
+			o->long_pause_left_ms = LONG_PAUSE_MAX_MS;
 		pthread_mutex_unlock(&o->lock);
 		job->run(job);
 		pthread_mutex_lock(&o->lock);
@@ -68,7 +80,7 @@ int offload_start(struct offload **ret)
 	if (!o)
 		return -ENOMEM;
 	pthread_mutex_init(&o->lock, NULL);
-	pthread_cond_init(&o->quick_idle, NULL);
+	clock_mono_cond_init(&o->quick_idle);
 	atomic_init(&o->quick_pending, 0);
 	for (size_t i = 0; i < 2; i++) {
 		o->lanes[i] = (struct lane){ .o = o, .kind = i == 0 ? OFFLOAD_QUICK : OFFLOAD_LONG };
@@ -108,12 +120,17 @@ void offload_submit(struct offload *o, enum offload_lane lane, struct offload_jo
 
 void offload_yield(struct offload *o)
 {
-	if (!o || atomic_load_explicit(&o->quick_pending, memory_order_relaxed) == 0)
+	if (!o || atomic_load_explicit(&o->quick_pending, memory_order_relaxed) == 0 ||
+	    o->long_pause_left_ms <= 0)
 		return;
+	int64_t start = clock_mono_ms();
+	struct timespec until = clock_mono_after_ms(o->long_pause_left_ms);
 	pthread_mutex_lock(&o->lock);
-	while (atomic_load(&o->quick_pending) > 0)
-		pthread_cond_wait(&o->quick_idle, &o->lock);
+	while (atomic_load(&o->quick_pending) > 0 &&
+	       pthread_cond_timedwait(&o->quick_idle, &o->lock, &until) != ETIMEDOUT)
+		;
 	pthread_mutex_unlock(&o->lock);
+	o->long_pause_left_ms -= clock_mono_ms() - start;
 }
 
 void offload_stop(struct offload **op)

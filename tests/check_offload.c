@@ -58,6 +58,57 @@ START_TEST(a_quick_job_passes_a_long_one_which_waits_meanwhile)
 }
 END_TEST
 
+/* A stream of quick jobs with no gap (here five seconds of them, queued at once) holds a
+ * long job back a second at most: then it goes on beside them. Its read keeps its snapshot
+ * while it waits, so the checkpoint could not take the WAL past it for as long as the
+ * stream lasted. */
+static atomic_bool long_done;
+static atomic_long quick_ran;
+
+static void bounded_long_run(struct offload_job *job)
+{
+	(void)job;
+	for (int i = 0; i < 50; i++) {
+		offload_yield(O);
+		atomic_fetch_add(&steps, 1);
+		usleep(100);
+	}
+	atomic_store(&long_done, true);
+}
+
+static void busy_quick_run(struct offload_job *job)
+{
+	(void)job;
+	sleep_ms(20);
+	atomic_fetch_add(&quick_ran, 1);
+}
+
+START_TEST(a_stream_of_quick_jobs_holds_a_long_one_back_a_second_at_most)
+{
+	enum { QUICK_JOBS = 250 };
+	static struct offload_job quick[QUICK_JOBS];
+	ck_assert_int_eq(offload_start(&O), 0);
+	struct offload_job long_job = { .run = bounded_long_run };
+	offload_submit(O, OFFLOAD_LONG, &long_job);
+	for (int i = 0; i < 200 && atomic_load(&steps) == 0; i++)
+		sleep_ms(1);
+	ck_assert_int_gt(atomic_load(&steps), 0);
+	for (size_t i = 0; i < QUICK_JOBS; i++) {
+		quick[i].run = busy_quick_run;
+		offload_submit(O, OFFLOAD_QUICK, &quick[i]);
+	}
+	for (int i = 0; i < 250 && !atomic_load(&long_done); i++)
+		sleep_ms(10);
+	long ran = atomic_load(&quick_ran);
+	ck_assert_msg(atomic_load(&long_done),
+	              "the long job waited 2.5 s behind quick jobs (%ld of %d run) and is not done", ran,
+	              (int)QUICK_JOBS);
+	ck_assert_msg(ran < QUICK_JOBS, "the quick jobs were all done first");
+	offload_stop(&O);
+	ck_assert_int_eq(atomic_load(&quick_ran), QUICK_JOBS);
+}
+END_TEST
+
 /* Without threads a job runs at once, on the caller's thread, and yielding is a no-op. */
 static bool ran;
 static void mark(struct offload_job *job)
@@ -82,6 +133,7 @@ int main(void)
 	TCase *tc = tcase_create("offload");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, a_quick_job_passes_a_long_one_which_waits_meanwhile);
+	tcase_add_test(tc, a_stream_of_quick_jobs_holds_a_long_one_back_a_second_at_most);
 	tcase_add_test(tc, without_threads_a_job_runs_at_once);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

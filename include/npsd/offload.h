@@ -27,7 +27,9 @@ int offload_start(struct offload **ret);
  * it runs at once, here. job is borrowed until its run has returned. */
 void offload_submit(struct offload *o, enum offload_lane lane, struct offload_job *job);
 /* For the long lane's jobs, between steps of their work: returns once the quick lane has
- * nothing queued or running. At once when it has nothing, and for a NULL o. */
+ * nothing queued or running, or once the job has waited here a second in all (then at
+ * once: a stream of quick reads must not hold a report, and its snapshot, for ever). At
+ * once when the quick lane has nothing, and for a NULL o. */
 void offload_yield(struct offload *o);
 /* Runs what is queued, stops and joins the threads, frees *o, NULLs it. NULL is a no-op. */
 void offload_stop(struct offload **o);
