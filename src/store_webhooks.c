@@ -77,7 +77,7 @@ static void bind_json(sqlite3_stmt *st, int idx, json_t *value)
 static int mark_digest_start(struct db_conn *conn, int64_t id, int64_t now)
 {
 	static const char sql[] = "UPDATE webhooks SET digest_sent_until = ?1 WHERE id = ?2";
-	struct webhook_row row;
+	struct webhook_row row = { 0 }; /* cleared below even when the read failed */
 	int64_t start, end;
 	int r = store_webhook_get(conn, id, &row);
 	if (r == 0 && row.digest && !row.digest_sent_until &&

@@ -203,6 +203,53 @@ START_TEST(a_digest_set_just_before_a_period_ends_tells_that_period)
 }
 END_TEST
 
+/* The writer's SQLite refuses to read the webhooks table (as a failing disk or want of
+ * memory would make the read fail) once the webhook is inserted. */
+static int refuse_webhooks_read(void *arg, int action, const char *table, const char *column,
+                                const char *schema, const char *trigger)
+{
+	(void)arg;
+	(void)column;
+	(void)schema;
+	(void)trigger;
+	return action == SQLITE_READ && table && strcmp(table, "webhooks") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+/* Leaves stale bytes where the frames of what is called next will be, as a busy writer
+ * thread's stack holds them. */
+static __attribute__((noinline)) void dirty_stack(void)
+{
+	volatile unsigned char junk[16384];
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = 0x5a;
+}
+
+static int apply_create_unreadable(struct db_conn *conn, void *arg)
+{
+	sqlite3_set_authorizer(db_handle(conn), refuse_webhooks_read, NULL);
+	dirty_stack();
+	int r = apply_create(conn, arg);
+	sqlite3_set_authorizer(db_handle(conn), NULL, NULL);
+	return r;
+}
+
+/* A digest webhook whose row cannot be read back for its mark: the create fails, as a
+ * failed write does, and frees nothing it did not read (the row it would have read was left
+ * as the stack had it, and freed). */
+START_TEST(a_digest_whose_row_cannot_be_read_for_its_mark_fails_cleanly)
+{
+	struct change c = { .now = MON_0700,
+		            .in = { .url = "http://receiver.example/digest",
+		                    .active = 1,
+		                    .digest = "daily",
+		                    .digest_at = "08:00" } };
+	ck_assert_int_lt(db_write_sync(db, apply_create_unreadable, &c), 0);
+	/* Nothing was written, and the writer goes on. */
+	int64_t id = create_digest("daily", MON_0700);
+	ck_assert_int_gt(id, 0);
+}
+END_TEST
+
 static Suite *digests_suite(void)
 {
 	Suite *s = suite_create("digests");
@@ -212,6 +259,7 @@ static Suite *digests_suite(void)
 	tcase_add_test(tc, a_patch_after_downtime_keeps_the_missed_periods);
 	tcase_add_test(tc, switched_on_again_a_digest_starts_with_the_period_under_way);
 	tcase_add_test(tc, a_digest_set_just_before_a_period_ends_tells_that_period);
+	tcase_add_test(tc, a_digest_whose_row_cannot_be_read_for_its_mark_fails_cleanly);
 	suite_add_tcase(s, tc);
 	return s;
 }
