@@ -82,6 +82,7 @@ static void api_read_run(struct offload_job *job)
 	 * managers at once queue fifty reports, and those who left must not cost one each. */
 	if (http_client_closed(r->req)) {
 		r->skipped = true;
+		http_drop(r->req);
 		http_resume(r->req);
 		return;
 	}
@@ -97,10 +98,8 @@ static void api_read_run(struct offload_job *job)
 static void api_read_resumed(struct http_request *req)
 {
 	struct api_read *r = http_state(req);
-	if (r->skipped) {
-		http_reply_storage_error(req, -ECONNABORTED);
-		return;
-	}
+	if (r->skipped)
+		return; /* http_drop()ped */
 	r->resumed(req);
 }
 

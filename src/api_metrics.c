@@ -150,6 +150,10 @@ static void metrics_resumed(struct http_request *req)
 	       "Bodies over 16 KiB that waited, their connection paused, until bodies before them "
 	       "had been answered: at most 4 MiB of such bodies are in memory at once.",
 	       (double)hs.body_waits);
+	metric(t, "npsd_http_dropped_total", "counter",
+	       "Queued reads (reports, figures) not run and not answered because their client had "
+	       "closed the connection while they waited.",
+	       (double)hs.dropped);
 	metric(t, "npsd_http_large_body_bytes", "gauge",
 	       "Bytes of the 4 MiB budget of bodies over 16 KiB held by requests in flight.",
 	       (double)hs.body_bytes);

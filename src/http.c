@@ -99,6 +99,7 @@ struct http_server {
 	struct body_host *hosts, unknown_host;
 	uint64_t arrivals;                 /* large bodies so far: their order across addresses */
 	atomic_uint_fast64_t budget_waits; /* bodies that had to wait, since start */
+	atomic_uint_fast64_t dropped;      /* see http_drop() */
 	/* Per route, and one more for requests no route took (404, 405): see http_latency_each. */
 	size_t nroutes;
 	struct route_latency {
@@ -151,6 +152,7 @@ struct http_request {
 	char allow[64];           /* methods for a 405; "" when none */
 	const char *content_type; /* NULL = application/json */
 	int retry_after;          /* seconds for a 429/503; 0 = none */
+	bool dropped;             /* http_drop(): close, no answer */
 	bool close_after;         /* shutting down: no keep-alive */
 	int64_t begun_ns;         /* when its request line arrived */
 	int64_t resumed_ns;       /* when storage answered a suspended request; 0 = never suspended */
@@ -415,6 +417,7 @@ void http_stage_stats(struct http_request *req, struct http_stage_stats *ret)
 		.send_ns = atomic_load(&srv->send_ns),
 		.cut = deadlines_cut(srv->deadlines),
 		.body_waits = atomic_load(&srv->budget_waits),
+		.dropped = atomic_load(&srv->dropped),
 	};
 	pthread_mutex_lock(&srv->budget_lock);
 	ret->body_bytes = srv->budget_held;
@@ -450,6 +453,12 @@ bool http_client_closed(struct http_request *req)
 	 * what waits stays for MHD (or gnutls). */
 	struct pollfd pfd = { .fd = info->connect_fd, .events = POLLRDHUP };
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void http_drop(struct http_request *req)
+{
+	req->dropped = true;
+	atomic_fetch_add(&req->srv->dropped, 1);
 }
 
 int http_query_int(struct http_request *req, const char *key, int64_t min, int64_t max, int64_t *value)
@@ -1342,6 +1351,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req->handling = false;
 		atomic_fetch_sub(&req->srv->handling, 1);
 	}
+	if (req->dropped)
+		return MHD_NO; /* libmicrohttpd closes the connection */
 	if (!req->has_reply) {
 		log_error("http: handler for %s gave no reply", req->route ? req->route->pattern : url);
 		http_reply_error(req, 500, "internal", NULL, "the server gave no answer");

@@ -1546,6 +1546,17 @@ START_TEST(a_queued_report_whose_client_left_is_not_read)
 	double after = seconds_between(&first.done, &last.done);
 	ck_assert_msg(after < 2.5 * one, "the last report took %.2f s after the first (%.2f s): the reports "
 	              "of closed connections were read", after, one);
+	/* They are told apart in /metrics, not counted as answers: a 503 there reads as storage
+	 * trouble to whoever watches the 5xx rate, when only managers closed a tab. */
+	struct http_result m;
+	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &m), 0);
+	ck_assert_int_eq(m.status, 200);
+	const char *dropped = strstr(m.body, "\nnpsd_http_dropped_total ");
+	ck_assert_msg(dropped && strncmp(dropped, "\nnpsd_http_dropped_total 4\n", 27) == 0, "%.40s",
+	              dropped ? dropped + 1 : "no npsd_http_dropped_total");
+	const char *unavailable = strstr(m.body, "npsd_http_responses_total{code=\"503\"}");
+	ck_assert_msg(!unavailable, "%.50s", unavailable);
+	http_result_free(&m);
 }
 END_TEST
 

@@ -128,6 +128,11 @@ void http_resume(struct http_request *req);
  * HTTP clients wait for the reply with both sides open. Safe from any thread while the
  * request is suspended. */
 bool http_client_closed(struct http_request *req);
+/* Instead of a reply, for a suspended request whose client has left (http_client_closed),
+ * before http_resume(), from any thread: counted as dropped, not in the answers by status
+ * (a 503 for nobody there reads as storage trouble), and once resumed its connection is
+ * closed with no answer. libmicrohttpd may close it without resuming the handler at all. */
+void http_drop(struct http_request *req);
 
 /* Since start, for requests that waited on storage: how many were resumed and the time from
  * storage answering to their handler running again (resume), and how many replies went out
@@ -139,6 +144,7 @@ struct http_stage_stats {
 	/* Large bodies (see BODY_BUDGET in http.c): how many had to wait for others to end, and
 	 * the bytes of the budget taken now and at most since start. */
 	uint64_t body_waits, body_bytes, body_bytes_peak;
+	uint64_t dropped; /* requests not answered because their client had left (http_drop) */
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
