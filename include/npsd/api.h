@@ -19,8 +19,8 @@ void api_submit(struct http_request *req, struct api_write *w, int (*apply)(stru
  * run works there with a reader connection of its own (it must not reply), then `resumed`
  * runs on a pool thread and replies. The long lane's reads pause while quick ones run. A
  * read whose client has closed its connection by its turn is not run (a manager who gave
- * up waiting costs no report): `resumed` is not called, the reply is a 503. Embed it first
- * in the handler's state, which http_state() returns. */
+ * up waiting costs no report): `resumed` is not called, and the connection is closed with
+ * no answer (http_drop). Embed it first in the handler's state, which http_state() returns. */
 struct api_read {
 	struct offload_job job;
 	struct http_request *req;
