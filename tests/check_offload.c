@@ -30,7 +30,7 @@ static void long_run(struct offload_job *job)
 static void quick_run(struct offload_job *job)
 {
 	(void)job;
-	sleep_ms(10); /* a step the long job had begun is over */
+	sleep_ms(50); /* a step the long job had begun is over, even on a loaded machine */
 	steps_in_quick[0] = atomic_load(&steps);
 	sleep_ms(100);
 	steps_in_quick[1] = atomic_load(&steps);
@@ -49,8 +49,10 @@ START_TEST(a_quick_job_passes_a_long_one_which_waits_meanwhile)
 		sleep_ms(10);
 	ck_assert_msg(atomic_load(&quick_done), "the quick job waited for the long one");
 	ck_assert_int_eq(steps_in_quick[1], steps_in_quick[0]);
-	/* And the long job goes on once the quick lane is idle. */
-	sleep_ms(20);
+	/* And the long job goes on once the quick lane is idle: within 2 s, as a loaded machine
+	 * (CI beside other work, under ASan) may take a while to run the woken thread. */
+	for (int i = 0; i < 200 && atomic_load(&steps) == steps_in_quick[1]; i++)
+		sleep_ms(10);
 	ck_assert_int_gt(atomic_load(&steps), steps_in_quick[1]);
 	atomic_store(&stop, true);
 	offload_stop(&O);
