@@ -31,7 +31,8 @@
  *    an agent holds: the agent's next step is a 404, the lease and SLA timers find nothing,
  *    and their next low score is a new call;
  *  - lifecycle: a second npsd on a database another holds stops before it migrates it, and
- *    npsctl migrates nothing while an npsd holds the database;
+ *    npsctl migrates nothing while an npsd holds the database; a purge beside a held write
+ *    lock says "try again" after its batch's 5 s wait, without the WAL's truncation tries;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
  *    given twice, or without its value, exits 2 naming it.
@@ -1843,6 +1844,50 @@ START_TEST(npsctl_beside_an_npsd_holding_the_write_lock)
 }
 END_TEST
 
+/* A purge beside a held write lock that deleted nothing says "try again" once its batch has
+ * waited the 5 s for the lock: it went on to the WAL's truncation tries, about ten seconds
+ * more that the same lock made fail, and only then said so, with a warning about copies it
+ * had not made. Once the lock is free, the purge goes through. */
+START_TEST(purge_beside_a_held_write_lock_says_try_again_after_its_wait)
+{
+	char *dir = scratch_path("purge-locked");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	struct npsd_proc stopped = { 0 };
+	snprintf(stopped.db_path, sizeof stopped.db_path, "%s", db);
+	char *token = npsctl_key(&stopped, "admin", "ops");
+	ck_assert_msg(token && *token, "key create made no database");
+	free(token);
+	sqlite3 *npsd = NULL;
+	ck_assert_int_eq(sqlite3_open(db, &npsd), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(npsd, "BEGIN IMMEDIATE; UPDATE api_keys SET name = name;", NULL, NULL,
+	                              NULL),
+	                 SQLITE_OK);
+
+	char *err = NULL;
+	double t0 = mono_s();
+	int status = ctl(db, NULL, &err, "purge", NULL);
+	double took = mono_s() - t0;
+	ck_assert_msg(status == 1, "purge exited %d after %.1f s: %s", status, took, err ? err : "");
+	ck_assert_msg(took > 4 && took < 7, "purge beside the lock took %.1f s to fail", took);
+	ck_assert_msg(err && strstr(err, "locked for 5 s; try again") && !strstr(err, "warning"),
+	              "purge beside the lock: %s", err ? err : "(none)");
+	free(err);
+
+	ck_assert_int_eq(sqlite3_exec(npsd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	err = NULL;
+	status = ctl(db, NULL, &err, "purge", NULL);
+	ck_assert_msg(status == 0 && err && !strstr(err, "warning"), "purge after the lock exited %d: %s", status,
+	              err ? err : "");
+	free(err);
+
+	sqlite3_close(npsd);
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- purged rows leave no copy in the files ---------- */
 
 /* P answered long ago (retention takes it all), K within the period (all of it stays). */
@@ -2375,6 +2420,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, npsctl_migrates_nothing_under_a_running_npsd);
 	tcase_add_test(lifecycle, npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once);
 	tcase_add_test(lifecycle, npsctl_beside_an_npsd_holding_the_write_lock);
+	tcase_add_test(lifecycle, purge_beside_a_held_write_lock_says_try_again_after_its_wait);
 	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");
