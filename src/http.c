@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "npsd/app.h"
+#include "npsd/client_key.h"
 #include "npsd/clock.h"
 #include "npsd/deadline.h"
-#include "npsd/hostaddrs.h"
 #include "npsd/log.h"
 
 #define MAX_PATH_SEGMENTS 8
@@ -984,22 +984,13 @@ static void take_body(struct http_request *req, const char *data, size_t size)
 
 /* ---------- the budget of large bodies (see BODY_BUDGET) ---------- */
 
-/* The client's address, an IPv4 one in its IPv4-mapped form (as a dual-stack socket gives
- * it): false when libmicrohttpd has none that is IP. */
-static bool client_address(struct MHD_Connection *conn, struct in6_addr *ret)
+/* The turn key of the connection's client (see client_key): false when libmicrohttpd has no
+ * address for it. */
+static bool connection_key(struct MHD_Connection *conn, struct in6_addr *ret)
 {
 	const union MHD_ConnectionInfo *info =
 	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = info ? info->client_addr : NULL;
-	if (sa && sa->sa_family == AF_INET) {
-		ipv4_mapped(ret, &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
-		return true;
-	}
-	if (sa && sa->sa_family == AF_INET6) {
-		*ret = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		return true;
-	}
-	return false;
+	return client_key(info ? info->client_addr : NULL, ret);
 }
 
 /* Called with budget_lock held. The entry of addr (NULL: unknown), made when it has none;
@@ -1122,7 +1113,7 @@ static void budget_take(struct http_request *req)
 	int64_t at_rate = (int64_t)((uint64_t)expected * 1000 / SHARE_RATE);
 	req->share_ms = at_rate > SHARE_FLOOR_MS ? at_rate : SHARE_FLOOR_MS;
 	struct in6_addr addr;
-	bool known = client_address(req->conn, &addr);
+	bool known = connection_key(req->conn, &addr);
 	pthread_mutex_lock(&srv->budget_lock);
 	req->host = body_host_of(srv, known ? &addr : NULL);
 	req->arrival = srv->arrivals++;
