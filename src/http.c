@@ -54,19 +54,19 @@
 #define STORAGE_FAILURE_LOG_MS 60000
 
 /*
- * A client address with large bodies holding shares of BODY_BUDGET or waiting for them. A
- * share that frees up goes to a body of the waiting address that holds the fewest shares
- * now: in arrival order within one address, and among addresses holding as many, to the
- * one whose first body came first. In one queue in arrival order, one host (or a platform
- * retrying in a loop) with hundreds of connections queued held the budget in its turn, each
- * body for up to its SHARE_RATE time, and honest senders from other addresses waited for
- * minutes behind it; now they wait for the next share that frees up. Behind a reverse proxy
- * every body comes from one address: one queue in arrival order, as before. Walking the
- * addresses costs a large body a step per address with a large body in flight; answers
- * below LARGE_BODY never come here.
+ * A client (an IPv4 address, an IPv6 /64: see client_key) with large bodies holding shares
+ * of BODY_BUDGET or waiting for them. A share that frees up goes to a body of the waiting
+ * client that holds the fewest shares now: in arrival order within one client, and among
+ * clients holding as many, to the one whose first body came first. In one queue in arrival
+ * order, one host (or a platform retrying in a loop) with hundreds of connections queued
+ * held the budget in its turn, each body for up to its SHARE_RATE time, and honest senders
+ * from other addresses waited for minutes behind it; now they wait for the next share that
+ * frees up. Behind a reverse proxy every body comes from one address: one queue in arrival
+ * order, as before. Walking the clients costs a large body a step per client with a large
+ * body in flight; answers below LARGE_BODY never come here.
  */
 struct body_host {
-	struct in6_addr addr;              /* an IPv4 address in its IPv4-mapped form: one host, one entry */
+	struct in6_addr addr;              /* its client_key(): one host, one entry */
 	unsigned held;                     /* shares its bodies hold */
 	struct http_request *first, *last; /* its bodies waiting, in arrival order */
 	struct body_host *next;            /* in http_server.hosts */
