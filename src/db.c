@@ -40,7 +40,7 @@ struct db_conn {
 	uint64_t rollbacks; /* see db_rollbacks() */
 	struct db_conn *next_free;
 	struct stmt_slot slots[STMT_SLOTS];
-	void (*pause)(void *arg); /* db_reader_pause_hook()'s, until db_reader_put() */
+	int (*pause)(void *arg); /* db_reader_pause_hook()'s, until db_reader_put() */
 	void *pause_arg;
 };
 
@@ -119,6 +119,8 @@ int db_errno(int sqlite_rc)
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 		return -EUCLEAN;
+	case SQLITE_INTERRUPT:
+		return -ECANCELED; /* db_reader_pause_hook()'s stop: not the storage's fault */
 	default:
 		return -EIO;
 	}
@@ -1011,15 +1013,14 @@ struct db_conn *db_reader(struct npsd_db *db)
 	}
 }
 
-/* SQLite's progress handler, whose non-zero return would interrupt the statement. */
+/* SQLite's progress handler, whose non-zero return interrupts the statement. */
 static int call_pause(void *arg)
 {
 	struct db_conn *conn = arg;
-	conn->pause(conn->pause_arg);
-	return 0;
+	return conn->pause(conn->pause_arg);
 }
 
-void db_reader_pause_hook(struct db_conn *conn, void (*pause)(void *arg), void *arg)
+void db_reader_pause_hook(struct db_conn *conn, int (*pause)(void *arg), void *arg)
 {
 	conn->pause = pause;
 	conn->pause_arg = arg;
@@ -1032,8 +1033,15 @@ void db_reader_put(struct npsd_db *db, struct db_conn *conn)
 {
 	if (!conn)
 		return;
-	if (conn->pause)
+	if (conn->pause) {
 		db_reader_pause_hook(conn, NULL, NULL);
+		/* A read the hook stopped may have left a statement mid-step on an error path
+		 * that skipped its reset: it would hold its snapshot, and the WAL with it, for
+		 * as long as the connection sits in the pool. */
+		for (sqlite3_stmt *st = NULL; (st = sqlite3_next_stmt(conn->handle, st));)
+			if (sqlite3_stmt_busy(st))
+				sqlite3_reset(st);
+	}
 	pthread_mutex_lock(&db->pool_lock);
 	conn->next_free = db->free_readers;
 	db->free_readers = conn;

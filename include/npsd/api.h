@@ -19,7 +19,8 @@ void api_submit(struct http_request *req, struct api_write *w, int (*apply)(stru
  * run works there with a reader connection of its own (it must not reply), then `resumed`
  * runs on a pool thread and replies. The long lane's reads pause while quick ones run. A
  * read whose client has closed its connection by its turn is not run (a manager who gave
- * up waiting costs no report): `resumed` is not called, and the connection is closed with
+ * up waiting costs no report), and a long one whose client closes while it runs is stopped
+ * within about 50 ms: either way `resumed` is not called and the connection is closed with
  * no answer (http_drop). Embed it first in the handler's state, which http_state() returns. */
 struct api_read {
 	struct offload_job job;
@@ -27,7 +28,8 @@ struct api_read {
 	void (*run)(struct api_read *r, struct db_conn *conn);
 	void (*resumed)(struct http_request *req);
 	enum offload_lane lane;
-	bool skipped; /* its client had gone when its turn came: run did not run */
+	bool skipped;              /* its client had gone: run did not run, or was stopped */
+	int64_t client_checked_ms; /* on the long lane: when run last asked about its client */
 };
 void api_offload(struct http_request *req, enum offload_lane lane, struct api_read *r,
                  void (*run)(struct api_read *r, struct db_conn *conn),

@@ -102,8 +102,10 @@ struct db_conn *db_reader(struct npsd_db *db);
 void db_reader_put(struct npsd_db *db, struct db_conn *conn);
 /* Has SQLite call pause(arg) every thousand or so steps of conn's statements, on the thread
  * running them, until conn goes back with db_reader_put(): a long read can wait there
- * while other work goes first. A statement is not cut short. */
-void db_reader_pause_hook(struct db_conn *conn, void (*pause)(void *arg), void *arg);
+ * while other work goes first. A non-zero return stops the statement, which then fails
+ * with -ECANCELED (and so does every later one past a thousand steps while it says so):
+ * a read nobody waits for any more need not run to its end. */
+void db_reader_pause_hook(struct db_conn *conn, int (*pause)(void *arg), void *arg);
 
 /* The statement for sql on this connection, prepared once and cached by the address of sql
  * (so pass a static string), reset and with no bindings. NULL on a preparation error, which
