@@ -1597,9 +1597,10 @@ START_TEST(a_report_whose_client_left_mid_run_stops)
 	pthread_join(last_t, NULL);
 	ck_assert_int_eq(last.status, 200);
 	/* The first stopped within about 100 ms of its start (one plus that, here 0.3-0.4 s): two
-	 * reports would be twice one. */
+	 * reports would be twice one. The bound leaves room for a loaded machine (CI): that the
+	 * first was stopped, not read to its end for nobody, the dropped count below says too. */
 	double both = seconds_between(&started, &last.done);
-	ck_assert_msg(both < 1.75 * one, "the queued report was done %.2f s after the first began (one "
+	ck_assert_msg(both < 1.9 * one, "the queued report was done %.2f s after the first began (one "
 	              "takes %.2f s): the report of a closed connection was read to its end", both, one);
 	struct http_result m;
 	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &m), 0);
