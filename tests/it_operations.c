@@ -1787,6 +1787,27 @@ START_TEST(npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once)
 }
 END_TEST
 
+/* Stands for an npsd holding SQLite's write lock (a slow disk under its commit): a folder
+ * named name with a database of the current schema (made by npsctl key create), and the
+ * connection returned in an open write transaction. */
+static sqlite3 *hold_write_lock(const char *name, char **ret_dir, char **ret_db)
+{
+	*ret_dir = scratch_path(name);
+	ck_assert_int_eq(mkdir(*ret_dir, 0700), 0);
+	*ret_db = fmt("%s/npsd.db", *ret_dir);
+	struct npsd_proc stopped = { 0 };
+	snprintf(stopped.db_path, sizeof stopped.db_path, "%s", *ret_db);
+	char *token = npsctl_key(&stopped, "admin", "ops");
+	ck_assert_msg(token && *token, "key create made no database");
+	free(token);
+	sqlite3 *npsd = NULL;
+	ck_assert_int_eq(sqlite3_open(*ret_db, &npsd), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(npsd, "BEGIN IMMEDIATE; UPDATE api_keys SET name = name;", NULL, NULL,
+	                              NULL),
+	                 SQLITE_OK);
+	return npsd;
+}
+
 /* Beside an npsd that holds SQLite's write lock (a slow disk under its commit, a long write),
  * what only reads goes through: key list and backup said "database is locked" after 5 s,
  * for a schema that needed no migration. A write waits for the lock up to 5 s and then
@@ -1794,20 +1815,9 @@ END_TEST
  * it goes through. The test holds the lock itself on a database of the current schema. */
 START_TEST(npsctl_beside_an_npsd_holding_the_write_lock)
 {
-	char *dir = scratch_path("write-locked");
-	ck_assert_int_eq(mkdir(dir, 0700), 0);
-	char *db = fmt("%s/npsd.db", dir);
+	char *dir, *db;
+	sqlite3 *npsd = hold_write_lock("write-locked", &dir, &db);
 	char *copy = fmt("%s/copy.db", dir);
-	struct npsd_proc stopped = { 0 };
-	snprintf(stopped.db_path, sizeof stopped.db_path, "%s", db);
-	char *token = npsctl_key(&stopped, "admin", "ops");
-	ck_assert_msg(token && *token, "key create made no database");
-	free(token);
-	sqlite3 *npsd = NULL;
-	ck_assert_int_eq(sqlite3_open(db, &npsd), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(npsd, "BEGIN IMMEDIATE; UPDATE api_keys SET name = name;", NULL, NULL,
-	                              NULL),
-	                 SQLITE_OK);
 
 	char *out = NULL, *err = NULL;
 	double t0 = mono_s();
@@ -1850,19 +1860,8 @@ END_TEST
  * had not made. Once the lock is free, the purge goes through. */
 START_TEST(purge_beside_a_held_write_lock_says_try_again_after_its_wait)
 {
-	char *dir = scratch_path("purge-locked");
-	ck_assert_int_eq(mkdir(dir, 0700), 0);
-	char *db = fmt("%s/npsd.db", dir);
-	struct npsd_proc stopped = { 0 };
-	snprintf(stopped.db_path, sizeof stopped.db_path, "%s", db);
-	char *token = npsctl_key(&stopped, "admin", "ops");
-	ck_assert_msg(token && *token, "key create made no database");
-	free(token);
-	sqlite3 *npsd = NULL;
-	ck_assert_int_eq(sqlite3_open(db, &npsd), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(npsd, "BEGIN IMMEDIATE; UPDATE api_keys SET name = name;", NULL, NULL,
-	                              NULL),
-	                 SQLITE_OK);
+	char *dir, *db;
+	sqlite3 *npsd = hold_write_lock("purge-locked", &dir, &db);
 
 	char *err = NULL;
 	double t0 = mono_s();
