@@ -146,6 +146,10 @@ static void metrics_resumed(struct http_request *req)
 	       "Connections cut because a request had not arrived whole within four "
 	       "server.connection_timeout (a client sending a byte now and then).",
 	       (double)hs.cut);
+	metric(t, "npsd_http_connections_refused_total", "counter",
+	       "Connections closed unanswered as they opened: their client (an IPv4 address, an "
+	       "IPv6 /64) held 1,000 connections already.",
+	       (double)hs.refused);
 	metric(t, "npsd_http_large_bodies_waited_total", "counter",
 	       "Bodies over 16 KiB that waited, their connection paused, until bodies before them "
 	       "had been answered: at most 4 MiB of such bodies are in memory at once.",

@@ -21,6 +21,7 @@
 #include "npsd/app.h"
 #include "npsd/client_key.h"
 #include "npsd/clock.h"
+#include "npsd/conn_limit.h"
 #include "npsd/deadline.h"
 #include "npsd/log.h"
 
@@ -77,8 +78,10 @@ struct http_server {
 	const struct route *routes;
 	struct npsd_app *app;
 	uint16_t port;
-	int64_t request_time_max_ms; /* see REQUEST_TIME_FACTOR */
-	struct deadlines *deadlines; /* cuts connections whose request takes longer */
+	int64_t request_time_max_ms;        /* see REQUEST_TIME_FACTOR */
+	struct deadlines *deadlines;        /* cuts connections whose request takes longer */
+	struct conn_limit *conn_limit;      /* connections per client: see PER_CLIENT_CONNECTIONS */
+	atomic_uint_fast64_t conns_refused; /* connections closed at once: their client held its share */
 	atomic_bool stopping;
 	atomic_uint in_flight;
 	bool started;          /* MHD_start_daemon returned: from then on its logs are about requests */
@@ -116,6 +119,13 @@ enum request_phase {
 	PHASE_BODY,      /* reading the body */
 	PHASE_SUSPENDED, /* waiting for the writer */
 	PHASE_REPLIED,   /* a reply is queued or ready */
+};
+
+/* What npsd keeps of a connection, from its start to its close (socket_context). */
+struct connection {
+	struct deadline_watch *watch; /* NULL: unwatched (no memory), bound by the idle timeout */
+	struct in6_addr key;          /* its client (client_key) */
+	bool counted;                 /* in srv->conn_limit under key */
 };
 
 struct http_request {
@@ -418,6 +428,7 @@ void http_stage_stats(struct http_request *req, struct http_stage_stats *ret)
 		.cut = deadlines_cut(srv->deadlines),
 		.body_waits = atomic_load(&srv->budget_waits),
 		.dropped = atomic_load(&srv->dropped),
+		.refused = atomic_load(&srv->conns_refused),
 	};
 	pthread_mutex_lock(&srv->budget_lock);
 	ret->body_bytes = srv->budget_held;
@@ -1212,9 +1223,12 @@ static void dispatch(struct http_request *req)
  * so a client sending a byte now and then would hold its connection (and its memory) for
  * ever. */
 #define REQUEST_TIME_FACTOR 4
-/* Of the 10,000 connections, one address may hold this many: a survey platform needs tens,
- * and one client cannot take them all. */
-#define PER_IP_CONNECTIONS 1000u
+/* Of the 10,000 connections, one client (client_key: an IPv4 address, an IPv6 /64) may hold
+ * this many: a survey platform needs tens, and one client cannot take them all. Not
+ * libmicrohttpd's per-IP limit: it counts by address, and an IPv6 host that opens each
+ * connection from another address of its /64 would never meet it. */
+#define PER_CLIENT_CONNECTIONS 1000u
+#define MAX_CONNECTIONS 10000u
 
 static bool body_too_large_to_drain(struct http_request *req)
 {
@@ -1261,7 +1275,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->begun_ns = clock_mono_ns();
 	const union MHD_ConnectionInfo *info =
 	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	req->watch = info ? info->socket_context : NULL;
+	const struct connection *c = info ? info->socket_context : NULL;
+	req->watch = c ? c->watch : NULL;
 	size_t path_len = strcspn(uri, "?");
 	for (const char *p = uri; (p = memchr(p, '%', path_len - (size_t)(p - uri))); p++) {
 		bool whole = (size_t)(p - uri) + 2 < path_len; /* both hex digits in the path */
@@ -1430,22 +1445,64 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* libmicrohttpd's accept policy: a client that holds its share of the connections is closed
+ * at once, before a TLS handshake or any memory is spent on it. Nothing is counted here:
+ * libmicrohttpd may still drop a connection it let through (no memory, its own limit)
+ * without a word, and such a count would never be given back. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	(void)addrlen;
+	struct http_server *srv = cls;
+	struct in6_addr key;
+	if (!client_key(addr, &key) || !conn_limit_full(srv->conn_limit, &key))
+		return MHD_YES;
+	atomic_fetch_add(&srv->conns_refused, 1);
+	return MHD_NO;
+}
+
 /* Every connection is watched from its start to its close: its first request's time starts
- * when it opens. libmicrohttpd tells of the close before it closes the socket, so the
- * watch never outlives the descriptor it names. */
+ * when it opens, before a TLS handshake, which a client could otherwise trickle for ever.
+ * And it counts against its client's share from here, where libmicrohttpd has taken it and
+ * will tell of its close (with poll() and a thread pool it drops none after telling of its
+ * start). Two threads may both have let a client through on_accept with one connection of
+ * its share left: the second is cut here. libmicrohttpd tells of the close before it closes
+ * the socket, so the watch never outlives the descriptor it names. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
 	struct http_server *srv = cls;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		const union MHD_ConnectionInfo *info =
+		const union MHD_ConnectionInfo *fd_info =
 		        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		/* Out of memory: the connection goes unwatched, bound by the idle timeout only. */
-		*socket_context = info ? deadlines_add(srv->deadlines, info->connect_fd,
-		                                       clock_mono_ms() + srv->request_time_max_ms)
-		                       : NULL;
+		const union MHD_ConnectionInfo *addr_info =
+		        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		struct connection *c = calloc(1, sizeof *c);
+		*socket_context = c;
+		/* A connection whose client is not known (not IP) counts against nobody. */
+		bool known = c && client_key(addr_info ? addr_info->client_addr : NULL, &c->key);
+		int r = !c ? -ENOMEM : known ? conn_limit_take(srv->conn_limit, &c->key) : 0;
+		if (c)
+			c->counted = known && r == 0;
+		if (!fd_info)
+			return; /* nothing to watch or cut: not seen with TCP */
+		if (r < 0) {
+			/* Out of memory (for c or its client's entry) as well: uncounted, it would
+			 * escape the limit. */
+			if (r == -EUSERS)
+				atomic_fetch_add(&srv->conns_refused, 1);
+			shutdown(fd_info->connect_fd, SHUT_RDWR);
+			return;
+		}
+		c->watch = deadlines_add(srv->deadlines, fd_info->connect_fd,
+		                         clock_mono_ms() + srv->request_time_max_ms);
 	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		deadlines_remove(srv->deadlines, *socket_context);
+		struct connection *c = *socket_context;
+		if (c) {
+			deadlines_remove(srv->deadlines, c->watch);
+			if (c->counted)
+				conn_limit_give_back(srv->conn_limit, &c->key);
+			free(c);
+		}
 		*socket_context = NULL;
 	}
 }
@@ -1480,6 +1537,7 @@ static bool route_queries_fit(const struct route *routes)
 
 static void server_free(struct http_server *srv)
 {
+	conn_limit_free(&srv->conn_limit);
 	pthread_mutex_destroy(&srv->budget_lock);
 	free(srv->latency);
 	free(srv);
@@ -1546,7 +1604,9 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 		return -ENOMEM;
 	}
 	srv->request_time_max_ms = (int64_t)opt->connection_timeout * 1000 * REQUEST_TIME_FACTOR;
-	int r = deadlines_start(&srv->deadlines);
+	int r = conn_limit_new(PER_CLIENT_CONNECTIONS, &srv->conn_limit);
+	if (r == 0)
+		r = deadlines_start(&srv->deadlines);
 	if (r < 0) {
 		server_free(srv);
 		close(opt->listen_fd);
@@ -1589,16 +1649,15 @@ int http_start(const struct http_options *opt, const struct route *routes, struc
 	srv->daemon = mhd_fd < 0
 	                      ? NULL
 	                      : MHD_start_daemon(
-	                                flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	                                flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
 	                                on_mhd_log, srv, MHD_OPTION_LISTEN_SOCKET, mhd_fd,
 	                                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
 	                                opt->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
 	                                srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_LIMIT,
-	                                10000, MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTIONS,
-	                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-	                                MHD_OPTION_ARRAY, (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2,
-	                                MHD_OPTION_END);
+	                                MAX_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	                                (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY,
+	                                (flags & MHD_USE_TLS) ? tls_opts : tls_opts + 2, MHD_OPTION_END);
 	close(opt->listen_fd);
 	if (!srv->daemon) {
 		*ret_error = strdup(srv->start_error[0] ? srv->start_error : "libmicrohttpd did not start");

@@ -1674,6 +1674,74 @@ START_TEST(one_address_holds_at_most_1000_connections)
 }
 END_TEST
 
+/* An IPv6 host owns a whole /64 and may open each connection from another address of it:
+ * counted by address, its 1,001st connection from a fresh address was served (libmicrohttpd's
+ * per-IP limit), and one client could take all 10,000. Its 1,000 connections, from ten
+ * addresses of one /64, are its share: the next, from an eleventh address, is closed
+ * unanswered; the next /64 still gets in; one closed gives the /64 room again. */
+START_TEST(one_ipv6_64_holds_at_most_1000_connections)
+{
+	enum { PER_CLIENT = 1000, ADDRESSES = 10 };
+	struct rlimit files;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &files), 0);
+	ck_assert_msg(files.rlim_max >= 2 * PER_CLIENT + 64,
+	              "this test needs %d open files; the hard limit is %llu", 2 * PER_CLIENT + 64,
+	              (unsigned long long)files.rlim_max);
+	if (files.rlim_cur < 2 * PER_CLIENT + 64) {
+		files.rlim_cur = 2 * PER_CLIENT + 64;
+		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &files), 0);
+	}
+	netns_with_own_address("192.0.2.1");
+	char address[ADDRESSES + 1][64];
+	for (int i = 0; i <= ADDRESSES; i++) {
+		snprintf(address[i], sizeof address[i], "2001:db8:1:2::%x", i + 1);
+		netns_add_ipv6(address[i]);
+	}
+	netns_add_ipv6("2001:db8:1:3::1");
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start(&p, NULL), 0);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	config_replace(&p, "listen = 127.0.0.1:0\n", "listen = [::1]:0\n");
+	ck_assert_int_eq(npsd_restart(&p), 0);
+
+	static int held[PER_CLIENT];
+	for (int i = 0; i < PER_CLIENT; i++) {
+		held[i] = raw_connect6_from(&p, address[i % ADDRESSES]);
+		ck_assert_int_ge(held[i], 0);
+		ck_assert_msg(healthz_answers(held[i]), "connection %d was not served", i + 1);
+	}
+	int over = raw_connect6_from(&p, address[ADDRESSES]);
+	ck_assert_int_ge(over, 0); /* the kernel accepts it; npsd then closes it */
+	ck_assert_msg(!healthz_answers(over), "a 1,001st connection from one /64 was served");
+	close(over);
+	int other = raw_connect6_from(&p, "2001:db8:1:3::1");
+	ck_assert_int_ge(other, 0);
+	ck_assert_msg(healthz_answers(other), "the next /64 was locked out");
+	ck_assert_int_eq(raw_send(other, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+	char *metrics = raw_reply(other, 5000);
+	const char *refused = metrics ? strstr(metrics, "\nnpsd_http_connections_refused_total ") : NULL;
+	ck_assert_msg(refused && strncmp(refused, "\nnpsd_http_connections_refused_total 1\n", 39) == 0,
+	              "one refusal counted: %.60s", refused ? refused : "(no such metric)");
+	free(metrics);
+	close(other);
+	close(held[0]);
+	bool again = false;
+	for (int tries = 0; tries < 50 && !again; tries++) {
+		int fd = raw_connect6_from(&p, address[ADDRESSES]);
+		again = fd >= 0 && healthz_answers(fd);
+		if (fd >= 0)
+			close(fd);
+		if (!again)
+			usleep(20 * 1000);
+	}
+	ck_assert_msg(again, "a freed connection slot was not given back to the /64");
+	for (int i = 1; i < PER_CLIENT; i++)
+		close(held[i]);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 /* A daemon whose server.connection_timeout is 1 s: a request must be whole within 4 s. */
 static void start_with_a_1s_timeout(struct npsd_proc *p)
 {
@@ -3390,6 +3458,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, a_trickled_head_is_cut_off);
 	tcase_add_test(tc, a_trickled_body_is_cut_off);
 	tcase_add_test(tc, one_address_holds_at_most_1000_connections);
+	tcase_add_test(tc, one_ipv6_64_holds_at_most_1000_connections);
 	tcase_add_test(tc, a_start_that_cannot_listen_says_why);
 	tcase_add_test(tc, a_second_npsd_on_the_same_database_is_refused);
 	tcase_add_test(tc, a_database_this_user_may_not_write_stops_the_start);

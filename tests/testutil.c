@@ -535,6 +535,24 @@ int raw_connect_from(const struct npsd_proc *p, const char *source)
 	return -1;
 }
 
+int raw_connect6_from(const struct npsd_proc *p, const char *source)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(p->port) };
+	struct sockaddr_in6 from = { .sin6_family = AF_INET6 };
+	to.sin6_addr = in6addr_loopback;
+	if (fd >= 0 && (inet_pton(AF_INET6, source, &from.sin6_addr) != 1 ||
+	                bind(fd, (struct sockaddr *)&from, sizeof from) < 0)) {
+		close(fd);
+		return -1;
+	}
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 int raw_send(int fd, const char *text)
 {
 	size_t len = strlen(text);
@@ -687,5 +705,22 @@ void netns_with_own_address(const char *ipv4)
 	mask->sin_family = AF_INET;
 	mask->sin_addr.s_addr = htonl(0xffffffffu);
 	ck_assert_msg(ioctl(fd, SIOCSIFNETMASK, &alias) == 0, "%s/32: %s", ipv4, strerror(errno));
+	close(fd);
+}
+
+void netns_add_ipv6(const char *ipv6)
+{
+	/* struct in6_ifreq of <linux/ipv6.h>, which clashes with <netinet/in.h> */
+	struct {
+		struct in6_addr addr;
+		uint32_t prefixlen;
+		int ifindex;
+	} req = { .prefixlen = 128 };
+	ck_assert_int_eq(inet_pton(AF_INET6, ipv6, &req.addr), 1);
+	req.ifindex = (int)if_nametoindex("lo");
+	ck_assert_int_gt(req.ifindex, 0);
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_msg(fd >= 0, "no IPv6 here: %s", strerror(errno));
+	ck_assert_msg(ioctl(fd, SIOCSIFADDR, &req) == 0, "%s on lo: %s", ipv6, strerror(errno));
 	close(fd);
 }

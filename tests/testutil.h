@@ -112,6 +112,9 @@ char *http_header(const struct http_result *r, const char *name);
 int raw_connect(const struct npsd_proc *p);
 /* The same from the local address source ("127.0.0.2": any of 127.0.0.0/8 is this host). */
 int raw_connect_from(const struct npsd_proc *p, const char *source);
+/* The same over IPv6, to [::1] (npsd listening there) from source, an address of this host
+ * (see netns_add_ipv6). */
+int raw_connect6_from(const struct npsd_proc *p, const char *source);
 /* Writes all of text; 0 or -1. */
 int raw_send(int fd, const char *text);
 /* Reads one reply (headers, then Content-Length bytes of body) within timeout_ms: the whole
@@ -147,6 +150,9 @@ struct npsd_db *open_test_db(const char *tag, char dir[static 64], char path[sta
  * the test, saying why, when the kernel will not make one (the process is not root and
  * unprivileged user namespaces are off). In Check's fork mode it ends with the test. */
 void netns_with_own_address(const char *ipv4);
+/* After netns_with_own_address: ipv6 ("2001:db8::1") too is an address of this host, on
+ * the loopback interface (no duplicate address detection there: usable at once). */
+void netns_add_ipv6(const char *ipv6);
 
 /* Runs the suite, each test in a process of its own (Check's default; CK_FORK=no runs them
  * in this one, for gdb), and returns main's exit status. A failed check ends a test's

@@ -145,6 +145,7 @@ struct http_stage_stats {
 	 * the bytes of the budget taken now and at most since start. */
 	uint64_t body_waits, body_bytes, body_bytes_peak;
 	uint64_t dropped; /* requests not answered because their client had left (http_drop) */
+	uint64_t refused; /* connections closed at once: their client held its share of them */
 };
 void http_stage_stats(struct http_request *req, struct http_stage_stats *ret);
 
