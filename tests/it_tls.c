@@ -7,16 +7,20 @@
  *    listens;
  *  - a certificate that ends within two weeks is warned of, and its end is on /metrics;
  *  - npsctl reads the database path from the same config without reading the TLS files
- *    (a LoadCredential= key exists only while the service runs).
+ *    (a LoadCredential= key exists only while the service runs);
+ *  - a TLS handshake trickled a byte now and then is cut like a trickled request.
  */
 #include <check.h>
 #include <curl/curl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -298,6 +302,60 @@ START_TEST(npsctl_needs_no_tls_files)
 }
 END_TEST
 
+/* Whether the server closed fd (or reset it) within ms; a byte it sent counts as open. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, ms) <= 0)
+		return false;
+	char c;
+	return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+/* server.connection_timeout counts idle time, and a client that opens a connection and sends
+ * its TLS ClientHello a byte every half second is never idle between bytes: the handshake must
+ * be over within the request's time (four connection_timeouts from the connection opening),
+ * or it would hold a connection (and a TLS session) for as long as it liked. It is: npsd's
+ * clock starts before the handshake, and libmicrohttpd 0.9.75 counts no handshake byte as
+ * activity, so its idle timeout closes a handshake not done within one connection_timeout
+ * of the opening, however it trickles. */
+START_TEST(a_trickled_tls_handshake_is_cut_off)
+{
+	struct npsd_proc p;
+	ck_assert_int_eq(npsd_start_https(&p, NULL), 0);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	config_replace(&p, "threads = 2\n", "threads = 2\nconnection_timeout = 1s\n");
+	ck_assert_int_eq(npsd_restart(&p), 0);
+	int fd = raw_connect(&p);
+	ck_assert_int_ge(fd, 0);
+	/* A handshake record of 512 bytes holding a ClientHello: TLS 1.2, then its random, which
+	 * never ends in time; the server can only wait for the rest of the record. */
+	static const unsigned char head[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03 };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bool cut = false;
+	double s = 0;
+	for (size_t i = 0; !cut && s < 20; i++) {
+		unsigned char byte = i < sizeof head ? head[i] : (unsigned char)(0x5a ^ i);
+		cut = send(fd, &byte, 1, MSG_NOSIGNAL) != 1 || closed_within(fd, 500);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	}
+	close(fd);
+	ck_assert_msg(cut, "a handshake trickled for %.1f s was not cut (connection_timeout = 1s)", s);
+	/* Not refused at its first bytes: the server waited for the rest. At the latest the
+	 * request's 4 s, a second for the sweep, and the last half-second's wait. */
+	ck_assert_msg(s >= 0.9 && s < 6.5, "cut after %.1f s, not within the request's time (4 s)", s);
+	/* It was cut, not the server stuck: the next client's handshake and request go through. */
+	struct http_result r;
+	ck_assert_int_eq(http_json(&p, "GET", "/healthz", NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	http_result_free(&r);
+	ck_assert_int_eq(npsd_stop(&p, SIGTERM), 0);
+	npsd_cleanup(&p);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -307,6 +365,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, over_https_a_queued_report_whose_client_left_is_not_read);
 	tcase_add_test(tc, a_wrong_tls_file_is_named_before_the_start);
 	tcase_add_test(tc, npsctl_needs_no_tls_files);
+	tcase_add_test(tc, a_trickled_tls_handshake_is_cut_off);
 	suite_add_tcase(s, tc);
 	return s;
 }
