@@ -94,8 +94,10 @@ $(BUILD)/obj/migrations.o: $(BUILD)/migrations.c
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# So is the web console (src/ui/): one page, its script and its style.
-UI_FILES  := index_html=src/ui/index.html app_js=src/ui/app.js app_css=src/ui/app.css
+# So is the web console (src/ui/): one page, its script, its style and the lease's timer
+# (a worker's).
+UI_FILES  := index_html=src/ui/index.html app_js=src/ui/app.js app_css=src/ui/app.css \
+             lease_timer_js=src/ui/lease-timer.js
 $(BUILD)/ui_assets.c: $(foreach f,$(UI_FILES),$(lastword $(subst =, ,$(f)))) src/ui/embed.sh | $(BUILD)/obj
 	sh src/ui/embed.sh $(UI_FILES) > $@
 

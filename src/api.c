@@ -50,6 +50,7 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/ui/", 0, BODY_NONE, api_ui_page, NULL, false },
 	{ HTTP_GET, "/ui/app.js", 0, BODY_NONE, api_ui_script, NULL, false },
 	{ HTTP_GET, "/ui/app.css", 0, BODY_NONE, api_ui_style, NULL, false },
+	{ HTTP_GET, "/ui/lease-timer.js", 0, BODY_NONE, api_ui_lease_timer, NULL, false },
 	{ 0, NULL, 0, BODY_NONE, NULL, NULL, false },
 };
 

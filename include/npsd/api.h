@@ -92,5 +92,6 @@ void api_ui_redirect(struct http_request *req);
 void api_ui_page(struct http_request *req);
 void api_ui_script(struct http_request *req);
 void api_ui_style(struct http_request *req);
+void api_ui_lease_timer(struct http_request *req);
 
 #endif

@@ -8,7 +8,7 @@ struct ui_asset {
 	size_t len;
 };
 struct ui_assets {
-	struct ui_asset index_html, app_js, app_css;
+	struct ui_asset index_html, app_js, app_css, lease_timer_js;
 };
 extern const struct ui_assets ui_assets;
 

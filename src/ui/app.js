@@ -651,21 +651,67 @@ async function holdsLease(cb) {
   }
 }
 
+// A timer for the lease's renewals: after(ms, fn) calls fn once ms have passed, replacing
+// the one set before; stop() ends it. Chromium slows the timers of a tab in the background
+// to once a minute (after five minutes hidden), too seldom for a lease of a minute, but not
+// a dedicated worker's: so the waiting is done in one (lease-timer.js), and on the page
+// only where there is no worker (none in the browser, or the CSP or a proxy kept it out).
+function leaseTimer() {
+  let worker = null;
+  let timer = null;
+  let pending = null; // {beat, ms, fn}: the one set last, set again on the page if the worker fails
+  let beats = 0;
+  const fire = () => {
+    const { fn } = pending;
+    pending = null;
+    fn();
+  };
+  const onPage = () => {
+    if (worker) worker.terminate();
+    worker = null;
+    if (pending) timer = setTimeout(fire, pending.ms);
+  };
+  if (typeof Worker === 'function') {
+    try {
+      worker = new Worker('lease-timer.js');
+      worker.addEventListener('message', (event) => {
+        if (pending && event.data === pending.beat) fire(); // else a timer replaced since
+      });
+      worker.addEventListener('error', onPage);
+    } catch (e) {
+      worker = null;
+    }
+  }
+  return {
+    after: (ms, fn) => {
+      clearTimeout(timer);
+      beats += 1;
+      pending = { beat: beats, ms, fn };
+      if (worker) worker.postMessage({ beat: beats, after: ms });
+      else timer = setTimeout(fire, ms);
+    },
+    stop: () => {
+      clearTimeout(timer);
+      pending = null;
+      if (worker) worker.terminate();
+      worker = null;
+    },
+  };
+}
+
 // Renews the lease while the page is open, at a third of what is left of it. A lease that
 // is gone (409), or a key that may no longer (401, 403, 404), ends it; anything else (the
 // network, a busy server) is tried again soon, as losing the lease mid-call costs more.
-// Chromium slows the timers of a tab in the background to once a minute (after five
-// minutes hidden), too seldom for a lease of a minute or two: so the lease is renewed at
-// once when the tab goes to the background (a whole lease to last there) and when it comes
-// back to the front (its timer may not have fired for minutes), and a lease that ran out
-// meanwhile is said to have gone that way.
+// The lease is also renewed at once when the tab goes to the background (a whole lease to
+// last there) and when it comes back to the front (where the timer is the page's, it may
+// not have fired for minutes), and a lease that ran out meanwhile is said to have gone
+// that way.
 function keepLease(cb, expires, view) {
-  let timer = null;
+  const timer = leaseTimer();
   let failing = false;
   const schedule = (until, wait) => {
-    clearTimeout(timer);
     const left = Date.parse(until) - (Date.now() + skewMs);
-    timer = setTimeout(beat, wait || Math.min(Math.max(left / 3, HEARTBEAT_MIN_MS), HEARTBEAT_MAX_MS));
+    timer.after(wait || Math.min(Math.max(left / 3, HEARTBEAT_MIN_MS), HEARTBEAT_MAX_MS), beat);
   };
   let beating = false;
   // Whether the tab was in the background since the last renewal.
@@ -711,7 +757,7 @@ function keepLease(cb, expires, view) {
   document.addEventListener('visibilitychange', shown);
   schedule(expires);
   leaving.push(() => {
-    clearTimeout(timer);
+    timer.stop();
     document.removeEventListener('visibilitychange', shown);
   });
 }

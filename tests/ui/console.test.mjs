@@ -171,6 +171,11 @@ test('the console is served with headers that let it run nothing but its own scr
   const style = await fetch(`${base}/ui/app.css`);
   assert.match(style.headers.get('content-type'), /^text\/css/);
   assert.equal(await style.text(), readFileSync('src/ui/app.css', 'utf8'));
+  // The worker that times a lease's renewals: a script of the console's own origin.
+  const timer = await fetch(`${base}/ui/lease-timer.js`);
+  assert.match(timer.headers.get('content-type'), /^text\/javascript/);
+  assert.match(timer.headers.get('content-security-policy'), /worker-src 'self'/);
+  assert.equal(await timer.text(), readFileSync('src/ui/lease-timer.js', 'utf8'));
   assert.equal((await fetch(`${base}/ui/nothing.js`)).status, 404);
 });
 
@@ -329,9 +334,16 @@ test('a link from a phone alert opens its callback after signing in; call later 
   await done(page);
 });
 
+// A browser without workers: the page times the lease's renewals with its own timers, which
+// page.clock drives (it does not reach into a worker).
+async function withoutWorkers(page) {
+  await page.addInitScript(() => { delete window.Worker; });
+}
+
 test('an open call keeps its lease while its page is open, on a PC whose clock is behind', async () => {
   const survey = await answer('ui-lease', 2);
   const page = await newPage();
+  await withoutWorkers(page);
   // Five minutes behind npsd: the lease (1m) is timed by the server's clock all the same.
   await page.clock.install({ time: Date.now() - 5 * 60 * 1000 });
   const beats = [];
@@ -386,6 +398,7 @@ test('a call in a background tab whose timers stand still renews its lease when 
   const survey = await answer('ui-hidden', 2);
   const id = survey.callback.id;
   const page = await newPage();
+  await withoutWorkers(page); // where no worker times it, as the page's timers stand still
   await page.clock.install();
   const beats = [];
   page.on('request', (request) => { if (request.url().endsWith('/heartbeat')) beats.push(request.url()); });
@@ -434,6 +447,53 @@ test('a call in a background tab whose timers stand still renews its lease when 
   await page.waitForFunction(() => /ran out while its tab was in the background/.test(document.querySelector('#notice').textContent));
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'queued');
   assert.equal(await page.locator('#complete').count(), 0);
+  await done(page);
+});
+
+// The page's timers stand still here (page.clock paused) while the tab says it is hidden, as
+// Chromium's throttling does for minutes at a time; a worker's timers are not throttled, and
+// page.clock does not reach them. So a renewal can come from the worker alone.
+test('a call in a hidden tab whose page timers stand still keeps its lease, timed by a worker at a third of it', async () => {
+  const survey = await answer('ui-worker', 2);
+  const id = survey.callback.id;
+  const page = await newPage();
+  // Five minutes behind npsd, too: the wait is a third of the lease by npsd's clock.
+  const behind = 5 * 60 * 1000;
+  await page.clock.install({ time: Date.now() - behind });
+  const beats = [];
+  page.on('request', (request) => { if (request.url().endsWith('/heartbeat')) beats.push(Date.now()); });
+  await signIn(page, keys.agent);
+  await page.fill('#claim-touchpoint', 'ui-worker');
+  await page.click('#claim button[type=submit]');
+  await page.waitForSelector('#complete');
+  await page.clock.pauseAt(Date.now() - behind + 1000);
+  await sleep(1100); // leases are kept to the second
+
+  // Sent to the background: renewed at once, as before.
+  const opened = beats.length;
+  await setHidden(page, true);
+  for (let i = 0; i < 100 && beats.length === opened; i++) await sleep(50);
+  assert.equal(beats.length, opened + 1);
+  await sleep(500); // its answer, which sets the next renewal
+  const hiddenAt = (await stored(id)).lease_expires_at;
+  const sent = beats.length;
+  const since = beats[sent - 1];
+
+  // Then, with no page timer firing and no visibility change, renewed again within a third
+  // of the minute left (20 s; 60 s if the page's clock, 5 minutes behind, were believed).
+  for (let i = 0; i < 700 && beats.length === sent; i++) await sleep(50);
+  assert.ok(beats.length > sent, `no renewal ${Math.round((Date.now() - since) / 1000)} s after the tab was hidden`);
+  const waited = beats[sent] - since;
+  assert.ok(waited >= 10 * 1000 && waited <= 30 * 1000, `renewed after ${waited} ms, not about 20 s`);
+  let renewed = hiddenAt;
+  for (let i = 0; i < 100 && renewed === hiddenAt; i++) {
+    await sleep(50);
+    renewed = (await stored(id)).lease_expires_at;
+  }
+  assert.ok(Date.parse(renewed) > Date.parse(hiddenAt), `lease ${hiddenAt} was not renewed (${renewed})`);
+  assert.equal(await page.locator('#complete').count(), 1);
+  assert.equal(await page.isHidden('#notice'), true);
+  assert.equal(page.workers().length, 1);
   await done(page);
 });
 
