@@ -1328,22 +1328,78 @@ function webhookFormState(form) {
   return state;
 }
 
-// Puts a draft back into form, then keeps what is typed there from now on.
-function keepWebhookDraft(form, which) {
-  const draft = readWebhookDraft(which);
-  if (draft && draft.values) {
-    for (const el of form.querySelectorAll('input, select, textarea')) {
-      const name = el.type === 'checkbox' ? `${el.name}=${el.value}` : el.id;
-      if (el.name === 'auth' || !(name in draft.values)) continue;
-      if (el.type === 'checkbox') el.checked = draft.values[name];
-      else el.value = draft.values[name];
-    }
-    // What hangs on them: the digest's time fields, the auth field under "Remove it".
-    for (const el of form.querySelectorAll('select, input[type=checkbox]')) el.dispatchEvent(new Event('change'));
-    form.querySelector('h2').after(h('p', { class: 'more', id: 'webhook-draft' },
-      `What you typed and did not save is back${draft.auth_typed ? ', but the Authorization header: type it again' : ''}.`));
+// An input's key in webhookFormState's values.
+const inputKey = (el) => (el.type === 'checkbox' ? `${el.name}=${el.value}` : el.id);
+
+// Sets the inputs whose keys pass only to what values holds, the auth's text left out.
+function putWebhookValues(form, values, only) {
+  for (const el of form.querySelectorAll('input, select, textarea')) {
+    const key = inputKey(el);
+    if (el.name === 'auth' || !(key in values) || !only(key)) continue;
+    if (el.type === 'checkbox') el.checked = values[key];
+    else el.value = values[key];
   }
-  const keep = () => sessionStorage.setItem(webhookDraftKey(which), JSON.stringify(webhookFormState(form)));
+  // What hangs on them: the digest's time fields, the auth field under "Remove it".
+  for (const el of form.querySelectorAll('select, input[type=checkbox]')) el.dispatchEvent(new Event('change'));
+}
+
+// The API's fields (url, filter, events…) behind the keys whose values differ in a and b.
+function webhookFieldsChanged(form, a, b) {
+  const names = new Set();
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (a[key] === b[key]) continue;
+    const el = key.includes('=') ? null : form.querySelector(`#${key}`);
+    const name = el ? el.dataset.field || key : key.split('=')[0];
+    names.add(name === 'auth_remove' ? 'auth' : name.split('.')[0]);
+  }
+  return [...names];
+}
+
+// Puts a draft back into form, then keeps what is typed there from now on. A draft keeps
+// with it the form as first drawn when it began (its base: what the webhook had then). An
+// edit's form drawn from the webhook as read now that is not that base means it was changed
+// elsewhere since (another tab, another manager, the API): the draft put back silently
+// would write its old values over those changes on save. The form then shows the webhook
+// as it is now, says so, and offers the draft, whose changes alone (what differs from its
+// base) go back over the new values, or to discard it. Until one is chosen the draft stays
+// as it was, for this page opened again to offer it again (unless something typed in the
+// form meanwhile began a new draft in its place).
+function keepWebhookDraft(form, which) {
+  const fresh = webhookFormState(form).values;
+  const draft = readWebhookDraft(which);
+  let base = fresh;
+  const keep = () => sessionStorage.setItem(webhookDraftKey(which), JSON.stringify({ ...webhookFormState(form), base }));
+  // A draft kept before drafts had a base is put back whole, as it was then.
+  const changedByDraft = (key) => !draft.base || draft.values[key] !== draft.base[key];
+  const line = (text, id = 'webhook-draft', ...more) => {
+    const old = form.querySelector('.webhook-draft');
+    const p = h('p', { class: 'more webhook-draft', id, role: 'status' }, text, ...more);
+    if (old) old.replaceWith(p);
+    else form.querySelector('h2').after(p);
+  };
+  const back = (over) => `What you typed and did not save is back${over}`
+    + `${draft.auth_typed ? ', but the Authorization header: type it again' : ''}.`;
+  const elsewhere = draft && draft.values && draft.base ? webhookFieldsChanged(form, draft.base, fresh) : [];
+  if (draft && draft.values && !elsewhere.length) {
+    putWebhookValues(form, draft.values, changedByDraft);
+    base = draft.base || fresh;
+    line(back(''));
+  } else if (draft && draft.values) {
+    const button = (id, label, onclick) => h('button', { type: 'button', class: 'link', id, onclick }, label);
+    const putBack = button('restore-webhook-draft', 'Put back what you changed', () => {
+      putWebhookValues(form, draft.values, changedByDraft);
+      keep(); // the draft is over the webhook as it is now
+      line(back(', over the changes made elsewhere'));
+      form.querySelector('#wh-url').focus();
+    });
+    const discard = button('discard-webhook-draft', 'Discard it', () => {
+      forgetWebhookDraft(which);
+      line('What you typed is discarded: the form shows the webhook as it is now.');
+      form.querySelector('#wh-url').focus();
+    });
+    line(`Webhook #${which} was changed elsewhere (${elsewhere.join(', ')}) since you began editing it, and `
+      + 'what you typed was not saved: the form shows it as it is now. ', 'webhook-draft-stale', putBack, ' ', discard);
+  }
   form.addEventListener('input', keep);
   form.addEventListener('change', keep);
 }

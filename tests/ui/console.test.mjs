@@ -1050,6 +1050,81 @@ test('a webhook being edited keeps what was typed across pages, until saved, can
   await done(page);
 });
 
+test('an edit draft of a webhook changed elsewhere since is not put back silently: the form shows it as it is now and offers the draft', async () => {
+  const made = await call(keys.manager, 'POST', '/v1/webhooks', {
+    url: `${hooks}/hooks/draft-stale`, format: 'slack', events: ['callback.created'], filter: { max_score: 6 }, description: 'ui stale before',
+  });
+  assert.equal(made.status, 201, made.text);
+  const id = made.body.id;
+  const moved = `${hooks}/hooks/draft-stale-moved`;
+  const page = await signedIn('manager', `#/webhooks/${id}`);
+  const patches = [];
+  page.on('request', (request) => { if (request.method() === 'PATCH') patches.push(request.postDataJSON()); });
+  // A draft begun here, then the webhook changed elsewhere (another tab, the API) while this
+  // tab is on another page, then its page opened again.
+  const draftThenChanged = async (type, elsewhere) => {
+    await page.click('#edit-webhook');
+    await page.waitForSelector('#webhook-edit');
+    await type();
+    await page.click('#nav a[data-view=webhooks]');
+    await page.waitForSelector('#webhook-form');
+    const r = await call(keys.manager, 'PATCH', `/v1/webhooks/${id}`, elsewhere);
+    assert.equal(r.status, 200, r.text);
+    await page.goto(`${base}/ui/#/webhooks/${id}`);
+    await page.waitForSelector('#webhook-edit');
+  };
+
+  await draftThenChanged(async () => {
+    await page.fill('#wh-description', 'ui stale typed');
+    await page.fill('#wh-max-score', '4');
+  }, { url: moved, description: 'ui stale changed elsewhere' });
+  // The form holds the webhook as it is now, not the draft, and says what changed.
+  assert.equal(await page.inputValue('#wh-url'), moved);
+  assert.equal(await page.inputValue('#wh-description'), 'ui stale changed elsewhere');
+  assert.equal(await page.inputValue('#wh-max-score'), '6');
+  assert.match(await page.textContent('#webhook-draft-stale'), /changed elsewhere \(url, description\)/);
+  assert.equal(await page.locator('#webhook-draft').count(), 0);
+  // Until the manager chooses, the draft stays: a reload offers it again.
+  await page.reload();
+  await page.waitForSelector('#webhook-draft-stale');
+  assert.equal(await page.inputValue('#wh-description'), 'ui stale changed elsewhere');
+
+  // Put back: what the draft changed goes over the new values, the rest stays as it is now;
+  // saved, only that is sent.
+  await page.click('#restore-webhook-draft');
+  assert.match(await page.textContent('#webhook-draft'), /back, over the changes made elsewhere/);
+  assert.equal(await page.inputValue('#wh-description'), 'ui stale typed');
+  assert.equal(await page.inputValue('#wh-max-score'), '4');
+  assert.equal(await page.inputValue('#wh-url'), moved);
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForFunction(() => /changed/.test(document.querySelector('#notice').textContent));
+  assert.deepEqual(patches, [{ filter: { max_score: 4 }, description: 'ui stale typed' }]);
+  let now = (await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body;
+  assert.equal(now.url, moved);
+  assert.equal(now.description, 'ui stale typed');
+
+  // Discarded: the form stays as the webhook is now, and the draft goes for good.
+  await draftThenChanged(async () => {
+    await page.fill('#wh-description', 'ui stale typed again');
+  }, { events: ['callback.created', 'survey.received'] });
+  assert.match(await page.textContent('#webhook-draft-stale'), /changed elsewhere \(events\)/);
+  assert.equal(await page.inputValue('#wh-description'), 'ui stale typed');
+  assert.equal(await page.isChecked('#wh-events input[value="survey.received"]'), true);
+  await page.click('#discard-webhook-draft');
+  assert.match(await page.textContent('#webhook-draft'), /discarded/);
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), `npsd.webhook-draft.${id}`), null);
+  await page.click('#webhook-edit button[type=submit]');
+  await page.waitForFunction(() => /Nothing changed/.test(document.querySelector('#notice').textContent));
+  assert.equal(patches.length, 1);
+  await page.reload();
+  await page.waitForSelector('#webhook');
+  assert.equal(await page.locator('#webhook-edit').count(), 0);
+  now = (await call(keys.manager, 'GET', `/v1/webhooks/${id}`)).body;
+  assert.deepEqual(now.events, ['callback.created', 'survey.received']);
+  assert.equal(now.description, 'ui stale typed');
+  await done(page);
+});
+
 test('an agent is not offered the webhooks, and is told so at their address', async () => {
   const page = await signedIn('agent');
   await page.waitForSelector('#claim');
