@@ -115,9 +115,75 @@ int digest_period(const char *kind, const char *digest_at, int64_t now, int64_t 
 	return 0;
 }
 
+/* The time in force as minutes into the day (daily), or the minute past the hour (hourly). */
+static int at_minutes(const char *kind, const char *digest_at)
+{
+	int hour, minute;
+	const char *at = digest_at_in_force(kind, digest_at);
+	if (!at || sscanf(at, "%2d:%2d", &hour, &minute) != 2)
+		return -1;
+	return strcmp(kind, "hourly") == 0 ? minute : hour * 60 + minute;
+}
+
+bool digest_same_schedule(const char *kind, const char *digest_at, const char *kind2, const char *at2)
+{
+	if (!kind || !kind2)
+		return !kind && !kind2;
+	return strcmp(kind, kind2) == 0 && at_minutes(kind, digest_at) == at_minutes(kind2, at2);
+}
+
+/* The end of the period of kind at digest_at under way at now: its first end after now. */
+static int period_under_way_end(const char *kind, const char *digest_at, int64_t now, int64_t *ret_end)
+{
+	/* Steps shorter than any period (an hour is 30 minutes at the least, where a clock
+	 * change moves the local minute by half an hour) meet the next end, never the one
+	 * after it, whatever length the clock changes give the day. */
+	const int64_t step = 600, limit = now + 3 * 86400;
+	for (int64_t t = now + step; t < limit; t += step) {
+		int64_t start, end;
+		if (digest_period(kind, digest_at, t, &start, &end) < 0)
+			return -1;
+		if (end > now) {
+			*ret_end = end;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int digest_rescheduled(const struct digest_marks *marks, const char *kind, const char *digest_at,
+                       const char *new_kind, const char *new_at, int64_t now, struct digest_marks *ret)
+{
+	struct digest_marks m = *marks;
+	if (!m.first_until) {
+		/* The periods of the old schedule that had ended are told as they would have
+		 * been (a change in the first second after npsd came back loses none of the days
+		 * it was down for); the one under way at the change is not, its hours go into
+		 * the first digest by the new schedule. */
+		int64_t start, end;
+		if (digest_period(kind, digest_at, now, &start, &end) < 0)
+			return -1;
+		if (end > m.sent_until) {
+			snprintf(m.was, sizeof m.was, "%s", kind);
+			snprintf(m.was_at, sizeof m.was_at, "%s", digest_at_in_force(kind, digest_at));
+			m.first_from = end;
+		} else {
+			m.was[0] = m.was_at[0] = '\0';
+			m.first_from = m.sent_until;
+		}
+	}
+	/* Else changed again before the first digest by the schedule before was told: that
+	 * first digest was never told, so the new one starts where it would have. */
+	if (period_under_way_end(new_kind, new_at, now, &m.first_until) < 0)
+		return -1;
+	*ret = m;
+	return 0;
+}
+
 /* What a digest webhook asks for, read on the alerts thread. */
 struct digest_hook {
-	int64_t id, sent_until;
+	int64_t id;
+	struct digest_marks m;
 	char kind[8], at[8];
 	bool has_at;
 	json_t *touchpoints; /* the filter's list, or NULL for all */
@@ -150,8 +216,12 @@ static int collect_hook(const struct webhook_row *row, void *arg)
 	}
 	struct digest_hook *d = &h->v[h->n++];
 	*d = (struct digest_hook){ .id = row->id,
-		                   .sent_until = row->digest_sent_until,
+		                   .m = { .sent_until = row->digest_sent_until,
+		                          .first_from = row->digest_first_from,
+		                          .first_until = row->digest_first_until },
 		                   .has_at = row->digest_at };
+	snprintf(d->m.was, sizeof d->m.was, "%s", row->digest_was ? row->digest_was : "");
+	snprintf(d->m.was_at, sizeof d->m.was_at, "%s", row->digest_was_at ? row->digest_was_at : "");
 	snprintf(d->kind, sizeof d->kind, "%s", row->digest);
 	snprintf(d->at, sizeof d->at, "%s", row->digest_at ? row->digest_at : "");
 	json_t *filter = row->filter ? json_loads(row->filter, 0, NULL) : NULL;
@@ -289,17 +359,28 @@ static void period_name(bool hourly, bool newest, int64_t from, int64_t to, char
 		snprintf(buf, PERIOD_NAME_SIZE, "%s %d %s%s", day, tm.tm_mday, month, minute);
 }
 
-/* The digest of [from, to) for one webhook, the newest period told or an older one, saying
- * that the skipped periods before it were not told: a new object, or NULL with *ret_error. */
+/* A period to tell, by the schedule of kind at at (NULL: the default). uneven: the first
+ * after a change of kind or time, longer or shorter than one period. */
+struct period {
+	int64_t from, to;
+	const char *kind, *at;
+	bool uneven;
+};
+
+/* The digest of period p for one webhook, the newest period told or an older one, saying
+ * that the skipped periods (of skipped_kind: "hour", "day" or "period") before it were not
+ * told: a new object, or NULL with *ret_error. */
 static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg, const struct digest_hook *h,
-                            int64_t from, int64_t to, bool newest, int64_t skipped, int64_t now,
-                            int *ret_error)
+                            const struct period *per, bool newest, int64_t skipped, const char *skipped_kind,
+                            int64_t now, int *ret_error)
 {
-	int64_t prev_from, prev_to;
+	int64_t from = per->from, to = per->to, prev_from = from - (to - from), prev_to = from;
 	struct nps_counts c, p;
 	struct callback_stats q;
-	/* The period that ends where this one begins. */
-	int r = digest_period(h->kind, h->has_at ? h->at : NULL, from, &prev_from, &prev_to);
+	/* The period that ends where this one begins; before an uneven first digest after a
+	 * change, as long a time as it is: a day and a half against a day would be a change
+	 * in the figures that is only one of lengths. */
+	int r = per->uneven ? 0 : digest_period(per->kind, per->at, from, &prev_from, &prev_to);
 	if (r == 0)
 		r = period_counts(conn, h->touchpoints, from, to, &c);
 	if (r == 0)
@@ -314,7 +395,7 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	char a[32], b[32], f[21], t[21];
 	local_text(from, a);
 	local_text(to, b);
-	bool hourly = strcmp(h->kind, "hourly") == 0;
+	bool hourly = strcmp(per->kind, "hourly") == 0;
 	char name[PERIOD_NAME_SIZE], title[PERIOD_NAME_SIZE + 8];
 	period_name(hourly, newest, from, to, name);
 	snprintf(title, sizeof title, "NPS, %s", name);
@@ -352,7 +433,7 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	         (long long)q.claimed);
 	if (skipped > 0)
 		text_add(&text, "\nNot told: the %lld %s%s before this one (npsd was down).",
-		         (long long)skipped, hourly ? "hour" : "day", plural(skipped));
+		         (long long)skipped, skipped_kind, plural(skipped));
 	json_t *previous = json_pack("{s:o, s:I}", "nps", figure_or_null(&p, nps_value(&p)), "responses",
 	                             (json_int_t)nps_responses(&p));
 	json_t *queue = json_pack("{s:I, s:I, s:I, s:I}", "queued", (json_int_t)q.queued, "due",
@@ -360,7 +441,7 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	                          "oldest_due_age_seconds", (json_int_t)q.oldest_due_age);
 	json_t *d = json_pack(
 	        "{s:s, s:s, s:s, s:s, s:O?, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:s, s:s}",
-	        "period", h->kind, "from", time_format_rfc3339(from, f), "to", time_format_rfc3339(to, t),
+	        "period", per->kind, "from", time_format_rfc3339(from, f), "to", time_format_rfc3339(to, t),
 	        "timezone", cfg->cb_timezone, "touchpoints", h->touchpoints, "nps",
 	        figure_or_null(&c, nps_value(&c)), "responses", (json_int_t)nps_responses(&c), "promoters",
 	        (json_int_t)c.promoters, "passives", (json_int_t)c.passives, "detractors",
@@ -374,7 +455,7 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 }
 
 struct digest_write {
-	int64_t webhook_id, was, until, now;
+	int64_t webhook_id, was, first_until, until, now;
 	json_t *data; /* stolen by the write; NULL: only mark the period (a new digest) */
 	bool stale;   /* the webhook changed since it was read: nothing was written */
 };
@@ -383,7 +464,7 @@ static int apply_digest(struct db_conn *conn, void *arg)
 {
 	struct digest_write *w = arg;
 	/* The mark first: a webhook deleted or changed since it was read gets nothing. */
-	int r = store_webhook_digest_sent(conn, w->webhook_id, w->was, w->until);
+	int r = store_webhook_digest_sent(conn, w->webhook_id, w->was, w->first_until, w->until);
 	if (r == -ESTALE) {
 		w->stale = true;
 		return 0;
@@ -403,43 +484,76 @@ static int write_digest(struct npsd_db *db, struct digest_write *w)
 	return r;
 }
 
-struct period {
-	int64_t from, to;
+/* The periods to tell, newest first while they are gathered, and the older ones left out. */
+struct periods {
+	struct period v[DIGESTS_CATCH_UP_MAX];
+	int n;
+	int64_t skipped;
+	const char *skipped_kind; /* "hour", "day", or "period" for a mix or an uneven one */
 };
 
-/*
- * The periods of h to tell at now, oldest first, in v: each one that ended after the mark.
- * Those are the periods npsd was down for: a webhook switched on again, or whose digest
- * changed, has its mark moved to the period under way then (store_webhooks.c), so that
- * another change (a description, a URL) tells the same periods as none. Of these only the
- * DIGESTS_CATCH_UP_MAX newest: *ret_skipped says how many older ones are left untold.
- * Returns how many are in v, 0 when none, -1 for a digest whose periods cannot be worked out.
- */
-static int periods_to_tell(const struct digest_hook *h, int64_t now, struct period v[DIGESTS_CATCH_UP_MAX],
-                           int64_t *ret_skipped)
+static void periods_add(struct periods *ps, const struct period *p)
 {
-	const char *at = h->has_at ? h->at : NULL;
-	struct period p, newest_first[DIGESTS_CATCH_UP_MAX];
-	int n = 0;
-	int64_t skipped = 0;
-	if (digest_period(h->kind, at, now, &p.from, &p.to) < 0)
+	if (ps->n < DIGESTS_CATCH_UP_MAX) {
+		ps->v[ps->n++] = *p;
+		return;
+	}
+	const char *kind = p->uneven ? "period" : strcmp(p->kind, "hourly") == 0 ? "hour" : "day";
+	if (ps->skipped > 0 && strcmp(ps->skipped_kind, kind) != 0)
+		kind = "period";
+	ps->skipped_kind = kind;
+	ps->skipped++;
+}
+
+/* Adds, newest first, each period of kind at at that ends after floor and at or before
+ * until. Back from the newest: each step is one period, so a year down costs a year of
+ * periods once, and then the mark is past them. */
+static int add_periods(struct periods *ps, const char *kind, const char *at, int64_t until, int64_t floor)
+{
+	struct period p = { .kind = kind, .at = at };
+	if (digest_period(kind, at, until, &p.from, &p.to) < 0)
 		return -1;
-	/* Back from the newest: each step is one period, so a year down costs a year of
-	 * periods once, and then the mark is past them. */
-	while (p.to > h->sent_until) {
-		if (n < DIGESTS_CATCH_UP_MAX)
-			newest_first[n++] = p;
-		else
-			skipped++;
-		struct period before;
-		if (digest_period(h->kind, at, p.from, &before.from, &before.to) < 0 || before.to >= p.to)
+	while (p.to > floor) {
+		periods_add(ps, &p);
+		struct period before = p;
+		if (digest_period(kind, at, p.from, &before.from, &before.to) < 0 || before.to >= p.to)
 			break;
 		p = before;
 	}
-	for (int i = 0; i < n; i++)
-		v[i] = newest_first[n - 1 - i];
-	*ret_skipped = skipped;
-	return n;
+	return 0;
+}
+
+/*
+ * The periods of h to tell at now, oldest first, in v: each one that ended after the mark.
+ * Those are the periods npsd was down for: a webhook switched on again has its mark moved to
+ * the period under way then (store_webhooks.c), so that another change (a description, a
+ * URL) tells the same periods as none. After a change of kind or time, the periods of the
+ * old schedule that had ended then, the uneven first digest by the new one once it has
+ * ended, and the new one's periods after it. Of these only the DIGESTS_CATCH_UP_MAX newest:
+ * *ret_skipped says how many older ones are left untold, of *ret_skipped_kind. Returns how
+ * many are in v, 0 when none, -1 for a digest whose periods cannot be worked out.
+ */
+static int periods_to_tell(const struct digest_hook *h, int64_t now, struct period v[DIGESTS_CATCH_UP_MAX],
+                           int64_t *ret_skipped, const char **ret_skipped_kind)
+{
+	const struct digest_marks *m = &h->m;
+	const char *at = h->has_at ? h->at : NULL;
+	struct periods ps = { .n = 0, .skipped_kind = "period" };
+	bool first = m->first_until != 0;
+	if (add_periods(&ps, h->kind, at, now, first ? m->first_until : m->sent_until) < 0)
+		return -1;
+	if (first && now >= m->first_until && m->first_from < m->first_until) {
+		struct period p = { m->first_from, m->first_until, h->kind, at, true };
+		periods_add(&ps, &p);
+	}
+	if (first && m->was[0] && m->sent_until < m->first_from &&
+	    add_periods(&ps, m->was, m->was_at, m->first_from, m->sent_until) < 0)
+		return -1;
+	for (int i = 0; i < ps.n; i++)
+		v[i] = ps.v[ps.n - 1 - i];
+	*ret_skipped = ps.skipped;
+	*ret_skipped_kind = ps.skipped_kind;
+	return ps.n;
 }
 
 int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now, int64_t *ret_skipped)
@@ -454,27 +568,30 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now,
 		const struct digest_hook *h = &hooks.v[i];
 		struct period v[DIGESTS_CATCH_UP_MAX];
 		int64_t skipped = 0;
+		const char *skipped_kind = "period";
 		int n;
-		if (!h->sent_until) {
+		if (!h->m.sent_until) {
 			/* A digest set by an npsd that did not mark it when it was set: it starts
 			 * with the next period, only the mark of the last one that ended. */
 			if (digest_period(h->kind, h->has_at ? h->at : NULL, now, &v[0].from, &v[0].to) < 0)
 				continue;
 			n = 1;
-		} else if ((n = periods_to_tell(h, now, v, &skipped)) <= 0) {
+		} else if ((n = periods_to_tell(h, now, v, &skipped, &skipped_kind)) <= 0) {
 			continue;
 		}
 		/* Oldest first, each with its own mark in the transaction of its message: a crash
 		 * half way leaves the rest for the next look, none told twice. */
-		int64_t was = h->sent_until;
+		int64_t was = h->m.sent_until, first_until = h->m.first_until;
 		for (int k = 0; k < n; k++) {
-			struct digest_write w = {
-				.webhook_id = h->id, .was = was, .until = v[k].to, .now = now
-			};
+			struct digest_write w = { .webhook_id = h->id,
+				                  .was = was,
+				                  .first_until = first_until,
+				                  .until = v[k].to,
+				                  .now = now };
 			int r = 0;
-			if (h->sent_until)
-				w.data = build_digest(conn, cfg, h, v[k].from, v[k].to, k == n - 1,
-				                      k == 0 ? skipped : 0, now, &r);
+			if (h->m.sent_until)
+				w.data = build_digest(conn, cfg, h, &v[k], k == n - 1, k == 0 ? skipped : 0,
+				                      skipped_kind, now, &r);
 			if (r == 0) {
 				db_reader_put(db, conn);
 				r = write_digest(db, &w);
@@ -484,11 +601,13 @@ int digests_look(struct npsd_db *db, const struct npsd_config *cfg, int64_t now,
 				failed = r;
 			if (r < 0 || w.stale)
 				break;
-			if (h->sent_until) {
+			if (h->m.sent_until) {
 				written++;
 				skipped_told += k == 0 ? skipped : 0;
 			}
 			was = v[k].to;
+			if (first_until && was >= first_until)
+				first_until = 0; /* the mark cleared it */
 		}
 	}
 	db_reader_put(db, conn);

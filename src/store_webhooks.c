@@ -7,9 +7,10 @@
 #include "npsd/webhooks.h"
 #include "store_internal.h"
 
-#define WEBHOOK_COLUMNS                                                                         \
-	"id, url, format, events, filter, auth, secret, description, disabled_reason, active, " \
-	"created_at, updated_at, failing_since, digest, digest_at, digest_sent_until"
+#define WEBHOOK_COLUMNS                                                                             \
+	"id, url, format, events, filter, auth, secret, description, disabled_reason, active, "     \
+	"created_at, updated_at, failing_since, digest, digest_at, digest_sent_until, digest_was, " \
+	"digest_was_at, digest_first_from, digest_first_until"
 
 void webhook_row_clear(struct webhook_row *row)
 {
@@ -25,6 +26,8 @@ void webhook_row_clear(struct webhook_row *row)
 	free(row->disabled_reason);
 	free(row->digest);
 	free(row->digest_at);
+	free(row->digest_was);
+	free(row->digest_was_at);
 	memset(row, 0, sizeof *row);
 }
 
@@ -48,6 +51,10 @@ static int read_webhook(sqlite3_stmt *st, struct webhook_row *ret)
 		.digest = store_column_dup(st, 13, &oom),
 		.digest_at = store_column_dup(st, 14, &oom),
 		.digest_sent_until = sqlite3_column_int64(st, 15),
+		.digest_was = store_column_dup(st, 16, &oom),
+		.digest_was_at = store_column_dup(st, 17, &oom),
+		.digest_first_from = sqlite3_column_int64(st, 18),
+		.digest_first_until = sqlite3_column_int64(st, 19),
 	};
 	if (oom) {
 		webhook_row_clear(&row);
@@ -67,32 +74,85 @@ static void bind_json(sqlite3_stmt *st, int idx, json_t *value)
 		sqlite3_bind_null(st, idx);
 }
 
-/*
- * A digest set, changed or switched on again starts with the period under way: its mark is
- * the end of the last period that ended, written in the transaction of the change. Left to
- * the alerts thread's next look, it was the last period that ended by then: a change a
- * moment before a period's end lost that period, and a change before a time npsd was down
- * lost every period that ended meanwhile, with no skipped_periods to say so.
- */
-static int mark_digest_start(struct db_conn *conn, int64_t id, int64_t now)
+static void bind_int64_or_null(sqlite3_stmt *st, int idx, int64_t v)
 {
-	static const char sql[] = "UPDATE webhooks SET digest_sent_until = ?1 WHERE id = ?2";
-	struct webhook_row row = { 0 }; /* cleared below even when the read failed */
-	int64_t start, end;
-	int r = store_webhook_get(conn, id, &row);
-	if (r == 0 && row.digest && !row.digest_sent_until &&
-	    digest_period(row.digest, row.digest_at, now, &start, &end) == 0) {
-		sqlite3_stmt *st = db_prepare(conn, sql);
-		if (!st) {
-			r = -EIO;
-		} else {
-			sqlite3_bind_int64(st, 1, end);
-			sqlite3_bind_int64(st, 2, id);
-			r = store_step_done(st);
-		}
-	}
-	webhook_row_clear(&row);
-	return r;
+	if (v)
+		sqlite3_bind_int64(st, idx, v);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
+{
+	db_bind_text(st, idx, v && *v ? v : NULL);
+}
+
+/* Sets the marks of the digest of webhook id (digests.h); NULL clears them all. */
+static int write_digest_marks(struct db_conn *conn, int64_t id, const struct digest_marks *m)
+{
+	static const char sql[] = "UPDATE webhooks SET digest_sent_until = ?1, digest_was = ?2, "
+	                          "digest_was_at = ?3, digest_first_from = ?4, digest_first_until = ?5 "
+	                          "WHERE id = ?6";
+	static const struct digest_marks none = { 0 };
+	sqlite3_stmt *st = db_prepare(conn, sql);
+	if (!st)
+		return -EIO;
+	if (!m)
+		m = &none;
+	bind_int64_or_null(st, 1, m->sent_until);
+	bind_text_or_null(st, 2, m->was);
+	bind_text_or_null(st, 3, m->was_at);
+	bind_int64_or_null(st, 4, m->first_until ? m->first_from : 0);
+	bind_int64_or_null(st, 5, m->first_until);
+	sqlite3_bind_int64(st, 6, id);
+	return store_step_done(st);
+}
+
+/*
+ * A digest set or switched on again starts with the period under way: its mark is the end
+ * of the last period that ended, written in the transaction of the change. Left to the
+ * alerts thread's next look, it was the last period that ended by then: a change a moment
+ * before a period's end lost that period, and a change before a time npsd was down lost
+ * every period that ended meanwhile, with no skipped_periods to say so.
+ */
+static int mark_digest_start(struct db_conn *conn, const struct webhook_row *row, int64_t now)
+{
+	struct digest_marks m = { 0 };
+	int64_t start;
+	if (digest_period(row->digest, row->digest_at, now, &start, &m.sent_until) < 0)
+		m.sent_until = 0;
+	return write_digest_marks(conn, row->id, &m);
+}
+
+/*
+ * The marks of a digest after a patch (was: the row before it, row: after it). A new
+ * digest, one switched on again, one that was off or is switched off in the patch, and one
+ * an older npsd left without a mark start with the period under way. One that goes on
+ * telling with another kind or time tells every hour once (digest_rescheduled()): the
+ * periods after its mark that had ended are told, and the first digest by the new schedule
+ * takes the hours from the end of them to the end of its period under way, neither two
+ * digests nor none. Anything else (a description, a URL, the same time again) leaves them.
+ */
+static int mark_digest_change(struct db_conn *conn, const struct webhook_row *was,
+                              const struct webhook_row *row, bool on_again, int64_t now)
+{
+	if (!row->digest)
+		return was->digest ? write_digest_marks(conn, row->id, NULL) : 0;
+	bool same = digest_same_schedule(was->digest, was->digest_at, row->digest, row->digest_at);
+	bool going_on = was->active && row->active;
+	if (on_again || !was->digest || !row->digest_sent_until || (!same && !going_on))
+		return mark_digest_start(conn, row, now);
+	if (same)
+		return 0;
+	struct digest_marks m = { .sent_until = row->digest_sent_until,
+		                  .first_from = row->digest_first_from,
+		                  .first_until = row->digest_first_until },
+	                    next;
+	snprintf(m.was, sizeof m.was, "%s", row->digest_was ? row->digest_was : "");
+	snprintf(m.was_at, sizeof m.was_at, "%s", row->digest_was_at ? row->digest_was_at : "");
+	if (digest_rescheduled(&m, was->digest, was->digest_at, row->digest, row->digest_at, now, &next) < 0)
+		return mark_digest_start(conn, row, now);
+	return write_digest_marks(conn, row->id, &next);
 }
 
 int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, const char *secret,
@@ -118,9 +178,15 @@ int store_webhook_insert(struct db_conn *conn, const struct webhook_input *in, c
 	db_bind_text(st, 11, in->digest);
 	db_bind_text(st, 12, in->digest_at);
 	int r = store_step_done(st);
-	if (r == 0) {
+	if (r == 0)
 		*ret_id = sqlite3_last_insert_rowid(db_handle(conn));
-		r = mark_digest_start(conn, *ret_id, now);
+	if (r == 0 && in->digest) {
+		/* Read back, as the API shows it: the mark goes by what was stored. */
+		struct webhook_row row = { 0 }; /* cleared below even when the read failed */
+		r = store_webhook_get(conn, *ret_id, &row);
+		if (r == 0)
+			r = mark_digest_start(conn, &row, now);
+		webhook_row_clear(&row);
 	}
 	return r;
 }
@@ -183,16 +249,17 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	        "failing_since = CASE WHEN ?13 = 1 AND active = 0 THEN NULL ELSE failing_since END, "
 	        "digest = CASE WHEN ?16 THEN ?17 ELSE digest END, "
 	        "digest_at = CASE WHEN ?18 THEN ?19 ELSE digest_at END, "
-	        /* A digest changed, or switched on again, starts again with the period under
-	         * way (mark_digest_start): the periods that ended while it was off are not
-	         * told, however it was switched off. The same value again changes nothing (SET
-	         * reads the row as it was), and neither does a change of another field. */
-	        "digest_sent_until = CASE WHEN (?16 AND ?17 IS NOT digest) OR (?18 AND ?19 IS NOT digest_at) "
-	        "OR (?13 = 1 AND active = 0) THEN NULL ELSE digest_sent_until END, "
 	        "updated_at = ?14 WHERE id = ?15";
+	/* The row as it was, for its digest's marks (mark_digest_change). */
+	struct webhook_row was = { 0 }, row = { 0 }; /* cleared below even when a read failed */
+	int r = store_webhook_get(conn, id, &was);
+	if (r < 0)
+		goto out;
 	sqlite3_stmt *st = db_prepare(conn, sql);
-	if (!st)
-		return -EIO;
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
 	sqlite3_bind_int(st, 1, in->has_url);
 	db_bind_text(st, 2, in->url);
 	sqlite3_bind_int(st, 3, in->has_format);
@@ -212,10 +279,19 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 	db_bind_text(st, 17, in->digest);
 	sqlite3_bind_int(st, 18, in->has_digest_at);
 	db_bind_text(st, 19, in->digest_at);
-	int r = store_step_done(st);
+	r = store_step_done(st);
 	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
-		return -ENOENT;
-	return r == 0 ? mark_digest_start(conn, id, now) : r;
+		r = -ENOENT;
+	if (r == 0)
+		r = store_webhook_get(conn, id, &row);
+	/* Switched on again: the periods that ended while it was off are not told, however it
+	 * was switched off. */
+	if (r == 0)
+		r = mark_digest_change(conn, &was, &row, in->active == 1 && !was.active, now);
+out:
+	webhook_row_clear(&was);
+	webhook_row_clear(&row);
+	return r;
 }
 
 int store_webhook_delete(struct db_conn *conn, int64_t id)
@@ -573,17 +649,27 @@ int store_delivery_counts(struct db_conn *conn, int64_t *ret_pending, int64_t *r
 	return rc == SQLITE_ROW ? 0 : db_errno(rc);
 }
 
-int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t was, int64_t until)
+int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t was, int64_t first_until,
+                              int64_t until)
 {
 	static const char sql[] =
-	        "UPDATE webhooks SET digest_sent_until = ?1 WHERE id = ?2 AND active = 1 AND "
-	        "digest IS NOT NULL AND coalesce(digest_sent_until, 0) = ?3";
+	        "UPDATE webhooks SET digest_sent_until = ?1, "
+	        /* Past the end of the first digest after a change: that change is told. */
+	        "digest_was = CASE WHEN ?1 >= digest_first_until THEN NULL ELSE digest_was END, "
+	        "digest_was_at = CASE WHEN ?1 >= digest_first_until THEN NULL ELSE digest_was_at END, "
+	        "digest_first_from = CASE WHEN ?1 >= digest_first_until THEN NULL "
+	        "ELSE digest_first_from END, "
+	        "digest_first_until = CASE WHEN ?1 >= digest_first_until THEN NULL "
+	        "ELSE digest_first_until END "
+	        "WHERE id = ?2 AND active = 1 AND digest IS NOT NULL AND coalesce(digest_sent_until, 0) = ?3 "
+	        "AND coalesce(digest_first_until, 0) = ?4";
 	sqlite3_stmt *st = db_prepare(conn, sql);
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, until);
 	sqlite3_bind_int64(st, 2, id);
 	sqlite3_bind_int64(st, 3, was);
+	sqlite3_bind_int64(st, 4, first_until);
 	int r = store_step_done(st);
 	if (r == 0 && sqlite3_changes(db_handle(conn)) == 0)
 		r = -ESTALE;

@@ -3,6 +3,7 @@
  * the webhook, after it was switched off (by a person, or disabled after failures) and on
  * again, and for a digest set a moment before a period ends. Amsterdam time throughout. */
 #include <check.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -193,13 +194,236 @@ START_TEST(a_digest_set_just_before_a_period_ends_tells_that_period)
 	ck_assert_int_eq(look(mon_0800 + 30, NULL), 2);
 	ASSERT_TOLD(fresh, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z");
 	/* 08:59:59: moved to 09:00, and npsd down until Tuesday 09:00:30: the period under way
-	 * at the change (Sunday 09:00 to Monday 09:00) and the one after it are told, and the
-	 * day that was told at 08:00 is not told again. */
+	 * at the change (from the end of the day told at 08:00 to Monday 09:00) and the one
+	 * after it are told, and no hour of the day that was told at 08:00 again. */
 	struct webhook_input at9 = { .active = -1, .has_digest_at = true, .digest_at = "09:00" };
 	change(moved, mon_0800 + HOUR - 1, &at9);
 	ck_assert_int_eq(look(mon_0800 + 25 * HOUR + 30, NULL), 2 + 1);
-	ASSERT_TOLD(moved, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-22T08:00:00Z/2026-11-23T08:00:00Z "
+	ASSERT_TOLD(moved, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-23T08:00:00Z "
 	                   "2026-11-23T08:00:00Z/2026-11-24T08:00:00Z");
+}
+END_TEST
+
+static int run_sql(struct db_conn *conn, void *arg)
+{
+	return sqlite3_exec(db_handle(conn), arg, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+/* An answer of score on the claim touchpoint at answered_at. */
+static void answer(const char *response_id, int score, int64_t answered_at)
+{
+	char *sql = sqlite3_mprintf(
+	        "INSERT OR IGNORE INTO customers (id, created_at, updated_at) VALUES ('c1', 0, 0); "
+	        "INSERT INTO surveys (response_id, source, customer_id, touchpoint, score, answered_at, "
+	        "received_at, consent) VALUES (%Q, 's', 'c1', 'claim', %d, %lld, %lld, 1)",
+	        response_id, score, (long long)answered_at, (long long)answered_at);
+	ck_assert_int_eq(db_write_sync(db, run_sql, sql), 0);
+	sqlite3_free(sql);
+}
+
+/* A number of the newest digest told to the webhook, at a JSON path of its data. */
+static int64_t newest_digest_int(int64_t webhook_id, const char *json_path)
+{
+	static const char sql[] = "SELECT json_extract(e.payload, ?2) FROM deliveries d JOIN events e ON "
+	                          "e.id = d.event_id WHERE d.webhook_id = ?1 AND e.type = 'digest' "
+	                          "ORDER BY d.id DESC LIMIT 1";
+	struct db_conn *conn = db_reader(db);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, webhook_id);
+	sqlite3_bind_text(st, 2, json_path, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	db_reader_put(db, conn);
+	return v;
+}
+
+static bool newest_digest_is(int64_t webhook_id, const char *json_path, const char *want)
+{
+	static const char sql[] = "SELECT json_extract(e.payload, ?2) = ?3 FROM deliveries d JOIN events e "
+	                          "ON e.id = d.event_id WHERE d.webhook_id = ?1 AND e.type = 'digest' "
+	                          "ORDER BY d.id DESC LIMIT 1";
+	struct db_conn *conn = db_reader(db);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, webhook_id);
+	sqlite3_bind_text(st, 2, json_path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, want, -1, SQLITE_STATIC);
+	bool is = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+	sqlite3_finalize(st);
+	db_reader_put(db, conn);
+	return is;
+}
+
+static const struct webhook_input at10 = { .active = -1, .has_digest_at = true, .digest_at = "10:00" };
+
+/* A daily digest moved from 08:00 to 10:00 at Monday noon, after Monday 08:00's was told:
+ * its first digest at 10:00 runs from Monday 08:00 to Tuesday 10:00 (26 hours), then a day
+ * each. It ran from Monday 10:00: 08:00 to 10:00 were in no digest. */
+START_TEST(a_digest_moved_later_tells_the_hours_between_once)
+{
+	int64_t id = create_digest("daily", MON_0700);
+	ck_assert_int_eq(look(MON_0700 + HOUR + 30, NULL), 1);
+	change(id, MON_0700 + 5 * HOUR, &at10);
+	ck_assert_int_eq(look(MON_0700 + 5 * HOUR + 30, NULL), 0);
+	ck_assert_int_eq(look(MON_0700 + 26 * HOUR + 30, NULL), 0); /* Tuesday 09:00:30 */
+	ck_assert_int_eq(look(MON_0700 + 27 * HOUR + 30, NULL), 1);
+	ck_assert_int_eq(look(MON_0700 + 51 * HOUR + 30, NULL), 1);
+	ASSERT_TOLD(id, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T09:00:00Z "
+	                "2026-11-24T09:00:00Z/2026-11-25T09:00:00Z");
+	ck_assert(newest_digest_is(id, "$.period", "daily"));
+}
+END_TEST
+
+/* Moved from 08:00 to 06:00: at Monday noon, after Monday 08:00's digest, the first by 06:00
+ * runs from Monday 08:00 to Tuesday 06:00 (it ran from Monday 06:00: 06:00 to 08:00 twice);
+ * at Monday 07:00, before it, from Sunday 08:00 to Tuesday 06:00, the day under way by the
+ * old time not told (it ran from Monday 06:00: Sunday 08:00 to Monday 06:00 in none). Its
+ * period before is as long, just before it: 22 hours for the one of 22. */
+START_TEST(a_digest_moved_earlier_tells_every_hour_once)
+{
+	const int64_t sun_0700 = MON_0700 - 24 * HOUR;
+	int64_t late = create_digest("daily", sun_0700), early = create_digest("daily", sun_0700);
+	ck_assert_int_eq(look(sun_0700 + HOUR + 30, NULL), 2);
+	struct webhook_input at6 = { .active = -1, .has_digest_at = true, .digest_at = "06:00" };
+	change(early, MON_0700, &at6);
+	ck_assert_int_eq(look(MON_0700 + HOUR + 30, NULL), 1);
+	change(late, MON_0700 + 5 * HOUR, &at6);
+	/* Answers at Monday 00:00 and Sunday 08:30, before the late one's first digest but
+	 * only the first in the 22 hours before it (from Sunday 10:00), and Monday 09:00. */
+	answer("r-prev", 9, MON_0700 - 7 * HOUR);
+	answer("r-old", 3, MON_0700 - 23 * HOUR + HOUR / 2);
+	answer("r-new", 10, MON_0700 + 2 * HOUR);
+	ck_assert_int_eq(look(MON_0700 + 23 * HOUR + 30, NULL), 2); /* Tuesday 06:00:30 */
+	ASSERT_TOLD(late, "2026-11-21T07:00:00Z/2026-11-22T07:00:00Z 2026-11-22T07:00:00Z/2026-11-23T07:00:00Z "
+	                  "2026-11-23T07:00:00Z/2026-11-24T05:00:00Z");
+	ASSERT_TOLD(early, "2026-11-21T07:00:00Z/2026-11-22T07:00:00Z 2026-11-22T07:00:00Z/2026-11-24T05:00:00Z");
+	ck_assert_int_eq(newest_digest_int(late, "$.responses"), 1);
+	ck_assert_int_eq(newest_digest_int(late, "$.previous.responses"), 1);
+	ck_assert_int_eq(newest_digest_int(early, "$.responses"), 3);
+	ck_assert_int_eq(newest_digest_int(early, "$.previous.responses"), 0);
+	ck_assert_int_eq(look(MON_0700 + 47 * HOUR + 30, NULL), 2);
+	ASSERT_TOLD(early, "2026-11-21T07:00:00Z/2026-11-22T07:00:00Z 2026-11-22T07:00:00Z/2026-11-24T05:00:00Z "
+	                   "2026-11-24T05:00:00Z/2026-11-25T05:00:00Z");
+}
+END_TEST
+
+/* Hourly to daily and back. An hourly digest (told to Monday 08:00) made daily at 10:00 at
+ * 08:30: its first daily digest is 08:00 to 10:00 (it was Sunday 10:00 to Monday 10:00,
+ * hours told twice). A daily one (told to Monday 08:00) made hourly at 12:30: its first
+ * hourly digest is 08:00 to 13:00, with 03:00 to 08:00 for the period before (it was 12:00
+ * to 13:00, 08:00 to 12:00 in none). */
+START_TEST(hourly_to_daily_and_back_tells_every_hour_once)
+{
+	int64_t to_daily = create_digest("hourly", MON_0700), to_hourly = create_digest("daily", MON_0700);
+	ck_assert_int_eq(look(MON_0700 + HOUR + 30, NULL), 2);
+	struct webhook_input daily10 = { .active = -1,
+		                         .has_digest = true,
+		                         .digest = "daily",
+		                         .has_digest_at = true,
+		                         .digest_at = "10:00" },
+	                     hourly = { .active = -1, .has_digest = true, .digest = "hourly" };
+	change(to_daily, MON_0700 + HOUR + HOUR / 2, &daily10);
+	answer("r-before", 2, MON_0700 - 2 * HOUR);
+	answer("r-after", 9, MON_0700 + 4 * HOUR);
+	change(to_hourly, MON_0700 + 5 * HOUR + HOUR / 2, &hourly);
+	ck_assert_int_eq(look(MON_0700 + 5 * HOUR + HOUR / 2 + 30, NULL), 1);
+	ASSERT_TOLD(to_daily, "2026-11-23T06:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-23T09:00:00Z");
+	ck_assert(newest_digest_is(to_daily, "$.period", "daily"));
+	ck_assert_int_eq(look(MON_0700 + 6 * HOUR + 30, NULL), 1);
+	ASSERT_TOLD(to_hourly, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-23T12:00:00Z");
+	ck_assert(newest_digest_is(to_hourly, "$.period", "hourly"));
+	ck_assert_int_eq(newest_digest_int(to_hourly, "$.responses"), 1);
+	ck_assert_int_eq(newest_digest_int(to_hourly, "$.previous.responses"), 1);
+	ck_assert_int_eq(look(MON_0700 + 7 * HOUR + 30, NULL), 1);
+	ASSERT_TOLD(to_hourly, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-23T12:00:00Z "
+	                       "2026-11-23T12:00:00Z/2026-11-23T13:00:00Z");
+}
+END_TEST
+
+/* Moved twice before the first digest by a new time was told (08:00 to 10:00 at noon, then
+ * to 09:00 at 13:00; and 08:00 to 10:00 and back): the first digest starts where the last
+ * one told ended, Monday 08:00, and ends by the time in force. It started at Monday 09:00. */
+START_TEST(a_digest_changed_twice_before_its_first_tells_every_hour_once)
+{
+	int64_t nine = create_digest("daily", MON_0700), back = create_digest("daily", MON_0700);
+	ck_assert_int_eq(look(MON_0700 + HOUR + 30, NULL), 2);
+	struct webhook_input at9 = { .active = -1, .has_digest_at = true, .digest_at = "09:00" },
+	                     at8 = { .active = -1, .has_digest_at = true, .digest_at = "08:00" },
+	                     described = { .active = -1, .has_description = true, .description = "claims" };
+	change(nine, MON_0700 + 5 * HOUR, &at10);
+	change(back, MON_0700 + 5 * HOUR, &at10);
+	change(nine, MON_0700 + 6 * HOUR, &at9);
+	change(back, MON_0700 + 6 * HOUR, &at8);
+	change(nine, MON_0700 + 7 * HOUR, &described);
+	ck_assert_int_eq(look(MON_0700 + 25 * HOUR + 30, NULL), 1); /* Tuesday 08:00:30 */
+	ck_assert_int_eq(look(MON_0700 + 26 * HOUR + 30, NULL), 1);
+	ck_assert_int_eq(look(MON_0700 + 27 * HOUR + 30, NULL), 0);
+	ASSERT_TOLD(nine, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T08:00:00Z");
+	ASSERT_TOLD(back, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T07:00:00Z");
+}
+END_TEST
+
+/* npsd down from Monday 07:00 to Thursday 09:00:30, and the first thing after its return is
+ * a change of time (08:00 to 10:00) or of kind (hourly to daily at 08:00): the periods of
+ * the old schedule that ended meanwhile are told as after any time down (the newest 7 of
+ * the 74 hours, 67 skipped), then the first by the new one from the end of the last of them.
+ * They were lost: the change started again with the new time's period under way. A
+ * digest changed while it is off starts, as before, with the period under way when it is
+ * switched on (Wednesday 10:00 to Thursday 10:00), the days while off not told. */
+START_TEST(a_change_after_downtime_tells_the_old_periods_then_the_new)
+{
+	int64_t moved = create_digest("daily", MON_0700), kind = create_digest("hourly", MON_0700),
+		off = create_digest("daily", MON_0700);
+	ck_assert_int_eq(look(MON_0700, NULL), 0);
+	struct webhook_input daily = { .active = -1, .has_digest = true, .digest = "daily" },
+	                     switched_off = { .active = 0 }, on = { .active = 1 };
+	change(off, MON_0700 + HOUR / 2, &switched_off);
+	const int64_t back = MON_0700 + 74 * HOUR + 30;
+	change(moved, back, &at10);
+	change(kind, back, &daily);
+	change(off, back, &at10);
+	change(off, back, &on);
+	int64_t skipped;
+	ck_assert_int_eq(look(back, &skipped), 4 + 7);
+	ck_assert_int_eq(skipped, 74 - 7);
+	ck_assert_int_eq(look(back + HOUR, NULL), 1 + 1); /* Thursday 10:00:30 */
+	ASSERT_TOLD(moved, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T07:00:00Z "
+	                   "2026-11-24T07:00:00Z/2026-11-25T07:00:00Z 2026-11-25T07:00:00Z/2026-11-26T07:00:00Z "
+	                   "2026-11-26T07:00:00Z/2026-11-26T09:00:00Z");
+	ck_assert_int_eq(look(back + 23 * HOUR, NULL), 1); /* Friday 08:00:30 */
+	ASSERT_TOLD(kind, "2026-11-26T01:00:00Z/2026-11-26T02:00:00Z 2026-11-26T02:00:00Z/2026-11-26T03:00:00Z "
+	                  "2026-11-26T03:00:00Z/2026-11-26T04:00:00Z 2026-11-26T04:00:00Z/2026-11-26T05:00:00Z "
+	                  "2026-11-26T05:00:00Z/2026-11-26T06:00:00Z 2026-11-26T06:00:00Z/2026-11-26T07:00:00Z "
+	                  "2026-11-26T07:00:00Z/2026-11-26T08:00:00Z 2026-11-26T08:00:00Z/2026-11-27T07:00:00Z");
+	ck_assert(newest_digest_is(kind, "$.period", "daily"));
+	ck_assert_int_eq(look(back + 25 * HOUR, NULL), 2); /* Friday 10:00:30 */
+	ASSERT_TOLD(off, "2026-11-25T09:00:00Z/2026-11-26T09:00:00Z 2026-11-26T09:00:00Z/2026-11-27T09:00:00Z");
+}
+END_TEST
+
+/* Across the autumn clock change (Sunday 25 October 2026, 03:00 summer time back to 02:00):
+ * moved from 08:00 to 10:00 at Saturday noon, the first digest runs from Saturday 08:00
+ * summer time (06:00Z) to Sunday 10:00 winter time (09:00Z), 27 hours, and the period before
+ * it is the 27 hours before; then Sunday 10:00 to Monday 10:00. */
+START_TEST(a_change_across_a_clock_change_tells_every_hour_once)
+{
+	const int64_t fri_0700 = INT64_C(1792731600); /* Friday 2026-10-23 07:00 summer time (05:00Z) */
+	int64_t id = create_digest("daily", fri_0700);
+	ck_assert_int_eq(look(fri_0700 + HOUR + 30, NULL), 1);
+	ck_assert_int_eq(look(fri_0700 + 25 * HOUR + 30, NULL), 1); /* Saturday 08:00:30 */
+	change(id, fri_0700 + 29 * HOUR, &at10);
+	answer("r-prev", 9, fri_0700 - 2 * HOUR);  /* 03:00Z Friday: 27 hours before 06:00Z Saturday */
+	answer("r-out", 0, fri_0700 - 2 * HOUR - 1); /* a second before that */
+	answer("r-last", 10, fri_0700 + 51 * HOUR + HOUR / 2); /* Sunday 09:30 winter time */
+	ck_assert_int_eq(look(fri_0700 + 51 * HOUR + 30, NULL), 0); /* Sunday 09:00:30 winter time */
+	ck_assert_int_eq(look(fri_0700 + 52 * HOUR + 30, NULL), 1);
+	ck_assert_int_eq(newest_digest_int(id, "$.responses"), 1);
+	ck_assert_int_eq(newest_digest_int(id, "$.previous.responses"), 1);
+	ck_assert_int_eq(look(fri_0700 + 76 * HOUR + 30, NULL), 1);
+	ASSERT_TOLD(id, "2026-10-22T06:00:00Z/2026-10-23T06:00:00Z 2026-10-23T06:00:00Z/2026-10-24T06:00:00Z "
+	                "2026-10-24T06:00:00Z/2026-10-25T09:00:00Z 2026-10-25T09:00:00Z/2026-10-26T09:00:00Z");
 }
 END_TEST
 
@@ -260,6 +484,12 @@ static Suite *digests_suite(void)
 	tcase_add_test(tc, switched_on_again_a_digest_starts_with_the_period_under_way);
 	tcase_add_test(tc, a_digest_set_just_before_a_period_ends_tells_that_period);
 	tcase_add_test(tc, a_digest_whose_row_cannot_be_read_for_its_mark_fails_cleanly);
+	tcase_add_test(tc, a_digest_moved_later_tells_the_hours_between_once);
+	tcase_add_test(tc, a_digest_moved_earlier_tells_every_hour_once);
+	tcase_add_test(tc, hourly_to_daily_and_back_tells_every_hour_once);
+	tcase_add_test(tc, a_digest_changed_twice_before_its_first_tells_every_hour_once);
+	tcase_add_test(tc, a_change_after_downtime_tells_the_old_periods_then_the_new);
+	tcase_add_test(tc, a_change_across_a_clock_change_tells_every_hour_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -61,6 +61,11 @@ struct webhook_row {
 	int64_t created_at, updated_at, failing_since;
 	int64_t digest_sent_until; /* the end of the last period told, or of the one before the
 	                            * digest was set; 0 for none (set by an older npsd) */
+	/* After a change of kind or time (digests.h, struct digest_marks): the old schedule
+	 * while its ended periods are still to tell (NULL when none), and the first digest by
+	 * the new one, [digest_first_from, digest_first_until); 0 when none is pending. */
+	char *digest_was, *digest_was_at;
+	int64_t digest_first_from, digest_first_until;
 };
 void webhook_row_clear(struct webhook_row *row);
 
@@ -74,9 +79,12 @@ int store_webhook_update(struct db_conn *conn, int64_t id, const struct webhook_
 int store_webhook_delete(struct db_conn *conn, int64_t id);
 int store_webhook_disable(struct db_conn *conn, int64_t id, const char *reason, int64_t now);
 /* Marks the digest of the period that ends at until as told, if the webhook is still an
- * active digest whose mark is was (0 for none): -ESTALE when it changed since it was read
- * (deleted, switched off, its digest changed or told), and then nothing is to be sent. */
-int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t was, int64_t until);
+ * active digest whose mark is was (0 for none) and whose pending first digest after a
+ * change ends at first_until (0 for none): -ESTALE when it changed since it was read
+ * (deleted, switched off, its digest changed or told), and then nothing is to be sent. A
+ * mark at or past first_until ends the change (its first digest is told). */
+int store_webhook_digest_sent(struct db_conn *conn, int64_t id, int64_t was, int64_t first_until,
+                              int64_t until);
 
 /* The lowest scores given in [from, to), excluded answers left out, lowest first (then the
  * newest), at most limit; touchpoints_json (a JSON array of names, or NULL for all) narrows
