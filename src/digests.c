@@ -367,7 +367,7 @@ struct period {
 	bool uneven;
 };
 
-/* The digest of period p for one webhook, the newest period told or an older one, saying
+/* The digest of period per for one webhook, the newest period told or an older one, saying
  * that the skipped periods (of skipped_kind: "hour", "day" or "period") before it were not
  * told: a new object, or NULL with *ret_error. */
 static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg, const struct digest_hook *h,
@@ -378,8 +378,8 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	struct nps_counts c, p;
 	struct callback_stats q;
 	/* The period that ends where this one begins; before an uneven first digest after a
-	 * change, as long a time as it is: a day and a half against a day would be a change
-	 * in the figures that is only one of lengths. */
+	 * change, as long a time just before it: its responses (and the hours of the day in
+	 * its NPS) then compare with the previous ones, where 26 hours against 24 would not. */
 	int r = per->uneven ? 0 : digest_period(per->kind, per->at, from, &prev_from, &prev_to);
 	if (r == 0)
 		r = period_counts(conn, h->touchpoints, from, to, &c);
