@@ -209,8 +209,8 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
 	if (r < 0)
 		return r;
 	const char *o = in->outcome;
-	bool counts_attempt =
-	        strcmp(o, "no_answer") == 0 || strcmp(o, "busy") == 0 || strcmp(o, "voicemail") == 0;
+	bool retries = strcmp(o, "no_answer") == 0 || strcmp(o, "busy") == 0 || strcmp(o, "voicemail") == 0;
+	bool wrong_number = strcmp(o, "wrong_number") == 0;
 	bool reached =
 	        strcmp(o, "reached") == 0 || strcmp(o, "declined") == 0 || strcmp(o, "do_not_call") == 0;
 	const char *event = NULL;
@@ -220,8 +220,11 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
 		goto out;
 	if (!row.first_attempt_at)
 		row.first_attempt_at = now;
-	if (counts_attempt) {
+	/* A wrong number was a call made, so it counts like any unanswered one: the callback,
+	 * its events and the console show `attempts` as the calls that did not reach them. */
+	if (retries || wrong_number)
 		row.attempts++;
+	if (retries) {
 		if (row.attempts >= row.max_attempts) {
 			snprintf(row.status, sizeof row.status, "unreachable");
 			event = "callback.unreachable";
@@ -232,7 +235,8 @@ int callbacks_complete(struct db_conn *conn, const struct npsd_config *cfg, cons
 	} else if (strcmp(o, "call_later") == 0) {
 		snprintf(row.status, sizeof row.status, "queued");
 		row.due_at = in->retry_at; /* the customer's own choice of time */
-	} else if (strcmp(o, "wrong_number") == 0) {
+	} else if (wrong_number) {
+		/* No retry can reach them on this number, whatever the count. */
 		snprintf(row.status, sizeof row.status, "unreachable");
 		event = "callback.unreachable";
 	} else { /* reached, declined, do_not_call */

@@ -1157,6 +1157,48 @@ END_TEST
 
 /* ---------- who is owed a call ---------- */
 
+/* A wrong number is a call made: it counts as an attempt (the callback, its event and
+ * the console say how many calls were made), and ends the callback at once, on the first
+ * call and below max_attempts alike. */
+START_TEST(wrong_number_counts_the_call_and_ends_it)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	fx_subscribe(&f);
+
+	/* On the first call: unreachable with 1 attempt, not 0. */
+	int64_t first = post_low(&f, "C-wrong-1", 5, "t-wrong-1");
+	ck_assert_int_eq(claim(&f, f.agent_a, "{\"touchpoint\":\"t-wrong-1\"}", NULL), first);
+	json_t *cb = complete(&f, f.agent_a, first, "{\"outcome\":\"wrong_number\"}", 200);
+	ck_assert_str_eq(sget(cb, "status"), "unreachable");
+	ck_assert_int_eq(iget(cb, "attempts"), 1);
+	json_decref(cb);
+	cb = get_cb(&f, first);
+	ck_assert_int_eq(iget(cb, "attempts"), 1);
+	json_decref(cb);
+	json_t *told = event_payload(&f, "callback.unreachable", first);
+	ck_assert_ptr_nonnull(told);
+	ck_assert_int_eq(iget(json_object_get(told, "callback"), "attempts"), 1);
+	json_decref(told);
+
+	/* After an unanswered try: the second call counts too, and still ends it though
+	 * max_attempts (3) is not reached. */
+	int64_t second = post_low(&f, "C-wrong-2", 5, "t-wrong-2");
+	ck_assert_int_eq(claim(&f, f.agent_a, "{\"touchpoint\":\"t-wrong-2\"}", NULL), second);
+	json_decref(complete(&f, f.agent_a, second, "{\"outcome\":\"no_answer\"}", 200));
+	fx_at(&f, T0 + RETRY1);
+	ck_assert_int_eq(claim(&f, f.agent_b, "{\"touchpoint\":\"t-wrong-2\"}", NULL), second);
+	cb = complete(&f, f.agent_b, second, "{\"outcome\":\"wrong_number\"}", 200);
+	ck_assert_str_eq(sget(cb, "status"), "unreachable");
+	ck_assert_int_eq(iget(cb, "attempts"), 2);
+	assert_time(cb, "closed_at", T0 + RETRY1);
+	json_decref(cb);
+	ck_assert_int_eq(count_events(&f, "callback.unreachable", second), 1);
+	ck_assert_int_eq(claim(&f, f.agent_b, "{\"touchpoint\":\"t-wrong-2\"}", NULL), 0);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(one_open_callback_per_customer)
 {
 	struct fx f;
@@ -1911,6 +1953,7 @@ static Suite *callbacks_suite(void)
 	tcase_add_test(tc, conflicts_and_not_found);
 	tcase_add_test(tc, no_answer_retries_then_unreachable);
 	tcase_add_test(tc, call_later_wrong_number_do_not_call_reached);
+	tcase_add_test(tc, wrong_number_counts_the_call_and_ends_it);
 	tcase_add_test(tc, one_open_callback_per_customer);
 	tcase_add_test(tc, no_callback_without_consent_phone_or_low_score);
 	tcase_add_test(tc, history_of_a_returning_customer);

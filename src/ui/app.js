@@ -786,7 +786,7 @@ async function showCallback(id, view) {
     h('dt', {}, 'Status'), h('dd', { id: 'status' }, cb.status),
     h('dt', {}, 'Due'), h('dd', {}, when(cb.due_at)),
     h('dt', {}, 'SLA deadline'), h('dd', { class: cb.sla_breached ? 'late' : '' }, when(cb.sla_deadline)),
-    // What the API counts as attempts: no answer, busy, voicemail (a reached call shows 0).
+    // What the API counts as attempts: no answer, busy, voicemail, wrong number (a reached call shows 0).
     h('dt', {}, 'Unanswered tries'), h('dd', { id: 'attempts' }, `${cb.attempts} of ${cb.max_attempts}`),
     cb.claimed_by ? [h('dt', {}, 'Agent'), h('dd', { dir: 'auto' }, cb.claimed_by)] : null,
     cb.lease_expires_at ? [h('dt', {}, 'Lease until'), h('dd', { id: 'lease-until' }, when(cb.lease_expires_at))] : null,
