@@ -282,17 +282,23 @@ static int backup(struct npsd_db *db, const char *path)
 	return 0;
 }
 
+/* Only a warning: the rows themselves are gone. */
+static void warn_wal_copies(const char *db_path, const char *what, int r)
+{
+	fprintf(stderr,
+	        "npsctl: warning: the %s rows are gone from the database, but older copies "
+	        "may stay in %s-wal (%s) until npsd reuses it or stops, or a later purge "
+	        "truncates it\n",
+	        what, db_path, strerror(-r));
+}
+
 /* Rids the WAL of older copies of what was just deleted (retention_truncate_wal); only
- * warns when npsd keeps it busy: the rows themselves are gone. */
+ * warns when npsd keeps it busy. */
 static void truncate_wal(struct npsd_db *db, const char *db_path, const char *what)
 {
 	int r = retention_truncate_wal(db, NULL);
 	if (r < 0)
-		fprintf(stderr,
-		        "npsctl: warning: the %s rows are gone from the database, but older copies "
-		        "may stay in %s-wal (%s) until npsd reuses it or stops, or a later purge "
-		        "truncates it\n",
-		        what, db_path, strerror(-r));
+		warn_wal_copies(db_path, what, r);
 }
 
 static void print_counts(const char *what, const struct purge_counts *c)
@@ -309,6 +315,26 @@ static void print_counts(const char *what, const struct purge_counts *c)
 	fprintf(stderr, "\n");
 }
 
+/* Whether the WAL's truncation tries (about ten seconds when npsd's writes or readers keep
+ * it busy) can rid it of copies after a purge that ended in r, having deleted total. */
+static bool truncation_helps(int r, const struct purge_counts *total)
+{
+	/* Also when it found nothing: a run again is how the copies an earlier one could not
+	 * get rid of go. */
+	if (r == 0)
+		return true;
+	/* Failed before it deleted anything, whatever the cause (the write lock held, an I/O
+	 * error, a row it could not delete): it left no copies of its own, the tries only put
+	 * its report off, and the run again that the failure asks for truncates. */
+	if (purge_counts_zero(total))
+		return false;
+	/* Failed part-way: the batches it finished left older copies of their rows in the WAL,
+	 * worth the tries (the lock's holder may let go within them), unless the storage
+	 * failed: the checkpoint writes to that same storage, and the run again that the
+	 * failure asks for truncates. */
+	return r != -EIO && r != -ENOTRECOVERABLE && r != -EROFS;
+}
+
 static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 {
 	int64_t cutoff = clock_now() - older_than;
@@ -322,14 +348,10 @@ static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 	} else {
 		print_counts("purged", &total);
 	}
-	/* Even when nothing was purged: a run again is how the copies an earlier one could not
-	 * get rid of go. But not when the first batch found the write lock held: nothing was
-	 * deleted, the lock's holder fails the checkpoint too, so the tries only put "try again"
-	 * off by ten seconds, and the run again that it asks for truncates. After batches that
-	 * did delete, their rows' older copies stay readable in the WAL until a truncation, and
-	 * the holder may let go within the tries: privacy is worth those seconds. */
-	if (r != -EBUSY || !purge_counts_zero(&total))
+	if (truncation_helps(r, &total))
 		truncate_wal(db, db_path, "purged");
+	else if (!purge_counts_zero(&total))
+		warn_wal_copies(db_path, "purged", r);
 	return r < 0 ? 1 : 0;
 }
 

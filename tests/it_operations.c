@@ -33,6 +33,8 @@
  *  - lifecycle: a second npsd on a database another holds stops before it migrates it, and
  *    npsctl migrates nothing while an npsd holds the database; a purge beside a held write
  *    lock says "try again" after its batch's 5 s wait, without the WAL's truncation tries;
+ *    one whose storage fails (NPSD_TEST_FAIL_SYNC) before it deleted anything, or part-way,
+ *    says so at once though a reader keeps the WAL busy;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
  *    given twice, or without its value, exits 2 naming it.
@@ -65,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/retention.h"
 #include "npsd/validate.h"
 
 #include "testutil.h"
@@ -1887,6 +1890,87 @@ START_TEST(purge_beside_a_held_write_lock_says_try_again_after_its_wait)
 }
 END_TEST
 
+/* A reader that keeps the WAL from being truncated (a long report, a backup), holding a
+ * snapshot from before the purge: the checkpoint after it finds the WAL busy every try. */
+static sqlite3 *hold_wal(const char *db_path, long long surveys)
+{
+	sqlite3 *reader = sql_open(db_path);
+	ck_assert_int_eq(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sql_int(reader, "SELECT count(*) FROM surveys", NULL), surveys);
+	return reader;
+}
+
+/* Runs npsctl purge with NPSD_TEST_FAIL_SYNC=fail_sync (its Nth sync of the WAL fails, as on
+ * a disk that fails): its exit code, stderr in *ret_err, and its time in *ret_took. */
+static int purge_failing_sync(const char *db_path, const char *fail_sync, char **ret_err, double *ret_took)
+{
+	ck_assert_int_eq(setenv("NPSD_TEST_FAIL_SYNC", fail_sync, 1), 0);
+	double t0 = mono_s();
+	int status = ctl(db_path, NULL, ret_err, "purge", NULL);
+	*ret_took = mono_s() - t0;
+	unsetenv("NPSD_TEST_FAIL_SYNC");
+	return status;
+}
+
+/* A purge that fails before it deletes anything for another reason than the write lock
+ * (here an I/O error: the sync of its first batch fails) says so at once: it went on to the
+ * WAL's truncation tries, ten seconds while a reader kept the WAL busy, and then warned of
+ * copies it had not made. */
+START_TEST(purge_that_fails_before_deleting_anything_says_so_at_once)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, NULL);
+	post_many(&f, 3, old_answer);
+	fake_clock_set(T_NEW);
+	sqlite3 *reader = hold_wal(f.p.db_path, 3);
+
+	char *err = NULL;
+	double took;
+	int status = purge_failing_sync(f.p.db_path, "1", &err, &took);
+	ck_assert_msg(status == 1, "purge exited %d after %.1f s: %s", status, took, err ? err : "");
+	ck_assert_msg(took < 2, "the failed purge took %.1f s to say so: %s", took, err ? err : "");
+	ck_assert_msg(err && strstr(err, "purge failed") && !strstr(err, "warning"), "the failed purge: %s",
+	              err ? err : "(none)");
+	assert_counts(counts_of(err, "failure:"), (struct counts){ 0 }, "the failed purge");
+	free(err);
+
+	ck_assert_int_eq(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(reader);
+	fx_stop(&f);
+}
+END_TEST
+
+/* One that fails part-way because the storage failed (the sync of its second batch) reports
+ * at once too, with what it purged before and the warning that their copies may stay in
+ * the WAL: the truncation writes to the storage that just failed, and made its ten seconds
+ * of tries while a reader kept the WAL busy. */
+START_TEST(purge_that_fails_part_way_on_the_storage_says_so_at_once)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, NULL);
+	post_many(&f, RETENTION_BATCH + 1, old_answer);
+	fake_clock_set(T_NEW);
+	sqlite3 *reader = hold_wal(f.p.db_path, RETENTION_BATCH + 1);
+
+	char *err = NULL;
+	double took;
+	int status = purge_failing_sync(f.p.db_path, "2", &err, &took);
+	ck_assert_msg(status == 1, "purge exited %d after %.1f s: %s", status, took, err ? err : "");
+	ck_assert_msg(took < 2, "the failed purge took %.1f s to say so: %s", took, err ? err : "");
+	ck_assert_msg(err && strstr(err, "purge failed") &&
+	                      strstr(err, "warning: the purged rows are gone from the database, but older copies"),
+	              "the failed purge: %s", err ? err : "(none)");
+	assert_counts(counts_of(err, "failure:"),
+	              (struct counts){ .surveys = RETENTION_BATCH, .customers = RETENTION_BATCH },
+	              "the purge that failed part-way");
+	free(err);
+
+	ck_assert_int_eq(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(reader);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- purged rows leave no copy in the files ---------- */
 
 /* P answered long ago (retention takes it all), K within the period (all of it stays). */
@@ -2420,6 +2504,8 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once);
 	tcase_add_test(lifecycle, npsctl_beside_an_npsd_holding_the_write_lock);
 	tcase_add_test(lifecycle, purge_beside_a_held_write_lock_says_try_again_after_its_wait);
+	tcase_add_test(lifecycle, purge_that_fails_before_deleting_anything_says_so_at_once);
+	tcase_add_test(lifecycle, purge_that_fails_part_way_on_the_storage_says_so_at_once);
 	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");
