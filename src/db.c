@@ -368,7 +368,7 @@ static int migrate(struct db_conn *conn, int lock_fd, char **ret_error)
 		return 0;
 	/* npsctl of a new release beside the npsd of the old one (upgraded, not yet restarted):
 	 * a nightly backup migrated the schema under the running npsd. Held shared until the
-	 * commit, so an npsd that starts meanwhile stops (systemd starts it again) instead of
+	 * commit, so an npsd that starts meanwhile waits for it (lock_exclusive) instead of
 	 * migrating beside this. */
 	if (lock_fd >= 0) {
 		if (flock(lock_fd, LOCK_SH | LOCK_NB) < 0) {
@@ -780,6 +780,44 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error)
 	return db_open_flags(path, 0, ret_db, ret_error);
 }
 
+/* How long npsd waits for an npsctl that migrates the database: a start by systemd right
+ * after an upgrade whose npsctl run migrates it, well within systemd's start timeout (90 s
+ * by default); Restart= starts it again after a migration that takes longer. */
+#define MIGRATION_WAIT_MS 30000
+#define MIGRATION_LOOK_MS 50
+
+/* DB_OPEN_EXCLUSIVE's flock on fd, the database file at path. npsctl holds it shared while
+ * it migrates (migrate()), an npsd exclusive while it runs: a shared lock to be had tells
+ * the one from the other. npsd stopped at once beside an npsctl's migration, saying "in use
+ * by another npsd": a systemd start right after an upgrade whose npsctl run migrates
+ * failed, and Restart= tried again every 2 s, up to its start limit.
+ * 0; -EWOULDBLOCK when an npsd holds it; -EINPROGRESS, with *ret_error, when npsctl still
+ * migrates after MIGRATION_WAIT_MS; or another negative errno. */
+static int lock_exclusive(int fd, const char *path, char **ret_error)
+{
+	for (int waited = 0;; waited += MIGRATION_LOOK_MS) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+			return -errno;
+		flock(fd, LOCK_UN);
+		if (waited >= MIGRATION_WAIT_MS) {
+			if (asprintf(ret_error,
+			             "npsctl is still migrating %s after %d s: try again once it is done",
+			             path, MIGRATION_WAIT_MS / 1000) < 0)
+				*ret_error = NULL;
+			return -EINPROGRESS;
+		}
+		if (waited == 0)
+			log_info("db: npsctl is migrating %s: waiting for it (up to %d s)", path,
+			         MIGRATION_WAIT_MS / 1000);
+		struct timespec pause = { .tv_nsec = MIGRATION_LOOK_MS * 1000000L };
+		nanosleep(&pause, NULL);
+	}
+}
+
 int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, char **ret_error)
 {
 	*ret_error = NULL;
@@ -844,9 +882,9 @@ int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, cha
 	/* Before the migrations: a process that does not get the lock must leave the database
 	 * as the one holding it knows it (a newer npsd started beside an older one migrated the
 	 * schema under it). */
-	if ((flags & DB_OPEN_EXCLUSIVE) && flock(db->main_fd, LOCK_EX | LOCK_NB) < 0) {
-		r = -errno;
-		if (r != -EWOULDBLOCK && asprintf(ret_error, "cannot lock %s: %s", path, strerror(-r)) < 0)
+	if ((flags & DB_OPEN_EXCLUSIVE) && (r = lock_exclusive(db->main_fd, path, ret_error)) < 0) {
+		if (r != -EWOULDBLOCK && !*ret_error &&
+		    asprintf(ret_error, "cannot lock %s: %s", path, strerror(-r)) < 0)
 			*ret_error = NULL;
 		goto fail;
 	}

@@ -31,7 +31,8 @@
  *    an agent holds: the agent's next step is a 404, the lease and SLA timers find nothing,
  *    and their next low score is a new call;
  *  - lifecycle: a second npsd on a database another holds stops before it migrates it, and
- *    npsctl migrates nothing while an npsd holds the database; a purge beside a held write
+ *    npsctl migrates nothing while an npsd holds the database; an npsd started while npsctl
+ *    migrates waits for it and starts on the migrated database; a purge beside a held write
  *    lock says "try again" after its batch's 5 s wait, without the WAL's truncation tries;
  *    one whose storage fails (NPSD_TEST_FAIL_SYNC) before it deleted anything, or part-way,
  *    says so at once though a reader keeps the WAL busy;
@@ -1744,6 +1745,60 @@ static double mono_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* What an npsctl migrating the database holds until its commit: the flock shared, and
+ * SQLite's write lock (here on hold_older_npsd's database, at schema version 0). */
+struct migrating_npsctl {
+	int fd;
+	sqlite3 *conn;
+	int after_ms; /* when it commits and lets go */
+};
+
+static void *migration_ends(void *arg)
+{
+	struct migrating_npsctl *m = arg;
+	sleep_ms(m->after_ms);
+	ck_assert_int_eq(sqlite3_exec(m->conn, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(flock(m->fd, LOCK_UN), 0);
+	return NULL;
+}
+
+/* npsd started while an npsctl migrates the database (systemd's start right after an
+ * upgrade whose npsctl run migrates it) waits for the migration and then starts on the
+ * migrated database: it stopped at once, saying "in use by another npsd", which no npsd
+ * was. The test holds what npsctl's migration holds for a second, then lets go; npsd runs
+ * until timeout(1) stops it (124). */
+START_TEST(npsd_started_while_npsctl_migrates_waits_for_it)
+{
+	char *dir, *db;
+	struct migrating_npsctl m = { .after_ms = 1000 };
+	m.fd = hold_older_npsd("migrating", &dir, &db, &m.conn);
+	ck_assert_int_eq(flock(m.fd, LOCK_SH | LOCK_NB), 0); /* npsctl's lock is a shared one */
+	ck_assert_int_eq(sqlite3_exec(m.conn, "BEGIN IMMEDIATE; INSERT INTO older_npsd VALUES (1);", NULL, NULL,
+	                              NULL),
+	                 SQLITE_OK);
+	pthread_t ends;
+	ck_assert_int_eq(pthread_create(&ends, NULL, migration_ends, &m), 0);
+
+	const char *const argv[] = { "/usr/bin/timeout", "4", npsd_bin(), "--db", db, "--listen", "127.0.0.1:0", NULL };
+	char *err = NULL;
+	int status = run_program(argv, NULL, &err);
+	pthread_join(ends, NULL);
+	ck_assert_msg(status == 124, "npsd exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "npsctl is migrating") && strstr(err, "listening on") &&
+	                      !strstr(err, "in use by another npsd"),
+	              "npsd's log: %s", err ? err : "(none)");
+	ck_assert_int_gt(file_int(db, "PRAGMA user_version", NULL), 0);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM older_npsd", NULL), 1);
+	free(err);
+
+	close(m.fd);
+	sqlite3_close(m.conn);
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* npsctl of a newer release beside an older npsd that is busy writing (it holds SQLite's
  * write lock, and its flock) says at once to restart npsd, for every command: it asked for
  * the write lock first, and said "database is locked" after 5 s when the writes kept it. The
@@ -2500,6 +2555,7 @@ static Suite *operations_suite(void)
 	TCase *lifecycle = tcase_create("lifecycle");
 	tcase_set_timeout(lifecycle, 60);
 	tcase_add_test(lifecycle, a_second_npsd_migrates_nothing_under_the_first);
+	tcase_add_test(lifecycle, npsd_started_while_npsctl_migrates_waits_for_it);
 	tcase_add_test(lifecycle, npsctl_migrates_nothing_under_a_running_npsd);
 	tcase_add_test(lifecycle, npsctl_beside_a_busy_older_npsd_says_restart_npsd_at_once);
 	tcase_add_test(lifecycle, npsctl_beside_an_npsd_holding_the_write_lock);

@@ -54,10 +54,12 @@ struct db_write {
 int db_open(const char *path, struct npsd_db **ret_db, char **ret_error);
 /* Takes an exclusive flock on the database file, held until db_close(), before any
  * migration: one npsd per database (SQLite's own fcntl locks neither see it nor are
- * disturbed). */
+ * disturbed). While an npsctl migrates the database (it holds the flock shared), it waits
+ * for it, up to 30 s. */
 #define DB_OPEN_EXCLUSIVE 1u
 /* db_open with flags (DB_OPEN_EXCLUSIVE); -EWOULDBLOCK, with *ret_error NULL, when another
- * process holds the lock. */
+ * npsd holds the lock; -EINPROGRESS, with *ret_error, when an npsctl still migrates after
+ * the wait. */
 int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, char **ret_error);
 
 /* Drains the queued writes, stops the writer, closes every connection, frees *db and sets
