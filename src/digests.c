@@ -339,7 +339,7 @@ static void local_text(int64_t t, char buf[32])
 		snprintf(buf, 32, "?");
 }
 
-#define PERIOD_NAME_SIZE 48
+#define PERIOD_NAME_SIZE 128
 
 /* What a digest's title and first line call [from, to): "the last day" or "the last hour"
  * for the newest period told; an older one, told after a time npsd was down, by itself, in
@@ -357,6 +357,30 @@ static void period_name(bool hourly, bool newest, int64_t from, int64_t to, char
 		snprintf(buf, PERIOD_NAME_SIZE, "%s", hourly ? "the last hour" : "the last day");
 	else
 		snprintf(buf, PERIOD_NAME_SIZE, "%s %d %s%s", day, tm.tm_mday, month, minute);
+}
+
+/* The first digest after a change of kind or time, by its length and its local end ("the
+ * last 26 hours", "26 hours to Tuesday 24 Nov 10:00"): titled "the last day" as one period
+ * is, it said 24 hours on a phone where the figures were of 26. */
+static void uneven_name(bool newest, int64_t from, int64_t to, char buf[PERIOD_NAME_SIZE])
+{
+	int64_t minutes = (to - from) / 60;
+	char length[48];
+	if (minutes % 60)
+		snprintf(length, sizeof length, "%lld h %02lld min", (long long)(minutes / 60),
+		         (long long)(minutes % 60));
+	else
+		snprintf(length, sizeof length, "%lld hour%s", (long long)(minutes / 60),
+		         plural(minutes / 60));
+	time_t t = (time_t)to;
+	struct tm tm;
+	char day[16], month[8];
+	if (newest || !localtime_r(&t, &tm) || !strftime(day, sizeof day, "%A", &tm) ||
+	    !strftime(month, sizeof month, "%b", &tm))
+		snprintf(buf, PERIOD_NAME_SIZE, "the last %s", length);
+	else
+		snprintf(buf, PERIOD_NAME_SIZE, "%s to %s %d %s %02d:%02d", length, day, tm.tm_mday, month,
+		         tm.tm_hour, tm.tm_min);
 }
 
 /* A period to tell, by the schedule of kind at at (NULL: the default). uneven: the first
@@ -397,7 +421,10 @@ static json_t *build_digest(struct db_conn *conn, const struct npsd_config *cfg,
 	local_text(to, b);
 	bool hourly = strcmp(per->kind, "hourly") == 0;
 	char name[PERIOD_NAME_SIZE], title[PERIOD_NAME_SIZE + 8];
-	period_name(hourly, newest, from, to, name);
+	if (per->uneven)
+		uneven_name(newest, from, to, name);
+	else
+		period_name(hourly, newest, from, to, name);
 	snprintf(title, sizeof title, "NPS, %s", name);
 	name[0] = (char)toupper((unsigned char)name[0]);
 	text_add(&text, "%s, %s to %s: ", name, a, b);

@@ -239,21 +239,28 @@ static int64_t newest_digest_int(int64_t webhook_id, const char *json_path)
 	return v;
 }
 
-static bool newest_digest_is(int64_t webhook_id, const char *json_path, const char *want)
+/* Whether the digest told back digests before the newest (0: the newest) has want at json_path. */
+static bool digest_back_is(int64_t webhook_id, int back, const char *json_path, const char *want)
 {
 	static const char sql[] = "SELECT json_extract(e.payload, ?2) = ?3 FROM deliveries d JOIN events e "
 	                          "ON e.id = d.event_id WHERE d.webhook_id = ?1 AND e.type = 'digest' "
-	                          "ORDER BY d.id DESC LIMIT 1";
+	                          "ORDER BY d.id DESC LIMIT 1 OFFSET ?4";
 	struct db_conn *conn = db_reader(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db_handle(conn), sql, -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_int64(st, 1, webhook_id);
 	sqlite3_bind_text(st, 2, json_path, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, want, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, back);
 	bool is = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
 	sqlite3_finalize(st);
 	db_reader_put(db, conn);
 	return is;
+}
+
+static bool newest_digest_is(int64_t webhook_id, const char *json_path, const char *want)
+{
+	return digest_back_is(webhook_id, 0, json_path, want);
 }
 
 static const struct webhook_input at10 = { .active = -1, .has_digest_at = true, .digest_at = "10:00" };
@@ -269,10 +276,25 @@ START_TEST(a_digest_moved_later_tells_the_hours_between_once)
 	ck_assert_int_eq(look(MON_0700 + 5 * HOUR + 30, NULL), 0);
 	ck_assert_int_eq(look(MON_0700 + 26 * HOUR + 30, NULL), 0); /* Tuesday 09:00:30 */
 	ck_assert_int_eq(look(MON_0700 + 27 * HOUR + 30, NULL), 1);
+	/* Titled by its length: "the last day" said 24 hours on a phone for figures of 26. */
+	ck_assert(newest_digest_is(id, "$.title", "NPS, the last 26 hours"));
 	ck_assert_int_eq(look(MON_0700 + 51 * HOUR + 30, NULL), 1);
 	ASSERT_TOLD(id, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T09:00:00Z "
 	                "2026-11-24T09:00:00Z/2026-11-25T09:00:00Z");
 	ck_assert(newest_digest_is(id, "$.period", "daily"));
+}
+END_TEST
+
+/* The uneven first digest told behind a newer one (npsd was down when it ended) says its
+ * length and where it ends, as an older period says its day. */
+START_TEST(an_uneven_first_digest_told_late_says_its_length_and_end)
+{
+	int64_t id = create_digest("daily", MON_0700);
+	ck_assert_int_eq(look(MON_0700 + HOUR + 30, NULL), 1);
+	change(id, MON_0700 + 5 * HOUR, &at10);
+	ck_assert_int_eq(look(MON_0700 + 51 * HOUR + 30, NULL), 2);
+	ck_assert(digest_back_is(id, 1, "$.title", "NPS, 26 hours to Tuesday 24 Nov 10:00"));
+	ck_assert(newest_digest_is(id, "$.title", "NPS, the last day"));
 }
 END_TEST
 
@@ -485,6 +507,7 @@ static Suite *digests_suite(void)
 	tcase_add_test(tc, a_digest_set_just_before_a_period_ends_tells_that_period);
 	tcase_add_test(tc, a_digest_whose_row_cannot_be_read_for_its_mark_fails_cleanly);
 	tcase_add_test(tc, a_digest_moved_later_tells_the_hours_between_once);
+	tcase_add_test(tc, an_uneven_first_digest_told_late_says_its_length_and_end);
 	tcase_add_test(tc, a_digest_moved_earlier_tells_every_hour_once);
 	tcase_add_test(tc, hourly_to_daily_and_back_tells_every_hour_once);
 	tcase_add_test(tc, a_digest_changed_twice_before_its_first_tells_every_hour_once);
