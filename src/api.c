@@ -115,11 +115,34 @@ static void api_read_run(struct offload_job *job)
 	http_resume(r->req);
 }
 
+/* Says what a manager can act on: how many reports are ahead, and when to come back. */
+static void reply_refused(struct http_request *req, const struct offload_refusal *why)
+{
+	char message[160];
+	if (why->owner_share)
+		snprintf(message, sizeof message,
+		         "%u reports of this key are waiting to run; try again in %u s", why->waiting,
+		         why->retry_s);
+	else
+		snprintf(message, sizeof message, "%u reports are waiting to run; try again in %u s",
+		         why->waiting, why->retry_s);
+	http_reply_unavailable(req, why->retry_s, message);
+}
+
+static bool api_read_gone(struct offload_job *job)
+{
+	return http_client_closed(((struct api_read *)job)->req);
+}
+
 static void api_read_resumed(struct http_request *req)
 {
 	struct api_read *r = http_state(req);
 	if (r->skipped)
 		return; /* http_drop()ped */
+	if (r->refused) {
+		reply_refused(req, &r->refusal);
+		return;
+	}
 	r->resumed(req);
 }
 
@@ -132,10 +155,17 @@ void api_offload(struct http_request *req, enum offload_lane lane, struct api_re
 	r->lane = lane;
 	r->resumed = resumed;
 	r->skipped = false;
+	r->refused = false;
 	r->job.run = api_read_run;
-	/* Suspend before submitting: the read may be done before this function returns. */
+	r->job.owner = http_principal(req)->key_id;
+	r->job.gone = api_read_gone;
+	/* Suspend before submitting: the read may be done before this function returns. A
+	 * refusal resumes at once, to reply on the way every read does. */
 	http_suspend(req, api_read_resumed);
-	offload_submit(http_app(req)->offload, lane, &r->job);
+	if (offload_submit(http_app(req)->offload, lane, &r->job, &r->refusal) < 0) {
+		r->refused = true;
+		http_resume(req);
+	}
 }
 
 json_t *api_time(int64_t t)

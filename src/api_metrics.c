@@ -158,6 +158,22 @@ static void metrics_resumed(struct http_request *req)
 	       "Queued reads (reports, figures) not run and not answered because their client had "
 	       "closed the connection while they waited.",
 	       (double)hs.dropped);
+	struct offload_stats os;
+	offload_stats(app->offload, &os);
+	add(t,
+	    "# HELP npsd_reports_refused_total Long reports (/v1/nps, /v1/improvements, callbacks by "
+	    "touchpoint) answered 503 at once because their queue was full (queue_full: %d waiting) "
+	    "or their key had %d of them waiting (key_share).\n# TYPE npsd_reports_refused_total "
+	    "counter\n",
+	    OFFLOAD_LONG_WAITING_MAX, OFFLOAD_LONG_WAITING_PER_OWNER);
+	add(t, "npsd_reports_refused_total{reason=\"queue_full\"} %llu\n",
+	    (unsigned long long)os.refused_full);
+	add(t, "npsd_reports_refused_total{reason=\"key_share\"} %llu\n",
+	    (unsigned long long)os.refused_owner_share);
+	add(t,
+	    "# HELP npsd_reports_waiting Long reports queued behind the one running (at most "
+	    "%d).\n# TYPE npsd_reports_waiting gauge\nnpsd_reports_waiting %u\n",
+	    OFFLOAD_LONG_WAITING_MAX, os.long_waiting);
 	metric(t, "npsd_http_large_body_bytes", "gauge",
 	       "Bytes of the 4 MiB budget of bodies over 16 KiB held by requests in flight.",
 	       (double)hs.body_bytes);

@@ -366,6 +366,12 @@ void http_reply_storage_error(struct http_request *req, int err)
 	}
 }
 
+void http_reply_unavailable(struct http_request *req, unsigned retry_s, const char *message)
+{
+	req->retry_after = retry_s ? (int)retry_s : 1;
+	http_reply_error(req, 503, "unavailable", NULL, "%s", message);
+}
+
 /* ---------- accessors ---------- */
 
 struct npsd_app *http_app(struct http_request *req)

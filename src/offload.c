@@ -15,6 +15,14 @@
  * loop) would otherwise hold a report back, and the WAL growing, for as long as it lasts. */
 #define LONG_PAUSE_MAX_MS 1000
 
+/* A refusal's Retry-After before any long job has run: about a report over two million
+ * answers. */
+#define LONG_RUN_GUESS_MS 1000
+/* A minute at most: by then the clients ahead have been served or have given up (and
+ * are skipped in microseconds), and an estimate from the reports run so far says little
+ * further out. */
+#define RETRY_MAX_S 60
+
 struct lane {
 	struct offload *o;
 	enum offload_lane kind;
@@ -22,6 +30,7 @@ struct lane {
 	bool started;
 	pthread_cond_t wake;
 	struct offload_job *head, *tail;
+	unsigned waiting; /* queued, the one running not counted */
 };
 
 struct offload {
@@ -33,6 +42,12 @@ struct offload {
 	atomic_int quick_pending;
 	pthread_cond_t quick_idle;
 	int64_t long_pause_left_ms; /* of the long job running; only its lane's thread uses it */
+	/* The long jobs' recent run time (an average weighing the last one by a quarter), for
+	 * a refusal's Retry-After. Jobs skipped for a client gone count too and pull it down:
+	 * the lane cannot tell them, and Retry-After is a hint, not a promise. */
+	int64_t long_run_ms;
+	bool long_ran;
+	uint64_t refused_full, refused_owner_share;
 };
 
 static void *lane_main(void *arg)
@@ -52,11 +67,18 @@ static void *lane_main(void *arg)
 		l->head = job->next;
 		if (!l->head)
 			l->tail = NULL;
+		l->waiting--;
 		if (l->kind == OFFLOAD_LONG)
 			o->long_pause_left_ms = LONG_PAUSE_MAX_MS;
 		pthread_mutex_unlock(&o->lock);
+		int64_t started = clock_mono_ms();
 		job->run(job);
+		int64_t ran = clock_mono_ms() - started;
 		pthread_mutex_lock(&o->lock);
+		if (l->kind == OFFLOAD_LONG) {
+			o->long_run_ms = o->long_ran ? (3 * o->long_run_ms + ran) / 4 : ran;
+			o->long_ran = true;
+		}
 		/* Under the lock, which offload_yield() waits with: its wake is not lost. */
 		if (l->kind == OFFLOAD_QUICK && atomic_fetch_sub(&o->quick_pending, 1) == 1)
 			pthread_cond_broadcast(&o->quick_idle);
@@ -82,6 +104,7 @@ int offload_start(struct offload **ret)
 	pthread_mutex_init(&o->lock, NULL);
 	clock_mono_cond_init(&o->quick_idle);
 	atomic_init(&o->quick_pending, 0);
+	o->long_run_ms = LONG_RUN_GUESS_MS;
 	for (size_t i = 0; i < 2; i++) {
 		o->lanes[i] = (struct lane){ .o = o, .kind = i == 0 ? OFFLOAD_QUICK : OFFLOAD_LONG };
 		pthread_cond_init(&o->lanes[i].wake, NULL);
@@ -98,23 +121,98 @@ int offload_start(struct offload **ret)
 	return 0;
 }
 
-void offload_submit(struct offload *o, enum offload_lane lane, struct offload_job *job)
+/* The time ahead jobs take at the recent pace, in whole seconds, 1 to RETRY_MAX_S. */
+static unsigned retry_seconds(const struct offload *o, unsigned ahead)
+{
+	int64_t s = (o->long_run_ms * (int64_t)ahead + 999) / 1000;
+	return s < 1 ? 1 : s > RETRY_MAX_S ? RETRY_MAX_S : (unsigned)s;
+}
+
+/* Under the lock: the jobs waiting on l of owner (0: of every owner), those gone left out
+ * when ask_gone, with the place of the first counted in *first (0 when none). */
+static unsigned waiting_of(const struct lane *l, int64_t owner, bool ask_gone, unsigned *first)
+{
+	unsigned n = 0, at = 0;
+	*first = 0;
+	for (struct offload_job *j = l->head; j; j = j->next, at++) {
+		if ((owner && j->owner != owner) || (ask_gone && j->gone && j->gone(j)))
+			continue;
+		if (n++ == 0)
+			*first = at;
+	}
+	return n;
+}
+
+/* Under the lock: 0 when the long lane l takes job, else -EAGAIN with *why. Whether a job
+ * is gone is asked only at a limit (a poll() each), and the queue then holds few that are
+ * not, so the walks stay short. */
+static int long_lane_room(struct offload *o, const struct lane *l, const struct offload_job *job,
+                          struct offload_refusal *why)
+{
+	unsigned first, all = l->waiting;
+	if (all >= OFFLOAD_LONG_WAITING_MAX &&
+	    (all = waiting_of(l, 0, true, &first)) >= OFFLOAD_LONG_WAITING_MAX) {
+		o->refused_full++;
+		*why = (struct offload_refusal){ .waiting = all, .retry_s = retry_seconds(o, all) };
+		return -EAGAIN;
+	}
+	if (!job->owner)
+		return 0;
+	unsigned own = waiting_of(l, job->owner, false, &first);
+	if (own >= OFFLOAD_LONG_WAITING_PER_OWNER)
+		own = waiting_of(l, job->owner, true, &first);
+	if (own < OFFLOAD_LONG_WAITING_PER_OWNER)
+		return 0;
+	o->refused_owner_share++;
+	/* Once its first waiting job starts to run, the owner has room again. */
+	*why = (struct offload_refusal){ .owner_share = true,
+		                         .waiting = own,
+		                         .retry_s = retry_seconds(o, first + 1) };
+	return -EAGAIN;
+}
+
+int offload_submit(struct offload *o, enum offload_lane lane, struct offload_job *job,
+                   struct offload_refusal *ret_refusal)
 {
 	if (!o) {
 		job->run(job);
-		return;
+		return 0;
 	}
 	struct lane *l = &o->lanes[lane == OFFLOAD_QUICK ? 0 : 1];
 	job->next = NULL;
 	pthread_mutex_lock(&o->lock);
+	if (lane == OFFLOAD_LONG) {
+		struct offload_refusal why;
+		int r = long_lane_room(o, l, job, &why);
+		if (r < 0) {
+			pthread_mutex_unlock(&o->lock);
+			if (ret_refusal)
+				*ret_refusal = why;
+			return r;
+		}
+	}
 	if (lane == OFFLOAD_QUICK)
 		atomic_fetch_add(&o->quick_pending, 1);
+	l->waiting++;
 	if (l->tail)
 		l->tail->next = job;
 	else
 		l->head = job;
 	l->tail = job;
 	pthread_cond_signal(&l->wake);
+	pthread_mutex_unlock(&o->lock);
+	return 0;
+}
+
+void offload_stats(struct offload *o, struct offload_stats *ret)
+{
+	*ret = (struct offload_stats){ 0 };
+	if (!o)
+		return;
+	pthread_mutex_lock(&o->lock);
+	ret->refused_full = o->refused_full;
+	ret->refused_owner_share = o->refused_owner_share;
+	ret->long_waiting = o->lanes[1].waiting;
 	pthread_mutex_unlock(&o->lock);
 }
 

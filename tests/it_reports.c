@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -36,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/offload.h"
 #include "npsd/validate.h"
 
 #include "testutil.h"
@@ -1639,6 +1641,175 @@ START_TEST(a_slow_callbacks_list_holds_up_no_other_request)
 }
 END_TEST
 
+/* ---------- a cap on the reports waiting ---------- */
+
+/* Over MANY_ANSWERS: about half a second, the time the tests below have to fill the queue. */
+#define SLOW_REPORT "/v1/nps?group_by=day"
+/* No answer in its range: milliseconds, once its turn comes. */
+#define QUICK_REPORT "/v1/nps?from=2026-01-01T00:00:00Z"
+
+/* Sends GET path with token on a connection of its own and returns the socket at once,
+ * without waiting for the answer (raw_reply reads it). */
+static int send_get(const char *path, const char *token)
+{
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	char *request = fmt("GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", path,
+	                    token);
+	ck_assert_int_eq(raw_send(fd, request), 0);
+	free(request);
+	return fd;
+}
+
+/* Whether the answer to the request sent on fd has begun to arrive. */
+static bool answered(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1;
+}
+
+/* Reads the answer to the request sent on fd, which must be a 200, and closes fd. */
+#define expect_200(fd) expect_200_at(__LINE__, fd)
+static void expect_200_at(int line, int fd)
+{
+	char *reply = raw_reply(fd, 10000);
+	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 200 ", 13) == 0, "line %d: %.200s", line,
+	              reply ? reply : "(no answer)");
+	free(reply);
+	close(fd);
+}
+
+/* A sample's value in /metrics (its name and labels as written there), or -1 when absent. */
+static long long metric_sample(const char *sample)
+{
+	struct http_result m;
+	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &m), 0);
+	ck_assert_int_eq(m.status, 200);
+	char *line = fmt("\n%s ", sample);
+	const char *at = strstr(m.body, line);
+	long long value = at ? strtoll(at + strlen(line), NULL, 10) : -1;
+	free(line);
+	http_result_free(&m);
+	return value;
+}
+
+/* Waits until /metrics (read on the quick lane) shows n reports waiting on the long lane,
+ * while the report asked on holding is still running: false when it ended first, or after
+ * 5 s. */
+static bool reports_waiting(long long n, int holding)
+{
+	for (int i = 0; i < 1000 && !answered(holding); i++) {
+		if (metric_sample("npsd_reports_waiting") == n)
+			return true;
+		sleep_ms(5);
+	}
+	return false;
+}
+
+/* A report asked with token is refused at once: 503 with SPEC's error body (unavailable,
+ * field null), a Retry-After of 1 to 60 s, and a message that starts with want and says
+ * when to try again, as the header does. */
+#define expect_refused(token, want) expect_refused_at(__LINE__, token, want)
+static void expect_refused_at(int line, const char *token, const char *want)
+{
+	struct http_result r;
+	ck_assert_int_eq(http_do(&D, "GET", QUICK_REPORT, token, NULL, NULL, 0, &r), 0);
+	expect_error_at(line, &r, 503, "unavailable", NULL);
+	char *retry = http_header(&r, "Retry-After");
+	ck_assert_msg(retry, "line %d: no Retry-After", line);
+	char *end;
+	long seconds = strtol(retry, &end, 10);
+	ck_assert_msg(*end == '\0' && seconds >= 1 && seconds <= 60, "line %d: Retry-After: %s", line,
+	              retry);
+	char *message = fmt("%s; try again in %ld s", want, seconds);
+	const char *got = sget(json_object_get(r.json, "error"), "message");
+	ck_assert_msg(strcmp(got, message) == 0, "line %d: message \"%s\", want \"%s\"", line, got, message);
+	free(message);
+	free(retry);
+	http_result_free(&r);
+}
+
+/* While one report runs, four managers queue their share each (eight): the queue is full
+ * (32), and a fifth manager's report is refused at once, 503 with Retry-After, instead of
+ * waiting behind all of them. /metrics (the quick lane) answers meanwhile and counts the
+ * refusal; the 32 get their 200s; once they are done a report is served again. */
+START_TEST(a_report_beyond_the_full_queue_is_refused_at_once)
+{
+	restart_on_one_thread_with(MANY_ANSWERS);
+	enum { KEYS = OFFLOAD_LONG_WAITING_MAX / OFFLOAD_LONG_WAITING_PER_OWNER };
+	char *keys[KEYS];
+	for (size_t k = 0; k < KEYS; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "manager-%zu", k);
+		keys[k] = npsctl_key(&D, "manager", name);
+		ck_assert_msg(keys[k] && *keys[k], "npsctl key create failed");
+	}
+	int holding = send_get(SLOW_REPORT, T_MANAGER);
+	sleep_ms(20); /* under way */
+	int queued[OFFLOAD_LONG_WAITING_MAX];
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_MAX; i++)
+		queued[i] = send_get(QUICK_REPORT, keys[i / OFFLOAD_LONG_WAITING_PER_OWNER]);
+	bool full = reports_waiting(OFFLOAD_LONG_WAITING_MAX, holding);
+	char *want = fmt("%d reports are waiting to run", OFFLOAD_LONG_WAITING_MAX);
+	expect_refused(T_ADMIN, want);
+	free(want);
+	ck_assert_msg(full, "/metrics never showed %d reports waiting", OFFLOAD_LONG_WAITING_MAX);
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"queue_full\"}"), 1);
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"key_share\"}"), 0);
+	ck_assert_msg(!answered(holding), "the report ahead ended before the refusal and /metrics: the "
+	                                  "test proved nothing (a machine too slow?)");
+	expect_200(holding);
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_MAX; i++)
+		expect_200(queued[i]);
+	ck_assert_int_eq(metric_sample("npsd_reports_waiting"), 0);
+	json_decref(nps(""));
+	json_decref(nps_at(__LINE__, "?from=2026-01-01T00:00:00Z"));
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"queue_full\"}"), 1);
+	for (size_t k = 0; k < KEYS; k++)
+		free(keys[k]);
+}
+END_TEST
+
+/* One key has a share of the queue (eight): its ninth report is refused while another
+ * key's is queued and served, so a script in a loop locks out no other manager. Reports
+ * whose client has left take no room: a manager who reloads the page (the eight reports
+ * before abandoned, their connections closed) is not refused for them. */
+START_TEST(one_key_has_a_share_of_the_queue_and_left_reports_take_none)
+{
+	restart_on_one_thread_with(MANY_ANSWERS);
+	int holding = send_get(SLOW_REPORT, T_MANAGER);
+	sleep_ms(20); /* under way */
+	int left[OFFLOAD_LONG_WAITING_PER_OWNER], queued[OFFLOAD_LONG_WAITING_PER_OWNER];
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_PER_OWNER; i++)
+		left[i] = send_get(QUICK_REPORT, T_MANAGER);
+	bool waited = reports_waiting(OFFLOAD_LONG_WAITING_PER_OWNER, holding);
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_PER_OWNER; i++)
+		close(left[i]);
+	sleep_ms(20); /* the FINs are in */
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_PER_OWNER; i++)
+		queued[i] = send_get(QUICK_REPORT, T_MANAGER);
+	bool share = reports_waiting(2 * OFFLOAD_LONG_WAITING_PER_OWNER, holding);
+	char *want = fmt("%d reports of this key are waiting to run", OFFLOAD_LONG_WAITING_PER_OWNER);
+	expect_refused(T_MANAGER, want);
+	free(want);
+	ck_assert_msg(waited && share, "/metrics never showed %d%s reports waiting",
+	              (waited ? 2 : 1) * OFFLOAD_LONG_WAITING_PER_OWNER, waited ? "" : " (closed)");
+	int other = send_get(QUICK_REPORT, T_ADMIN);
+	ck_assert(reports_waiting(2 * OFFLOAD_LONG_WAITING_PER_OWNER + 1, holding));
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"key_share\"}"), 1);
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"queue_full\"}"), 0);
+	ck_assert_msg(!answered(holding), "the report ahead ended before the refusal: the test proved "
+	                                  "nothing (a machine too slow?)");
+	expect_200(holding);
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_PER_OWNER; i++)
+		expect_200(queued[i]);
+	expect_200(other);
+	/* The abandoned ones were skipped at their turn, not answered. */
+	ck_assert_int_eq(metric_sample("npsd_http_dropped_total"), OFFLOAD_LONG_WAITING_PER_OWNER);
+	json_decref(nps(""));
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *reports_suite(void)
@@ -1665,6 +1836,8 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, a_queued_report_whose_client_left_is_not_read);
 	tcase_add_test(tc, a_report_whose_client_left_mid_run_stops);
 	tcase_add_test(tc, a_slow_callbacks_list_holds_up_no_other_request);
+	tcase_add_test(tc, a_report_beyond_the_full_queue_is_refused_at_once);
+	tcase_add_test(tc, one_key_has_a_share_of_the_queue_and_left_reports_take_none);
 	suite_add_tcase(s, tc);
 
 	TCase *tz = tcase_create("timezone");

@@ -21,14 +21,19 @@ void api_submit(struct http_request *req, struct api_write *w, int (*apply)(stru
  * read whose client has closed its connection by its turn is not run (a manager who gave
  * up waiting costs no report), and a long one whose client closes while it runs is stopped
  * within about 50 ms: either way `resumed` is not called and the connection is closed with
- * no answer (http_drop). Embed it first in the handler's state, which http_state() returns. */
+ * no answer (http_drop). One the long lane has no room for (offload_submit's -EAGAIN: its
+ * queue, or the token's share of it, is full) is answered 503 with Retry-After at once,
+ * and neither run nor `resumed` is called. Embed it first in the handler's state, which
+ * http_state() returns. */
 struct api_read {
 	struct offload_job job;
 	struct http_request *req;
 	void (*run)(struct api_read *r, struct db_conn *conn);
 	void (*resumed)(struct http_request *req);
 	enum offload_lane lane;
-	bool skipped;              /* its client had gone: run did not run, or was stopped */
+	bool skipped; /* its client had gone: run did not run, or was stopped */
+	bool refused; /* the long lane had no room: see refusal */
+	struct offload_refusal refusal;
 	int64_t client_checked_ms; /* on the long lane: when run last asked about its client */
 };
 void api_offload(struct http_request *req, enum offload_lane lane, struct api_read *r,

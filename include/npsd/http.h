@@ -115,6 +115,9 @@ void http_reply_error(struct http_request *req, unsigned status, const char *cod
 void http_reply_field_error(struct http_request *req, const struct field_error *err);
 /* 503 unavailable with Retry-After, or the right 4xx, for a storage error (negative errno). */
 void http_reply_storage_error(struct http_request *req, int err);
+/* 503 unavailable for work refused before it began, nothing done, with Retry-After retry_s
+ * (whole seconds; 0 is taken as 1) and message (copied) for the person who asked. */
+void http_reply_unavailable(struct http_request *req, unsigned retry_s, const char *message);
 /* The SPEC error object alone, for per-item results in batch replies. */
 json_t *http_error_object(const char *code, const char *field, const char *message);
 
