@@ -171,8 +171,9 @@ static void metrics_resumed(struct http_request *req)
 	add(t, "npsd_reports_refused_total{reason=\"key_share\"} %llu\n",
 	    (unsigned long long)os.refused_owner_share);
 	add(t,
-	    "# HELP npsd_reports_waiting Long reports queued behind the one running (at most "
-	    "%d).\n# TYPE npsd_reports_waiting gauge\nnpsd_reports_waiting %u\n",
+	    "# HELP npsd_reports_waiting Long reports queued behind the one running, at most %d "
+	    "(not those whose client was found gone).\n# TYPE npsd_reports_waiting gauge\n"
+	    "npsd_reports_waiting %u\n",
 	    OFFLOAD_LONG_WAITING_MAX, os.long_waiting);
 	metric(t, "npsd_http_large_body_bytes", "gauge",
 	       "Bytes of the 4 MiB budget of bodies over 16 KiB held by requests in flight.",

@@ -30,7 +30,10 @@ struct lane {
 	bool started;
 	pthread_cond_t wake;
 	struct offload_job *head, *tail;
-	unsigned waiting; /* queued, the one running not counted */
+	unsigned waiting; /* in that queue: the one running and those in left not counted */
+	/* Jobs taken out of the queue because their client had gone (evict_gone), run before
+	 * it: they are skipped in microseconds, and no walk of the queue asks about them again. */
+	struct offload_job *left;
 };
 
 struct offload {
@@ -43,8 +46,8 @@ struct offload {
 	pthread_cond_t quick_idle;
 	int64_t long_pause_left_ms; /* of the long job running; only its lane's thread uses it */
 	/* The long jobs' recent run time (an average weighing the last one by a quarter), for
-	 * a refusal's Retry-After. Jobs skipped for a client gone count too and pull it down:
-	 * the lane cannot tell them, and Retry-After is a hint, not a promise. */
+	 * a refusal's Retry-After. Those of left are not in it; others skipped for a client
+	 * gone pull it down (the lane cannot tell them): Retry-After is a hint, not a promise. */
 	int64_t long_run_ms;
 	bool long_ran;
 	uint64_t refused_full, refused_owner_share;
@@ -57,17 +60,22 @@ static void *lane_main(void *arg)
 	pthread_setname_np(pthread_self(), l->kind == OFFLOAD_QUICK ? "npsd-quick" : "npsd-reports");
 	pthread_mutex_lock(&o->lock);
 	for (;;) {
-		struct offload_job *job = l->head;
+		bool evicted = l->left;
+		struct offload_job *job = evicted ? l->left : l->head;
 		if (!job) {
 			if (o->stopping)
 				break;
 			pthread_cond_wait(&l->wake, &o->lock);
 			continue;
 		}
-		l->head = job->next;
-		if (!l->head)
-			l->tail = NULL;
-		l->waiting--;
+		if (evicted) {
+			l->left = job->next;
+		} else {
+			l->head = job->next;
+			if (!l->head)
+				l->tail = NULL;
+			l->waiting--;
+		}
 		if (l->kind == OFFLOAD_LONG)
 			o->long_pause_left_ms = LONG_PAUSE_MAX_MS;
 		pthread_mutex_unlock(&o->lock);
@@ -75,7 +83,7 @@ static void *lane_main(void *arg)
 		job->run(job);
 		int64_t ran = clock_mono_ms() - started;
 		pthread_mutex_lock(&o->lock);
-		if (l->kind == OFFLOAD_LONG) {
+		if (l->kind == OFFLOAD_LONG && !evicted) {
 			o->long_run_ms = o->long_ran ? (3 * o->long_run_ms + ran) / 4 : ran;
 			o->long_ran = true;
 		}
@@ -128,39 +136,58 @@ static unsigned retry_seconds(const struct offload *o, unsigned ahead)
 	return s < 1 ? 1 : s > RETRY_MAX_S ? RETRY_MAX_S : (unsigned)s;
 }
 
-/* Under the lock: the jobs waiting on l of owner (0: of every owner), those gone left out
- * when ask_gone, with the place of the first counted in *first (0 when none). */
-static unsigned waiting_of(const struct lane *l, int64_t owner, bool ask_gone, unsigned *first)
+/* Under the lock: moves the jobs of l's queue whose client has gone to l->left. A poll()
+ * each, so only at a limit; the queue then holds at most OFFLOAD_LONG_WAITING_MAX, and each
+ * job that has gone is asked about no more, whatever a client that opens and closes
+ * connections in a loop sends. */
+static void evict_gone(struct lane *l)
+{
+	struct offload_job **at = &l->head, *last = NULL;
+	while (*at) {
+		struct offload_job *j = *at;
+		if (j->gone && j->gone(j)) {
+			*at = j->next;
+			j->next = l->left;
+			l->left = j;
+			l->waiting--;
+		} else {
+			last = j;
+			at = &j->next;
+		}
+	}
+	l->tail = last;
+}
+
+/* Under the lock: the jobs of owner in l's queue, with the place of the first in *first. */
+static unsigned waiting_of(const struct lane *l, int64_t owner, unsigned *first)
 {
 	unsigned n = 0, at = 0;
 	*first = 0;
-	for (struct offload_job *j = l->head; j; j = j->next, at++) {
-		if ((owner && j->owner != owner) || (ask_gone && j->gone && j->gone(j)))
-			continue;
-		if (n++ == 0)
+	for (const struct offload_job *j = l->head; j; j = j->next, at++)
+		if (j->owner == owner && n++ == 0)
 			*first = at;
-	}
 	return n;
 }
 
-/* Under the lock: 0 when the long lane l takes job, else -EAGAIN with *why. Whether a job
- * is gone is asked only at a limit (a poll() each), and the queue then holds few that are
- * not, so the walks stay short. */
-static int long_lane_room(struct offload *o, const struct lane *l, const struct offload_job *job,
+/* Under the lock: 0 when the long lane l takes job, else -EAGAIN with *why. */
+static int long_lane_room(struct offload *o, struct lane *l, const struct offload_job *job,
                           struct offload_refusal *why)
 {
-	unsigned first, all = l->waiting;
-	if (all >= OFFLOAD_LONG_WAITING_MAX &&
-	    (all = waiting_of(l, 0, true, &first)) >= OFFLOAD_LONG_WAITING_MAX) {
+	if (l->waiting >= OFFLOAD_LONG_WAITING_MAX)
+		evict_gone(l);
+	if (l->waiting >= OFFLOAD_LONG_WAITING_MAX) {
 		o->refused_full++;
-		*why = (struct offload_refusal){ .waiting = all, .retry_s = retry_seconds(o, all) };
+		*why = (struct offload_refusal){ .waiting = l->waiting,
+			                         .retry_s = retry_seconds(o, l->waiting) };
 		return -EAGAIN;
 	}
 	if (!job->owner)
 		return 0;
-	unsigned own = waiting_of(l, job->owner, false, &first);
-	if (own >= OFFLOAD_LONG_WAITING_PER_OWNER)
-		own = waiting_of(l, job->owner, true, &first);
+	unsigned first, own = waiting_of(l, job->owner, &first);
+	if (own >= OFFLOAD_LONG_WAITING_PER_OWNER) {
+		evict_gone(l);
+		own = waiting_of(l, job->owner, &first);
+	}
 	if (own < OFFLOAD_LONG_WAITING_PER_OWNER)
 		return 0;
 	o->refused_owner_share++;

@@ -130,16 +130,24 @@ static void blocking_run(struct offload_job *job)
 		sleep_ms(5);
 }
 
+static atomic_int noop_ran;
 static void noop_run(struct offload_job *job)
 {
 	(void)job;
+	atomic_fetch_add(&noop_ran, 1);
+}
+
+static struct offload_job waiting[OFFLOAD_LONG_WAITING_MAX];
+static bool left[OFFLOAD_LONG_WAITING_MAX]; /* whose client has gone, by place in waiting */
+static bool gone(struct offload_job *job)
+{
+	return left[job - waiting];
 }
 
 START_TEST(a_full_long_lane_refuses_and_says_when_to_come_back)
 {
 	/* 20 jobs of nobody in particular (held to no share), the owner's 8, 4 more: 32. */
 	enum { OWNER = 5, BEFORE = 20, OWN_END = BEFORE + OFFLOAD_LONG_WAITING_PER_OWNER };
-	static struct offload_job waiting[OFFLOAD_LONG_WAITING_MAX];
 	ck_assert_int_eq(offload_start(&O), 0);
 	struct offload_job paced = { .run = paced_run }, blocking = { .run = blocking_run };
 	ck_assert_int_eq(offload_submit(O, OFFLOAD_LONG, &paced, NULL), 0);
@@ -154,7 +162,9 @@ START_TEST(a_full_long_lane_refuses_and_says_when_to_come_back)
 	}
 	ck_assert_uint_eq(st.long_waiting, 0);
 	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_MAX; i++) {
-		waiting[i] = (struct offload_job){ .run = noop_run, .owner = i >= BEFORE && i < OWN_END ? OWNER : 0 };
+		waiting[i] = (struct offload_job){ .run = noop_run,
+		                                   .owner = i >= BEFORE && i < OWN_END ? OWNER : 0,
+		                                   .gone = gone };
 		ck_assert_int_eq(offload_submit(O, OFFLOAD_LONG, &waiting[i], NULL), 0);
 		if (i != OWN_END - 1)
 			continue;
@@ -181,8 +191,23 @@ START_TEST(a_full_long_lane_refuses_and_says_when_to_come_back)
 	ck_assert_uint_eq(st.refused_full, 1);
 	ck_assert_uint_eq(st.refused_owner_share, 1);
 	ck_assert_uint_eq(st.long_waiting, OFFLOAD_LONG_WAITING_MAX);
+	/* Three clients leave, one of them the owner's: their jobs take no room any more, and
+	 * the owner has room for one. */
+	left[0] = left[1] = left[BEFORE] = true;
+	struct offload_job after[3] = { { .run = noop_run, .owner = OWNER },
+		                        { .run = noop_run, .owner = OWNER },
+		                        { .run = noop_run } };
+	ck_assert_int_eq(offload_submit(O, OFFLOAD_LONG, &after[0], NULL), 0);
+	ck_assert_int_eq(offload_submit(O, OFFLOAD_LONG, &after[1], &why), -EAGAIN);
+	ck_assert(why.owner_share);
+	ck_assert_int_eq(offload_submit(O, OFFLOAD_LONG, &after[2], NULL), 0);
+	offload_stats(O, &st);
+	ck_assert_uint_eq(st.long_waiting, OFFLOAD_LONG_WAITING_MAX - 1);
+	ck_assert_uint_eq(st.refused_owner_share, 2);
+	/* Every job taken runs once, those that left included (they are skipped there). */
 	atomic_store(&release, true);
 	offload_stop(&O);
+	ck_assert_int_eq(atomic_load(&noop_ran), OFFLOAD_LONG_WAITING_MAX + 2 + 1); /* and the quick one */
 }
 END_TEST
 

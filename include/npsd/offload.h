@@ -25,9 +25,10 @@ struct offload_job {
 	/* Who asked (an API key's id), for the long lane's share per owner; 0: nobody in
 	 * particular, held to no share. */
 	int64_t owner;
-	/* Whether whoever asked has left (NULL: never), asked from any thread while the job is
-	 * queued, and only when a limit below is reached: a job for nobody takes no room (it
-	 * is skipped in microseconds at its turn), so a manager who reloads the page while
+	/* Whether whoever asked has left (NULL: never), asked under the lanes' lock from the
+	 * submitting thread while the job is queued, and only when a limit below is reached:
+	 * such a job is taken out of the queue, to take no room there, and run (to be skipped
+	 * in microseconds) once the job running is done. A manager who reloads the page while
 	 * their reports wait is not refused for the ones the reload abandoned. */
 	bool (*gone)(struct offload_job *job);
 	struct offload_job *next; /* the queue's */
