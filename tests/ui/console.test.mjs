@@ -682,32 +682,40 @@ test('the trend leaves a period without answers empty in its place, on a scale',
   await done(page);
 });
 
-test('under a tight rate limit a page waits its turn instead of failing', async () => {
+// Whether key gets a 429 within a quick burst of n reads.
+async function limited(key, n) {
+  const replies = await Promise.all(Array.from({ length: n }, () => call(key, 'GET', '/v1/me')));
+  return replies.some((r) => r.status === 429);
+}
+
+// Runs work while npsd's server.rate_limit is one a second (bursts of two), reloaded with a
+// SIGHUP, and sets it back after.
+async function withRateLimit(work) {
   const conf = join(dir, 'npsd.conf');
   const plain = readFileSync(conf, 'utf8');
-  // Whether a key gets a 429 within a quick burst of n reads.
-  const limited = async (n) => {
-    const key = createKey('manager', 'burst');
-    const answers = await Promise.all(Array.from({ length: n }, () => call(key, 'GET', '/v1/me')));
-    return answers.some((r) => r.status === 429);
-  };
   const reload = async (text, want) => {
     writeFileSync(conf, text);
     npsd.kill('SIGHUP');
-    for (let i = 0; i < 50 && await limited(5) !== want; i++) await sleep(100);
-    assert.equal(await limited(5), want, 'the reload did not take');
+    for (let i = 0; i < 50 && await limited(createKey('manager', 'burst'), 5) !== want; i++) await sleep(100);
+    assert.equal(await limited(createKey('manager', 'burst'), 5), want, 'the reload did not take');
   };
   await reload(plain.replace('[server]\n', '[server]\nrate_limit = 1\n'), true);
   try {
+    await work();
+  } finally {
+    await reload(plain, false);
+  }
+}
+
+test('under a tight rate limit a page waits its turn instead of failing', async () => {
+  await withRateLimit(async () => {
     // One a second, bursts of two: the sign-in takes one, the reports page reads three at once.
     const page = await newPage();
     await signIn(page, createKey('manager', 'patient'), '#/reports');
     await page.waitForSelector('#by-touchpoint', { timeout: 20000 });
     assert.doesNotMatch(await page.textContent('#notice'), /rate_limit|Could not load/);
     await done(page);
-  } finally {
-    await reload(plain, false);
-  }
+  });
 });
 
 test('an address with a filter the API refuses offers the page without it', async () => {
