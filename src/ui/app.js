@@ -191,7 +191,12 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-async function api(method, path, body) {
+// Waits ms on the page's own timer, which a hidden tab's browser may fire a minute late.
+const pageWait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+// wait(ms) times the wait before asking again after a 429: a request that must not be late
+// in a hidden tab (a lease's renewal) passes its lease timer's, counted in the worker.
+async function api(method, path, body, wait = pageWait) {
   const init = { method, headers: { Authorization: `Bearer ${token()}` } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -203,8 +208,8 @@ async function api(method, path, body) {
   // A 429 was refused before anything was done, so asking again is safe: a page's first
   // reads go out together, and a key's burst (server.rate_limit) may be smaller than them.
   for (let tries = 1; response.status === 429 && tries <= RATE_LIMITED_TRIES; tries++) {
-    const wait = Math.min(Number(response.headers.get('Retry-After')) || 1, RATE_LIMITED_WAIT_MAX_S);
-    await new Promise((resolve) => { setTimeout(resolve, wait * 1000); });
+    const seconds = Math.min(Number(response.headers.get('Retry-After')) || 1, RATE_LIMITED_WAIT_MAX_S);
+    await wait(seconds * 1000);
     response = await fetch(url, init);
   }
   const served = Date.parse(response.headers.get('Date') || '');
@@ -641,7 +646,9 @@ function callbackActions(cb, mine) {
 }
 
 // Whether this key holds the claimed callback: a heartbeat tells, and renews the lease.
-// Returns the new lease end, or null when the call is someone else's.
+// Returns the new lease end, or null when the call is someone else's. A 429 is waited out
+// on the page's timer: the page is opening, and a tab's timers are slowed to once a minute
+// only after minutes in the background.
 async function holdsLease(cb) {
   try {
     return (await api('POST', `v1/callbacks/${cb.id}/heartbeat`)).data.lease_expires_at;
@@ -652,10 +659,12 @@ async function holdsLease(cb) {
 }
 
 // A timer for the lease's renewals: after(ms, fn) calls fn once ms have passed, replacing
-// the one set before; stop() ends it. Chromium slows the timers of a tab in the background
-// to once a minute (after five minutes hidden), too seldom for a lease of a minute, but not
-// a dedicated worker's: so the waiting is done in one (lease-timer.js), and on the page
-// only where there is no worker (none in the browser, or the CSP or a proxy kept it out).
+// the one set before; wait(ms) is after() as a promise, for api() to wait out a renewal's
+// 429 with; stop() ends it, a wait too (which then never resolves: its view is gone).
+// Chromium slows the timers of a tab in the background to once a minute (after five
+// minutes hidden), too seldom for a lease of a minute, but not a dedicated worker's: so
+// the waiting is done in one (lease-timer.js), and on the page only where there is no
+// worker (none in the browser, or the CSP or a proxy kept it out).
 function leaseTimer() {
   let worker = null;
   let timer = null;
@@ -682,14 +691,16 @@ function leaseTimer() {
       worker = null;
     }
   }
+  const after = (ms, fn) => {
+    clearTimeout(timer);
+    beats += 1;
+    pending = { beat: beats, ms, fn };
+    if (worker) worker.postMessage({ beat: beats, after: ms });
+    else timer = setTimeout(fire, ms);
+  };
   return {
-    after: (ms, fn) => {
-      clearTimeout(timer);
-      beats += 1;
-      pending = { beat: beats, ms, fn };
-      if (worker) worker.postMessage({ beat: beats, after: ms });
-      else timer = setTimeout(fire, ms);
-    },
+    after,
+    wait: (ms) => new Promise((resolve) => { after(ms, resolve); }),
     stop: () => {
       clearTimeout(timer);
       pending = null;
@@ -722,7 +733,10 @@ function keepLease(cb, expires, view) {
     // By npsd's clock, as the lease is: past it, npsd may have given the call to another.
     const ranOut = background && Date.parse(expires) <= Date.now() + skewMs;
     try {
-      const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`);
+      // A 429's wait is the worker's too, else a hidden tab's renewal could be a minute late.
+      // It replaces a renewal set before (this beat came early, on a visibility change): the
+      // beat in flight sets the next one itself.
+      const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`, undefined, timer.wait);
       if (view !== generation) return;
       background = document.hidden;
       if (failing) notify('The lease is renewed again.', 'info');

@@ -3,7 +3,8 @@
 // too seldom for a lease of a minute, and a worker's timers are not throttled that way.
 // The page sends {beat, after}; after that many milliseconds this answers beat, the page's
 // count, by which it tells the answer to the timer it set last from one it replaced. Each
-// message replaces the timer before it; the page renews the lease itself.
+// message replaces the timer before it; the page renews the lease itself, and times with
+// this the wait before asking again after a renewal's 429 (Retry-After) as well.
 'use strict';
 
 let timer = null;

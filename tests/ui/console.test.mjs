@@ -718,6 +718,75 @@ test('under a tight rate limit a page waits its turn instead of failing', async 
   });
 });
 
+// A renewal refused with a 429 is asked again after its Retry-After, timed by the lease's
+// worker as the renewals are: on the page's timer, which Chromium may fire a minute late in
+// a hidden tab (page.clock paused here, as in the tests above), it could outlast the lease.
+test('a renewal rate limited in a hidden tab whose page timers stand still is asked again on time, timed by the worker', async () => {
+  const survey = await answer('ui-limited', 2);
+  const id = survey.callback.id;
+  const key = createKey('agent', 'limited');
+  await withRateLimit(async () => {
+    const page = await newPage();
+    await page.clock.install();
+    const beats = []; // heartbeats sent and answered, in order, with when the test saw them
+    page.on('request', (request) => {
+      if (request.url().endsWith('/heartbeat')) beats.push({ sent: Date.now() });
+    });
+    page.on('response', async (response) => {
+      if (!response.url().endsWith('/heartbeat')) return;
+      beats.push({ status: response.status(), retryAfter: await response.headerValue('retry-after'), at: Date.now() });
+    });
+    // Once armed, the next heartbeat finds the key's burst spent by the key's own reads, so
+    // that npsd answers it 429 itself.
+    let armed = false;
+    await page.route('**/heartbeat', async (route) => {
+      if (armed) {
+        armed = false;
+        for (let i = 0; i < 20 && !await limited(key, 3); i++) await sleep(10);
+      }
+      await route.continue();
+    });
+    await signIn(page, key);
+    await page.fill('#claim-touchpoint', 'ui-limited');
+    await page.click('#claim button[type=submit]');
+    await page.waitForSelector('#complete', { timeout: 20000 });
+    await page.clock.pauseAt(Date.now() + 1000);
+    await sleep(1100); // leases are kept to the second
+    const first = (await stored(id)).lease_expires_at;
+
+    // Sent to the background: the renewal that goes at once is refused for the rate.
+    const opened = beats.length;
+    armed = true;
+    await setHidden(page, true);
+    for (let i = 0; i < 100 && !beats.slice(opened).some((b) => b.status); i++) await sleep(50);
+    const refused = beats.slice(opened).find((b) => b.status);
+    assert.ok(refused, 'the renewal on going to the background got no answer');
+    assert.equal(refused.status, 429);
+    const wait = Number(refused.retryAfter) * 1000;
+    assert.ok(wait >= 1000 && wait <= 5000, `Retry-After: ${refused.retryAfter}`);
+
+    // Asked again after Retry-After, with no page timer firing.
+    const again = () => beats.slice(beats.indexOf(refused) + 1).find((b) => b.sent);
+    for (let i = 0; i < 200 && !again(); i++) await sleep(50);
+    assert.ok(again(), `not asked again ${Math.round((Date.now() - refused.at) / 1000)} s after a 429 with Retry-After: ${refused.retryAfter}`);
+    const late = again().sent - refused.at;
+    assert.ok(late >= wait - 250 && late <= wait + 3000, `asked again ${late} ms after the 429, not after ${wait} ms`);
+    const answered = () => beats.slice(beats.indexOf(again()) + 1).find((b) => b.status);
+    for (let i = 0; i < 100 && !answered(); i++) await sleep(50);
+    assert.equal(answered()?.status, 200);
+    let renewed = first;
+    for (let i = 0; i < 100 && renewed === first; i++) {
+      await sleep(50);
+      renewed = (await stored(id)).lease_expires_at;
+    }
+    assert.ok(Date.parse(renewed) > Date.parse(first), `lease ${first} was not renewed (${renewed})`);
+    assert.equal(await page.locator('#complete').count(), 1);
+    assert.equal(await page.isHidden('#notice'), true);
+    assert.equal(page.workers().length, 1); // the lease's worker, no second one
+    await done(page);
+  });
+});
+
 test('an address with a filter the API refuses offers the page without it', async () => {
   const page = await signedIn('agent', '#/calls?touchpoint=BAD!');
   await page.waitForSelector('#unfiltered');
