@@ -126,6 +126,16 @@ int db_errno(int sqlite_rc)
 	}
 }
 
+void db_last_error(struct db_conn *conn, char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	int rc = sqlite3_errcode(conn->handle) & 0xff;
+	snprintf(buf, len, "%s",
+	         rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE ? ""
+	                                                                  : sqlite3_errmsg(conn->handle));
+}
+
 sqlite3 *db_handle(struct db_conn *conn)
 {
 	return conn->handle;

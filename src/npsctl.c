@@ -110,17 +110,32 @@ static int parse_key_command(int argc, char **argv, struct key_command *ret)
 	return 2;
 }
 
-/* Why a command failed, for whoever runs it. -EBUSY is SQLite's write lock, kept by npsd (a
- * slow disk, a long write) or another npsctl past the wait: strerror's "Device or resource
- * busy" says neither what is busy nor what to do. */
+/* Why a command failed, for whoever runs it: strerror of the code db_errno made of SQLite's
+ * says the wrong thing for some. -EBUSY is SQLite's write lock, kept by npsd (a slow disk, a
+ * long write) or another npsctl past the wait: "Device or resource busy" says neither what
+ * is busy nor what to do. -EEXIST is any constraint or trigger that refused a change, not
+ * "File exists". */
 static const char *why(int r)
 {
 	static char busy[96];
-	if (r != -EBUSY)
+	switch (r) {
+	case -EBUSY:
+		snprintf(busy, sizeof busy,
+		         "npsd (or another npsctl) kept the database locked for %d s; try again",
+		         DB_BUSY_TIMEOUT_MS / 1000);
+		return busy;
+	case -EEXIST:
+		return "the database refused the change (a constraint or a trigger)";
+	default:
 		return strerror(-r);
-	snprintf(busy, sizeof busy, "npsd (or another npsctl) kept the database locked for %d s; try again",
-	         DB_BUSY_TIMEOUT_MS / 1000);
-	return busy;
+	}
+}
+
+/* why(r), and SQLite's own words for it (db_last_error) when there are any. */
+static void print_failure(const char *what, int r, const char *sqlite_why)
+{
+	fprintf(stderr, "npsctl: %s: %s%s%s\n", what, why(r), sqlite_why && *sqlite_why ? ": " : "",
+	        sqlite_why ? sqlite_why : "");
 }
 
 static int apply_key_create(struct db_conn *conn, void *arg)
@@ -340,17 +355,17 @@ static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 	int64_t cutoff = clock_now() - older_than;
 	char at[21];
 	fprintf(stderr, "purging what is older than %s\n", time_format_rfc3339(cutoff, at));
-	struct purge_counts total;
-	int r = retention_purge(db, cutoff, NULL, &total);
+	struct purge_report p;
+	int r = retention_purge(db, cutoff, NULL, &p);
 	if (r < 0) {
-		print_counts("purged before the failure:", &total);
-		fprintf(stderr, "npsctl: purge failed: %s\n", why(r));
+		print_counts("purged before the failure:", &p.total);
+		print_failure("purge failed", r, p.why);
 	} else {
-		print_counts("purged", &total);
+		print_counts("purged", &p.total);
 	}
-	if (truncation_helps(r, &total))
+	if (truncation_helps(r, &p.total))
 		truncate_wal(db, db_path, "purged");
-	else if (!purge_counts_zero(&total))
+	else if (!purge_counts_zero(&p.total))
 		warn_wal_copies(db_path, "purged", r);
 	return r < 0 ? 1 : 0;
 }
@@ -359,13 +374,17 @@ struct erase_job {
 	const char *customer_id;
 	char *customer_id_json;
 	struct purge_counts counts;
+	char why[DB_WHY_LEN];
 };
 
 static int apply_erase(struct db_conn *conn, void *arg)
 {
 	struct erase_job *job = arg;
 	job->counts = (struct purge_counts){ 0 };
-	return store_erase_customer(conn, job->customer_id, job->customer_id_json, &job->counts);
+	int r = store_erase_customer(conn, job->customer_id, job->customer_id_json, &job->counts);
+	if (r < 0)
+		db_last_error(conn, job->why, sizeof job->why);
+	return r;
 }
 
 static int erase(struct npsd_db *db, const char *db_path, const char *customer_id)
@@ -381,7 +400,7 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 	int r = db_write_sync(db, apply_erase, &job);
 	free(job.customer_id_json);
 	if (r < 0) {
-		fprintf(stderr, "npsctl: erase failed, nothing was erased: %s\n", why(r));
+		print_failure("erase failed, nothing was erased", r, job.why);
 		return 1;
 	}
 	/* A mistyped id must not pass for a request carried out. */

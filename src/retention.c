@@ -37,27 +37,28 @@ struct purge_batch {
 	int64_t cutoff;
 	struct purge_cursor cursor;
 	struct purge_counts counts;
+	char *why;
 };
 
 static int apply_batch(struct db_conn *conn, void *arg)
 {
 	struct purge_batch *b = arg;
 	b->counts = (struct purge_counts){ 0 };
-	return store_purge_batch(conn, b->cutoff, RETENTION_BATCH, &b->cursor, &b->counts);
+	return store_purge_batch(conn, b->cutoff, RETENTION_BATCH, &b->cursor, &b->counts, b->why,
+	                         DB_WHY_LEN);
 }
 
-int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
-                    struct purge_counts *ret_total)
+int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop, struct purge_report *ret)
 {
-	*ret_total = (struct purge_counts){ 0 };
-	struct purge_batch b = { .cutoff = cutoff, .cursor = PURGE_CURSOR_START };
+	*ret = (struct purge_report){ 0 };
+	struct purge_batch b = { .cutoff = cutoff, .cursor = PURGE_CURSOR_START, .why = ret->why };
 	do {
 		if (stop && atomic_load(stop))
 			return 0;
 		int r = db_write_sync(db, apply_batch, &b);
 		if (r < 0)
 			return r;
-		counts_add(ret_total, &b.counts);
+		counts_add(&ret->total, &b.counts);
 	} while (!purge_counts_zero(&b.counts));
 	return 0;
 }
@@ -104,15 +105,17 @@ static void run_once(struct retention *rt)
 {
 	int64_t days = atomic_load(rt->cfg)->retention_days;
 	int64_t cutoff = clock_now() - days * 86400;
-	struct purge_counts c;
-	int r = retention_purge(rt->db, cutoff, &rt->stopping, &c);
+	struct purge_report p;
+	int r = retention_purge(rt->db, cutoff, &rt->stopping, &p);
+	const struct purge_counts *c = &p.total;
+	bool purged = !purge_counts_zero(c);
 	char at[21];
 	if (r < 0)
-		log_warn("retention: purge of what is older than %s stopped: %s",
-		         time_format_rfc3339(cutoff, at), strerror(-r));
+		log_warn("retention: purge of what is older than %s stopped: %s%s%s",
+		         time_format_rfc3339(cutoff, at), strerror(-r), p.why[0] ? ": " : "", p.why);
 	/* Also after a purge that failed half-way (its batches before stay purged), and after
 	 * one that found nothing when the last run could not truncate. */
-	if (!purge_counts_zero(&c) || rt->wal_has_copies) {
+	if (purged || rt->wal_has_copies) {
 		int t = retention_truncate_wal(rt->db, &rt->stopping);
 		rt->wal_has_copies = t < 0;
 		if (t < 0 && !atomic_load(&rt->stopping))
@@ -121,11 +124,11 @@ static void run_once(struct retention *rt)
 			         "again",
 			         strerror(-t));
 	}
-	if (!purge_counts_zero(&c))
+	if (purged)
 		log_info("retention: purged %lld answers, %lld callbacks, %lld customers, %lld events older "
 		         "than %s (retention.days %lld)",
-		         (long long)c.surveys, (long long)c.callbacks, (long long)c.customers,
-		         (long long)c.events, time_format_rfc3339(cutoff, at), (long long)days);
+		         (long long)c->surveys, (long long)c->callbacks, (long long)c->customers,
+		         (long long)c->events, time_format_rfc3339(cutoff, at), (long long)days);
 }
 
 static void *retention_main(void *arg)

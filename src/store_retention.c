@@ -303,7 +303,7 @@ static int purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct p
 }
 
 int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
-                      struct purge_counts *c)
+                      struct purge_counts *c, char *ret_why, size_t why_len)
 {
 	bool was;
 	int r = secure_delete_get(conn, &was);
@@ -312,6 +312,8 @@ int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct pu
 	if (r < 0)
 		return r;
 	r = purge_batch(conn, cutoff, limit, cursor, c);
+	if (r < 0 && ret_why)
+		db_last_error(conn, ret_why, why_len);
 	int restored = was ? 0 : secure_delete_set(conn, false);
 	return r < 0 ? r : restored;
 }

@@ -35,7 +35,8 @@
  *    migrates waits for it and starts on the migrated database; a purge beside a held write
  *    lock says "try again" after its batch's 5 s wait, without the WAL's truncation tries;
  *    one whose storage fails (NPSD_TEST_FAIL_SYNC) before it deleted anything, or part-way,
- *    says so at once though a reader keeps the WAL busy;
+ *    says so at once though a reader keeps the WAL busy; a purge or erase that a trigger
+ *    refuses says so in the trigger's words, not "File exists";
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
  *    given twice, or without its value, exits 2 naming it.
@@ -2026,6 +2027,50 @@ START_TEST(purge_that_fails_part_way_on_the_storage_says_so_at_once)
 }
 END_TEST
 
+/* A purge or an erase that a trigger refuses (here a legal hold on answers) says so, with
+ * the trigger's words: SQLite's constraint code became -EEXIST at the db edge, and both
+ * printed its strerror, "File exists". */
+START_TEST(purge_and_erase_refused_by_a_trigger_say_why)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, NULL);
+	post_many(&f, 3, old_answer);
+	fake_clock_set(T_NEW);
+	sqlite3 *admin = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(f.p.db_path, &admin, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(admin, 5000);
+	ck_assert_int_eq(sqlite3_exec(admin,
+	                              "CREATE TRIGGER legal_hold BEFORE DELETE ON surveys BEGIN "
+	                              "SELECT RAISE(ABORT, 'answers are on legal hold'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+
+	char *err = NULL;
+	int status = ctl(f.p.db_path, NULL, &err, "purge", NULL);
+	ck_assert_msg(status == 1, "purge exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "npsctl: purge failed: the database refused the change (a constraint "
+	                                 "or a trigger): answers are on legal hold\n") &&
+	                      !strstr(err, "File exists"),
+	              "the refused purge: %s", err ? err : "(none)");
+	assert_counts(counts_of(err, "failure:"), (struct counts){ 0 }, "the refused purge");
+	free(err);
+
+	err = NULL;
+	status = ctl(f.p.db_path, NULL, &err, "erase", "--customer", "old-1", NULL);
+	ck_assert_msg(status == 1, "erase exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "npsctl: erase failed, nothing was erased: the database refused the "
+	                                 "change (a constraint or a trigger): answers are on legal hold\n") &&
+	                      !strstr(err, "File exists"),
+	              "the refused erase: %s", err ? err : "(none)");
+	free(err);
+	ck_assert_int_eq(file_int(f.p.db_path, "SELECT count(*) FROM surveys", NULL), 3);
+
+	ck_assert_int_eq(sqlite3_exec(admin, "DROP TRIGGER legal_hold", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(admin);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- purged rows leave no copy in the files ---------- */
 
 /* P answered long ago (retention takes it all), K within the period (all of it stays). */
@@ -2562,6 +2607,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, purge_beside_a_held_write_lock_says_try_again_after_its_wait);
 	tcase_add_test(lifecycle, purge_that_fails_before_deleting_anything_says_so_at_once);
 	tcase_add_test(lifecycle, purge_that_fails_part_way_on_the_storage_says_so_at_once);
+	tcase_add_test(lifecycle, purge_and_erase_refused_by_a_trigger_say_why);
 	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");

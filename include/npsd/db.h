@@ -2,6 +2,7 @@
 #define NPSD_DB_H
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -119,6 +120,13 @@ void db_done(sqlite3_stmt *stmt);
  * CONSTRAINT -EEXIST, NOMEM -ENOMEM, READONLY -EROFS, CORRUPT/NOTADB -EUCLEAN (a damaged
  * file), anything else -EIO. */
 int db_errno(int sqlite_rc);
+
+/* SQLite's own words for the failure of conn's last statement (a trigger's RAISE message,
+ * "FOREIGN KEY constraint failed"), which db_errno's code alone loses: -EEXIST reads "File
+ * exists". Copied into buf (len bytes, cut short if need be); "" when that statement did not
+ * fail. Call it right after the failure, before conn runs anything else, which replaces it. */
+#define DB_WHY_LEN 160
+void db_last_error(struct db_conn *conn, char *buf, size_t len);
 
 /* Runs fn inside a nested savepoint of the writer's transaction, rolled back alone when fn
  * returns a negative value: for a write made of parts that fail one by one. */

@@ -14,13 +14,18 @@
  * then once a day; `npsctl purge` runs the same purge on demand.
  */
 
+/* What a purge did. */
+struct purge_report {
+	struct purge_counts total; /* the batches committed */
+	char why[DB_WHY_LEN];      /* SQLite's words for the failure (db_last_error), or "" */
+};
+
 /* Purges everything older than cutoff (store_purge_batch's rules), a transaction of at most
- * RETENTION_BATCH rows per kind at a time, until a batch finds nothing; *ret_total gets
- * the counts, also of the batches before a failure. stop (may be NULL) is read between
- * batches: true ends the purge early with 0. 0 or a negative errno. */
+ * RETENTION_BATCH rows per kind at a time, until a batch finds nothing; *ret gets what it
+ * did, also when it failed part-way. stop (may be NULL) is read between batches: true ends
+ * the purge early with 0. 0 or a negative errno. */
 #define RETENTION_BATCH 500
-int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
-                    struct purge_counts *ret_total);
+int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop, struct purge_report *ret);
 
 bool purge_counts_zero(const struct purge_counts *c);
 

@@ -257,13 +257,15 @@ struct purge_counts {
  * (one marked do-not-call keeps the mark, without contact details), events with their
  * deliveries and attempts. Its deletes run with SQLite's secure_delete on (the connection's
  * own setting back after, failed or not): what they free is zeroed; older copies in the
- * WAL stay until a TRUNCATE checkpoint (db_wal_truncate). */
+ * WAL stay until a TRUNCATE checkpoint (db_wal_truncate). When it fails, ret_why (why_len
+ * bytes; NULL for none) gets SQLite's words for it (db_last_error), which the restored
+ * setting would otherwise replace. */
 struct purge_cursor {
 	int64_t answered_at, survey_id; /* start with PURGE_CURSOR_START */
 };
 #define PURGE_CURSOR_START ((struct purge_cursor){ INT64_MIN, 0 })
 int store_purge_batch(struct db_conn *conn, int64_t cutoff, int limit, struct purge_cursor *cursor,
-                      struct purge_counts *c);
+                      struct purge_counts *c, char *ret_why, size_t why_len);
 /* Deletes every row about the customer: answers, callbacks, their improvements and call
  * history, the outbox events that carry the customer with their deliveries and attempts,
  * and the customer, with SQLite's secure_delete on; adds the counts to *c.
