@@ -114,7 +114,7 @@ static int parse_key_command(int argc, char **argv, struct key_command *ret)
  * says the wrong thing for some. -EBUSY is SQLite's write lock, kept by npsd (a slow disk, a
  * long write) or another npsctl past the wait: "Device or resource busy" says neither what
  * is busy nor what to do. -EEXIST is any constraint or trigger that refused a change, not
- * "File exists". */
+ * "File exists". -ENOTRECOVERABLE is a commit whose sync failed. */
 static const char *why(int r)
 {
 	static char busy[96];
@@ -126,6 +126,8 @@ static const char *why(int r)
 		return busy;
 	case -EEXIST:
 		return "the database refused the change (a constraint or a trigger)";
+	case -ENOTRECOVERABLE:
+		return "the disk failed while the change was written: it may or may not have been stored";
 	default:
 		return strerror(-r);
 	}
@@ -304,7 +306,7 @@ static void warn_wal_copies(const char *db_path, const char *what, int r)
 	        "npsctl: warning: the %s rows are gone from the database, but older copies "
 	        "may stay in %s-wal (%s) until npsd reuses it or stops, or a later purge "
 	        "truncates it\n",
-	        what, db_path, strerror(-r));
+	        what, db_path, r == -ENOTRECOVERABLE ? "a sync of the WAL failed" : strerror(-r));
 }
 
 /* Rids the WAL of older copies of what was just deleted (retention_truncate_wal); only
@@ -359,7 +361,13 @@ static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 	int r = retention_purge(db, cutoff, NULL, &p);
 	if (r < 0) {
 		print_counts("purged before the failure:", &p.total);
-		print_failure("purge failed", r, p.why);
+		/* Said as such, not as not purged: it was committed, the disk may still hold it. */
+		if (!purge_counts_zero(&p.in_doubt))
+			print_counts("may or may not have been purged, the disk failed while their batch "
+			             "was written:",
+			             &p.in_doubt);
+		print_failure(r == -ENOTRECOVERABLE ? "purge failed; run it again" : "purge failed", r,
+		              p.why);
 	} else {
 		print_counts("purged", &p.total);
 	}
@@ -400,7 +408,10 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 	int r = db_write_sync(db, apply_erase, &job);
 	free(job.customer_id_json);
 	if (r < 0) {
-		print_failure("erase failed, nothing was erased", r, job.why);
+		/* Committed, but not known to be on disk: neither erased nor not. */
+		print_failure(r == -ENOTRECOVERABLE ? "erase failed; run it again"
+		                                    : "erase failed, nothing was erased",
+		              r, job.why);
 		return 1;
 	}
 	/* A mistyped id must not pass for a request carried out. */

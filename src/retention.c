@@ -44,8 +44,11 @@ static int apply_batch(struct db_conn *conn, void *arg)
 {
 	struct purge_batch *b = arg;
 	b->counts = (struct purge_counts){ 0 };
-	return store_purge_batch(conn, b->cutoff, RETENTION_BATCH, &b->cursor, &b->counts, b->why,
-	                         DB_WHY_LEN);
+	int r = store_purge_batch(conn, b->cutoff, RETENTION_BATCH, &b->cursor, &b->counts, b->why,
+	                          DB_WHY_LEN);
+	if (r < 0) /* rolled back: a sync failing after would otherwise put them in doubt */
+		b->counts = (struct purge_counts){ 0 };
+	return r;
 }
 
 int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop, struct purge_report *ret)
@@ -56,6 +59,10 @@ int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
 		if (stop && atomic_load(stop))
 			return 0;
 		int r = db_write_sync(db, apply_batch, &b);
+		/* Its apply ran to the end and its COMMIT went through: the counts are what the
+		 * batch deleted, unless the disk lost them. */
+		if (r == -ENOTRECOVERABLE)
+			ret->in_doubt = b.counts;
 		if (r < 0)
 			return r;
 		counts_add(&ret->total, &b.counts);
@@ -110,9 +117,17 @@ static void run_once(struct retention *rt)
 	const struct purge_counts *c = &p.total;
 	bool purged = !purge_counts_zero(c);
 	char at[21];
+	/* strerror(ENOTRECOVERABLE), "State not recoverable", would say nothing of the disk. */
+	const char *reason = r == -ENOTRECOVERABLE ? "a sync of the WAL failed" : strerror(-r);
 	if (r < 0)
 		log_warn("retention: purge of what is older than %s stopped: %s%s%s",
-		         time_format_rfc3339(cutoff, at), strerror(-r), p.why[0] ? ": " : "", p.why);
+		         time_format_rfc3339(cutoff, at), reason, p.why[0] ? ": " : "", p.why);
+	if (!purge_counts_zero(&p.in_doubt))
+		log_warn("retention: the disk failed while a batch was written: %lld answers, %lld "
+		         "callbacks, %lld customers, %lld events may or may not have been purged; a run "
+		         "after npsd's restart purges them if they are still there",
+		         (long long)p.in_doubt.surveys, (long long)p.in_doubt.callbacks,
+		         (long long)p.in_doubt.customers, (long long)p.in_doubt.events);
 	/* Also after a purge that failed half-way (its batches before stay purged), and after
 	 * one that found nothing when the last run could not truncate. */
 	if (purged || rt->wal_has_copies) {

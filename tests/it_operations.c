@@ -35,8 +35,9 @@
  *    migrates waits for it and starts on the migrated database; a purge beside a held write
  *    lock says "try again" after its batch's 5 s wait, without the WAL's truncation tries;
  *    one whose storage fails (NPSD_TEST_FAIL_SYNC) before it deleted anything, or part-way,
- *    says so at once though a reader keeps the WAL busy; a purge or erase that a trigger
- *    refuses says so in the trigger's words, not "File exists";
+ *    says so at once though a reader keeps the WAL busy, and one whose last batch's sync
+ *    failed says that batch may or may not be gone, with its counts; a purge or erase that a trigger refuses says so in the trigger's
+ *    words, not "File exists";
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
  *    given twice, or without its value, exits 2 naming it.
@@ -2027,6 +2028,36 @@ START_TEST(purge_that_fails_part_way_on_the_storage_says_so_at_once)
 }
 END_TEST
 
+/* A purge whose last batch was committed but whose sync failed says that batch may or may
+ * not be gone, with its counts, and to run it again: it said "purged before the failure" of
+ * the batches before alone, as if the last one had deleted nothing, while after the restart
+ * its rows may well be gone. */
+START_TEST(purge_whose_last_batch_may_not_be_on_disk_says_so)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, NULL);
+	post_many(&f, RETENTION_BATCH + 1, old_answer);
+	fake_clock_set(T_NEW);
+
+	char *err = NULL;
+	double took;
+	int status = purge_failing_sync(f.p.db_path, "2", &err, &took);
+	ck_assert_msg(status == 1, "purge exited %d after %.1f s: %s", status, took, err ? err : "");
+	assert_counts(counts_of(err, "failure:"),
+	              (struct counts){ .surveys = RETENTION_BATCH, .customers = RETENTION_BATCH },
+	              "what the purge knows it purged");
+	assert_counts(counts_of(err, "written:"), (struct counts){ .surveys = 1, .customers = 1 },
+	              "the batch in doubt");
+	ck_assert_msg(strstr(err, "may or may not have been purged, the disk failed while their batch was "
+	                          "written: ") &&
+	                      strstr(err, "purge failed; run it again: the disk failed while the change was "
+	                                  "written"),
+	              "the purge whose last sync failed: %s", err);
+	free(err);
+	fx_stop(&f);
+}
+END_TEST
+
 /* A purge or an erase that a trigger refuses (here a legal hold on answers) says so, with
  * the trigger's words: SQLite's constraint code became -EEXIST at the db edge, and both
  * printed its strerror, "File exists". */
@@ -2607,6 +2638,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, purge_beside_a_held_write_lock_says_try_again_after_its_wait);
 	tcase_add_test(lifecycle, purge_that_fails_before_deleting_anything_says_so_at_once);
 	tcase_add_test(lifecycle, purge_that_fails_part_way_on_the_storage_says_so_at_once);
+	tcase_add_test(lifecycle, purge_whose_last_batch_may_not_be_on_disk_says_so);
 	tcase_add_test(lifecycle, purge_and_erase_refused_by_a_trigger_say_why);
 	suite_add_tcase(s, lifecycle);
 

@@ -14,10 +14,12 @@
  * then once a day; `npsctl purge` runs the same purge on demand.
  */
 
-/* What a purge did. */
+/* What a purge did. A batch whose sync failed (-ENOTRECOVERABLE: committed, not known to be
+ * on disk) is in neither count of the other: it may or may not be gone after a restart. */
 struct purge_report {
-	struct purge_counts total; /* the batches committed */
-	char why[DB_WHY_LEN];      /* SQLite's words for the failure (db_last_error), or "" */
+	struct purge_counts total;    /* the batches committed and on disk */
+	struct purge_counts in_doubt; /* the batch whose sync failed; zero otherwise */
+	char why[DB_WHY_LEN];         /* SQLite's words for the failure (db_last_error), or "" */
 };
 
 /* Purges everything older than cutoff (store_purge_batch's rules), a transaction of at most
