@@ -332,26 +332,6 @@ static void print_counts(const char *what, const struct purge_counts *c)
 	fprintf(stderr, "\n");
 }
 
-/* Whether the WAL's truncation tries (about ten seconds when npsd's writes or readers keep
- * it busy) can rid it of copies after a purge that ended in r, having deleted total. */
-static bool truncation_helps(int r, const struct purge_counts *total)
-{
-	/* Also when it found nothing: a run again is how the copies an earlier one could not
-	 * get rid of go. */
-	if (r == 0)
-		return true;
-	/* Failed before it deleted anything, whatever the cause (the write lock held, an I/O
-	 * error, a row it could not delete): it left no copies of its own, the tries only put
-	 * its report off, and the run again that the failure asks for truncates. */
-	if (purge_counts_zero(total))
-		return false;
-	/* Failed part-way: the batches it finished left older copies of their rows in the WAL,
-	 * worth the tries (the lock's holder may let go within them), unless the storage
-	 * failed: the checkpoint writes to that same storage, and the run again that the
-	 * failure asks for truncates. */
-	return r != -EIO && r != -ENOTRECOVERABLE && r != -EROFS;
-}
-
 static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 {
 	int64_t cutoff = clock_now() - older_than;
@@ -371,7 +351,9 @@ static int purge(struct npsd_db *db, const char *db_path, int64_t older_than)
 	} else {
 		print_counts("purged", &p.total);
 	}
-	if (truncation_helps(r, &p.total))
+	/* Also when it found nothing: a run again is how the copies an earlier one could not get
+	 * rid of go. */
+	if (r == 0 || retention_truncation_helps(r, &p.total))
 		truncate_wal(db, db_path, "purged");
 	else if (!purge_counts_zero(&p.total))
 		warn_wal_copies(db_path, "purged", r);

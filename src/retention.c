@@ -70,6 +70,20 @@ int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop,
 	return 0;
 }
 
+bool retention_truncation_helps(int r, const struct purge_counts *total)
+{
+	/* Failed before it deleted anything, whatever the cause (the write lock held, an I/O
+	 * error, a row it could not delete): the tries (about ten seconds when writes or
+	 * readers keep the WAL busy) only put its report off. */
+	if (purge_counts_zero(total))
+		return false;
+	/* Failed part-way: the batches it finished left older copies of their rows in the WAL,
+	 * worth the tries (the lock's holder may let go within them), unless the storage
+	 * failed: after a failed sync the kernel may have dropped the pages the checkpoint
+	 * would copy. */
+	return r != -EIO && r != -ENOTRECOVERABLE && r != -EROFS;
+}
+
 /* The checkpoint waits for readers holding the write lock, and every write of npsd waits
  * with it: a try that waited a second held up every answer for a second whenever a report
  * ran through it. A short wait per try outlasts a request's own reads, and many tries spread
@@ -128,9 +142,9 @@ static void run_once(struct retention *rt)
 		         "after npsd's restart purges them if they are still there",
 		         (long long)p.in_doubt.surveys, (long long)p.in_doubt.callbacks,
 		         (long long)p.in_doubt.customers, (long long)p.in_doubt.events);
-	/* Also after a purge that failed half-way (its batches before stay purged), and after
-	 * one that found nothing when the last run could not truncate. */
-	if (purged || rt->wal_has_copies) {
+	/* After one that found nothing too when the last run could not truncate; after one that
+	 * failed, as npsctl purge decides. */
+	if (r == 0 ? purged || rt->wal_has_copies : retention_truncation_helps(r, c)) {
 		int t = retention_truncate_wal(rt->db, &rt->stopping);
 		rt->wal_has_copies = t < 0;
 		if (t < 0 && !atomic_load(&rt->stopping))
@@ -138,6 +152,12 @@ static void run_once(struct retention *rt)
 			         "may stay in its WAL until npsd reuses it or stops (%s); the next run tries "
 			         "again",
 			         strerror(-t));
+	} else if (purged) {
+		rt->wal_has_copies = true;
+		log_warn("retention: the purged rows are gone from the database, but older copies may "
+		         "stay in its WAL until npsd reuses it or stops (%s: not truncated on the storage "
+		         "that failed); the next run tries again",
+		         reason);
 	}
 	if (purged)
 		log_info("retention: purged %lld answers, %lld callbacks, %lld customers, %lld events older "

@@ -36,7 +36,9 @@
  *    lock says "try again" after its batch's 5 s wait, without the WAL's truncation tries;
  *    one whose storage fails (NPSD_TEST_FAIL_SYNC) before it deleted anything, or part-way,
  *    says so at once though a reader keeps the WAL busy, and one whose last batch's sync
- *    failed says that batch may or may not be gone, with its counts; a purge or erase that a trigger refuses says so in the trigger's
+ *    failed says that batch may or may not be gone, with its counts; npsd's own run that
+ *    fails part-way on the storage says as much and warns of the WAL at once, without the
+ *    truncation tries; a purge or erase that a trigger refuses says so in the trigger's
  *    words, not "File exists";
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
@@ -2102,6 +2104,45 @@ START_TEST(purge_and_erase_refused_by_a_trigger_say_why)
 }
 END_TEST
 
+/* npsd's own run follows npsctl purge's rule: after batches it finished, a storage failure
+ * (the sync of its second batch) warns at once that their copies may stay in the WAL, and
+ * says the last batch may or may not be gone. It went on to the WAL's truncation tries
+ * instead, a checkpoint on the storage that had just failed, until npsd stopped for that
+ * failure, and neither warned nor said so. npsd then stops with status 1, as for any failed
+ * sync. */
+START_TEST(npsd_retention_that_fails_part_way_on_the_storage_says_so_at_once)
+{
+	struct fx f;
+	fx_start_with(&f, T_OLD, NULL, NULL); /* retention.days: the default, 730 */
+	post_many(&f, RETENTION_BATCH + 1, old_answer);
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	fake_clock_set(T_NEW);
+	/* The run at start comes before any other write: its second batch's sync is the second. */
+	ck_assert_int_eq(setenv("NPSD_TEST_FAIL_SYNC", "2", 1), 0);
+	npsd_restart(&f.p); /* it may stop before it is up */
+	unsetenv("NPSD_TEST_FAIL_SYNC");
+	char *log = NULL;
+	for (int i = 0; !(log = npsd_log(&f.p)) || !strstr(log, "storage failed: stopping"); i++) {
+		ck_assert_msg(i < 400, "npsd did not stop 20 s after the failed sync; log:\n%s", log ? log : "(none)");
+		free(log);
+		sleep_ms(50);
+	}
+	int status = npsd_stop(&f.p, SIGTERM);
+	free(log);
+	log = npsd_log(&f.p);
+	ck_assert_msg(status == 1, "npsd exited %d after the failed sync; log:\n%s", status, log);
+	ck_assert_msg(strstr(log, "retention: the disk failed while a batch was written: 1 answers, 0 callbacks, "
+	                          "1 customers, 0 events may or may not have been purged"),
+	              "no word of the batch in doubt; log:\n%s", log);
+	ck_assert_msg(strstr(log, "retention: the purged rows are gone from the database, but older copies may "
+	                          "stay in its WAL until npsd reuses it or stops (a sync of the WAL failed: "
+	                          "not truncated on the storage that failed)"),
+	              "no warning that the WAL was left as it was; log:\n%s", log);
+	free(log);
+	fx_stop(&f);
+}
+END_TEST
+
 /* ---------- purged rows leave no copy in the files ---------- */
 
 /* P answered long ago (retention takes it all), K within the period (all of it stays). */
@@ -2640,6 +2681,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, purge_that_fails_part_way_on_the_storage_says_so_at_once);
 	tcase_add_test(lifecycle, purge_whose_last_batch_may_not_be_on_disk_says_so);
 	tcase_add_test(lifecycle, purge_and_erase_refused_by_a_trigger_say_why);
+	tcase_add_test(lifecycle, npsd_retention_that_fails_part_way_on_the_storage_says_so_at_once);
 	suite_add_tcase(s, lifecycle);
 
 	TCase *usage = tcase_create("usage");

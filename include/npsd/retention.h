@@ -29,6 +29,12 @@ struct purge_report {
 #define RETENTION_BATCH 500
 int retention_purge(struct npsd_db *db, int64_t cutoff, const atomic_bool *stop, struct purge_report *ret);
 
+/* Whether the WAL's truncation tries are worth making after a purge that failed with r (< 0)
+ * having finished total: not when it finished nothing (it left no copies, and the run
+ * again that the failure asks for truncates), nor when the storage failed (the checkpoint
+ * writes to it). npsctl purge and npsd's daily run decide alike. */
+bool retention_truncation_helps(int r, const struct purge_counts *total);
+
 bool purge_counts_zero(const struct purge_counts *c);
 
 /* After a purge or an erasure, whose deletes zeroed what they freed: copies the WAL into
