@@ -78,10 +78,11 @@ bool retention_truncation_helps(int r, const struct purge_counts *total)
 	if (purge_counts_zero(total))
 		return false;
 	/* Failed part-way: the batches it finished left older copies of their rows in the WAL,
-	 * worth the tries (the lock's holder may let go within them), unless the storage
-	 * failed: after a failed sync the kernel may have dropped the pages the checkpoint
-	 * would copy. */
-	return r != -EIO && r != -ENOTRECOVERABLE && r != -EROFS;
+	 * worth the tries (the lock's holder may let go within them; on a full disk the
+	 * truncation is what frees room), unless the storage failed: after a failed sync the
+	 * kernel may have dropped the pages the checkpoint would copy, and a checkpoint into
+	 * a file SQLite found corrupt only writes more of it. */
+	return r != -EIO && r != -ENOTRECOVERABLE && r != -EROFS && r != -EUCLEAN;
 }
 
 /* The checkpoint waits for readers holding the write lock, and every write of npsd waits
