@@ -571,6 +571,12 @@ static int periods_to_tell(const struct digest_hook *h, int64_t now, struct peri
 		return -1;
 	if (first && now >= m->first_until && m->first_from < m->first_until) {
 		struct period p = { m->first_from, m->first_until, h->kind, at, true };
+		/* Changed and changed back (or to a time naming the same periods) before it was
+		 * told: one period after all, titled and compared as one. */
+		int64_t start, end;
+		if (digest_period(h->kind, at, m->first_until, &start, &end) == 0 && start == p.from &&
+		    end == p.to)
+			p.uneven = false;
 		periods_add(&ps, &p);
 	}
 	if (first && m->was[0] && m->sent_until < m->first_from &&

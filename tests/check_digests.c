@@ -384,6 +384,9 @@ START_TEST(a_digest_changed_twice_before_its_first_tells_every_hour_once)
 	ck_assert_int_eq(look(MON_0700 + 27 * HOUR + 30, NULL), 0);
 	ASSERT_TOLD(nine, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T08:00:00Z");
 	ASSERT_TOLD(back, "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z 2026-11-23T07:00:00Z/2026-11-24T07:00:00Z");
+	/* Back where it was: a day like any other, not "the last 24 hours". */
+	ck_assert(newest_digest_is(back, "$.title", "NPS, the last day"));
+	ck_assert(newest_digest_is(nine, "$.title", "NPS, the last 25 hours"));
 }
 END_TEST
 
