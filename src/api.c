@@ -115,17 +115,20 @@ static void api_read_run(struct offload_job *job)
 	http_resume(r->req);
 }
 
-/* Says what a manager can act on: how many reports are ahead, and when to come back. */
+/* Says what a manager can act on: how many reports are ahead, and when to come back. A key
+ * over its own share asked too much (SPEC's 429, a limit per key, as server.rate_limit);
+ * a full queue is npsd busy for everyone (503). */
 static void reply_refused(struct http_request *req, const struct offload_refusal *why)
 {
+	if (why->owner_share) {
+		http_reply_rate_limited(req, why->retry_s,
+		                        "%u reports of this key are waiting to run; try again in %u s",
+		                        why->waiting, why->retry_s);
+		return;
+	}
 	char message[160];
-	if (why->owner_share)
-		snprintf(message, sizeof message,
-		         "%u reports of this key are waiting to run; try again in %u s", why->waiting,
-		         why->retry_s);
-	else
-		snprintf(message, sizeof message, "%u reports are waiting to run; try again in %u s",
-		         why->waiting, why->retry_s);
+	snprintf(message, sizeof message, "%u reports are waiting to run; try again in %u s", why->waiting,
+	         why->retry_s);
 	http_reply_unavailable(req, why->retry_s, message);
 }
 

@@ -372,6 +372,17 @@ void http_reply_unavailable(struct http_request *req, unsigned retry_s, const ch
 	http_reply_error(req, 503, "unavailable", NULL, "%s", message);
 }
 
+void http_reply_rate_limited(struct http_request *req, unsigned retry_s, const char *fmt, ...)
+{
+	char message[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	req->retry_after = retry_s ? (int)retry_s : 1;
+	http_reply_error(req, 429, "rate_limited", NULL, "%s", message);
+}
+
 /* ---------- accessors ---------- */
 
 struct npsd_app *http_app(struct http_request *req)
@@ -922,9 +933,8 @@ static void start_request(struct http_request *req, const char *url, const char 
 		                                                clock_mono_ms())
 		                               : 0;
 		if (wait > 0) {
-			req->retry_after = wait;
-			http_reply_error(
-			        req, 429, "rate_limited", NULL,
+			http_reply_rate_limited(
+			        req, (unsigned)wait,
 			        "more than server.rate_limit requests a second for this key; retry in %d s",
 			        wait);
 			return;

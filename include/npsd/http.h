@@ -118,6 +118,10 @@ void http_reply_storage_error(struct http_request *req, int err);
 /* 503 unavailable for work refused before it began, nothing done, with Retry-After retry_s
  * (whole seconds; 0 is taken as 1) and message (copied) for the person who asked. */
 void http_reply_unavailable(struct http_request *req, unsigned retry_s, const char *message);
+/* 429 rate_limited for a key that asked more than its share, with Retry-After retry_s (0 is
+ * taken as 1) and a message from fmt. */
+void http_reply_rate_limited(struct http_request *req, unsigned retry_s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* The SPEC error object alone, for per-item results in batch replies. */
 json_t *http_error_object(const char *code, const char *field, const char *message);
 
