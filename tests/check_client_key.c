@@ -10,24 +10,9 @@
 #include "testutil.h"
 
 /* The key of text, an IPv4 or IPv6 address, as libmicrohttpd would give its sockaddr. */
-static struct in6_addr key_of(const char *text)
-{
-	struct in6_addr key;
-	memset(&key, 0xa5, sizeof key);
-	struct sockaddr_in v4 = { .sin_family = AF_INET };
-	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
-	if (inet_pton(AF_INET, text, &v4.sin_addr) == 1)
-		ck_assert(client_key((const struct sockaddr *)&v4, &key));
-	else if (inet_pton(AF_INET6, text, &v6.sin6_addr) == 1)
-		ck_assert(client_key((const struct sockaddr *)&v6, &key));
-	else
-		ck_abort_msg("not an address: %s", text);
-	return key;
-}
-
 static bool same_turn(const char *a, const char *b)
 {
-	struct in6_addr ka = key_of(a), kb = key_of(b);
+	struct in6_addr ka = client_key_of(a), kb = client_key_of(b);
 	return memcmp(&ka, &kb, sizeof ka) == 0;
 }
 

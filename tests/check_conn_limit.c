@@ -12,41 +12,27 @@
 #include "testutil.h"
 
 /* The client key of text, an IPv4 or IPv6 address, as http.c makes it. */
-static struct in6_addr key_of(const char *text)
-{
-	struct in6_addr key;
-	struct sockaddr_in v4 = { .sin_family = AF_INET };
-	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
-	if (inet_pton(AF_INET, text, &v4.sin_addr) == 1)
-		ck_assert(client_key((const struct sockaddr *)&v4, &key));
-	else if (inet_pton(AF_INET6, text, &v6.sin6_addr) == 1)
-		ck_assert(client_key((const struct sockaddr *)&v6, &key));
-	else
-		ck_abort_msg("not an address: %s", text);
-	return key;
-}
-
 static int take(struct conn_limit *cl, const char *address)
 {
-	struct in6_addr key = key_of(address);
+	struct in6_addr key = client_key_of(address);
 	return conn_limit_take(cl, &key);
 }
 
 static void give_back(struct conn_limit *cl, const char *address)
 {
-	struct in6_addr key = key_of(address);
+	struct in6_addr key = client_key_of(address);
 	conn_limit_give_back(cl, &key);
 }
 
 static unsigned held(struct conn_limit *cl, const char *address)
 {
-	struct in6_addr key = key_of(address);
+	struct in6_addr key = client_key_of(address);
 	return conn_limit_held(cl, &key);
 }
 
 static bool full(struct conn_limit *cl, const char *address)
 {
-	struct in6_addr key = key_of(address);
+	struct in6_addr key = client_key_of(address);
 	return conn_limit_full(cl, &key);
 }
 
@@ -126,7 +112,7 @@ struct racer {
 static void *race(void *arg)
 {
 	struct racer *r = arg;
-	struct in6_addr key = key_of("2001:db8:1:2::1");
+	struct in6_addr key = client_key_of("2001:db8:1:2::1");
 	for (int i = 0; i < 20000; i++) {
 		if (conn_limit_take(r->cl, &key) == 0) {
 			ck_assert_uint_le(conn_limit_held(r->cl, &key), 4);

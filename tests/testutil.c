@@ -1,4 +1,6 @@
 #include "testutil.h"
+
+#include "npsd/client_key.h"
 #include "npsd/db.h"
 #include "testcert.h"
 
@@ -516,41 +518,65 @@ int raw_connect(const struct npsd_proc *p)
 	return raw_connect_from(p, NULL);
 }
 
-int raw_connect_from(const struct npsd_proc *p, const char *source)
+/* A connection to the daemon's loopback address of family, bound to source first when given. */
+static int connect_loopback(const struct npsd_proc *p, int family, const char *source)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(p->port) };
-	struct sockaddr_in from = { .sin_family = AF_INET };
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} to = { 0 }, from = { 0 };
+	socklen_t len;
+	void *source_addr;
+	if (family == AF_INET) {
+		to.v4 = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(p->port) };
+		to.v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		from.v4.sin_family = AF_INET;
+		source_addr = &from.v4.sin_addr;
+		len = sizeof to.v4;
+	} else {
+		to.v6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_port = htons(p->port) };
+		to.v6.sin6_addr = in6addr_loopback;
+		from.v6.sin6_family = AF_INET6;
+		source_addr = &from.v6.sin6_addr;
+		len = sizeof to.v6;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && source &&
-	    (inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
-	     bind(fd, (struct sockaddr *)&from, sizeof from) < 0)) {
+	    (inet_pton(family, source, source_addr) != 1 || bind(fd, &from.sa, len) < 0)) {
 		close(fd);
 		return -1;
 	}
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+	if (fd >= 0 && connect(fd, &to.sa, len) == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
 	return -1;
 }
 
+int raw_connect_from(const struct npsd_proc *p, const char *source)
+{
+	return connect_loopback(p, AF_INET, source);
+}
+
 int raw_connect6_from(const struct npsd_proc *p, const char *source)
 {
-	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(p->port) };
-	struct sockaddr_in6 from = { .sin6_family = AF_INET6 };
-	to.sin6_addr = in6addr_loopback;
-	if (fd >= 0 && (inet_pton(AF_INET6, source, &from.sin6_addr) != 1 ||
-	                bind(fd, (struct sockaddr *)&from, sizeof from) < 0)) {
-		close(fd);
-		return -1;
-	}
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	return -1;
+	return connect_loopback(p, AF_INET6, source);
+}
+
+struct in6_addr client_key_of(const char *text)
+{
+	struct in6_addr key;
+	memset(&key, 0xa5, sizeof key); /* bytes client_key() left alone would show */
+	struct sockaddr_in v4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+	if (inet_pton(AF_INET, text, &v4.sin_addr) == 1)
+		ck_assert(client_key((const struct sockaddr *)&v4, &key));
+	else if (inet_pton(AF_INET6, text, &v6.sin6_addr) == 1)
+		ck_assert(client_key((const struct sockaddr *)&v6, &key));
+	else
+		ck_abort_msg("not an address: %s", text);
+	return key;
 }
 
 int raw_send(int fd, const char *text)
