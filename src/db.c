@@ -98,6 +98,18 @@ struct npsd_db {
 	atomic_uint_fast64_t queue_ns, batch_ns, sync_ns; /* see struct db_write_stats */
 };
 
+const char *db_strerror(int r)
+{
+	switch (r) {
+	case -EEXIST:
+		return "the database refused the change (a constraint or a trigger)";
+	case -ENOTRECOVERABLE:
+		return "a sync of the WAL failed";
+	default:
+		return strerror(-r);
+	}
+}
+
 int db_errno(int sqlite_rc)
 {
 	switch (sqlite_rc & 0xff) {

@@ -110,11 +110,10 @@ static int parse_key_command(int argc, char **argv, struct key_command *ret)
 	return 2;
 }
 
-/* Why a command failed, for whoever runs it: strerror of the code db_errno made of SQLite's
- * says the wrong thing for some. -EBUSY is SQLite's write lock, kept by npsd (a slow disk, a
- * long write) or another npsctl past the wait: "Device or resource busy" says neither what
- * is busy nor what to do. -EEXIST is any constraint or trigger that refused a change, not
- * "File exists". -ENOTRECOVERABLE is a commit whose sync failed. */
+/* Why a command failed, for whoever runs it, where db_strerror's words say too little.
+ * -EBUSY is SQLite's write lock, kept by npsd (a slow disk, a long write) or another npsctl
+ * past the wait: "Device or resource busy" says neither what is busy nor what to do.
+ * -ENOTRECOVERABLE is a commit whose sync failed: what that means for the change. */
 static const char *why(int r)
 {
 	static char busy[96];
@@ -124,12 +123,10 @@ static const char *why(int r)
 		         "npsd (or another npsctl) kept the database locked for %d s; try again",
 		         DB_BUSY_TIMEOUT_MS / 1000);
 		return busy;
-	case -EEXIST:
-		return "the database refused the change (a constraint or a trigger)";
 	case -ENOTRECOVERABLE:
 		return "the disk failed while the change was written: it may or may not have been stored";
 	default:
-		return strerror(-r);
+		return db_strerror(r);
 	}
 }
 
@@ -306,7 +303,7 @@ static void warn_wal_copies(const char *db_path, const char *what, int r)
 	        "npsctl: warning: the %s rows are gone from the database, but older copies "
 	        "may stay in %s-wal (%s) until npsd reuses it or stops, or a later purge "
 	        "truncates it\n",
-	        what, db_path, r == -ENOTRECOVERABLE ? "a sync of the WAL failed" : strerror(-r));
+	        what, db_path, db_strerror(r));
 }
 
 /* Rids the WAL of older copies of what was just deleted (retention_truncate_wal); only

@@ -132,11 +132,9 @@ static void run_once(struct retention *rt)
 	const struct purge_counts *c = &p.total;
 	bool purged = !purge_counts_zero(c);
 	char at[21];
-	/* strerror(ENOTRECOVERABLE), "State not recoverable", would say nothing of the disk. */
-	const char *reason = r == -ENOTRECOVERABLE ? "a sync of the WAL failed" : strerror(-r);
 	if (r < 0)
 		log_warn("retention: purge of what is older than %s stopped: %s%s%s",
-		         time_format_rfc3339(cutoff, at), reason, p.why[0] ? ": " : "", p.why);
+		         time_format_rfc3339(cutoff, at), db_strerror(r), p.why[0] ? ": " : "", p.why);
 	if (!purge_counts_zero(&p.in_doubt))
 		log_warn("retention: the disk failed while a batch was written: %lld answers, %lld "
 		         "callbacks, %lld customers, %lld events may or may not have been purged; a run "
@@ -152,13 +150,13 @@ static void run_once(struct retention *rt)
 			log_warn("retention: the purged rows are gone from the database, but older copies "
 			         "may stay in its WAL until npsd reuses it or stops (%s); the next run tries "
 			         "again",
-			         strerror(-t));
+			         db_strerror(t));
 	} else if (purged) {
 		rt->wal_has_copies = true;
 		log_warn("retention: the purged rows are gone from the database, but older copies may "
 		         "stay in its WAL until npsd reuses it or stops (%s: not truncated on the storage "
 		         "that failed); the next run tries again",
-		         reason);
+		         db_strerror(r));
 	}
 	if (purged)
 		log_info("retention: purged %lld answers, %lld callbacks, %lld customers, %lld events older "

@@ -2104,6 +2104,40 @@ START_TEST(purge_and_erase_refused_by_a_trigger_say_why)
 }
 END_TEST
 
+/* npsd's own run refused by a trigger says so in the log, with the trigger's words, as
+ * npsctl purge does: it logged strerror's "File exists". */
+START_TEST(npsd_retention_refused_by_a_trigger_says_why)
+{
+	struct fx f;
+	fx_start_with(&f, T_OLD, NULL, NULL);
+	post_many(&f, 3, old_answer);
+	ck_assert_int_eq(npsd_stop(&f.p, SIGTERM), 0);
+	sqlite3 *admin = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(f.p.db_path, &admin, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(admin,
+	                              "CREATE TRIGGER legal_hold BEFORE DELETE ON surveys BEGIN "
+	                              "SELECT RAISE(ABORT, 'answers are on legal hold'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(admin);
+	fake_clock_set(T_NEW);
+	ck_assert_int_eq(npsd_restart(&f.p), 0);
+	char *log = NULL;
+	for (int i = 0; !(log = npsd_log(&f.p)) || !strstr(log, "retention: purge of what is older than"); i++) {
+		ck_assert_msg(i < 200, "no word of the refused run 10 s after the start; log:\n%s", log ? log : "(none)");
+		free(log);
+		sleep_ms(50);
+	}
+	ck_assert_msg(strstr(log, "stopped: the database refused the change (a constraint or a trigger): answers "
+	                          "are on legal hold") &&
+	                      !strstr(log, "File exists"),
+	              "log:\n%s", log);
+	free(log);
+	ck_assert_int_eq(file_int(f.p.db_path, "SELECT count(*) FROM surveys", NULL), 3);
+	fx_stop(&f);
+}
+END_TEST
+
 /* npsd's own run follows npsctl purge's rule: after batches it finished, a storage failure
  * (the sync of its second batch) warns at once that their copies may stay in the WAL, and
  * says the last batch may or may not be gone. It went on to the WAL's truncation tries
@@ -2681,6 +2715,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, purge_that_fails_part_way_on_the_storage_says_so_at_once);
 	tcase_add_test(lifecycle, purge_whose_last_batch_may_not_be_on_disk_says_so);
 	tcase_add_test(lifecycle, purge_and_erase_refused_by_a_trigger_say_why);
+	tcase_add_test(lifecycle, npsd_retention_refused_by_a_trigger_says_why);
 	tcase_add_test(lifecycle, npsd_retention_that_fails_part_way_on_the_storage_says_so_at_once);
 	suite_add_tcase(s, lifecycle);
 

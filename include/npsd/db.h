@@ -120,6 +120,10 @@ void db_done(sqlite3_stmt *stmt);
  * CONSTRAINT -EEXIST, NOMEM -ENOMEM, READONLY -EROFS, CORRUPT/NOTADB -EUCLEAN (a damaged
  * file), anything else -EIO. */
 int db_errno(int sqlite_rc);
+/* Words for a negative errno from this layer, for a log or a message: strerror's, but where
+ * db_errno's code would say the wrong thing ("File exists" for a constraint or a trigger,
+ * "State not recoverable" for a commit whose sync failed). A static string. */
+const char *db_strerror(int r);
 
 /* SQLite's own words for the failure of conn's last statement (a trigger's RAISE message,
  * "FOREIGN KEY constraint failed"), which db_errno's code alone loses: -EEXIST reads "File
