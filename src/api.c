@@ -93,8 +93,8 @@ static int yield_to_quick_reads(void *arg)
 static void api_read_run(struct offload_job *job)
 {
 	struct api_read *r = (struct api_read *)job;
-	/* Queued reads are not bounded but by the connections (1,000 per address): fifty
-	 * managers at once queue fifty reports, and those who left must not cost one each. */
+	/* Up to 32 long reports wait (and quick reads, bounded by the connections): those whose
+	 * managers left must not cost one each. */
 	if (http_client_closed(r->req)) {
 		r->skipped = true;
 		http_drop(r->req);
