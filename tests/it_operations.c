@@ -50,7 +50,6 @@
  */
 #include <check.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -103,25 +102,6 @@ static char *scratch_path(const char *name)
 	char *path = fmt("%s/%d-%s", scratch, (int)getpid(), name);
 	unlink(path);
 	return path;
-}
-
-/* Removes dir and what is in it, one level of folders down (the usage test makes one). */
-static void remove_tree(const char *dir, int depth)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		char path[512];
-		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		if (unlink(path) < 0 && depth > 0)
-			remove_tree(path, depth - 1);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 /* Runs npsctl --db db with the arguments that follow (NULL-terminated): its exit code, with
@@ -2738,6 +2718,6 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_ALL);
 	int status = run_suite(operations_suite());
 	curl_global_cleanup();
-	remove_tree(scratch, 1);
+	remove_tree(scratch);
 	return status;
 }

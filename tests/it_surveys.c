@@ -1582,9 +1582,7 @@ START_TEST(a_database_this_user_may_not_write_stops_the_start)
 	ck_assert_msg(err && strstr(err, db) && strstr(err, "may read the database but not write it"), "stderr: %s",
 	              err ? err : "(none)");
 	free(err);
-	chmod(db, 0644);
-	unlink(db);
-	rmdir(dir);
+	remove_tree(dir);
 }
 END_TEST
 

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -269,16 +270,25 @@ void npsd_cleanup(struct npsd_proc *p)
 		npsd_stop(p, SIGKILL);
 	if (!p->dir[0])
 		return;
-	const char *names[] = {
-		"npsd.db", "npsd.db-wal", "npsd.db-shm", "npsd.conf", "npsd.log", "port", "cert.pem",
-		"key.pem", "clock", "clock.tmp", NULL
-	};
-	for (size_t i = 0; names[i]; i++) {
-		char path[256];
-		snprintf(path, sizeof path, "%s/%s", p->dir, names[i]);
+	/* The whole folder: tests leave more in it than npsd makes (a second database, a folder
+	 * behind a link), and each left /tmp/npsd-it-* behind at every run. */
+	remove_tree(p->dir);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *at)
+{
+	(void)st;
+	(void)at;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
 		unlink(path);
-	}
-	rmdir(p->dir);
+	return 0;
+}
+
+void remove_tree(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 char *npsd_log(const struct npsd_proc *p)

@@ -116,6 +116,8 @@ int raw_connect_from(const struct npsd_proc *p, const char *source);
 /* The same over IPv6, to [::1] (npsd listening there) from source, an address of this host
  * (see netns_add_ipv6). */
 int raw_connect6_from(const struct npsd_proc *p, const char *source);
+/* Removes dir and everything under it, symbolic links as links (never what they name). */
+void remove_tree(const char *dir);
 /* client_key() of the address in text (IPv4 or IPv6), asserted to be one. */
 struct in6_addr client_key_of(const char *text);
 /* Writes all of text; 0 or -1. */
