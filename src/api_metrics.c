@@ -162,8 +162,8 @@ static void metrics_resumed(struct http_request *req)
 	offload_stats(app->offload, &os);
 	add(t,
 	    "# HELP npsd_reports_refused_total Long reports (/v1/nps, /v1/improvements, callbacks by "
-	    "touchpoint) answered 503 at once because their queue was full (queue_full: %d waiting) "
-	    "or their key had %d of them waiting (key_share).\n# TYPE npsd_reports_refused_total "
+	    "touchpoint) refused at once: 503 when their queue was full (queue_full: %d waiting), "
+	    "429 when their key had %d of them waiting (key_share).\n# TYPE npsd_reports_refused_total "
 	    "counter\n",
 	    OFFLOAD_LONG_WAITING_MAX, OFFLOAD_LONG_WAITING_PER_OWNER);
 	add(t, "npsd_reports_refused_total{reason=\"queue_full\"} %llu\n",

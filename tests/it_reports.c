@@ -1856,6 +1856,26 @@ START_TEST(one_key_has_a_share_of_the_queue_and_left_reports_take_none)
 }
 END_TEST
 
+/* /metrics' help of the refusals names each reason's answer: it called both a 503, while a
+ * key over its share gets a 429 rate_limited. */
+START_TEST(the_help_of_refused_reports_names_each_answer)
+{
+	struct http_result m;
+	ck_assert_int_eq(http_do(&D, "GET", "/metrics", NULL, NULL, NULL, 0, &m), 0);
+	ck_assert_int_eq(m.status, 200);
+	const char *help = strstr(m.body, "# HELP npsd_reports_refused_total ");
+	ck_assert_msg(help, "no help of npsd_reports_refused_total");
+	char *line = strndup(help, strcspn(help, "\n"));
+	char *full = fmt("503 when their queue was full (queue_full: %d waiting)", OFFLOAD_LONG_WAITING_MAX);
+	char *share = fmt("429 when their key had %d of them waiting (key_share)", OFFLOAD_LONG_WAITING_PER_OWNER);
+	ck_assert_msg(strstr(line, full) && strstr(line, share), "the help: %s", line);
+	free(share);
+	free(full);
+	free(line);
+	http_result_free(&m);
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *reports_suite(void)
@@ -1884,6 +1904,7 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, a_slow_callbacks_list_holds_up_no_other_request);
 	tcase_add_test(tc, a_report_beyond_the_full_queue_is_refused_at_once);
 	tcase_add_test(tc, one_key_has_a_share_of_the_queue_and_left_reports_take_none);
+	tcase_add_test(tc, the_help_of_refused_reports_names_each_answer);
 	suite_add_tcase(s, tc);
 
 	TCase *tz = tcase_create("timezone");
