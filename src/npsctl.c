@@ -152,6 +152,16 @@ static int key_create(struct npsd_db *db, struct key_command *kc)
 	}
 	auth_token_hash(token, kc->hash);
 	int r = db_write_sync(db, apply_key_create, kc);
+	if (r == -ENOTRECOVERABLE && kc->id > 0) {
+		/* Committed, not known to be on disk: the key may be live after all, under a token
+		 * no one was shown. "cannot store the key" left it there without a word. */
+		fprintf(stderr,
+		        "npsctl: key %lld (%s, %s) may or may not have been stored, the disk failed while "
+		        "it was written; its token is not shown: once the disk is fixed, revoke key %lld "
+		        "if key list shows it with that name, and create another\n",
+		        (long long)kc->id, kc->role_text, kc->name, (long long)kc->id);
+		return 1;
+	}
 	if (r < 0) {
 		fprintf(stderr, "npsctl: cannot store the key: %s\n", why(r));
 		return 1;
@@ -207,6 +217,14 @@ static int key_revoke(struct npsd_db *db, struct key_command *kc)
 	if (r == -EALREADY) {
 		fprintf(stderr, "npsctl: key %lld was already revoked\n", (long long)kc->id);
 		return 0;
+	}
+	if (r == -ENOTRECOVERABLE) {
+		/* Not "cannot revoke": the revocation was committed and may well hold. */
+		fprintf(stderr,
+		        "npsctl: the revocation of key %lld may or may not have taken, the disk failed "
+		        "while it was written: run it again\n",
+		        (long long)kc->id);
+		return 1;
 	}
 	if (r < 0) {
 		fprintf(stderr, "npsctl: cannot revoke: %s\n", why(r));
@@ -386,11 +404,15 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 	}
 	int r = db_write_sync(db, apply_erase, &job);
 	free(job.customer_id_json);
+	if (r == -ENOTRECOVERABLE) {
+		/* Committed, but not known to be on disk: neither erased nor not. why()'s "it may or
+		 * may not have been stored" read as if the customer's rows might have been. */
+		fprintf(stderr, "npsctl: erase failed; run it again: the disk failed while the erase was "
+		                "written: it may or may not have taken\n");
+		return 1;
+	}
 	if (r < 0) {
-		/* Committed, but not known to be on disk: neither erased nor not. */
-		print_failure(r == -ENOTRECOVERABLE ? "erase failed; run it again"
-		                                    : "erase failed, nothing was erased",
-		              r, job.why);
+		print_failure("erase failed, nothing was erased", r, job.why);
 		return 1;
 	}
 	/* A mistyped id must not pass for a request carried out. */

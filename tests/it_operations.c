@@ -40,6 +40,9 @@
  *    fails part-way on the storage says as much and warns of the WAL at once, without the
  *    truncation tries; a purge or erase that a trigger refuses says so in the trigger's
  *    words, not "File exists";
+ *  - a sync that fails after the commit: an erase says it may or may not have taken and to
+ *    run it again; a key create names the key that may be live, without its token, and how
+ *    to be rid of it; a key revoke says it may or may not have taken and to run it again;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
  *    given twice, or without its value, exits 2 naming it.
@@ -2084,6 +2087,101 @@ START_TEST(purge_and_erase_refused_by_a_trigger_say_why)
 }
 END_TEST
 
+/* Runs npsctl with NPSD_TEST_FAIL_SYNC=1 (its first sync of the WAL fails, as on a disk that
+ * fails, after the commit) and the arguments that follow: its exit code, with stdout and
+ * stderr in *ret_out and *ret_err. */
+static int ctl_failing_sync(const char *db, char **ret_out, char **ret_err, const char *a1, const char *a2,
+                            const char *a3, const char *a4, const char *a5, const char *a6)
+{
+	ck_assert_int_eq(setenv("NPSD_TEST_FAIL_SYNC", "1", 1), 0);
+	int status = ctl(db, ret_out, ret_err, a1, a2, a3, a4, a5, a6, NULL);
+	unsetenv("NPSD_TEST_FAIL_SYNC");
+	return status;
+}
+
+/* An erase committed but whose sync failed says that it may or may not have taken and to run
+ * it again: it said "erase failed; run it again: ... it may or may not have been stored",
+ * which read as if the customer's rows might have been stored. Run again, it finds nothing
+ * (the commit did take here). */
+START_TEST(erase_whose_sync_failed_says_it_may_or_may_not_have_taken)
+{
+	struct fx f;
+	fx_start(&f, T_OLD, NULL);
+	post_many(&f, 2, old_answer);
+
+	char *out = NULL, *err = NULL;
+	int status = ctl_failing_sync(f.p.db_path, &out, &err, "erase", "--customer", "old-1", NULL, NULL, NULL);
+	ck_assert_msg(status == 1, "erase exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "npsctl: erase failed; run it again: the disk failed while the erase was "
+	                                 "written: it may or may not have taken\n") &&
+	                      !strstr(err, "been stored") && !strstr(err, "nothing was erased"),
+	              "the erase whose sync failed: %s", err ? err : "(none)");
+	ck_assert_msg(out && !*out, "erase wrote to stdout: %s", out);
+	free(out);
+	free(err);
+
+	err = NULL;
+	status = ctl(f.p.db_path, NULL, &err, "erase", "--customer", "old-1", NULL);
+	ck_assert_msg(status == 1 && err && strstr(err, "nothing about customer old-1"), "erase again exited %d: %s",
+	              status, err ? err : "");
+	free(err);
+	ck_assert_int_eq(file_int(f.p.db_path, "SELECT count(*) FROM surveys", NULL), 1);
+	fx_stop(&f);
+}
+END_TEST
+
+/* A key create committed but whose sync failed names the key that may be live, with no token
+ * shown, and how to be rid of it: it said "cannot store the key: ... it may or may not have
+ * been stored", and the key stood in key list, live, under a token no one had. A revocation
+ * whose sync failed says it may or may not have taken and to run it again, not "cannot
+ * revoke". */
+START_TEST(key_create_and_revoke_whose_sync_failed_say_what_to_do)
+{
+	char *dir = scratch_path("key-sync");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(ctl(db, NULL, NULL, "key", "create", "--role", "admin", "--name", "ops", NULL), 0);
+
+	int status = ctl_failing_sync(db, &out, &err, "key", "create", "--role", "agent", "--name", "anna");
+	ck_assert_msg(status == 1, "key create exited %d: %s", status, err ? err : "");
+	ck_assert_msg(out && !*out, "a token on stdout: %s", out);
+	ck_assert_msg(err && strstr(err, "npsctl: key 2 (agent, anna) may or may not have been stored, the disk "
+	                                 "failed while it was written; its token is not shown: once the disk is "
+	                                 "fixed, revoke key 2 if key list shows it with that name, and create "
+	                                 "another\n") &&
+	                      !strstr(err, "cannot store the key"),
+	              "the key create whose sync failed: %s", err ? err : "(none)");
+	free(out);
+	free(err);
+	/* Here the commit took: what it said to do is what works. */
+	out = NULL;
+	ck_assert_int_eq(ctl(db, &out, NULL, "key", "list", NULL), 0);
+	ck_assert_msg(out && strstr(out, "anna"), "key list: %s", out ? out : "");
+	free(out);
+	ck_assert_int_eq(ctl(db, NULL, NULL, "key", "revoke", "2", NULL), 0);
+
+	out = err = NULL;
+	status = ctl_failing_sync(db, &out, &err, "key", "revoke", "1", NULL, NULL, NULL);
+	ck_assert_msg(status == 1, "key revoke exited %d: %s", status, err ? err : "");
+	ck_assert_msg(err && strstr(err, "npsctl: the revocation of key 1 may or may not have taken, the disk failed "
+	                                 "while it was written: run it again\n") &&
+	                      !strstr(err, "cannot revoke"),
+	              "the key revoke whose sync failed: %s", err ? err : "(none)");
+	free(out);
+	free(err);
+	err = NULL;
+	status = ctl(db, NULL, &err, "key", "revoke", "1", NULL);
+	ck_assert_msg(status == 0 && err && strstr(err, "key 1 was already revoked"), "revoke again exited %d: %s",
+	              status, err ? err : "");
+	free(err);
+
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* npsd's own run refused by a trigger says so in the log, with the trigger's words, as
  * npsctl purge does: it logged strerror's "File exists". */
 START_TEST(npsd_retention_refused_by_a_trigger_says_why)
@@ -2698,6 +2796,12 @@ static Suite *operations_suite(void)
 	tcase_add_test(lifecycle, npsd_retention_refused_by_a_trigger_says_why);
 	tcase_add_test(lifecycle, npsd_retention_that_fails_part_way_on_the_storage_says_so_at_once);
 	suite_add_tcase(s, lifecycle);
+
+	TCase *sync_failed = tcase_create("sync_failed");
+	tcase_set_timeout(sync_failed, 60);
+	tcase_add_test(sync_failed, erase_whose_sync_failed_says_it_may_or_may_not_have_taken);
+	tcase_add_test(sync_failed, key_create_and_revoke_whose_sync_failed_say_what_to_do);
+	suite_add_tcase(s, sync_failed);
 
 	TCase *usage = tcase_create("usage");
 	tcase_set_timeout(usage, 60);
