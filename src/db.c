@@ -77,7 +77,8 @@ struct npsd_db {
 	 * write, and a later fsync may succeed over the gap: from then on nothing is synced or
 	 * acknowledged again in this process (db_broken). */
 	atomic_int broken;
-	long fail_sync_at; /* test hook: NPSD_TEST_FAIL_SYNC=N fails the Nth sync; 0 = off */
+	int schema_found, schema_now; /* user_version before and after db_open's migrations */
+	long fail_sync_at;            /* test hook: NPSD_TEST_FAIL_SYNC=N fails the Nth sync; 0 = off */
 	long syncs;
 
 	/* Held while the hook runs, and to replace it: once db_on_commit() returns, the old
@@ -371,8 +372,9 @@ static int refuse_newer(int version, int newest, char **ret_error)
 
 /* Applies every migration newer than user_version, all in one transaction, so a failed
  * start leaves the schema as it was. With lock_fd >= 0 (the database file), it migrates only
- * when no npsd holds the file's flock: the one that does runs code of the schema it found. */
-static int migrate(struct db_conn *conn, int lock_fd, char **ret_error)
+ * when no npsd holds the file's flock: the one that does runs code of the schema it found.
+ * On success *ret_found is the version it found and *ret_now the version it left. */
+static int migrate(struct db_conn *conn, int lock_fd, int *ret_found, int *ret_now, char **ret_error)
 {
 	bool locked = false;
 	int newest = migrations_count ? migrations[migrations_count - 1].version : 0;
@@ -386,8 +388,10 @@ static int migrate(struct db_conn *conn, int lock_fd, char **ret_error)
 		goto fail_msg;
 	if (version > newest)
 		return refuse_newer(version, newest, ret_error);
-	if (version == newest)
+	if (version == newest) {
+		*ret_found = *ret_now = version;
 		return 0;
+	}
 	/* npsctl of a new release beside the npsd of the old one (upgraded, not yet restarted):
 	 * a nightly backup migrated the schema under the running npsd. Held shared until the
 	 * commit, so an npsd that starts meanwhile waits for it (lock_exclusive) instead of
@@ -446,6 +450,8 @@ static int migrate(struct db_conn *conn, int lock_fd, char **ret_error)
 		goto rollback;
 	if (locked)
 		flock(lock_fd, LOCK_UN);
+	*ret_found = version;
+	*ret_now = newest;
 	return 0;
 rollback:
 	conn_exec(conn, "ROLLBACK");
@@ -910,7 +916,8 @@ int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, cha
 			*ret_error = NULL;
 		goto fail;
 	}
-	r = migrate(db->writer, flags & DB_OPEN_EXCLUSIVE ? -1 : db->main_fd, ret_error);
+	r = migrate(db->writer, flags & DB_OPEN_EXCLUSIVE ? -1 : db->main_fd, &db->schema_found,
+	            &db->schema_now, ret_error);
 	if (r < 0)
 		goto fail;
 	r = db_checkpointer_start(path, CHECKPOINT_FRAMES, &db->checkpointer, ret_error);
@@ -936,6 +943,12 @@ int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, cha
 fail:
 	db_close(&db);
 	return r;
+}
+
+void db_schema_versions(const struct npsd_db *db, int *ret_found, int *ret_now)
+{
+	*ret_found = db->schema_found;
+	*ret_now = db->schema_now;
 }
 
 void db_close(struct npsd_db **dbp)

@@ -16,6 +16,7 @@
 #include "npsd/config.h"
 #include "npsd/db.h"
 #include "npsd/log.h"
+#include "npsd/migrations.h"
 #include "npsd/retention.h"
 #include "npsd/store.h"
 #include "npsd/validate.h"
@@ -28,7 +29,8 @@ static void usage(FILE *out)
 	             "  key revoke ID\n"
 	             "  backup PATH                    a consistent copy of the database, while npsd runs\n"
 	             "  purge [--older-than 730d]      retention (default: the config's retention.days)\n"
-	             "  erase --customer ID            every row about one customer (right to erasure)\n");
+	             "  erase --customer ID            every row about one customer (right to erasure)\n"
+	             "  migrate                        apply the schema's migrations (npsd stopped)\n");
 }
 
 /* A key command, parsed and checked before the database is opened: a mistake in the
@@ -240,7 +242,7 @@ static int key_revoke(struct npsd_db *db, struct key_command *kc)
 
 /* What `npsctl` was asked to do, checked before the database is opened. */
 struct command {
-	enum { CMD_KEY, CMD_BACKUP, CMD_PURGE, CMD_ERASE } kind;
+	enum { CMD_KEY, CMD_BACKUP, CMD_PURGE, CMD_ERASE, CMD_MIGRATE } kind;
 	struct key_command key;
 	const char *backup_path;
 	int64_t older_than; /* purge: seconds; 0 = the config's retention.days */
@@ -267,6 +269,10 @@ static int parse_command(int argc, char **argv, struct command *ret)
 	if (strcmp(argv[0], "backup") == 0 && argc == 2 && argv[1][0]) {
 		ret->kind = CMD_BACKUP;
 		ret->backup_path = argv[1];
+		return 0;
+	}
+	if (strcmp(argv[0], "migrate") == 0 && argc == 1) {
+		ret->kind = CMD_MIGRATE;
 		return 0;
 	}
 	const char *value;
@@ -426,6 +432,23 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 	return 0;
 }
 
+/* db_open has migrated by now (every command does, when no npsd holds the database): this
+ * only says what it did, so that an upgrade can migrate before it starts the new npsd. */
+static int migrate(struct npsd_db *db)
+{
+	int found, now;
+	db_schema_versions(db, &found, &now);
+	if (found == now) {
+		fprintf(stderr, "the schema is current (version %d): no migration to apply\n", now);
+		return 0;
+	}
+	for (size_t i = 0; i < migrations_count; i++)
+		if (migrations[i].version > found && migrations[i].version <= now)
+			fprintf(stderr, "applied migration %s\n", migrations[i].name);
+	fprintf(stderr, "the schema is at version %d (it was at %d)\n", now, found);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	/* A backup past a file-size limit (ulimit -f, systemd's LimitFSIZE=) then fails with
@@ -503,6 +526,9 @@ int main(int argc, char **argv)
 		break;
 	case CMD_ERASE:
 		status = erase(db, cfg.db_path, cmd.customer_id);
+		break;
+	case CMD_MIGRATE:
+		status = migrate(db);
 		break;
 	}
 out:

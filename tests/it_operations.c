@@ -43,6 +43,8 @@
  *  - a sync that fails after the commit: an erase says it may or may not have taken and to
  *    run it again; a key create names the key that may be live, without its token, and how
  *    to be rid of it; a key revoke says it may or may not have taken and to run it again;
+ *  - migrate: applies the pending migrations and names each, then says the schema is
+ *    current; beside a running npsd of an older schema it migrates nothing;
  *  - usage: unknown commands and bad options exit 2, any command but `key create` on a
  *    missing database exits 1 with "no database", and neither creates a file; an option
  *    given twice, or without its value, exits 2 naming it.
@@ -74,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "npsd/migrations.h"
 #include "npsd/retention.h"
 #include "npsd/validate.h"
 
@@ -1725,6 +1728,68 @@ START_TEST(npsctl_migrates_nothing_under_a_running_npsd)
 }
 END_TEST
 
+/* npsctl migrate applies the pending migrations, naming each in order, and says so (exit 0);
+ * run again, it says the schema is current (exit 0): an upgrade migrates before it starts
+ * the new npsd, where only another command migrated, as a side effect. Beside a running npsd
+ * of the older schema it migrates nothing and says to restart npsd; on a missing database it
+ * exits 1 and makes none; an argument is a usage error. */
+START_TEST(npsctl_migrate_applies_the_migrations_and_says_which)
+{
+	char *dir, *db;
+	sqlite3 *older;
+	int fd = hold_older_npsd("migrate", &dir, &db, &older);
+	char *out = NULL, *err = NULL;
+	int status = ctl(db, &out, &err, "migrate", NULL);
+	ck_assert_msg(status == 1 && err && strstr(err, "restart npsd"), "migrate beside npsd exited %d: %s", status,
+	              err ? err : "");
+	ck_assert_int_eq(file_int(db, "PRAGMA user_version", NULL), 0);
+	free(out);
+	free(err);
+
+	close(fd); /* npsd stopped */
+	char want[4096] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < migrations_count; i++)
+		used += (size_t)snprintf(want + used, sizeof want - used, "applied migration %s\n", migrations[i].name);
+	int newest = migrations[migrations_count - 1].version;
+	snprintf(want + used, sizeof want - used, "the schema is at version %d (it was at 0)\n", newest);
+	out = err = NULL;
+	status = ctl(db, &out, &err, "migrate", NULL);
+	ck_assert_msg(status == 0, "migrate exited %d: %s", status, err ? err : "");
+	ck_assert_msg(out && !*out, "migrate wrote to stdout: %s", out);
+	ck_assert_msg(err && strcmp(err, want) == 0, "migrate said:\n%s\nwant:\n%s", err ? err : "(none)", want);
+	ck_assert_int_eq(file_int(db, "PRAGMA user_version", NULL), newest);
+	free(out);
+	free(err);
+
+	out = err = NULL;
+	status = ctl(db, &out, &err, "migrate", NULL);
+	char *current = fmt("the schema is current (version %d): no migration to apply\n", newest);
+	ck_assert_msg(status == 0 && err && strcmp(err, current) == 0, "migrate again exited %d: %s", status,
+	              err ? err : "(none)");
+	free(current);
+	free(out);
+	free(err);
+
+	err = NULL;
+	ck_assert_int_eq(ctl(db, NULL, &err, "migrate", "now", NULL), 2);
+	free(err);
+	char *missing = fmt("%s/none.db", dir);
+	err = NULL;
+	status = ctl(missing, NULL, &err, "migrate", NULL);
+	ck_assert_msg(status == 1 && err && strstr(err, "no database"), "migrate on a missing database exited %d: %s",
+	              status, err ? err : "");
+	ck_assert(!exists(missing));
+	free(err);
+	free(missing);
+
+	sqlite3_close(older);
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 static double mono_s(void)
 {
 	struct timespec t;
@@ -2802,6 +2867,11 @@ static Suite *operations_suite(void)
 	tcase_add_test(sync_failed, erase_whose_sync_failed_says_it_may_or_may_not_have_taken);
 	tcase_add_test(sync_failed, key_create_and_revoke_whose_sync_failed_say_what_to_do);
 	suite_add_tcase(s, sync_failed);
+
+	TCase *migrate = tcase_create("migrate");
+	tcase_set_timeout(migrate, 60);
+	tcase_add_test(migrate, npsctl_migrate_applies_the_migrations_and_says_which);
+	suite_add_tcase(s, migrate);
 
 	TCase *usage = tcase_create("usage");
 	tcase_set_timeout(usage, 60);

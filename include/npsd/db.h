@@ -63,6 +63,10 @@ int db_open(const char *path, struct npsd_db **ret_db, char **ret_error);
  * the wait. */
 int db_open_flags(const char *path, unsigned flags, struct npsd_db **ret_db, char **ret_error);
 
+/* The schema's version (user_version) as db_open found it and as it left it: the same when it
+ * applied no migration; the migrations applied are those of migrations[] in between. */
+void db_schema_versions(const struct npsd_db *db, int *ret_found, int *ret_now);
+
 /* Drains the queued writes, stops the writer, closes every connection, frees *db and sets
  * it to NULL. No reader may be borrowed any more. NULL and *db == NULL are no-ops. */
 void db_close(struct npsd_db **db);
