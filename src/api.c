@@ -6,6 +6,7 @@
 
 #include "npsd/app.h"
 #include "npsd/clock.h"
+#include "npsd/log.h"
 #include "npsd/reports.h"
 #include "npsd/store.h"
 
@@ -127,11 +128,42 @@ static void api_read_run(struct offload_job *job)
 	http_resume(r->req);
 }
 
+/* A refusal is news to ops (journald shows nothing of /metrics), but a script in a loop is
+ * refused hundreds of times a second: a line a minute for each reason, with how many more. */
+#define REFUSAL_LOG_INTERVAL_MS 60000
+
+/* Logs a refused report: the key's id (never its name, which may be a person's, nor its
+ * token), the reason and the count left out since the reason's last line. */
+static void log_refused(struct http_request *req, const struct offload_refusal *why)
+{
+	static struct log_limit full = LOG_LIMIT_INIT, share = LOG_LIMIT_INIT;
+	if (LOG_LVL_WARN > log_threshold)
+		return;
+	uint64_t missed;
+	if (!log_limit_pass(why->owner_share ? &share : &full, clock_mono_ms(), REFUSAL_LOG_INTERVAL_MS,
+	                    &missed))
+		return;
+	char more[80] = "";
+	if (missed)
+		snprintf(more, sizeof more, "; %llu more refused for that since the last such line",
+		         (unsigned long long)missed);
+	long long key = (long long)http_principal(req)->key_id;
+	if (why->owner_share)
+		log_warn("reports: refused a report of key %lld with 429: %u of its reports are waiting, "
+		         "its share of the queue (Retry-After %u s)%s",
+		         key, why->waiting, why->retry_s, more);
+	else
+		log_warn("reports: refused a report of key %lld with 503: %u reports are waiting, the "
+		         "queue is full (Retry-After %u s)%s",
+		         key, why->waiting, why->retry_s, more);
+}
+
 /* Says what a manager can act on: how many reports are ahead, and when to come back. A key
  * over its own share asked too much (SPEC's 429, a limit per key, as server.rate_limit);
  * a full queue is npsd busy for everyone (503). */
 static void reply_refused(struct http_request *req, const struct offload_refusal *why)
 {
+	log_refused(req, why);
 	if (why->owner_share) {
 		http_reply_rate_limited(req, why->retry_s,
 		                        "%u reports of this key are waiting to run; try again in %u s",

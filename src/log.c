@@ -51,3 +51,18 @@ void log_write(enum log_level level, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
 }
+
+bool log_limit_pass(struct log_limit *l, int64_t now_ms, int64_t interval_ms, uint64_t *ret_missed)
+{
+	pthread_mutex_lock(&l->lock);
+	bool pass = now_ms >= l->next_ms;
+	if (pass) {
+		*ret_missed = l->missed;
+		l->missed = 0;
+		l->next_ms = now_ms + interval_ms;
+	} else {
+		l->missed++;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return pass;
+}

@@ -1856,6 +1856,91 @@ START_TEST(one_key_has_a_share_of_the_queue_and_left_reports_take_none)
 }
 END_TEST
 
+/* The key id behind token, from /v1/me. */
+static long long key_id_of(const char *token)
+{
+	struct http_result r;
+	REQ(&r, "GET", "/v1/me", token, NULL);
+	ck_assert_int_eq(r.status, 200);
+	long long id = json_integer_value(json_object_get(r.json, "key_id"));
+	http_result_free(&r);
+	return id;
+}
+
+/* How many times needle occurs in haystack. */
+static int occurrences(const char *haystack, const char *needle)
+{
+	int n = 0;
+	for (const char *at = haystack; (at = strstr(at, needle)); at += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Refused reports are logged as warnings, for ops reading journald, where they were only
+ * counted in /metrics: the key's id, the answer, the count and when to come back, without
+ * the key's name or token. A flood of them is one line a minute for each reason: ten refused
+ * for a key's share and ten for a full queue are a line each. */
+START_TEST(refused_reports_are_logged_a_line_a_minute_for_each_reason)
+{
+	restart_on_one_thread_with(MANY_ANSWERS);
+	enum { KEYS = OFFLOAD_LONG_WAITING_MAX / OFFLOAD_LONG_WAITING_PER_OWNER, FLOOD = 10 };
+	char *keys[KEYS];
+	keys[0] = strdup(T_MANAGER);
+	for (size_t k = 1; k < KEYS; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "manager-%zu", k);
+		keys[k] = npsctl_key(&D, "manager", name);
+		ck_assert_msg(keys[k] && *keys[k], "npsctl key create failed");
+	}
+	long long manager = key_id_of(T_MANAGER), admin = key_id_of(T_ADMIN);
+	int holding = send_get(SLOW_REPORT, T_ADMIN);
+	sleep_ms(20); /* under way */
+	int queued[OFFLOAD_LONG_WAITING_MAX];
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_PER_OWNER; i++)
+		queued[i] = send_get(QUICK_REPORT, keys[0]);
+	bool share = reports_waiting(OFFLOAD_LONG_WAITING_PER_OWNER, holding);
+	char *want = fmt("%d reports of this key are waiting to run", OFFLOAD_LONG_WAITING_PER_OWNER);
+	for (int i = 0; i < FLOOD; i++)
+		expect_refused(T_MANAGER, 429, "rate_limited", want);
+	free(want);
+	for (size_t i = OFFLOAD_LONG_WAITING_PER_OWNER; i < OFFLOAD_LONG_WAITING_MAX; i++)
+		queued[i] = send_get(QUICK_REPORT, keys[i / OFFLOAD_LONG_WAITING_PER_OWNER]);
+	bool full = reports_waiting(OFFLOAD_LONG_WAITING_MAX, holding);
+	want = fmt("%d reports are waiting to run", OFFLOAD_LONG_WAITING_MAX);
+	for (int i = 0; i < FLOOD; i++)
+		expect_refused(T_ADMIN, 503, "unavailable", want);
+	free(want);
+	ck_assert_msg(share && full, "/metrics never showed %d reports waiting",
+	              !share ? OFFLOAD_LONG_WAITING_PER_OWNER : OFFLOAD_LONG_WAITING_MAX);
+	ck_assert_msg(!answered(holding), "the report ahead ended before the refusals: the test proved "
+	                                  "nothing (a machine too slow?)");
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"key_share\"}"), FLOOD);
+	ck_assert_int_eq(metric_sample("npsd_reports_refused_total{reason=\"queue_full\"}"), FLOOD);
+	expect_200(holding);
+	for (size_t i = 0; i < OFFLOAD_LONG_WAITING_MAX; i++)
+		expect_200(queued[i]);
+
+	char *log = npsd_log(&D);
+	ck_assert_msg(log, "no log");
+	char *share_line = fmt("warn: reports: refused a report of key %lld with 429: %d of its reports are "
+	                       "waiting, its share of the queue (Retry-After ",
+	                       manager, OFFLOAD_LONG_WAITING_PER_OWNER);
+	char *full_line = fmt("warn: reports: refused a report of key %lld with 503: %d reports are waiting, "
+	                      "the queue is full (Retry-After ",
+	                      admin, OFFLOAD_LONG_WAITING_MAX);
+	ck_assert_msg(occurrences(log, share_line) == 1 && occurrences(log, full_line) == 1 &&
+	                      occurrences(log, "reports: refused") == 2,
+	              "want one line of each refusal; log:\n%s", log);
+	ck_assert_msg(!strstr(log, "manager-mo") && !strstr(log, T_MANAGER) && !strstr(log, T_ADMIN),
+	              "a key's name or token in the log:\n%s", log);
+	free(full_line);
+	free(share_line);
+	free(log);
+	for (size_t k = 0; k < KEYS; k++)
+		free(keys[k]);
+}
+END_TEST
+
 /* /metrics' help of the refusals names each reason's answer: it called both a 503, while a
  * key over its share gets a 429 rate_limited. */
 START_TEST(the_help_of_refused_reports_names_each_answer)
@@ -1905,6 +1990,7 @@ static Suite *reports_suite(void)
 	tcase_add_test(tc, a_report_beyond_the_full_queue_is_refused_at_once);
 	tcase_add_test(tc, one_key_has_a_share_of_the_queue_and_left_reports_take_none);
 	tcase_add_test(tc, the_help_of_refused_reports_names_each_answer);
+	tcase_add_test(tc, refused_reports_are_logged_a_line_a_minute_for_each_reason);
 	suite_add_tcase(s, tc);
 
 	TCase *tz = tcase_create("timezone");
