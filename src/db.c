@@ -593,8 +593,9 @@ static void *sync_main(void *arg)
 			break;
 		int r = atomic_load(&db->broken) ? -EIO : dirty ? sync_wal(db) : 0;
 		if (r < 0 && !atomic_exchange(&db->broken, 1))
-			log_error("db: storage failed; no write is acknowledged from now on: restart npsd so "
-			          "that SQLite recovers what is on disk");
+			log_error("db: storage failed; no write is acknowledged from now on: SQLite recovers "
+			          "what is on disk when the database is next opened (restart npsd; an "
+			          "npsctl command ends here)");
 		if (r < 0) {
 			/* Committed but not known to be on disk: it may or may not be there after
 			 * the restart. */
