@@ -1,5 +1,6 @@
 /* npsctl: the admin CLI, over the same library as the daemon. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -139,6 +140,8 @@ static void print_failure(const char *what, int r, const char *sqlite_why)
 	        sqlite_why ? sqlite_why : "");
 }
 
+static int apply_key_revoke(struct db_conn *conn, void *arg);
+
 static int apply_key_create(struct db_conn *conn, void *arg)
 {
 	struct key_command *kc = arg;
@@ -171,7 +174,22 @@ static int key_create(struct npsd_db *db, struct key_command *kc)
 	fprintf(stderr, "created key %lld (%s, %s); the token is shown once:\n", (long long)kc->id,
 	        kc->role_text, kc->name);
 	printf("%s\n", token);
-	return 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	/* A token that never reached stdout (a full disk behind the redirect, a closed stdout)
+	 * is a live key that nobody holds: take it back, or it waits there for whoever finds
+	 * a way to read what was lost. */
+	int err = errno;
+	r = db_write_sync(db, apply_key_revoke, kc);
+	if (r < 0)
+		fprintf(stderr,
+		        "npsctl: cannot print the token: %s; key %lld could not be revoked (%s): revoke it "
+		        "with key revoke %lld\n",
+		        strerror(err), (long long)kc->id, why(r), (long long)kc->id);
+	else
+		fprintf(stderr, "npsctl: cannot print the token: %s; key %lld is revoked, create another\n",
+		        strerror(err), (long long)kc->id);
+	return 1;
 }
 
 static int print_key(const struct key_row *row, void *arg)
@@ -455,6 +473,13 @@ int main(int argc, char **argv)
 	 * EFBIG, says so and removes its .partial, instead of the signal's default: killed,
 	 * without a word, the .partial left behind. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Started with stdout or stderr closed (`>&-`), a file opened later could take
+	 * descriptor 1 or 2 (SQLite keeps its own above 2, the WAL's descriptor for its sync
+	 * does not), and a token printed "to stdout" would be written into it. /dev/null
+	 * read-only holds each slot: a write to it fails, and the command says so. */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDONLY) != fd)
+			return 1;
 	const char *db_path = NULL, *config_path = NULL;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -534,5 +559,11 @@ int main(int argc, char **argv)
 out:
 	db_close(&db);
 	config_free(&cfg);
+	/* A list or a token cut short by a full disk is a failure, not a success. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (status == 0)
+			fprintf(stderr, "npsctl: cannot write to stdout: %s\n", strerror(errno));
+		status = status ? status : 1;
+	}
 	return status;
 }

@@ -2810,6 +2810,76 @@ START_TEST(options_given_twice_are_refused)
 }
 END_TEST
 
+/* npsctl with its stdout where the words cannot go: a full disk behind the redirect
+ * (/dev/full), or no stdout at all (closed, as `>&-` leaves it). */
+static int ctl_stdout_to(const char *db, bool closed, char **ret_err, const char *a1, const char *a2,
+                         const char *a3, const char *a4, const char *a5, const char *a6)
+{
+	char *err_path = fmt("%s.err", db);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (err_fd < 0 || dup2(err_fd, 2) < 0)
+			_exit(126);
+		if (closed) {
+			close(1);
+		} else {
+			int full = open("/dev/full", O_WRONLY);
+			if (full < 0 || dup2(full, 1) < 0)
+				_exit(126);
+		}
+		execl(npsctl_bin(), npsctl_bin(), "--db", db, a1, a2, a3, a4, a5, a6, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	FILE *f = fopen(err_path, "r");
+	char buf[1024] = "";
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+	unlink(err_path);
+	free(err_path);
+	*ret_err = strdup(buf);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* SPEC: key create prints the token on stdout. When it cannot (a full disk, a closed
+ * stdout), it exited 0 and left a live key whose token nobody had: it must fail, and the
+ * key it made must not work. key list that cannot print fails too. */
+START_TEST(key_create_whose_token_cannot_be_printed_fails_and_leaves_no_live_key)
+{
+	char *dir = scratch_path("lost-token");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	static const bool closed[] = { false, true };
+	for (size_t i = 0; i < 2; i++) {
+		char *err = NULL;
+		int status = ctl_stdout_to(db, closed[i], &err, "key", "create", "--role", "admin", "--name",
+		                           closed[i] ? "closed-stdout" : "full-disk");
+		ck_assert_msg(status == 1, "%s stdout: exit %d (want 1); stderr: %s", closed[i] ? "closed" : "full",
+		              status, err);
+		ck_assert_msg(strstr(err, "token") && strstr(err, "revoked"), "stderr says nothing of the token: %s",
+		              err);
+		free(err);
+	}
+	/* With stdout closed the database may get its descriptor: no token went into the file. */
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM pragma_quick_check WHERE quick_check <> 'ok'", NULL), 0);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM api_keys", NULL), 2);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", NULL), 0);
+
+	char *err = NULL;
+	int status = ctl_stdout_to(db, false, &err, "key", "list", NULL, NULL, NULL, NULL);
+	ck_assert_msg(status == 1, "key list to a full disk: exit %d (want 1); stderr: %s", status, err);
+	free(err);
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *operations_suite(void)
@@ -2878,6 +2948,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(usage, usage_errors_exit_2_and_no_command_makes_a_database);
 	tcase_add_test(usage, me_names_the_key_and_its_role);
 	tcase_add_test(usage, options_given_twice_are_refused);
+	tcase_add_test(usage, key_create_whose_token_cannot_be_printed_fails_and_leaves_no_live_key);
 	suite_add_tcase(s, usage);
 	return s;
 }
