@@ -1075,6 +1075,24 @@ static void fail(struct load_ctx *ctx, const char *key, const char *fmt, ...)
 		ctx->error = oom_marker; /* still a failure; config_load reports it */
 }
 
+/* The key an over-long line sets, or the list it continues, into key: the error names
+ * it as every other error of a value does. NULL for a section or comment line. */
+static const char *long_line_key(const struct load_ctx *ctx, const char *line, char key[static 65])
+{
+	const char *p = line;
+	if (ctx->lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;
+	bool indented = *p == ' ' || *p == '\t';
+	p += strspn(p, " \t");
+	if (*p == '\0' || *p == ';' || *p == '#' || *p == '[')
+		return NULL;
+	if (indented && !strchr(p, '='))
+		return ctx->last ? ctx->last->key : NULL;
+	size_t word = strcspn(p, " \t=");
+	snprintf(key, 65, "%.*s", (int)(word < 64 ? word : 64), p);
+	return key;
+}
+
 /*
  * inih's reader: one physical line per call, so ctx->lineno is the line of every handler
  * call that follows. It also does what Debian's inih 55 cannot: report unknown (even empty)
@@ -1100,7 +1118,8 @@ static char *read_line(char *str, int num, void *stream)
 		int c = getc(ctx->file);
 
 		if (c != EOF) {
-			fail(ctx, NULL,
+			char key[65];
+			fail(ctx, long_line_key(ctx, str, key),
 			     "line longer than %d characters (a list may go on over "
 			     "indented lines)",
 			     num - 2);

@@ -680,6 +680,16 @@ START_TEST(test_long_line)
 	line[198] = 'x';
 	line[199] = '\0';
 	snprintf(text, sizeof text, "[server]\n%s\n", line);
+	expect_error(text, "2: public_url: line longer than 198 characters (a list may go on over "
+			   "indented lines)");
+	/* SPEC: a bad config's message names the file, the line and the key; a list's
+	 * continuation line names the list it continues. */
+	memcpy(line, "  2027-01-01, ", 14);
+	snprintf(text, sizeof text, "[callbacks]\nholidays = 2026-12-25,\n%s\n", line);
+	expect_error(text, "3: holidays: line longer than 198 characters (a list may go on over "
+			   "indented lines)");
+	memset(line, ';', 199);
+	snprintf(text, sizeof text, "[server]\n%s\n", line);
 	expect_error(text, "2: line longer than 198 characters (a list may go on over indented "
 			   "lines)");
 }
