@@ -42,7 +42,8 @@ struct transfer {
 	char head[RESPONSE_HEAD_MAX + 1];
 	size_t head_len;
 	char error[CURL_ERROR_SIZE];
-	long retry_after; /* seconds from a Retry-After header, 0 when none */
+	long retry_after;     /* seconds from a Retry-After header */
+	bool has_retry_after; /* a Retry-After of 0 (or a past date) asks for a retry now */
 	int64_t timeout_ms;
 	const char *blocked; /* why the SSRF guard refused the address; NULL when it did not */
 	bool checking;       /* webhooks.proxy: the target's addresses are being checked, nothing sent */
@@ -69,6 +70,7 @@ struct finished {
 	bool final;   /* the attempt could not even be built: retrying will not help */
 	struct attempt_row attempt;
 	long retry_after;
+	bool has_retry_after;
 	char error[CURL_ERROR_SIZE];
 	char *head;
 };
@@ -146,7 +148,7 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 		int64_t delay_ms = jittered(step * 1000);
 		/* Honoured, but never beyond twice the step; capped in seconds, where a receiver's
 		 * number (up to LONG_MAX) cannot overflow. */
-		if (f->retry_after > 0)
+		if (f->has_retry_after)
 			delay_ms = (f->retry_after < 2 * step ? f->retry_after : 2 * step) * 1000;
 		state = "pending";
 		next = deliver_retry_at(clock_now_ms(), delay_ms);
@@ -364,10 +366,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 		long secs = strtol(value, &end, 10);
 		if (end != value && secs >= 0) {
 			t->retry_after = secs;
+			t->has_retry_after = true;
 		} else {
-			time_t when = curl_getdate(value, NULL);
-			if (when > 0 && when > (time_t)clock_now())
-				t->retry_after = (long)(when - (time_t)clock_now());
+			time_t when = curl_getdate(value, NULL), now = (time_t)clock_now();
+			if (when > 0) {
+				t->retry_after = when > now ? (long)(when - now) : 0;
+				t->has_retry_after = true;
+			}
 		}
 	}
 	return n;
@@ -517,6 +522,7 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 		.lease_until = t->lease_until,
 		.attempts = t->attempts,
 		.retry_after = t->retry_after,
+		.has_retry_after = t->has_retry_after,
 	};
 	if (code != CURLE_OK) {
 		if (t->blocked)
