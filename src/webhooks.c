@@ -372,6 +372,8 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 	if (check_digest(doc, patch, &in, err) < 0)
 		return -1;
 	v = json_object_get(doc, "url");
+	if (!patch && json_is_null(v))
+		v = NULL; /* a required field sent as null is missing, as everywhere in the API */
 	if (v) {
 		if (!json_is_string(v))
 			return fail(err, "invalid_field", "url", "url must be a string");

@@ -857,6 +857,45 @@ START_TEST(create_list_get_patch_delete)
 }
 END_TEST
 
+/* A url sent as null is missing, as a required field's null is everywhere else in the API
+ * (a survey's response_id, a callback's outcome), not a value of the wrong type. (events
+ * differ: their null is "none", as [] is, which only a digest webhook may have.) */
+START_TEST(a_url_sent_as_null_is_missing)
+{
+	struct env e;
+	env_start(&e, NULL);
+	static const struct {
+		const char *body, *field;
+	} cases[] = {
+		{ "{\"url\":null,\"events\":[\"survey.received\"]}", "url" },
+		{ "{\"url\":null,\"events\":[\"survey.received\"],\"format\":\"ntfy\"}", "url" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr, cases[i].body, &r);
+		expect_field_error(&r, "missing_field", cases[i].field, cases[i].body);
+		http_result_free(&r);
+	}
+	/* A PATCH that would remove the url is a wrong value: a webhook keeps one. */
+	json_int_t id = 0;
+	{
+		struct http_result r;
+		http_json(&e.p, "POST", "/v1/webhooks", e.mgr,
+		          "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"]}", &r);
+		expect_status(&r, 201, "create");
+		id = iget(r.json, "id");
+		http_result_free(&r);
+	}
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)id);
+	struct http_result r;
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"url\":null}", &r);
+	expect_field_error(&r, "invalid_field", "url", "PATCH url null");
+	http_result_free(&r);
+	env_end(&e);
+}
+END_TEST
+
 START_TEST(validation_names_the_field)
 {
 	struct env e;
@@ -3390,6 +3429,7 @@ static Suite *webhooks_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, create_list_get_patch_delete);
 	tcase_add_test(tc, validation_names_the_field);
+	tcase_add_test(tc, a_url_sent_as_null_is_missing);
 	tcase_add_test(tc, roles);
 	tcase_add_test(tc, standard_format_is_signed_and_enveloped);
 	tcase_add_test(tc, retries_503_then_200_with_the_same_id);
