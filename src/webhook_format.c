@@ -781,16 +781,45 @@ static bool utf8_valid(const char *s)
 	return true;
 }
 
-/* A header value we were given (auth, message id) must not smuggle another header in: a
- * CR or LF would start one, and a tab, a C1 control (U+0085 reads as a line break to some
- * parsers) or any byte above 0x7e is no part of a credential either (RFC 9110 token68 and
- * auth-params are ASCII; senders must not put other bytes in fields). */
+/* A header value npsd builds or names (a message id, a title, a link) must not smuggle
+ * another header in: a CR or LF would start one, a tab or a C1 control (U+0085 reads as a
+ * line break to some parsers) could, and npsd's own values need no byte above 0x7e. */
 bool webhook_header_value_ok(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		if (*p < 0x20 || *p > 0x7e)
 			return false;
 	return true;
+}
+
+/* auth is a person's: SPEC's own example is "Bearer tk_…", and RFC 9110 lets a field value
+ * carry bytes above 0x7e (obs-text), which receivers take as opaque. So printable UTF-8 goes
+ * out as given; what could end the line or read as a break still does not: C0 and C1
+ * controls, DEL, U+2028 and U+2029, and bytes that are not UTF-8. */
+bool webhook_auth_value_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_decode(p + i, n - i, &cp);
+		if (len == 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0x2028 || cp == 0x2029)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* The Authorization line, past add_header's ASCII-only rule: its value was checked above. */
+static int add_auth_header(struct webhook_request *req, const char *auth)
+{
+	if (req->nheaders >= WEBHOOK_MAX_HEADERS)
+		return -ENOSPC;
+	char *line = NULL;
+	if (asprintf(&line, "Authorization: %s", auth) < 0)
+		return -ENOMEM;
+	req->headers[req->nheaders++] = line;
+	return 0;
 }
 
 __attribute__((format(printf, 2, 3))) static int add_header(struct webhook_request *req, const char *fmt, ...)
@@ -1022,7 +1051,7 @@ int webhook_format_build(const struct webhook_target *target, const struct webho
 		return -EINVAL;
 	/* "" is treated as no auth: PATCH may blank it rather than null it. */
 	const char *auth = target->auth && target->auth[0] ? target->auth : NULL;
-	if (auth && !webhook_header_value_ok(auth))
+	if (auth && !webhook_auth_value_ok(auth))
 		return -EINVAL;
 
 	int r;
@@ -1041,7 +1070,7 @@ int webhook_format_build(const struct webhook_target *target, const struct webho
 		break;
 	}
 	if (r == 0 && auth)
-		r = add_header(ret, "Authorization: %s", auth);
+		r = add_auth_header(ret, auth);
 	if (r < 0)
 		webhook_request_clear(ret);
 	return r;

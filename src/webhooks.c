@@ -309,7 +309,7 @@ static int optional_string(json_t *doc, const char *key, bool (*ok)(const char *
 /* Sent as the Authorization header: one header value (optional_string takes "" as none). */
 static bool auth_ok(const char *s)
 {
-	return strlen(s) <= AUTH_MAX && webhook_header_value_ok(s);
+	return strlen(s) <= AUTH_MAX && webhook_auth_value_ok(s);
 }
 
 /* Shown in answers and in webhook.disabled alerts, which people read (optional_string
@@ -427,8 +427,8 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 	}
 	in.has_filter = v != NULL;
 	if (optional_string(doc, "auth", auth_ok,
-	                    "auth must be one header value of at most 1024 bytes of printable ASCII, without "
-	                    "tabs or control characters",
+	                    "auth must be one header value of at most 1024 bytes, without tabs, control "
+	                    "characters or line separators",
 	                    &in.auth, &in.has_auth, err) < 0 ||
 	    optional_string(doc, "description", description_ok,
 	                    "description must be a string of at most 200 characters, without control "

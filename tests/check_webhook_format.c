@@ -698,11 +698,12 @@ START_TEST(test_authorization_only_when_set)
 END_TEST
 
 /* auth is the one header value a person types: a tab, a C1 control (U+0085, a line break
- * to some parsers), DEL or a non-ASCII character went into the Authorization header as is. */
-START_TEST(test_auth_is_printable_ascii)
+ * to some parsers), DEL or a line separator went into the Authorization header as is. */
+START_TEST(test_auth_is_printable_utf8)
 {
-	static const char *const bad[] = { "Bearer\ttk_1", "Bearer tk_1\xc2\x85X-Evil: 1", "Bearer tk_caf\xc3\xa9",
-		                           "Bearer tk_1\x7f", "Bearer tk_1\x1b[0m" };
+	static const char *const bad[] = { "Bearer\ttk_1",      "Bearer tk_1\xc2\x85X-Evil: 1", "Bearer tk_1\x7f",
+		                           "Bearer tk_1\x1b[0m", "Bearer tk_1\xe2\x80\xa8X-Evil: 1", "Bearer tk_\xff",
+		                           "Bearer tk_\xc0\xa0" };
 	json_t *data = survey_data(3, "Jan Jansen", "slow", true);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		ck_assert_msg(!webhook_header_value_ok(bad[i]), "case %zu passes as a header value", i);
@@ -716,6 +717,18 @@ START_TEST(test_auth_is_printable_ascii)
 		}
 	}
 	ck_assert(webhook_header_value_ok("Bearer tk_1 ~!#$%&'*+-.^_`|=/\"\\"));
+	ck_assert(webhook_auth_value_ok("Bearer tk_1 ~!#$%&'*+-.^_`|=/\"\\"));
+	/* SPEC's own example, and a credential in a person's own letters, go out as given. */
+	static const char *const good[] = { "Bearer tk_\xe2\x80\xa6", "Bearer tk_caf\xc3\xa9" };
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		ck_assert_msg(webhook_auth_value_ok(good[i]), "case %zu is refused", i);
+		for (int format = FORMAT_STANDARD; format <= FORMAT_SLACK; format++) {
+			struct webhook_request req;
+			ck_assert_int_eq(build((enum webhook_format_kind)format, good[i], NULL, "survey.received", data, &req), 0);
+			ck_assert_str_eq(header(&req, "Authorization"), good[i]);
+			webhook_request_clear(&req);
+		}
+	}
 	json_decref(data);
 }
 END_TEST
@@ -853,7 +866,7 @@ static Suite *webhook_format_suite(void)
 	tcase_add_test(tc, test_slack_shape);
 	tcase_add_test(tc, test_digest_title_names_its_period);
 	tcase_add_test(tc, test_authorization_only_when_set);
-	tcase_add_test(tc, test_auth_is_printable_ascii);
+	tcase_add_test(tc, test_auth_is_printable_utf8);
 	tcase_add_test(tc, test_injection_and_controls);
 	tcase_add_test(tc, test_missing_fields);
 	suite_add_tcase(s, tc);
