@@ -173,7 +173,7 @@ static const struct key_row *find(const struct auth *auth, const uint8_t *hash)
 
 int auth_check(struct auth *auth, const char *token, struct principal *ret)
 {
-	if (!token || strlen(token) > 256)
+	if (!token || strlen(token) > AUTH_TOKEN_MAX)
 		return -EACCES;
 	uint8_t hash[TOKEN_HASH_LEN];
 	auth_token_hash(token, hash);

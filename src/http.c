@@ -908,10 +908,22 @@ static void start_request(struct http_request *req, const char *url, const char 
 		}
 		const char *authz = headers.authz.first;
 		const char *token = NULL;
+		/* Blanks after the value are not part of it (RFC 9110, 5.5), but libmicrohttpd
+		 * 0.9.75 keeps them: a client that sent "Bearer TOKEN " had its valid token
+		 * refused. One too long to look up is left as it is, refused all the same. */
+		char trimmed[AUTH_TOKEN_MAX + 1];
 		if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
 			token = authz + 7;
 			while (*token == ' ')
 				token++;
+			size_t len = strlen(token);
+			while (len > 0 && (token[len - 1] == ' ' || token[len - 1] == '\t'))
+				len--;
+			if (len <= AUTH_TOKEN_MAX && token[len] != '\0') {
+				memcpy(trimmed, token, len);
+				trimmed[len] = '\0';
+				token = trimmed;
+			}
 		}
 		int denied = token && *token ? auth_check(srv->app->auth, token, &req->principal) : -EACCES;
 		if (denied == -EACCES) {

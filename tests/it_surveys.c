@@ -1066,6 +1066,48 @@ START_TEST(missing_unknown_and_revoked_tokens_are_401)
 }
 END_TEST
 
+/* Blanks after a header's value are not part of it (RFC 9110, 5.5): a token sent with
+ * them is that token, for a read and for a post alike. */
+START_TEST(blanks_after_the_token_are_not_part_of_it)
+{
+	static const char *const tails[] = { " ", "  ", "\t", " \t " };
+	char *body = survey("ows-1", "C-ows", NULL, "claim", 9, NULL);
+	for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+		char *request = fmt("GET /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s%s\r\n"
+		                    "Connection: close\r\n\r\n",
+		                    T_MANAGER, tails[i]);
+		int fd = raw_connect(&D);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(raw_send(fd, request), 0);
+		char *reply = raw_reply(fd, 5000);
+		close(fd);
+		ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 200", 12) == 0,
+		              "a read with blanks %zu after the token: %.300s", i, reply);
+		free(reply);
+		free(request);
+	}
+	char *request = fmt("POST /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s \r\n"
+	                    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+	                    "Connection: close\r\n\r\n%s",
+	                    T_INGEST, strlen(body), body);
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_send(fd, request), 0);
+	char *reply = raw_reply(fd, 5000);
+	close(fd);
+	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 201", 12) == 0,
+	              "a post with a blank after the token: %.300s", reply);
+	free(reply);
+	free(request);
+	/* Blanks do not make another token work: one that was never issued stays refused. */
+	struct http_result r;
+	REQ(&r, "GET", "/v1/surveys", "npsd_thisTokenWasNeverIssued0000000000000000 ", NULL);
+	expect_error(&r, 401, "unauthorized", NULL);
+	http_result_free(&r);
+	free(body);
+}
+END_TEST
+
 START_TEST(roles_decide_who_posts_and_who_reads)
 {
 	char *body = survey("role-1", "C-role", NULL, "claim", 7, NULL);
@@ -3435,6 +3477,7 @@ static Suite *surveys_suite(void)
 	tcase_add_test(tc, batch_with_a_bad_item_answers_per_item_in_order);
 	tcase_add_test(tc, batch_duplicates_conflicts_and_limits);
 	tcase_add_test(tc, missing_unknown_and_revoked_tokens_are_401);
+	tcase_add_test(tc, blanks_after_the_token_are_not_part_of_it);
 	tcase_add_test(tc, roles_decide_who_posts_and_who_reads);
 	tcase_add_test(tc, source_is_the_ingest_token_name);
 	tcase_add_test(tc, unknown_path_404_and_wrong_method_405_with_allow);

@@ -16,6 +16,8 @@ enum role {
 
 #define KEY_NAME_MAX 128
 #define TOKEN_HASH_LEN 32
+/* The longest token auth_check() looks up; a longer one is refused unhashed. */
+#define AUTH_TOKEN_MAX 256
 
 /* Who called: copied out of the key cache, so it stays valid after a revocation. */
 struct principal {
