@@ -406,9 +406,10 @@ const char *http_query(struct http_request *req, const char *key)
 	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &value, NULL) !=
 	    MHD_YES)
 		return NULL;
-	/* "?status" names the parameter with no value: the same as "?status=", which every
-	 * parameter's check refuses, rather than as no parameter (an unfiltered list). */
-	return value ? value : "";
+	/* An empty value ("?touchpoint=", or "?touchpoint" alone) is no filter: SPEC writes its
+	 * lists so (GET /v1/surveys?touchpoint=&customer_id=&…), and a form or a query
+	 * builder sends its blank fields so. */
+	return value && *value ? value : NULL;
 }
 
 json_t *http_json(struct http_request *req)

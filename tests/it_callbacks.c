@@ -360,6 +360,38 @@ static json_t *event_payload(struct fx *f, const char *type, int64_t id)
 
 /* A manager paging through the queue sees every callback once, also when one becomes due
  * between two pages and so moves ahead of the page already read. */
+/* SPEC writes the queue as GET /v1/callbacks?status=queued&touchpoint=&limit=&cursor=: an
+ * empty value (or none) is no filter, as a form sends its blank fields; it was a 400. */
+START_TEST(list_empty_query_values_are_no_filter)
+{
+	struct fx f;
+	fx_start(&f, T0, NULL);
+	int64_t a = post_low(&f, "C-A", 3, "claim");
+	int64_t b = post_low(&f, "C-B", 5, "renewal");
+	ck_assert_int_eq(claim(&f, f.agent_a, NULL, NULL), a);
+	static const char *const same[][2] = {
+		{ "/v1/callbacks?status=queued", "/v1/callbacks?status=queued&touchpoint=&limit=&cursor=" },
+		{ "/v1/callbacks", "/v1/callbacks?status=&touchpoint=" },
+		{ "/v1/callbacks", "/v1/callbacks?status&touchpoint&limit&cursor" },
+	};
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+		json_t *want = NULL, *got = NULL;
+		ck_assert_int_eq(call(&f, "GET", same[i][0], f.manager, NULL, &want), 200);
+		ck_assert_int_eq(call(&f, "GET", same[i][1], f.manager, NULL, &got), 200);
+		ck_assert_msg(json_equal(got, want), "GET %s differs from GET %s", same[i][1], same[i][0]);
+		json_decref(want);
+		json_decref(got);
+	}
+	json_t *queued = NULL;
+	ck_assert_int_eq(call(&f, "GET", "/v1/callbacks?status=queued&touchpoint=", f.manager, NULL, &queued), 200);
+	json_t *items = json_object_get(queued, "callbacks");
+	ck_assert_uint_eq(json_array_size(items), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(items, 0), "id")), b);
+	json_decref(queued);
+	fx_stop(&f);
+}
+END_TEST
+
 START_TEST(list_pages_keep_their_order_while_callbacks_fall_due)
 {
 	struct fx f;
@@ -1945,6 +1977,7 @@ static Suite *callbacks_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, claim_order_filter_and_list_pagination);
 	tcase_add_test(tc, list_pages_keep_their_order_while_callbacks_fall_due);
+	tcase_add_test(tc, list_empty_query_values_are_no_filter);
 	tcase_add_test(tc, concurrent_claims_never_hand_out_one_twice);
 	tcase_add_test(tc, lease_expiry_hands_callback_to_another_agent);
 	tcase_add_test(tc, a_revoked_key_hands_its_calls_back_at_once);
