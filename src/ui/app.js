@@ -61,12 +61,15 @@ let leaving = [];
 let generation = 0;
 
 class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, headers = null) {
     const error = body && body.error ? body.error : {};
     super(error.message || `the server answered ${status}`);
     this.status = status;
     this.code = error.code || '';
     this.field = error.field || null;
+    // The whole seconds of a 429's or 503's Retry-After: when npsd will take the request.
+    const retryAfter = Number(headers ? headers.get('Retry-After') : NaN);
+    this.retryAfter = Number.isInteger(retryAfter) && retryAfter > 0 ? retryAfter : null;
   }
 }
 
@@ -196,8 +199,12 @@ const pageWait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // wait(ms) times the wait before asking again after a 429: a request that must not be late
 // in a hidden tab (a lease's renewal) passes its lease timer's, counted in the worker.
-async function api(method, path, body, wait = pageWait) {
-  const init = { method, headers: { Authorization: `Bearer ${token()}` } };
+// signal (an AbortController's) lets a page drop a request it no longer needs. A page that
+// tells its user when it asks again (the reports) passes ownWait: a 429 whose Retry-After
+// is longer than RATE_LIMITED_WAIT_MAX_S is then thrown at once, not asked again before
+// npsd said it would take it.
+async function api(method, path, body, { wait = pageWait, signal, ownWait = false } = {}) {
+  const init = { method, headers: { Authorization: `Bearer ${token()}` }, signal };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -208,7 +215,9 @@ async function api(method, path, body, wait = pageWait) {
   // A 429 was refused before anything was done, so asking again is safe: a page's first
   // reads go out together, and a key's burst (server.rate_limit) may be smaller than them.
   for (let tries = 1; response.status === 429 && tries <= RATE_LIMITED_TRIES; tries++) {
-    const seconds = Math.min(Number(response.headers.get('Retry-After')) || 1, RATE_LIMITED_WAIT_MAX_S);
+    const asked = Number(response.headers.get('Retry-After')) || 1;
+    if (ownWait && asked > RATE_LIMITED_WAIT_MAX_S) break;
+    const seconds = Math.min(asked, RATE_LIMITED_WAIT_MAX_S);
     await wait(seconds * 1000);
     response = await fetch(url, init);
   }
@@ -226,7 +235,7 @@ async function api(method, path, body, wait = pageWait) {
     signOut('The key is unknown or was revoked: sign in again.');
     throw new ApiError(401, data);
   }
-  if (!response.ok) throw new ApiError(response.status, data);
+  if (!response.ok) throw new ApiError(response.status, data, response.headers);
   return { status: response.status, data };
 }
 
@@ -736,7 +745,7 @@ function keepLease(cb, expires, view) {
       // A 429's wait is the worker's too, else a hidden tab's renewal could be a minute late.
       // It replaces a renewal set before (this beat came early, on a visibility change): the
       // beat in flight sets the next one itself.
-      const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`, undefined, timer.wait);
+      const renewed = await api('POST', `v1/callbacks/${cb.id}/heartbeat`, undefined, { wait: timer.wait });
       if (view !== generation) return;
       background = document.hidden;
       if (failing) notify('The lease is renewed again.', 'info');
@@ -911,6 +920,10 @@ function npsTable(id, label, key, groups) {
       h('td', { class: 'num' }, g.passives), h('td', { class: 'num' }, g.detractors))))));
 }
 
+// The address of the reports page being asked again after a refusal (429, 503): refused a
+// second time, the page says so and waits for its user.
+let reportsRetry = null;
+
 async function showReports(params, view) {
   const days = PERIODS.some(([d]) => String(d) === params.get('days')) ? Number(params.get('days')) : 30;
   const [, , groupBy] = PERIODS.find(([d]) => d === days);
@@ -918,17 +931,41 @@ async function showReports(params, view) {
   const touchpoint = isTouchpoint(params.get('touchpoint') || '') ? params.get('touchpoint') : '';
   // No `to`: up to now, answers of this very second included.
   const range = { from: rfc3339(new Date(Date.now() - days * 86400 * 1000)) };
+  const retried = reportsRetry === location.hash;
+  reportsRetry = null;
+  // The three wait their turns on npsd's long-report queue. Those a page no longer wants (it
+  // went elsewhere, or one of them was refused) are dropped: npsd skips a report whose client
+  // has gone, where it would run it for nobody and keep others waiting behind it.
+  const reading = new AbortController();
+  leaving.push(() => reading.abort());
+  const read = (path) => api('GET', path, undefined, { signal: reading.signal, ownWait: true });
   let results;
   try {
     results = await Promise.all([
-      api('GET', `v1/nps${query({ ...range, group_by: 'touchpoint' })}`),
-      api('GET', `v1/nps${query({ ...range, touchpoint, group_by: groupBy })}`),
-      api('GET', `v1/improvements${query({ ...range, touchpoint, limit: 50 })}`),
+      read(`v1/nps${query({ ...range, group_by: 'touchpoint' })}`),
+      read(`v1/nps${query({ ...range, touchpoint, group_by: groupBy })}`),
+      read(`v1/improvements${query({ ...range, touchpoint, limit: 50 })}`),
     ]);
   } catch (err) {
-    if (err.status !== 403) throw err;
+    reading.abort();
     if (view !== generation) return;
-    render(h('h1', {}, 'Reports'), h('p', { class: 'card' }, 'Reports are for managers: this key may not read them.'));
+    if (err.status === 403) {
+      render(h('h1', {}, 'Reports'), h('p', { class: 'card' }, 'Reports are for managers: this key may not read them.'));
+      return;
+    }
+    // npsd is busy (503) or this key has many reports waiting (429): the page says when it
+    // asks again and does so once, all three together, after the Retry-After. Refused again,
+    // it offers Try again rather than adding to a queue that is not getting shorter.
+    const refused = (err.status === 429 || err.status === 503) && err.retryAfter;
+    if (!refused || retried) throw err;
+    const at = new Date(Date.now() + err.retryAfter * 1000).toLocaleTimeString();
+    render(h('h1', {}, 'Reports'));
+    notify(`The reports cannot be read now (${err.message}). This page asks again in ${err.retryAfter} s, at ${at}.`, 'error');
+    const again = setTimeout(() => {
+      reportsRetry = location.hash;
+      route();
+    }, err.retryAfter * 1000);
+    leaving.push(() => clearTimeout(again));
     return;
   }
   if (view !== generation) return;

@@ -718,6 +718,92 @@ test('under a tight rate limit a page waits its turn instead of failing', async 
   });
 });
 
+// The reports page asks three reports at once, each waiting its turn on npsd's long-report
+// queue. One refused (a full queue's 503, a key's share's 429, both with Retry-After): the
+// page drops the other two (npsd then skips them), says once when it asks again, and asks
+// again, all three, once, after the Retry-After; refused again, it offers Try again.
+test('a reports page refused for a busy npsd drops its other reports, says when it asks again, and asks again once', async () => {
+  await answer('ui-busy', 9);
+  const page = await signedIn('manager');
+  await page.waitForSelector('#stats');
+  const rounds = []; // the reports asked, in order: {at, url}
+  const aborted = [];
+  page.on('requestfailed', (request) => {
+    if (/\/v1\/(nps|improvements)\?/.test(request.url())) aborted.push(request.url());
+  });
+  // The next `refuse` replies (each {status, retryAfter, message}) refuse the report by
+  // touchpoint, once the other two are on their way (held here, as by a long queue).
+  const refuse = [];
+  let held = [];
+  let refusing = null;
+  const releaseWhenThree = () => {
+    if (!refusing || held.length < 2) return;
+    const { route, reply } = refusing;
+    refusing = null;
+    route.fulfill({
+      status: reply.status,
+      headers: { 'Retry-After': String(reply.retryAfter), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ error: { code: reply.status === 429 ? 'rate_limited' : 'unavailable', message: reply.message } }),
+    });
+  };
+  await page.route(/\/v1\/(nps|improvements)\?/, async (route) => {
+    const url = route.request().url();
+    rounds.push({ at: Date.now(), url });
+    const byTouchpoint = /group_by=touchpoint/.test(url);
+    if (refuse.length && byTouchpoint) {
+      refusing = { route, reply: refuse.shift() };
+    } else if (refusing || (refuse.length && !byTouchpoint)) {
+      held.push(route);
+    } else {
+      await route.continue();
+      return;
+    }
+    releaseWhenThree();
+  });
+
+  // Refused once, by a full queue: asked again after its 2 s, and drawn.
+  refuse.push({ status: 503, retryAfter: 2, message: '32 reports are waiting to run; try again in 2 s' });
+  await page.click('#nav a[data-view=reports]');
+  await page.waitForFunction(() => /asks again in 2 s/.test(document.querySelector('#notice').textContent));
+  const refusedAt = Date.now();
+  assert.match(await page.textContent('#notice'), /32 reports are waiting to run/);
+  assert.equal(rounds.length, 3);
+  for (let i = 0; i < 40 && aborted.length < 2; i++) await sleep(50);
+  assert.equal(aborted.length, 2, `the other reports were not dropped: ${aborted.join(', ')}`);
+  held.forEach((route) => route.abort().catch(() => {}));
+  held = [];
+  await page.waitForSelector('#by-touchpoint', { timeout: 8000 });
+  assert.equal(rounds.length, 6);
+  const waited = rounds[3].at - refusedAt;
+  assert.ok(waited >= 1500 && waited <= 4000, `asked again after ${waited} ms, not after the 2 s of Retry-After`);
+  assert.equal(await page.isHidden('#notice'), true);
+  assert.match(await page.textContent('#by-touchpoint'), /ui-busy/);
+
+  // Refused by the key's share with a wait longer than the console waits in place, then by
+  // a full queue: the page waits the first whole, asks once more, and then waits for its user.
+  refuse.push({ status: 429, retryAfter: 6, message: '8 reports of this key are waiting to run; try again in 6 s' },
+    { status: 503, retryAfter: 1, message: '32 reports are waiting to run; try again in 1 s' });
+  const before = rounds.length;
+  await page.selectOption('#period', '7');
+  await page.waitForFunction(() => /asks again in 6 s/.test(document.querySelector('#notice').textContent));
+  const limitedAt = Date.now();
+  for (let i = 0; i < 40 && aborted.length < 4; i++) await sleep(50);
+  assert.equal(aborted.length, 4);
+  held.forEach((route) => route.abort().catch(() => {}));
+  held = [];
+  assert.equal(rounds.length, before + 3);
+  await page.waitForSelector('text=Could not load this page', { timeout: 10000 });
+  assert.ok(rounds[before + 3].at - limitedAt >= 5500, 'asked again before the 6 s of Retry-After');
+  assert.match(await page.textContent('#notice'), /32 reports are waiting to run/);
+  held.forEach((route) => route.abort().catch(() => {}));
+  await sleep(2500);
+  assert.equal(rounds.length, before + 6, 'asked again a second time by itself');
+  await page.unroute(/\/v1\/(nps|improvements)\?/);
+  await page.click('#main button');
+  await page.waitForSelector('#by-touchpoint');
+  await done(page);
+});
+
 // A renewal refused with a 429 is asked again after its Retry-After, timed by the lease's
 // worker as the renewals are: on the page's timer, which Chromium may fire a minute late in
 // a hidden tab (page.clock paused here, as in the tests above), it could outlast the lease.
