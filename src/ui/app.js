@@ -195,6 +195,10 @@ function token() {
 }
 
 // Waits ms on the page's own timer, which a hidden tab's browser may fire a minute late.
+// Only a lease's renewal has a deadline at npsd that a late wait misses: every other wait
+// follows a request made in front (a save, a claim, a page opened), or a late one costs
+// nothing (the queue's refresh, the reports asked again). So only the renewals wait in the
+// lease's worker.
 const pageWait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // wait(ms) times the wait before asking again after a 429: a request that must not be late
