@@ -346,14 +346,42 @@ async function takeNextCall(touchpoint) {
   }
 }
 
+// The view that the queue's refresh asks for, and the notice of a refresh that failed: a
+// refresh that cannot read the queue (npsd busy a moment, the network) leaves the page as
+// it was, its claim form with it, says so, and is tried again at the next refresh.
+let callsRefresh = 0;
+let callsStale = null;
+
 async function showCalls(params, view) {
   const status = STATUSES.includes(params.get('status')) ? params.get('status') : 'queued';
   const touchpoint = params.get('touchpoint') || '';
-  const [stats, list, claimed] = await Promise.all([
-    api('GET', 'v1/callbacks/stats'),
-    api('GET', `v1/callbacks${query({ status, touchpoint, limit: 50 })}`),
-    may.claim() ? api('GET', 'v1/callbacks?status=claimed&limit=100') : null,
-  ]);
+  const refreshing = callsRefresh === view;
+  const keepRefreshing = () => {
+    const refresh = setInterval(() => {
+      const typing = document.activeElement && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
+      if (typing) return;
+      callsRefresh = generation + 1; // the view route() is about to draw
+      route(true);
+    }, CALLS_REFRESH_MS);
+    leaving.push(() => clearInterval(refresh));
+  };
+  let stats;
+  let list;
+  let claimed;
+  try {
+    [stats, list, claimed] = await Promise.all([
+      api('GET', 'v1/callbacks/stats'),
+      api('GET', `v1/callbacks${query({ status, touchpoint, limit: 50 })}`),
+      may.claim() ? api('GET', 'v1/callbacks?status=claimed&limit=100') : null,
+    ]);
+  } catch (err) {
+    if (!refreshing || view !== generation) throw err;
+    keepRefreshing();
+    callsStale = `The queue could not be read again (${err.message}): it shows what it held before, `
+      + 'and is read again in 30 seconds.';
+    notify(callsStale, 'error');
+    return;
+  }
   // An agent who closed the tab mid-call finds it again here (by their key, not its name,
   // which a namesake's key may share).
   const mine = claimed ? claimed.data.callbacks.filter((cb) => cb.claimed_by_key_id === me.key_id) : [];
@@ -382,11 +410,9 @@ async function showCalls(params, view) {
   });
 
   if (view !== generation) return;
-  const refresh = setInterval(() => {
-    const typing = document.activeElement && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
-    if (!typing) route(true);
-  }, CALLS_REFRESH_MS);
-  leaving.push(() => clearInterval(refresh));
+  keepRefreshing();
+  if (callsStale !== null && document.getElementById('notice').textContent === callsStale) notify('');
+  callsStale = null;
   const rows = list.data.callbacks.map(callbackRow);
   render(
     h('h1', {}, 'Calls'),

@@ -303,6 +303,38 @@ test('with nobody due, taking the next call says so; the queue shows new answers
   await done(page);
 });
 
+test('a refresh of the queue that fails keeps the queue and the claim form, says so, and tries again', async () => {
+  await answer('ui-refresh', 5, { customer: { id: 'C-refresh', name: 'Refreshing Rik', phone: '+31612340555' } });
+  const page = await newPage();
+  await page.clock.install();
+  await signIn(page, keys.agent, '#/calls?touchpoint=ui-refresh');
+  await page.waitForFunction(() => /Refreshing Rik/.test(document.querySelector('#callbacks')?.textContent || ''));
+  // npsd busy a moment when the page reads the queue again (a full report queue, a blip).
+  let refusing = true;
+  await page.route('**/v1/callbacks?*touchpoint=ui-refresh*', (route) => (refusing
+    ? route.fulfill({
+      status: 503,
+      headers: { 'Retry-After': '5', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ error: { code: 'unavailable', message: '32 reports are waiting to run; try again in 5 s' } }),
+    })
+    : route.continue()));
+  await page.clock.fastForward(31 * 1000);
+  await page.waitForFunction(() => /could not be read again/.test(document.querySelector('#notice').textContent));
+  assert.match(await page.textContent('#notice'), /32 reports are waiting to run/);
+  assert.equal(await page.locator('#claim').count(), 1);
+  assert.match(await page.textContent('#callbacks'), /Refreshing Rik/);
+  assert.equal(await page.locator('text=Could not load this page').count(), 0);
+
+  // The next refresh reads it again, and the notice goes.
+  refusing = false;
+  await call(keys.manager, 'POST', `/v1/callbacks/${(await call(keys.manager, 'GET', '/v1/callbacks?touchpoint=ui-refresh')).body.callbacks[0].id}/cancel`);
+  await page.clock.fastForward(31 * 1000);
+  await page.waitForFunction(() => !/Refreshing Rik/.test(document.querySelector('#main').textContent));
+  assert.equal(await page.isHidden('#notice'), true);
+  assert.equal(await page.locator('#claim').count(), 1);
+  await done(page);
+});
+
 test('a link from a phone alert opens its callback after signing in; call later needs its time', async () => {
   const survey = await answer('ui-link', 6, { comment: 'Nobody told me the policy started' });
   const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-link' });
