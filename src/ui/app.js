@@ -8,6 +8,9 @@
 'use strict';
 
 const TOKEN_KEY = 'npsd.token';
+// The touchpoint an agent last asked the next call for ('' for any): an agent of a team
+// (the claims) goes on taking that team's calls from a call's page and the Calls page.
+const CLAIM_TOUCHPOINT_KEY = 'npsd.claim.touchpoint';
 // A lease is renewed at a third of what is left of it, between these bounds.
 const HEARTBEAT_MIN_MS = 5 * 1000;
 const HEARTBEAT_MAX_MS = 60 * 1000;
@@ -331,10 +334,11 @@ function statsCards(s) {
 }
 
 async function takeNextCall(touchpoint) {
+  sessionStorage.setItem(CLAIM_TOUCHPOINT_KEY, touchpoint);
   try {
     const result = await api('POST', 'v1/callbacks/claim', touchpoint ? { touchpoint } : undefined);
     if (result.status === 204) {
-      notify('Nobody is due for a call now.', 'info');
+      notify(touchpoint ? `Nobody is due for a call at ${touchpoint} now.` : 'Nobody is due for a call now.', 'info');
       return false;
     }
     go(`#/callbacks/${result.data.id}`);
@@ -386,7 +390,10 @@ async function showCalls(params, view) {
   // which a namesake's key may share).
   const mine = claimed ? claimed.data.callbacks.filter((cb) => cb.claimed_by_key_id === me.key_id) : [];
 
-  const claimTouchpoint = h('input', { id: 'claim-touchpoint', name: 'touchpoint', pattern: TOUCHPOINT, placeholder: 'any' });
+  const claimTouchpoint = h('input', {
+    id: 'claim-touchpoint', name: 'touchpoint', pattern: TOUCHPOINT, placeholder: 'any',
+    value: sessionStorage.getItem(CLAIM_TOUCHPOINT_KEY) || null,
+  });
   const claim = h('form', { id: 'claim', class: 'card' },
     h('h2', {}, 'Next call'),
     h('label', { for: 'claim-touchpoint' }, 'Touchpoint (optional)'), claimTouchpoint,
@@ -815,6 +822,14 @@ function keepLease(cb, expires, view) {
   });
 }
 
+// "Call next customer" on a call's page: for the touchpoint the agent asked for last.
+function nextCallButton() {
+  const touchpoint = sessionStorage.getItem(CLAIM_TOUCHPOINT_KEY) || '';
+  return h('p', {}, h('button', {
+    type: 'button', id: 'next-call', onclick: (event) => busy(event.currentTarget, () => takeNextCall(touchpoint)),
+  }, touchpoint ? `Call next customer (${touchpoint})` : 'Call next customer'));
+}
+
 async function showCallback(id, view) {
   const { data: cb } = await api('GET', `v1/callbacks/${id}`);
   // Only a call claimed by this key is probed (the heartbeat renews the lease and tells its
@@ -856,7 +871,7 @@ async function showCallback(id, view) {
       h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, cb.surveys.map(surveyItem)))),
     lease ? completeForm(cb) : draftCard(cb),
     !lease && may.claim() && cb.status !== 'claimed'
-      ? h('p', {}, h('button', { type: 'button', id: 'next-call', onclick: (event) => busy(event.currentTarget, () => takeNextCall('')) }, 'Call next customer'))
+      ? nextCallButton()
       : null,
     learned,
     h('section', { class: 'card' }, h('h2', {}, 'Earlier answers and calls'),

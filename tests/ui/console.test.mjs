@@ -335,6 +335,34 @@ test('a refresh of the queue that fails keeps the queue and the claim form, says
   await done(page);
 });
 
+test('an agent who takes a touchpoint\'s calls gets that touchpoint\'s next call from a call\'s page', async () => {
+  const first = await answer('ui-team', 4);
+  const second = await answer('ui-team', 6);
+  // Lower, so first in the queue for any touchpoint: not this team's.
+  const other = await answer('ui-other-team', 0);
+  const page = await signedIn('agent');
+  await page.fill('#claim-touchpoint', 'ui-team');
+  await page.click('#claim button[type=submit]');
+  await page.waitForURL(new RegExp(`#/callbacks/${first.callback.id}$`));
+  await page.waitForSelector('#complete');
+  await page.selectOption('#outcome', 'reached');
+  await page.click('#complete button[type=submit]');
+  await page.waitForSelector('#next-call');
+  assert.equal(await page.textContent('#next-call'), 'Call next customer (ui-team)');
+  await page.click('#next-call');
+  await page.waitForURL(new RegExp(`#/callbacks/${second.callback.id}$`));
+  await page.waitForSelector('#complete');
+  assert.equal((await stored(other.callback.id)).status, 'queued');
+  // Back on the Calls page the touchpoint is still the one asked for.
+  await page.click('#nav a[data-view=calls]');
+  await page.waitForSelector('#claim');
+  assert.equal(await page.inputValue('#claim-touchpoint'), 'ui-team');
+  await done(page);
+  for (const id of [second.callback.id, other.callback.id]) {
+    assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${id}/cancel`)).status, 200);
+  }
+});
+
 test('a link from a phone alert opens its callback after signing in; call later needs its time', async () => {
   const survey = await answer('ui-link', 6, { comment: 'Nobody told me the policy started' });
   const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-link' });
