@@ -965,9 +965,9 @@ function npsTable(id, label, key, groups) {
       h('td', { class: 'num' }, g.passives), h('td', { class: 'num' }, g.detractors))))));
 }
 
-// The address of the reports page being asked again after a refusal (429, 503): refused a
-// second time, the page says so and waits for its user.
-let reportsRetry = null;
+// The view that asks the reports again after a refusal (429, 503): refused a second time,
+// the page says so and waits for its user.
+let reportsRetry = 0;
 
 async function showReports(params, view) {
   const days = PERIODS.some(([d]) => String(d) === params.get('days')) ? Number(params.get('days')) : 30;
@@ -976,8 +976,7 @@ async function showReports(params, view) {
   const touchpoint = isTouchpoint(params.get('touchpoint') || '') ? params.get('touchpoint') : '';
   // No `to`: up to now, answers of this very second included.
   const range = { from: rfc3339(new Date(Date.now() - days * 86400 * 1000)) };
-  const retried = reportsRetry === location.hash;
-  reportsRetry = null;
+  const retried = reportsRetry === view;
   // The three wait their turns on npsd's long-report queue. Those a page no longer wants (it
   // went elsewhere, or one of them was refused) are dropped: npsd skips a report whose client
   // has gone, where it would run it for nobody and keep others waiting behind it.
@@ -1007,7 +1006,7 @@ async function showReports(params, view) {
     render(h('h1', {}, 'Reports'));
     notify(`The reports cannot be read now (${err.message}). This page asks again in ${err.retryAfter} s, at ${at}.`, 'error');
     const again = setTimeout(() => {
-      reportsRetry = location.hash;
+      reportsRetry = generation + 1; // the view route() is about to draw
       route();
     }, err.retryAfter * 1000);
     leaving.push(() => clearTimeout(again));
