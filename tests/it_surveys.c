@@ -1066,6 +1066,18 @@ START_TEST(missing_unknown_and_revoked_tokens_are_401)
 }
 END_TEST
 
+/* Sends request on a new connection to D and reads the one reply (within 5 s): the reply
+ * (the caller frees), or NULL. */
+static char *raw_exchange(const char *request)
+{
+	int fd = raw_connect(&D);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_send(fd, request), 0);
+	char *reply = raw_reply(fd, 5000);
+	close(fd);
+	return reply;
+}
+
 /* Blanks after a header's value are not part of it (RFC 9110, 5.5): a token sent with
  * them is that token, for a read and for a post alike. */
 START_TEST(blanks_after_the_token_are_not_part_of_it)
@@ -1076,11 +1088,7 @@ START_TEST(blanks_after_the_token_are_not_part_of_it)
 		char *request = fmt("GET /v1/surveys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s%s\r\n"
 		                    "Connection: close\r\n\r\n",
 		                    T_MANAGER, tails[i]);
-		int fd = raw_connect(&D);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(raw_send(fd, request), 0);
-		char *reply = raw_reply(fd, 5000);
-		close(fd);
+		char *reply = raw_exchange(request);
 		ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 200", 12) == 0,
 		              "a read with blanks %zu after the token: %.300s", i, reply);
 		free(reply);
@@ -1090,11 +1098,7 @@ START_TEST(blanks_after_the_token_are_not_part_of_it)
 	                    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
 	                    "Connection: close\r\n\r\n%s",
 	                    T_INGEST, strlen(body), body);
-	int fd = raw_connect(&D);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(raw_send(fd, request), 0);
-	char *reply = raw_reply(fd, 5000);
-	close(fd);
+	char *reply = raw_exchange(request);
 	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 201", 12) == 0,
 	              "a post with a blank after the token: %.300s", reply);
 	free(reply);
@@ -1933,11 +1937,7 @@ START_TEST(absolute_form_targets_are_served)
 	};
 	const char *const want[] = { "HTTP/1.1 201", "HTTP/1.1 200" };
 	for (size_t i = 0; i < 2; i++) {
-		int fd = raw_connect(&D);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(raw_send(fd, requests[i]), 0);
-		char *reply = raw_reply(fd, 5000);
-		close(fd);
+		char *reply = raw_exchange(requests[i]);
 		ck_assert_msg(reply && strncmp(reply, want[i], strlen(want[i])) == 0, "%.60s: %.200s", requests[i],
 		              reply ? reply : "(no reply)");
 		free(reply);
@@ -2037,11 +2037,7 @@ START_TEST(two_authorizations_that_differ_are_a_400)
 	/* A read: the manager's token first, which alone would list. */
 	char *request = fmt("GET /v1/surveys HTTP/1.1\r\nHost: t\r\n%s\r\n%s\r\nConnection: close\r\n\r\n",
 	                    manager, ingest);
-	int fd = raw_connect(&D);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(raw_send(fd, request), 0);
-	char *reply = raw_reply(fd, 5000);
-	close(fd);
+	char *reply = raw_exchange(request);
 	ck_assert_msg(reply && strncmp(reply, "HTTP/1.1 400", 12) == 0 && strstr(reply, "\"field\":\"authorization\""),
 	              "a read with two Authorization headers: %.400s", reply);
 	free(reply);
@@ -2072,11 +2068,7 @@ START_TEST(content_encoding_is_refused_415)
 		         "Connection: close\r\n\r\n%s",
 		         T_INGEST, encodings[i], strlen(body), body);
 		free(body);
-		int fd = raw_connect(&D);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(raw_send(fd, request), 0);
-		char *reply = raw_reply(fd, 5000);
-		close(fd);
+		char *reply = raw_exchange(request);
 		ck_assert_msg(reply, "no reply with Content-Encoding %s", encodings[i]);
 		const char *want = strcmp(encodings[i], "identity") == 0 ? "HTTP/1.1 201" : "HTTP/1.1 415";
 		ck_assert_msg(strncmp(reply, want, strlen(want)) == 0, "Content-Encoding %s: %.300s",
