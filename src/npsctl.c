@@ -439,10 +439,14 @@ static int erase(struct npsd_db *db, const char *db_path, const char *customer_i
 		print_failure("erase failed, nothing was erased", r, job.why);
 		return 1;
 	}
-	/* A mistyped id must not pass for a request carried out. */
+	/* A mistyped id must not pass for a request carried out. Still the WAL is truncated, as
+	 * a purge that finds nothing does: a run again after an erase whose sync failed (it
+	 * took, and stopped before the truncation) finds nothing, and this is how the copies of
+	 * the customer's rows that run left in the WAL go. */
 	if (purge_counts_zero(&job.counts)) {
 		fprintf(stderr, "npsctl: nothing about customer %s: no such customer (or erased before)\n",
 		        customer_id);
+		truncate_wal(db, db_path, "erased");
 		return 1;
 	}
 	print_counts("erased", &job.counts);
