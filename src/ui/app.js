@@ -965,6 +965,20 @@ function npsTable(id, label, key, groups) {
       h('td', { class: 'num' }, g.passives), h('td', { class: 'num' }, g.detractors))))));
 }
 
+// What was recorded per touchpoint and area, the touchpoint with the most first: which
+// touchpoint's process, communication or service needs fixing. Nothing when none was.
+function improvementCounts(counts) {
+  const touchpoints = Object.entries(counts.by_touchpoint).sort(([a, m], [b, n]) => n - m || a.localeCompare(b));
+  if (!touchpoints.length) return null;
+  const count = {};
+  for (const { area, touchpoint, count: n } of counts.by_area_and_touchpoint) count[`${touchpoint} ${area}`] = n;
+  return h('div', { class: 'wide' }, h('table', { id: 'improvements-by-touchpoint' },
+    h('thead', {}, h('tr', {}, ['Touchpoint', 'All', ...AREAS].map((t) => h('th', {}, t)))),
+    h('tbody', {}, touchpoints.map(([touchpoint, total]) => h('tr', {},
+      h('td', {}, touchpoint), h('td', { class: 'num' }, total),
+      AREAS.map((area) => h('td', { class: 'num' }, count[`${touchpoint} ${area}`] || 0)))))));
+}
+
 // The view that asks the reports again after a refusal (429, 503): refused a second time,
 // the page says so and waits for its user.
 let reportsRetry = 0;
@@ -1049,6 +1063,7 @@ async function showReports(params, view) {
       h('h2', {}, `What to improve${of} (${counts.total} recorded)`),
       h('ul', { class: 'counts', id: 'by-area' },
         Object.entries(counts.by_area).map(([area, n]) => h('li', {}, h('strong', {}, n), ` ${area}`))),
+      improvementCounts(counts),
       improvements.improvements.length
         ? h('div', { class: 'wide' }, h('table', { id: 'improvement-list' },
           h('thead', {}, h('tr', {}, ['When', 'Area', 'Touchpoint', 'What', 'Callback'].map((t) => h('th', {}, t)))),

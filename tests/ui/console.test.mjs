@@ -708,6 +708,45 @@ test('a manager reads NPS by touchpoint, its trend and the improvements; an agen
   await done(agent);
 });
 
+// A manager looks for the touchpoint whose process needs fixing: the counts per touchpoint
+// and per area there, as GET /v1/improvements gives them, beside the counts per area.
+test('a manager sees what was recorded to improve per touchpoint and area, the touchpoint with most first', async () => {
+  const record = async (touchpoint, improvements) => {
+    const low = await answer(touchpoint, 2);
+    const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint });
+    assert.equal(claimed.body.id, low.callback.id);
+    const r = await call(keys.agent, 'POST', `/v1/callbacks/${low.callback.id}/complete`, { outcome: 'reached', improvements });
+    assert.equal(r.status, 200, r.text);
+  };
+  await record('ui-counts-claim', [{ area: 'process', text: 'Pay out sooner' },
+    { area: 'process', text: 'Fewer forms' }, { area: 'communication', text: 'Say when it is paid' }]);
+  await record('ui-counts-sales', [{ area: 'product', text: 'A cheaper plan' }]);
+
+  const page = await signedIn('manager', '#/reports?days=7');
+  await page.waitForSelector('#improvements-by-touchpoint');
+  const table = page.locator('#improvements-by-touchpoint');
+  assert.deepEqual(await table.locator('th').allTextContents(),
+    ['Touchpoint', 'All', 'process', 'communication', 'service', 'product', 'other']);
+  const rows = await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  const row = (touchpoint) => rows.find((r) => r[0] === touchpoint);
+  assert.deepEqual(row('ui-counts-claim'), ['ui-counts-claim', '3', '2', '1', '0', '0', '0']);
+  assert.deepEqual(row('ui-counts-sales'), ['ui-counts-sales', '1', '0', '0', '0', '1', '0']);
+  // Every touchpoint the API counts in the period, the most first.
+  const week = new Date(Date.now() - 7 * 86400 * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const counts = (await call(keys.manager, 'GET', `/v1/improvements?from=${week}`)).body.counts;
+  assert.deepEqual(rows.map((r) => r[0]).sort(), Object.keys(counts.by_touchpoint).sort());
+  const totals = rows.map((r) => Number(r[1]));
+  assert.deepEqual(totals, [...totals].sort((a, b) => b - a));
+  assert.ok(rows.indexOf(row('ui-counts-claim')) < rows.indexOf(row('ui-counts-sales')));
+
+  // Narrowed to one touchpoint: its row alone.
+  await page.selectOption('#report-touchpoint', 'ui-counts-sales');
+  await page.waitForFunction(() => /What to improve of ui-counts-sales/.test(document.querySelector('#main').textContent));
+  assert.deepEqual(await page.locator('#improvements-by-touchpoint tbody tr').evaluateAll((trs) => trs.map((tr) => tr.cells[0].textContent)),
+    ['ui-counts-sales']);
+  await done(page);
+});
+
 test('a long unbroken name wraps in the queue: every column stays in view', async () => {
   const survey = await answer('ui-long', 5, { customer: { id: 'C-long', name: 'N'.repeat(200), phone: '+31612340888' } });
   const page = await signedIn('agent', '', { viewport: { width: 1280, height: 800 } });
