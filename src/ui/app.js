@@ -330,6 +330,7 @@ function statsCards(s) {
     card('being called', s.claimed),
     card('oldest due waiting', age),
     card('SLA met (30 days)', s.sla_met_percent === null ? '—' : `${figure(s.sla_met_percent)}%`),
+    card('median wait for a first call', s.median_minutes_to_first_call === null ? '—' : `${figure(s.median_minutes_to_first_call)} min`),
     card('low scores reached', s.low_scores_reached_percent === null ? '—' : `${figure(s.low_scores_reached_percent)}%`));
 }
 

@@ -335,6 +335,23 @@ test('a refresh of the queue that fails keeps the queue and the claim form, says
   await done(page);
 });
 
+test('the queue\'s figures show the median wait for a first call', async () => {
+  const low = await answer('ui-median', 4);
+  const claimed = await call(keys.agent, 'POST', '/v1/callbacks/claim', { touchpoint: 'ui-median' });
+  assert.equal(claimed.body.id, low.callback.id);
+  const r = await call(keys.agent, 'POST', `/v1/callbacks/${low.callback.id}/complete`, { outcome: 'reached' });
+  assert.equal(r.status, 200, r.text);
+  const stats = (await call(keys.agent, 'GET', '/v1/callbacks/stats')).body;
+  assert.equal(typeof stats.median_minutes_to_first_call, 'number');
+
+  const page = await signedIn('agent');
+  await page.waitForSelector('#stats');
+  const card = page.locator('#stats .stat', { hasText: 'first call' });
+  assert.equal(await card.count(), 1);
+  assert.equal(await card.locator('.value').textContent(), `${stats.median_minutes_to_first_call.toFixed(1)} min`);
+  await done(page);
+});
+
 test('an agent who takes a touchpoint\'s calls gets that touchpoint\'s next call from a call\'s page', async () => {
   const first = await answer('ui-team', 4);
   const second = await answer('ui-team', 6);
