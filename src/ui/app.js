@@ -831,6 +831,14 @@ function nextCallButton() {
   }, touchpoint ? `Call next customer (${touchpoint})` : 'Call next customer'));
 }
 
+// A callback's answers as the agent reads them on the phone: the latest first, as the
+// history below and the Answers page are. The latest is what the customer has in mind and
+// what put them at the top of the queue last (a lower score joining the call); the API
+// lists them oldest first.
+function newestFirst(surveys) {
+  return [...surveys].sort((a, b) => Date.parse(b.answered_at) - Date.parse(a.answered_at) || b.id - a.id);
+}
+
 async function showCallback(id, view) {
   const { data: cb } = await api('GET', `v1/callbacks/${id}`);
   // Only a call claimed by this key is probed (the heartbeat renews the lease and tells its
@@ -869,7 +877,7 @@ async function showCallback(id, view) {
     h('h1', {}, `Callback #${cb.id}`),
     h('div', { class: 'columns' },
       h('section', { class: 'card' }, h('h2', {}, 'Who to call'), contact, facts, callbackActions(cb, Boolean(lease))),
-      h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, cb.surveys.map(surveyItem)))),
+      h('section', { class: 'card' }, h('h2', {}, 'What they told us'), h('ul', { class: 'surveys', id: 'surveys' }, newestFirst(cb.surveys).map(surveyItem)))),
     lease ? completeForm(cb) : draftCard(cb),
     !lease && may.claim() && cb.status !== 'claimed'
       ? nextCallButton()

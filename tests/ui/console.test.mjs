@@ -352,6 +352,25 @@ test('the queue\'s figures show the median wait for a first call', async () => {
   await done(page);
 });
 
+// An agent on the phone reads first what the customer said last: the answer that joined
+// the call most recently, as the history below it and the Answers page read newest first.
+test('a callback\'s answers read newest first, as the customer\'s history does', async () => {
+  const minutesAgo = (m) => new Date(Date.now() - m * 60000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const customer = { id: 'C-twice', name: 'Twice Tineke', phone: '+31612340444' };
+  const first = await answer('ui-newest', 6, { customer, comment: 'Slow to answer', answered_at: minutesAgo(30) });
+  const second = await answer('ui-newest', 2, { customer, comment: 'Still not paid', answered_at: minutesAgo(1) });
+  assert.equal(second.callback.id, first.callback.id);
+  // The API lists them oldest first; the page turns them round.
+  assert.deepEqual((await stored(first.callback.id)).surveys.map((s) => s.comment), ['Slow to answer', 'Still not paid']);
+
+  const page = await signedIn('agent', `#/callbacks/${first.callback.id}`);
+  await page.waitForSelector('#surveys .comment');
+  assert.deepEqual(await page.locator('#surveys .comment').allTextContents(), ['Still not paid', 'Slow to answer']);
+  assert.deepEqual(await page.locator('#surveys .score').allTextContents(), ['2', '6']);
+  await done(page);
+  assert.equal((await call(keys.manager, 'POST', `/v1/callbacks/${first.callback.id}/cancel`)).status, 200);
+});
+
 test('an agent who takes a touchpoint\'s calls gets that touchpoint\'s next call from a call\'s page', async () => {
   const first = await answer('ui-team', 4);
   const second = await answer('ui-team', 6);
