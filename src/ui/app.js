@@ -15,7 +15,12 @@ const CLAIM_TOUCHPOINT_KEY = 'npsd.claim.touchpoint';
 const HEARTBEAT_MIN_MS = 5 * 1000;
 const HEARTBEAT_MAX_MS = 60 * 1000;
 const RATE_LIMITED_TRIES = 4;
-const RATE_LIMITED_WAIT_MAX_S = 5;
+// A 429 is asked again after its Retry-After, never sooner, up to this: npsd asks for at
+// most 60 s (a report's place in its queue). A longer one (a proxy's) is the page's error
+// to show, with Try again, rather than a page that seems to hang.
+const RATE_LIMITED_WAIT_MAX_S = 60;
+// The reports page says itself when it asks again: it waits in place only this long.
+const RATE_LIMITED_OWN_WAIT_S = 5;
 // The Calls page reads the queue again this often, unless its user is typing there.
 const CALLS_REFRESH_MS = 30 * 1000;
 
@@ -204,12 +209,30 @@ function token() {
 // lease's worker.
 const pageWait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
+// The notice of a 429's wait and the one it covers: a page that seems stuck for seconds
+// says why, and what was said before comes back once the wait is over (unless something
+// else was said meanwhile). Waits at once (a page's reads go out together) share the one
+// covered.
+let slowed = null;
+
+async function waitOut(seconds, wait, message) {
+  const notice = document.getElementById('notice');
+  const before = slowed && notice.textContent === slowed.text
+    ? slowed.before : { text: notice.hidden ? '' : notice.textContent, kind: notice.className };
+  const at = new Date(Date.now() + seconds * 1000).toLocaleTimeString();
+  const text = `npsd asked to wait (${message}): trying again in ${seconds} s, at ${at}.`;
+  slowed = { text, before };
+  notify(text, 'info');
+  await wait(seconds * 1000);
+  if (notice.textContent === text) notify(before.text, before.kind);
+}
+
 // wait(ms) times the wait before asking again after a 429: a request that must not be late
 // in a hidden tab (a lease's renewal) passes its lease timer's, counted in the worker.
 // signal (an AbortController's) lets a page drop a request it no longer needs. A page that
 // tells its user when it asks again (the reports) passes ownWait: a 429 whose Retry-After
-// is longer than RATE_LIMITED_WAIT_MAX_S is then thrown at once, not asked again before
-// npsd said it would take it.
+// is longer than RATE_LIMITED_OWN_WAIT_S is then thrown at once. No request is asked again
+// before npsd said it would take it.
 async function api(method, path, body, { wait = pageWait, signal, ownWait = false } = {}) {
   const init = { method, headers: { Authorization: `Bearer ${token()}` }, signal };
   if (body !== undefined) {
@@ -223,9 +246,14 @@ async function api(method, path, body, { wait = pageWait, signal, ownWait = fals
   // reads go out together, and a key's burst (server.rate_limit) may be smaller than them.
   for (let tries = 1; response.status === 429 && tries <= RATE_LIMITED_TRIES; tries++) {
     const asked = Number(response.headers.get('Retry-After')) || 1;
-    if (ownWait && asked > RATE_LIMITED_WAIT_MAX_S) break;
-    const seconds = Math.min(asked, RATE_LIMITED_WAIT_MAX_S);
-    await wait(seconds * 1000);
+    if (asked > (ownWait ? RATE_LIMITED_OWN_WAIT_S : RATE_LIMITED_WAIT_MAX_S)) break;
+    let refusal = null;
+    try {
+      refusal = await response.clone().json(); // read again below if this was the last try
+    } catch (e) {
+      refusal = null;
+    }
+    await waitOut(asked, wait, (refusal && refusal.error && refusal.error.message) || 'too many requests');
     response = await fetch(url, init);
   }
   const served = Date.parse(response.headers.get('Date') || '');

@@ -939,6 +939,44 @@ test('a reports page refused for a busy npsd drops its other reports, says when 
   await done(page);
 });
 
+// A page's request refused with a 429 is asked again after the whole Retry-After (not after
+// at most 5 s, before npsd said it would take it), and the page says when; a wait longer
+// than a minute (a proxy's) is not waited out: the page says what was answered, with Try again.
+test('a page refused with a 429 asks again after its whole Retry-After and says when; one past a minute is not waited', async () => {
+  const page = await newPage();
+  const asked = [];
+  const refusals = []; // the Retry-After of the next refusals of the queue's figures
+  await page.route('**/v1/callbacks/stats', (route) => {
+    asked.push(Date.now());
+    const wait = refusals.shift();
+    if (wait === undefined) return route.continue();
+    return route.fulfill({
+      status: 429,
+      headers: { 'Retry-After': String(wait), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests for this key' } }),
+    });
+  });
+  refusals.push(8);
+  await signIn(page, keys.agent);
+  await page.waitForFunction(() => /trying again in 8 s/.test(document.querySelector('#notice').textContent));
+  assert.match(await page.textContent('#notice'), /too many requests for this key/);
+  assert.equal(await page.isVisible('#notice'), true);
+  await page.waitForSelector('#stats', { timeout: 15000 });
+  assert.equal(asked.length, 2);
+  assert.ok(asked[1] - asked[0] >= 7500, `asked again ${asked[1] - asked[0]} ms after a Retry-After of 8 s`);
+  assert.equal(await page.isHidden('#notice'), true);
+
+  refusals.push(120);
+  await page.evaluate(() => { location.hash = '#/calls?status=queued'; });
+  await page.waitForSelector('text=Could not load this page', { timeout: 3000 });
+  assert.match(await page.textContent('#notice'), /too many requests for this key/);
+  await sleep(1000);
+  assert.equal(asked.length, 3, 'asked again before the 120 s of Retry-After');
+  await page.click('#main button');
+  await page.waitForSelector('#stats');
+  await done(page);
+});
+
 // A renewal refused with a 429 is asked again after its Retry-After, timed by the lease's
 // worker as the renewals are: on the page's timer, which Chromium may fire a minute late in
 // a hidden tab (page.clock paused here, as in the tests above), it could outlast the lease.
