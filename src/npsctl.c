@@ -477,6 +477,9 @@ int main(int argc, char **argv)
 	 * EFBIG, says so and removes its .partial, instead of the signal's default: killed,
 	 * without a word, the .partial left behind. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* A token written into a pipe whose reader is gone (`key create | tool` where tool
+	 * failed) must fail the write, not kill npsctl before it revokes the key nobody holds. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Started with stdout or stderr closed (`>&-`), a file opened later could take
 	 * descriptor 1 or 2 (SQLite keeps its own above 2, the WAL's descriptor for its sync
 	 * does not), and a token printed "to stdout" would be written into it. /dev/null

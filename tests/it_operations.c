@@ -2893,6 +2893,55 @@ START_TEST(key_create_whose_token_cannot_be_printed_fails_and_leaves_no_live_key
 }
 END_TEST
 
+/* SPEC: key create prints the token on stdout. Into a pipe whose reader is gone (`npsctl key
+ * create ... | tool` where tool failed, or exited before reading), the write raised SIGPIPE,
+ * whose default killed npsctl before it could revoke: a live key nobody holds the token of. */
+START_TEST(key_create_into_a_pipe_with_no_reader_fails_and_leaves_no_live_key)
+{
+	char *dir = scratch_path("no-reader");
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	char *db = fmt("%s/npsd.db", dir);
+	char *err_path = fmt("%s.err", db);
+	int pipe_fd[2];
+	ck_assert_int_eq(pipe(pipe_fd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* As a shell starts it: SIGPIPE at its default, whatever this test process does. */
+		signal(SIGPIPE, SIG_DFL);
+		int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (err_fd < 0 || dup2(err_fd, 2) < 0 || dup2(pipe_fd[1], 1) < 0)
+			_exit(126);
+		close(pipe_fd[0]);
+		close(pipe_fd[1]);
+		execl(npsctl_bin(), npsctl_bin(), "--db", db, "key", "create", "--role", "admin", "--name",
+		      "no-reader", (char *)NULL);
+		_exit(127);
+	}
+	close(pipe_fd[0]); /* the reader is gone before the token is written */
+	close(pipe_fd[1]);
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	FILE *f = fopen(err_path, "r");
+	char err[1024] = "";
+	size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
+	err[n] = '\0';
+	if (f)
+		fclose(f);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	              "npsctl %s %d (want exit 1); stderr: %s", WIFEXITED(status) ? "exited" : "killed by signal",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), err);
+	ck_assert_msg(strstr(err, "token") && strstr(err, "revoked"), "stderr says nothing of the token: %s", err);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM api_keys", NULL), 1);
+	ck_assert_int_eq(file_int(db, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", NULL), 0);
+	unlink(err_path);
+	free(err_path);
+	remove_db_folder(dir, db);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 /* ---------- the suite ---------- */
 
 static Suite *operations_suite(void)
@@ -2962,6 +3011,7 @@ static Suite *operations_suite(void)
 	tcase_add_test(usage, me_names_the_key_and_its_role);
 	tcase_add_test(usage, options_given_twice_are_refused);
 	tcase_add_test(usage, key_create_whose_token_cannot_be_printed_fails_and_leaves_no_live_key);
+	tcase_add_test(usage, key_create_into_a_pipe_with_no_reader_fails_and_leaves_no_live_key);
 	suite_add_tcase(s, usage);
 	return s;
 }
