@@ -1075,6 +1075,16 @@ static void fail(struct load_ctx *ctx, const char *key, const char *fmt, ...)
 		ctx->error = oom_marker; /* still a failure; config_load reports it */
 }
 
+/* Where an inline comment starts in p (the line past its indent), as inih sees it: a ';'
+ * after a blank; else p's length. */
+static size_t inline_comment_at(const char *p)
+{
+	for (size_t i = 1; p[0] && p[i]; i++)
+		if (p[i] == ';' && isspace((unsigned char)p[i - 1]))
+			return i;
+	return strlen(p);
+}
+
 /* The key an over-long line sets, or the list it continues, into key: the error names
  * it as every other error of a value does. NULL for a section or comment line. */
 static const char *long_line_key(const struct load_ctx *ctx, const char *line, char key[static 65])
@@ -1086,7 +1096,9 @@ static const char *long_line_key(const struct load_ctx *ctx, const char *line, c
 	p += strspn(p, " \t");
 	if (*p == '\0' || *p == ';' || *p == '#' || *p == '[')
 		return NULL;
-	if (indented && !strchr(p, '='))
+	/* An '=' in a comment ("; see ...?year=2027") makes no key of the line: read_line
+	 * tells a continuation so. */
+	if (indented && !memchr(p, '=', inline_comment_at(p)))
 		return ctx->last ? ctx->last->key : NULL;
 	size_t word = strcspn(p, " \t=");
 	snprintf(key, 65, "%.*s", (int)(word < 64 ? word : 64), p);
@@ -1148,14 +1160,7 @@ static char *read_line(char *str, int num, void *stream)
 		}
 		return str; /* without ']', inih reports the syntax error */
 	}
-	/* Where an inline comment starts, as inih sees it: a ';' after a blank. */
-	comment = p + strlen(p);
-	for (char *q = p + 1; *q; q++) {
-		if (*q == ';' && isspace((unsigned char)q[-1])) {
-			comment = q;
-			break;
-		}
-	}
+	comment = p + inline_comment_at(p);
 	bool has_value = memchr(p, '=', (size_t)(comment - p)) != NULL;
 	if (!indented && !has_value) {
 		/* "threads 4": the error names the key the line was meant to set. */

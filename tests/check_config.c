@@ -695,6 +695,22 @@ START_TEST(test_long_line)
 }
 END_TEST
 
+/* A continuation line's inline comment may hold an '=' (a link with a query): the line still
+ * continues its list, as read_line takes it, and the error names that list. */
+START_TEST(test_long_line_with_a_comment)
+{
+	char text[400], line[300];
+
+	memset(line, 'x', sizeof line);
+	static const char start[] = "  2027-01-01 ; https://example.org/holidays?year=2027&x=";
+	memcpy(line, start, sizeof start - 1);
+	line[199] = '\0';
+	snprintf(text, sizeof text, "[callbacks]\nholidays = 2026-12-25,\n%s\n", line);
+	expect_error(text, "3: holidays: line longer than 198 characters (a list may go on over "
+			   "indented lines)");
+}
+END_TEST
+
 START_TEST(test_continued_hours)
 {
 	expect_ok("[callbacks]\n"
@@ -834,6 +850,7 @@ static Suite *config_suite(void)
 	tcase_add_test(files, test_unknown_section);
 	tcase_add_test(files, test_syntax_errors);
 	tcase_add_test(files, test_long_line);
+	tcase_add_test(files, test_long_line_with_a_comment);
 	tcase_add_test(files, test_continued_hours);
 	tcase_add_test(files, test_tls_pairing);
 	TCase *tls = tcase_create("tls");
