@@ -433,10 +433,11 @@ static struct transfer *transfer_new(struct deliver *d, struct db_conn *conn, co
 	            : -ENOMEM;
 	json_decref(data);
 	if (r < 0) {
-		/* An auth stored before the API refused tabs and controls is refused here too. */
+		/* An auth stored before the API refused tabs, controls and blanks alone is refused
+		 * here too. */
 		if (r == -EINVAL && hook.auth && !webhook_auth_value_ok(hook.auth))
 			why = "the webhook's auth cannot be sent as a header value (a tab, a control "
-			      "character or a line separator): PATCH a new one";
+			      "character, a line separator, or blanks alone): PATCH a new one";
 		else
 			why = r == -EINVAL ? "the webhook's secret is malformed" : "out of memory";
 		final = r == -EINVAL;

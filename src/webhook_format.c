@@ -795,11 +795,15 @@ bool webhook_header_value_ok(const char *s)
 /* auth is a person's: SPEC's own example is "Bearer tk_…", and RFC 9110 lets a field value
  * carry bytes above 0x7e (obs-text), which receivers take as opaque. So printable UTF-8 goes
  * out as given; what could end the line or read as a break still does not: C0 and C1
- * controls, DEL, U+2028 and U+2029, and bytes that are not UTF-8. */
+ * controls, DEL, U+2028 and U+2029, and bytes that are not UTF-8. Nor do blanks alone:
+ * libcurl reads "Authorization:" with nothing after it as "send no such header", so the
+ * webhook would show an auth that never went out. */
 bool webhook_auth_value_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
+	if (s[strspn(s, " ")] == '\0')
+		return false;
 	for (size_t i = 0; i < n;) {
 		uint32_t cp;
 		size_t len = utf8_decode(p + i, n - i, &cp);

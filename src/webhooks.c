@@ -427,8 +427,8 @@ int webhooks_validate(json_t *doc, bool patch, bool allow_private, struct webhoo
 	}
 	in.has_filter = v != NULL;
 	if (optional_string(doc, "auth", auth_ok,
-	                    "auth must be one header value of at most 1024 bytes, without tabs, control "
-	                    "characters or line separators",
+	                    "auth must be one header value of at most 1024 bytes, not blanks alone, without "
+	                    "tabs, control characters or line separators",
 	                    &in.auth, &in.has_auth, err) < 0 ||
 	    optional_string(doc, "description", description_ok,
 	                    "description must be a string of at most 200 characters, without control "

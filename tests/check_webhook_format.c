@@ -733,6 +733,22 @@ START_TEST(test_auth_is_printable_utf8)
 }
 END_TEST
 
+/* libcurl sends no Authorization header for an "Authorization:" line of blanks alone: an
+ * auth of blanks (stored before the API refused it) is not a header value it sends. */
+START_TEST(test_auth_of_blanks_alone_is_refused)
+{
+	json_t *data = survey_data(3, "Jan Jansen", "slow", true);
+	static const char *const blank[] = { " ", "   " };
+	for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
+		ck_assert_msg(!webhook_auth_value_ok(blank[i]), "case %zu passes as an auth", i);
+		struct webhook_request req;
+		ck_assert_int_eq(build(FORMAT_STANDARD, blank[i], NULL, "survey.received", data, &req), -EINVAL);
+	}
+	ck_assert(webhook_auth_value_ok(" Bearer tk_1 "));
+	json_decref(data);
+}
+END_TEST
+
 START_TEST(test_injection_and_controls)
 {
 	json_t *data = survey_data(3, "Jan\r\nX-Evil: 1", "line one\r\nX-Evil: 2\n\n\tline two\x7f", true);
@@ -867,6 +883,7 @@ static Suite *webhook_format_suite(void)
 	tcase_add_test(tc, test_digest_title_names_its_period);
 	tcase_add_test(tc, test_authorization_only_when_set);
 	tcase_add_test(tc, test_auth_is_printable_utf8);
+	tcase_add_test(tc, test_auth_of_blanks_alone_is_refused);
 	tcase_add_test(tc, test_injection_and_controls);
 	tcase_add_test(tc, test_missing_fields);
 	suite_add_tcase(s, tc);

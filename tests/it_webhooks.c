@@ -3122,6 +3122,30 @@ START_TEST(auth_is_one_header_value_without_controls)
 }
 END_TEST
 
+/* libcurl takes an "Authorization:" line with nothing but blanks after the colon as "send no
+ * Authorization header": an auth of blanks alone was taken (auth_set true) and every
+ * delivery went out without one, to be refused by the receiver. */
+START_TEST(auth_of_blanks_alone_is_refused)
+{
+	struct receiver *rx = rx_start();
+	struct env e;
+	env_start(&e, NULL);
+	struct http_result r;
+	const char *body = "{\"url\":\"https://hooks.example/a\",\"events\":[\"survey.received\"],\"auth\":\"   \"}";
+	http_json(&e.p, "POST", "/v1/webhooks", e.mgr, body, &r);
+	expect_field_error(&r, "invalid_field", "auth", body);
+	http_result_free(&r);
+	json_int_t wid = create_webhook_id(&e, rx, "/hooks/blank", "\"events\":[\"survey.received\"]");
+	char path[64];
+	snprintf(path, sizeof path, "/v1/webhooks/%lld", (long long)wid);
+	http_json(&e.p, "PATCH", path, e.mgr, "{\"auth\":\" \"}", &r);
+	expect_field_error(&r, "invalid_field", "auth", "{\"auth\":\" \"}");
+	http_result_free(&r);
+	env_end(&e);
+	rx_stop(rx);
+}
+END_TEST
+
 /* SPEC's example of a webhook, sent word for word, was a 400: its "auth":"Bearer tk_…" held
  * a non-ASCII character, which the API refused. RFC 9110 lets a header value carry such
  * bytes; they go out as given. */
@@ -3511,6 +3535,7 @@ static Suite *webhooks_suite(void)
 	tcase_set_timeout(edges, 120);
 	tcase_add_test(edges, a_proxys_own_410_does_not_disable_the_webhook);
 	tcase_add_test(edges, auth_is_one_header_value_without_controls);
+	tcase_add_test(edges, auth_of_blanks_alone_is_refused);
 	tcase_add_test(edges, specs_example_webhook_is_made_and_its_auth_goes_out_as_given);
 	tcase_add_test(edges, a_url_with_a_c1_control_is_refused);
 	suite_add_tcase(s, edges);

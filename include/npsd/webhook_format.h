@@ -17,7 +17,7 @@ int webhook_format_parse(const char *name, enum webhook_format_kind *ret);
 /* Whether s can go out as one HTTP header value: printable ASCII and spaces only. */
 bool webhook_header_value_ok(const char *s);
 /* Whether s can go out as a webhook's Authorization value: printable UTF-8 and spaces (no
- * tab, control, DEL, C1 control, U+2028 or U+2029). */
+ * tab, control, DEL, C1 control, U+2028 or U+2029), not spaces alone. */
 bool webhook_auth_value_ok(const char *s);
 const char *webhook_format_name(enum webhook_format_kind kind);
 
