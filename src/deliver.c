@@ -43,7 +43,7 @@ struct transfer {
 	size_t head_len;
 	char error[CURL_ERROR_SIZE];
 	long retry_after;     /* seconds from a Retry-After header */
-	bool has_retry_after; /* a Retry-After of 0 (or a past date) asks for a retry now */
+	bool has_retry_after; /* one was given, 0 (or a past date) too */
 	int64_t timeout_ms;
 	const char *blocked; /* why the SSRF guard refused the address; NULL when it did not */
 	bool checking;       /* webhooks.proxy: the target's addresses are being checked, nothing sent */
@@ -146,10 +146,15 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 	} else {
 		int64_t step = cfg->wh_retry[attempts - 1];
 		int64_t delay_ms = jittered(step * 1000);
-		/* Honoured, but never beyond twice the step; capped in seconds, where a receiver's
-		 * number (up to LONG_MAX) cannot overflow. */
-		if (f->has_retry_after)
-			delay_ms = (f->retry_after < 2 * step ? f->retry_after : 2 * step) * 1000;
+		/* Honoured as what it is, the least wait, up to twice the step: a shorter one does
+		 * not hurry the retry, or a receiver answering "Retry-After: 0" through an outage
+		 * would spend steps meant to span a day in seconds. Capped in seconds, where a
+		 * receiver's number (up to LONG_MAX) cannot overflow. */
+		if (f->has_retry_after) {
+			int64_t asked_ms = (f->retry_after < 2 * step ? f->retry_after : 2 * step) * 1000;
+			if (asked_ms > delay_ms)
+				delay_ms = asked_ms;
+		}
 		state = "pending";
 		next = deliver_retry_at(clock_now_ms(), delay_ms);
 	}
