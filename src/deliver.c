@@ -42,8 +42,7 @@ struct transfer {
 	char head[RESPONSE_HEAD_MAX + 1];
 	size_t head_len;
 	char error[CURL_ERROR_SIZE];
-	long retry_after;     /* seconds from a Retry-After header */
-	bool has_retry_after; /* one was given, 0 (or a past date) too */
+	long retry_after; /* seconds from a Retry-After header, 0 when none */
 	int64_t timeout_ms;
 	const char *blocked; /* why the SSRF guard refused the address; NULL when it did not */
 	bool checking;       /* webhooks.proxy: the target's addresses are being checked, nothing sent */
@@ -70,7 +69,6 @@ struct finished {
 	bool final;   /* the attempt could not even be built: retrying will not help */
 	struct attempt_row attempt;
 	long retry_after;
-	bool has_retry_after;
 	char error[CURL_ERROR_SIZE];
 	char *head;
 };
@@ -150,7 +148,7 @@ static int record_finished(struct db_conn *conn, const struct npsd_config *cfg, 
 		 * not hurry the retry, or a receiver answering "Retry-After: 0" through an outage
 		 * would spend steps meant to span a day in seconds. Capped in seconds, where a
 		 * receiver's number (up to LONG_MAX) cannot overflow. */
-		if (f->has_retry_after) {
+		if (f->retry_after > 0) {
 			int64_t asked_ms = (f->retry_after < 2 * step ? f->retry_after : 2 * step) * 1000;
 			if (asked_ms > delay_ms)
 				delay_ms = asked_ms;
@@ -371,13 +369,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 		long secs = strtol(value, &end, 10);
 		if (end != value && secs >= 0) {
 			t->retry_after = secs;
-			t->has_retry_after = true;
 		} else {
+			/* A date that has passed asks for no wait: the step's, as 0 seconds. */
 			time_t when = curl_getdate(value, NULL), now = (time_t)clock_now();
-			if (when > 0) {
-				t->retry_after = when > now ? (long)(when - now) : 0;
-				t->has_retry_after = true;
-			}
+			if (when > now)
+				t->retry_after = (long)(when - now);
 		}
 	}
 	return n;
@@ -528,7 +524,6 @@ static void finish_transfer(struct transfer *t, CURLcode code, struct finished *
 		.lease_until = t->lease_until,
 		.attempts = t->attempts,
 		.retry_after = t->retry_after,
-		.has_retry_after = t->has_retry_after,
 	};
 	if (code != CURLE_OK) {
 		if (t->blocked)
