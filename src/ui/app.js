@@ -68,6 +68,13 @@ let leaving = [];
 // Counts the views gone to: a view whose answers arrive after the user went on draws nothing.
 let generation = 0;
 
+// The whole seconds of a 429's or 503's Retry-After (when npsd will take the request), or
+// null when there is none.
+function retryAfterSeconds(headers) {
+  const seconds = Number(headers ? headers.get('Retry-After') : NaN);
+  return Number.isInteger(seconds) && seconds > 0 ? seconds : null;
+}
+
 class ApiError extends Error {
   constructor(status, body, headers = null) {
     const error = body && body.error ? body.error : {};
@@ -75,9 +82,7 @@ class ApiError extends Error {
     this.status = status;
     this.code = error.code || '';
     this.field = error.field || null;
-    // The whole seconds of a 429's or 503's Retry-After: when npsd will take the request.
-    const retryAfter = Number(headers ? headers.get('Retry-After') : NaN);
-    this.retryAfter = Number.isInteger(retryAfter) && retryAfter > 0 ? retryAfter : null;
+    this.retryAfter = retryAfterSeconds(headers);
   }
 }
 
@@ -245,7 +250,7 @@ async function api(method, path, body, { wait = pageWait, signal, ownWait = fals
   // A 429 was refused before anything was done, so asking again is safe: a page's first
   // reads go out together, and a key's burst (server.rate_limit) may be smaller than them.
   for (let tries = 1; response.status === 429 && tries <= RATE_LIMITED_TRIES; tries++) {
-    const asked = Number(response.headers.get('Retry-After')) || 1;
+    const asked = retryAfterSeconds(response.headers) || 1;
     if (asked > (ownWait ? RATE_LIMITED_OWN_WAIT_S : RATE_LIMITED_WAIT_MAX_S)) break;
     let refusal = null;
     try {
